@@ -1,0 +1,97 @@
+"""``python -m evaluator``: score submissions and manage references.
+
+Subcommands other than ``score`` are contributed by the packages listed in
+SUBCOMMAND_MODULES, each exposing ``register(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+SUBCOMMAND_MODULES = ["evaluator.reference.cli"]
+
+
+class TqdmProgress:
+    """One progress bar per stage, shown only for stages with many items."""
+
+    def __init__(self, min_total: int = 20):
+        self.min_total = min_total
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            if total >= self.min_total:
+                self.bar = tqdm(total=total, desc=stage, unit="struct", file=sys.stderr, leave=False)
+        if self.bar is not None:
+            self.bar.n = done
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = None
+
+
+def _config_from_args(args):
+    from evaluator.config import EvalConfig
+
+    cfg = EvalConfig(reference=args.reference, mlip=args.mlip, mlip_model=args.mlip_model,
+                     device=args.device, dtype=args.dtype, relax_steps=args.relax_steps)
+    if args.families:
+        cfg.families = [f.strip() for f in args.families.split(",") if f.strip()]
+    return cfg
+
+
+def cmd_score(args) -> int:
+    from evaluator.data import DataDir, MissingDataError
+    from evaluator.ingest.types import IngestError
+    from evaluator.pipeline import evaluate
+    from evaluator.report import format_summary
+    from evaluator.results import write_evaluation
+
+    progress = TqdmProgress()
+    try:
+        evaluation = evaluate(args.inputs, _config_from_args(args), DataDir(args.data_dir),
+                              work_dir=Path(args.out), progress=progress)
+    except (IngestError, MissingDataError, ValueError) as exc:
+        progress.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    progress.close()
+    summary_path, table_path = write_evaluation(evaluation, args.out)
+    print(format_summary(evaluation.summary))
+    print(f"\nwrote {summary_path} and {table_path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evaluator", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    score = sub.add_parser("score", help="evaluate a submission (files, archives or folders)")
+    score.add_argument("inputs", nargs="+", help="CIF/POSCAR/extxyz/CSV/JSON files, archives or folders")
+    score.add_argument("--out", required=True, help="output folder (summary.json, structures.parquet, checkpoints)")
+    score.add_argument("--families", help="comma-separated subset, e.g. validity,uniqueness (dependencies added)")
+    score.add_argument("--reference", default="mp20", help="reference id or path to a built reference (default mp20)")
+    score.add_argument("--mlip", default="chgnet", help="MLIP backend (chgnet, mace)")
+    score.add_argument("--mlip-model", help="checkpoint path or foundation-model name for the MLIP")
+    score.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    score.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    score.add_argument("--relax-steps", type=int, default=300, help="FIRE step cap")
+    score.add_argument("--data-dir", help="data directory (default $GENBENCH_DATA_DIR or ../shared/data)")
+    score.set_defaults(func=cmd_score)
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

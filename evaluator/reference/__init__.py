@@ -1,0 +1,66 @@
+"""The one Reference every family compares against.
+
+A Reference has an id, a content hash (over the data files that define it) and
+lazily loaded components:
+- ``novelty``: what novelty compares against (fingerprints only, or fingerprints
+  plus structures indexed by reduced formula) — see ``evaluator.identity``;
+- ``hull``: reference convex-hull energies and their energy scale — see
+  ``evaluator.stability.hull``. None when the reference has no energies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from evaluator.data import DataDir, sha256_file
+
+
+@dataclass
+class Reference:
+    id: str
+    description: str
+    files: dict[str, Path]  # name -> file; their hashes make the content hash
+    novelty_loader: Callable[[], Any] | None = None
+    hull_loader: Callable[[], Any] | None = None
+    info: dict = field(default_factory=dict)
+
+    @cached_property
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        for name in sorted(self.files):
+            h.update(f"{name}={sha256_file(self.files[name])}\n".encode())
+        return h.hexdigest()
+
+    @cached_property
+    def novelty(self):
+        if self.novelty_loader is None:
+            raise ValueError(f"reference '{self.id}' has no structures or fingerprints for novelty")
+        return self.novelty_loader()
+
+    @cached_property
+    def hull(self):
+        if self.hull_loader is None:
+            raise ValueError(f"reference '{self.id}' has no energies: it cannot score stability")
+        return self.hull_loader()
+
+    def describe(self) -> dict:
+        """Provenance: id, content hash, description and component details."""
+        return {"id": self.id, "content_hash": self.content_hash,
+                "description": self.description, **self.info}
+
+
+def load_reference(name: str, data: DataDir) -> Reference:
+    """A registered reference id (e.g. ``mp20``) or a path to a built reference."""
+    from evaluator.reference.registry import REFERENCES, load_built_reference
+
+    if name in REFERENCES:
+        return REFERENCES[name](data)
+    if Path(name).exists():
+        return load_built_reference(Path(name), data)
+    raise ValueError(f"unknown reference '{name}': use one of {sorted(REFERENCES)} or a path "
+                     "made by 'python -m evaluator reference build'")

@@ -1,0 +1,38 @@
+"""Registered references. Each entry builds a Reference from the data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evaluator.data import DataDir
+from evaluator.reference import Reference
+
+MP20_DIR = "reference/mp20"
+
+
+def mp20(data: DataDir) -> Reference:
+    """Embedded default: MP-20 BAWL fingerprints (novelty) + MP-20 DFT hull (stability)."""
+    from evaluator.identity.fingerprint_index import load_fingerprint_file
+    from evaluator.stability.hull import load_mp20_hull
+
+    fp = data.path(f"{MP20_DIR}/mp20_bawl_fingerprints.txt.gz")
+    hull = data.path(f"{MP20_DIR}/mp20_hull.parquet")
+    elements = data.path(f"{MP20_DIR}/mp_elemental_reference_entries.json.gz")
+    return Reference(
+        id="mp20",
+        description="MP-20 (45,229 Materials Project structures): BAWL fingerprints, MP2020 DFT hull",
+        files={"fingerprints": fp, "hull": hull, "elemental_references": elements},
+        novelty_loader=lambda: load_fingerprint_file(fp),
+        hull_loader=lambda: load_mp20_hull(data),
+        info={"novelty_equivalence": "BAWL fingerprint equality", "hull_energy_scale": "dft-mp2020"},
+    )
+
+
+REFERENCES = {"mp20": mp20}
+
+
+def load_built_reference(path: Path, data: DataDir) -> Reference:
+    """A reference made by ``python -m evaluator reference build``."""
+    from evaluator.identity.built_reference import open_built_reference
+
+    return open_built_reference(path, data)
