@@ -1,0 +1,115 @@
+"""The pipeline contract: every submitted structure keeps a row, families add
+columns, dependencies resolve, summaries carry counts, fractions and provenance."""
+
+import json
+import sys
+import types
+
+import pandas as pd
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from evaluator import pipeline
+from evaluator.config import EvalConfig
+from evaluator.families import FamilyResult, counted
+from evaluator.ingest.types import Item
+from evaluator.results import read_summary, read_table, write_evaluation
+
+
+def rocksalt(a=5.64):
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+@pytest.fixture
+def toy_families(monkeypatch):
+    """Two small real families registered under test names: 'toyvalid' marks
+    structures with < 10 sites valid; 'toycount' counts sites of valid rows and
+    fails (with a reason) on one structure."""
+
+    def run_valid(ctx):
+        idx = ctx.table.index[ctx.table["parse_ok"]]
+        valid = ctx.table.loc[idx, "nsites"] < 10
+        cols = pd.DataFrame({"validity_valid": valid.astype(bool)}, index=idx)
+        res = FamilyResult(cols)
+        res.metrics.update(counted("valid", int(valid.sum()), ctx.n_submitted, int(valid.sum())))
+        return res
+
+    def run_count(ctx):
+        rows, status, reason = {}, {}, {}
+        for i in ctx.valid_index:
+            if ctx.table.at[i, "source"] == "fail-me":
+                rows[i], status[i], reason[i] = float("nan"), "failed", "deliberate failure"
+            else:
+                rows[i], status[i], reason[i] = float(len(ctx.structures[i])), "ok", None
+        cols = pd.DataFrame({"toycount_sites": rows, "toycount_status": status, "toycount_reason": reason})
+        res = FamilyResult(cols, metrics=ctx.counted("counted", sum(s == "ok" for s in status.values())))
+        res.absent("not_computable", "needs at least 1000 structures")
+        return res
+
+    mod_v, mod_c = types.ModuleType("toyvalid"), types.ModuleType("toycount")
+    mod_v.run, mod_c.run = run_valid, run_count
+    monkeypatch.setitem(sys.modules, "toyvalid", mod_v)
+    monkeypatch.setitem(sys.modules, "toycount", mod_c)
+    monkeypatch.setattr(pipeline, "FAMILIES", {
+        "validity": pipeline.FamilySpec("toyvalid"),
+        "toycount": pipeline.FamilySpec("toycount", ("validity",)),
+    })
+
+
+def items():
+    big = rocksalt()
+    big.make_supercell([2, 2, 2])  # 64 sites: 'invalid' for the toy validity
+    return [Item("a.cif", rocksalt()), Item("bad.cif", error="empty file"),
+            Item("big.cif", big), Item("fail-me", rocksalt(5.7))]
+
+
+def test_resolve_families_adds_dependencies_in_order():
+    assert pipeline.resolve_families(["sun"]) == ["validity", "novelty", "stability", "sun"]
+    assert pipeline.resolve_families(None) == list(pipeline.FAMILIES)
+    with pytest.raises(ValueError, match="unknown families"):
+        pipeline.resolve_families(["nope"])
+
+
+def test_counted_fractions():
+    assert counted("x", 3, 10, 5) == {"x_count": 3, "x_frac_submitted": 0.3, "x_frac_valid": 0.6}
+    assert counted("x", 0, 0, 0)["x_frac_valid"] is None
+
+
+def test_every_structure_keeps_a_row_with_reasons(toy_families):
+    ev = pipeline.evaluate_items(items(), EvalConfig(families=["toycount"]))
+    t = ev.table
+    assert list(t["index"]) == [0, 1, 2, 3] and list(t["source"]) == ["a.cif", "bad.cif", "big.cif", "fail-me"]
+    assert t.loc[1, "parse_reason"] == "empty file" and not t.loc[1, "parse_ok"]
+    assert t.loc[0, "formula"] == "Na4Cl4" and t.loc[0, "reduced_formula"] == "NaCl"
+    assert list(t["toycount_status"]) == ["ok", "skipped", "skipped", "failed"]
+    assert list(t["toycount_reason"])[1:] == ["parse failed", "invalid structure", "deliberate failure"]
+    assert t.loc[1, "validity_reason"] == "parse failed"
+
+    s = ev.summary
+    assert (s["n_submitted"], s["n_parsed"], s["n_valid"]) == (4, 3, 2)
+    assert s["n_evaluated"] is None and "n_evaluated" in s["missing"]["summary"]
+    assert s["metrics"]["toycount"]["counted_count"] == 1
+    assert s["metrics"]["toycount"]["counted_frac_submitted"] == 0.25
+    assert s["metrics"]["toycount"]["counted_frac_valid"] == 0.5
+    assert s["metrics"]["toycount"]["not_computable"] is None
+    assert s["missing"]["toycount"]["not_computable"] == "needs at least 1000 structures"
+    assert s["failures"]["parse"] == {"empty file": 1}
+    assert s["failures"]["toycount"] == {"deliberate failure": 1}
+    prov = s["provenance"]
+    assert prov["families"] == ["validity", "toycount"] and prov["config"]["relax_steps"] == 300
+    assert set(s["timings_s"]) >= {"validity", "toycount", "total"}
+
+
+def test_results_round_trip(toy_families, tmp_path):
+    ev = pipeline.evaluate_items(items(), EvalConfig(families=["toycount"]))
+    write_evaluation(ev, tmp_path)
+    assert read_summary(tmp_path) == json.loads(json.dumps(ev.summary, default=str))
+    table = read_table(tmp_path)
+    assert len(table) == 4
+    assert Structure.from_str(table.loc[0, "structure"], fmt="json").composition.reduced_formula == "NaCl"
+    assert not list(tmp_path.glob(".*"))  # atomic writes leave no temp files
+
+
+def test_empty_upload_has_a_summary(toy_families):
+    ev = pipeline.evaluate_items([], EvalConfig(families=["validity"]))
+    assert ev.summary["n_submitted"] == 0 and ev.summary["metrics"]["validity"]["valid_frac_submitted"] is None
