@@ -115,6 +115,7 @@ def run_families(ctx: EvalContext, families: list[str]) -> dict:
         result = importlib.import_module(FAMILIES[name].module).run(ctx)
         _merge(ctx, name, result.columns)
         out["metrics"][name] = result.metrics
+        out["metrics"].update(result.groups)
         if result.missing:
             out["missing"][name] = result.missing
         if result.provenance:

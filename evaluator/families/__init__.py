@@ -26,12 +26,15 @@ class FamilyResult:
         that could not be computed is ``None`` with a reason in ``missing``.
     missing: {metric name: why it is absent}.
     provenance: family-specific provenance (model, thresholds, reference...).
+    groups: further metric groups this family publishes as ``metrics.<group>``
+        (e.g. stability also reports ``stability_unrelaxed``).
     """
 
     columns: pd.DataFrame = field(default_factory=pd.DataFrame)
     metrics: dict = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    groups: dict[str, dict] = field(default_factory=dict)
 
     def absent(self, name: str, reason: str) -> None:
         """Record a metric that was not computed, and why."""
