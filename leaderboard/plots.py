@@ -1,0 +1,229 @@
+"""Plotly figures: metric scatter with its Pareto front, E_hull histogram and
+element coverage on a periodic table.
+
+The Pareto front is the non-dominated set under each metric's direction
+(↑ higher is better, ↓ lower is better), drawn as the staircase that bounds the
+region the front dominates.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from leaderboard import table as T
+
+FRONT_COLOUR = "#c0392b"
+POINT_COLOUR = "#7f8c8d"
+LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=55), height=520,
+              font=dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif"))
+
+
+# ---------------------------------------------------------------- Pareto front
+def pareto_mask(x: Iterable[float], y: Iterable[float], x_dir: int = 1, y_dir: int = 1) -> np.ndarray:
+    """True for points no other point dominates.
+
+    ``x_dir``/``y_dir``: +1 when higher is better, -1 when lower is better. A
+    point dominates another when it is at least as good in both and strictly
+    better in one. NaN points are never on the front.
+    """
+    xs = np.asarray(list(x), dtype=float) * (1 if x_dir >= 0 else -1)
+    ys = np.asarray(list(y), dtype=float) * (1 if y_dir >= 0 else -1)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    mask = ok.copy()
+    idx = np.flatnonzero(ok)
+    for i in idx:
+        ge = (xs[idx] >= xs[i]) & (ys[idx] >= ys[i])
+        gt = (xs[idx] > xs[i]) | (ys[idx] > ys[i])
+        if np.any(ge & gt):
+            mask[i] = False
+    return mask
+
+
+def staircase(x: Iterable[float], y: Iterable[float], x_dir: int = 1, y_dir: int = 1,
+              extent: tuple[float, float, float, float] | None = None) -> tuple[list[float], list[float]]:
+    """Vertices of the staircase through front points ``(x, y)``.
+
+    Working in "higher is better" coordinates, points sorted by x ascending
+    have y descending; the boundary of the dominated region goes down from each
+    point to the next point's y, then across to it. ``extent`` =
+    (xmin, xmax, ymin, ymax) of all data (original units) extends the first and
+    last steps to the data's edges.
+    """
+    sx, sy = (1 if x_dir >= 0 else -1), (1 if y_dir >= 0 else -1)
+    pts = sorted({(float(a) * sx, float(b) * sy) for a, b in zip(x, y)
+                  if np.isfinite(a) and np.isfinite(b)})
+    if not pts:
+        return [], []
+    vx, vy = [], []
+    if extent is not None:
+        xmin, xmax, ymin, ymax = extent
+        lo_x = min(xmin * sx, xmax * sx)  # worst x in "higher is better" space
+        vx.append(lo_x), vy.append(pts[0][1])
+    for k, (a, b) in enumerate(pts):
+        vx.append(a), vy.append(b)
+        if k + 1 < len(pts):
+            vx.append(a), vy.append(pts[k + 1][1])
+    if extent is not None:
+        lo_y = min(ymin * sy, ymax * sy)
+        vx.append(pts[-1][0]), vy.append(lo_y)
+    return [v * sx for v in vx], [v * sy for v in vy]
+
+
+# ---------------------------------------------------------------- scatter
+def _measure_values(df: pd.DataFrame, m: T.Measure, show: str) -> tuple[pd.Series, str]:
+    col = m.column(show)
+    vals = pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(np.nan, index=df.index)
+    if m.is_percent(show):
+        vals = vals * 100.0
+    return vals.astype(float), m.header(show)
+
+
+def _meta(df: pd.DataFrame, canonical: str) -> pd.Series:
+    col = T.meta_column(df, canonical)
+    return df[col].astype(str) if col else pd.Series("—", index=df.index)
+
+
+def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT_SHOW,
+            title: str | None = None) -> go.Figure:
+    """Scatter of two measures (catalogue keys) over submissions, Pareto front highlighted.
+
+    Submissions missing either value are left out and counted in the subtitle.
+    """
+    show = T.SHOW_MODES.get(show, show)
+    df = T._derive(results) if not results.empty else results
+    measures = {m.key: m for m in T.catalogue(df.columns)}
+    fig = go.Figure()
+    fig.update_layout(**LAYOUT)
+    mx, my = measures.get(x_key), measures.get(y_key)
+    if mx is None or my is None or df.empty:
+        missing = [k for k, m in ((x_key, mx), (y_key, my)) if m is None]
+        msg = "No finished submissions yet." if df.empty else f"Metric not in the results: {', '.join(missing)}"
+        fig.add_annotation(text=msg, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                           font=dict(size=16))
+        fig.update_xaxes(visible=False), fig.update_yaxes(visible=False)
+        return fig
+    xv, xh = _measure_values(df, mx, show)
+    yv, yh = _measure_values(df, my, show)
+    ok = np.isfinite(xv) & np.isfinite(yv)
+    d = pd.DataFrame({"x": xv, "y": yv, "model": _meta(df, "model"), "train": _meta(df, "training_set"),
+                      "n": _meta(df, "n_structures"), "prov": _meta(df, "provenance"),
+                      "who": _meta(df, "submitter"), "id": _meta(df, "submission_id")})[ok]
+    front = pareto_mask(d["x"], d["y"], mx.direction or 1, my.direction or 1) if len(d) else np.array([], bool)
+    custom = d[["model", "train", "n", "prov", "who", "id"]].to_numpy()
+    hover = ("<b>%{customdata[0]}</b><br>training set: %{customdata[1]}<br>structures: %{customdata[2]}"
+             "<br>evaluated by: %{customdata[3]}<br>submitter: %{customdata[4]}<br>id: %{customdata[5]}"
+             f"<br>{xh}: %{{x:.4g}}<br>{yh}: %{{y:.4g}}<extra></extra>")
+    directed = bool(mx.direction and my.direction)
+    if directed and front.any():
+        ext = (d["x"].min(), d["x"].max(), d["y"].min(), d["y"].max())
+        sx, sy = staircase(d["x"][front], d["y"][front], mx.direction, my.direction, ext)
+        fig.add_trace(go.Scatter(x=sx, y=sy, mode="lines", name="Pareto front",
+                                 line=dict(color=FRONT_COLOUR, width=2, dash="dash"), hoverinfo="skip"))
+    rest = ~front if directed else np.ones(len(d), bool)
+    fig.add_trace(go.Scatter(x=d["x"][rest], y=d["y"][rest], mode="markers", name="submissions",
+                             customdata=custom[rest], hovertemplate=hover,
+                             marker=dict(size=10, color=POINT_COLOUR, opacity=0.75,
+                                         line=dict(width=1, color="white"))))
+    if directed:
+        fig.add_trace(go.Scatter(x=d["x"][front], y=d["y"][front], mode="markers+text", name="non-dominated",
+                                 text=d["model"][front], textposition="top center", customdata=custom[front],
+                                 hovertemplate=hover,
+                                 marker=dict(size=14, color=FRONT_COLOUR, symbol="star",
+                                             line=dict(width=1, color="white"))))
+    left_out = int((~ok).sum())
+    sub = f"{len(d)} submissions" + (f"; {left_out} without both values not shown" if left_out else "")
+    if not directed:
+        sub += "; no Pareto front (a metric without a preferred direction)"
+    fig.update_layout(title=dict(text=f"{title or f'{yh} vs {xh}'}<br><sup>{sub}</sup>"),
+                      xaxis_title=xh, yaxis_title=yh, legend=dict(orientation="h", y=-0.18))
+    return fig
+
+
+# ---------------------------------------------------------------- model page figures
+def ehull_histogram(values: Iterable[float], stable: float = 0.0, metastable: float = 0.1,
+                    title: str = "Energy above hull") -> go.Figure:
+    """Histogram of E_hull (eV/atom) with the stable and metastable thresholds marked."""
+    v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").astype(float)
+    fin = v[np.isfinite(v)]
+    fig = go.Figure()
+    fig.update_layout(**{**LAYOUT, "height": 380})
+    if fin.empty:
+        fig.add_annotation(text="No E_hull values for this submission.", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.update_xaxes(visible=False), fig.update_yaxes(visible=False)
+        return fig
+    fig.add_trace(go.Histogram(x=fin, nbinsx=min(60, max(10, len(fin) // 3)), marker_color="#27ae60",
+                               name="structures", hovertemplate="%{x} eV/atom: %{y}<extra></extra>"))
+    for xv, label in ((stable, "stable"), (metastable, "metastable")):
+        fig.add_vline(x=xv, line=dict(color=FRONT_COLOUR, dash="dot"), annotation_text=label,
+                      annotation_position="top right")
+    n_nan = int(len(v) - len(fin))
+    sub = f"{len(fin)} structures with an energy" + (f"; {n_nan} without (invalid or failed)" if n_nan else "")
+    fig.update_layout(title=dict(text=f"{title}<br><sup>{sub}</sup>"), xaxis_title="E_hull [eV/atom]",
+                      yaxis_title="structures", showlegend=False, bargap=0.05)
+    return fig
+
+
+def element_counts(formulas: Iterable[str | None]) -> Counter:
+    """Number of structures containing each element, from (reduced) formulas."""
+    from pymatgen.core import Composition
+
+    counts: Counter = Counter()
+    for f in formulas:
+        if not isinstance(f, str) or not f:
+            continue
+        try:
+            counts.update({el.symbol for el in Composition(f).elements})
+        except Exception:  # noqa: BLE001 - an unparsable formula contributes nothing
+            continue
+    return counts
+
+
+def _table_position(z: int) -> tuple[int, int]:
+    """(row, column) 0-based in an 18-column table with f-block rows 8 and 9."""
+    from pymatgen.core.periodic_table import Element
+
+    if 57 <= z <= 71:
+        return 8, 2 + (z - 57)
+    if 89 <= z <= 103:
+        return 9, 2 + (z - 89)
+    el = Element.from_Z(z)
+    return el.row - 1, el.group - 1
+
+
+def periodic_table(counts: dict[str, int], title: str = "Element coverage",
+                   total: int | None = None) -> go.Figure:
+    """Periodic-table heatmap of how many structures contain each element."""
+    from pymatgen.core.periodic_table import Element
+
+    z = np.full((10, 18), np.nan)
+    text = np.full((10, 18), "", dtype=object)
+    hover = np.full((10, 18), "", dtype=object)
+    for Z in range(1, 119):
+        sym = Element.from_Z(Z).symbol
+        r, c = _table_position(Z)
+        n = int(counts.get(sym, 0))
+        z[r, c] = n if n else np.nan
+        text[r, c] = sym
+        share = f" ({100 * n / total:.1f} %)" if total else ""
+        hover[r, c] = f"{sym}: {n} structures{share}"
+    fig = go.Figure(go.Heatmap(z=z, text=text, texttemplate="%{text}", customdata=hover,
+                               hovertemplate="%{customdata}<extra></extra>", colorscale="Viridis",
+                               xgap=2, ygap=2, colorbar=dict(title="structures"), hoverongaps=False))
+    # Element symbols of absent elements: a light grid underneath so the table shape is readable.
+    blank = np.where(np.isnan(z) & (text != ""), 0.0, np.nan)
+    fig.add_trace(go.Heatmap(z=blank, text=np.where(np.isnan(blank), "", text), texttemplate="%{text}",
+                             colorscale=[[0, "#ecf0f1"], [1, "#ecf0f1"]], showscale=False, xgap=2, ygap=2,
+                             customdata=hover, hovertemplate="%{customdata}<extra></extra>", hoverongaps=False))
+    fig.data = fig.data[::-1]  # grey grid below, counts on top
+    covered = sum(1 for v in counts.values() if v)
+    fig.update_layout(**{**LAYOUT, "height": 430},
+                      title=dict(text=f"{title}<br><sup>{covered} of 118 elements present</sup>"))
+    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
+    fig.update_xaxes(visible=False)
+    return fig
