@@ -1,0 +1,157 @@
+"""Ingestion: uploaded files/folders -> one Item per submitted structure, in order.
+
+``read_inputs`` raises IngestError when the upload as a whole is refused (format,
+safety limit); every structure that cannot be read keeps its row as an Item
+with an ``error``. Nothing is ever extracted to disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluator.config import IngestLimits
+from evaluator.context import Progress, no_progress
+from evaluator.ingest.archive import Budget, decompress, iter_archive
+from evaluator.ingest.detect import (ACCEPTED, ARCHIVE_KINDS, PICKLE_MESSAGE, basename, detect,
+                                     is_ignored, strip_gz)
+from evaluator.ingest.formats import parse_cif, parse_poscar, parse_xyz
+from evaluator.ingest.tables import NotStructureData, parse_csv, parse_json, parse_jsonl
+from evaluator.ingest.types import IngestError, Item
+
+__all__ = ["ACCEPTED", "IngestError", "Item", "UploadCheck", "inspect_upload", "read_inputs"]
+
+PARSERS = {"cif": parse_cif, "poscar": parse_poscar, "xyz": parse_xyz,
+           "csv": parse_csv, "json": parse_json, "jsonl": parse_jsonl}
+
+
+@dataclass
+class _File:
+    path: Path
+    source: str  # name shown in results: file name, or folder/relative/path
+    explicit: bool  # named by the user (not found by walking a folder)
+
+
+def _collect(inputs: list[str | Path]) -> list[_File]:
+    """Files to read: inputs in order, folder contents sorted, hidden/junk skipped."""
+    files: list[_File] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file())
+            for p in found:
+                rel = p.relative_to(path).as_posix()
+                if not is_ignored(rel):
+                    files.append(_File(p, f"{path.name}/{rel}", False))
+        elif path.is_file():
+            files.append(_File(path, path.name, True))
+        else:
+            raise IngestError(f"{raw}: no such file or folder")
+    return files
+
+
+class _Items(list):
+    """The Items read so far; refuses more than ``max_structures``."""
+
+    def __init__(self, limits: IngestLimits):
+        super().__init__()
+        self.limit = limits.max_structures
+
+    def add(self, item: Item) -> None:
+        if len(self) >= self.limit:
+            raise IngestError(f"too many structures: more than {self.limit:,} (max_structures); "
+                              "submit fewer structures")
+        self.append(item)
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _read_blob(source: str, name: str, data: bytes, explicit: bool, nested: bool,
+               out: _Items, budget: Budget) -> None:
+    """Parse one file's bytes (``name`` decides the format) into ``out``."""
+    kind = detect(name, data[:8])
+    if kind == "pickle":
+        raise IngestError(f"{source}: {PICKLE_MESSAGE}")
+    if kind in ARCHIVE_KINDS or kind == "gz":
+        if nested:
+            out.add(Item(source, error="nested archive: not supported; add its files to the outer archive"))
+        elif kind == "gz":
+            inner = decompress(data, "gz", source, budget)
+            _read_blob(source, strip_gz(name), inner, explicit, True, out, budget)
+        else:
+            for member in iter_archive(kind, data, source, budget):
+                src = f"{source}:{member.name}"
+                if member.error:
+                    out.add(Item(src, error=member.error))
+                else:
+                    _read_blob(src, member.name, member.data, False, True, out, budget)
+        return
+    if kind == "unknown":
+        if explicit:
+            raise IngestError(f"{source}: unsupported file format; accepted: {ACCEPTED}")
+        suffix = Path(basename(name)).suffix or basename(name)
+        out.add(Item(source, error=f"unsupported format {suffix!r}: not a structure file"))
+        return
+    if not data.strip():
+        out.add(Item(source, error="empty file"))
+        return
+    try:
+        for item in PARSERS[kind](_decode(data), source, budget.limits):
+            out.add(item)
+    except NotStructureData as exc:
+        if explicit:
+            raise IngestError(f"{source}: {exc}") from exc
+        # a metadata table beside the structures: not part of the submission
+
+
+def read_inputs(inputs: list[str | Path], limits: IngestLimits | None = None,
+                progress: Progress = no_progress) -> list[Item]:
+    """Read files/folders into Items in a deterministic order. Raises IngestError."""
+    limits = limits or IngestLimits()
+    files = _collect(list(inputs))
+    size = sum(f.path.stat().st_size for f in files)
+    if size > limits.max_upload_bytes:
+        raise IngestError(f"upload too large: {size:,} bytes > {limits.max_upload_bytes:,} "
+                          "(max_upload_bytes)")
+    out, budget = _Items(limits), Budget(limits)
+    progress("ingest", 0, len(files))
+    for i, f in enumerate(files, 1):
+        _read_blob(f.source, f.source, f.path.read_bytes(), f.explicit, False, out, budget)
+        progress("ingest", i, len(files))
+    if not out:
+        raise IngestError(f"no structures found in the upload; accepted: {ACCEPTED}")
+    return list(out)
+
+
+@dataclass
+class UploadCheck:
+    """A quick summary of an upload for pre-checks before queueing."""
+
+    n_items: int
+    n_parsed: int
+    n_failed: int
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason), first few
+
+    def as_dict(self) -> dict:
+        return {"n_items": self.n_items, "n_parsed": self.n_parsed, "n_failed": self.n_failed,
+                "failures": [list(f) for f in self.failures]}
+
+    def text(self) -> str:
+        lines = [f"{self.n_items} structures read: {self.n_parsed} parsed, {self.n_failed} failed."]
+        lines += [f"- {src}: {why}" for src, why in self.failures]
+        if self.n_failed > len(self.failures):
+            lines.append(f"- ... and {self.n_failed - len(self.failures)} more")
+        return "\n".join(lines)
+
+
+def inspect_upload(inputs: list[str | Path], limits: IngestLimits | None = None,
+                   max_errors: int = 5) -> UploadCheck:
+    """Counts and the first ``max_errors`` failures. Raises IngestError like read_inputs."""
+    items = read_inputs(inputs, limits)
+    failed = [(it.source, it.error) for it in items if it.error]
+    return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors])

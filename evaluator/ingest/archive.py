@@ -1,0 +1,172 @@
+"""Zip / tar / gzip read in memory, never extracted to disk, within IngestLimits.
+
+Zip bombs are caught twice: declared sizes and ratios are checked before reading,
+and bytes are counted while decompressing (headers are never trusted alone).
+Sizes in bytes.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import re
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from evaluator.config import IngestLimits
+from evaluator.ingest.checks import shorten
+from evaluator.ingest.detect import is_ignored
+from evaluator.ingest.types import IngestError
+
+CHUNK = 1 << 20
+RATIO_FLOOR = 1 << 20  # the compression-ratio limit applies to outputs above 1 MiB
+_OPENERS = {"gz": lambda f: gzip.GzipFile(fileobj=f), "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}
+_DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
+
+
+@dataclass
+class Member:
+    """A file inside an archive: its bytes, or why it could not be read."""
+
+    name: str
+    data: bytes | None = None
+    error: str | None = None
+
+
+class Budget:
+    """Decompressed bytes and archive members counted over the whole upload."""
+
+    def __init__(self, limits: IngestLimits):
+        self.limits = limits
+        self.decompressed = 0
+        self.members = 0
+
+    def add_bytes(self, n: int, where: str) -> None:
+        self.decompressed += n
+        if self.decompressed > self.limits.max_decompressed_bytes:
+            raise IngestError(
+                f"decompressed size limit exceeded while reading {where}: more than "
+                f"{self.limits.max_decompressed_bytes:,} bytes (max_decompressed_bytes)")
+
+    def add_member(self, where: str) -> None:
+        self.members += 1
+        if self.members > self.limits.max_archive_members:
+            raise IngestError(
+                f"too many archive members in {where}: more than "
+                f"{self.limits.max_archive_members:,} (max_archive_members)")
+
+    def check_ratio(self, out: int, compressed: int, where: str) -> None:
+        ratio = out / max(compressed, 1)
+        if out > RATIO_FLOOR and ratio > self.limits.max_compression_ratio:
+            raise IngestError(
+                f"suspicious compression ratio in {where}: {ratio:.0f}x > "
+                f"{self.limits.max_compression_ratio:g}x (max_compression_ratio); possible zip bomb")
+
+
+def check_member_path(archive: str, name: str) -> None:
+    """Refuse absolute paths and ``..`` components (they would escape an extraction folder)."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or ".." in norm.split("/"):
+        raise IngestError(f"{archive}: member {name!r} has an unsafe path (absolute or '..'); "
+                          "the archive is refused")
+
+
+def decompress(data: bytes, codec: str, where: str, budget: Budget) -> bytes:
+    """gzip/bz2/xz stream -> bytes, counting output against the budget and ratio."""
+    out = bytearray()
+    try:
+        with _OPENERS[codec](io.BytesIO(data)) as f:
+            while chunk := f.read(CHUNK):
+                out += chunk
+                budget.add_bytes(len(chunk), where)
+                budget.check_ratio(len(out), len(data), where)
+    except _DECOMPRESS_ERRORS as exc:
+        raise IngestError(shorten(f"{where}: corrupt {codec} data ({exc})")) from exc
+    return bytes(out)
+
+
+def _zip_entry_count(data: bytes) -> int | None:
+    """Entry count from the end-of-central-directory record, before parsing the directory."""
+    pos = data.rfind(b"PK\x05\x06", max(0, len(data) - 65557))
+    if pos < 0 or pos + 12 > len(data):
+        return None
+    (count,) = struct.unpack("<H", data[pos + 10 : pos + 12])
+    return None if count == 0xFFFF else count  # 0xFFFF: zip64, counted after opening
+
+
+def iter_zip(data: bytes, name: str, budget: Budget) -> Iterator[Member]:
+    """Members in archive order; ignored files (hidden, __MACOSX, docs) are skipped."""
+    limits = budget.limits
+    declared = _zip_entry_count(data)
+    if declared is not None and budget.members + declared > limits.max_archive_members:
+        raise IngestError(f"too many archive members in {name}: {declared:,} > "
+                          f"{limits.max_archive_members:,} (max_archive_members)")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
+        raise IngestError(shorten(f"{name} is not a readable zip archive ({exc})")) from exc
+    infos = zf.infolist()
+    for info in infos:
+        check_member_path(name, info.filename)
+    files = [i for i in infos if not i.is_dir()]
+    total = sum(i.file_size for i in files)
+    if budget.decompressed + total > limits.max_decompressed_bytes:
+        raise IngestError(f"{name} declares {total:,} decompressed bytes > "
+                          f"{limits.max_decompressed_bytes:,} (max_decompressed_bytes)")
+    for info in files:
+        budget.check_ratio(info.file_size, info.compress_size, f"{name}:{info.filename}")
+    for info in files:
+        budget.add_member(name)
+        if is_ignored(info.filename):
+            continue
+        where = f"{name}:{info.filename}"
+        out = bytearray()
+        try:
+            with zf.open(info) as f:
+                while chunk := f.read(CHUNK):
+                    out += chunk
+                    budget.add_bytes(len(chunk), where)
+                    budget.check_ratio(len(out), info.compress_size, where)
+        except IngestError:
+            raise
+        except RuntimeError as exc:  # encrypted
+            yield Member(info.filename, error=shorten(f"unreadable member: {exc}"))
+            continue
+        except (zipfile.BadZipFile, NotImplementedError, *_DECOMPRESS_ERRORS) as exc:
+            yield Member(info.filename, error=shorten(f"corrupt zip member: {exc}"))
+            continue
+        yield Member(info.filename, bytes(out))
+
+
+def iter_tar(data: bytes, name: str, budget: Budget, codec: str | None = None) -> Iterator[Member]:
+    """Members in archive order; a compressed tar is first decompressed in memory (bounded)."""
+    raw = decompress(data, codec, name, budget) if codec else data
+    try:
+        tf = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
+    except (tarfile.TarError, OSError, ValueError) as exc:
+        raise IngestError(shorten(f"{name} is not a readable tar archive ({exc})")) from exc
+    try:
+        for info in tf:
+            budget.add_member(name)
+            check_member_path(name, info.name)
+            if info.isdir() or is_ignored(info.name):
+                continue
+            if not info.isfile():
+                yield Member(info.name, error="not a regular file (link or device)")
+                continue
+            yield Member(info.name, tf.extractfile(info).read())
+    except tarfile.TarError as exc:
+        raise IngestError(shorten(f"{name} is a corrupt tar archive ({exc})")) from exc
+
+
+def iter_archive(kind: str, data: bytes, name: str, budget: Budget) -> Iterator[Member]:
+    """Dispatch on kind: zip, tar, tar.gz, tar.bz2, tar.xz."""
+    if kind == "zip":
+        return iter_zip(data, name, budget)
+    return iter_tar(data, name, budget, kind.split(".", 1)[1] if "." in kind else None)
