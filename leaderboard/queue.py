@@ -1,0 +1,391 @@
+"""The durable job queue: one status document per submission, ``queue/<id>.json``.
+
+States::
+
+    PENDING -> RUNNING -> FINISHED | FAILED       (CANCELLED: stopped by owner/admin)
+    any     -> HIDDEN                             (withdrawn by its owner; kept, not shown)
+
+Every change is a compare-and-swap on the document (``Store`` etags) and bumps
+``version``, so two workers never both claim a job and a worker whose lease
+was taken over cannot overwrite the new owner's state. Times are ISO-8601 UTC
+strings; ``lease_expires`` is when another worker may reclaim a RUNNING job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+
+from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
+
+PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN = (
+    "PENDING", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "HIDDEN")
+STATUSES = (PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN)
+ACTIVE = (PENDING, RUNNING)
+USER_ERROR, INFRASTRUCTURE = "user", "infrastructure"  # failure kinds
+QUEUE_DIR = "queue"
+MAX_HISTORY = 50
+
+
+class QueueError(RuntimeError):
+    """A queue operation is not allowed; the message is user-facing."""
+
+
+class LeaseLost(QueueError):
+    """This worker no longer holds the job's lease (expired, cancelled, withdrawn)."""
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(t: dt.datetime | None = None) -> str:
+    return (t or now()).isoformat(timespec="milliseconds")
+
+
+def parse_time(s: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(s) if s else None
+
+
+def new_job_id() -> str:
+    """Time-sortable unique id, e.g. ``20250101-120000-1a2b3c4d``."""
+    return f"{now():%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
+
+
+def job_path(job_id: str) -> str:
+    return f"{QUEUE_DIR}/{job_id}.json"
+
+
+@dataclass
+class Job:
+    """The status document of one submission.
+
+    progress: {"done": int, "total": int, "stage": str} of the current attempt.
+    failure: {"reason": user-facing text, "kind": "user"|"infrastructure", "at": time}
+    (on FAILED; a retried infrastructure failure is kept in ``last_error``).
+    files: [{"name", "sha256", "bytes"}] of the upload, stored under
+    ``submissions/<id>/files/<name>``.
+    """
+
+    id: str
+    status: str = PENDING
+    submitter: str = ""
+    model_name: str = ""
+    model_version: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempts: int = 0
+    max_attempts: int = 3
+    lease_owner: str | None = None
+    lease_expires: str | None = None
+    heartbeat: str | None = None
+    not_before: str | None = None  # earliest retry time after an infrastructure failure
+    progress: dict = field(default_factory=lambda: {"done": 0, "total": 0, "stage": ""})
+    failure: dict | None = None
+    last_error: dict | None = None
+    files: list = field(default_factory=list)
+    file_sha256: str = ""
+    hidden_from: str | None = None  # status before HIDDEN
+    version: int = 0
+    history: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Job":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def lease_expired(self) -> bool:
+        exp = parse_time(self.lease_expires)
+        return exp is None or exp <= now()
+
+    @property
+    def visible(self) -> bool:
+        """Shown on the leaderboard: finished and not withdrawn."""
+        return self.status == FINISHED
+
+    def log(self, event: str, by: str | None = None, **extra) -> None:
+        self.history.append({"at": iso(), "event": event, "by": by, **extra})
+        del self.history[:-MAX_HISTORY]
+
+
+# ------------------------------------------------------------------ reading
+def _read(store: Store, job_id: str) -> tuple[Job | None, str | None]:
+    doc, tag = store.read_json(job_path(job_id))
+    return (None, None) if doc is None else (Job.from_dict(doc), tag)
+
+
+def get_job(store: Store, job_id: str) -> Job | None:
+    """The job's current status document, or None."""
+    return _read(store, job_id)[0]
+
+
+def list_jobs(store: Store, statuses: tuple[str, ...] | None = None,
+              submitter: str | None = None) -> list[Job]:
+    """All jobs (oldest first), optionally filtered by status and submitter."""
+    jobs = []
+    for path in store.list(QUEUE_DIR + "/"):
+        if not path.endswith(".json"):
+            continue
+        job = get_job(store, path[len(QUEUE_DIR) + 1:-len(".json")])
+        if job is None:
+            continue
+        if statuses and job.status not in statuses:
+            continue
+        if submitter is not None and job.submitter != submitter:
+            continue
+        jobs.append(job)
+    return sorted(jobs, key=lambda j: (j.created_at, j.id))
+
+
+def queue_position(store: Store, job_id: str, jobs: list[Job] | None = None) -> int | None:
+    """1-based position among PENDING jobs (1 = next to run); None if not pending."""
+    pending = [j for j in (jobs if jobs is not None else list_jobs(store, (PENDING,)))
+               if j.status == PENDING]
+    for i, j in enumerate(sorted(pending, key=lambda j: (j.created_at, j.id)), 1):
+        if j.id == job_id:
+            return i
+    return None
+
+
+# ------------------------------------------------------------------ writing
+def create_job(store: Store, job: Job, extra_writes: dict[str, bytes] | None = None,
+               message: str = "") -> Job:
+    """Store a new job document (with ``extra_writes``, e.g. the upload, in one commit)."""
+    job.created_at = job.created_at or iso()
+    job.updated_at = job.created_at
+    job.version = 1
+    job.log("submitted", job.submitter)
+    writes = dict(extra_writes or {})
+    writes[job_path(job.id)] = dumps(job.to_dict())
+    # write-once: every file of a new submission must not exist yet
+    store.commit(writes, if_match={p: ABSENT for p in writes}, message=message or f"submit {job.id}")
+    return job
+
+
+def update_job(store: Store, job_id: str, change: Callable[[Job], Job | None], *,
+               extra_writes: Callable[[Job], dict[str, bytes]] | None = None,
+               extra_if_match: Callable[[Job], dict[str, str]] | None = None,
+               message: str = "", retries: int = 20) -> Job:
+    """Compare-and-swap ``change`` onto the job's document.
+
+    ``change(job)`` mutates and returns the job, returns None for "no change",
+    or raises (QueueError/LeaseLost) to refuse. It is re-applied to a fresh
+    copy when another writer got there first. ``extra_writes(job)`` files are
+    committed together with the document (atomically on the Hub).
+    """
+    for _ in range(retries):
+        job, tag = _read(store, job_id)
+        if job is None:
+            raise QueueError(f"no submission with id {job_id!r}")
+        new = change(job)
+        if new is None:
+            return job
+        new.version += 1
+        new.updated_at = iso()
+        writes = dict(extra_writes(new)) if extra_writes else {}
+        writes[job_path(job_id)] = dumps(new.to_dict())
+        conds = {job_path(job_id): tag, **(extra_if_match(new) if extra_if_match else {})}
+        try:
+            store.commit(writes, if_match=conds, message=message or f"{job_id}: {new.status}")
+            return new
+        except PreconditionFailed:
+            continue
+    raise QueueError(f"could not update {job_id}: too much contention, try again")
+
+
+def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None = None) -> Job | None:
+    """Atomically take the oldest runnable job: PENDING (past ``not_before``) or
+    RUNNING with an expired lease. Returns the claimed job or None.
+
+    A job whose lease expired after ``max_attempts`` attempts is FAILED
+    (infrastructure) instead of being run again.
+    """
+    t = now()
+    for job in list_jobs(store, (PENDING, RUNNING)):
+        if job.status == PENDING and job.not_before and parse_time(job.not_before) > t:
+            continue
+        if job.status == RUNNING and not job.lease_expired:
+            continue
+
+        def take(j: Job) -> Job | None:
+            if j.status == PENDING:
+                if j.not_before and parse_time(j.not_before) > now():
+                    return None
+            elif not (j.status == RUNNING and j.lease_expired):
+                return None
+            limit = max_attempts or j.max_attempts
+            if j.status == RUNNING and j.attempts >= limit:
+                _set_failed(j, INFRASTRUCTURE, f"the evaluation worker stopped responding "
+                            f"{j.attempts} times; giving up", by=worker_id)
+                return j
+            reclaimed = j.status == RUNNING
+            j.status = RUNNING
+            j.attempts += 1
+            j.lease_owner = worker_id
+            j.lease_expires = iso(now() + dt.timedelta(seconds=lease_s))
+            j.heartbeat = iso()
+            j.started_at = j.started_at or iso()
+            j.progress = {"done": 0, "total": 0, "stage": "starting"}
+            j.log("reclaimed" if reclaimed else "claimed", worker_id, attempt=j.attempts)
+            return j
+
+        try:
+            got = update_job(store, job.id, take, retries=1, message=f"{job.id}: claim by {worker_id}")
+        except QueueError:
+            continue  # someone else changed it first: try the next job
+        if got.status == RUNNING and got.lease_owner == worker_id and got.version > job.version:
+            return got
+    return None
+
+
+def _owned(j: Job, worker_id: str) -> None:
+    if j.status != RUNNING or j.lease_owner != worker_id:
+        raise LeaseLost(f"{j.id} is {j.status} (owner {j.lease_owner}), no longer held by {worker_id}")
+
+
+def heartbeat(store: Store, job_id: str, worker_id: str, lease_s: float,
+              progress: dict | None = None) -> Job:
+    """Extend the lease and record progress; raises LeaseLost if not the owner."""
+
+    def beat(j: Job) -> Job:
+        _owned(j, worker_id)
+        j.heartbeat = iso()
+        j.lease_expires = iso(now() + dt.timedelta(seconds=lease_s))
+        if progress is not None:
+            j.progress = dict(progress)
+        return j
+
+    return update_job(store, job_id, beat, message=f"{job_id}: heartbeat")
+
+
+def release(store: Store, job_id: str, worker_id: str, why: str = "worker shut down") -> Job:
+    """Give a RUNNING job back to the queue (clean shutdown); the attempt is not counted."""
+
+    def give_back(j: Job) -> Job:
+        _owned(j, worker_id)
+        j.status = PENDING
+        j.attempts = max(0, j.attempts - 1)
+        j.lease_owner = j.lease_expires = None
+        j.log("released", worker_id, why=why)
+        return j
+
+    return update_job(store, job_id, give_back, message=f"{job_id}: released")
+
+
+def _set_failed(j: Job, kind: str, reason: str, by: str | None) -> None:
+    j.status = FAILED
+    j.failure = {"reason": reason, "kind": kind, "at": iso()}
+    j.finished_at = iso()
+    j.lease_owner = j.lease_expires = None
+    j.log("failed", by, kind=kind, reason=reason)
+
+
+def fail(store: Store, job_id: str, worker_id: str, reason: str, kind: str,
+         retry_delay_s: float = 30.0) -> Job:
+    """Record a failed attempt. User errors are final; infrastructure errors go
+    back to PENDING (after ``retry_delay_s``) until ``max_attempts`` is reached."""
+
+    def record(j: Job) -> Job:
+        _owned(j, worker_id)
+        if kind == INFRASTRUCTURE and j.attempts < j.max_attempts:
+            j.status = PENDING
+            j.last_error = {"reason": reason, "kind": kind, "at": iso(), "attempt": j.attempts}
+            j.not_before = iso(now() + dt.timedelta(seconds=retry_delay_s))
+            j.lease_owner = j.lease_expires = None
+            j.log("retry", worker_id, reason=reason)
+        else:
+            _set_failed(j, kind, reason, worker_id)
+        return j
+
+    return update_job(store, job_id, record, message=f"{job_id}: failed attempt")
+
+
+def finish(store: Store, job_id: str, worker_id: str,
+           extra_writes: Callable[[Job], dict[str, bytes]] | None = None,
+           extra_if_match: Callable[[Job], dict[str, str]] | None = None,
+           progress: dict | None = None) -> Job:
+    """Mark the job FINISHED, committing ``extra_writes`` (the results) with it.
+
+    Only the lease owner may finish; a second call by the same owner after
+    success is a no-op (publishing is idempotent).
+    """
+
+    def done(j: Job) -> Job | None:
+        if j.status == FINISHED and j.lease_owner == worker_id:
+            return None
+        _owned(j, worker_id)
+        j.status = FINISHED
+        j.finished_at = iso()
+        j.progress = {**(progress or j.progress), "stage": "finished"}
+        j.failure = None
+        j.log("finished", worker_id, attempt=j.attempts)
+        return j
+
+    return update_job(store, job_id, done, extra_writes=extra_writes, extra_if_match=extra_if_match,
+                      message=f"{job_id}: publish results")
+
+
+def _check_owner(j: Job, user: str | None, admin: bool) -> None:
+    if not admin and (user is None or user != j.submitter):
+        raise QueueError("only the submitter can change this submission")
+
+
+def cancel(store: Store, job_id: str, user: str | None = None, *, admin: bool = False) -> Job:
+    """Stop a PENDING or RUNNING job (owner or admin); a running worker notices at
+    its next heartbeat and abandons it."""
+
+    def stop(j: Job) -> Job:
+        _check_owner(j, user, admin)
+        if j.status not in ACTIVE:
+            raise QueueError(f"cannot cancel a {j.status.lower()} submission")
+        j.status = CANCELLED
+        j.finished_at = iso()
+        j.lease_owner = j.lease_expires = None
+        j.log("cancelled", user or "admin")
+        return j
+
+    return update_job(store, job_id, stop, message=f"{job_id}: cancelled")
+
+
+def withdraw(store: Store, job_id: str, user: str | None, *, admin: bool = False) -> Job:
+    """Hide a submission (owner only, or admin): it is kept but no longer shown;
+    a pending/running one stops. Removes it from ``results/leaderboard.parquet``."""
+
+    def hide(j: Job) -> Job | None:
+        _check_owner(j, user, admin)
+        if j.status == HIDDEN:
+            return None
+        j.hidden_from = j.status
+        j.status = HIDDEN
+        j.lease_owner = j.lease_expires = None
+        j.log("withdrawn", user or "admin")
+        return j
+
+    job = update_job(store, job_id, hide, message=f"{job_id}: withdrawn")
+    from leaderboard.results import sync_leaderboard
+
+    sync_leaderboard(store)
+    return job
+
+
+def requeue(store: Store, job_id: str, by: str = "admin") -> Job:
+    """Admin: put a FAILED or CANCELLED job back to PENDING with fresh attempts."""
+
+    def again(j: Job) -> Job:
+        if j.status not in (FAILED, CANCELLED):
+            raise QueueError(f"cannot requeue a {j.status.lower()} submission")
+        j.status = PENDING
+        j.attempts = 0
+        j.failure = j.not_before = j.finished_at = None
+        j.log("requeued", by)
+        return j
+
+    return update_job(store, job_id, again, message=f"{job_id}: requeued")

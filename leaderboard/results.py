@@ -1,0 +1,246 @@
+"""Published results: per-submission files and the leaderboard table.
+
+``results/<id>/summary.json``        the evaluator's summary plus a ``leaderboard``
+                                     block (submission id, metadata, attempt, worker)
+``results/<id>/structures.parquet``  the per-structure table (one row per submitted structure)
+``results/leaderboard.parquet``      one row per FINISHED, non-HIDDEN submission:
+                                     metadata columns, counts, and every metric as
+                                     ``"<family>.<name>"``; readable with
+                                     ``datasets.load_dataset("parquet", data_files=...)``
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import numbers
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leaderboard.queue import FINISHED, Job, finish, list_jobs
+from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
+
+RESULTS_DIR = "results"
+LEADERBOARD_PATH = f"{RESULTS_DIR}/leaderboard.parquet"
+SUMMARY_FILE, TABLE_FILE = "summary.json", "structures.parquet"
+
+# Metadata copied from meta.json into each leaderboard row, in this order.
+META_FIELDS = ("model_name", "model_version", "organisation", "submitter", "training_set",
+               "training_set_other", "task", "condition", "relaxed_before_submission",
+               "relaxation_method", "paper_url", "code_url", "checkpoint_url", "license",
+               "file_sha256", "notes")
+COUNT_FIELDS = ("n_submitted", "n_parsed", "n_valid", "n_evaluated")
+
+
+def summary_path(job_id: str) -> str:
+    return f"{RESULTS_DIR}/{job_id}/{SUMMARY_FILE}"
+
+
+def table_path(job_id: str) -> str:
+    return f"{RESULTS_DIR}/{job_id}/{TABLE_FILE}"
+
+
+# ------------------------------------------------------------------ rows
+def flatten_metrics(metrics: dict, prefix: str = "") -> dict:
+    """{"validity": {"valid_frac": 0.9}} -> {"validity.valid_frac": 0.9}; nested dicts
+    are joined with dots, lists become JSON strings."""
+    out = {}
+    for key, value in (metrics or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_metrics(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = json.dumps(value, default=str)
+        else:
+            out[name] = value
+    return out
+
+
+def summary_row(job: Job, meta: dict | None, summary: dict) -> dict:
+    """The leaderboard row of one finished submission."""
+    meta = meta or {}
+    prov = summary.get("provenance") or {}
+    config = prov.get("config") or {}
+    reference = prov.get("reference")
+    row = {"submission_id": job.id}
+    row.update({f: meta.get(f) for f in META_FIELDS})
+    row["n_structures_declared"] = meta.get("n_structures")
+    row.update({"submitted_at": job.created_at, "finished_at": job.finished_at,
+                "attempts": job.attempts})
+    row.update({f: summary.get(f) for f in COUNT_FIELDS})
+    row.update({
+        "provenance": "leaderboard worker",
+        "evaluator_version": prov.get("evaluator_version"),
+        "families": ",".join(prov.get("families") or []),
+        "reference": reference.get("id") if isinstance(reference, dict) else reference,
+        "mlip": config.get("mlip"),
+        "mlip_model": config.get("mlip_model"),
+    })
+    row.update(flatten_metrics(summary.get("metrics") or {}))
+    return row
+
+
+def _is_null(v) -> bool:
+    if v is None or isinstance(v, (str, bytes, list, dict, tuple)):
+        return v is None
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_bool(v) -> bool:
+    return isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not _is_bool(v)
+
+
+def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
+    """A parquet-safe DataFrame: each column all-bool, all-int, all-float or all-string
+    (nulls kept; dicts/lists as JSON strings)."""
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame({"submission_id": pd.Series([], dtype="object")})
+    for col in df.columns:
+        raw = list(df[col])
+        values = [v for v in raw if not _is_null(v)]
+        if not values:
+            df[col] = pd.Series([None] * len(raw), index=df.index, dtype="object")
+        elif all(_is_bool(v) for v in values):
+            df[col] = pd.array([None if _is_null(v) else bool(v) for v in raw], dtype="boolean")
+        elif all(isinstance(v, numbers.Integral) and not _is_bool(v) for v in values):
+            df[col] = pd.array([None if _is_null(v) else int(v) for v in raw], dtype="Int64")
+        elif all(_is_number(v) for v in values):
+            df[col] = [float("nan") if _is_null(v) else float(v) for v in raw]
+            df[col] = df[col].astype("float64")
+        else:
+            df[col] = pd.Series([None if _is_null(v) else v if isinstance(v, str)
+                                 else json.dumps(v, default=str) for v in raw],
+                                index=df.index, dtype="object")
+    return df
+
+
+def frame_to_parquet(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _read_frame(data: bytes | None) -> pd.DataFrame | None:
+    return None if data is None else pd.read_parquet(io.BytesIO(data))
+
+
+# ------------------------------------------------------------------ reading
+def load_summary(store: Store, job_id: str) -> dict | None:
+    """The published summary.json of a submission, or None."""
+    return store.read_json(summary_path(job_id))[0]
+
+
+def load_structures(store: Store, job_id: str) -> pd.DataFrame | None:
+    """The published per-structure table of a submission, or None."""
+    return _read_frame(store.read_bytes(table_path(job_id)))
+
+
+def download_paths(store: Store, job_id: str) -> dict[str, Path]:
+    """Local files for download buttons: {"summary.json": Path, "structures.parquet": Path}
+    (those that exist)."""
+    out = {}
+    for name, path in ((SUMMARY_FILE, summary_path(job_id)), (TABLE_FILE, table_path(job_id))):
+        local = store.local_path(path)
+        if local is not None:
+            out[name] = local
+    return out
+
+
+def leaderboard_etag(store: Store) -> str | None:
+    """A cheap token that changes when the leaderboard table changes (for caches)."""
+    return store.etag(LEADERBOARD_PATH)
+
+
+def _reconcile(store: Store, table: pd.DataFrame | None, jobs: list[Job]) -> tuple[pd.DataFrame, bool]:
+    """Rows of exactly the FINISHED jobs: keep stored rows, rebuild missing ones from
+    their summaries, drop withdrawn/others. Returns (table, changed)."""
+    from leaderboard.submissions import load_meta
+
+    finished = {j.id: j for j in jobs if j.status == FINISHED}
+    rows: dict[str, dict] = {}
+    if table is not None and "submission_id" in table:
+        for rec in table.to_dict("records"):
+            if rec["submission_id"] in finished:
+                rows[rec["submission_id"]] = rec
+    changed = table is None or len(rows) != len(table)
+    for job_id, job in finished.items():
+        if job_id in rows:
+            continue
+        summary = load_summary(store, job_id)
+        if summary is None:
+            continue  # finished without a summary should not happen; never invent a row
+        rows[job_id] = summary_row(job, load_meta(store, job_id), summary)
+        changed = True
+    ordered = [rows[j] for j in sorted(rows, key=lambda i: (finished[i].finished_at or "", i))]
+    return rows_to_frame(ordered), changed
+
+
+def load_results_table(store: Store, reconcile: bool = True) -> pd.DataFrame:
+    """One row per FINISHED, non-HIDDEN submission (see module docstring).
+
+    Reads ``results/leaderboard.parquet``; with ``reconcile`` also checks it
+    against the queue (rows of withdrawn jobs dropped, any missing row rebuilt
+    from its summary), without writing.
+    """
+    table = _read_frame(store.read_bytes(LEADERBOARD_PATH))
+    if not reconcile:
+        return table if table is not None else rows_to_frame([])
+    return _reconcile(store, table, list_jobs(store))[0]
+
+
+def sync_leaderboard(store: Store, retries: int = 10) -> pd.DataFrame:
+    """Rewrite ``results/leaderboard.parquet`` to match the queue (compare-and-swap)."""
+    for _ in range(retries):
+        data, tag = store.read(LEADERBOARD_PATH)
+        table, changed = _reconcile(store, _read_frame(data), list_jobs(store))
+        if not changed:
+            return table
+        try:
+            store.write_bytes(LEADERBOARD_PATH, frame_to_parquet(table), if_match=tag or ABSENT,
+                              message="sync leaderboard table")
+            return table
+        except PreconditionFailed:
+            continue
+    raise RuntimeError("could not update the leaderboard table: too much contention")
+
+
+# ------------------------------------------------------------------ publishing
+def publish(store: Store, job: Job, summary: dict, table_bytes: bytes, worker_id: str,
+            meta: dict | None = None, progress: dict | None = None) -> Job:
+    """Publish a finished evaluation in one commit: summary, per-structure table,
+    the job's FINISHED status and its leaderboard row.
+
+    Only the current lease owner can publish (else LeaseLost and nothing is
+    written); results are keyed by submission id, so a re-publish replaces,
+    never duplicates.
+    """
+    from leaderboard.submissions import load_meta
+
+    meta = meta if meta is not None else load_meta(store, job.id)
+    summary = dict(summary)
+    state: dict = {}
+
+    def writes(new: Job) -> dict[str, bytes]:
+        summary["leaderboard"] = {"submission_id": new.id, "attempt": new.attempts, "worker": worker_id,
+                                  "published_at": new.finished_at, "metadata": meta}
+        data, tag = store.read(LEADERBOARD_PATH)
+        state["tag"] = tag or ABSENT
+        current = _read_frame(data)
+        rows = [] if current is None else [r for r in current.to_dict("records")
+                                            if r.get("submission_id") != new.id]
+        rows.append(summary_row(new, meta, summary))
+        return {summary_path(new.id): dumps(summary), table_path(new.id): table_bytes,
+                LEADERBOARD_PATH: frame_to_parquet(rows_to_frame(rows))}
+
+    return finish(store, job.id, worker_id, extra_writes=writes,
+                  extra_if_match=lambda new: {LEADERBOARD_PATH: state["tag"]}, progress=progress)

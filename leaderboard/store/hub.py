@@ -1,0 +1,206 @@
+"""Hugging Face dataset-repo store (``hf://datasets/ORG/NAME``).
+
+Compare-and-swap uses ``HfApi.create_commit(parent_commit=head)``: the Hub
+refuses the commit (HTTP 412, sometimes 409) when the branch moved since
+``head`` was read; we then re-read, re-check the caller's etags and retry, so
+unrelated commits never cause a spurious conflict. Every call retries with
+exponential backoff on 429/5xx and network errors. Commits are paced to stay
+under the Hub's limit (~128 commits/hour/repo; default budget 100/hour per
+process), and callers batch several files per commit via ``Store.commit``.
+
+Only a small ``HfApi`` surface is used (``repo_info``, ``list_repo_files``,
+``hf_hub_download``, ``create_commit``, ``create_repo``) so tests run offline
+against :class:`leaderboard.store.hubfake.FakeHfApi`.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import time
+from pathlib import Path
+
+from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, check_path, etag_of
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+CONFLICT_STATUS = {409, 412}
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+class HubStore(Store):
+    """A dataset repo on the Hub as a store.
+
+    api: an ``HfApi`` (default: ``HfApi(token=token or $HF_TOKEN)``).
+    max_commits_per_hour: commit budget of this process (sleeps when spent).
+    """
+
+    heartbeat_interval_s = 240.0  # ~15 commits/hour per running worker
+    lease_s = 900.0
+
+    def __init__(self, repo_id: str, *, api=None, token: str | None = None, revision: str = "main",
+                 private: bool = True, max_commits_per_hour: int = 100, retries: int = 6,
+                 backoff_s: float = 2.0, max_conflict_retries: int = 20, sleep=time.sleep):
+        if api is None:
+            from huggingface_hub import HfApi
+
+            api = HfApi(token=token or os.environ.get("HF_TOKEN"))
+        self.api = api
+        self.repo_id = repo_id
+        self.revision = revision
+        self.private = private
+        self.uri = f"hf://datasets/{repo_id}" + ("" if revision == "main" else f"@{revision}")
+        self.max_commits_per_hour = max_commits_per_hour
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_conflict_retries = max_conflict_retries
+        self._sleep = sleep
+        self._commit_times: collections.deque[float] = collections.deque()
+        self._repo_checked = False
+
+    @classmethod
+    def from_uri(cls, uri: str, **kwargs) -> "HubStore":
+        """``hf://datasets/ORG/NAME[@revision]`` -> HubStore."""
+        rest = uri[len("hf://"):]
+        if not rest.startswith("datasets/"):
+            raise StoreError(f"only dataset repos are supported: {uri!r} (use hf://datasets/ORG/NAME)")
+        rest = rest[len("datasets/"):]
+        repo_id, _, revision = rest.partition("@")
+        if repo_id.count("/") != 1:
+            raise StoreError(f"bad Hub store uri {uri!r}: expected hf://datasets/ORG/NAME")
+        return cls(repo_id, revision=revision or "main", **kwargs)
+
+    # -- retries -------------------------------------------------------------
+    def _call(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` retried with backoff on 429/5xx/network errors."""
+        for attempt in range(self.retries):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                status = _status(exc)
+                transient = status in RETRY_STATUS or (status is None and _is_network_error(exc))
+                if not transient or attempt == self.retries - 1:
+                    raise
+                delay = self.backoff_s * 2**attempt * (1 + random.random() / 2)
+                retry_after = getattr(getattr(exc, "response", None), "headers", {}).get("retry-after")
+                if retry_after and str(retry_after).isdigit():
+                    delay = max(delay, float(retry_after))
+                self._sleep(delay)
+
+    # -- Store primitives ----------------------------------------------------
+    def _head(self) -> str | None:
+        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+        try:
+            info = self._call(self.api.repo_info, self.repo_id, repo_type="dataset", revision=self.revision)
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            return None
+        return info.sha
+
+    def _download(self, path: str, revision: str | None) -> Path | None:
+        from huggingface_hub.errors import (EntryNotFoundError, RepositoryNotFoundError,
+                                            RevisionNotFoundError)
+
+        try:
+            local = self._call(self.api.hf_hub_download, self.repo_id, path, repo_type="dataset",
+                               revision=revision or self.revision)
+        except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
+            return None
+        return Path(local)
+
+    def _read_at(self, path: str, revision: str | None) -> bytes | None:
+        local = self._download(check_path(path), revision)
+        return None if local is None else local.read_bytes()
+
+    def read(self, path):
+        data = self._read_at(path, None)
+        return (None, None) if data is None else (data, etag_of(data))
+
+    def local_path(self, path):
+        return self._download(check_path(path), None)
+
+    def list(self, prefix: str = "") -> list[str]:
+        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+        prefix = prefix.replace("\\", "/").lstrip("/")
+        try:
+            files = self._call(self.api.list_repo_files, self.repo_id, repo_type="dataset",
+                               revision=self.revision)
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            return []
+        return sorted(f for f in files if f.startswith(prefix) and not f.startswith("."))
+
+    def _ensure_repo(self) -> None:
+        if not self._repo_checked:
+            self._call(self.api.create_repo, self.repo_id, repo_type="dataset", private=self.private,
+                       exist_ok=True)
+            self._repo_checked = True
+
+    def _pace(self) -> None:
+        """Sleep if this process already made ``max_commits_per_hour`` commits this hour."""
+        now = time.time()
+        while self._commit_times and now - self._commit_times[0] > 3600:
+            self._commit_times.popleft()
+        if len(self._commit_times) >= self.max_commits_per_hour:
+            self._sleep(max(0.0, 3600 - (now - self._commit_times[0])))
+        self._commit_times.append(time.time())
+
+    def commit(self, writes, *, if_match=None, message=""):
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+        files = {check_path(p): v for p, v in writes.items()}
+        conds = {check_path(p): v for p, v in (if_match or {}).items()}
+        self._ensure_repo()
+        tried = False
+        for _ in range(self.max_conflict_retries):
+            head = self._head()
+            existing = None
+            for path, expected in conds.items():
+                data = self._read_at(path, head)
+                if ((etag_of(data) if data is not None else ABSENT)) != expected:
+                    if tried and self._landed(files, head):
+                        return  # an earlier attempt was applied although its reply was lost
+                    raise PreconditionFailed(f"{path} changed since it was read")
+            ops = []
+            for path, data in files.items():
+                if data is None:
+                    if existing is None:
+                        existing = set(self._call(self.api.list_repo_files, self.repo_id,
+                                                  repo_type="dataset", revision=head))
+                    if path in existing:
+                        ops.append(CommitOperationDelete(path_in_repo=path))
+                else:
+                    ops.append(CommitOperationAdd(path_in_repo=path, path_or_fileobj=data))
+            if not ops:
+                return
+            self._pace()
+            tried = True
+            try:
+                self._call(self.api.create_commit, self.repo_id, ops, commit_message=message or "update",
+                           repo_type="dataset", revision=self.revision, parent_commit=head)
+                return
+            except Exception as exc:  # noqa: BLE001
+                if _status(exc) in CONFLICT_STATUS:
+                    self._sleep(random.random() * 0.5)
+                    continue  # the branch moved: re-check our preconditions and retry
+                raise
+        raise StoreError(f"could not commit to {self.uri}: the branch kept moving "
+                         f"({self.max_conflict_retries} attempts)")
+
+    def _landed(self, files: dict[str, bytes | None], head: str | None) -> bool:
+        return all(self._read_at(p, head) == data for p, data in files.items())
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    try:
+        import httpx2
+
+        if isinstance(exc, httpx2.TransportError):
+            return True
+    except ImportError:  # pragma: no cover - older huggingface_hub uses requests
+        pass
+    return isinstance(exc, (ConnectionError, TimeoutError))
