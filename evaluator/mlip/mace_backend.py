@@ -1,0 +1,139 @@
+"""MACE backend (mace-torch): a local checkpoint or a foundation-model name.
+
+``model``: a path to a ``.model`` file (loaded as is; only load trusted files:
+importing mace turns off torch's safe loading), or a MACE-MP foundation name
+(``medium-mpa-0`` default, ``medium``, ``small``, ``medium-0b3``, ...), which
+mace-torch downloads once into its cache (``$XDG_CACHE_HOME/mace``); offline,
+a name works only when its file is already cached.
+
+Energy scale: MACE-MP models (MPtrj / sAlex) predict raw PBE(+U) energies
+(``raw-pbe``); OMat24/MatPES-trained names are ``raw-pbe-omat``. A local file is
+assumed ``raw-pbe`` unless the caller overrides it. Stress is eV/Å³ (ASE).
+Embedding: invariant node features of all interaction layers, averaged over atoms.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from evaluator.mlip import MLIP, MLIPSpec, file_sha256
+
+DEFAULT_MODEL = "medium-mpa-0"
+OMAT_NAMES = ("small-omat-0", "medium-omat-0", "mace-matpes-pbe-0", "mace-matpes-r2scan-0")
+
+
+def _import_mace():
+    """Import mace before anything that imports e3nn (see MLIP notes)."""
+    import mace  # noqa: F401
+    import mace.calculators  # noqa: F401
+
+
+def spec(model: str | None) -> MLIPSpec:
+    """Resolve without downloading: the cached/local file if there is one."""
+    model = model or DEFAULT_MODEL
+    if os.path.isfile(model):
+        return MLIPSpec("mace", f"file:{os.path.basename(model)}", os.path.abspath(model), "raw-pbe")
+    _import_mace()
+    from mace.calculators import foundations_models as fm
+
+    if model not in fm.mace_mp_urls:
+        raise ValueError(f"unknown MACE model '{model}': a local checkpoint path or one of "
+                         f"{sorted(fm.mace_mp_urls)}")
+    url = fm.mace_mp_urls[model]
+    if model == DEFAULT_MODEL and os.path.isfile(fm.local_model_path):
+        path = fm.local_model_path
+    else:
+        from mace.tools.utils import get_cache_dir
+
+        name = "".join(c for c in os.path.basename(url) if c.isalnum() or c in "_")
+        path = os.path.join(get_cache_dir(), name)
+    scale = "raw-pbe-omat" if model in OMAT_NAMES else "raw-pbe"
+    return MLIPSpec("mace", model, path if os.path.isfile(path) else None, scale)
+
+
+def resolve_checkpoint(model: str | None) -> tuple[str, str, str]:
+    """(model_id, local checkpoint path, energy scale); downloads a named model if needed."""
+    s = spec(model)
+    if s.checkpoint_path:
+        return s.model_id, s.checkpoint_path, s.energy_scale
+    from mace.calculators.foundations_models import download_mace_mp_checkpoint
+
+    try:
+        path = download_mace_mp_checkpoint(s.model_id)
+    except Exception as exc:
+        raise ValueError(f"MACE foundation model '{s.model_id}' is not cached and could not be "
+                         f"downloaded ({exc}); pass a local checkpoint with --mlip-model PATH") from exc
+    return s.model_id, path, s.energy_scale
+
+
+class MACEMLIP(MLIP):
+    name = "mace"
+
+    def __init__(self, model: str | None = None, device: str = "cpu", dtype: str = "float32",
+                 batch_size: int = 64):
+        _import_mace()
+        import contextlib
+        import io
+
+        from mace.calculators import MACECalculator
+
+        self.model_id, path, self.energy_scale = resolve_checkpoint(model)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self._calc = MACECalculator(model_paths=path, device=device, default_dtype=dtype)
+        self.model = self._calc.models[0]
+        self.checkpoint_sha256 = file_sha256(path)
+        self.device, self.dtype, self.batch_size = device, dtype, batch_size
+
+    def calculator(self):
+        return self._calc
+
+    def _batch(self, atoms_list):
+        from mace import data as mace_data
+        from mace.tools import torch_geometric, torch_tools
+
+        calc = self._calc
+        keyspec = mace_data.KeySpecification(info_keys=calc.info_keys, arrays_keys=calc.arrays_keys)
+        with torch_tools.default_dtype(calc.default_dtype):
+            graphs = [mace_data.AtomicData.from_config(
+                mace_data.config_from_atoms(a, key_specification=keyspec, head_name=calc.head),
+                z_table=calc.z_table, cutoff=calc.r_max, heads=calc.available_heads)
+                for a in atoms_list]
+        batch = torch_geometric.Batch.from_data_list(graphs).to(calc.device)
+        dtype = next(self.model.parameters()).dtype
+        for key in batch.keys:
+            value = batch[key]
+            import torch
+
+            if torch.is_tensor(value) and torch.is_floating_point(value):
+                batch[key] = value.to(dtype=dtype)
+        return batch
+
+    def predict(self, atoms_list) -> list[dict]:
+        """Energies (eV), forces (eV/Å), Voigt stress (eV/Å³), one forward pass per batch."""
+        from ase.stress import full_3x3_to_voigt_6_stress
+
+        out: list[dict] = []
+        for start in range(0, len(atoms_list), self.batch_size):
+            chunk = atoms_list[start:start + self.batch_size]
+            try:
+                batch = self._batch(chunk)
+                res = self.model(batch.to_dict(), compute_stress=True, training=False)
+            except Exception as exc:
+                out.extend({"error": f"MACE: {exc}"} for _ in chunk)
+                continue
+            energy = res["energy"].detach().cpu().numpy().astype(float)
+            forces = res["forces"].detach().cpu().numpy().astype(float)
+            stress = res["stress"].detach().cpu().numpy().astype(float)
+            ptr = batch["ptr"].cpu().numpy()
+            for k in range(len(chunk)):
+                out.append({"energy": float(energy[k]), "forces": forces[ptr[k]:ptr[k + 1]],
+                            "stress": full_3x3_to_voigt_6_stress(stress[k])})
+        return out
+
+    def embed(self, atoms_list) -> np.ndarray:
+        """(n, d) mean of invariant MACE descriptors over atoms (all layers)."""
+        rows = [np.asarray(self._calc.get_descriptors(a, invariants_only=True), dtype=float).mean(axis=0)
+                for a in atoms_list]
+        return np.vstack(rows) if rows else np.zeros((0, 0))

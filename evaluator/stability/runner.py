@@ -1,0 +1,172 @@
+"""Relax many structures with checkpointing: batched on GPU, a process pool on CPU.
+
+Modes (``RelaxSettings.mode``):
+- ``auto``: ``batched`` when the device is CUDA, else ``pool``.
+- ``batched``: in-process lock-step batched FIRE (one forward pass per step for
+  all active structures; see ``evaluator.mlip.relax``).
+- ``pool``: ``workers`` processes (spawned), each loading the model once with
+  torch threads = 1 and relaxing one structure at a time with plain ASE;
+  ``workers=1`` runs in this process (no pool).
+- ``serial``: plain ASE one at a time in this process.
+
+Every finished structure is appended to the checkpoint at once, so an
+interrupted run resumes without recomputing finished structures.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from evaluator.stability.checkpoint import Checkpoint, structure_key
+
+
+@dataclass
+class RelaxSettings:
+    mlip: str = "chgnet"
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    fmax: float = 0.02  # eV/Å
+    steps: int = 300
+    mode: str = "auto"  # auto | batched | pool | serial
+    workers: int | str = "auto"  # pool size; auto = CPU cores when there are >= 8 structures
+    max_atoms: int = 4096  # atoms per batched forward pass
+    energy_scale: str | None = None  # override the backend's energy scale
+
+    def checkpoint_settings(self, spec) -> dict:
+        """What a result depends on (device and parallelism do not change it)."""
+        return {"mlip": spec.name, "model_id": spec.model_id, "checkpoint_sha256": spec.checkpoint_sha256,
+                "dtype": self.dtype, "fmax": self.fmax, "steps": self.steps, "optimizer": "FIRE",
+                "filter": "FrechetCellFilter"}
+
+
+def _to_atoms(structure):
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    s = structure.copy()
+    s.remove_oxidation_states()
+    if "magmom" in s.site_properties:
+        s.remove_site_property("magmom")
+    return AseAtomsAdaptor.get_atoms(s)
+
+
+# ---- pool workers ---------------------------------------------------------------------------
+_WORKER_MLIP = None
+
+
+def _init_worker(name, model, device, dtype, energy_scale):
+    global _WORKER_MLIP
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from evaluator.mlip import load_mlip
+
+    _WORKER_MLIP = load_mlip(name, model, device, dtype, energy_scale)
+
+
+def _worker_relax(key, structure_json, fmax, steps):
+    from pymatgen.core import Structure
+
+    from evaluator.mlip.relax import relax_one
+
+    return key, relax_one(_WORKER_MLIP, _to_atoms(Structure.from_str(structure_json, fmt="json")), fmax, steps)
+
+
+def resolve_mode(settings: RelaxSettings, device: str, n: int) -> tuple[str, int]:
+    mode = settings.mode
+    if mode == "auto":
+        mode = "batched" if device.startswith("cuda") else "pool"
+    workers = 1
+    if mode == "pool":
+        w = settings.workers
+        workers = (os.cpu_count() or 1) if w == "auto" and n >= 8 else (1 if w == "auto" else int(w))
+        workers = max(1, min(workers, n))
+    return mode, workers
+
+
+def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, progress=None,
+              mlip=None) -> tuple[dict, dict]:
+    """Relax ``{row: Structure}``; returns ({row: result}, run info).
+
+    Structures already in the checkpoint are not recomputed (nor are duplicates
+    within the submission: identical structures share one relaxation).
+    """
+    from evaluator.mlip import describe_mlip, resolve_device
+
+    spec = describe_mlip(settings.mlip, settings.model, settings.energy_scale)
+    device = resolve_device(settings.device)
+    ck = Checkpoint(checkpoint_dir, settings.checkpoint_settings(spec))
+    keys = {row: structure_key(s) for row, s in structures.items()}
+    todo: dict[str, object] = {}
+    for row, s in structures.items():
+        if keys[row] not in ck and keys[row] not in todo:
+            todo[keys[row]] = s
+    n_total, n_cached = len(set(keys.values())), len(set(keys.values())) - len(todo)
+    mode, workers = resolve_mode(settings, device, len(todo))
+    info = {"mode": mode, "workers": workers, "device": device, "n_relaxed_now": len(todo),
+            "n_from_checkpoint": n_cached, "checkpoint": str(ck.path) if ck.path else None,
+            "settings": asdict(settings)}
+    done = [n_cached]
+
+    def record(key, result, persist=True):
+        if persist:
+            ck.add(key, result)
+        else:  # transient (worker crash): report it, but retry on the next run
+            ck.results[key] = result
+        done[0] += 1
+        if progress:
+            progress("stability: relax", done[0], n_total)
+
+    if progress:
+        progress("stability: relax", n_cached, n_total)
+    # biggest first: better load balance in a pool, fuller batches early
+    order = sorted(todo, key=lambda k: -len(todo[k]))
+    if todo and mode == "pool" and workers > 1:
+        _run_pool(order, todo, settings, device, workers, record)
+    elif todo:
+        if mlip is None:
+            from evaluator.mlip import load_mlip
+
+            mlip = load_mlip(settings.mlip, settings.model, device, settings.dtype, settings.energy_scale)
+        items = []
+        for k in order:
+            try:
+                items.append((k, _to_atoms(todo[k])))
+            except Exception as exc:
+                record(k, {"status": "failed", "reason": f"cannot convert to ASE Atoms: {exc}"})
+        if mode == "batched":
+            from evaluator.mlip.relax import relax_batched
+
+            relax_batched(mlip, items, settings.fmax, settings.steps, max_atoms=settings.max_atoms,
+                          on_result=record)
+        else:
+            from evaluator.mlip.relax import relax_serial
+
+            relax_serial(mlip, items, settings.fmax, settings.steps, on_result=record)
+    info["mlip"] = {"name": spec.name, "model_id": spec.model_id, "checkpoint_sha256": spec.checkpoint_sha256,
+                    "energy_scale": spec.energy_scale, "device": device, "dtype": settings.dtype}
+    return {row: ck.results.get(keys[row], {"status": "failed", "reason": "not relaxed"})
+            for row in structures}, info
+
+
+def _run_pool(order, todo, settings, device, workers, record):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_init_worker,
+                             initargs=(settings.mlip, settings.model, device, settings.dtype,
+                                       settings.energy_scale)) as pool:
+        futures = {pool.submit(_worker_relax, k, todo[k].to_json(), settings.fmax, settings.steps): k
+                   for k in order}
+        for fut in as_completed(futures):
+            k = futures[fut]
+            try:
+                _, result = fut.result()
+            except Exception as exc:  # worker crashed (e.g. out of memory, model failed to load)
+                record(k, {"status": "failed", "reason": f"worker error: {type(exc).__name__}: {exc}"},
+                       persist=False)
+                continue
+            record(k, result)

@@ -1,0 +1,34 @@
+"""Shared test helpers for the MLIP and stability tests: a tiny random MACE model.
+
+mace-torch builds a small randomly initialised model in well under a second; tests
+save it and load it through exactly the production path (``load_mlip("mace", path)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_tiny_mace(path: Path, elements=("H", "Li", "C", "N", "O", "F", "Na", "Mg", "Al", "Si",
+                                           "Cl", "K", "Ca", "Ti", "Fe", "Cu", "Zn", "Sr", "Ba")) -> Path:
+    """Save a float64 random ScaleShiftMACE (r_max 4 Å, one small layer) to ``path``."""
+    import mace  # noqa: F401  (before e3nn)
+    import numpy as np
+    import torch
+    from e3nn import o3
+    from mace import modules
+    from pymatgen.core import Element
+
+    torch.manual_seed(0)
+    z = sorted(Element(e).Z for e in elements)
+    model = modules.ScaleShiftMACE(
+        r_max=4.0, num_bessel=4, num_polynomial_cutoff=5, max_ell=1,
+        interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+        interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+        num_interactions=2, num_elements=len(z), hidden_irreps=o3.Irreps("8x0e + 8x1o"),
+        MLP_irreps=o3.Irreps("8x0e"), atomic_energies=-np.linspace(1.0, 3.0, len(z)),
+        avg_num_neighbors=8.0, atomic_numbers=z, correlation=2, gate=torch.nn.functional.silu,
+        atomic_inter_scale=1.0, atomic_inter_shift=0.0,
+    ).to(torch.float64)
+    torch.save(model, path)
+    return path
