@@ -96,7 +96,7 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
     """
     show = T.SHOW_MODES.get(show, show)
     df = T._derive(results) if not results.empty else results
-    measures = {m.key: m for m in T.catalogue(df.columns)}
+    measures = {m.key: m for m in T.catalogue(df)}
     fig = go.Figure()
     fig.update_layout(**LAYOUT)
     mx, my = measures.get(x_key), measures.get(y_key)

@@ -50,7 +50,7 @@ SHOW_MODES = {  # UI label -> representation of counted measures
     "counts": "count",
 }
 DEFAULT_SHOW = "frac_submitted"
-DEFAULT_RANK = "sun.sun_msun"  # SUN + MSUN per submitted structure (METRICS.md §4)
+DEFAULT_RANK = "sun.sun_plus_msun"  # SUN + MSUN per submitted structure (METRICS.md §4)
 
 
 @dataclass(frozen=True)
@@ -70,34 +70,69 @@ KNOWN: dict[tuple[str, str], Known] = {
     ("validity", "charge_neutral"): Known("Charge neutral", +1),
     ("validity", "distance_valid"): Known("Distance valid", +1),
     ("validity", "plausible"): Known("Plausible", +1),
-    ("uniqueness", "unique"): Known("Unique", +1, "", "StructureMatcher equivalence classes", True),
+    ("validity", "evaluated"): Known("Validity evaluated", 0),
+    ("validity", "failed"): Known("Validity failed", -1),
+    ("validity", "min_distance_ratio_median"): Known("Median min-distance ratio", 0),
+    ("uniqueness", "unique"): Known("Unique", +1, "", "StructureMatcher equivalence classes among valid", True),
+    ("uniqueness", "n_classes"): Known("Classes", +1),
+    ("uniqueness", "n_duplicate_groups"): Known("Duplicate groups", -1),
+    ("uniqueness", "n_duplicates"): Known("Duplicates", -1),
+    ("uniqueness", "n_failed"): Known("Uniqueness failed", -1),
     ("novelty", "novel"): Known("Novel", +1, "", "not equivalent to any reference structure", True),
-    ("stability", "stable"): Known("Stable", +1, "", "E_hull <= 0 eV/atom (relaxed)", True),
-    ("stability", "metastable"): Known("Metastable", +1, "", "E_hull <= 0.1 eV/atom (relaxed)", True),
-    ("stability", "mean_e_above_hull"): Known("Mean E_hull", -1, "eV/atom", "mean energy above hull (relaxed)", True),
+    ("novelty", "n_failed"): Known("Novelty failed", -1),
+    ("stability", "stable"): Known("Stable", +1, "", "E_hull ≤ 0 eV/atom after MLIP relaxation", True),
+    ("stability", "metastable"): Known("Metastable", +1, "", "E_hull ≤ 0.1 eV/atom after relaxation", True),
+    ("stability", "mean_e_above_hull"): Known("Mean E_hull", -1, "eV/atom", "mean energy above hull", True),
     ("stability", "median_e_above_hull"): Known("Median E_hull", -1, "eV/atom"),
-    ("stability", "evaluated"): Known("Evaluated", +1, "", "structures that got an energy"),
+    ("stability", "evaluated"): Known("Got an energy", +1),
+    ("stability", "hull_scored"): Known("Hull scored", +1),
     ("stability", "converged"): Known("Relax converged", +1),
+    ("stability", "mean_formation_energy_per_atom"): Known("Mean E_form", -1, "eV/atom"),
     ("stability", "mean_formation_energy"): Known("Mean E_form", -1, "eV/atom"),
     ("stability", "mean_rmsd"): Known("Mean relax RMSD", -1, "Å"),
     ("stability", "mean_steps"): Known("Mean relax steps", 0),
-    ("sun", "sun_msun"): Known("SUN + MSUN", +1, "", "stable or metastable, unique and novel (default rank)", True),
+    ("sun", "sun_plus_msun"): Known("SUN + MSUN", +1, "", "stable or metastable, unique and novel (default rank)", True),
     ("sun", "sun"): Known("SUN", +1, "", "stable, unique, novel", True),
-    ("sun", "msun"): Known("MSUN", +1, "", "metastable (0 < E_hull <= 0.1), unique, novel", True),
+    ("sun", "msun"): Known("MSUN", +1, "", "metastable (0 < E_hull ≤ 0.1), unique, novel", True),
+    ("sun", "stable_unique"): Known("Stable & unique", +1),
+    ("sun", "metastable_only_unique"): Known("Metastable-only & unique", +1),
+    ("sun", "novelty_unknown"): Known("Novelty unknown", -1),
     ("diversity", "element_coverage"): Known("Element coverage", +1, "", "distinct elements / 118", True),
-    ("diversity", "space_group_coverage"): Known("Space-group coverage", +1, "", "distinct space groups / 230", True),
+    ("diversity", "element_count"): Known("Distinct elements", +1),
+    ("validity", "evaluated_count"): Known("Validity evaluated", 0),
+    ("validity", "failed_count"): Known("Validity failed", -1),
+    ("distribution", "jsd_space_group"): Known("JSD space group", -1),
+    ("distribution", "jsd_crystal_system"): Known("JSD crystal system", -1),
+    ("distribution", "jsd_element_presence"): Known("JSD element presence", -1),
+    ("distribution", "jsd_element_counts"): Known("JSD element counts", -1),
+    ("distribution", "mmd_volume"): Known("MMD volume", -1),
+    ("distribution", "mmd_density_gcm3"): Known("MMD density (g/cm³)", -1),
+    ("distribution", "mmd_density_atoms"): Known("MMD density (atoms/Å³)", -1),
+    ("distribution", "frechet_chgnet"): Known("FD (CHGNet embeddings)", -1),
+    ("distribution", "frechet_chgnet_n"): Known("FD structures (CHGNet)", 0),
+    ("distribution", "frechet_lemat_mace"): Known("FD vs LeMat (MACE)", -1),
+    ("distribution", "frechet_lemat_orb"): Known("FD vs LeMat (ORB)", -1),
+    ("distribution", "frechet_lemat_uma"): Known("FD vs LeMat (UMA)", -1),
+    ("hhi", "combined_median"): Known("HHI combined median", -1),
+    ("hhi", "production_median"): Known("HHI production median", -1),
+    ("hhi", "reserve_median"): Known("HHI reserve median", -1),
+    ("diversity", "space_group_coverage"): Known("Space-group coverage", +1, "", "distinct space groups / 230"),
+    ("diversity", "space_group_count"): Known("Distinct space groups", +1),
     ("diversity", "site_number_diversity"): Known("Site-number diversity", +1),
     ("diversity", "physical_size_diversity"): Known("Physical-size diversity", +1),
+    ("diversity", "vendi_element"): Known("Vendi (elements)", +1, "", "Vendi score of element fractions", True),
     ("diversity", "vendi"): Known("Vendi score", +1, "", "Vendi score of element fractions", True),
-    ("diversity", "vendi_score"): Known("Vendi score", +1, "", "Vendi score of element fractions", True),
+    ("diversity", "n_structures"): Known("Structures used", 0),
     ("distribution", "jsd"): Known("JSD", -1, "", "mean Jensen-Shannon divergence to LeMat-Bulk", True),
-    ("distribution", "mmd"): Known("MMD", -1, "", "LeMat-GenBench-compatible MMD", True),
+    ("distribution", "mmd"): Known("MMD", -1, "", "LeMat-GenBench-compatible MMD to LeMat-Bulk", True),
     ("distribution", "mmd_corrected"): Known("MMD (corrected)", -1),
+    ("distribution", "n_structures"): Known("Structures used", 0),
     ("distribution", "fd"): Known("Fréchet distance", -1),
-    ("distribution", "frechet_distance"): Known("Fréchet distance", -1),
-    ("hhi", "combined_mean"): Known("HHI combined", -1, "", "0.25 production + 0.75 reserve; lower is better", True),
+    ("hhi", "combined_mean"): Known("HHI combined", -1, "", "supply risk, 0.25 production + 0.75 reserve", True),
     ("hhi", "production_mean"): Known("HHI production", -1),
     ("hhi", "reserve_mean"): Known("HHI reserve", -1),
+    ("hhi", "n_structures"): Known("Structures used", 0),
+    ("hhi", "missing_data"): Known("Elements without HHI data", -1),
 }
 
 # Name fragments that fix the direction of metrics we do not know by name.
@@ -111,24 +146,28 @@ _HIGHER_BETTER = re.compile(r"valid|unique|novel|stable|sun|coverage|diversity|v
 META_ALIASES: dict[str, tuple[str, ...]] = {
     "submission_id": ("submission_id", "id", "job_id"),
     "model": ("model", "model_name", "meta.model"),
+    "model_version": ("model_version",),
     "training_set": ("training_set", "train_set", "training_data", "meta.training_set"),
     "task": ("task", "meta.task"),
     "n_structures": ("n_submitted", "n_structures", "summary.n_submitted"),
     "n_valid": ("n_valid", "summary.n_valid"),
     "provenance": ("provenance", "evaluated_by", "source"),
-    "relaxed": ("relaxed", "relaxed_before_submission", "pre_relaxed", "meta.relaxed"),
+    "relaxed": ("relaxed_before_submission", "relaxed", "pre_relaxed", "meta.relaxed"),
     "submitter": ("submitter", "user"),
     "finished_at": ("finished_at", "finished", "date"),
+    "organisation": ("organisation", "organization"),
+    "mlip": ("mlip",),
+    "reference": ("reference",),
 }
 META_LABELS = {
     "model": "Model", "training_set": "Training set", "task": "Task",
     "n_structures": "N structures", "n_valid": "N valid", "provenance": "Evaluated by",
     "relaxed": "Pre-relaxed", "submitter": "Submitter", "finished_at": "Finished",
-    "submission_id": "Submission",
+    "submission_id": "Submission", "organisation": "Organisation", "mlip": "MLIP", "reference": "Reference",
 }
 COMPACT_META = ("model", "training_set", "n_structures", "provenance", "relaxed")
-FULL_META = ("model", "training_set", "task", "n_structures", "n_valid", "provenance",
-             "relaxed", "submitter", "finished_at", "submission_id")
+FULL_META = ("model", "organisation", "training_set", "task", "n_structures", "n_valid", "provenance",
+             "relaxed", "mlip", "reference", "submitter", "finished_at", "submission_id")
 
 
 @dataclass(frozen=True)
@@ -195,6 +234,11 @@ def _metric_key(column: str) -> str | None:
 
 
 def _guess_direction(name: str) -> int:
+    """+1/-1/0 from the name ("<family>.<name>"); nested breakdowns are informational (0)."""
+    if name.count(".") > 1:
+        return 0
+    if re.search(r"(^|\.)n_structures$|_n$|_n_count$", name):
+        return 0  # bookkeeping counts: no better or worse
     if _LOWER_BETTER.search(name):
         return -1
     if _HIGHER_BETTER.search(name):
@@ -203,7 +247,7 @@ def _guess_direction(name: str) -> int:
 
 
 def _humanise(name: str) -> str:
-    text = name.replace("_", " ").strip()
+    text = name.replace(".", " · ").replace("_", " ").strip()
     return text[:1].upper() + text[1:]
 
 
@@ -224,11 +268,30 @@ def _family_rank(family: str) -> int:
     return len(order)
 
 
-def catalogue(columns: Iterable[str]) -> list[Measure]:
-    """Every measure present in ``columns`` (results-table columns), in family order.
+def numeric_columns(df: pd.DataFrame) -> list[str]:
+    """Columns of ``df`` that hold numbers (text/JSON columns are not metrics)."""
+    out = []
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            out.append(col)
+        elif s.isna().all():
+            out.append(col)  # a metric absent everywhere still shows (as —)
+        else:
+            vals = s.dropna()
+            if vals.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all():
+                out.append(col)
+    return out
 
-    Adds the derived ``sun.sun_msun`` measure when both SUN and MSUN are present.
+
+def catalogue(columns: Iterable[str] | pd.DataFrame) -> list[Measure]:
+    """Every measure present in ``columns`` (results-table columns, or a results
+    DataFrame whose numeric columns are used), in family order.
+
+    Adds ``sun.sun_plus_msun`` (derived) when SUN and MSUN are present without it.
     """
+    if isinstance(columns, pd.DataFrame):
+        columns = numeric_columns(columns)
     grouped: dict[tuple[str, str], dict[str, str]] = {}
     for col in columns:
         key = _metric_key(col)
@@ -243,6 +306,13 @@ def catalogue(columns: Iterable[str]) -> list[Measure]:
         grouped.setdefault((family, base), {})[rep] = col
     # A lone "_frac_*"/"_count" without siblings is still a counted measure;
     # a base that has both a value and counts keeps both as separate measures.
+    # A lone "<name>_count" without fractions is a plain value (e.g. diversity.element_count).
+    for (family, base), cols in list(grouped.items()):
+        if "count" in cols and not any(k.startswith("frac_") for k in cols):
+            col = cols.pop("count")
+            grouped.setdefault((family, f"{base}_count"), {})["value"] = col
+            if not cols:
+                del grouped[(family, base)]
     measures: list[Measure] = []
     for (family, base), cols in grouped.items():
         counted = {k: v for k, v in cols.items() if k != "value"}
@@ -254,14 +324,14 @@ def catalogue(columns: Iterable[str]) -> list[Measure]:
                                           suffix=" value" if counted else ""))
     fams = {m.family for m in measures}
     have = {(m.family, m.name) for m in measures if m.counted}
-    for fam in fams:
-        if (fam, "sun") in have and (fam, "msun") in have and fam == "sun":
-            k = KNOWN[("sun", "sun_msun")]
-            measures.append(Measure("sun.sun_msun", "sun", "sun_msun", k.label, k.direction,
-                                    {r: f"__derived__.sun_msun_{r}" for r in ("count", "frac_submitted", "frac_valid")},
-                                    k.unit, k.description, k.compact))
+    if ("sun", "sun") in have and ("sun", "msun") in have and ("sun", "sun_plus_msun") not in have:
+        k = KNOWN[("sun", "sun_plus_msun")]  # older summaries: derive SUN + MSUN from its parts
+        measures.append(Measure("sun.sun_plus_msun", "sun", "sun_plus_msun", k.label, k.direction,
+                                {r: f"__derived__.sun_plus_msun_{r}" for r in ("count", "frac_submitted",
+                                                                               "frac_valid")},
+                                k.unit, k.description, k.compact))
     order = {name: i for i, (_, name) in enumerate(KNOWN)}
-    measures.sort(key=lambda m: (_family_rank(m.family), m.family, m.name != "sun_msun",
+    measures.sort(key=lambda m: (_family_rank(m.family), m.family, m.name != "sun_plus_msun",
                                  order.get(m.name, len(order)), m.name))
     return measures
 
@@ -272,16 +342,23 @@ def _make_measure(family: str, name: str, columns: dict[str, str], suffix: str =
         return Measure(f"{family}.{name}", family, name, known.label + suffix, known.direction,
                        columns, known.unit, known.description, known.compact)
     return Measure(f"{family}.{name}", family, name, _humanise(name) + suffix,
-                   _guess_direction(name + ("_count" if "count" in columns else "")), columns)
+                   _guess_direction(f"{family}.{name}" + ("_count" if "count" in columns else "")), columns)
+
+
+def measures_of(results: pd.DataFrame) -> list[Measure]:
+    """The catalogue of a results table (numeric metric columns plus derived ones)."""
+    if not len(results.columns):
+        return []
+    return catalogue(_derive(results))
 
 
 def _derive(df: pd.DataFrame) -> pd.DataFrame:
-    """Add the derived SUN + MSUN columns (sum of counts and of fractions)."""
+    """Add SUN + MSUN columns (sum of counts and of fractions) when the summary lacks them."""
     df = df.copy()
     for rep in ("count", "frac_submitted", "frac_valid"):
         a, b = _find(df, f"sun.sun_{rep}"), _find(df, f"sun.msun_{rep}")
-        if a is not None and b is not None:
-            df[f"__derived__.sun_msun_{rep}"] = pd.to_numeric(df[a], errors="coerce") + pd.to_numeric(df[b], errors="coerce")
+        if a is not None and b is not None and _find(df, f"sun.sun_plus_msun_{rep}") is None:
+            df[f"__derived__.sun_plus_msun_{rep}"] = pd.to_numeric(df[a], errors="coerce") + pd.to_numeric(df[b], errors="coerce")
     return df
 
 
@@ -298,6 +375,16 @@ def meta_column(df: pd.DataFrame, canonical: str) -> str | None:
         if alias in df.columns:
             return alias
     return None
+
+
+def provenance_label(value) -> str:
+    """'evaluated by us' for worker results, 'self-reported' for submitted metrics."""
+    v = str(value or "").lower()
+    if "worker" in v or v in ("evaluated", "us", "leaderboard"):
+        return "us"
+    if "self" in v:
+        return "self-reported"
+    return str(value) if value is not None else "—"
 
 
 def families_present(measures: Iterable[Measure]) -> list[str]:
@@ -429,7 +516,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
     """The ranked, filtered leaderboard in ``view`` mode, as a display-ready frame."""
     show = SHOW_MODES.get(show, show)
     df = _derive(results) if not results.empty else results.copy()
-    measures = catalogue(df.columns)
+    measures = catalogue(df)
     df = filter_rows(df, search, training_set, task, relaxed)
     df = rank(df, measures, rank_by, show, ascending)
     shown = select_measures(measures, view, families)
@@ -441,6 +528,12 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
         if col is None:
             continue
         values = df[col]
+        if canonical == "model":
+            ver = meta_column(df, "model_version")
+            if ver is not None and ver != col:
+                values = [f"{m} ({v})" if isinstance(v, str) and v else str(m) for m, v in zip(df[col], df[ver])]
+        if canonical == "provenance":
+            values = values.map(provenance_label)
         if canonical == "relaxed":
             values = values.map(lambda v: {True: "yes", False: "no"}.get(_norm_bool(v), "—"))
         out[META_LABELS[canonical]] = values

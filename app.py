@@ -1,0 +1,14 @@
+"""Entry point of the leaderboard app (also what a Hugging Face Space runs).
+
+Thin wiring only: the tabs live in ``leaderboard/ui/``. ``python app.py``
+serves the app plus an evaluation worker, like ``python -m leaderboard.serve``.
+"""
+
+from leaderboard.ui import build_app, launch_kwargs  # noqa: F401  (launch_kwargs for `gradio app.py`)
+
+demo = build_app()
+
+if __name__ == "__main__":
+    from leaderboard.serve import main
+
+    main()

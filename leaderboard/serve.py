@@ -1,0 +1,100 @@
+"""``python -m leaderboard.serve``: the app plus an evaluation worker (what ``make run`` runs).
+
+Starts ``python -m leaderboard.worker --store URI`` as a subprocess (restarted
+if it dies), then serves the Gradio app on the same store. Everything runs on
+the embedded default (CHGNet + MP-20 reference, local ``./state`` store) and
+needs no network. Port: ``--port``, else ``GRADIO_SERVER_PORT``, else 7860;
+host: ``--host``, else ``GRADIO_SERVER_NAME``, else 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+RESTART_DELAY_S = 5.0
+
+
+class WorkerSupervisor:
+    """Runs the worker subprocess and restarts it (after a pause) when it exits."""
+
+    def __init__(self, store: str, extra: list[str] | None = None):
+        self.cmd = [sys.executable, "-m", "leaderboard.worker", "--store", store, *(extra or [])]
+        self.proc: subprocess.Popen | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
+        self.restarts = 0
+
+    def start(self) -> "WorkerSupervisor":
+        self._spawn()
+        self._thread.start()
+        return self
+
+    def _spawn(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, env=os.environ.copy())
+        print(f"[serve] worker started (pid {self.proc.pid}): {' '.join(self.cmd)}", flush=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.proc is not None and self.proc.poll() is not None:
+                code = self.proc.returncode
+                if self._stop.wait(RESTART_DELAY_S):
+                    return
+                print(f"[serve] worker exited with code {code}; restarting", flush=True)
+                self.restarts += 1
+                self._spawn()
+            self._stop.wait(1.0)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Ask the worker to stop (SIGTERM: it hands its job back to the queue), then wait."""
+        self._stop.set()
+        p = self.proc
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m leaderboard.serve", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
+    ap.add_argument("--host", default=None, help="interface (default $GRADIO_SERVER_NAME or 127.0.0.1)")
+    ap.add_argument("--store", default=None, help="store URI (default $GENBENCH_STORE or ./state)")
+    ap.add_argument("--no-worker", action="store_true", help="serve the app only")
+    ap.add_argument("--worker-arg", action="append", default=[],
+                    help="extra argument for the worker (repeatable)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    store = args.store or os.environ.get("GENBENCH_STORE") or "state"
+    os.environ["GENBENCH_STORE"] = store  # the worker and the app use the same store
+    port = args.port or int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+
+    from leaderboard.ui import build_app, launch_kwargs
+
+    worker = None if args.no_worker else WorkerSupervisor(store, args.worker_arg).start()
+    try:
+        demo = build_app(store=store)
+        demo.queue(default_concurrency_limit=4)
+        print(f"[serve] app on http://{host}:{port} (store {store})", flush=True)
+        demo.launch(server_name=host, server_port=port, **launch_kwargs())
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+if __name__ == "__main__":
+    main()

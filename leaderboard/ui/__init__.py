@@ -1,0 +1,91 @@
+"""The Gradio 6 app, one module per tab; ``build_app`` wires them together.
+
+Identity: on a Hugging Face Space (``SPACE_ID`` set) users sign in with
+``gr.LoginButton`` and handlers receive ``gr.OAuthProfile``; elsewhere the
+configured local identity (``GENBENCH_LOCAL_USER``, default "local-user") acts.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from leaderboard.ui import leaderboard_tab, model_tab, plots_tab, status_tab, submit_tab
+from leaderboard.ui.context import AppContext, make_context
+
+TITLE = "Crystal generative-model leaderboard"
+TAB_IDS = ("leaderboard", "plots", "submit", "status", "model")
+CSS = """
+#leaderboard-table table { font-variant-numeric: tabular-nums; }
+#lb-updated, #lb-caption { color: var(--body-text-color-subdued); }
+"""
+
+
+def theme() -> gr.themes.Base:
+    """Default theme with system fonts only (nothing fetched from a CDN: the page works offline)."""
+    return gr.themes.Default(font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+                             font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+
+
+def launch_kwargs() -> dict:
+    """Arguments for ``Blocks.launch`` that belong to the app (theme, CSS)."""
+    return {"theme": theme(), "css": CSS, "footer_links": ["api"]}
+
+
+def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
+    """The whole app on ``ctx`` (or a new context on ``store``)."""
+    ctx = ctx or make_context(store)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        with gr.Row():
+            gr.Markdown(f"# {TITLE}", elem_id="title")
+            if ctx.space:
+                gr.LoginButton(scale=0)
+        user_state = gr.State(None)
+        with gr.Tabs(selected="leaderboard") as tabs:
+            with gr.Tab("Leaderboard", id="leaderboard", elem_id="tab-leaderboard"):
+                lb = leaderboard_tab.build(ctx)
+            with gr.Tab("Plots", id="plots", elem_id="tab-plots"):
+                pl = plots_tab.build(ctx)
+            with gr.Tab("Submit", id="submit", elem_id="tab-submit"):
+                sb = submit_tab.build(ctx, user_state)
+            with gr.Tab("My submissions", id="status", elem_id="tab-status"):
+                st = status_tab.build(ctx, user_state)
+            with gr.Tab("Model page & downloads", id="model", elem_id="tab-model"):
+                md = model_tab.build(ctx)
+
+        st_fn, st_in, st_out = st["refresh"]
+
+        def on_load(request: gr.Request, profile=None):
+            """Identity, then the permalink ``?submission=<id>``: open its model page when
+            finished, its status otherwise."""
+            from leaderboard.queue import FINISHED, get_job
+
+            user = ctx.user(profile)
+            sid = (dict(request.query_params).get("submission") or "").strip() if request else ""
+            tab, pick, status_pick = gr.update(), gr.update(), None
+            if sid:
+                job = get_job(ctx.store, sid)
+                if job is not None and job.status == FINISHED:
+                    tab, pick = gr.update(selected="model"), gr.update(choices=model_tab.finished_choices(ctx),
+                                                                       value=sid)
+                else:
+                    tab, status_pick = gr.update(selected="status"), sid
+            return (user, tab, pick, *st_fn(user, status_pick))
+
+        if ctx.space:
+            def load_fn(request: gr.Request, profile: gr.OAuthProfile | None):  # noqa: F811
+                return on_load(request, profile)
+        else:
+            def load_fn(request: gr.Request):
+                return on_load(request, None)
+
+        demo.load(load_fn, None, [user_state, tabs, md["pick"], *st_out], api_visibility="private")
+        # After a submission, show it in "My submissions" at once.
+        sb["submitted"].then(lambda u, jid: st_fn(u, jid), [user_state, sb["last_id"]], st_out,
+                             api_visibility="private")
+        # Keep the model picker's choices in step with the leaderboard's refreshes.
+        lb["timer"].tick(md["refresh_choices"], md["pick"], md["pick"], api_visibility="private",
+                         show_progress="hidden")
+        lb["refresh"].click(md["refresh_choices"], md["pick"], md["pick"], api_visibility="private")
+        redraw, r_in, r_out = pl["redraw"]
+        lb["timer"].tick(redraw, r_in, r_out, api_visibility="private", show_progress="hidden")
+    return demo

@@ -1,0 +1,80 @@
+"""What every tab shares: the store, the cached results table, identity, settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from leaderboard.table import CachedResults
+
+LOCAL_USER_ENV = "GENBENCH_LOCAL_USER"
+DEFAULT_LOCAL_USER = "local-user"
+EXAMPLE_REL = "structures/mattergen_paper/cifs.zip"
+
+
+def on_space() -> bool:
+    """True when running as a Hugging Face Space (OAuth login available)."""
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def local_user() -> str:
+    """The configured identity when not on a Space."""
+    return os.environ.get(LOCAL_USER_ENV) or DEFAULT_LOCAL_USER
+
+
+def example_upload() -> Path | None:
+    """The example submission (MatterGen paper CIFs) from the data directory, or None."""
+    from evaluator.data import DataDir, MissingDataError
+
+    try:
+        return DataDir().path(EXAMPLE_REL)
+    except MissingDataError:
+        return None
+
+
+@dataclass
+class AppContext:
+    """Shared state of one app instance.
+
+    ttl_s: how long the results table is served from cache before the store is
+    asked whether it changed; refresh_s: the page's auto-refresh period.
+    """
+
+    store: object
+    ttl_s: float = 20.0
+    refresh_s: float = 15.0
+    status_refresh_s: float = 3.0
+    space: bool = field(default_factory=on_space)
+    results: CachedResults = field(init=False)
+
+    def __post_init__(self):
+        self.results = CachedResults(self._load_results, ttl=self.ttl_s, fingerprint=self._fingerprint)
+
+    def _load_results(self) -> pd.DataFrame:
+        from leaderboard.results import load_results_table
+
+        return load_results_table(self.store)
+
+    def _fingerprint(self) -> object:
+        """Cheap token of the results table's state (its etag in the store)."""
+        from leaderboard.results import leaderboard_etag
+
+        return leaderboard_etag(self.store)
+
+    def user(self, profile=None) -> str | None:
+        """Who is acting: the HF username on a Space (None if not logged in), else the local identity."""
+        if self.space:
+            return getattr(profile, "username", None) if profile is not None else None
+        return local_user()
+
+
+def make_context(store=None, **kwargs) -> AppContext:
+    """An AppContext on ``store`` (a Store, a URI, or None for $GENBENCH_STORE / ./state)."""
+    from leaderboard.store import Store, open_store
+
+    if not isinstance(store, Store):
+        store = open_store(store)
+    return AppContext(store, **kwargs)

@@ -1,0 +1,161 @@
+"""Reading queue jobs for display: status rows, elapsed time, permalinks.
+
+Kept apart from the tabs so it is testable without a browser.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pandas as pd
+
+ACTIVE = ("PENDING", "RUNNING")
+STATUS_ICONS = {"PENDING": "⏳", "RUNNING": "⚙️", "FINISHED": "✅", "FAILED": "❌", "CANCELLED": "🚫",
+                "HIDDEN": "🙈"}
+STATUS_COLUMNS = ["Submission", "Model", "Status", "Queue position", "Stage", "Progress", "Elapsed",
+                  "Failure reason", "Permalink"]
+
+
+def field(obj, name: str, default=None):
+    """Attribute or key ``name`` of a Job (dataclass or dict)."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def status_of(job) -> str:
+    s = field(job, "status", "")
+    return str(getattr(s, "value", s)).upper()
+
+
+def to_epoch(value) -> float | None:
+    """Seconds since the epoch from an ISO string, a datetime or a number."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.timestamp() if value.tzinfo else value.replace(tzinfo=dt.timezone.utc).timestamp()
+    try:
+        d = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return d.timestamp() if d.tzinfo else d.replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def _ts(job, *names):
+    for n in names:
+        v = to_epoch(field(job, n))
+        if v is not None:
+            return v
+    stamps = field(job, "timestamps") or {}
+    for n in names:
+        v = to_epoch(stamps.get(n) if isinstance(stamps, dict) else None)
+        if v is not None:
+            return v
+    return None
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "—"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def elapsed(job, now: float | None = None) -> str:
+    """Waiting time while queued, run time while running, total run time when done."""
+    now = now or time.time()
+    created = _ts(job, "created_at", "submitted_at", "created")
+    started = _ts(job, "started_at", "claimed_at", "started")
+    ended = _ts(job, "finished_at", "ended_at", "updated_at", "finished")
+    st = status_of(job)
+    if st == "PENDING":
+        return f"waiting {fmt_duration(now - created)}" if created else "—"
+    if st == "RUNNING":
+        return f"running {fmt_duration(now - started)}" if started else "—"
+    if started and ended:
+        return fmt_duration(ended - started)
+    return "—"
+
+
+def progress_text(job) -> tuple[str, str]:
+    """(stage, 'done/total (pct)') of a job."""
+    p = field(job, "progress") or {}
+    stage = str(p.get("stage") or "") if isinstance(p, dict) else ""
+    done, total = (p.get("done"), p.get("total")) if isinstance(p, dict) else (None, None)
+    if total:
+        return stage, f"{done or 0}/{total} ({100 * (done or 0) / total:.0f} %)"
+    return stage, ""
+
+
+def failure_text(job) -> str:
+    f = field(job, "failure") or {}
+    if isinstance(f, dict) and f:
+        kind = f.get("kind")
+        return f"{f.get('reason', '')}" + (f" ({kind})" if kind else "")
+    return ""
+
+
+def model_of(job, store=None) -> str:
+    name = field(job, "model_name")
+    if name:
+        return f"{name} {field(job, 'model_version') or ''}".strip()
+    meta = field(job, "meta")
+    if not isinstance(meta, dict) and store is not None:
+        try:
+            meta, _ = store.read_json(f"submissions/{field(job, 'id')}/meta.json")
+        except Exception:  # noqa: BLE001 - display only
+            meta = None
+    if isinstance(meta, dict):
+        name, ver = meta.get("model_name") or meta.get("model") or "", meta.get("model_version") or ""
+        return f"{name} {ver}".strip()
+    return str(field(job, "model", "") or "")
+
+
+def status_rows(jobs: list, positions: dict[str, int | None], store=None, now: float | None = None) -> pd.DataFrame:
+    """One display row per job (newest first)."""
+    rows = []
+    for job in jobs:
+        jid = str(field(job, "id"))
+        st = status_of(job)
+        stage, prog = progress_text(job)
+        pos = positions.get(jid)
+        rows.append({
+            "Submission": jid,
+            "Model": model_of(job, store),
+            "Status": f"{STATUS_ICONS.get(st, '')} {st}".strip(),
+            "Queue position": str(pos) if pos else "",
+            "Stage": stage if st in ACTIVE else "",
+            "Progress": prog if st in ACTIVE else "",
+            "Elapsed": elapsed(job, now),
+            "Failure reason": failure_text(job) if st == "FAILED" else "",
+            "Permalink": f"[open](?submission={jid})",
+            "_t": _ts(job, "created_at", "submitted_at") or 0.0,
+        })
+    df = pd.DataFrame(rows, columns=[*STATUS_COLUMNS, "_t"])
+    return df.sort_values("_t", ascending=False, kind="mergesort").drop(columns="_t").reset_index(drop=True)
+
+
+def job_detail(job, position: int | None, store=None) -> str:
+    """Markdown detail of one job."""
+    jid = str(field(job, "id"))
+    st = status_of(job)
+    stage, prog = progress_text(job)
+    lines = [f"### {STATUS_ICONS.get(st, '')} `{jid}` — {model_of(job, store) or 'submission'}",
+             f"- **Status:** {st}" + (f" · queue position **{position}**" if position else ""),
+             f"- **Submitter:** {field(job, 'submitter', '—')}"]
+    if st in ACTIVE and (stage or prog):
+        lines.append(f"- **Stage:** {stage or '—'} {prog}")
+    lines.append(f"- **Elapsed:** {elapsed(job)}")
+    if st == "FAILED":
+        lines.append(f"- **Failure:** {failure_text(job) or 'unknown'}")
+    lines.append(f"- **Permalink:** [?submission={jid}](?submission={jid})")
+    if st == "FINISHED":
+        lines.append("- Results: see the **Model page** tab.")
+    return "\n".join(lines)

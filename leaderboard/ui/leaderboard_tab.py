@@ -1,0 +1,123 @@
+"""Leaderboard tab: the ranked, filterable, colour-coded results table."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from leaderboard import table as T
+from leaderboard.ui.context import AppContext
+
+VIEWS = ["compact", "full"]
+
+
+def _rank_choices(measures: list[T.Measure]) -> list[tuple[str, str]]:
+    return [(f"{m.label}{' (' + m.family + ')' if m.family != m.colour_family else ''} {m.arrow}", m.key)
+            for m in measures if m.direction]
+
+
+def render_table(results: pd.DataFrame, view: str, families: list[str] | None, show: str, search: str,
+                 training_set: str | None, task: str | None, relaxed: str | None, rank_by: str | None):
+    """(Styler for gr.Dataframe, caption markdown) for the current controls."""
+    v = T.build_view(results, view=view or "compact", families=families or None, show=show or "% of submitted",
+                     search=search or "", training_set=training_set, task=task, relaxed=relaxed,
+                     rank_by=rank_by or T.DEFAULT_RANK)
+    n_all = len(results)
+    caption = (f"{len(v.frame)} of {n_all} finished submissions shown · ranked by "
+               f"**{_rank_label(results, rank_by)}** · counted metrics shown as **{show}**")
+    if n_all == 0:
+        caption = "No finished submissions yet: submit one in the **Submit** tab (try the example)."
+    return v.styler(), caption
+
+
+def _rank_label(results: pd.DataFrame, rank_by: str | None) -> str:
+    measures = {m.key: m for m in T.measures_of(results)}
+    m = measures.get(rank_by or T.DEFAULT_RANK)
+    if m is None:
+        return "SUN + MSUN per submitted structure"
+    return f"{m.label} {m.arrow}"
+
+
+def build(ctx: AppContext) -> dict:
+    """Build the tab's components inside the current Blocks; returns the ones others need."""
+    results = ctx.results.get()
+    measures = T.measures_of(results)
+    fams = T.families_present(measures) or list(T.FAMILY_COLOURS)
+    gr.Markdown("Generative models of inorganic crystals, scored on the same structures by the same "
+                "evaluator. Default rank: **SUN + MSUN per submitted structure** (stable or metastable, "
+                "unique and novel; strict denominator = every submitted structure). Click a header to sort.")
+    with gr.Row():
+        search = gr.Textbox(label="Search", placeholder="model, training set, submitter…", scale=2,
+                            elem_id="lb-search")
+        training_set = gr.Dropdown(T.choices(results, "training_set"), value="All", label="Training set",
+                                   scale=1, allow_custom_value=True)
+        task = gr.Dropdown(T.choices(results, "task"), value="All", label="Task", scale=1,
+                           allow_custom_value=True)
+        relaxed = gr.Dropdown(["All", "yes", "no"], value="All", label="Relaxed before submission", scale=1)
+    with gr.Row():
+        view = gr.Radio(VIEWS, value="compact", label="View", scale=1)
+        show = gr.Radio(list(T.SHOW_MODES), value="% of submitted", label="Counted metrics as", scale=2)
+        rank_by = gr.Dropdown(_rank_choices(measures) or [("SUN + MSUN", T.DEFAULT_RANK)], value=T.DEFAULT_RANK,
+                              label="Rank by", scale=2, allow_custom_value=True)
+    families = gr.CheckboxGroup([(T.FAMILY_LABELS.get(f, f), f) for f in fams], value=fams,
+                                label="Metric families")
+    styler, caption = render_table(results, "compact", fams, "% of submitted", "", "All", "All", "All",
+                                   T.DEFAULT_RANK)
+    caption_md = gr.Markdown(caption, elem_id="lb-caption")
+    table = gr.Dataframe(styler, interactive=False, show_search="search", wrap=True, max_height=640,
+                         pinned_columns=2, elem_id="leaderboard-table", buttons=["fullscreen", "copy"])
+    with gr.Row():
+        refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="lb-refresh")
+        updated = gr.Markdown("", elem_id="lb-updated")
+    legend = gr.Markdown(T.legend_markdown(measures) if measures else "")
+    timer = gr.Timer(ctx.refresh_s)
+    seen = gr.State(ctx.results.loads)
+
+    controls = [view, families, show, search, training_set, task, relaxed, rank_by]
+
+    def update(view, families, show, search, training_set, task, relaxed, rank_by):
+        res = ctx.results.get()
+        return render_table(res, view, families, show, search, training_set, task, relaxed, rank_by)
+
+    def reload(force, view, families, show, search, training_set, task, relaxed, rank_by):
+        import datetime as dt
+
+        res = ctx.results.get(force=force)
+        ms = T.measures_of(res)
+        styler, cap = render_table(res, view, families, show, search, training_set, task, relaxed, rank_by)
+        fam_choices = T.families_present(ms) or list(T.FAMILY_COLOURS)
+        stamp = f"<small>updated {dt.datetime.now().strftime('%H:%M:%S')}</small>"
+        return (styler, cap, stamp, ctx.results.loads,
+                gr.update(choices=T.choices(res, "training_set")), gr.update(choices=T.choices(res, "task")),
+                gr.update(choices=_rank_choices(ms) or [("SUN + MSUN", T.DEFAULT_RANK)]),
+                gr.update(choices=[(T.FAMILY_LABELS.get(f, f), f) for f in fam_choices]),
+                T.legend_markdown(ms) if ms else "")
+
+    outs = [table, caption_md, updated, seen, training_set, task, rank_by, families, legend]
+
+    def tick(seen_loads, *args):
+        """Timer: rebuild only when the results were reloaded (keeps the user's sorting)."""
+        ctx.results.get()
+        if seen_loads == ctx.results.loads:
+            return [gr.update() for _ in outs]
+        return reload(False, *args)
+
+    for c in controls:
+        c.change(update, controls, [table, caption_md], api_visibility="private", show_progress="hidden")
+    refresh.click(lambda *a: reload(True, *a), controls, outs, api_name="refresh_leaderboard")
+    timer.tick(tick, [seen, *controls], outs, api_visibility="private", show_progress="hidden")
+
+    def leaderboard_table(view: str = "full", show: str = "% of submitted", search: str = "",
+                          rank_by: str = T.DEFAULT_RANK) -> dict:
+        """The leaderboard as plain data: ranked, filtered, with display headers (JSON-safe)."""
+        v = T.build_view(ctx.results.get(), view=view, show=show, search=search, rank_by=rank_by)
+        return {"headers": list(v.frame.columns), "data": json_rows(v.frame), "submission_ids": v.submission_ids}
+
+    gr.api(leaderboard_table, api_name="leaderboard_table")
+    return {"table": table, "timer": timer, "refresh": refresh}
+
+
+def json_rows(frame: pd.DataFrame) -> list[list]:
+    """Rows of ``frame`` with NaN/NA as None (JSON has no NaN)."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    return clean.values.tolist()

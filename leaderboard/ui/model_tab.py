@@ -1,0 +1,311 @@
+"""Model page & downloads: one submission's metadata, every metric, E_hull
+histogram, element coverage, top SUN candidates with CIFs, and file downloads."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from leaderboard import plots as P
+from leaderboard import table as T
+from leaderboard.ui.context import AppContext
+
+N_CANDIDATES = 25
+HEADLINE_META = ("model_name", "model_version", "organisation", "training_set", "training_set_other", "task",
+                 "condition", "relaxed_before_submission", "relaxation_method", "n_structures", "submitter",
+                 "paper_url", "code_url", "checkpoint_url", "license", "notes")
+
+
+# ---------------------------------------------------------------- per-structure columns
+def first_column(df: pd.DataFrame, candidates: tuple[str, ...], contains: tuple[str, ...] = (),
+                 exclude: tuple[str, ...] = ()) -> str | None:
+    """The first of ``candidates`` in ``df``, else the first column containing all of ``contains``."""
+    for c in candidates:
+        if c in df.columns:
+            return c
+    if contains:
+        for c in df.columns:
+            if all(s in c for s in contains) and not any(s in c for s in exclude):
+                return c
+    return None
+
+
+def ehull_column(df: pd.DataFrame) -> str | None:
+    """Relaxed-geometry E_hull column (eV/atom) of the per-structure table."""
+    return first_column(df, ("stability_e_above_hull", "stability_e_above_hull_relaxed"),
+                        ("e_above_hull",), ("unrelaxed", "status", "reason", "n_ref"))
+
+
+def flag_column(df: pd.DataFrame, name: str) -> str | None:
+    """Boolean per-structure flag of family ``sun`` (``sun`` or ``msun``)."""
+    return first_column(df, (f"sun_{name}", f"sun_is_{name}", f"{name}"))
+
+
+def structure_column(df: pd.DataFrame) -> str | None:
+    """Relaxed structure (pymatgen JSON) if the table has one, else the submitted one."""
+    return first_column(df, ("stability_relaxed_structure", "stability_structure_relaxed",
+                             "relaxed_structure"), ("relaxed_structure",)) or \
+        ("structure" if "structure" in df.columns else None)
+
+
+def truthy(series: pd.Series) -> pd.Series:
+    return series.map(lambda v: bool(v) if isinstance(v, (bool, int, float)) and not
+                      (isinstance(v, float) and math.isnan(v)) else str(v).lower() == "true")
+
+
+def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, str]:
+    """Top SUN (then MSUN) structures by E_hull: (table, caption)."""
+    eh = ehull_column(df)
+    parts, kinds = [], []
+    for name in ("sun", "msun"):
+        col = flag_column(df, name)
+        if col is None:
+            continue
+        sel = df[truthy(df[col])].copy()
+        sel["kind"] = name.upper()
+        parts.append(sel)
+        kinds.append(name.upper())
+    if not parts:
+        return pd.DataFrame(), "No SUN/MSUN flags in this submission's results (family not run)."
+    sel = pd.concat(parts)
+    if eh:
+        sel = sel.sort_values(["kind", eh], ascending=[False, True], kind="mergesort")
+    cols = [c for c in ("index", "source", "kind", "formula", "reduced_formula", eh,
+                        first_column(df, (), ("spacegroup",)) or first_column(df, (), ("space_group",)))
+            if c and c in sel.columns]
+    out = sel[list(dict.fromkeys(cols))].head(n).reset_index(drop=True)
+    n_sun = sum(1 for k in sel["kind"] if k == "SUN")
+    cap = f"{n_sun} SUN and {len(sel) - n_sun} MSUN structures; showing the first {len(out)} (SUN first, lowest E_hull first)."
+    return out, cap
+
+
+def to_cif(structure_json: str | None) -> str:
+    """CIF text of a pymatgen Structure JSON string."""
+    if not isinstance(structure_json, str) or not structure_json:
+        return "# no structure stored for this row"
+    from pymatgen.core import Structure
+    from pymatgen.io.cif import CifWriter
+
+    s = Structure.from_dict(json.loads(structure_json))
+    return str(CifWriter(s))
+
+
+# ---------------------------------------------------------------- summaries
+def _num(v, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, (int, float)):
+        return f"{100 * v:.2f} %" if pct else (f"{v:,}" if isinstance(v, int) else f"{v:.4g}")
+    return str(v)
+
+
+def metrics_frame(summary: dict) -> pd.DataFrame:
+    """Every metric of a summary: one row per measure, with its reason when absent."""
+    metrics = summary.get("metrics") or {}
+    missing = summary.get("missing") or {}
+    flat = {f"{fam}.{k}": v for fam, d in metrics.items() if isinstance(d, dict) for k, v in d.items()
+            if not isinstance(v, (dict, list))}
+    for rep in ("count", "frac_submitted", "frac_valid"):
+        a, b = flat.get(f"sun.sun_{rep}"), flat.get(f"sun.msun_{rep}")
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and f"sun.sun_plus_msun_{rep}" not in flat:
+            flat[f"__derived__.sun_plus_msun_{rep}"] = a + b
+    rows = []
+    for m in T.catalogue(flat):
+        why = (missing.get(m.family) or {}) if isinstance(missing.get(m.family), dict) else {}
+        if m.counted:
+            c = {r: flat.get(col) for r, col in m.columns.items()}
+            rows.append({"Family": m.family, "Metric": f"{m.label} {m.arrow}".strip(), "Value": _num(c.get("count")),
+                         "% of submitted": _num(c.get("frac_submitted"), True),
+                         "% of valid": _num(c.get("frac_valid"), True),
+                         "Missing because": why.get(m.name) or why.get(f"{m.name}_count") or ""})
+        else:
+            v = flat.get(m.columns["value"])
+            rows.append({"Family": m.family, "Metric": f"{m.label} {m.arrow}".strip(), "Value": _num(v),
+                         "% of submitted": "", "% of valid": "", "Missing because": why.get(m.name, "")
+                         if v is None else ""})
+    return pd.DataFrame(rows, columns=["Family", "Metric", "Value", "% of submitted", "% of valid",
+                                       "Missing because"])
+
+
+def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
+    meta = meta or {}
+    summary = summary or {}
+    title = f"{meta.get('model_name', 'submission')} {meta.get('model_version', '')}".strip()
+    lines = [f"## {title}", f"Submission `{job_id}` · permalink [`?submission={job_id}`](?submission={job_id})", ""]
+    for k in HEADLINE_META:
+        if k in meta and meta[k] not in (None, ""):
+            v = meta[k]
+            v = f"[{v}]({v})" if isinstance(v, str) and v.startswith("http") else v
+            lines.append(f"- **{k.replace('_', ' ').capitalize()}:** {v}")
+    counts = [f"{summary.get(k)} {k[2:]}" for k in ("n_submitted", "n_parsed", "n_valid", "n_evaluated")
+              if summary.get(k) is not None]
+    if counts:
+        lines.append(f"- **Structures:** {' · '.join(counts)}")
+    prov = summary.get("provenance") or {}
+    ref = prov.get("reference") or {}
+    if prov:
+        bits = [f"evaluator {prov.get('evaluator_version', '?')}"]
+        if isinstance(ref, dict) and ref:
+            bits.append(f"reference {ref.get('id') or ref.get('name') or ref}")
+        cfg = prov.get("config") or {}
+        if cfg.get("mlip"):
+            bits.append(f"MLIP {cfg.get('mlip')}")
+        if prov.get("created_at"):
+            bits.append(f"evaluated {prov['created_at']}")
+        lines.append(f"- **Provenance:** {' · '.join(bits)}")
+    lb = summary.get("leaderboard") or {}
+    if isinstance(lb, dict) and lb.get("provenance"):
+        lines.append(f"- **Evaluated by:** {lb['provenance']}")
+    fails = summary.get("failures") or {}
+    parse = fails.get("parse") or {}
+    if parse:
+        top = "; ".join(f"{k} ({v})" for k, v in list(parse.items())[:3])
+        lines.append(f"- **Parse failures:** {top}")
+    return "\n".join(lines)
+
+
+def _write_tmp(name: str, write) -> str:
+    d = Path(tempfile.mkdtemp(prefix="genbench-dl-"))
+    p = d / name
+    write(p)
+    return str(p)
+
+
+# ---------------------------------------------------------------- tab
+def finished_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    res = ctx.results.get()
+    sid = T.meta_column(res, "submission_id")
+    if sid is None or res.empty:
+        return []
+    model = T.meta_column(res, "model")
+    out = []
+    for _, row in res.iterrows():
+        name = row[model] if model else row[sid]
+        out.append((f"{name} · {row[sid]}", str(row[sid])))
+    return out
+
+
+_STRUCTURES: dict[tuple[int, str], pd.DataFrame | None] = {}
+
+
+def structures(ctx: AppContext, job_id: str) -> pd.DataFrame | None:
+    """Per-structure results of a finished submission (a few kept in memory: results are write-once)."""
+    from leaderboard.results import load_structures
+
+    key = (id(ctx.store), job_id)
+    if key not in _STRUCTURES:
+        _STRUCTURES[key] = load_structures(ctx.store, job_id)
+        while len(_STRUCTURES) > 4:
+            _STRUCTURES.pop(next(iter(_STRUCTURES)))
+    return _STRUCTURES[key]
+
+
+def build(ctx: AppContext) -> dict:
+    gr.Markdown("### Downloads\nThe whole leaderboard (every metric column, one row per finished submission):")
+    with gr.Row():
+        dl_csv = gr.DownloadButton("Leaderboard CSV", size="sm", elem_id="dl-csv")
+        dl_parquet = gr.DownloadButton("Leaderboard parquet", size="sm", elem_id="dl-parquet")
+    gr.Markdown("### Model page")
+    pick = gr.Dropdown(finished_choices(ctx), label="Submission", elem_id="model-pick",
+                       allow_custom_value=True)
+    meta_md = gr.Markdown(elem_id="model-meta")
+    with gr.Row():
+        dl_struct_parquet = gr.DownloadButton("Per-structure results (parquet)", size="sm", visible=False)
+        dl_struct_csv = gr.DownloadButton("Per-structure results (CSV)", size="sm", visible=False)
+        dl_summary = gr.DownloadButton("summary.json", size="sm", visible=False)
+    metrics_df = gr.Dataframe(interactive=False, wrap=True, label="All metrics", elem_id="model-metrics")
+    with gr.Row():
+        hist = gr.Plot(label="E_hull", show_label=False, elem_id="model-ehull")
+        ptable = gr.Plot(label="Element coverage", show_label=False, elem_id="model-ptable")
+    cand_md = gr.Markdown()
+    cand_df = gr.Dataframe(interactive=False, wrap=True, label="Top SUN / MSUN candidates",
+                           elem_id="model-candidates")
+    cand_pick = gr.Dropdown([], label="Show the CIF of candidate", allow_custom_value=True)
+    cif = gr.Code(language=None, label="CIF (relaxed structure when available)", elem_id="model-cif",
+                  max_lines=30)
+    structures_state = gr.State(None)
+
+    def whole_table(kind: str):
+        res = ctx.results.get()
+        if kind == "csv":
+            return _write_tmp("leaderboard.csv", lambda p: res.to_csv(p, index=False))
+        return _write_tmp("leaderboard.parquet", lambda p: res.to_parquet(p, index=False))
+
+    dl_csv.click(lambda: whole_table("csv"), None, dl_csv, api_name="download_csv")
+    dl_parquet.click(lambda: whole_table("parquet"), None, dl_parquet, api_name="download_parquet")
+
+    def show(job_id):
+        from leaderboard.results import load_summary
+        from leaderboard.submissions import load_meta
+
+        hidden = gr.update(visible=False)
+        empty = ("", hidden, hidden, hidden, None, None, None, "", None, gr.update(choices=[], value=None), "",
+                 None)
+        if not job_id:
+            return empty
+        from leaderboard.queue import FINISHED, get_job
+
+        job = get_job(ctx.store, job_id)
+        summary = load_summary(ctx.store, job_id) if job is not None and job.status == FINISHED else None
+        if summary is None:
+            return (f"No results for `{job_id}` (not finished, withdrawn, or unknown id).",) + empty[1:]
+        meta = load_meta(ctx.store, job_id)
+        df = structures(ctx, job_id)
+        md = meta_markdown(job_id, meta, summary)
+        base = f"{job_id}"
+        pq = csv = None
+        if df is not None:
+            pq = _write_tmp(f"{base}_structures.parquet", lambda p: df.to_parquet(p, index=False))
+            csv = _write_tmp(f"{base}_structures.csv", lambda p: df.to_csv(p, index=False))
+        sj = _write_tmp(f"{base}_summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=str)))
+        stab = (summary.get("provenance") or {}).get("config") or {}
+        if df is not None and (eh := ehull_column(df)):
+            fig_h = P.ehull_histogram(df[eh], stab.get("stable_threshold", 0.0),
+                                      stab.get("metastable_threshold", 0.1))
+        else:
+            fig_h = P.ehull_histogram([])
+        fig_p, cands, cap = P.periodic_table({}), pd.DataFrame(), "No per-structure results."
+        if df is not None:
+            valid = df[truthy(df["validity_valid"])] if "validity_valid" in df else df[truthy(df["parse_ok"])] \
+                if "parse_ok" in df else df
+            fcol = first_column(valid, ("reduced_formula", "formula"))
+            counts = P.element_counts(valid[fcol]) if fcol else {}
+            which = "valid" if "validity_valid" in df else "parsed"
+            fig_p = P.periodic_table(counts, f"Element coverage ({len(valid)} {which} structures)", len(valid))
+            cands, cap = candidates(df)
+        labels = [(f"#{r['index']} {r.get('formula') or r.get('reduced_formula') or ''} ({r['kind']})", int(r["index"]))
+                  for _, r in cands.iterrows()] if "index" in cands else []
+        first = labels[0][1] if labels else None
+        return (md, gr.update(value=pq, visible=pq is not None), gr.update(value=csv, visible=csv is not None),
+                gr.update(value=sj, visible=True), metrics_frame(summary), fig_h, fig_p, cap, cands,
+                gr.update(choices=labels, value=first), cif_text(df, first), job_id)
+
+    def cif_of(job_id, index):
+        return cif_text(structures(ctx, job_id) if job_id else None, index)
+
+    def cif_text(df, index):
+        if df is None or index is None:
+            return ""
+        col = structure_column(df)
+        if col is None:
+            return "# no structure column in this submission's results"
+        rows = df[df["index"] == int(index)] if "index" in df else df.iloc[[int(index)]]
+        return to_cif(rows.iloc[0][col]) if len(rows) else ""
+
+    outs = [meta_md, dl_struct_parquet, dl_struct_csv, dl_summary, metrics_df, hist, ptable, cand_md, cand_df,
+            cand_pick, cif, structures_state]
+    pick.change(show, pick, outs, api_visibility="private")
+    cand_pick.change(cif_of, [structures_state, cand_pick], cif, api_visibility="private",
+                     show_progress="hidden")
+
+    def refresh_choices(current):
+        return gr.update(choices=finished_choices(ctx), value=current)
+
+    return {"pick": pick, "show": show, "outs": outs, "refresh_choices": refresh_choices}

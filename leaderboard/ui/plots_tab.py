@@ -1,0 +1,98 @@
+"""Plots tab: two user-configurable metric scatters with their Pareto fronts."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from leaderboard import plots as P
+from leaderboard import table as T
+from leaderboard.ui.context import AppContext
+
+# Default axes (first available key of each list): novelty vs stability rate; MSUN vs diversity.
+DEFAULTS = [
+    (["novelty.novel"], ["stability.stable", "stability.metastable"]),
+    (["diversity.vendi", "diversity.vendi_score", "diversity.element_coverage"], ["sun.msun"]),
+]
+
+
+def _choices(results: pd.DataFrame) -> list[tuple[str, str]]:
+    return [(f"{m.header()} · {m.family}", m.key) for m in T.measures_of(results)]
+
+
+def _pick(keys: list[str], available: list[str]) -> str:
+    for k in keys:
+        if k in available:
+            return k
+    return keys[0]
+
+
+def build(ctx: AppContext) -> dict:
+    results = ctx.results.get()
+    choices = _choices(results)
+    keys = [k for _, k in choices]
+    gr.Markdown("Each point is a submission; ★ marks the **Pareto front** (no other submission is at "
+                "least as good on both axes and better on one, using each metric's ↑/↓ direction), "
+                "drawn as a staircase. Hover a point for the model's details.")
+    show = gr.Radio(list(T.SHOW_MODES)[:2], value="% of submitted", label="Rates as")
+    plots, selectors = [], []
+    with gr.Row():
+        for i, (xs, ys) in enumerate(DEFAULTS):
+            with gr.Column():
+                with gr.Row():
+                    x = gr.Dropdown(choices, value=_pick(xs, keys), label="x axis", allow_custom_value=True,
+                                    elem_id=f"plot{i}-x")
+                    y = gr.Dropdown(choices, value=_pick(ys, keys), label="y axis", allow_custom_value=True,
+                                    elem_id=f"plot{i}-y")
+                fig = gr.Plot(P.scatter(results, x.value, y.value), elem_id=f"plot{i}", show_label=False)
+                plots.append(fig)
+                selectors.append((x, y))
+    refresh = gr.Button("Refresh", size="sm")
+
+    def draw(x_key, y_key, show_mode):
+        return P.scatter(ctx.results.get(), x_key, y_key, show_mode)
+
+    for (x, y), fig in zip(selectors, plots):
+        for c in (x, y, show):
+            c.change(draw, [x, y, show], fig, api_visibility="private", show_progress="hidden")
+
+    drawn = gr.State(ctx.results.loads)
+
+    def redraw_all(*args):
+        res = ctx.results.get()
+        new_choices = _choices(res)
+        out = []
+        for i in range(len(plots)):
+            xk, yk = args[2 * i], args[2 * i + 1]
+            out += [gr.update(choices=new_choices), gr.update(choices=new_choices)]
+        for i in range(len(plots)):
+            out.append(P.scatter(res, args[2 * i], args[2 * i + 1], args[-1]))
+        return out + [ctx.results.loads]
+
+    def redraw_if_changed(*args):
+        """Timer: redraw only when the results table was reloaded (keeps the user's zoom)."""
+        *rest, seen = args
+        res_loads = (ctx.results.get(), ctx.results.loads)[1]
+        if seen == res_loads:
+            return [gr.update() for _ in range(len(outputs))] + [seen]
+        return redraw_all(*rest)
+
+    inputs = [c for pair in selectors for c in pair] + [show]
+    outputs = [c for pair in selectors for c in pair] + plots
+    refresh.click(lambda *a: (ctx.results.get(force=True), redraw_all(*a))[1], inputs, outputs + [drawn],
+                  api_visibility="private")
+
+    def pareto(x_key: str, y_key: str, show: str = "% of submitted") -> dict:
+        """Submissions on the Pareto front of two metrics (API)."""
+        res = T._derive(ctx.results.get())
+        ms = {m.key: m for m in T.catalogue(res)}
+        mx, my = ms[x_key], ms[y_key]
+        mode = T.SHOW_MODES.get(show, show)
+        xv = pd.to_numeric(res[mx.column(mode)], errors="coerce")
+        yv = pd.to_numeric(res[my.column(mode)], errors="coerce")
+        mask = P.pareto_mask(xv, yv, mx.direction or 1, my.direction or 1)
+        sid = T.meta_column(res, "submission_id")
+        return {"front": [str(s) for s in res[sid][mask]] if sid else [], "n": int(len(res))}
+
+    gr.api(pareto, api_name="pareto")
+    return {"plots": plots, "selectors": selectors, "refresh": refresh, "redraw": (redraw_if_changed, inputs + [drawn], outputs + [drawn])}

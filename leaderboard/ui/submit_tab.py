@@ -1,0 +1,169 @@
+"""Submit tab: upload structures, fill the metadata form, fast checks, enqueue."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from leaderboard.ui.context import AppContext, example_upload
+from leaderboard.ui.forms import build_form
+
+ACCEPTED_TEXT = ("CIF (one or many blocks), POSCAR/CONTCAR, extxyz/xyz, CSV/JSON/JSONL "
+                 "(a structure column or pymatgen dicts), or a zip/tar/tar.gz of these")
+EXAMPLE_META = {
+    "model_name": "MatterGen (paper samples)",
+    "model_version": "2025-01 release",
+    "organisation": "Microsoft Research (example upload)",
+    "training_set": "Alex-MP-20",
+    "task": "unconditional",
+    "relaxed_before_submission": True,
+    "relaxation_method": "DFT (as released with the MatterGen paper)",
+    "paper_url": "https://www.nature.com/articles/s41586-025-08628-5",
+    "code_url": "https://github.com/microsoft/mattergen",
+    "license": "MIT",
+    "notes": "Example submission: the CIFs released with the MatterGen paper "
+             "(several conditions, random-search and substitution baselines).",
+}
+
+
+def _paths(files) -> list[str]:
+    if not files:
+        return []
+    if isinstance(files, (str, bytes)):
+        files = [files]
+    return [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
+
+
+_CHECKS: dict[tuple, object] = {}
+
+
+def inspect(paths: list[str]):
+    """``inspect_upload`` memoised on (path, size, mtime): the upload check and the
+    submit button share one parse. Returns an UploadCheck or raises IngestError."""
+    import os
+
+    from evaluator.ingest import IngestError, inspect_upload
+
+    key = tuple((p, os.path.getsize(p), os.path.getmtime(p)) for p in paths)
+    if key not in _CHECKS:
+        try:
+            _CHECKS[key] = inspect_upload(paths)
+        except IngestError as exc:
+            _CHECKS[key] = exc
+        while len(_CHECKS) > 32:
+            _CHECKS.pop(next(iter(_CHECKS)))
+    out = _CHECKS[key]
+    if isinstance(out, Exception):
+        raise out
+    return out
+
+
+def check_files(files) -> str:
+    """Fast pre-check of an upload (format, size, count, parse errors): markdown."""
+    paths = _paths(files)
+    if not paths:
+        return ""
+    from evaluator.ingest import IngestError
+
+    try:
+        check = inspect(paths)
+    except (IngestError, OSError) as exc:
+        return f"❌ **Refused:** {exc}\n\nAccepted: {ACCEPTED_TEXT}."
+    lines = [f"✅ {check.n_items} structures found: {check.n_parsed} parsed"
+             + (f", **{check.n_failed} failed to parse** (they stay in the submission and count "
+                "as failures in every rate)." if check.n_failed else ".")]
+    for src, why in check.failures:
+        lines.append(f"- `{src}`: {why}")
+    if check.n_failed > len(check.failures):
+        lines.append(f"- … and {check.n_failed - len(check.failures)} more")
+    return "\n".join(lines)
+
+
+def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str, str | None]:
+    """Validate and enqueue; returns (markdown message, submission id or None)."""
+    from pathlib import Path
+
+    from leaderboard.submissions import SubmissionError, submit
+
+    if not user:
+        return "❌ Please **sign in with Hugging Face** first (top of the page).", None
+    paths = _paths(files)
+    if not paths:
+        return "❌ Please upload at least one file.", None
+    from evaluator.ingest import IngestError
+
+    try:  # fast checks before enqueueing: format, size, count, parse errors
+        check = inspect(paths)
+    except (IngestError, OSError) as exc:
+        return f"❌ **Upload refused:** {exc}", None
+    if check.n_parsed == 0:
+        first = "; ".join(f"{s}: {w}" for s, w in check.failures[:3])
+        return f"❌ **Upload refused:** none of the {check.n_items} structures could be read ({first}).", None
+    try:
+        job = submit(ctx.store, meta, [Path(p) for p in paths], user)
+    except SubmissionError as exc:
+        return f"❌ **Submission refused:** {exc}", None
+    from leaderboard.queue import queue_position
+
+    pos = queue_position(ctx.store, job.id)
+    where = f"position **{pos}** in the queue" if pos else "queued"
+    return (f"✅ Submission **`{job.id}`** accepted ({where}). Follow it in **My submissions**; "
+            f"permalink: [`?submission={job.id}`](?submission={job.id})"), job.id
+
+
+def build(ctx: AppContext, user_state) -> dict:
+    gr.Markdown(f"Upload the structures your model generated (one file or several): {ACCEPTED_TEXT}. "
+                "Files are checked as soon as they are uploaded; a bad upload is refused before it is "
+                "queued. Every structure counts, including those that fail to parse.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            files = gr.File(label="Structures", file_count="multiple", elem_id="submit-files")
+            example = gr.Button("Load the example submission (MatterGen paper, 774 CIFs)", size="sm",
+                                elem_id="submit-example")
+            check_md = gr.Markdown(elem_id="submit-check")
+        with gr.Column(scale=2):
+            form = build_form()
+    submit_btn = gr.Button("Submit for evaluation", variant="primary", elem_id="submit-button")
+    result_md = gr.Markdown(elem_id="submit-result")
+    last_id = gr.State(None)
+
+    files.change(check_files, files, check_md, api_visibility="private", show_progress="minimal")
+
+    def load_example():
+        path = example_upload()
+        if path is None:
+            return [None, "❌ The example file is not in the data directory (set GENBENCH_DATA_DIR)."] + \
+                [gr.update() for _ in form.components]
+        values = [gr.update(value=EXAMPLE_META[n]) if n in EXAMPLE_META else gr.update()
+                  for n in form.names]
+        return [[str(path)], check_files([str(path)])] + values
+
+    example.click(load_example, None, [files, check_md, *form.components], api_visibility="private")
+
+    def on_submit(files, user, *values):
+        msg, job_id = do_submit(ctx, files, user, form.collect(*values))
+        return msg, job_id
+
+    ev = submit_btn.click(on_submit, [files, user_state, *form.components], [result_md, last_id],
+                          api_visibility="private")
+
+    # API (gradio_client): files are uploaded through a hidden File component, never
+    # read from server paths the caller names.
+    with gr.Group(visible=False):
+        api_files = gr.File(file_count="multiple", label="files")
+        api_meta = gr.JSON(label="meta")
+        api_out = gr.JSON(label="result")
+        api_check = gr.Markdown()
+        api_btn, api_check_btn = gr.Button("submit"), gr.Button("check")
+
+    def submit_api(files, meta):
+        """Enqueue a submission as the local identity (refused on a Space: use the form)."""
+        if ctx.space:
+            return {"ok": False, "id": None,
+                    "message": "API submissions are disabled on the Space; use the form."}
+        msg, job_id = do_submit(ctx, files, ctx.user(), dict(meta or {}))
+        return {"ok": job_id is not None, "message": msg, "id": job_id}
+
+    api_btn.click(submit_api, [api_files, api_meta], api_out, api_name="submit")
+    api_check_btn.click(check_files, api_files, api_check, api_name="check_files")
+    return {"files": files, "example": example, "submit": submit_btn, "result": result_md,
+            "last_id": last_id, "submitted": ev, "form": form}
