@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build_tiny_mace(path: Path, elements=("H", "Li", "C", "N", "O", "F", "Na", "Mg", "Al", "Si",
-                                           "Cl", "K", "Ca", "Ti", "Fe", "Cu", "Zn", "Sr", "Ba")) -> Path:
+TINY_ELEMENTS = ("H", "Li", "C", "N", "O", "F", "Na", "Mg", "Al", "Si", "Cl", "K", "Ca", "Ti", "Fe",
+                 "Ni", "Cu", "Zn", "Sr", "Pd", "In", "I", "Ba", "Bi")
+
+
+def build_tiny_mace(path: Path, elements=TINY_ELEMENTS) -> Path:
     """Save a float64 random ScaleShiftMACE (r_max 4 Å, one small layer) to ``path``."""
     import mace  # noqa: F401  (before e3nn)
     import numpy as np
@@ -32,3 +35,13 @@ def build_tiny_mace(path: Path, elements=("H", "Li", "C", "N", "O", "F", "Na", "
     ).to(torch.float64)
     torch.save(model, path)
     return path
+
+
+def mp_sample_cifs(data, material_ids):
+    """Paths of mp_sample CIFs by material id (real MP-20 crystals)."""
+    folder = data.path("structures/mp_sample/metadata.csv").parent
+    return [folder / f"mp_{m}.cif" for m in material_ids]
+
+
+# Small MP-20 materials of structures/mp_sample (1-2 atoms per cell), for fast tests.
+SMALL_MP20 = ["mp-2", "mp-1487", "mp-20411", "mp-22924", "mp-348", "mp-11564", "mp-22704", "mp-22898"]

@@ -5,6 +5,8 @@ Routes (``energy_route(mlip_spec, hull)``):
 - ``direct``: the MLIP's total energy is already on the hull's scale
   (CHGNet ``mp2020-corrected`` vs the ``dft-mp2020`` hull; an MLIP vs its own
   ``mlip:*`` hull).
+- ``direct`` also for raw-PBE MLIPs vs an uncorrected PBE DFT hull
+  (``dft-pbe-raw``, LeMat-Bulk).
 - ``mp2020``: raw PBE(+U) energies (MACE-MP, ``raw-pbe``) vs the ``dft-mp2020``
   hull: MaterialsProject2020Compatibility corrections first. The entry is a
   ComputedStructureEntry with ``run_type`` GGA+U and MP's U values when the
@@ -38,6 +40,13 @@ def energy_route(spec, hull, declared_compatible: bool = False) -> str:
             f"MLIP {spec.name} ({spec.model_id}) predicts '{spec.energy_scale}' energies, which cannot be "
             f"placed on the MP2020 DFT hull of '{hull.name}' (only MP2020-corrected or raw MP-compatible "
             "PBE(+U) energies can)")
+    if scale == "dft-pbe-raw":  # uncorrected PBE(+U) DFT (LeMat-Bulk compatible_pbe)
+        if spec.energy_scale == "raw-pbe":
+            return "direct"
+        raise IncompatibleEnergyScale(
+            f"MLIP {spec.name} ({spec.model_id}) predicts '{spec.energy_scale}' energies; the hull "
+            f"'{hull.name}' holds uncorrected PBE(+U) DFT energies, comparable only with raw-PBE MLIPs "
+            "(e.g. MACE-MP). Use the mp20 DFT hull for CHGNet")
     if scale.startswith("mlip:"):
         allowed = hull.compatible.get(spec.name, [])
         if spec.model_id in allowed or declared_compatible:

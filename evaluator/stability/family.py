@@ -15,7 +15,8 @@ only: ``steps``, ``converged``, ``fmax_final`` (eV/Å), ``rmsd`` (Å),
 Config options (``EvalConfig.options``): ``hull`` (hull mode of the reference:
 ``dft`` default, or an own-MLIP hull such as ``mace``), ``relax_mode``
 (auto/batched/pool/serial), ``relax_workers``, ``relax_max_atoms``,
-``mlip_energy_scale``, ``hull_declared_compatible``.
+``mlip_energy_scale``, ``hull_declared_compatible``, ``hull_file`` (a compact
+hull parquet, e.g. a LeMat hull written by ``evaluator.stability.lemat``).
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ def relax_settings(cfg):
 
 def reference_hull(ctx):
     """The HullReference selected by ``options["hull"]`` from the context's reference."""
-    from evaluator.stability.hull import HullReference, HullSet
+    from evaluator.stability.hull import HullReference, HullSet, load_hull_file
 
+    options = ctx.config.options or {}
+    if options.get("hull_file"):  # a compact hull file (e.g. from evaluator.stability.lemat)
+        return load_hull_file(options["hull_file"])
     hull = ctx.reference.hull
-    mode = (ctx.config.options or {}).get("hull")
+    mode = options.get("hull")
     if isinstance(hull, HullSet):
         return hull.get(mode)
     if isinstance(hull, HullReference):

@@ -1,0 +1,117 @@
+"""Family "sun": SUN and MSUN (stable / metastable, unique, novel).
+
+- SUN: E_hull <= stable threshold (0 eV/atom), unique within that stable set,
+  novel. MSUN: stable threshold < E_hull <= metastable threshold (0.1, stable
+  ones excluded), unique within that set, novel (LeMat-GenBench definitions).
+- "Unique within the set": StructureMatcher equivalence classes
+  (``evaluator.identity.matcher.equivalence_classes``) of the submitted
+  structures in the set; each class counts once, through its first occurrence
+  (upload order). Novelty is the novelty family's ``novelty_novel`` of that
+  representative (computed on the submitted structure, against the reference).
+- Headline uses relaxed E_hull (``stability_e_above_hull``); the same counts
+  from the submitted geometry (``stability_unrelaxed_e_above_hull``,
+  LeMat-GenBench compatible) are published as ``metrics.sun_unrelaxed``.
+
+A row without E_hull or without a novelty verdict is never a success but stays
+in every denominator. Columns: ``sun_sun``, ``sun_msun`` (and
+``sun_unrelaxed_sun``, ``sun_unrelaxed_msun``): True on counted representatives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from evaluator.families import FamilyResult
+from evaluator.stability.family import EHULL_TOL
+
+
+def _novel_flags(table: pd.DataFrame, rows: list[int]) -> dict[int, bool | None]:
+    if "novelty_novel" not in table:
+        return dict.fromkeys(rows)
+    col = table["novelty_novel"]
+    return {i: (None if pd.isna(col.at[i]) else bool(col.at[i])) for i in rows}
+
+
+def _representatives(ctx, members: list[int], stats: dict) -> list[int]:
+    """First occurrence of each StructureMatcher class among ``members`` (upload order)."""
+    from evaluator.identity.matcher import equivalence_classes
+
+    if len(members) < 2:
+        return list(members)
+    labels = equivalence_classes([ctx.structures[i] for i in members], stats=stats)
+    return [members[p] for p, lab in enumerate(labels) if lab == p]
+
+
+def count_sun(ctx, e_hull: pd.Series, novel: dict, stats: dict) -> tuple[list[int], list[int], dict]:
+    """(SUN rows, MSUN rows, set sizes) for one E_hull column."""
+    cfg = ctx.config
+    e = e_hull.astype(float)
+    finite = e[np.isfinite(e)]
+    stable = sorted(finite.index[finite <= cfg.stable_threshold + EHULL_TOL])
+    meta = sorted(finite.index[(finite > cfg.stable_threshold + EHULL_TOL)
+                               & (finite <= cfg.metastable_threshold + EHULL_TOL)])
+    stable_rep = _representatives(ctx, stable, stats)
+    meta_rep = _representatives(ctx, meta, stats)
+    sun = [i for i in stable_rep if novel.get(i) is True]
+    msun = [i for i in meta_rep if novel.get(i) is True]
+    sizes = {"stable_unique_count": len(stable_rep), "metastable_only_unique_count": len(meta_rep)}
+    return sun, msun, sizes
+
+
+def run(ctx) -> FamilyResult:
+    result = FamilyResult()
+    table = ctx.table
+    rows = [i for i in ctx.valid_index if ctx.structures[i] is not None]
+    novel = _novel_flags(table, rows)
+    if "stability_e_above_hull" not in table:
+        reason = "stability family did not run"
+        cols = pd.DataFrame({"sun_status": "failed", "sun_reason": reason}, index=rows)
+        result.columns = cols
+        for name in ("sun_count", "msun_count", "sun_plus_msun_count"):
+            result.absent(name, reason)
+        return result
+
+    stats = {"fits": 0, "reductions": 0}
+    status, reason = {}, {}
+    for i in rows:
+        e = table.at[i, "stability_e_above_hull"]
+        why = []
+        if pd.isna(e):
+            why.append("no relaxed E_hull: " + str(table.at[i, "stability_reason"] if "stability_reason" in table
+                                                 else "stability failed"))
+        if novel.get(i) is None:
+            why.append("no novelty verdict")
+        status[i] = "failed" if why else "ok"
+        reason[i] = "; ".join(why) if why else None
+
+    cols = pd.DataFrame(index=pd.Index(rows))
+    cols["sun_status"] = pd.Series(status)
+    cols["sun_reason"] = pd.Series(reason, dtype=object)
+    groups = {}
+    for prefix, column in (("", "stability_e_above_hull"), ("unrelaxed_", "stability_unrelaxed_e_above_hull")):
+        e = table.loc[rows, column] if column in table else pd.Series(np.nan, index=rows)
+        sun, msun, sizes = count_sun(ctx, e, novel, stats)
+        cols[f"sun_{prefix}sun"] = cols.index.isin(sun)
+        cols[f"sun_{prefix}msun"] = cols.index.isin(msun)
+        m = {}
+        m.update(ctx.counted("sun", len(sun)))
+        m.update(ctx.counted("msun", len(msun)))
+        m.update(ctx.counted("sun_plus_msun", len(sun) + len(msun)))
+        m.update(sizes)
+        m["novelty_unknown_count"] = int(sum(v is None for v in novel.values()))
+        if prefix:
+            groups["sun_unrelaxed"] = m
+        else:
+            result.metrics = m
+    result.columns = cols
+    result.groups = groups
+    result.provenance = {
+        "stable_threshold_eV_per_atom": ctx.config.stable_threshold,
+        "metastable_threshold_eV_per_atom": ctx.config.metastable_threshold,
+        "uniqueness": "StructureMatcher classes within each set (submitted structures), first occurrence counts",
+        "novelty": "novelty_novel of the representative (novelty family)",
+        "e_above_hull": {"headline": "relaxed", "sun_unrelaxed": "submitted geometry"},
+        "matcher_stats": stats,
+    }
+    return result
