@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import tarfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -28,7 +29,9 @@ def cif_paths(mp_sample) -> list[Path]:
 def structures(cif_paths):
     from pymatgen.core import Structure
 
-    return [Structure.from_file(p) for p in cif_paths]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [Structure.from_file(p) for p in cif_paths]
 
 
 def same(a, b) -> bool:

@@ -42,7 +42,7 @@ def _collect(inputs: list[str | Path]) -> list[_File]:
             for p in found:
                 rel = p.relative_to(path).as_posix()
                 if not is_ignored(rel):
-                    files.append(_File(p, f"{path.name}/{rel}", False))
+                    files.append(_File(p, f"{path.resolve().name}/{rel}", False))
         elif path.is_file():
             files.append(_File(path, path.name, True))
         else:
@@ -113,7 +113,7 @@ def read_inputs(inputs: list[str | Path], limits: IngestLimits | None = None,
                 progress: Progress = no_progress) -> list[Item]:
     """Read files/folders into Items in a deterministic order. Raises IngestError."""
     limits = limits or IngestLimits()
-    files = _collect(list(inputs))
+    files = _collect([inputs] if isinstance(inputs, (str, Path)) else list(inputs))
     size = sum(f.path.stat().st_size for f in files)
     if size > limits.max_upload_bytes:
         raise IngestError(f"upload too large: {size:,} bytes > {limits.max_upload_bytes:,} "

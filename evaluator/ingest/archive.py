@@ -40,7 +40,7 @@ class Member:
 
 
 class Budget:
-    """Decompressed bytes and archive members counted over the whole upload."""
+    """Decompressed bytes and archive entries (folders included) counted over the whole upload."""
 
     def __init__(self, limits: IngestLimits):
         self.limits = limits
@@ -114,6 +114,7 @@ def iter_zip(data: bytes, name: str, budget: Budget) -> Iterator[Member]:
     infos = zf.infolist()
     for info in infos:
         check_member_path(name, info.filename)
+        budget.add_member(name)
     files = [i for i in infos if not i.is_dir()]
     total = sum(i.file_size for i in files)
     if budget.decompressed + total > limits.max_decompressed_bytes:
@@ -122,7 +123,6 @@ def iter_zip(data: bytes, name: str, budget: Budget) -> Iterator[Member]:
     for info in files:
         budget.check_ratio(info.file_size, info.compress_size, f"{name}:{info.filename}")
     for info in files:
-        budget.add_member(name)
         if is_ignored(info.filename):
             continue
         where = f"{name}:{info.filename}"
