@@ -75,8 +75,9 @@ class HubStore(Store):
         return cls(repo_id, revision=revision or "main", **kwargs)
 
     # -- retries -------------------------------------------------------------
-    def _call(self, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` retried with backoff on 429/5xx/network errors."""
+    def _call(self, fn, *args, _retried: list | None = None, **kwargs):
+        """``fn(*args, **kwargs)`` retried with backoff on 429/5xx/network errors
+        (each retry is appended to ``_retried`` when given)."""
         for attempt in range(self.retries):
             try:
                 return fn(*args, **kwargs)
@@ -89,6 +90,8 @@ class HubStore(Store):
                 retry_after = getattr(getattr(exc, "response", None), "headers", {}).get("retry-after")
                 if retry_after and str(retry_after).isdigit():
                     delay = max(delay, float(retry_after))
+                if _retried is not None:
+                    _retried.append(status)
                 self._sleep(delay)
 
     # -- Store primitives ----------------------------------------------------
@@ -155,14 +158,14 @@ class HubStore(Store):
         files = {check_path(p): v for p, v in writes.items()}
         conds = {check_path(p): v for p, v in (if_match or {}).items()}
         self._ensure_repo()
-        tried = False
+        ambiguous = False  # a commit attempt whose outcome we did not hear
         for _ in range(self.max_conflict_retries):
             head = self._head()
             existing = None
             for path, expected in conds.items():
                 data = self._read_at(path, head)
                 if ((etag_of(data) if data is not None else ABSENT)) != expected:
-                    if tried and self._landed(files, head):
+                    if ambiguous and self._landed(files, head):
                         return  # an earlier attempt was applied although its reply was lost
                     raise PreconditionFailed(f"{path} changed since it was read")
             ops = []
@@ -178,12 +181,14 @@ class HubStore(Store):
             if not ops:
                 return
             self._pace()
-            tried = True
+            retried: list = []
             try:
                 self._call(self.api.create_commit, self.repo_id, ops, commit_message=message or "update",
-                           repo_type="dataset", revision=self.revision, parent_commit=head)
+                           repo_type="dataset", revision=self.revision, parent_commit=head,
+                           _retried=retried)
                 return
             except Exception as exc:  # noqa: BLE001
+                ambiguous = ambiguous or bool(retried)
                 if _status(exc) in CONFLICT_STATUS:
                     self._sleep(random.random() * 0.5)
                     continue  # the branch moved: re-check our preconditions and retry

@@ -1,0 +1,233 @@
+"""Submissions and the queue on both store back ends: validation, dedup, rate limit,
+claims by compare-and-swap, leases, failures, withdraw/cancel, publishing, results table."""
+
+import datetime as dt
+import threading
+
+import pandas as pd
+import pytest
+
+from conftest_leaderboard import META, hub_store, local_store, write_unique_files
+from leaderboard import queue as q
+from leaderboard.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary,
+                                 publish, sync_leaderboard)
+from leaderboard.submissions import SubmissionError, SubmissionPolicy, load_meta, submit
+
+POLICY = SubmissionPolicy(max_per_window=3, window_days=7)
+
+
+@pytest.fixture(params=["local", "hub"])
+def store(request, tmp_path):
+    return local_store(tmp_path) if request.param == "local" else hub_store()
+
+
+@pytest.fixture
+def files(tmp_path):
+    return write_unique_files(tmp_path / "up", 6)
+
+
+def fake_summary(n=2, valid=1):
+    return {"n_submitted": n, "n_parsed": n, "n_valid": valid, "n_evaluated": None,
+            "metrics": {"validity": {"valid_count": valid, "valid_frac_submitted": valid / n,
+                                     "charge_step_counts": {"oxi_prior": 1}},
+                        "stability": {"mean_e_above_hull": None}},
+            "provenance": {"families": ["validity"], "evaluator_version": "0.1.0",
+                           "config": {"mlip": "chgnet"}, "reference": {"id": "mp20"}}}
+
+
+def table_bytes():
+    import io
+
+    buf = io.BytesIO()
+    pd.DataFrame({"index": [0, 1], "parse_ok": [True, True]}).to_parquet(buf)
+    return buf.getvalue()
+
+
+def test_submit_stores_upload_meta_and_pending_job(store, files):
+    job = submit(store, {**META, "submitter": "mallory"}, [files[0]], "alice", POLICY)
+    assert job.status == q.PENDING and job.submitter == "alice" and job.attempts == 0
+    assert q.get_job(store, job.id).to_dict() == job.to_dict()
+    meta = load_meta(store, job.id)
+    assert meta["submitter"] == "alice" and meta["file_sha256"] == job.file_sha256
+    assert store.read_bytes(f"submissions/{job.id}/files/{files[0].name}") == files[0].read_bytes()
+    job2 = submit(store, META, [files[1], files[2]], "alice", POLICY)
+    assert len(job2.files) == 2 and job2.file_sha256 not in {f["sha256"] for f in job2.files}
+    assert [q.queue_position(store, j.id) for j in (job, job2)] == [1, 2]
+    assert [j.id for j in q.list_jobs(store)] == [job.id, job2.id]
+
+
+def test_submission_refusals(store, files, tmp_path):
+    with pytest.raises(SubmissionError, match="Model name"):
+        submit(store, {**META, "model_name": ""}, [files[0]], "alice", POLICY)
+    with pytest.raises(SubmissionError, match="no file"):
+        submit(store, META, [], "alice", POLICY)
+    empty = tmp_path / "empty.cif"
+    empty.write_bytes(b"")
+    with pytest.raises(SubmissionError, match="empty"):
+        submit(store, META, [empty], "alice", POLICY)
+    odd = tmp_path / "a b;rm.cif"
+    odd.write_text("x")
+    with pytest.raises(SubmissionError, match="not allowed"):
+        submit(store, META, [odd], "alice", POLICY)
+    with pytest.raises(SubmissionError, match="limit is"):
+        submit(store, META, [files[0]], "alice", SubmissionPolicy(max_upload_bytes=10))
+    assert q.list_jobs(store) == []
+
+
+def test_duplicates_and_rate_limit(store, files):
+    first = submit(store, META, [files[0]], "alice", POLICY)
+    with pytest.raises(SubmissionError, match="already submitted"):
+        submit(store, {**META, "model_version": "0.2"}, [files[0]], "alice", POLICY)
+    submit(store, META, [files[0]], "bob", POLICY)  # dedup is per submitter
+    q.cancel(store, first.id, "alice")
+    submit(store, META, [files[0]], "alice", POLICY)  # a cancelled one may be resubmitted
+    submit(store, META, [files[1]], "alice", POLICY)
+    with pytest.raises(SubmissionError, match="rate limit: at most 3 submissions per 7 days"):
+        submit(store, META, [files[2]], "alice", POLICY)
+    submit(store, META, [files[2]], "alice", SubmissionPolicy(max_per_window=0))  # 0 = unlimited
+
+
+def test_rate_window_and_infrastructure_failures_do_not_count(store, files):
+    old = submit(store, META, [files[0]], "alice", POLICY)
+    q.update_job(store, old.id, lambda j: setattr(j, "created_at", q.iso(q.now() - dt.timedelta(days=8))) or j)
+    broken = submit(store, META, [files[1]], "alice", POLICY)
+    q.claim(store, "w", 60)
+    q.claim(store, "w", 60)
+    q.update_job(store, broken.id, lambda j: setattr(j, "max_attempts", 1) or j)
+    assert q.fail(store, broken.id, "w", "disk full", q.INFRASTRUCTURE).status == q.FAILED
+    for f in files[2:5]:
+        submit(store, META, [f], "alice", POLICY)  # 3 counted in the window
+    with pytest.raises(SubmissionError, match="rate limit"):
+        submit(store, META, [files[5]], "alice", POLICY)
+
+
+def test_claim_is_exclusive_under_contention(store, files):
+    ids = {submit(store, META, [f], f"user{i}", POLICY).id for i, f in enumerate(files)}
+    claimed, lock = [], threading.Lock()
+
+    def worker(name):
+        while (job := q.claim(store, name, 60)) is not None:
+            with lock:
+                claimed.append((job.id, name))
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(j for j, _ in claimed) == sorted(ids)  # each exactly once
+    for job_id, name in claimed:
+        job = q.get_job(store, job_id)
+        assert job.status == q.RUNNING and job.lease_owner == name and job.attempts == 1
+        assert [h["event"] for h in job.history] == ["submitted", "claimed"]
+
+
+def test_leases_heartbeats_and_reclaim(store, files):
+    job = submit(store, META, [files[0]], "alice", POLICY)
+    assert q.claim(store, "w1", 60).id == job.id
+    assert q.claim(store, "w2", 60) is None  # lease still valid
+    beat = q.heartbeat(store, job.id, "w1", 60, {"done": 1, "total": 2, "stage": "validity"})
+    assert beat.progress == {"done": 1, "total": 2, "stage": "validity"}
+    with pytest.raises(q.LeaseLost):
+        q.heartbeat(store, job.id, "w2", 60)
+    q.heartbeat(store, job.id, "w1", -1)  # lease ran out (worker died)
+    again = q.claim(store, "w2", 60)
+    assert again.id == job.id and again.lease_owner == "w2" and again.attempts == 2
+    with pytest.raises(q.LeaseLost):
+        q.heartbeat(store, job.id, "w1", 60)  # the old owner notices
+    with pytest.raises(q.LeaseLost):
+        q.fail(store, job.id, "w1", "x", q.USER_ERROR)
+    q.heartbeat(store, job.id, "w2", -1)
+    q.update_job(store, job.id, lambda j: setattr(j, "max_attempts", 2) or j)
+    assert q.claim(store, "w3", 60) is None  # expired after the last attempt: failed, not rerun
+    final = q.get_job(store, job.id)
+    assert final.status == q.FAILED and final.failure["kind"] == q.INFRASTRUCTURE
+    assert "stopped responding" in final.failure["reason"]
+
+
+def test_failure_kinds_and_release(store, files):
+    user = submit(store, META, [files[0]], "alice", POLICY)
+    infra = submit(store, META, [files[1]], "alice", POLICY)
+    assert q.claim(store, "w", 60).id == user.id
+    failed = q.fail(store, user.id, "w", "unsupported file format", q.USER_ERROR)
+    assert failed.status == q.FAILED and failed.failure == {**failed.failure, "kind": "user",
+                                                             "reason": "unsupported file format"}
+    assert q.claim(store, "w", 60).id == infra.id
+    retry = q.fail(store, infra.id, "w", "CUDA out of memory", q.INFRASTRUCTURE, retry_delay_s=3600)
+    assert retry.status == q.PENDING and retry.last_error["reason"] == "CUDA out of memory"
+    assert q.claim(store, "w", 60) is None  # waiting out the retry delay
+    q.update_job(store, infra.id, lambda j: setattr(j, "not_before", None) or j)
+    assert q.claim(store, "w", 60).attempts == 2
+    released = q.release(store, infra.id, "w")
+    assert released.status == q.PENDING and released.attempts == 1 and released.lease_owner is None
+
+
+def test_publish_is_idempotent_and_table_readable(store, files, tmp_path):
+    a = submit(store, META, [files[0]], "alice", POLICY)
+    b = submit(store, {**META, "model_name": "Other", "training_set": "other",
+                       "training_set_other": "own data"}, [files[1]], "bob", POLICY)
+    for job in (a, b):
+        claimed = q.claim(store, "w", 60)
+        assert claimed.id == job.id
+        done = publish(store, claimed, fake_summary(), table_bytes(), "w")
+        assert done.status == q.FINISHED
+    again = publish(store, q.get_job(store, a.id), fake_summary(), table_bytes(), "w")  # same owner
+    assert again.status == q.FINISHED
+    with pytest.raises(q.LeaseLost):
+        publish(store, q.get_job(store, a.id), fake_summary(), table_bytes(), "intruder")
+    table = load_results_table(store)
+    assert sorted(table["submission_id"]) == sorted([a.id, b.id])  # one row each, no duplicate
+    row = table.set_index("submission_id").loc[b.id]
+    assert row["model_name"] == "Other" and row["training_set_other"] == "own data"
+    assert row["validity.valid_count"] == 1 and row["validity.valid_frac_submitted"] == 0.5
+    assert row["validity.charge_step_counts.oxi_prior"] == 1
+    assert pd.isna(row["stability.mean_e_above_hull"]) and row["reference"] == "mp20"
+    assert row["n_submitted"] == 2 and row["relaxed_before_submission"] == False  # noqa: E712
+    summary = load_summary(store, a.id)
+    assert summary["leaderboard"]["submission_id"] == a.id and summary["leaderboard"]["metadata"]["model_name"]
+    assert list(load_structures(store, a.id)["parse_ok"]) == [True, True]
+
+    import datasets
+
+    local = store.local_path(LEADERBOARD_PATH)
+    ds = datasets.load_dataset("parquet", data_files=str(local), split="train",
+                               cache_dir=str(tmp_path / "hf-cache"))
+    assert ds.num_rows == 2 and "validity.valid_count" in ds.column_names
+
+    # withdraw: owner only; hidden from the table, kept in the store
+    with pytest.raises(q.QueueError, match="only the submitter"):
+        q.withdraw(store, a.id, "bob")
+    hidden = q.withdraw(store, a.id, "alice")
+    assert hidden.status == q.HIDDEN and hidden.hidden_from == q.FINISHED
+    assert list(load_results_table(store)["submission_id"]) == [b.id]
+    assert list(pd.read_parquet(store.local_path(LEADERBOARD_PATH))["submission_id"]) == [b.id]
+    assert load_summary(store, a.id) is not None
+
+
+def test_results_table_reconciles_missing_rows(store, files):
+    job = submit(store, META, [files[0]], "alice", POLICY)
+    q.claim(store, "w", 60)
+    publish(store, job, fake_summary(), table_bytes(), "w")
+    store.delete(LEADERBOARD_PATH)  # e.g. lost by a crash between commits
+    assert list(load_results_table(store)["submission_id"]) == [job.id]
+    assert not store.exists(LEADERBOARD_PATH)  # reading never writes
+    sync_leaderboard(store)
+    assert store.exists(LEADERBOARD_PATH)
+    assert load_results_table(store, reconcile=False)["submission_id"].tolist() == [job.id]
+
+
+def test_cancel_and_requeue(store, files):
+    job = submit(store, META, [files[0]], "alice", POLICY)
+    with pytest.raises(q.QueueError):
+        q.cancel(store, job.id, "bob")
+    q.claim(store, "w", 60)
+    assert q.cancel(store, job.id, "alice").status == q.CANCELLED
+    with pytest.raises(q.LeaseLost):
+        q.heartbeat(store, job.id, "w", 60)  # the worker learns at its next heartbeat
+    with pytest.raises(q.QueueError, match="cannot cancel"):
+        q.cancel(store, job.id, admin=True)
+    back = q.requeue(store, job.id)
+    assert back.status == q.PENDING and back.attempts == 0
+    assert q.queue_position(store, job.id) == 1
+    with pytest.raises(q.QueueError, match="no submission"):
+        q.cancel(store, "nope", admin=True)
