@@ -96,7 +96,7 @@ def build_from_cifs(dirs: Sequence[str | Path], out: str | Path, ref_id: str | N
         out, ref_id or out.name, description or f"built from CIFs in {', '.join(map(str, dirs))}",
         source={"kind": "cifs", "dirs": [str(d) for d in dirs], "n_files": len(files)},
         settings={"fingerprint": F.BAWL_SETTINGS, "matcher": M.describe()})
-    for i, (sid, s, (fp, err)) in enumerate(zip(ids, structures, fps), 1):
+    for i, (sid, s, (fp, _, err)) in enumerate(zip(ids, structures, fps), 1):
         if err:
             skipped.append({"id": sid, "reason": f"kept without fingerprint: {err}"})
         try:

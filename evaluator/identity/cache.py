@@ -21,7 +21,7 @@ from evaluator.identity.fingerprint import fingerprints
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
-_MEMORY: dict[str, tuple[str | None, str | None]] = {}
+_MEMORY: dict[str, tuple] = {}
 
 
 def structure_key(structure: Structure) -> str:
@@ -35,15 +35,15 @@ def structure_key(structure: Structure) -> str:
 def cached_fingerprints(structures: Sequence[Structure], cache_file: Path | None = None,
                         processes: int = 2,
                         progress: Callable[[int, int], None] | None = None,
-                        ) -> tuple[list[tuple[str | None, str | None]], int]:
-    """(fingerprint, error) per structure, computing only those not cached; also returns
+                        ) -> tuple[list[tuple], int]:
+    """(fingerprint as given, species-sorted fingerprint, error) per structure, computing only those not cached; also returns
     how many were computed."""
     keys = [structure_key(s) for s in structures]
     if cache_file is not None and cache_file.exists():
         for line in cache_file.read_text().splitlines():
             try:
-                k, fp, err = json.loads(line)
-                _MEMORY.setdefault(k, (fp, err))
+                k, fp, fp_sorted, err = json.loads(line)
+                _MEMORY.setdefault(k, (fp, fp_sorted, err))
             except ValueError:
                 continue  # a torn last line from an interrupted run
     todo = sorted({k: i for i, k in enumerate(keys) if k not in _MEMORY}.values())
@@ -52,7 +52,7 @@ def cached_fingerprints(structures: Sequence[Structure], cache_file: Path | None
         lines = []
         for i, r in zip(todo, results):
             _MEMORY[keys[i]] = r
-            lines.append(json.dumps([keys[i], r[0], r[1]]))
+            lines.append(json.dumps([keys[i], *r]))
         if cache_file is not None:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             with open(cache_file, "a") as fh:

@@ -34,7 +34,7 @@ class FingerprintIndex:
     """
 
     kind = "fingerprints"
-    equivalence = "BAWL fingerprint equality"
+    equivalence = "BAWL fingerprint equality (sites as submitted, or sorted by species)"
 
     def __init__(self, fingerprints: Sequence[str], ids: Sequence[str] | None = None, name: str = ""):
         keys = digests(fingerprints)

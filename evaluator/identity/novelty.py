@@ -1,15 +1,20 @@
 """Novelty family: is each valid structure absent from the reference?
 
-- Reference with fingerprints only (embedded ``mp20``): novel iff the BAWL fingerprint
-  is not in the reference set (LeMat-GenBench's definition). ``novelty_match_id`` is the
-  matched reference id, or the matched fingerprint when the reference has no ids.
-- Reference with structures (built with ``reference build`` / ``reference lemat``):
-  novel iff no reference structure of the same reduced formula matches under the
-  identity StructureMatcher (fingerprint hits tried first). Also reported: how many
-  would be novel by fingerprint alone (``novel_by_fingerprint_*``).
+- Reference with fingerprints only (embedded ``mp20``): known iff its BAWL fingerprint
+  is in the reference set. The fingerprint (as LeMat-GenBench computes it) depends on
+  the order in which sites are listed, so a structure counts as known if its fingerprint
+  with sites as submitted *or* sorted by species (the order MP structures use) is in the
+  set. ``novel_as_submitted_*`` is LeMat-GenBench's number (sites as submitted only).
+  ``novelty_match_id`` is the matched reference id, or the matched fingerprint when the
+  reference has no ids (MP-20's file has none).
+- Reference with structures (``reference build`` / ``reference lemat``): known iff a
+  reference structure of the same reduced formula matches under the identity
+  StructureMatcher (fingerprint hits tried first). ``novel_as_submitted_*`` again gives
+  the fingerprint-only (LeMat-GenBench) count.
 
-Columns: ``novelty_novel``, ``novelty_match_id``, ``novelty_fingerprint``,
-``novelty_fingerprint_hit``.
+Columns: ``novelty_novel``, ``novelty_match_id``, ``novelty_fingerprint`` (sites as
+submitted), ``novelty_fingerprint_sorted``, ``novelty_fingerprint_hit`` (either
+fingerprint in the reference), ``novelty_novel_as_submitted``.
 """
 
 from __future__ import annotations
@@ -23,18 +28,53 @@ from evaluator.families import FamilyResult
 from evaluator.identity import fingerprint as F
 from evaluator.identity.cache import cached_fingerprints
 
-COLUMNS = ["novelty_novel", "novelty_match_id", "novelty_fingerprint", "novelty_fingerprint_hit",
-           "novelty_status", "novelty_reason"]
+COLUMNS = ["novelty_novel", "novelty_match_id", "novelty_fingerprint", "novelty_fingerprint_sorted",
+           "novelty_fingerprint_hit", "novelty_novel_as_submitted", "novelty_status", "novelty_reason"]
+NA = pd.NA
 
 
 def compute_fingerprints(ctx: EvalContext, rows: list[int]) -> tuple[list, int]:
-    """Cached BAWL (fingerprint, error) per row; computed in ``identity_processes`` (2)."""
+    """Cached (as given, species-sorted, error) per row; ``identity_processes`` workers (2)."""
     ckpt = ctx.checkpoint_dir("novelty")
     processes = int(ctx.config.options.get("identity_processes", 2))
     ctx.progress("novelty: fingerprints", 0, len(rows))
     return cached_fingerprints(
         [ctx.structures[r] for r in rows], cache_file=ckpt / "bawl.jsonl" if ckpt else None,
         processes=processes, progress=lambda i, n: ctx.progress("novelty: fingerprints", i, n))
+
+
+def _by_fingerprint(index, fps) -> list[list]:
+    given = index.lookup([fp for fp, _, _ in fps])
+    sorted_ = index.lookup([fs for _, fs, _ in fps])
+    records = []
+    for (fp, fs, err), m_given, m_sorted in zip(fps, given, sorted_):
+        if fp is None:
+            records.append([NA, None, None, None, NA, NA, "failed", err])
+            continue
+        match = m_given if m_given is not None else m_sorted
+        records.append([match is None, match, fp, fs, match is not None, m_given is None, "ok", None])
+    return records
+
+
+def _by_structure(ctx, index, rows, fps, extra: dict) -> list[list]:
+    records = []
+    for row, (fp, fs, err) in zip(ctx.track(rows, "novelty: match"), fps):
+        try:
+            m = index.match(ctx.structures[row], [fp, fs])
+        except Exception as exc:
+            records.append([NA, None, fp, fs, NA, NA, "failed",
+                            f"matching failed: {type(exc).__name__}: {exc}"[:300]])
+            continue
+        extra["matcher_fits"] += m.n_fits
+        extra["fingerprint_hits"] += m.fingerprint_hit
+        extra["fingerprint_hits_confirmed"] += bool(m.fingerprint_hit_confirmed)
+        extra["fingerprint_hits_rejected"] += m.fingerprint_hit and m.match_id is None
+        extra["matched_without_fingerprint_hit"] += (not m.fingerprint_hit) and m.match_id is not None
+        as_submitted = NA if fp is None else len(index.fingerprint_rows(fp)) == 0
+        reason = None if fp is not None else f"matcher only ({err})"
+        records.append([m.match_id is None, m.match_id, fp, fs,
+                        m.fingerprint_hit if fp is not None else NA, as_submitted, "ok", reason])
+    return records
 
 
 def run(ctx: EvalContext) -> FamilyResult:
@@ -45,51 +85,31 @@ def run(ctx: EvalContext) -> FamilyResult:
     rows = ctx.valid_index
     fps, n_computed = compute_fingerprints(ctx, rows)
     t_fp = time.perf_counter() - t0
-    records = []
     if index.kind == "fingerprints":
-        matched = index.lookup([fp for fp, _ in fps])
-        for (fp, err), m in zip(fps, matched):
-            if fp is None:
-                records.append([pd.NA, None, None, pd.NA, "failed", err])
-            else:
-                records.append([m is None, m, fp, m is not None, "ok", None])
+        records = _by_fingerprint(index, fps)
     else:
-        extra = {"fingerprint_hits": 0, "fingerprint_hits_confirmed": 0,
-                 "matched_without_fingerprint_hit": 0, "fingerprint_hits_rejected": 0,
-                 "matcher_fits": 0}
-        for row, (fp, err) in zip(ctx.track(rows, "novelty: match"), fps):
-            try:
-                m = index.match(ctx.structures[row], fp)
-            except Exception as exc:
-                records.append([pd.NA, None, fp, pd.NA, "failed",
-                                f"matching failed: {type(exc).__name__}: {exc}"[:300]])
-                continue
-            extra["matcher_fits"] += m.n_fits
-            extra["fingerprint_hits"] += m.fingerprint_hit
-            extra["fingerprint_hits_confirmed"] += bool(m.fingerprint_hit_confirmed)
-            extra["fingerprint_hits_rejected"] += m.fingerprint_hit and m.match_id is None
-            extra["matched_without_fingerprint_hit"] += (not m.fingerprint_hit) and m.match_id is not None
-            reason = None if fp is not None else f"no fingerprint ({err}); matcher-only"
-            records.append([m.match_id is None, m.match_id, fp,
-                            m.fingerprint_hit if fp is not None else pd.NA, "ok", reason])
+        extra = dict.fromkeys(["fingerprint_hits", "fingerprint_hits_confirmed",
+                               "fingerprint_hits_rejected", "matched_without_fingerprint_hit",
+                               "matcher_fits"], 0)
+        records = _by_structure(ctx, index, rows, fps, extra)
         result.provenance["matching"] = extra
     cols = pd.DataFrame(records, index=pd.Index(rows), columns=COLUMNS)
-    for c in ("novelty_novel", "novelty_fingerprint_hit"):
+    for c in ("novelty_novel", "novelty_fingerprint_hit", "novelty_novel_as_submitted"):
         cols[c] = cols[c].astype("boolean")
     result.columns = cols
 
     ok = cols["novelty_status"] == "ok"
-    n_novel = int(cols.loc[ok, "novelty_novel"].fillna(False).sum())
-    result.metrics.update(ctx.counted("novel", n_novel))
+    result.metrics.update(ctx.counted("novel", int(cols.loc[ok, "novelty_novel"].fillna(False).sum())))
+    result.metrics.update(ctx.counted(
+        "novel_as_submitted", int(cols.loc[ok, "novelty_novel_as_submitted"].fillna(False).sum())))
     result.metrics["n_failed"] = int((~ok).sum())
-    if index.kind == "structures":
-        has_fp = ok & cols["novelty_fingerprint"].notna()
-        result.metrics.update(ctx.counted(
-            "novel_by_fingerprint", int((~cols.loc[has_fp, "novelty_fingerprint_hit"].astype(bool)).sum())))
-        result.metrics["n_without_fingerprint"] = int((ok & cols["novelty_fingerprint"].isna()).sum())
+    result.metrics["n_without_fingerprint"] = int(cols["novelty_fingerprint"].isna().sum())
+    if not rows:
+        result.absent("novel_frac_valid", "no valid structures")
     result.provenance.update({
         "reference": reference.describe(),
         "equivalence": index.equivalence,
+        "as_submitted": "LeMat-GenBench: BAWL fingerprint (sites as submitted) not in the reference",
         "index": index.describe(),
         "fingerprint": F.BAWL_SETTINGS,
         "population": "valid structures",

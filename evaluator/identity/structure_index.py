@@ -15,6 +15,7 @@ the fingerprint only decides the order and is reported alongside.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,12 +155,18 @@ class StructureIndex:
             self._reduced.popitem(last=False)
         return red
 
-    def match(self, structure: Structure, fingerprint: str | None = None,
+    def match(self, structure: Structure, fingerprints: str | Sequence[str | None] | None = None,
               reduced: Structure | None = None) -> NoveltyMatch:
-        """First reference structure equivalent to ``structure`` (see module doc)."""
+        """First reference structure equivalent to ``structure`` (see module doc).
+
+        ``fingerprints``: the query's fingerprint(s) (e.g. as given and species-sorted).
+        """
         key = M.group_key(structure, self._matcher)
         candidates = self.formula_rows(key)
-        fp_rows = self.fingerprint_rows(fingerprint)
+        if fingerprints is None or isinstance(fingerprints, str):
+            fingerprints = [fingerprints]
+        fp_rows = np.unique(np.concatenate([self.fingerprint_rows(f) for f in set(fingerprints)]
+                                           + [np.zeros(0, dtype=np.int64)]).astype(np.int64))
         fp_rows = fp_rows[np.isin(fp_rows, candidates)] if len(fp_rows) else fp_rows
         hit = bool(len(fp_rows))
         if not len(candidates):
