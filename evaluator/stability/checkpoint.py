@@ -41,7 +41,11 @@ class Checkpoint:
             if not meta.exists():
                 meta.write_text(json.dumps(settings, indent=1, sort_keys=True, default=str))
             if self.path.exists():
-                for line in self.path.read_text().splitlines():
+                text = self.path.read_text()
+                if text and not text.endswith("\n"):  # end a line cut short, so the next record is whole
+                    with open(self.path, "a") as fh:
+                        fh.write("\n")
+                for line in text.splitlines():
                     try:
                         rec = json.loads(line)
                         self.results[rec["key"]] = rec["result"]

@@ -1,0 +1,183 @@
+"""The stability family end to end: columns, metrics, resume after an interruption,
+calibration against DFT on real MP-20 crystals, refusals, pool and batched modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mlip_helpers import SMALL_MP20, build_tiny_mace, mp_sample_cifs  # noqa: E402
+
+pytestmark = pytest.mark.timeout(150)
+
+
+@pytest.fixture(scope="module")
+def data():
+    import torch
+
+    torch.set_num_threads(1)
+    from evaluator.data import DataDir
+
+    return DataDir()
+
+
+def _items(data, ids, broken=True):
+    from pymatgen.core import Structure
+
+    from evaluator.ingest.types import Item
+
+    items = [Item(source=p.name, structure=Structure.from_file(p)) for p in mp_sample_cifs(data, ids)]
+    if broken:
+        items.append(Item(source="broken.cif", error="could not parse"))
+    return items
+
+
+def _config(**kw):
+    from evaluator.config import EvalConfig
+
+    options = {"relax_workers": 1, **kw.pop("options", {})}
+    return EvalConfig(families=["stability"], relax_steps=kw.pop("relax_steps", 80), options=options, **kw)
+
+
+def test_family_fills_columns_and_metrics(data, tmp_path):
+    from evaluator.pipeline import evaluate_items
+
+    ev = evaluate_items(_items(data, SMALL_MP20[:3]), _config(), data, work_dir=tmp_path)
+    t, s = ev.table, ev.summary
+    ok = t[t["stability_status"] == "ok"]
+    assert len(ok) == 3 and t.loc[3, "stability_status"] == "skipped"
+    for col in ("stability_e_above_hull", "stability_unrelaxed_e_above_hull", "stability_formation_energy_per_atom",
+                "stability_unrelaxed_formation_energy_per_atom", "stability_energy_per_atom", "stability_rmsd",
+                "stability_fmax_final"):
+        assert np.all(np.isfinite(ok[col].astype(float))), col
+    assert ok["stability_n_ref_entries"].min() >= 1
+    assert ok["stability_converged"].all() and (ok["stability_fmax_final"] < 0.02).all()
+    from pymatgen.core import Structure
+
+    relaxed = Structure.from_str(ok["stability_relaxed_structure"].iat[0], fmt="json")
+    assert len(relaxed) == ok["nsites"].iat[0]
+    m = s["metrics"]["stability"]
+    assert s["n_evaluated"] == m["evaluated_count"] == 3
+    assert m["evaluated_frac_submitted"] == pytest.approx(0.75) and m["evaluated_frac_valid"] == pytest.approx(1.0)
+    e = ok["stability_e_above_hull"].astype(float)
+    assert m["stable_count"] == int((e <= 0).sum()) and m["metastable_count"] == int((e <= 0.1).sum())
+    assert m["median_e_above_hull"] == pytest.approx(float(e.median()))
+    assert "stable_count" in s["metrics"]["stability_unrelaxed"]
+    prov = s["provenance"]["family"]["stability"]
+    assert prov["mlip"]["checkpoint_sha256"] and prov["energy_route"] == "direct"
+    assert prov["hull"]["energy_scale"] == "dft-mp2020"
+    # the table is parquet-friendly (users download it)
+    t.to_parquet(tmp_path / "t.parquet")
+
+
+def test_interrupted_run_resumes_without_recomputing(data, tmp_path):
+    from pymatgen.core import Structure
+
+    from evaluator.mlip import load_mlip
+    from evaluator.stability.runner import RelaxSettings, relax_all
+
+    structures = {i: Structure.from_file(p) for i, p in enumerate(mp_sample_cifs(data, SMALL_MP20[:3]))}
+    settings = RelaxSettings(steps=80, mode="serial")
+    mlip = load_mlip("chgnet", device="cpu")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(stage, done, total):
+        if done >= 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        relax_all(structures, settings, tmp_path, progress=kill_after_first, mlip=mlip)
+    [ck] = list(tmp_path.glob("relax-*.jsonl"))
+    assert len(ck.read_text().splitlines()) == 1
+    with open(ck, "a") as fh:  # a line cut short by the kill must be ignored
+        fh.write('{"key": "abc", "resu')
+
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(mlip, name)
+
+        def calculator(self):
+            calls.append(1)
+            return mlip.calculator()
+
+    results, info = relax_all(structures, settings, tmp_path, mlip=Counting())
+    assert info["n_from_checkpoint"] == 1 and info["n_relaxed_now"] == 2 and len(calls) == 2
+    assert all(r["status"] == "ok" for r in results.values())
+    results2, info2 = relax_all(structures, settings, tmp_path, mlip=Counting())
+    assert info2["n_relaxed_now"] == 0 and len(calls) == 2
+    assert json.dumps(results2, sort_keys=True) == json.dumps(results, sort_keys=True)
+
+
+def test_calibration_small_mp20_set_matches_dft_hull(data):
+    """CHGNet E_hull of real MP-20 materials vs their DFT E_hull: MAE below 0.1 eV/atom."""
+    from pymatgen.core import Structure
+
+    from evaluator.mlip import load_mlip
+    from evaluator.stability.family import score_energy
+    from evaluator.stability.hull import load_mp20_hull
+    from evaluator.stability.runner import RelaxSettings, relax_all
+
+    ids = SMALL_MP20
+    structures = {i: Structure.from_file(p) for i, p in enumerate(mp_sample_cifs(data, ids))}
+    results, _ = relax_all(structures, RelaxSettings(steps=150, mode="serial"), None,
+                           mlip=load_mlip("chgnet", device="cpu"))
+    hull = load_mp20_hull(data).get("dft")
+    dft = pd.read_parquet(data.path("reference/mp20/mp20_hull.parquet")).set_index("material_id")
+    err = []
+    for i, mid in enumerate(ids):
+        r = results[i]
+        s = Structure.from_str(r["structure_relaxed"], fmt="json")
+        err.append(score_energy(hull, "direct", s, r["energy"])["e_above_hull"] - dft.at[mid, "dft_e_above_union_hull"])
+    assert np.all(np.isfinite(err))
+    assert np.mean(np.abs(err)) < 0.1
+
+
+def test_incompatible_hull_is_refused_before_relaxing(data, tmp_path):
+    from evaluator.pipeline import evaluate_items
+
+    with pytest.raises(ValueError, match="refusing to score chgnet"):
+        evaluate_items(_items(data, SMALL_MP20[:1]), _config(options={"hull": "mace"}), data, work_dir=tmp_path)
+    assert not list((tmp_path / "checkpoints").rglob("*.jsonl"))
+
+
+def test_process_pool_mode(data, tmp_path):
+    from pymatgen.core import Structure
+
+    from evaluator.stability.runner import RelaxSettings, relax_all
+
+    structures = {i: Structure.from_file(p) for i, p in enumerate(mp_sample_cifs(data, SMALL_MP20[:2]))}
+    results, info = relax_all(structures, RelaxSettings(steps=60, mode="pool", workers=2, device="cpu"), tmp_path)
+    assert info["mode"] == "pool" and info["workers"] == 2
+    assert all(r["status"] == "ok" for r in results.values())
+
+
+def test_mace_batched_mode_with_mp2020_corrections(data, tmp_path):
+    from evaluator.pipeline import evaluate_items
+
+    model = build_tiny_mace(tmp_path / "tiny.model")
+    cfg = _config(mlip="mace", mlip_model=str(model), dtype="float64", relax_steps=20,
+                  options={"relax_mode": "batched"})
+    ev = evaluate_items(_items(data, ["mp-1487", "mp-22898"], broken=False), cfg, data, work_dir=tmp_path)
+    t = ev.table
+    assert (t["stability_status"] == "ok").all()
+    prov = ev.summary["provenance"]["family"]["stability"]
+    assert prov["energy_route"] == "mp2020" and prov["relaxation"]["mode"] == "batched"
+    assert prov["mlip"]["energy_scale"] == "raw-pbe"
+    # KI: MP2020 applies the iodide anion correction, so corrected != raw; AlNi has none
+    ki = t[t["source"].str.contains("22898")].iloc[0]
+    alni = t[t["source"].str.contains("1487")].iloc[0]
+    assert ki["stability_corrected_energy_per_atom"] != pytest.approx(ki["stability_energy_per_atom"])
+    assert alni["stability_corrected_energy_per_atom"] == pytest.approx(alni["stability_energy_per_atom"])
