@@ -16,7 +16,8 @@ evaluator's progress callback), publish the results, repeat. Several workers
 
 Evaluator settings come from flags or the environment: GENBENCH_FAMILIES,
 GENBENCH_RELAX_STEPS, GENBENCH_MLIP, GENBENCH_MLIP_MODEL, GENBENCH_DEVICE,
-GENBENCH_DTYPE, GENBENCH_REFERENCE, GENBENCH_DATA_DIR, GENBENCH_WORK_DIR.
+GENBENCH_DTYPE, GENBENCH_REFERENCE, GENBENCH_OPTIONS (JSON), GENBENCH_DATA_DIR,
+GENBENCH_WORK_DIR.
 """
 
 from __future__ import annotations
@@ -55,14 +56,33 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def parse_options(pairs: list[str] | None) -> dict:
+    """["hull=mace", "relax_workers=1"] -> {"hull": "mace", "relax_workers": 1} (JSON values when they parse)."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def eval_config_from(families: str | None = None, relax_steps: int | None = None, mlip: str | None = None,
                      mlip_model: str | None = None, device: str | None = None, dtype: str | None = None,
-                     reference: str | None = None):
-    """An EvalConfig from explicit values, falling back to GENBENCH_* variables, then defaults."""
+                     reference: str | None = None, options: dict | None = None):
+    """An EvalConfig from explicit values, falling back to GENBENCH_* variables, then defaults.
+
+    GENBENCH_OPTIONS is a JSON object of family options (``EvalConfig.options``);
+    ``options`` entries override it.
+    """
     from evaluator.config import EvalConfig
 
     env = os.environ
     cfg = EvalConfig()
+    cfg.options = {**json.loads(env.get("GENBENCH_OPTIONS") or "{}"), **(options or {})}
     families = families or env.get("GENBENCH_FAMILIES")
     if families:
         cfg.families = [f.strip() for f in families.split(",") if f.strip()]
@@ -289,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", help="auto, cpu or cuda")
     g.add_argument("--dtype", choices=["float32", "float64"])
     g.add_argument("--reference", help="reference id or path")
+    g.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="family option (EvalConfig.options), e.g. relax_mode=serial; repeatable")
     g.add_argument("--data-dir", help="data directory (default $GENBENCH_DATA_DIR or ../shared/data)")
     return p
 
@@ -298,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = eval_config_from(args.families, args.relax_steps, args.mlip, args.mlip_model, args.device,
-                              args.dtype, args.reference)
+                              args.dtype, args.reference, parse_options(args.option))
     store = open_store(args.store)
     worker = Worker(store, config, worker_id=args.worker_id, work_root=args.work_dir,
                     data_dir=args.data_dir, lease_s=args.lease, heartbeat_s=args.heartbeat,
