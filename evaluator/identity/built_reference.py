@@ -88,8 +88,10 @@ def build_from_cifs(dirs: Sequence[str | Path], out: str | Path, ref_id: str | N
         if limit and len(structures) >= limit:
             structures, ids = structures[:limit], ids[:limit]
             break
-    fps = F.fingerprints(structures, processes=processes,
-                         progress=(lambda i, n: progress("fingerprints", i, n)) if progress else None)
+    from evaluator.identity.cache import cached_fingerprints
+
+    fps, _ = cached_fingerprints(structures, processes=processes,
+                                 progress=(lambda i, n: progress("fingerprints", i, n)) if progress else None)
     matcher = M.make_matcher()
     out = Path(out)
     writer = ReferenceWriter(

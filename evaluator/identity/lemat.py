@@ -70,7 +70,8 @@ def load_lemat(out: str | Path, dataset: str = LEMAT_DATASET, config: str | None
                data_files: Sequence[str] | None = None, limit: int | None = None,
                part_rows: int = 50_000, compute_missing_fingerprints: bool = False,
                ref_id: str | None = None,
-               progress: Callable[[int, int | None], None] | None = None) -> dict:
+               progress: Callable[[int, int | None], None] | None = None,
+               progress_every: int = 1000) -> dict:
     """Stream rows into reference folder ``out`` (resuming it if unfinished); returns the manifest.
 
     ``limit`` caps the total number of rows (the build is then complete at that size).
@@ -114,7 +115,7 @@ def load_lemat(out: str | Path, dataset: str = LEMAT_DATASET, config: str | None
             if rec is not None:
                 flushing = len(writer.buffer) + 1 >= writer.part_rows
                 writer.add(rec, progress={"iterator": ds.state_dict(), "rows": done} if flushing else None)
-            if progress and (done % 1000 == 0 or at_end):
+            if progress and (done % progress_every == 0 or at_end):
                 progress(done, total)
             if at_end:
                 break
