@@ -11,7 +11,7 @@ import importlib
 import sys
 from pathlib import Path
 
-SUBCOMMAND_MODULES = ["evaluator.reference.cli"]
+SUBCOMMAND_MODULES = ["evaluator.reference.cli", "evaluator.families.fd_cli"]
 
 
 class TqdmProgress:

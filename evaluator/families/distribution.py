@@ -1,0 +1,273 @@
+"""Distance of the valid structures' distribution to LeMat-Bulk (METRICS.md section 6).
+
+metrics.distribution:
+- ``jsd``: mean of ``jsd_space_group`` (230 groups), ``jsd_crystal_system`` (7),
+  ``jsd_element_presence`` (per structure a 0/1 vector of the elements present,
+  summed and normalised; LeMat key "Composition") and ``jsd_element_counts`` (atoms of
+  each element per cell, summed and normalised; LeMat key "CompositionCounts") against
+  ``lemat/jsd_distributions.json``. Each is scipy's ``jensenshannon`` (natural log):
+  the Jensen-Shannon *distance*, √JS-divergence, in [0, √ln2 = 0.833], exactly as
+  LeMat-GenBench computes it.
+- ``mmd``: LeMat-GenBench MMD, the mean over volume (Å³), density (g/cm³) and density
+  (atoms/Å³) of the biased 1-D Gaussian-kernel MMD (σ = 1, raw units) against the
+  15,000-structure sample ``lemat/mmd_reference_15k.parquet``; components
+  ``mmd_volume``, ``mmd_density_gcm3``, ``mmd_density_atoms``. Known flaws: σ = 1 is
+  meaningless across units (≈0 for atoms/Å³ whatever the sample) and the estimator is
+  biased by ~1/n.
+- ``mmd_corrected``: unbiased MMD² on the three features jointly, each standardised by
+  the reference's mean/std, generated densities rounded to 0.01 like the reference,
+  Gaussian bandwidth = median pairwise distance of the standardised reference (a
+  constant of the reference, so values compare across submissions).
+- ``frechet_<model>``: squared Fréchet distance of mean-pooled MLIP embeddings against
+  statistics of the same model on ``structures/lemat_sample`` (see
+  ``embedding_reference``); ``frechet_lemat_{mace,orb,uma}`` against LeMat-GenBench's
+  own statistics, only with the exact models and features they used.
+
+Options (``EvalConfig.options``): ``fd`` (default True), ``fd_build_reference``
+(default True: build missing reference statistics on first use),
+``fd_reference_sample`` (data-relative or absolute folder of CIFs),
+``fd_min_structures`` (default embedding dim + 1).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evaluator.families import FamilyResult, finite_or_none
+from evaluator.families import mmd as mmdlib
+from evaluator.families.features import N_ELEMENTS, crystal_system, structure_features
+
+JSD_FILE = "lemat/jsd_distributions.json"
+MMD_FILE = "lemat/mmd_reference_15k.parquet"
+# our name -> LeMat-GenBench key, number of categories
+JSD_PROPERTIES = {
+    "space_group": ("SpaceGroup", 230),
+    "crystal_system": ("CrystalSystem", 7),
+    "element_presence": ("Composition", N_ELEMENTS),
+    "element_counts": ("CompositionCounts", N_ELEMENTS),
+}
+# our name -> (reference column, our feature column)
+MMD_FEATURES = {
+    "volume": ("Volume", "volume"),
+    "density_gcm3": ("Density(g/cm^3)", "density"),
+    "density_atoms": ("Density(atoms/A^3)", "atom_density"),
+}
+MMD_SIGMA = 1.0
+REFERENCE_ROUNDING = {"density": 2, "atom_density": 2}  # decimals of the reference columns
+# LeMat-GenBench's FD statistics: model, feature dimension.
+LEMAT_FD = {
+    "mace": ("MACE-MPA-0 medium, get_descriptors(invariants_only=False), mean-pooled", 640),
+    "orb": ("ORB v3 conservative-inf-omat node features, mean-pooled", 256),
+    "uma": ("UMA s-1 (omat task) node features, mean-pooled", 128),
+}
+
+
+def reference_distributions(data) -> dict[str, np.ndarray]:
+    """LeMat-Bulk probability vectors keyed by our property names."""
+    raw = json.loads(data.path(JSD_FILE).read_text())
+    out = {}
+    for name, (key, k) in JSD_PROPERTIES.items():
+        vec = np.zeros(k)
+        for label, p in raw[key].items():
+            vec[int(label) - 1] = float(p)
+        out[name] = vec
+    return out
+
+
+def generated_distributions(spacegroups: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Histograms (unnormalised) of the generated structures, LeMat-GenBench's way."""
+    sg = np.asarray(spacegroups, dtype=int)
+    cs = np.array([crystal_system(int(s)) for s in sg], dtype=int)
+    return {
+        "space_group": np.bincount(sg - 1, minlength=230).astype(float),
+        "crystal_system": np.bincount(cs - 1, minlength=7).astype(float),
+        "element_presence": (counts > 0).sum(axis=0).astype(float),
+        "element_counts": counts.sum(axis=0),
+    }
+
+
+def js_distance(p, q) -> float:
+    """Jensen-Shannon distance (natural log) of two histograms, as scipy computes it."""
+    from scipy.spatial.distance import jensenshannon
+
+    return float(jensenshannon(np.asarray(p, float), np.asarray(q, float)))
+
+
+def _jsd(result: FamilyResult, ctx, sg: np.ndarray, counts: np.ndarray) -> None:
+    if len(sg) == 0:
+        for name in ["jsd", *(f"jsd_{n}" for n in JSD_PROPERTIES)]:
+            result.absent(name, "no valid structure with a space group")
+        return
+    ref = reference_distributions(ctx.data)
+    gen = generated_distributions(sg, counts)
+    values = {name: js_distance(gen[name], ref[name]) for name in JSD_PROPERTIES}
+    result.metrics["jsd"] = finite_or_none(np.mean(list(values.values())))
+    for name, v in values.items():
+        result.metrics[f"jsd_{name}"] = finite_or_none(v)
+
+
+def _mmd(result: FamilyResult, ctx, feats: pd.DataFrame) -> None:
+    path = ctx.data.path(MMD_FILE)
+    ref = pd.read_parquet(path)
+    ref_key = (MMD_FILE, ctx.data.used.get(MMD_FILE) or "")
+    names = ["mmd", *(f"mmd_{n}" for n in MMD_FEATURES)]
+    if len(feats) == 0:
+        for name in [*names, "mmd_corrected"]:
+            result.absent(name, "no valid structures")
+        return
+    values = {}
+    for name, (ref_col, col) in MMD_FEATURES.items():
+        values[name] = mmdlib.mmd_biased_1d(feats[col].to_numpy(), ref[ref_col].to_numpy(),
+                                            MMD_SIGMA, ref_key=(*ref_key, ref_col))
+        result.metrics[f"mmd_{name}"] = finite_or_none(values[name])
+    result.metrics["mmd"] = finite_or_none(np.mean(list(values.values())))
+
+    y = ref[[c for c, _ in MMD_FEATURES.values()]].to_numpy(dtype=float)
+    mean, std = y.mean(axis=0), y.std(axis=0)
+    x = feats[[c for _, c in MMD_FEATURES.values()]].copy()
+    for col, decimals in REFERENCE_ROUNDING.items():
+        x[col] = x[col].round(decimals)
+    zx, zy = (x.to_numpy(dtype=float) - mean) / std, (y - mean) / std
+    bandwidth = mmdlib.median_heuristic(zy)
+    if len(zx) < 2:
+        result.absent("mmd_corrected", "unbiased MMD needs at least 2 structures")
+    else:
+        result.metrics["mmd_corrected"] = finite_or_none(
+            mmdlib.mmd_unbiased(zx, zy, bandwidth, ref_key=(*ref_key, "standardised")))
+    result.provenance["mmd"] = {
+        "reference": MMD_FILE, "n_reference": len(ref), "sigma": MMD_SIGMA,
+        "estimator": "biased V-statistic per feature, mean of three (LeMat-GenBench)",
+    }
+    result.provenance["mmd_corrected"] = {
+        "features": list(MMD_FEATURES), "standardisation": "reference mean / std (ddof 0)",
+        "reference_mean": mean.tolist(), "reference_std": std.tolist(),
+        "bandwidth": bandwidth, "bandwidth_rule": "median pairwise distance, 2,000 reference rows (seed 0)",
+        "estimator": "unbiased U-statistic MMD^2", "generated_rounding": REFERENCE_ROUNDING,
+    }
+
+
+def _sample_dir(ctx) -> tuple[Path, str]:
+    from evaluator.families.embedding_reference import DEFAULT_SAMPLE
+
+    rel = ctx.config.options.get("fd_reference_sample", DEFAULT_SAMPLE)
+    return ctx.data.path(str(rel)), str(rel)
+
+
+_MLIPS: dict = {}
+
+
+def _load_mlip(cfg):
+    """The configured MLIP, loaded once per process."""
+    from evaluator.mlip import load_mlip
+
+    key = (cfg.mlip, cfg.mlip_model, cfg.device, cfg.dtype)
+    if key not in _MLIPS:
+        _MLIPS[key] = load_mlip(cfg.mlip, model=cfg.mlip_model, device=cfg.device, dtype=cfg.dtype)
+    return _MLIPS[key]
+
+
+def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Series:
+    """FD against our own reference statistics; returns per-row embedding errors."""
+    from evaluator.families import embedding_reference as er
+
+    errors = pd.Series([None] * len(index), index=index, dtype=object)
+    opts = ctx.config.options
+    name = f"frechet_{ctx.config.mlip}"
+    lemat_reason = ("LeMat-GenBench statistics (lemat/{k}_mu.npy) need {desc} ({d} dims); "
+                    "the configured MLIP is not that model/feature set")
+    if not opts.get("fd", True):
+        result.absent(name, "Fréchet distance disabled (options.fd = False)")
+        return errors
+    if len(index) < 2:
+        result.absent(name, "needs at least 2 valid structures for a covariance")
+        return errors
+    cfg = ctx.config
+    try:
+        from evaluator.mlip import describe_mlip
+
+        spec = describe_mlip(cfg.mlip, cfg.mlip_model)  # identifies the model without loading it
+        sample_dir, sample_label = _sample_dir(ctx)
+        files = er.sample_files(sample_dir)
+        sha = er.sample_hash(files, sample_dir)
+        stats = er.load_stats(spec, sha)
+    except Exception as exc:
+        result.absent(name, f"MLIP '{cfg.mlip}' or reference sample unavailable: {type(exc).__name__}: {exc}"[:300])
+        return errors
+    if stats is None and not opts.get("fd_build_reference", True):
+        result.absent(name, f"no reference statistics for {spec.name} {spec.model_id} in {er.cache_dir()}; "
+                            "build them with `python -m evaluator fd-reference`")
+        return errors
+    try:
+        mlip = _load_mlip(cfg)
+    except Exception as exc:
+        result.absent(name, f"MLIP '{cfg.mlip}' unavailable: {type(exc).__name__}: {exc}"[:300])
+        return errors
+    name = f"frechet_{mlip.name}"
+    if stats is None:
+        try:
+            stats = er.build_stats(mlip, sample_dir, sample_label=sample_label,
+                                   progress=lambda d, t: ctx.progress("distribution: FD reference", d, t))
+        except Exception as exc:
+            result.absent(name, f"reference statistics failed: {type(exc).__name__}: {exc}"[:300])
+            return errors
+
+    emb, errs = er.embed_structures(mlip, structures, ctx.track)
+    errors[:] = errs
+    ok = np.array([e is None for e in errs])
+    dim = int(stats["mu"].shape[0])
+    min_n = int(opts.get("fd_min_structures", dim + 1))
+    result.metrics[f"{name}_n"] = int(ok.sum())
+    if ok.sum() < max(min_n, 2):
+        result.absent(name, f"needs at least {max(min_n, 2)} embedded structures for a "
+                            f"{dim}-dim covariance, got {int(ok.sum())}")
+    elif emb.shape[1] != dim:
+        result.absent(name, f"embedding size {emb.shape[1]} differs from the reference's {dim}")
+    else:
+        mu, sigma = er.embedding_stats(emb[ok])
+        result.metrics[name] = finite_or_none(er.frechet_distance(stats["mu"], stats["sigma"], mu, sigma))
+    result.provenance["frechet"] = {
+        "model": mlip.name, "model_id": mlip.model_id,
+        "checkpoint_sha256": getattr(mlip, "checkpoint_sha256", None),
+        "reference_stats": stats["path"], "reference": {k: stats["meta"].get(k) for k in
+                                                       ("sample", "sample_sha256", "n_used", "dim",
+                                                        "created_at", "build_seconds")},
+        "convention": "squared Fréchet distance (FID / LeMat-GenBench)",
+    }
+    for key, (desc, d) in LEMAT_FD.items():
+        lemat_ok = mlip.name == key and getattr(mlip, "lemat_genbench_features", False) and emb.shape[1] == d
+        if lemat_ok and ok.sum() >= 2:
+            mu_ref = np.load(ctx.data.path(f"lemat/{key}_mu.npy"))
+            sig_ref = np.load(ctx.data.path(f"lemat/{key}_sigma.npy"))
+            mu, sigma = er.embedding_stats(emb[ok])
+            result.metrics[f"frechet_lemat_{key}"] = finite_or_none(er.frechet_distance(mu_ref, sig_ref, mu, sigma))
+        else:
+            result.absent(f"frechet_lemat_{key}", lemat_reason.format(k=key, desc=desc, d=d))
+    return errors
+
+
+def run(ctx) -> FamilyResult:
+    feats = structure_features(ctx)
+    t = feats.table
+    has_sg = t["spacegroup"].notna().to_numpy() & (feats.counts.sum(axis=1) > 0)
+    cols = pd.DataFrame(index=t.index)
+    cols["distribution_crystal_system"] = pd.Series(
+        [crystal_system(int(s)) if pd.notna(s) else None for s in t["spacegroup"]], index=t.index, dtype="Int64")
+    result = FamilyResult(cols)
+    result.metrics["n_structures"] = int(has_sg.sum())
+    _jsd(result, ctx, t.loc[has_sg, "spacegroup"].to_numpy(dtype=int), feats.counts[has_sg])
+    ok_rows = np.isfinite(t[["volume", "density", "atom_density"]]).all(axis=1)  # no space group needed
+    _mmd(result, ctx, t.loc[ok_rows])
+    good = t.index[ok_rows].tolist()
+    emb_errors = _frechet(result, ctx, [ctx.structures[i] for i in good], good)
+
+    reason = t["error"].copy()
+    reason[emb_errors.index] = reason[emb_errors.index].where(reason[emb_errors.index].notna(), emb_errors)
+    cols["distribution_status"] = np.where(reason.isna(), "ok", "failed")
+    cols["distribution_reason"] = reason
+    result.columns = cols
+    result.provenance.update({"jsd_reference": JSD_FILE, "jsd": "scipy jensenshannon, natural log (distance)"})
+    return result

@@ -1,0 +1,171 @@
+"""Cheap per-structure features shared by the diversity, distribution and HHI families.
+
+Computed once per evaluation (memoised on the EvalContext) for the valid rows:
+
+- ``counts``: (n, 118) element amounts per cell (atoms of element Z at column Z-1;
+  fractional for disordered sites), from the element composition (oxidation
+  states ignored).
+- a DataFrame with ``nsites``, ``volume`` (Å³), ``density`` (g/cm³),
+  ``atom_density`` (atoms/Å³), ``a``/``b``/``c`` (Å), ``packing_fraction``
+  (Σ 4/3·π·r_cov³ / V, pymatgen CovalentRadius, as LeMat-GenBench), ``spacegroup``
+  (int; from ``validity_spacegroup`` when validity ran, else spglib at symprec
+  0.01, angle tolerance 5°; NaN where spglib fails) and ``error`` (None or why the
+  structure's features could not be computed).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+N_ELEMENTS = 118
+SYMPREC = 0.01
+ANGLE_TOLERANCE = 5.0
+AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660  # 1 amu/Å³ in g/cm³
+_CTX_KEY = "_families_structure_features"
+
+
+@dataclass
+class StructureFeatures:
+    index: list[int]  # ctx.table index of each row
+    table: pd.DataFrame  # indexed by ``index``
+    counts: np.ndarray  # (n, 118) element amounts per cell
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Rows whose features were computed."""
+        return self.table["error"].isna().to_numpy()
+
+
+def _element_tables() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Atomic masses (amu), covalent radii (Å) and symbols indexed by Z-1."""
+    import warnings
+
+    from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
+    from pymatgen.core import Element
+
+    masses, radii, symbols = np.zeros(N_ELEMENTS), np.zeros(N_ELEMENTS), []
+    for z in range(1, N_ELEMENTS + 1):
+        el = Element.from_Z(z)
+        symbols.append(el.symbol)
+        masses[z - 1] = float(el.atomic_mass)
+        r = CovalentRadius.radius.get(el.symbol)
+        if r is None:  # no Cordero covalent radius (Z > 96): empirical atomic radius, else 1.5 Å
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = el.atomic_radius or 1.5
+        radii[z - 1] = float(r)
+    return masses, radii, symbols
+
+
+_TABLES: tuple | None = None
+
+
+def element_tables() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    global _TABLES
+    if _TABLES is None:
+        _TABLES = _element_tables()
+    return _TABLES
+
+
+def spacegroup_number(structure) -> int | None:
+    """spglib space-group number (symprec 0.01, angle tolerance 5°), None on failure."""
+    import spglib
+
+    try:
+        numbers = structure.atomic_numbers
+    except AttributeError:  # disordered: spglib needs one species per site
+        return None
+    cell = (structure.lattice.matrix, structure.frac_coords, numbers)
+    ds = spglib.get_symmetry_dataset(cell, symprec=SYMPREC, angle_tolerance=ANGLE_TOLERANCE)
+    return int(ds.number) if ds is not None else None
+
+
+def element_amounts(structure) -> np.ndarray:
+    """(118,) element amounts in the cell of ``structure``."""
+    row = np.zeros(N_ELEMENTS)
+    try:
+        z = np.asarray(structure.atomic_numbers, dtype=int)
+        np.add.at(row, z - 1, 1.0)
+    except AttributeError:  # disordered sites
+        for el, amt in structure.composition.element_composition.items():
+            row[el.Z - 1] += float(amt)
+    return row
+
+
+def compute_features(structures, index, spacegroups=None) -> StructureFeatures:
+    """Features of ``structures`` (rows ``index``); ``spacegroups`` reuses known numbers."""
+    masses, radii, _ = element_tables()
+    vol_per_atom = 4.0 / 3.0 * math.pi * radii**3
+    n = len(index)
+    counts = np.zeros((n, N_ELEMENTS))
+    cols = {k: np.full(n, np.nan) for k in
+            ("nsites", "volume", "density", "atom_density", "a", "b", "c", "packing_fraction", "spacegroup")}
+    errors: list[str | None] = [None] * n
+    for k, s in enumerate(structures):
+        try:
+            counts[k] = element_amounts(s)
+            vol = float(s.volume)
+            natoms = counts[k].sum()
+            cols["nsites"][k] = len(s)
+            cols["volume"][k] = vol
+            cols["density"][k] = counts[k] @ masses / vol * AMU_PER_A3_TO_G_PER_CM3
+            cols["atom_density"][k] = len(s) / vol
+            cols["a"][k], cols["b"][k], cols["c"][k] = s.lattice.abc
+            cols["packing_fraction"][k] = counts[k] @ vol_per_atom / vol
+            sg = spacegroups[k] if spacegroups is not None else None
+            if sg is None:
+                sg = spacegroup_number(s)
+            if sg is None:
+                errors[k] = "spglib found no space group (symprec 0.01)"
+            else:
+                cols["spacegroup"][k] = int(sg)
+            if not natoms > 0:
+                errors[k] = "structure has no atoms"
+        except Exception as exc:  # one bad structure never stops the family
+            counts[k] = 0.0
+            errors[k] = f"features failed: {type(exc).__name__}: {exc}"
+    table = pd.DataFrame(cols, index=pd.Index(index))
+    table["error"] = errors
+    return StructureFeatures(list(index), table, counts)
+
+
+def _as_spacegroup(value) -> int | None:
+    """A space-group number from the validity column (int, float or 'Fm-3m (225)')."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        digits = re.findall(r"\d+", str(value))
+        number = int(digits[-1]) if digits else 0
+    return number if 1 <= number <= 230 else None
+
+
+def structure_features(ctx) -> StructureFeatures:
+    """Features of ``ctx.valid_index``, computed once per context."""
+    index = ctx.valid_index
+    cached = ctx.__dict__.get(_CTX_KEY)
+    if cached is not None and cached.index == index:
+        return cached
+    spacegroups = None
+    if "validity_spacegroup" in ctx.table:
+        spacegroups = [_as_spacegroup(v) for v in ctx.table.loc[index, "validity_spacegroup"]]
+    feats = compute_features([ctx.structures[i] for i in index], index, spacegroups)
+    ctx.__dict__[_CTX_KEY] = feats
+    return feats
+
+
+def crystal_system(spacegroup: int) -> int:
+    """LeMat-GenBench crystal-system code 1..7 (triclinic..cubic) of a space group."""
+    for code, last in enumerate((2, 15, 74, 142, 167, 194, 230), start=1):
+        if 1 <= spacegroup <= last:
+            return code
+    raise ValueError(f"space group {spacegroup} outside 1..230")
+
+
+CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")

@@ -1,0 +1,44 @@
+"""Helpers for the diversity / distribution / HHI tests (imported explicitly)."""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from evaluator.config import EvalConfig
+from evaluator.context import EvalContext
+from evaluator.data import DataDir
+from evaluator.ingest.types import Item
+from evaluator.pipeline import build_table
+
+
+def make_ctx(structures, options=None, data=None, **config) -> EvalContext:
+    """An EvalContext over ``structures`` (all parsed; no validity column)."""
+    items = [Item(f"s{i}", s) for i, s in enumerate(structures)]
+    table, parsed = build_table(items)
+    cfg = EvalConfig(options=dict(options or {}), **config)
+    return EvalContext(table, parsed, cfg, data or DataDir())
+
+
+@lru_cache(maxsize=4)
+def read_cifs(folder: str, limit: int | None = None) -> tuple:
+    """Structures of the CIFs in ``folder`` (sorted by name), cached per session."""
+    from pymatgen.core import Structure
+
+    files = sorted(Path(folder).glob("*.cif"))[:limit]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tuple(Structure.from_file(p) for p in files)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def isolated_cache(tmp_path_factory):
+    """Generated caches (FD statistics, MMD self-sums) go to a temporary folder."""
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("genbench_cache")
+    mp.setenv("GENBENCH_CACHE_DIR", str(path))
+    yield path
+    mp.undo()
