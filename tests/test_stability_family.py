@@ -181,3 +181,30 @@ def test_mace_batched_mode_with_mp2020_corrections(data, tmp_path):
     alni = t[t["source"].str.contains("1487")].iloc[0]
     assert ki["stability_corrected_energy_per_atom"] != pytest.approx(ki["stability_energy_per_atom"])
     assert alni["stability_corrected_energy_per_atom"] == pytest.approx(alni["stability_energy_per_atom"])
+
+
+def test_unspanned_element_gets_nan_with_reason_and_empty_submission(data, tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    from evaluator.ingest.types import Item
+    from evaluator.pipeline import evaluate_items
+
+    # Po has no MP elemental reference: E_hull is NaN with a reason, the row keeps its energy
+    po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
+    from evaluator.context import EvalContext
+    from evaluator.pipeline import build_table
+    from evaluator.stability import family
+
+    cfg = _config(relax_steps=5)
+    table, structures = build_table([Item("po.cif", po)])
+    ctx = EvalContext(table, structures, cfg, data, tmp_path)  # no validity: parsed rows are evaluated
+    res = family.run(ctx)
+    row = res.columns.iloc[0]
+    assert row["stability_status"] == "failed" and "Po" in row["stability_reason"]
+    assert np.isfinite(row["stability_energy_per_atom"]) and np.isnan(row["stability_e_above_hull"])
+    assert res.metrics["evaluated_count"] == 1 and res.metrics["hull_scored_count"] == 0
+    assert res.metrics["mean_e_above_hull"] is None and "mean_e_above_hull" in res.missing
+    # nothing valid: zero counts, absent means, no crash
+    ev = evaluate_items([Item("bad.cif", error="unparseable")], cfg, data, work_dir=tmp_path)
+    m = ev.summary["metrics"]["stability"]
+    assert m["evaluated_count"] == 0 and m["stable_count"] == 0 and m["mean_e_above_hull"] is None

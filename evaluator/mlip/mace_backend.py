@@ -132,8 +132,12 @@ class MACEMLIP(MLIP):
                             "stress": full_3x3_to_voigt_6_stress(stress[k])})
         return out
 
-    def embed(self, atoms_list) -> np.ndarray:
-        """(n, d) mean of invariant MACE descriptors over atoms (all layers)."""
-        rows = [np.asarray(self._calc.get_descriptors(a, invariants_only=True), dtype=float).mean(axis=0)
+    def embed(self, atoms_list, invariants_only: bool = True) -> np.ndarray:
+        """(n, d) mean over atoms of MACE descriptors (all layers).
+
+        ``invariants_only=False`` keeps the equivariant channels too (LeMat-GenBench's
+        640-dim MACE-MPA-0 features); the default is the invariant part only.
+        """
+        rows = [np.asarray(self._calc.get_descriptors(a, invariants_only=invariants_only), dtype=float).mean(axis=0)
                 for a in atoms_list]
         return np.vstack(rows) if rows else np.zeros((0, 0))
