@@ -12,6 +12,7 @@ import pytest
 from conftest_leaderboard import (META, local_store, start_worker, wait_for, write_cifs,
                                   write_unique_files)
 from evaluator.config import EvalConfig
+from evaluator.pipeline import FAMILIES
 from leaderboard import queue as q
 from leaderboard.results import LEADERBOARD_PATH, load_results_table, load_structures, load_summary
 from leaderboard.submissions import SubmissionPolicy, submit
@@ -71,7 +72,6 @@ def test_submit_pending_running_finished_readable_by_datasets(tmp_path):
     assert row["submission_id"] == job.id and row["model_name"] == META["model_name"]
     assert row["validity.valid_count"] == 3 and row["validity.valid_frac_submitted"] == 1.0
     assert row["n_valid"] == 3
-    assert load_results_table(store)["submission_id"].tolist() == [job.id]
     assert not (tmp_path / "work" / job.id).exists()  # work folder cleaned after success
     assert make_worker(store, tmp_path).run_one() is None  # nothing left
 
@@ -188,12 +188,13 @@ def test_two_worker_processes_run_each_of_ten_jobs_once(tmp_path):
 
 @pytest.mark.slow
 def test_killed_worker_job_is_reclaimed_and_resumed(tmp_path):
-    """SIGKILL a worker during the MLIP relaxation; a second worker reclaims the job
-    after the lease expires, reuses the relaxations already checkpointed and publishes once."""
+    """Full default pipeline (all families, CHGNet, embedded reference). SIGKILL a worker
+    during the MLIP relaxation; a second worker reclaims the job after the lease expires,
+    reuses the relaxations already checkpointed and publishes once."""
     store = local_store(tmp_path)
     upload = write_cifs(tmp_path / "up", 3)
     job = submit(store, META, [upload], "alice", UNLIMITED)
-    common = ("--families", "validity,stability", "--relax-steps", "40", "--heartbeat", "0.5",
+    common = ("--relax-steps", "40", "--heartbeat", "0.5",
               "--lease", "3", "--poll", "0.3", "--work-dir", str(tmp_path / "work"), "--keep-work")
     first = start_worker(store.root, *common, "--worker-id", "doomed", log=tmp_path / "doomed.log")
     try:
@@ -223,4 +224,33 @@ def test_killed_worker_job_is_reclaimed_and_resumed(tmp_path):
     (checkpoint,) = (tmp_path / "work" / job.id / "eval").rglob("relax-*.jsonl")
     lines = [json.loads(line) for line in checkpoint.read_text().splitlines()]
     assert len(lines) == len({rec["key"] for rec in lines}) == 3  # no structure relaxed twice
+    assert summary["provenance"]["families"] == list(FAMILIES)
+    import datasets
+
+    ds = datasets.load_dataset("parquet", data_files=str(store.local_path(LEADERBOARD_PATH)),
+                               split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert ds["submission_id"] == [job.id]
+    row = ds[0]
+    for family in FAMILIES:
+        assert any(c.startswith(f"{family}.") for c in ds.column_names), family
+    assert row["stability.evaluated_count"] == summary["metrics"]["stability"]["evaluated_count"]
+    assert row["sun.msun_count"] == summary["metrics"]["sun"]["msun_count"]
+
+
+def test_worker_on_the_hub_store_fake(tmp_path):
+    """The same worker against HubStore (FakeHfApi): upload fetched via hf_hub_download,
+    results + status + table published in one commit."""
+    from conftest_leaderboard import hub_store
+
+    store = hub_store()
+    job = submit(store, META, [write_cifs(tmp_path / "up", 2)], "alice", UNLIMITED)
+    commits_before = store.api.n_commits
+    worker = make_worker(store, tmp_path, heartbeat_s=None, progress_interval_s=None, lease_s=None)
+    assert (worker.lease_s, worker.heartbeat_s, worker.progress_interval_s) == (900, 240, 240)
+    final = worker.run_one()
+    assert final.status == q.FINISHED
+    titles = [c.title for c in store.api.list_repo_commits(store.repo_id)]
+    assert titles[0] == f"{job.id}: publish results"
+    assert store.api.n_commits - commits_before == 2  # claim, publish (heartbeats are minutes apart)
+    assert load_summary(store, job.id)["n_valid"] == 2
     assert load_results_table(store)["submission_id"].tolist() == [job.id]
