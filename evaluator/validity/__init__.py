@@ -1,0 +1,113 @@
+"""Validity family (METRICS.md section 1): charge neutrality, minimum distances,
+physical plausibility. Valid = all three. Runs first; later families use valid rows.
+
+Columns (rows that parsed): ``validity_valid``, ``validity_charge_neutral``,
+``validity_charge_step`` (which cascade step decided, see ``charge``),
+``validity_charge_detail``, ``validity_distance_valid``,
+``validity_min_distance_ratio`` (worst pair distance / threshold; < 1 is too close),
+``validity_plausible``, ``validity_spacegroup`` (spglib number at symprec 0.01,
+angle tolerance 5°; None where spglib failed), ``validity_status``,
+``validity_reason`` (readable list of the failed checks).
+
+Options (``EvalConfig.options``): ``validity_workers`` (processes, default 1 =
+in process; see ``core.default_workers``), ``validity_start_method``
+("forkserver" default, "spawn", "fork").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from evaluator.families import FamilyResult, counted
+
+COLUMNS = ("valid", "charge_neutral", "charge_step", "charge_detail", "distance_valid",
+           "min_distance_ratio", "plausible", "spacegroup", "status", "reason")
+
+
+def thresholds() -> dict:
+    """Every threshold the verdicts depend on (recorded in provenance)."""
+    from evaluator.validity import charge, distance, plausibility
+
+    return {
+        "charge": {"metallic_threshold": charge.METALLIC_THRESHOLD, "bv_zero_tol": charge.BV_ZERO_TOL,
+                   "bv_nn": f"MinimumDistanceNN(tol={charge.BV_NN_TOL}, cutoff={charge.BV_NN_CUTOFF})",
+                   "bvanalyzer_tolerance": charge.CHARGE_TOLERANCE, "step_order": list(charge.STEP_ORDER),
+                   "max_dp_work": charge.MAX_DP_WORK, "prior_files": list(charge.PRIOR_FILES)},
+        "distance": {"rule": "d_ij >= 0.5 * (0.7 + r_i + r_j), r = pymatgen atomic_radius, "
+                             "periodic images included", "scale": distance.SCALE,
+                     "offset_A": distance.OFFSET, "default_radius_A": distance.DEFAULT_RADIUS},
+        "plausibility": {"mass_density_g_cm3": list(plausibility.MASS_DENSITY_RANGE),
+                         "number_density_per_A3": list(plausibility.NUMBER_DENSITY_RANGE),
+                         "min_volume_A3": plausibility.MIN_VOLUME,
+                         "lattice_length_A": list(plausibility.LATTICE_LENGTH_RANGE),
+                         "angles_deg": "(0, 180)", "symprec": plausibility.SYMPREC,
+                         "angle_tolerance_deg": plausibility.ANGLE_TOLERANCE},
+    }
+
+
+def validity_rows(structures: list, priors, workers: int | None = None,
+                  start_method: str = "forkserver", track=None) -> list[dict]:
+    """Validity rows (see ``core.check_structure``) for ``structures``, in order.
+
+    track: optional ``ctx.track``-like wrapper ``track(iterable, stage, total)``.
+    """
+    from evaluator.validity.core import check_many
+
+    it = check_many(structures, priors, workers, start_method)
+    if track is not None:
+        it = track(it, "validity", total=len(structures))
+    return list(it)
+
+
+def run(ctx) -> FamilyResult:
+    """Validity columns for every parsed row and ``metrics.validity.*``."""
+    from importlib.metadata import version
+
+    from evaluator.validity.charge import OxiPriors
+    from evaluator.validity.core import MIN_PARALLEL, default_workers
+
+    result = FamilyResult()
+    index = ctx.table.index[ctx.table["parse_ok"].fillna(False).astype(bool)].tolist()
+    priors = OxiPriors.load(ctx.data)
+    workers = ctx.config.options.get("validity_workers") or default_workers()
+    start_method = ctx.config.options.get("validity_start_method", "forkserver")
+    rows = validity_rows([ctx.structures[i] for i in index], priors, workers, start_method, ctx.track)
+
+    frame = pd.DataFrame(rows, index=index, columns=list(COLUMNS))
+    cols = pd.DataFrame(index=index)
+    for name in COLUMNS:
+        cols[f"validity_{name}"] = frame[name]
+    for name in ("valid", "charge_neutral", "distance_valid", "plausible"):
+        cols[f"validity_{name}"] = cols[f"validity_{name}"].astype("boolean")
+    cols["validity_min_distance_ratio"] = cols["validity_min_distance_ratio"].astype(float)
+    cols["validity_spacegroup"] = cols["validity_spacegroup"].astype("Int64")
+    result.columns = cols
+
+    n_valid = int(cols["validity_valid"].fillna(False).sum())
+    n_sub = ctx.n_submitted
+    m = result.metrics
+    for name in ("valid", "charge_neutral", "distance_valid", "plausible"):
+        m.update(counted(name, int(cols[f"validity_{name}"].fillna(False).sum()), n_sub, n_valid))
+    m["evaluated_count"] = len(index)
+    m["failed_count"] = int((cols["validity_status"] == "failed").sum())
+    m["charge_step_counts"] = dict(Counter(cols["validity_charge_step"].dropna()).most_common())
+    ratios = cols["validity_min_distance_ratio"].to_numpy(dtype=float)
+    if np.isfinite(ratios).any():
+        m["min_distance_ratio_median"] = float(np.nanmedian(ratios))
+    else:
+        result.absent("min_distance_ratio_median", "no structure was parsed" if not index
+                      else "distance check failed on every structure")
+    if not index:
+        for name in ("valid", "charge_neutral", "distance_valid", "plausible"):
+            result.missing[f"{name}_frac_valid"] = "no structure was parsed"
+
+    result.provenance = {
+        "thresholds": thresholds(),
+        "workers": int(workers) if len(index) >= MIN_PARALLEL else 1,
+        "start_method": start_method,
+        "versions": {p: version(p) for p in ("pymatgen", "spglib", "smact")},
+    }
+    return result
