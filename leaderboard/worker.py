@@ -295,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       f"or {DEFAULT_WORK_DIR})")
     p.add_argument("--lease", type=float, help="lease seconds (default: store's, 60 local / 900 Hub)")
     p.add_argument("--heartbeat", type=float, help="heartbeat seconds (default: store's, 5 local / 240 Hub)")
+    p.add_argument("--progress-interval", type=float,
+                   help="minimum seconds between progress writes (default 1 local, = heartbeat on the Hub)")
     p.add_argument("--retry-delay", type=float, default=30.0, help="seconds before retrying an "
                                                                    "infrastructure failure")
     p.add_argument("--max-attempts", type=int, help="override the jobs' attempt limit")
@@ -324,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     store = open_store(args.store)
     worker = Worker(store, config, worker_id=args.worker_id, work_root=args.work_dir,
                     data_dir=args.data_dir, lease_s=args.lease, heartbeat_s=args.heartbeat,
+                    progress_interval_s=args.progress_interval,
                     retry_delay_s=args.retry_delay, max_attempts=args.max_attempts, drain=args.drain,
                     keep_work=args.keep_work)
     signal.signal(signal.SIGTERM, worker.stop)

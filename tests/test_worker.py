@@ -194,15 +194,24 @@ def test_killed_worker_job_is_reclaimed_and_resumed(tmp_path):
     store = local_store(tmp_path)
     upload = write_cifs(tmp_path / "up", 3)
     job = submit(store, META, [upload], "alice", UNLIMITED)
-    common = ("--relax-steps", "40", "--heartbeat", "0.5",
+    common = ("--relax-steps", "40", "--heartbeat", "0.5", "--progress-interval", "0.05",
               "--lease", "3", "--poll", "0.3", "--work-dir", str(tmp_path / "work"), "--keep-work")
     first = start_worker(store.root, *common, "--worker-id", "doomed", log=tmp_path / "doomed.log")
     try:
         def relaxing():
             j = q.get_job(store, job.id)
-            stage = j.progress.get("stage", "")
-            return j.status == q.RUNNING and (("relax" in stage and j.progress["done"] >= 1)
-                                              or "hull" in stage)
+            assert j.status in (q.PENDING, q.RUNNING), f"first worker got to {j.status} before the kill"
+            stage, done = j.progress.get("stage", ""), j.progress.get("done", 0)
+            if j.status != q.RUNNING:
+                return False
+            if stage.startswith("stability: relax"):
+                return done >= 1  # >= 1 structure relaxed and checkpointed
+            family = stage.split(":")[0]
+            families = list(FAMILIES)
+            # a later stage (hull scoring, sun, ...): every relaxation is checkpointed
+            return stage == "stability: hull" or (family in families and
+                                                  families.index(family) > families.index("stability"))
+
         wait_for(relaxing, 150, 0.1, "the first worker to relax a structure")
     finally:
         first.kill()
