@@ -136,7 +136,7 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
                                  marker=dict(size=14, color=FRONT_COLOUR, symbol="star",
                                              line=dict(width=1, color="white"))))
     left_out = int((~ok).sum())
-    sub = f"{len(d)} submissions" + (f"; {left_out} without both values not shown" if left_out else "")
+    sub = f"{len(d)} submission{'s' if len(d) != 1 else ''}" + (f"; {left_out} without both values not shown" if left_out else "")
     if not directed:
         sub += "; no Pareto front (a metric without a preferred direction)"
     fig.update_layout(title=dict(text=f"{title or f'{yh} vs {xh}'}<br><sup>{sub}</sup>"),

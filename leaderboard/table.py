@@ -122,16 +122,16 @@ KNOWN: dict[tuple[str, str], Known] = {
     ("diversity", "physical_size_diversity"): Known("Physical-size diversity", +1),
     ("diversity", "vendi_element"): Known("Vendi (elements)", +1, "", "Vendi score of element fractions", True),
     ("diversity", "vendi"): Known("Vendi score", +1, "", "Vendi score of element fractions", True),
-    ("diversity", "n_structures"): Known("Structures used", 0),
+    ("diversity", "n_structures"): Known("Structures used (diversity)", 0),
     ("distribution", "jsd"): Known("JSD", -1, "", "mean Jensen-Shannon divergence to LeMat-Bulk", True),
     ("distribution", "mmd"): Known("MMD", -1, "", "LeMat-GenBench-compatible MMD to LeMat-Bulk", True),
     ("distribution", "mmd_corrected"): Known("MMD (corrected)", -1),
-    ("distribution", "n_structures"): Known("Structures used", 0),
+    ("distribution", "n_structures"): Known("Structures used (distribution)", 0),
     ("distribution", "fd"): Known("Fréchet distance", -1),
     ("hhi", "combined_mean"): Known("HHI combined", -1, "", "supply risk, 0.25 production + 0.75 reserve", True),
     ("hhi", "production_mean"): Known("HHI production", -1),
     ("hhi", "reserve_mean"): Known("HHI reserve", -1),
-    ("hhi", "n_structures"): Known("Structures used", 0),
+    ("hhi", "n_structures"): Known("Structures used (hhi)", 0),
     ("hhi", "missing_data"): Known("Elements without HHI data", -1),
 }
 
@@ -252,11 +252,13 @@ def _humanise(name: str) -> str:
 
 
 def _known(family: str, name: str) -> Known | None:
-    if (family, name) in KNOWN:
-        return KNOWN[(family, name)]
-    for fam in FAMILY_COLOURS:  # "stability_unrelaxed" reuses stability's knowledge
-        if family.startswith(fam + "_") and (fam, name) in KNOWN:
-            return KNOWN[(fam, name)]
+    names = [name] + ([name[: -len("_count")]] if name.endswith("_count") else [])
+    for n in names:
+        if (family, n) in KNOWN:
+            return KNOWN[(family, n)]
+        for fam in FAMILY_COLOURS:  # "stability_unrelaxed" reuses stability's knowledge
+            if family.startswith(fam + "_") and (fam, n) in KNOWN:
+                return KNOWN[(fam, n)]
     return None
 
 

@@ -61,7 +61,7 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
 
             user = ctx.user(profile)
             sid = (dict(request.query_params).get("submission") or "").strip() if request else ""
-            tab, pick, status_pick = gr.update(), gr.update(), None
+            tab, pick, status_pick = gr.update(), gr.update(choices=model_tab.finished_choices(ctx)), None
             if sid:
                 job = get_job(ctx.store, sid)
                 if job is not None and job.status == FINISHED:
@@ -86,6 +86,12 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
         lb["timer"].tick(md["refresh_choices"], md["pick"], md["pick"], api_visibility="private",
                          show_progress="hidden")
         lb["refresh"].click(md["refresh_choices"], md["pick"], md["pick"], api_visibility="private")
+        # The components' initial values were computed when the app was built: bring them
+        # up to date for every new page.
+        lb_fn, lb_in, lb_out = lb["load"]
+        demo.load(lb_fn, lb_in, lb_out, api_visibility="private", show_progress="hidden")
         redraw, r_in, r_out = pl["redraw"]
+        demo.load(lambda *a: redraw(*a[:-1], -1), r_in, r_out, api_visibility="private",
+                  show_progress="hidden")
         lb["timer"].tick(redraw, r_in, r_out, api_visibility="private", show_progress="hidden")
     return demo

@@ -60,8 +60,12 @@ class SchemaForm:
             if kind == "boolean":
                 meta[name] = bool(value)
             elif kind == "integer":
-                if value is not None and value != "":
-                    meta[name] = int(value)
+                text = str(value if value is not None else "").strip()
+                if text:
+                    try:
+                        meta[name] = int(text)
+                    except ValueError:
+                        meta[name] = text  # schema validation names the field and the problem
             elif isinstance(value, str):
                 if value.strip():
                     meta[name] = value.strip()
@@ -90,9 +94,10 @@ def build_form(schema: dict | None = None) -> SchemaForm:
                                visible=visible)
         elif kind == "boolean":
             comp = gr.Checkbox(value=False, label=label, info=info, elem_id=f"meta-{name}", visible=visible)
-        elif kind == "integer":
-            comp = gr.Number(value=None, label=label, info=info, precision=0, minimum=prop.get("minimum"),
-                             maximum=prop.get("maximum"), elem_id=f"meta-{name}", visible=visible)
+        elif kind == "integer":  # a textbox: an empty optional number stays absent (gr.Number shows 0)
+            lo, hi = prop.get("minimum"), prop.get("maximum")
+            hint = f"whole number {lo}–{hi}" if lo is not None and hi is not None else "whole number"
+            comp = gr.Textbox(label=label, info=info, placeholder=hint, elem_id=f"meta-{name}", visible=visible)
         else:
             long = prop.get("maxLength", 0) > 500
             comp = gr.Textbox(label=label, info=info, lines=3 if long else 1, max_lines=8 if long else 1,

@@ -11,8 +11,7 @@ import time
 import pandas as pd
 
 ACTIVE = ("PENDING", "RUNNING")
-STATUS_ICONS = {"PENDING": "⏳", "RUNNING": "⚙️", "FINISHED": "✅", "FAILED": "❌", "CANCELLED": "🚫",
-                "HIDDEN": "🙈"}
+STATUS_ICONS: dict[str, str] = {}  # plain text: headless/offline browsers may lack emoji fonts
 STATUS_COLUMNS = ["Submission", "Model", "Status", "Queue position", "Stage", "Progress", "Elapsed",
                   "Failure reason", "Permalink"]
 

@@ -114,7 +114,8 @@ def build(ctx: AppContext) -> dict:
         return {"headers": list(v.frame.columns), "data": json_rows(v.frame), "submission_ids": v.submission_ids}
 
     gr.api(leaderboard_table, api_name="leaderboard_table")
-    return {"table": table, "timer": timer, "refresh": refresh}
+    return {"table": table, "timer": timer, "refresh": refresh,
+            "load": (lambda *a: reload(False, *a), controls, outs)}
 
 
 def json_rows(frame: pd.DataFrame) -> list[list]:

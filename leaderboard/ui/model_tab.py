@@ -73,6 +73,14 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
     if not parts:
         return pd.DataFrame(), "No SUN/MSUN flags in this submission's results (family not run)."
     sel = pd.concat(parts)
+    if sel.empty and eh is not None:  # nothing SUN/MSUN: show the closest to the hull instead
+        sel = df[pd.to_numeric(df[eh], errors="coerce").notna()].copy()
+        sel["kind"] = "lowest E_hull"
+        sel = sel.sort_values(eh, kind="mergesort")
+        cols = [c for c in ("index", "source", "kind", "formula", eh) if c in sel.columns]
+        out = sel[cols].head(n).reset_index(drop=True)
+        return out, (f"No SUN or MSUN structures in this submission; the {len(out)} structures with the "
+                     "lowest E_hull are listed instead.")
     if eh:
         sel = sel.sort_values(["kind", eh], ascending=[False, True], kind="mergesort")
     cols = [c for c in ("index", "source", "kind", "formula", "reduced_formula", eh,

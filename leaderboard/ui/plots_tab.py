@@ -12,7 +12,7 @@ from leaderboard.ui.context import AppContext
 # Default axes (first available key of each list): novelty vs stability rate; MSUN vs diversity.
 DEFAULTS = [
     (["novelty.novel"], ["stability.stable", "stability.metastable"]),
-    (["diversity.vendi", "diversity.vendi_score", "diversity.element_coverage"], ["sun.msun"]),
+    (["diversity.vendi_element", "diversity.vendi", "diversity.element_coverage"], ["sun.msun"]),
 ]
 
 

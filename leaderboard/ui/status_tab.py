@@ -78,7 +78,7 @@ def build(ctx: AppContext, user_state) -> dict:
         try:
             do_withdraw(ctx.store, job_id, user)
         except QueueError as exc:
-            return f"❌ {exc}"
+            return f"**Refused:** {exc}"
         ctx.results.invalidate()
         return f"Submission `{job_id}` withdrawn: it is hidden from the leaderboard (kept, not deleted).\n\n" \
                + detail(ctx, job_id)
@@ -118,5 +118,5 @@ def build(ctx: AppContext, user_state) -> dict:
         return {"ok": True, "status": job.status}
 
     api_status_btn.click(status_api, api_id, api_out, api_name="status")
-    api_withdraw_btn.click(withdraw_api, api_id, api_out, api_name="withdraw")
+    api_withdraw_btn.click(withdraw_api, api_id, api_out, api_name="withdraw_submission")
     return {"refresh": (refresh, [user_state, pick], outs), "pick": pick, "info": info, "timer": timer}

@@ -67,8 +67,12 @@ def check_files(files) -> str:
     try:
         check = inspect(paths)
     except (IngestError, OSError) as exc:
-        return f"❌ **Refused:** {exc}\n\nAccepted: {ACCEPTED_TEXT}."
-    lines = [f"✅ {check.n_items} structures found: {check.n_parsed} parsed"
+        return f"**Refused:** {exc}\n\nAccepted formats: {ACCEPTED_TEXT}."
+    if check.n_parsed == 0:
+        lines = [f"**Refused:** none of the {check.n_items} structures could be read."]
+        lines += [f"- `{src}`: {why}" for src, why in check.failures]
+        return "\n".join(lines)
+    lines = [f"**OK:** {check.n_items} structures found: {check.n_parsed} parsed"
              + (f", **{check.n_failed} failed to parse** (they stay in the submission and count "
                 "as failures in every rate)." if check.n_failed else ".")]
     for src, why in check.failures:
@@ -78,6 +82,17 @@ def check_files(files) -> str:
     return "\n".join(lines)
 
 
+def example_copy(path) -> str:
+    """A temp copy of the example file (the data directory is outside what Gradio may serve)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    out = Path(tempfile.mkdtemp(prefix="genbench-example-")) / f"mattergen_paper_{Path(path).name}"
+    shutil.copyfile(path, out)
+    return str(out)
+
+
 def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str, str | None]:
     """Validate and enqueue; returns (markdown message, submission id or None)."""
     from pathlib import Path
@@ -85,28 +100,28 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
     from leaderboard.submissions import SubmissionError, submit
 
     if not user:
-        return "❌ Please **sign in with Hugging Face** first (top of the page).", None
+        return "**Please sign in with Hugging Face** first (top of the page).", None
     paths = _paths(files)
     if not paths:
-        return "❌ Please upload at least one file.", None
+        return "**Please upload at least one file.**", None
     from evaluator.ingest import IngestError
 
     try:  # fast checks before enqueueing: format, size, count, parse errors
         check = inspect(paths)
     except (IngestError, OSError) as exc:
-        return f"❌ **Upload refused:** {exc}", None
+        return f"**Upload refused:** {exc}", None
     if check.n_parsed == 0:
         first = "; ".join(f"{s}: {w}" for s, w in check.failures[:3])
-        return f"❌ **Upload refused:** none of the {check.n_items} structures could be read ({first}).", None
+        return f"**Upload refused:** none of the {check.n_items} structures could be read ({first}).", None
     try:
         job = submit(ctx.store, meta, [Path(p) for p in paths], user)
     except SubmissionError as exc:
-        return f"❌ **Submission refused:** {exc}", None
+        return f"**Submission refused:** {exc}", None
     from leaderboard.queue import queue_position
 
     pos = queue_position(ctx.store, job.id)
     where = f"position **{pos}** in the queue" if pos else "queued"
-    return (f"✅ Submission **`{job.id}`** accepted ({where}). Follow it in **My submissions**; "
+    return (f"**Accepted:** submission **`{job.id}`** ({where}). Follow it in **My submissions**; "
             f"permalink: [`?submission={job.id}`](?submission={job.id})"), job.id
 
 
@@ -117,7 +132,7 @@ def build(ctx: AppContext, user_state) -> dict:
     with gr.Row():
         with gr.Column(scale=1):
             files = gr.File(label="Structures", file_count="multiple", elem_id="submit-files")
-            example = gr.Button("Load the example submission (MatterGen paper, 774 CIFs)", size="sm",
+            example = gr.Button("Load the example submission (MatterGen paper CIFs)", size="sm",
                                 elem_id="submit-example")
             check_md = gr.Markdown(elem_id="submit-check")
         with gr.Column(scale=2):
@@ -131,11 +146,11 @@ def build(ctx: AppContext, user_state) -> dict:
     def load_example():
         path = example_upload()
         if path is None:
-            return [None, "❌ The example file is not in the data directory (set GENBENCH_DATA_DIR)."] + \
+            return [None, "The example file is not in the data directory (set GENBENCH_DATA_DIR)."] + \
                 [gr.update() for _ in form.components]
         values = [gr.update(value=EXAMPLE_META[n]) if n in EXAMPLE_META else gr.update()
                   for n in form.names]
-        return [[str(path)], check_files([str(path)])] + values
+        return [[example_copy(path)], gr.update()] + values  # files.change runs the check
 
     example.click(load_example, None, [files, check_md, *form.components], api_visibility="private")
 
@@ -164,6 +179,6 @@ def build(ctx: AppContext, user_state) -> dict:
         return {"ok": job_id is not None, "message": msg, "id": job_id}
 
     api_btn.click(submit_api, [api_files, api_meta], api_out, api_name="submit")
-    api_check_btn.click(check_files, api_files, api_check, api_name="check_files")
+    api_check_btn.click(check_files, api_files, api_check, api_name="check_upload")
     return {"files": files, "example": example, "submit": submit_btn, "result": result_md,
             "last_id": last_id, "submitted": ev, "form": form}

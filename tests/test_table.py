@@ -1,0 +1,173 @@
+"""The leaderboard table: catalogue folding, directions, ranking, filters, views, colours, cache.
+
+Inputs are small hand-written results tables in the store's column layout (the
+numbers are arbitrary test inputs, not scores anyone reports).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leaderboard import table as T
+
+
+def results() -> pd.DataFrame:
+    def counted(name, counts, n_sub, n_val):
+        return {f"{name}_count": counts,
+                f"{name}_frac_submitted": [c / s for c, s in zip(counts, n_sub)],
+                f"{name}_frac_valid": [c / v for c, v in zip(counts, n_val)]}
+
+    n_sub, n_val = [100, 50, 10, 40], [80, 50, 5, 40]
+    cols = {
+        "submission_id": ["a", "b", "c", "d"],
+        "model_name": ["Alpha", "Beta", "Gamma", "Delta"],
+        "model_version": ["1", "2", "", "x"],
+        "training_set": ["MP-20", "Alex-MP-20", "MP-20", "other"],
+        "task": ["unconditional", "unconditional", "conditional", "unconditional"],
+        "relaxed_before_submission": [True, False, None, False],
+        "provenance": ["leaderboard worker"] * 4,
+        "n_submitted": n_sub, "n_valid": n_val,
+        "families": ["validity,sun"] * 4,  # text: never a metric
+    }
+    for fam, name, counts in (("validity", "valid", n_val), ("sun", "sun", [5, 5, 0, 2]),
+                              ("sun", "msun", [10, 1, 2, 2])):
+        cols.update({f"{fam}.{k}": v for k, v in counted(name, counts, n_sub, n_val).items()})
+    cols["stability.mean_e_above_hull"] = [0.10, 0.05, np.nan, 0.20]
+    cols["distribution.jsd"] = [0.2, 0.1, 0.3, 0.25]
+    cols["diversity.element_count"] = [40, 30, 5, 20]  # a lone count: a plain value
+    cols["stability_unrelaxed.stable_count"] = [1, 2, 3, 4]
+    cols["stability_unrelaxed.stable_frac_submitted"] = [0.01, 0.04, 0.3, 0.1]
+    cols["mystery.widget_score"] = [1.0, 2.0, 3.0, 4.0]  # unknown family: still shown
+    return pd.DataFrame(cols)
+
+
+def test_catalogue_folds_counts_and_keeps_unknown_metrics():
+    ms = {m.key: m for m in T.measures_of(results())}
+    assert ms["sun.sun"].columns == {"count": "sun.sun_count", "frac_submitted": "sun.sun_frac_submitted",
+                                     "frac_valid": "sun.sun_frac_valid"}
+    assert not ms["diversity.element_count"].counted
+    assert "families" not in str(ms)  # text columns are not metrics
+    assert ms["mystery.widget_score"].header() == "Widget score (mystery)"
+    unrel = ms["stability_unrelaxed.stable"]
+    assert unrel.colour_family == "stability" and unrel.header() == "Stable (unrelaxed) ↑ [%]"
+    # directions: known ones from the catalogue, unknown ones guessed from the name
+    assert ms["stability.mean_e_above_hull"].direction == -1 and ms["sun.msun"].direction == 1
+    assert ms["distribution.jsd"].direction == -1 and ms["mystery.widget_score"].direction == 0
+    # SUN + MSUN is derived when the summary does not carry it
+    assert ms["sun.sun_plus_msun"].columns["frac_submitted"].startswith("__derived__")
+
+
+def test_default_rank_is_sun_plus_msun_per_submitted_structure():
+    v = T.build_view(results())
+    col = "SUN + MSUN ↑ [%]"
+    expected = {"Alpha (1)": 15.0, "Beta (2)": 12.0, "Gamma": 20.0, "Delta (x)": 10.0}
+    got = dict(zip(v.frame["Model"], v.frame[col]))
+    assert got == pytest.approx(expected)
+    assert list(v.frame["Model"]) == ["Gamma", "Alpha (1)", "Beta (2)", "Delta (x)"]
+    assert list(v.frame["#"]) == [1, 2, 3, 4]
+    assert v.submission_ids == ["c", "a", "b", "d"]
+
+
+def test_rank_respects_direction_and_puts_missing_last():
+    v = T.build_view(results(), rank_by="stability.mean_e_above_hull", view="full")
+    assert v.submission_ids == ["b", "a", "d", "c"]  # lower is better; NaN last
+    assert pd.isna(v.frame["#"].iloc[-1])
+    v = T.build_view(results(), rank_by="validity.valid", view="full")  # b and d: 100 %
+    assert list(v.frame["#"]) == [1, 1, 3, 4]  # ties share the better rank
+
+
+def test_counts_vs_percentages():
+    pct = T.build_view(results(), show="% of valid")
+    row = pct.frame.set_index("Model").loc["Alpha (1)"]
+    assert row["SUN ↑ [%]"] == pytest.approx(100 * 5 / 80)
+    cnt = T.build_view(results(), show="counts")
+    row = cnt.frame.set_index("Model").loc["Alpha (1)"]
+    assert row["SUN ↑ [n]"] == 5 and row["MSUN ↑ [n]"] == 10
+    # with counts shown, ranking still uses per-submitted fractions (counts are not comparable)
+    assert cnt.submission_ids == T.build_view(results()).submission_ids == ["c", "a", "b", "d"]
+    # per valid structure the order differs: Gamma (4 of 5 valid) leads by more
+    assert pct.submission_ids[0] == "c"
+
+
+def test_filters_and_search():
+    df = results()
+    assert T.build_view(df, training_set="MP-20").submission_ids == ["c", "a"]
+    assert T.build_view(df, task="conditional").submission_ids == ["c"]
+    assert sorted(T.build_view(df, relaxed="no").submission_ids) == ["b", "d"]
+    assert T.build_view(df, relaxed="yes").submission_ids == ["a"]
+    assert T.build_view(df, search="bet").submission_ids == ["b"]
+    assert T.build_view(df, search="zzz").frame.empty
+    assert T.choices(df, "training_set") == ["All", "Alex-MP-20", "MP-20", "other"]
+
+
+def test_compact_full_and_family_picker():
+    df = results()
+    compact = T.build_view(df)
+    full = T.build_view(df, view="full")
+    assert set(compact.metric_headers) < set(full.metric_headers)
+    assert "Widget score (mystery)" in full.metric_headers
+    assert "Widget score (mystery)" not in compact.metric_headers
+    only_sun = T.build_view(df, view="full", families=["sun"])
+    assert only_sun.metric_headers and all(m.colour_family == "sun" for m in only_sun.measures)
+    assert {"Model", "Training set", "N structures", "Evaluated by", "Pre-relaxed"} <= set(compact.frame.columns)
+    assert list(compact.frame["Pre-relaxed"]) == ["—", "yes", "no", "no"]
+    assert set(compact.frame["Evaluated by"]) == {"us"}
+
+
+def test_cell_colouring_follows_direction():
+    a = T.cell_alpha(pd.Series([0.0, 0.5, 1.0, np.nan]), +1)
+    assert a[0] < a[1] < a[2] and math.isnan(a[3])
+    b = T.cell_alpha(pd.Series([0.0, 0.5, 1.0]), -1)
+    assert b[0] > b[1] > b[2]
+    flat = T.cell_alpha(pd.Series([2.0, 2.0]), +1)
+    assert flat[0] == flat[1]
+
+
+def test_styler_renders_through_gradio_with_family_colours_and_dashes():
+    import gradio as gr
+
+    v = T.build_view(results(), view="full")
+    payload = gr.Dataframe(interactive=False).postprocess(v.styler())
+    headers = payload.headers
+    styles = payload.metadata["styling"]
+    shown = payload.metadata["display_value"]
+    i = headers.index("Mean E_hull ↓ [eV/atom]")
+    rgb = "rgba({}, {}, {}".format(*T.FAMILY_COLOURS["stability"])
+    gamma = v.submission_ids.index("c")
+    assert shown[gamma][i] == "—" and styles[gamma][i] == ""  # missing: dash, no colour
+    assert all(rgb in styles[r][i] for r in range(len(styles)) if r != gamma)
+    j = headers.index("Model")
+    assert styles[0][j] == ""  # metadata is not coloured
+    # the underlying values stay numeric, so sorting in the browser is numeric
+    assert isinstance(payload.data[0][headers.index("SUN ↑ [%]")], float)
+
+
+def test_empty_results_table():
+    v = T.build_view(pd.DataFrame({"submission_id": pd.Series([], dtype=object)}))
+    assert v.frame.empty and list(v.frame.columns) == ["#"]
+    v.styler()  # renders
+
+
+def test_cached_results_ttl_and_fingerprint():
+    calls, token = [], ["v1"]
+
+    def load():
+        calls.append(1)
+        return pd.DataFrame({"x": [len(calls)]})
+
+    cache = T.CachedResults(load, ttl=0.0, fingerprint=lambda: token[0])
+    first = cache.get()
+    assert cache.get() is first and len(calls) == 1  # expired TTL but same fingerprint: no reload
+    token[0] = "v2"
+    assert cache.get() is not first and len(calls) == 2
+    cache.get(force=True)
+    assert len(calls) == 3
+    long = T.CachedResults(load, ttl=3600.0, fingerprint=lambda: token[0])
+    long.get()
+    token[0] = "v3"
+    long.get()
+    assert long.loads == 1  # within the TTL the store is not even asked
