@@ -187,4 +187,5 @@ def test_pipeline_merges_columns_and_skips_unparsed_rows():
         assert list(t[f"{fam}_status"]) == ["ok", "skipped", "ok"]
         assert t.loc[1, f"{fam}_reason"] == "parse failed"
     assert out["metrics"]["diversity"]["element_count"] == 2
+    json.dumps({k: out[k] for k in ("metrics", "missing", "provenance")}, allow_nan=False)  # JSON-safe
     assert np.isnan(t.loc[1, "hhi_production"])

@@ -98,3 +98,47 @@ def test_fd_absent_when_reference_missing_and_building_disabled(tiny_reference, 
     assert res.metrics["frechet_chgnet"] is None
     assert "fd-reference" in res.missing["frechet_chgnet"]
     assert res.metrics["jsd"] is not None  # the rest of the family is unaffected
+
+
+class FakeMACE:
+    """Stands in for MACE-MPA-0 (weights are not available offline) to test the plumbing
+    of the LeMat-compatible FD: deterministic composition/volume-derived features."""
+
+    name, model_id, checkpoint_sha256 = "mace", "medium-mpa-0", "f" * 64
+
+    def embed(self, atoms_list, invariants_only=True):
+        dim = 16 if invariants_only else 640
+        rows = []
+        for a in atoms_list:
+            rng = np.random.default_rng(int(a.get_atomic_numbers().sum()) * 1000 + len(a))
+            base = np.concatenate([[a.get_volume() / len(a) / 20], np.bincount(a.get_atomic_numbers(), minlength=8)[:8] / len(a)])
+            rows.append(np.resize(base, dim) * 0.1 + rng.normal(0, 0.05, dim))
+        return np.array(rows)
+
+
+def test_lemat_compatible_fd_uses_their_statistics_with_all_channel_features(tiny_reference, monkeypatch, data):
+    import evaluator.mlip as mlip_mod
+    from evaluator.mlip import MLIPSpec
+
+    fake = FakeMACE()
+    monkeypatch.setattr(distribution, "_load_mlip", lambda cfg: fake)
+    monkeypatch.setattr(mlip_mod, "describe_mlip",
+                        lambda name, model=None: MLIPSpec("mace", "medium-mpa-0", None, "raw-pbe"))
+    monkeypatch.setattr(MLIPSpec, "checkpoint_sha256", property(lambda self: "f" * 64))
+    opts = {"fd_reference_sample": str(tiny_reference), "fd_min_structures": 3}
+    structures = tiny_structures()
+    res = distribution.run(make_ctx(structures, opts, mlip="mace", mlip_model="medium-mpa-0"))
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    emb = fake.embed([AseAtomsAdaptor.get_atoms(s) for s in structures], invariants_only=False)
+    mu, sigma = er.embedding_stats(emb)
+    expected = er.frechet_distance(np.load(data.path("lemat/mace_mu.npy")), np.load(data.path("lemat/mace_sigma.npy")),
+                                   mu, sigma)
+    assert res.metrics["frechet_lemat_mace"] == pytest.approx(expected, rel=1e-9)
+    assert res.metrics["frechet_mace"] is not None  # our own statistics, 16-dim invariant features
+    for key in ("orb", "uma"):
+        assert res.metrics[f"frechet_lemat_{key}"] is None and "no backend" in res.missing[f"frechet_lemat_{key}"]
+    # by default the covariance needs dim + 1 = 641 structures
+    few = distribution.run(make_ctx(structures, {"fd_reference_sample": str(tiny_reference)},
+                                    mlip="mace", mlip_model="medium-mpa-0"))
+    assert few.metrics["frechet_lemat_mace"] is None and "641" in few.missing["frechet_lemat_mace"]

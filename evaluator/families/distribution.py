@@ -21,7 +21,10 @@ metrics.distribution:
 - ``frechet_<model>``: squared Fréchet distance of mean-pooled MLIP embeddings against
   statistics of the same model on ``structures/lemat_sample`` (see
   ``embedding_reference``); ``frechet_lemat_{mace,orb,uma}`` against LeMat-GenBench's
-  own statistics, only with the exact models and features they used.
+  own statistics ``lemat/<key>_{mu,sigma}.npy``, only with the exact model and features
+  they used: ``--mlip mace --mlip-model medium-mpa-0`` (MACE-MPA-0 medium, descriptors
+  with equivariant channels, 640 dims) gives ``frechet_lemat_mace``; ORB v3 and UMA have
+  no backend here, so those are absent with the reason.
 
 Options (``EvalConfig.options``): ``fd`` (default True), ``fd_build_reference``
 (default True: build missing reference statistics on first use),
@@ -58,11 +61,13 @@ MMD_FEATURES = {
 }
 MMD_SIGMA = 1.0
 REFERENCE_ROUNDING = {"density": 2, "atom_density": 2}  # decimals of the reference columns
-# LeMat-GenBench's FD statistics: model, feature dimension.
+# LeMat-GenBench's FD statistics: what produced them, feature dimension, and the
+# (backend, model_id) of ours that reproduces them (None: no such backend here).
 LEMAT_FD = {
-    "mace": ("MACE-MPA-0 medium, get_descriptors(invariants_only=False), mean-pooled", 640),
-    "orb": ("ORB v3 conservative-inf-omat node features, mean-pooled", 256),
-    "uma": ("UMA s-1 (omat task) node features, mean-pooled", 128),
+    "mace": ("MACE-MPA-0 medium, get_descriptors(invariants_only=False), mean-pooled", 640,
+             ("mace", "medium-mpa-0")),
+    "orb": ("ORB v3 conservative-inf-omat node features, mean-pooled", 256, None),
+    "uma": ("UMA s-1 (omat task) node features, mean-pooled", 128, None),
 }
 
 
@@ -177,8 +182,6 @@ def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Ser
     errors = pd.Series([None] * len(index), index=index, dtype=object)
     opts = ctx.config.options
     name = f"frechet_{ctx.config.mlip}"
-    lemat_reason = ("LeMat-GenBench statistics (lemat/{k}_mu.npy) need {desc} ({d} dims); "
-                    "the configured MLIP is not that model/feature set")
     if not opts.get("fd", True):
         result.absent(name, "Fréchet distance disabled (options.fd = False)")
         return errors
@@ -237,16 +240,48 @@ def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Ser
                                                         "created_at", "build_seconds")},
         "convention": "squared Fréchet distance (FID / LeMat-GenBench)",
     }
-    for key, (desc, d) in LEMAT_FD.items():
-        lemat_ok = mlip.name == key and getattr(mlip, "lemat_genbench_features", False) and emb.shape[1] == d
-        if lemat_ok and ok.sum() >= 2:
-            mu_ref = np.load(ctx.data.path(f"lemat/{key}_mu.npy"))
-            sig_ref = np.load(ctx.data.path(f"lemat/{key}_sigma.npy"))
-            mu, sigma = er.embedding_stats(emb[ok])
-            result.metrics[f"frechet_lemat_{key}"] = finite_or_none(er.frechet_distance(mu_ref, sig_ref, mu, sigma))
-        else:
-            result.absent(f"frechet_lemat_{key}", lemat_reason.format(k=key, desc=desc, d=d))
+    _lemat_frechet(result, ctx, mlip, structures, emb, ok)
     return errors
+
+
+class _AllChannels:
+    """MLIP wrapper whose embed keeps equivariant channels (LeMat-GenBench's MACE features)."""
+
+    def __init__(self, mlip):
+        self.mlip = mlip
+
+    def embed(self, atoms_list):
+        return self.mlip.embed(atoms_list, invariants_only=False)
+
+
+def _lemat_frechet(result: FamilyResult, ctx, mlip, structures, emb, ok) -> None:
+    """``frechet_lemat_<key>``: FD against LeMat-GenBench's own statistics (same model only)."""
+    from evaluator.families import embedding_reference as er
+
+    for key, (desc, dim, ours) in LEMAT_FD.items():
+        name = f"frechet_lemat_{key}"
+        if ours is None or (mlip.name, mlip.model_id) != ours:
+            why = "no backend for it here" if ours is None else f"run with --mlip {ours[0]} --mlip-model {ours[1]}"
+            result.absent(name, f"needs the model behind lemat/{key}_mu.npy: {desc}, {dim} dims ({why})")
+            continue
+        try:
+            lemat_emb, errs = er.embed_structures(_AllChannels(mlip), structures, ctx.track)
+        except Exception as exc:
+            result.absent(name, f"embedding failed: {type(exc).__name__}: {exc}"[:300])
+            continue
+        good = np.array([e is None for e in errs]) & ok
+        min_n = int(ctx.config.options.get("fd_min_structures", dim + 1))
+        if lemat_emb.shape[1] != dim:
+            result.absent(name, f"embedding size {lemat_emb.shape[1]} is not LeMat-GenBench's {dim}")
+        elif good.sum() < max(min_n, 2):
+            result.absent(name, f"needs at least {max(min_n, 2)} embedded structures for a {dim}-dim "
+                                f"covariance, got {int(good.sum())}")
+        else:
+            mu_ref = np.load(ctx.data.path(f"lemat/{key}_mu.npy")).astype(np.float64)
+            sig_ref = np.load(ctx.data.path(f"lemat/{key}_sigma.npy")).astype(np.float64)
+            mu, sigma = er.embedding_stats(lemat_emb[good])
+            result.metrics[name] = finite_or_none(er.frechet_distance(mu_ref, sig_ref, mu, sigma))
+            result.metrics[f"{name}_n"] = int(good.sum())
 
 
 def run(ctx) -> FamilyResult:
