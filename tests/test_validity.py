@@ -224,7 +224,8 @@ def test_evaluate_items_end_to_end():
     m = ev.summary["metrics"]["validity"]
     assert m["valid_count"] == 2 and m["valid_frac_submitted"] == pytest.approx(0.5)
     assert m["valid_frac_valid"] == pytest.approx(1.0)
-    assert m["distance_valid_count"] == 2 and m["distance_valid_frac_valid"] == pytest.approx(1.0)
+    assert m["distance_valid_count"] == 2 and m["distance_valid_frac_parsed"] == pytest.approx(2 / 3)
+    assert m["distance_valid_frac_valid"] is None and "distance_valid_frac_valid" in ev.summary["missing"]["validity"]
     assert sum(m["charge_step_counts"].values()) == 3
     assert ev.summary["n_valid"] == 2
     assert "lemat/oxi_state_mapping.json" in ev.summary["provenance"]["data_files"]

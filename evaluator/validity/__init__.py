@@ -89,8 +89,15 @@ def run(ctx) -> FamilyResult:
     n_valid = int(cols["validity_valid"].fillna(False).sum())
     n_sub = ctx.n_submitted
     m = result.metrics
+    n_parsed = len(index)
     for name in ("valid", "charge_neutral", "distance_valid", "plausible"):
-        m.update(counted(name, int(cols[f"validity_{name}"].fillna(False).sum()), n_sub, n_valid))
+        count = int(cols[f"validity_{name}"].fillna(False).sum())
+        m.update(counted(name, count, n_sub, n_valid))
+        m[f"{name}_frac_parsed"] = count / n_parsed if n_parsed else None
+        if name != "valid":
+            # Every valid structure passes each check: count / n_valid is no fraction.
+            result.absent(f"{name}_frac_valid", "a check's pass count over valid structures "
+                          "is not a fraction (valid structures pass every check); see _frac_parsed")
     m["evaluated_count"] = len(index)
     m["failed_count"] = int((cols["validity_status"] == "failed").sum())
     m["charge_step_counts"] = dict(Counter(cols["validity_charge_step"].dropna()).most_common())
@@ -101,8 +108,7 @@ def run(ctx) -> FamilyResult:
         result.absent("min_distance_ratio_median", "no structure was parsed" if not index
                       else "distance check failed on every structure")
     if not index:
-        for name in ("valid", "charge_neutral", "distance_valid", "plausible"):
-            result.missing[f"{name}_frac_valid"] = "no structure was parsed"
+        result.missing["valid_frac_valid"] = "no structure was parsed"
 
     result.provenance = {
         "thresholds": thresholds(),

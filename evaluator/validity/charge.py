@@ -14,19 +14,22 @@ declared neutrality):
   states for elements it lacks), atoms of one element taking one state or two
   states that differ by 1, on the reduced composition. The best assignment is the
   one with the highest mean prior probability (``lemat/oxi_dict_probs.json``).
-- ``bvanalyzer``: pymatgen ``BVAnalyzer`` assigns oxidation states summing to
-  |Σ| <= 0.1.
 - ``electronegativity``: with all of pymatgen's oxidation states, the most
   probable charge-balanced assignment (pymatgen ``oxi_state_guesses`` ranking: sum
   of ICSD occurrence probabilities) has a negative Pearson correlation between the
   elements' mean oxidation state and Pauling electronegativity.
-- otherwise ``not_neutral`` (or ``too_complex`` when an enumeration exceeded
+- ``bvanalyzer``: pymatgen ``BVAnalyzer`` assigns oxidation states summing to
+  |Σ| <= 0.1.
+- otherwise ``not_neutral`` (or ``too_complex`` when an assignment search exceeded
   ``MAX_DP_WORK`` and nothing declared neutrality).
 
-Order: METRICS.md lists BVAnalyzer before the composition prior. Because every step
-can only declare neutrality (BVAnalyzer only returns charge-balanced valences), the
-order does not change the verdict, only which step is named; we run the cached,
-composition-only prior before the slow structure-based BVAnalyzer.
+Order: METRICS.md lists BVAnalyzer second, before the composition prior and the
+electronegativity fallback. Every step can only *declare* neutrality
+(BVAnalyzer only ever returns charge-balanced valences), so the verdict is the OR of
+the steps and does not depend on their order; only the name of the deciding step
+does. We run the cheap, per-composition cached steps first and BVAnalyzer last: its
+valence search takes up to ~10 s on S/N-rich random cells (100,000 permutations),
+and it now only runs where every composition-based step failed.
 
 Assignments are found by exact dynamic programming over attainable oxidation-state
 sums (no enumeration of per-site combinations), so compositions that make
@@ -51,7 +54,7 @@ BV_NN_TOL = 0.1
 BV_NN_CUTOFF = 10.0  # Å
 CHARGE_TOLERANCE = 0.1  # |Σ oxidation states| for BVAnalyzer
 MAX_DP_WORK = 5e8  # array-element operations of one assignment search
-STEP_ORDER = ("metallic", "bv_sum_zero", "oxi_prior", "bvanalyzer", "electronegativity")
+STEP_ORDER = ("metallic", "bv_sum_zero", "oxi_prior", "electronegativity", "bvanalyzer")
 ELECTRONEGATIVE = frozenset("H B C Si N P As Sb O S Se Te F Cl Br I".split())  # pymatgen bond_valence.ELECTRONEG
 
 PRIOR_FILES = ("lemat/oxi_state_mapping.json", "lemat/oxi_dict_probs.json")
