@@ -522,6 +522,9 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
     df = filter_rows(df, search, training_set, task, relaxed)
     df = rank(df, measures, rank_by, show, ascending)
     shown = select_measures(measures, view, families)
+    # The measure the table is ranked by comes first, right after the metadata.
+    lead = [m for m in shown if m.key == rank_by]
+    shown = lead + [m for m in shown if m.key != rank_by]
 
     out = pd.DataFrame(index=df.index)
     out["#"] = df["__rank__"] if "__rank__" in df else pd.Series(dtype="Int64")

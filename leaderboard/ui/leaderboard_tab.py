@@ -64,7 +64,7 @@ def build(ctx: AppContext) -> dict:
     styler, caption = render_table(results, "compact", fams, "% of submitted", "", "All", "All", "All",
                                    T.DEFAULT_RANK)
     caption_md = gr.Markdown(caption, elem_id="lb-caption")
-    table = gr.Dataframe(styler, interactive=False, show_search="search", wrap=True, max_height=640,
+    table = gr.Dataframe(styler, interactive=False, show_search="search", wrap=False, max_height=640,
                          pinned_columns=2, elem_id="leaderboard-table", buttons=["fullscreen", "copy"])
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="lb-refresh")
