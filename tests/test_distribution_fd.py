@@ -142,3 +142,16 @@ def test_lemat_compatible_fd_uses_their_statistics_with_all_channel_features(tin
     few = distribution.run(make_ctx(structures, {"fd_reference_sample": str(tiny_reference)},
                                     mlip="mace", mlip_model="medium-mpa-0"))
     assert few.metrics["frechet_lemat_mace"] is None and "641" in few.missing["frechet_lemat_mace"]
+
+
+def test_fd_reference_command_reports_cache_and_rebuilds(tiny_reference, tmp_path, monkeypatch, capsys):
+    from evaluator.cli import main
+
+    monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path))
+    args = ["fd-reference", "--sample", str(tiny_reference), "--device", "cpu"]
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "up to date" in capsys.readouterr().out
+    (meta,) = (tmp_path / "fd_reference").glob("chgnet-*.json")
+    assert json.loads(meta.read_text())["n_used"] == 6

@@ -8,7 +8,7 @@ import sys
 def cmd_fd_reference(args) -> int:
     from evaluator.data import DataDir, MissingDataError
     from evaluator.families import embedding_reference as er
-    from evaluator.mlip import load_mlip
+    from evaluator.mlip import describe_mlip, load_mlip
 
     data = DataDir(args.data_dir)
     try:
@@ -16,12 +16,13 @@ def cmd_fd_reference(args) -> int:
     except MissingDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    mlip = load_mlip(args.mlip, model=args.mlip_model, device=args.device, dtype=args.dtype)
     files = er.sample_files(sample_dir)
     sha = er.sample_hash(files, sample_dir)
-    if not args.force and (stats := er.load_stats(mlip, sha)) is not None:
+    spec = describe_mlip(args.mlip, args.mlip_model)  # identifies the model without loading it
+    if not args.force and (stats := er.load_stats(spec, sha)) is not None:
         print(f"up to date: {stats['path']} ({stats['meta']['n_used']} structures, dim {stats['meta']['dim']})")
         return 0
+    mlip = load_mlip(args.mlip, model=args.mlip_model, device=args.device, dtype=args.dtype)
     from tqdm import tqdm
 
     bar = tqdm(total=len(files), desc=f"embedding with {mlip.name} {mlip.model_id}", unit="struct",
