@@ -24,7 +24,8 @@ def mp20(data: DataDir) -> Reference:
         files={"fingerprints": fp, "hull": hull, "elemental_references": elements},
         novelty_loader=lambda: load_fingerprint_file(fp),
         hull_loader=lambda: load_mp20_hull(data),
-        info={"novelty_equivalence": "BAWL fingerprint equality", "hull_energy_scale": "dft-mp2020"},
+        info={"novelty_equivalence": "BAWL fingerprint equality (sites as submitted or species-sorted)",
+              "hull_energy_scale": "dft-mp2020"},
     )
 
 
