@@ -97,7 +97,7 @@ def embed_structures(mlip, structures, track=None) -> tuple[np.ndarray, list[str
             if np.all(np.isfinite(r)):
                 emb[i] = r
             else:
-                errors[i] = "embedding has non-finite values"
+                errors[i] = "MLIP gave no embedding (NaN; e.g. CHGNet: an atom with no neighbour within 6 Å)"
     return emb, errors
 
 
