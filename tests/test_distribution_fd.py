@@ -138,10 +138,18 @@ def test_lemat_compatible_fd_uses_their_statistics_with_all_channel_features(tin
     assert res.metrics["frechet_mace"] is not None  # our own statistics, 16-dim invariant features
     for key in ("orb", "uma"):
         assert res.metrics[f"frechet_lemat_{key}"] is None and "no backend" in res.missing[f"frechet_lemat_{key}"]
-    # by default the covariance needs dim + 1 = 641 structures
+    # by default a covariance needs dim + 1 structures: 17 for ours (decided before
+    # embedding anything), 641 for LeMat-GenBench's MACE features
     few = distribution.run(make_ctx(structures, {"fd_reference_sample": str(tiny_reference)},
                                     mlip="mace", mlip_model="medium-mpa-0"))
-    assert few.metrics["frechet_lemat_mace"] is None and "641" in few.missing["frechet_lemat_mace"]
+    assert few.metrics["frechet_mace"] is None and "at least 17" in few.missing["frechet_mace"]
+    assert few.metrics["frechet_lemat_mace"] is None and "not computed" in few.missing["frechet_lemat_mace"]
+    from evaluator.families import FamilyResult
+
+    part = FamilyResult()
+    ctx = make_ctx(structures, {}, mlip="mace", mlip_model="medium-mpa-0")
+    distribution._lemat_frechet(part, ctx, fake, structures, None, np.ones(len(structures), bool))
+    assert part.metrics["frechet_lemat_mace"] is None and "at least 641" in part.missing["frechet_lemat_mace"]
 
 
 def test_fd_reference_command_reports_cache_and_rebuilds(tiny_reference, tmp_path, monkeypatch, capsys):
@@ -155,3 +163,10 @@ def test_fd_reference_command_reports_cache_and_rebuilds(tiny_reference, tmp_pat
     assert "up to date" in capsys.readouterr().out
     (meta,) = (tmp_path / "fd_reference").glob("chgnet-*.json")
     assert json.loads(meta.read_text())["n_used"] == 6
+
+
+def test_small_submission_does_not_build_reference_statistics(tiny_reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path))
+    res = distribution.run(make_ctx(tiny_structures()[:3], {"fd_reference_sample": str(tiny_reference)}, device="cpu"))
+    assert "at least 65" in res.missing["frechet_chgnet"]  # CHGNet: 64-dim embedding
+    assert not (tmp_path / "fd_reference").exists()

@@ -200,6 +200,15 @@ def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Ser
     except Exception as exc:
         result.absent(name, f"MLIP '{cfg.mlip}' or reference sample unavailable: {type(exc).__name__}: {exc}"[:300])
         return errors
+    def too_few(dim: int) -> str | None:
+        required = max(int(opts.get("fd_min_structures", dim + 1)), 2)
+        if len(index) < required:
+            return f"needs at least {required} structures for a {dim}-dim covariance, got {len(index)}"
+        return None
+
+    if stats is not None and (why := too_few(int(stats["mu"].shape[0]))):
+        result.absent(name, why)  # decided before loading the model
+        return errors
     if stats is None and not opts.get("fd_build_reference", True):
         result.absent(name, f"no reference statistics for {spec.name} {spec.model_id} in {er.cache_dir()}; "
                             "build them with `python -m evaluator fd-reference`")
@@ -211,6 +220,10 @@ def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Ser
         return errors
     name = f"frechet_{mlip.name}"
     if stats is None:
+        probe, _ = er.embed_structures(mlip, structures[:1])  # learn the dimension first
+        if probe.shape[1] and (why := too_few(probe.shape[1])):
+            result.absent(name, why)  # no reference build for a submission too small to use it
+            return errors
         try:
             stats = er.build_stats(mlip, sample_dir, sample_label=sample_label,
                                    progress=lambda d, t: ctx.progress("distribution: FD reference", d, t))
@@ -298,6 +311,10 @@ def run(ctx) -> FamilyResult:
     _mmd(result, ctx, t.loc[ok_rows])
     good = t.index[ok_rows].tolist()
     emb_errors = _frechet(result, ctx, [ctx.structures[i] for i in good], good)
+    fd_missing = next((why for k, why in result.missing.items() if k.startswith("frechet_")), "not computed")
+    for key in LEMAT_FD:
+        if f"frechet_lemat_{key}" not in result.metrics:
+            result.absent(f"frechet_lemat_{key}", f"Fréchet distance not computed: {fd_missing}")
 
     reason = t["error"].copy()
     reason[emb_errors.index] = reason[emb_errors.index].where(reason[emb_errors.index].notna(), emb_errors)
