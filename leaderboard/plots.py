@@ -88,6 +88,15 @@ def _meta(df: pd.DataFrame, canonical: str) -> pd.Series:
     return df[col].astype(str) if col else pd.Series("—", index=df.index)
 
 
+def _label_positions(x: pd.Series, all_x: pd.Series) -> list[str]:
+    """Labels point inwards (left of points in the right half of the data) so they stay inside."""
+    if len(x) == 0:
+        return []
+    lo, hi = all_x.min(), all_x.max()
+    mid = (lo + hi) / 2
+    return ["top left" if (v > mid or (hi == lo)) else "top right" for v in x]
+
+
 def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT_SHOW,
             title: str | None = None) -> go.Figure:
     """Scatter of two measures (catalogue keys) over submissions, Pareto front highlighted.
@@ -131,10 +140,17 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
                                          line=dict(width=1, color="white"))))
     if directed:
         fig.add_trace(go.Scatter(x=d["x"][front], y=d["y"][front], mode="markers+text", name="non-dominated",
-                                 text=d["model"][front], textposition="top center", customdata=custom[front],
+                                 text=d["model"][front], customdata=custom[front],
+                                 textposition=_label_positions(d["x"][front], d["x"]),
+                                 cliponaxis=False,
                                  hovertemplate=hover,
                                  marker=dict(size=14, color=FRONT_COLOUR, symbol="star",
                                              line=dict(width=1, color="white"))))
+    if len(d):  # pad the axes so markers and their labels are not clipped at the edges
+        for axis, vals in (("xaxis", d["x"]), ("yaxis", d["y"])):
+            lo, hi = float(vals.min()), float(vals.max())
+            pad = 0.12 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.5)
+            fig.layout[axis].range = [lo - pad, hi + pad]
     left_out = int((~ok).sum())
     sub = f"{len(d)} submission{'s' if len(d) != 1 else ''}" + (f"; {left_out} without both values not shown" if left_out else "")
     if not directed:

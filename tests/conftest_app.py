@@ -108,7 +108,7 @@ def finished_job(app_server, small_cifs, start_worker) -> str:
         return done[0].id
     meta = {"model_name": "TinyTest", "model_version": "browser-1", "training_set": "MP-20",
             "task": "unconditional", "relaxed_before_submission": False}
-    job = submit(store, meta, small_cifs, "tester")
+    job = submit(store, meta, small_cifs, "fixture-user")  # not "tester": the API test uploads the same files
     worker = start_worker("--once")
     worker.wait(420)
     status = get_job(store, job.id).status

@@ -26,6 +26,7 @@ def client(app_server):
 def test_bad_uploads_are_refused_at_once(client, app_server, tmp_path):
     from leaderboard.queue import list_jobs
 
+    before = len(list_jobs(app_server.ctx.store))
     bad = tmp_path / "broken.cif"
     bad.write_text("data_x\n_cell_length_a 3\nthis is not a CIF loop\n")
     check = client.predict([handle_file(str(bad))], api_name="/check_upload")
@@ -43,12 +44,23 @@ def test_bad_uploads_are_refused_at_once(client, app_server, tmp_path):
     good.write_text(bad.read_text())  # metadata errors are reported too
     out = client.predict([handle_file(str(good))], {**META, "task": "sideways"}, api_name="/submit")
     assert out["ok"] is False
-    assert list_jobs(app_server.ctx.store) == []  # nothing was enqueued
+    assert len(list_jobs(app_server.ctx.store)) == before  # nothing was enqueued
 
 
-def test_empty_leaderboard(client):
-    out = client.predict(api_name="/leaderboard_table")
-    assert out["data"] == [] and "#" in out["headers"]
+def test_empty_leaderboard(tmp_path):
+    from conftest_app import free_port
+
+    from leaderboard.ui import build_app
+    from leaderboard.ui.context import make_context
+
+    demo = build_app(make_context(str(tmp_path / "empty")))
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        out = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(api_name="/leaderboard_table")
+        assert out["data"] == [] and out["headers"][0] == "#"
+    finally:
+        demo.close()
 
 
 @pytest.mark.slow
@@ -64,7 +76,10 @@ def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, 
     assert out["ok"], out["message"]
     jid = out["id"]
     st = client.predict(jid, api_name="/status")
-    assert st["status"] == "PENDING" and st["queue_position"] == 1 and st["submitter"] == "tester"
+    assert st["status"] == "PENDING" and st["queue_position"] >= 1 and st["submitter"] == "tester"
+    from leaderboard.queue import PENDING, list_jobs
+
+    assert [j.id for j in list_jobs(store, (PENDING,))] == [jid]  # so the --once worker takes it
 
     # The same upload again is refused as a duplicate, with the first id in the message.
     dup = client.predict([handle_file(str(p)) for p in small_cifs], META, api_name="/submit")
@@ -89,21 +104,22 @@ def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, 
 
     table = wait(lambda: (t := client.predict(api_name="/leaderboard_table"))["data"] and t,
                      timeout=30, what="the leaderboard row")
-    assert table["submission_ids"] == [jid]
-    row = dict(zip(table["headers"], table["data"][0]))
-    assert row["#"] == 1 and row["Model"] == "TinyTest (api-1)" and row["N structures"] == 3
+    assert jid in table["submission_ids"]
+    row = dict(zip(table["headers"], table["data"][table["submission_ids"].index(jid)]))
+    assert row["#"] >= 1 and row["Model"] == "TinyTest (api-1)" and row["N structures"] == 3
     assert row["Evaluated by"] == "us" and row["Pre-relaxed"] == "no"
     expected = 100 * summary["metrics"]["sun"]["sun_plus_msun_frac_submitted"]
     assert row["SUN + MSUN ↑ [%]"] == pytest.approx(expected)
     assert row["Valid ↑ [%]"] == pytest.approx(100 * summary["metrics"]["validity"]["valid_frac_submitted"])
 
-    counts = client.predict("full", "counts", "", api_name="/leaderboard_table")
+    counts = client.predict("full", "counts", "api-1", api_name="/leaderboard_table")
+    assert counts["submission_ids"] == [jid]  # the search keeps only this row
     crow = dict(zip(counts["headers"], counts["data"][0]))
     assert crow["Novel ↑ [n]"] == summary["metrics"]["novelty"]["novel_count"]
 
     csv_path = client.predict(api_name="/download_csv")
     rows = list(csv.DictReader(open(csv_path)))
-    assert [r["submission_id"] for r in rows] == [jid]
+    assert jid in [r["submission_id"] for r in rows]
 
     # Per-structure results keep every submitted structure, with relaxed structures and E_hull.
     df = load_structures(store, jid)

@@ -109,4 +109,8 @@ def test_tabs_example_submission_status_and_permalink(page, app_server, finished
     # ... and an unfinished one opens its status.
     page.goto(f"{app_server.url}?submission={pending_id}")
     wait(lambda: pending_id in page.locator("#status-detail").inner_text(), 30, 0.5, "the status detail")
+    # The owner withdraws the example from the status tab (it is hidden, not deleted).
+    page.locator("#status-withdraw").click()
+    wait(lambda: "withdrawn" in page.locator("#status-detail").inner_text(), 30, 0.5, "the withdrawal")
+    assert get_job(app_server.ctx.store, pending_id).status == "HIDDEN"
     print("blocked external requests:", page.external_requests)

@@ -41,16 +41,21 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
                 gr.LoginButton(scale=0)
         user_state = gr.State(None)
         with gr.Tabs(selected="leaderboard") as tabs:
-            with gr.Tab("Leaderboard", id="leaderboard", elem_id="tab-leaderboard"):
+            with gr.Tab("Leaderboard", id="leaderboard", elem_id="tab-leaderboard") as t_lb:
                 lb = leaderboard_tab.build(ctx)
-            with gr.Tab("Plots", id="plots", elem_id="tab-plots"):
+            with gr.Tab("Plots", id="plots", elem_id="tab-plots") as t_pl:
                 pl = plots_tab.build(ctx)
-            with gr.Tab("Submit", id="submit", elem_id="tab-submit"):
+            with gr.Tab("Submit", id="submit", elem_id="tab-submit") as t_sb:
                 sb = submit_tab.build(ctx, user_state)
-            with gr.Tab("My submissions", id="status", elem_id="tab-status"):
+            with gr.Tab("My submissions", id="status", elem_id="tab-status") as t_st:
                 st = status_tab.build(ctx, user_state)
-            with gr.Tab("Model page & downloads", id="model", elem_id="tab-model"):
+            with gr.Tab("Model page & downloads", id="model", elem_id="tab-model") as t_md:
                 md = model_tab.build(ctx)
+
+        # The status table polls the store only while its tab is open.
+        for tab in (t_lb, t_pl, t_sb, t_st, t_md):
+            tab.select(lambda on=tab is t_st: gr.Timer(active=on), None, st["timer"], api_visibility="private",
+                       show_progress="hidden")
 
         st_fn, st_in, st_out = st["refresh"]
 
@@ -62,14 +67,16 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
             user = ctx.user(profile)
             sid = (dict(request.query_params).get("submission") or "").strip() if request else ""
             tab, pick, status_pick = gr.update(), gr.update(choices=model_tab.finished_choices(ctx)), None
+            page = [gr.update() for _ in md["outs"]]
             if sid:
                 job = get_job(ctx.store, sid)
                 if job is not None and job.status == FINISHED:
                     tab, pick = gr.update(selected="model"), gr.update(choices=model_tab.finished_choices(ctx),
                                                                        value=sid)
+                    page = list(md["show"](sid))  # a value set by a load event does not fire .change
                 else:
                     tab, status_pick = gr.update(selected="status"), sid
-            return (user, tab, pick, *st_fn(user, status_pick))
+            return (user, tab, pick, gr.Timer(active=status_pick is not None), *st_fn(user, status_pick), *page)
 
         if ctx.space:
             def load_fn(request: gr.Request, profile: gr.OAuthProfile | None):  # noqa: F811
@@ -78,7 +85,8 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
             def load_fn(request: gr.Request):
                 return on_load(request, None)
 
-        demo.load(load_fn, None, [user_state, tabs, md["pick"], *st_out], api_visibility="private")
+        demo.load(load_fn, None, [user_state, tabs, md["pick"], st["timer"], *st_out, *md["outs"]],
+                  api_visibility="private")
         # After a submission, show it in "My submissions" at once.
         sb["submitted"].then(lambda u, jid: st_fn(u, jid), [user_state, sb["last_id"]], st_out,
                              api_visibility="private")

@@ -78,7 +78,7 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
         sel["kind"] = "lowest E_hull"
         sel = sel.sort_values(eh, kind="mergesort")
         cols = [c for c in ("index", "source", "kind", "formula", eh) if c in sel.columns]
-        out = sel[cols].head(n).reset_index(drop=True)
+        out = sel[cols].head(n).reset_index(drop=True).rename(columns={eh: "E_hull [eV/atom]"})
         return out, (f"No SUN or MSUN structures in this submission; the {len(out)} structures with the "
                      "lowest E_hull are listed instead.")
     if eh:
@@ -87,6 +87,8 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
                         first_column(df, (), ("spacegroup",)) or first_column(df, (), ("space_group",)))
             if c and c in sel.columns]
     out = sel[list(dict.fromkeys(cols))].head(n).reset_index(drop=True)
+    out = out.rename(columns={eh: "E_hull [eV/atom]"} if eh else {})
+    out = out.rename(columns={c: "space group" for c in out.columns if "spacegroup" in c or "space_group" in c})
     n_sun = sum(1 for k in sel["kind"] if k == "SUN")
     cap = f"{n_sun} SUN and {len(sel) - n_sun} MSUN structures; showing the first {len(out)} (SUN first, lowest E_hull first)."
     return out, cap

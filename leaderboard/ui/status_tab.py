@@ -46,7 +46,8 @@ def detail(ctx: AppContext, job_id: str | None) -> str:
 def build(ctx: AppContext, user_state) -> dict:
     who = gr.Markdown(elem_id="status-user")
     table = gr.Dataframe(pd.DataFrame(columns=J.STATUS_COLUMNS), interactive=False, wrap=True,
-                         datatype=["str"] * 8 + ["markdown"], label="My submissions", elem_id="status-table")
+                         datatype=["str"] * 8 + ["markdown"], label="My submissions", elem_id="status-table",
+                         column_widths=["16%", "20%", "9%", "7%", "13%", "10%", "10%", "9%", "6%"])
     with gr.Row():
         pick = gr.Dropdown([], label="Submission", allow_custom_value=True, scale=3, elem_id="status-pick")
         withdraw_btn = gr.Button("Withdraw (hide) this submission", variant="stop", scale=1,
@@ -54,7 +55,7 @@ def build(ctx: AppContext, user_state) -> dict:
     info = gr.Markdown(elem_id="status-detail")
     with gr.Accordion("Queue (all submitters)", open=False):
         queue_table = gr.Dataframe(interactive=False, wrap=True, elem_id="queue-table")
-    timer = gr.Timer(ctx.status_refresh_s)
+    timer = gr.Timer(ctx.status_refresh_s, active=False)  # activated while this tab is open
 
     def refresh(user, current):
         rows, mine = my_jobs(ctx, user)
