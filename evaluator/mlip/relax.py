@@ -29,9 +29,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 
 import numpy as np
+
+# FrechetCellFilter takes scipy's matrix logarithm of the deformation gradient each
+# step; scipy warns about ~1e-13 round-off, hundreds of lines per relaxation.
+warnings.filterwarnings("ignore", message="logm result may be inaccurate", category=RuntimeWarning)
 
 ENERGY_LIMIT_EV_PER_ATOM = 1e3  # |E|/N beyond this is a numerical blow-up, not a result
 
