@@ -95,8 +95,9 @@ def _merge(ctx: EvalContext, family: str, columns: pd.DataFrame) -> None:
     status, reason = f"{family}_status", f"{family}_reason"
     if status not in table:
         table[status] = pd.Series("ok", index=columns.index).reindex(table.index)
-    if reason not in table:
-        table[reason] = None
+    # object dtype: an all-None column from a family arrives as float64 (NaN)
+    table[status] = table[status].astype(object)
+    table[reason] = table[reason].astype(object) if reason in table else None
     skipped = table[status].isna()
     if family != "validity" and "validity_valid" in table:
         why = table["parse_ok"].map({False: "parse failed", True: "invalid structure"})

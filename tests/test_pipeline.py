@@ -113,3 +113,16 @@ def test_results_round_trip(toy_families, tmp_path):
 def test_empty_upload_has_a_summary(toy_families):
     ev = pipeline.evaluate_items([], EvalConfig(families=["validity"]))
     assert ev.summary["n_submitted"] == 0 and ev.summary["metrics"]["validity"]["valid_frac_submitted"] is None
+
+
+def test_merge_accepts_all_none_reason_column():
+    """A family whose reasons are all None (float64 NaN column) still gets skip reasons."""
+    table, structures = pipeline.build_table([Item("a", rocksalt()), Item("b", error="empty file")])
+    from evaluator.context import EvalContext
+    from evaluator.data import DataDir
+
+    ctx = EvalContext(table, structures, EvalConfig(), DataDir())
+    cols = pd.DataFrame({"fam_x": [1.0], "fam_status": ["ok"], "fam_reason": [None]}, index=[0])
+    pipeline._merge(ctx, "fam", cols)
+    assert list(ctx.table["fam_status"]) == ["ok", "skipped"]
+    assert ctx.table.loc[1, "fam_reason"] == "parse failed" and ctx.table.loc[0, "fam_reason"] is None
