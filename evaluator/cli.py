@@ -57,6 +57,10 @@ def cmd_score(args) -> int:
     from evaluator.report import format_summary
     from evaluator.results import write_evaluation
 
+    import warnings
+
+    # pymatgen warns once per noble gas that it has no Pauling electronegativity
+    warnings.filterwarnings("ignore", message="No Pauling electronegativity")
     progress = TqdmProgress()
     try:
         evaluation = evaluate(args.inputs, _config_from_args(args), DataDir(args.data_dir),
