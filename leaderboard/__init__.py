@@ -7,6 +7,7 @@ or a Hugging Face dataset repo) with one layout::
     submissions/<id>/meta.json          validated metadata (write-once)
     submissions/<id>/files/<name>       uploaded file(s) (write-once)
     queue/<id>.json                     status document (compare-and-swap)
+    queue/sequence.txt                  last job sequence number (FIFO order)
     results/<id>/summary.json           evaluator summary (+ "leaderboard" block)
     results/<id>/structures.parquet     per-structure table
     results/leaderboard.parquet         one row per finished, visible submission

@@ -9,6 +9,12 @@ Every change is a compare-and-swap on the document (``Store`` etags) and bumps
 ``version``, so two workers never both claim a job and a worker whose lease
 was taken over cannot overwrite the new owner's state. Times are ISO-8601 UTC
 strings; ``lease_expires`` is when another worker may reclaim a RUNNING job.
+
+Order: every job gets ``seq``, a store-wide sequence number assigned in the
+same compare-and-swap commit that creates it (counter ``queue/sequence.txt``),
+so jobs are served first-in first-out in commit order, even when two were
+created in the same millisecond, by different processes, or while the wall
+clock stepped back. ``created_at`` is informational only.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ STATUSES = (PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN)
 ACTIVE = (PENDING, RUNNING)
 USER_ERROR, INFRASTRUCTURE = "user", "infrastructure"  # failure kinds
 QUEUE_DIR = "queue"
+SEQUENCE_PATH = f"{QUEUE_DIR}/sequence.txt"  # last assigned ``Job.seq`` (decimal text)
 MAX_HISTORY = 50
 
 
@@ -92,6 +99,12 @@ class Job:
     hidden_from: str | None = None  # status before HIDDEN
     version: int = 0
     history: list = field(default_factory=list)
+    seq: int = 0  # submission order, assigned by create_job (0: created before sequencing)
+
+    @property
+    def order_key(self) -> tuple:
+        """Sort key for first-in first-out: (seq, created_at, id)."""
+        return (self.seq, self.created_at, self.id)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,32 +155,57 @@ def list_jobs(store: Store, statuses: tuple[str, ...] | None = None,
         if submitter is not None and job.submitter != submitter:
             continue
         jobs.append(job)
-    return sorted(jobs, key=lambda j: (j.created_at, j.id))
+    return sorted(jobs, key=lambda j: j.order_key)
 
 
 def queue_position(store: Store, job_id: str, jobs: list[Job] | None = None) -> int | None:
     """1-based position among PENDING jobs (1 = next to run); None if not pending."""
     pending = [j for j in (jobs if jobs is not None else list_jobs(store, (PENDING,)))
                if j.status == PENDING]
-    for i, j in enumerate(sorted(pending, key=lambda j: (j.created_at, j.id)), 1):
+    for i, j in enumerate(sorted(pending, key=lambda j: j.order_key), 1):
         if j.id == job_id:
             return i
     return None
 
 
 # ------------------------------------------------------------------ writing
+def _last_seq(store: Store) -> tuple[int, str]:
+    """(last assigned sequence number, etag of the counter or ABSENT)."""
+    data, tag = store.read(SEQUENCE_PATH)
+    if data is not None:
+        return int(data.decode().strip() or 0), tag
+    # no counter yet (new store, or one from before sequencing): continue after any job
+    return max((j.seq for j in list_jobs(store)), default=0), ABSENT
+
+
 def create_job(store: Store, job: Job, extra_writes: dict[str, bytes] | None = None,
-               message: str = "") -> Job:
-    """Store a new job document (with ``extra_writes``, e.g. the upload, in one commit)."""
+               message: str = "", retries: int = 20) -> Job:
+    """Store a new job document (with ``extra_writes``, e.g. the upload, in one commit).
+
+    The commit also bumps the sequence counter (compare-and-swap), which gives
+    the job its ``seq``; a concurrent submission makes us retry with the next
+    number. Raises PreconditionFailed if a file of the submission already exists.
+    """
     job.created_at = job.created_at or iso()
     job.updated_at = job.created_at
     job.version = 1
     job.log("submitted", job.submitter)
-    writes = dict(extra_writes or {})
-    writes[job_path(job.id)] = dumps(job.to_dict())
-    # write-once: every file of a new submission must not exist yet
-    store.commit(writes, if_match={p: ABSENT for p in writes}, message=message or f"submit {job.id}")
-    return job
+    files = dict(extra_writes or {})
+    for _ in range(retries):
+        last, seq_tag = _last_seq(store)
+        job.seq = last + 1
+        writes = {**files, job_path(job.id): dumps(job.to_dict()), SEQUENCE_PATH: f"{job.seq}\n".encode()}
+        # write-once: every file of a new submission must not exist yet
+        conds = {p: ABSENT for p in writes if p != SEQUENCE_PATH}
+        conds[SEQUENCE_PATH] = seq_tag
+        try:
+            store.commit(writes, if_match=conds, message=message or f"submit {job.id}")
+            return job
+        except PreconditionFailed:
+            if store.read(SEQUENCE_PATH)[1] == (seq_tag or None):
+                raise  # the counter did not move: a file of this submission already exists
+            continue  # another submission took this number: take the next one
+    raise QueueError("could not submit: too many simultaneous submissions, try again")
 
 
 def update_job(store: Store, job_id: str, change: Callable[[Job], Job | None], *,
@@ -238,9 +276,11 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
             return j
 
         try:
-            got = update_job(store, job.id, take, retries=1, message=f"{job.id}: claim by {worker_id}")
+            # a lost compare-and-swap re-reads the job and re-checks it (``take``), so a
+            # concurrent unrelated edit never makes us skip the oldest job
+            got = update_job(store, job.id, take, retries=5, message=f"{job.id}: claim by {worker_id}")
         except QueueError:
-            continue  # someone else changed it first: try the next job
+            continue  # gone, or heavy contention on it: try the next job
         if got.status == RUNNING and got.lease_owner == worker_id and got.version > job.version:
             return got
     return None

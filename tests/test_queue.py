@@ -231,3 +231,67 @@ def test_cancel_and_requeue(store, files):
     assert q.queue_position(store, job.id) == 1
     with pytest.raises(q.QueueError, match="no submission"):
         q.cancel(store, "nope", admin=True)
+
+
+def test_claims_are_fifo_when_created_in_the_same_millisecond(store, files, monkeypatch):
+    """Regression (flaky test_publish_is_idempotent_and_table_readable[hub]): two submissions in
+    the same millisecond used to be ordered by their random id. Freeze the clock and hand out
+    ids in reverse lexical order: claims must still follow submission order."""
+    import leaderboard.submissions as subs
+
+    frozen, real_iso = "2026-01-01T00:00:00.000+00:00", q.iso
+    monkeypatch.setattr(q, "iso", lambda t=None: frozen if t is None else real_iso(t))
+    ids = iter(f"20260101-000000-{c * 8}" for c in "fedcba")
+    monkeypatch.setattr(subs, "new_job_id", lambda: next(ids))
+    jobs = [submit(store, META, [f], f"user{i}", POLICY) for i, f in enumerate(files)]
+    assert len({j.created_at for j in jobs}) == 1
+    assert [q.claim(store, "w", 60).id for _ in jobs[:3]] == [j.id for j in jobs[:3]]
+    assert [q.queue_position(store, j.id) for j in jobs[3:]] == [1, 2, 3]
+    assert [j.id for j in q.list_jobs(store)] == [j.id for j in jobs]
+    assert [j.seq for j in jobs] == [1, 2, 3, 4, 5, 6]
+
+
+def test_order_survives_a_clock_step_back_and_a_lost_counter(store):
+    """Order is commit order, not wall-clock order; a missing counter resumes after the last job."""
+    made = []
+    for i, t in enumerate(["00:00:02", "00:00:01", "00:00:00"]):  # NTP stepped the clock back
+        if i == 2:
+            store.delete(q.SEQUENCE_PATH)  # e.g. a store from before sequencing
+        made.append(q.create_job(store, q.Job(id=f"20260101-0000{i}0-{i}", submitter="alice",
+                                              created_at=f"2026-01-01T{t}.000+00:00")))
+    assert [j.seq for j in made] == [1, 2, 3] and store.read_bytes(q.SEQUENCE_PATH) == b"3\n"
+    assert [q.claim(store, "w", 60).id for _ in made] == [j.id for j in made]
+
+
+def test_concurrent_submitters_get_distinct_sequence_numbers(tmp_path, files):
+    """Several processes' stores (own HubStore/LocalStore objects on one repo/folder) submitting at
+    once: every job gets its own number, the counter ends at the count, claims follow ``seq``."""
+    from conftest_leaderboard import hub_store as make_hub
+    from leaderboard.store.hubfake import FakeHfApi
+
+    api = FakeHfApi()
+    for make in (lambda: local_store(tmp_path), lambda: make_hub(api)):
+        made, lock = [], threading.Lock()
+
+        def one(i):
+            job = submit(make(), META, [files[i]], f"user{i}", SubmissionPolicy(max_per_window=0))
+            with lock:
+                made.append(job)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(files))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        store = make()
+        assert sorted(j.seq for j in made) == list(range(1, len(files) + 1))
+        assert store.read_bytes(q.SEQUENCE_PATH) == f"{len(files)}\n".encode()
+        by_seq = [j.id for j in sorted(made, key=lambda j: j.seq)]
+        assert [q.claim(store, "w", 60).id for _ in made] == by_seq
+
+
+def test_create_job_stays_write_once(store):
+    job = q.create_job(store, q.Job(id="20260101-000000-00000000", submitter="alice"))
+    with pytest.raises(q.PreconditionFailed):
+        q.create_job(store, q.Job(id=job.id, submitter="mallory"))
+    assert q.get_job(store, job.id).submitter == "alice" and store.read_bytes(q.SEQUENCE_PATH) == b"1\n"
