@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from leaderboard.ui import build_app, launch_kwargs
 
+    # SIGTERM (process managers, `timeout`, Space shutdown) must also stop the worker:
+    # turn it into SystemExit so the finally block below runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     worker = None if args.no_worker else WorkerSupervisor(store, args.worker_arg).start()
     try:
         demo = build_app(store=store)

@@ -61,6 +61,15 @@ def test_job_rows_show_position_progress_elapsed_and_failure():
     assert "queue position **2**" in J.job_detail(pending, 2)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited
+        return fh.read().split(") ")[1][0] != "Z"
+
+
 def test_serve_starts_app_and_worker(tmp_path):
     """`python -m leaderboard.serve` (what `make run` runs): the page answers and a worker runs."""
     import socket
@@ -87,6 +96,12 @@ def test_serve_starts_app_and_worker(tmp_path):
         assert "worker started (pid" in out
         pid = int(out.split("worker started (pid ")[1].split(")")[0])
         os.kill(pid, 0)  # the worker subprocess is alive
+        proc.send_signal(signal.SIGTERM)  # as `timeout`/a process manager would: the worker goes too
+        proc.wait(40)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.5)
+        assert not _alive(pid), "worker outlived leaderboard.serve"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
