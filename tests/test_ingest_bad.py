@@ -169,7 +169,7 @@ def test_too_many_structures(tmp_path, mp_sample):
 
 def test_too_many_atoms_is_a_row(mp_sample):
     (item,) = read_inputs([mp_sample / "mp_mp-10078.cif"], IngestLimits(max_atoms_per_structure=4))
-    assert item.error == "too many atoms: 6 > max_atoms_per_structure=4"
+    assert item.error == "too many atoms: 6 > max_atoms_per_structure=4"  # P1: exact, caught before parsing
 
 
 def test_nonfinite_and_degenerate_in_other_formats(tmp_path, mp_sample):

@@ -11,6 +11,7 @@ import re
 import numpy as np
 
 from evaluator.config import IngestLimits
+from evaluator.ingest.atomguard import too_many_atoms
 from evaluator.ingest.types import Item
 
 MIN_VOLUME = 1e-3  # Å³: below this the cell is degenerate
@@ -48,7 +49,7 @@ def problem(structure, limits: IngestLimits) -> str | None:
     if n == 0:
         return "no atoms"
     if n > limits.max_atoms_per_structure:
-        return f"too many atoms: {n} > max_atoms_per_structure={limits.max_atoms_per_structure}"
+        return too_many_atoms(n, limits.max_atoms_per_structure)
     matrix = structure.lattice.matrix
     if not np.isfinite(matrix).all():
         return "non-finite lattice (NaN or inf)"

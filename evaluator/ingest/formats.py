@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 
 from evaluator.config import IngestLimits
+from evaluator.ingest.atomguard import cif_atom_problem, count_problem
 from evaluator.ingest.checks import finish, reason, shorten
 from evaluator.ingest.types import Item
 
@@ -45,14 +46,22 @@ def _cif_reason(exc: Exception, caught: list) -> str:
     return reason("unreadable CIF", ValueError(msg or type(exc).__name__))
 
 
-def structure_from_cif(text: str):
-    """(structure, None) or (None, reason) for one CIF block."""
+def structure_from_cif(text: str, limits: IngestLimits | None = None):
+    """(structure, None) or (None, reason) for one CIF block.
+
+    Blocks whose symmetry expansion exceeds ``limits.max_atoms_per_structure`` are
+    refused before pymatgen expands them (see ``atomguard``).
+    """
     from pymatgen.io.cif import CifParser
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            structures = CifParser.from_str(text).parse_structures(primitive=False, on_error="raise")
+            parser = CifParser.from_str(text)
+            too_many = cif_atom_problem(parser, limits or IngestLimits())
+            if too_many:
+                return None, too_many
+            structures = parser.parse_structures(primitive=False, on_error="raise")
         except Exception as exc:
             return None, _cif_reason(exc, caught)
     if len(structures) != 1:
@@ -68,12 +77,27 @@ def parse_cif(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
         return
     for i, block in enumerate(blocks, 1):
         src = source if len(blocks) == 1 else f"{source}:block {i}"
-        structure, why = structure_from_cif(block)
+        structure, why = structure_from_cif(block, limits)
         yield finish(src, structure, limits) if structure is not None else Item(src, error=why)
+
+
+def poscar_atom_count(text: str) -> int | None:
+    """Atoms listed in a POSCAR header (the counts line), or None if it cannot be read."""
+    lines = text.lstrip("\ufeff").split("\n", 8)  # the header only, not a huge body
+    for line in lines[5:7]:  # VASP 5 has a species line before the counts
+        fields = line.split()
+        if fields and all(f.isdigit() for f in fields):
+            return sum(int(f) for f in fields)
+    return None
 
 
 def parse_poscar(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
     from pymatgen.io.vasp import Poscar
+
+    too_many = count_problem(poscar_atom_count(text) or 0, limits)
+    if too_many:
+        yield Item(source, error=too_many)
+        return
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -85,9 +109,13 @@ def parse_poscar(text: str, source: str, limits: IngestLimits) -> Iterator[Item]
     yield finish(source, structure, limits)
 
 
-def structure_from_ase(atoms):
+def structure_from_ase(atoms, limits: IngestLimits | None = None):
     """(structure, None) or (None, reason) for an ase Atoms."""
     from pymatgen.io.ase import AseAtomsAdaptor
+
+    too_many = count_problem(len(atoms), limits or IngestLimits())
+    if too_many:
+        return None, too_many
 
     pbc = [bool(x) for x in atoms.pbc]
     if not any(pbc) or atoms.cell.rank < 3:
@@ -117,7 +145,7 @@ def parse_xyz(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
         yield Item(source, error="no frames in the xyz file")
     for i, atoms in enumerate(frames, 1):
         src = source if len(frames) == 1 else f"{source}:frame {i}"
-        structure, why = structure_from_ase(atoms)
+        structure, why = structure_from_ase(atoms, limits)
         yield finish(src, structure, limits) if structure is not None else Item(src, error=why)
 
 
@@ -128,15 +156,20 @@ def looks_like_structure_dict(obj) -> bool:
     )
 
 
-def structure_from_dict(obj):
+def structure_from_dict(obj, limits: IngestLimits | None = None):
     """(structure, None) or (None, reason) for a pymatgen Structure dict (or a dict holding one)."""
     from pymatgen.core import Structure
 
+    limits = limits or IngestLimits()
     if "sites" not in obj and isinstance(obj.get("structure"), (dict, str)):
         inner = obj["structure"]
-        return structure_from_dict(inner) if isinstance(inner, dict) else structure_from_text(inner)
+        return structure_from_dict(inner, limits) if isinstance(inner, dict) else structure_from_text(inner, limits)
     if "Molecule" in str(obj.get("@class", "")) or "lattice" not in obj:
         return None, "no periodic cell: a Molecule or a dict without 'lattice', not a Structure"
+    if isinstance(obj.get("sites"), list):
+        too_many = count_problem(len(obj["sites"]), limits)
+        if too_many:
+            return None, too_many
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -145,7 +178,7 @@ def structure_from_dict(obj):
             return None, reason("invalid Structure dict", exc)
 
 
-def structure_from_text(text: str):
+def structure_from_text(text: str, limits: IngestLimits | None = None):
     """(structure, None) or (None, reason) for a cell holding CIF text or Structure JSON."""
     import json
 
@@ -157,10 +190,10 @@ def structure_from_text(text: str):
             obj = json.loads(text)
         except ValueError as exc:
             return None, shorten(f"invalid JSON: {exc}")
-        return structure_from_dict(obj) if isinstance(obj, dict) else (None, "JSON is not an object")
+        return structure_from_dict(obj, limits) if isinstance(obj, dict) else (None, "JSON is not an object")
     if "data_" in text or "_cell_length_a" in text:
         blocks = cif_blocks(text)
         if len(blocks) > 1:
             return None, f"{len(blocks)} CIF blocks in one cell; give one structure per row"
-        return structure_from_cif(text)
+        return structure_from_cif(text, limits)
     return None, "neither CIF text nor pymatgen Structure JSON"

@@ -30,9 +30,9 @@ def _item(source: str, result, limits: IngestLimits) -> Item:
 
 def _entry(source: str, obj, limits: IngestLimits) -> Item:
     if isinstance(obj, str):
-        return _item(source, structure_from_text(obj), limits)
+        return _item(source, structure_from_text(obj, limits), limits)
     if isinstance(obj, dict):
-        return _item(source, structure_from_dict(obj), limits)
+        return _item(source, structure_from_dict(obj, limits), limits)
     return Item(source, error=f"not a structure: a JSON {type(obj).__name__}")
 
 
@@ -52,7 +52,7 @@ def parse_csv(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             src = f"{source}:row {i}"
-            yield _item(src, structure_from_text(row[col]) if col < len(row) else (None, "missing cell"), limits)
+            yield _item(src, structure_from_text(row[col], limits) if col < len(row) else (None, "missing cell"), limits)
     except csv.Error as exc:
         yield Item(f"{source}:row {reader.line_num}", error=shorten(f"unreadable CSV: {exc}"))
 
