@@ -11,8 +11,11 @@ evaluator's progress callback), publish the results, repeat. Several workers
 * ``IngestError`` (unusable upload) fails the job for good with the message as
   reason; any other error is an infrastructure failure, retried (after
   ``--retry-delay``) until the job's ``max_attempts``.
-* SIGTERM/SIGINT: release the running job's lease at the next progress tick
-  (the next worker resumes it) and exit; with ``--drain`` finish it first.
+* SIGTERM/SIGINT: release the running job's lease at the next progress call
+  (the next worker resumes it from the checkpoints) and exit 0; with
+  ``--drain`` finish it first. The relaxation pool re-calls progress about
+  every second and, when asked to stop, cancels queued structures and
+  terminates its processes, so a stop takes seconds, not the rest of the pool.
 
 Evaluator settings come from flags or the environment: GENBENCH_FAMILIES,
 GENBENCH_RELAX_STEPS, GENBENCH_MLIP, GENBENCH_MLIP_MODEL, GENBENCH_DEVICE,
@@ -205,8 +208,12 @@ class Worker:
 
     def _progress(self, run: _Running):
         def callback(stage: str, done: int, total: int) -> None:
-            run.progress = {"done": int(done), "total": int(total), "stage": stage}
-            run.wake.set()
+            # also re-called with unchanged counts while waiting (a chance to stop): only
+            # a change wakes the heartbeat thread to write progress
+            new = {"done": int(done), "total": int(total), "stage": stage}
+            if new != run.progress:
+                run.progress = new
+                run.wake.set()
             if run.lost:
                 raise Abort("lease lost")
             if self.stopping.is_set() and not self.drain:

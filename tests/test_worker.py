@@ -263,3 +263,84 @@ def test_worker_on_the_hub_store_fake(tmp_path):
     assert store.api.n_commits - commits_before == 2  # claim, publish (heartbeats are minutes apart)
     assert load_summary(store, job.id)["n_valid"] == 2
     assert load_results_table(store)["submission_id"].tolist() == [job.id]
+
+
+def _rattled_rocksalts(folder, n: int, seed: int = 0):
+    """One CIF with ``n`` distinct 8-atom rock-salt cells (NaCl/MgO/KCl), rattled by 0.1 Å so
+    each needs a few dozen FIRE steps (about a second with CHGNet on one CPU thread)."""
+    import numpy as np
+    from pymatgen.core import Lattice, Structure
+
+    rng = np.random.default_rng(seed)
+    kinds = [("Na", "Cl", 5.64), ("Mg", "O", 4.21), ("K", "Cl", 6.29)]
+    blocks = []
+    for i in range(n):
+        a, b, length = kinds[i % len(kinds)]
+        s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(length), [a, b], [[0, 0, 0], [0.5, 0.5, 0.5]])
+        s = Structure(s.lattice, s.species, s.cart_coords + rng.normal(0, 0.1, (len(s), 3)),
+                      coords_are_cartesian=True)
+        blocks.append(s.to(fmt="cif").replace("data_", f"data_{i}_", 1))
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "rattled.cif"
+    out.write_text("\n".join(blocks))
+    return out
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
+    """Regression: a worker relaxing in the process pool ignored SIGTERM until the whole pool
+    had drained (``ProcessPoolExecutor.__exit__`` waits for every queued structure). Now the
+    pool's queued work is cancelled and its processes terminated: the worker exits 0 within
+    seconds, the job is PENDING again with the lease released and the attempt not counted,
+    and a second worker finishes it, reusing the checkpointed relaxations."""
+    import os
+    import subprocess
+
+    n = 20
+    store = local_store(tmp_path)
+    job = submit(store, META, [_rattled_rocksalts(tmp_path / "up", n)], "alice", UNLIMITED)
+    work = tmp_path / "work"
+    common = ("--families", "validity,stability", "--relax-steps", "300", "--option", "relax_mode=pool",
+              "--heartbeat", "0.5", "--progress-interval", "0.05", "--lease", "60", "--poll", "0.3",
+              "--work-dir", str(work), "--keep-work")
+    first = start_worker(store.root, *common, "--option", "relax_workers=2", "--worker-id", "first",
+                         log=tmp_path / "first.log")
+    try:
+        def relaxed_some():
+            j = q.get_job(store, job.id)
+            assert j.status in (q.PENDING, q.RUNNING), (tmp_path / "first.log").read_text()[-2000:]
+            return j.progress.get("stage") == "stability: relax" and 2 <= j.progress["done"] < n - 4
+
+        wait_for(relaxed_some, 90, 0.05, "the first worker to relax two structures in its pool")
+        children = subprocess.run(["pgrep", "-P", str(first.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) >= 2, children  # the pool's processes
+        first.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        try:
+            code = first.wait(10)  # the other ~17 relaxations take ~17 s in the pool
+        except subprocess.TimeoutExpired:
+            first.kill()
+            raise AssertionError("the worker ignored SIGTERM for more than 10 s")
+        stopped_in = time.monotonic() - t0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert code == 0, (tmp_path / "first.log").read_text()[-3000:]
+    for pid in children:  # the pool's processes were terminated, not left relaxing
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+    released = q.get_job(store, job.id)
+    assert released.status == q.PENDING and released.lease_owner is None and released.lease_expires is None
+    assert released.attempts == 0 and released.history[-1]["event"] == "released"
+    (checkpoint,) = (work / job.id / "eval").rglob("relax-*.jsonl")
+    n_checkpointed = len(checkpoint.read_text().splitlines())
+    assert 2 <= n_checkpointed < n
+
+    config = eval_config_from("validity,stability", 300, device="cpu", options={"relax_mode": "serial"})
+    final = make_worker(store, tmp_path, config, worker_id="second", lease_s=60, keep_work=True).run_one()
+    assert final.status == q.FINISHED and final.attempts == 1 and final.lease_owner == "second"
+    assert [h["event"] for h in final.history] == ["submitted", "claimed", "released", "claimed", "finished"]
+    relax = load_summary(store, job.id)["provenance"]["family"]["stability"]["relaxation"]
+    assert relax["n_from_checkpoint"] == n_checkpointed and relax["n_relaxed_now"] == n - n_checkpointed
+    lines = [json.loads(line) for line in checkpoint.read_text().splitlines()]
+    assert len(lines) == len({rec["key"] for rec in lines}) == n  # none relaxed twice
+    print(f"stopped {stopped_in:.1f} s after SIGTERM with {n_checkpointed}/{n} relaxed")

@@ -11,6 +11,11 @@ Modes (``RelaxSettings.mode``):
 
 Every finished structure is appended to the checkpoint at once, so an
 interrupted run resumes without recomputing finished structures.
+
+Cancellation: ``progress`` may raise (e.g. a worker asked to shut down) to stop
+the run; in pool mode it is also re-called with unchanged counts about every
+``POOL_POLL_S`` seconds while structures are relaxing, and an exception
+cancels the queued relaxations and terminates the pool processes at once.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import os
 from dataclasses import asdict, dataclass
 
 from evaluator.stability.checkpoint import Checkpoint, structure_key
+
+POOL_POLL_S = 1.0  # seconds between progress re-calls while waiting on the pool
 
 
 @dataclass
@@ -119,12 +126,15 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
         if progress:
             progress("stability: relax", done[0], n_total)
 
-    if progress:
-        progress("stability: relax", n_cached, n_total)
+    def poll():
+        if progress:
+            progress("stability: relax", done[0], n_total)
+
+    poll()
     # biggest first: better load balance in a pool, fuller batches early
     order = sorted(todo, key=lambda k: -len(todo[k]))
     if todo and mode == "pool" and workers > 1:
-        _run_pool(order, todo, settings, device, workers, record)
+        _run_pool(order, todo, settings, device, workers, record, poll)
     elif todo:
         if mlip is None:
             from evaluator.mlip import load_mlip
@@ -151,22 +161,49 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
             for row in structures}, info
 
 
-def _run_pool(order, todo, settings, device, workers, record):
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _run_pool(order, todo, settings, device, workers, record, poll=None, poll_s=None):
+    """Relax ``todo`` in a spawned process pool, calling ``record`` as each finishes.
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_init_worker,
-                             initargs=(settings.mlip, settings.model, device, settings.dtype,
-                                       settings.energy_scale)) as pool:
+    ``poll()`` is called when nothing finished for ``poll_s`` seconds; if it or
+    ``record`` raises, queued work is cancelled and the pool processes are
+    terminated (no waiting for running relaxations) before the exception propagates.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_init_worker,
+                               initargs=(settings.mlip, settings.model, device, settings.dtype,
+                                         settings.energy_scale))
+    try:
         futures = {pool.submit(_worker_relax, k, todo[k].to_json(), settings.fmax, settings.steps): k
                    for k in order}
-        for fut in as_completed(futures):
-            k = futures[fut]
-            try:
-                _, result = fut.result()
-            except Exception as exc:  # worker crashed (e.g. out of memory, model failed to load)
-                record(k, {"status": "failed", "reason": f"worker error: {type(exc).__name__}: {exc}"},
-                       persist=False)
-                continue
-            record(k, result)
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=poll_s or POOL_POLL_S, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                k = futures[fut]
+                try:
+                    _, result = fut.result()
+                except Exception as exc:  # worker crashed (e.g. out of memory, model failed to load)
+                    record(k, {"status": "failed", "reason": f"worker error: {type(exc).__name__}: {exc}"},
+                           persist=False)
+                    continue
+                record(k, result)
+            if not finished and poll is not None:
+                poll()
+    except BaseException:
+        _kill_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _kill_pool(pool) -> None:
+    """Cancel queued work and terminate the pool's processes now (running relaxations are lost)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public API before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(5)
