@@ -8,6 +8,7 @@ region the front dominates.
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Iterable
 
@@ -123,7 +124,10 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
                       "n": _meta(df, "n_structures"), "prov": _meta(df, "provenance"),
                       "who": _meta(df, "submitter"), "id": _meta(df, "submission_id")})[ok]
     front = pareto_mask(d["x"], d["y"], mx.direction or 1, my.direction or 1) if len(d) else np.array([], bool)
-    custom = d[["model", "train", "n", "prov", "who", "id"]].to_numpy()
+    # Plotly renders a subset of HTML (<a href>, <b>...) in labels: user metadata is escaped
+    # (&lt; &gt; &amp; only: plotly decodes those, not &quot;).
+    custom = d[["model", "train", "n", "prov", "who", "id"]].map(
+        lambda v: html.escape(v, quote=False) if isinstance(v, str) else v).to_numpy()
     hover = ("<b>%{customdata[0]}</b><br>training set: %{customdata[1]}<br>structures: %{customdata[2]}"
              "<br>evaluated by: %{customdata[3]}<br>submitter: %{customdata[4]}<br>id: %{customdata[5]}"
              f"<br>{xh}: %{{x:.4g}}<br>{yh}: %{{y:.4g}}<extra></extra>")
@@ -140,7 +144,7 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
                                          line=dict(width=1, color="white"))))
     if directed:
         fig.add_trace(go.Scatter(x=d["x"][front], y=d["y"][front], mode="markers+text", name="non-dominated",
-                                 text=d["model"][front], customdata=custom[front],
+                                 text=custom[front][:, 0], customdata=custom[front],
                                  textposition=_label_positions(d["x"][front], d["x"]),
                                  cliponaxis=False,
                                  hovertemplate=hover,

@@ -110,3 +110,21 @@ def test_serve_starts_app_and_worker(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def test_user_metadata_is_escaped_in_markdown():
+    """Model names, submitters, reasons and file names are shown literally (no HTML, links or images)."""
+    from leaderboard.queue import Job
+    from leaderboard.ui.model_tab import meta_markdown
+
+    evil = '<img src=x onerror=alert(1)> ![x](https://e.example/p.png) [click](javascript:alert(1)) **b**'
+    job = Job("f1", "FAILED", "<b>me</b>", evil, "1", failure={"reason": evil, "kind": "user"})
+    for md in (J.job_detail(job, None),
+               meta_markdown("f1", {"model_name": evil, "paper_url": "https://x.example/a)(javascript:y",
+                                    "code_url": "https://github.com/org/repo", "notes": evil},
+                             {"failures": {"parse": {evil: 2}}})):
+        assert "<img" not in md and "<b>" not in md and "![" not in md and "[click]" not in md
+        assert "&lt;img src=x onerror=alert(1)&gt;" in md and "\\*\\*b\\*\\*" in md
+    md = meta_markdown("f1", {"code_url": "https://github.com/org/repo"}, {})
+    assert "(https://github.com/org/repo)" in md  # a plain URL stays a link
+    assert J.md_text("line one\n# heading") == "line one # heading"  # one line: no new blocks

@@ -92,3 +92,13 @@ def test_periodic_table_and_histogram():
     assert "5 of 118" in fig.layout.title.text
     h = P.ehull_histogram([0.01, -0.02, 0.3, None, np.nan])
     assert len(h.data[0].x) == 3 and "2 without" in h.layout.title.text
+
+
+def test_scatter_escapes_user_metadata_in_labels_and_hover():
+    """Plotly renders <a href>/<b> in text and hover: a model name must show as typed."""
+    df = frame()
+    df["model_name"] = df["model_name"].replace("A", '<a href="https://evil.example">A</a>')
+    fig = P.scatter(df, "novelty.novel", "stability.stable")
+    labels = list(fig.data[2].text) + [c[0] for t in fig.data[1:] for c in t.customdata]
+    assert '&lt;a href="https://evil.example"&gt;A&lt;/a&gt;' in labels
+    assert not any("<a" in str(v) for v in labels)

@@ -6,6 +6,8 @@ Kept apart from the tabs so it is testable without a browser.
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 import time
 
 import pandas as pd
@@ -14,6 +16,24 @@ ACTIVE = ("PENDING", "RUNNING")
 STATUS_ICONS: dict[str, str] = {}  # plain text: headless/offline browsers may lack emoji fonts
 STATUS_COLUMNS = ["Submission", "Model", "Status", "Queue position", "Stage", "Progress", "Elapsed",
                   "Failure reason", "Permalink"]
+
+
+_MD_PUNCT = re.compile(r"([\\`*_\[\]|~])")  # inline markup only: md_text never starts a line
+_PLAIN_URL = re.compile(r"https?://[^\s<>()\[\]`\"'\\]+")
+
+
+def md_text(value) -> str:
+    """``value`` (user-supplied: metadata, file names, reasons) as literal Markdown text on
+    one line: HTML escaped and Markdown punctuation backslash-escaped, so it cannot add
+    links, images, headings or HTML to the page."""
+    s = html.escape(" ".join(str(value).split()), quote=False)
+    return _MD_PUNCT.sub(r"\\\1", s)
+
+
+def md_link(url) -> str:
+    """A Markdown link for a plain http(s) URL, else the value as literal text."""
+    url = str(url).strip()
+    return f"[{md_text(url)}]({url})" if _PLAIN_URL.fullmatch(url) else md_text(url)
 
 
 def field(obj, name: str, default=None):
@@ -146,14 +166,14 @@ def job_detail(job, position: int | None, store=None) -> str:
     jid = str(field(job, "id"))
     st = status_of(job)
     stage, prog = progress_text(job)
-    lines = [f"### {STATUS_ICONS.get(st, '')} `{jid}` — {model_of(job, store) or 'submission'}",
+    lines = [f"### {STATUS_ICONS.get(st, '')} `{jid}` — {md_text(model_of(job, store) or 'submission')}",
              f"- **Status:** {st}" + (f" · queue position **{position}**" if position else ""),
-             f"- **Submitter:** {field(job, 'submitter', '—')}"]
+             f"- **Submitter:** {md_text(field(job, 'submitter', '—'))}"]
     if st in ACTIVE and (stage or prog):
-        lines.append(f"- **Stage:** {stage or '—'} {prog}")
+        lines.append(f"- **Stage:** {md_text(stage or '—')} {prog}")
     lines.append(f"- **Elapsed:** {elapsed(job)}")
     if st == "FAILED":
-        lines.append(f"- **Failure:** {failure_text(job) or 'unknown'}")
+        lines.append(f"- **Failure:** {md_text(failure_text(job) or 'unknown')}")
     lines.append(f"- **Permalink:** [?submission={jid}](?submission={jid})")
     if st == "FINISHED":
         lines.append("- Results: see the **Model page** tab.")

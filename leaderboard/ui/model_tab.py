@@ -14,6 +14,7 @@ import pandas as pd
 from leaderboard import plots as P
 from leaderboard import table as T
 from leaderboard.ui.context import AppContext
+from leaderboard.ui.jobs import md_link, md_text
 
 N_CANDIDATES = 25
 HEADLINE_META = ("model_name", "model_version", "organisation", "training_set", "training_set_other", "task",
@@ -148,11 +149,11 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
     meta = meta or {}
     summary = summary or {}
     title = f"{meta.get('model_name', 'submission')} {meta.get('model_version', '')}".strip()
-    lines = [f"## {title}", f"Submission `{job_id}` · permalink [`?submission={job_id}`](?submission={job_id})", ""]
+    lines = [f"## {md_text(title)}", f"Submission `{job_id}` · permalink [`?submission={job_id}`](?submission={job_id})", ""]
     for k in HEADLINE_META:
         if k in meta and meta[k] not in (None, ""):
             v = meta[k]
-            v = f"[{v}]({v})" if isinstance(v, str) and v.startswith("http") else v
+            v = md_link(v) if isinstance(v, str) and v.startswith("http") else md_text(v)
             lines.append(f"- **{k.replace('_', ' ').capitalize()}:** {v}")
     counts = [f"{summary.get(k)} {k[2:]}" for k in ("n_submitted", "n_parsed", "n_valid", "n_evaluated")
               if summary.get(k) is not None]
@@ -169,14 +170,14 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
             bits.append(f"MLIP {cfg.get('mlip')}")
         if prov.get("created_at"):
             bits.append(f"evaluated {prov['created_at']}")
-        lines.append(f"- **Provenance:** {' · '.join(bits)}")
+        lines.append(f"- **Provenance:** {' · '.join(md_text(b) for b in bits)}")
     lb = summary.get("leaderboard") or {}
     if isinstance(lb, dict) and lb.get("provenance"):
-        lines.append(f"- **Evaluated by:** {lb['provenance']}")
+        lines.append(f"- **Evaluated by:** {md_text(lb['provenance'])}")
     fails = summary.get("failures") or {}
     parse = fails.get("parse") or {}
     if parse:
-        top = "; ".join(f"{k} ({v})" for k, v in list(parse.items())[:3])
+        top = "; ".join(f"{md_text(k)} ({v})" for k, v in list(parse.items())[:3])
         lines.append(f"- **Parse failures:** {top}")
     return "\n".join(lines)
 
@@ -265,7 +266,7 @@ def build(ctx: AppContext) -> dict:
         job = get_job(ctx.store, job_id)
         summary = load_summary(ctx.store, job_id) if job is not None and job.status == FINISHED else None
         if summary is None:
-            return (f"No results for `{job_id}` (not finished, withdrawn, or unknown id).",) + empty[1:]
+            return (f"No results for {md_text(job_id)} (not finished, withdrawn, or unknown id).",) + empty[1:]
         meta = load_meta(ctx.store, job_id)
         df = structures(ctx, job_id)
         md = meta_markdown(job_id, meta, summary)

@@ -39,7 +39,7 @@ def detail(ctx: AppContext, job_id: str | None) -> str:
         return ""
     job = get_job(ctx.store, job_id)
     if job is None:
-        return f"No submission with id `{job_id}`."
+        return f"No submission with id {J.md_text(job_id)}."
     return J.job_detail(job, queue_position(ctx.store, job_id), ctx.store)
 
 
@@ -61,10 +61,10 @@ def build(ctx: AppContext, user_state) -> dict:
         rows, mine = my_jobs(ctx, user)
         ids = [j.id for j in reversed(mine)]
         cur = current if current else (ids[0] if ids else None)
-        label = (f"Signed in as **{user}**." if user else
+        label = (f"Signed in as **{J.md_text(user)}**." if user else
                  "Sign in with Hugging Face to see and manage your submissions.")
         if not ctx.space and user:
-            label = f"Local identity: **{user}** (set `GENBENCH_LOCAL_USER` to change)."
+            label = f"Local identity: **{J.md_text(user)}** (set `GENBENCH_LOCAL_USER` to change)."
         return (label, rows, gr.update(choices=ids, value=cur), detail(ctx, cur), queue_rows(ctx))
 
     outs = [who, table, pick, info, queue_table]
@@ -79,7 +79,7 @@ def build(ctx: AppContext, user_state) -> dict:
         try:
             do_withdraw(ctx.store, job_id, user)
         except QueueError as exc:
-            return f"**Refused:** {exc}"
+            return f"**Refused:** {J.md_text(exc)}"
         ctx.results.invalidate()
         return f"Submission `{job_id}` withdrawn: it is hidden from the leaderboard (kept, not deleted).\n\n" \
                + detail(ctx, job_id)

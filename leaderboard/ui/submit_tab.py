@@ -6,6 +6,7 @@ import gradio as gr
 
 from leaderboard.ui.context import AppContext, example_upload
 from leaderboard.ui.forms import build_form
+from leaderboard.ui.jobs import md_text
 
 ACCEPTED_TEXT = ("CIF (one or many blocks), POSCAR/CONTCAR, extxyz/xyz, CSV/JSON/JSONL "
                  "(a structure column or pymatgen dicts), or a zip/tar/tar.gz of these")
@@ -67,16 +68,16 @@ def check_files(files) -> str:
     try:
         check = inspect(paths)
     except (IngestError, OSError) as exc:
-        return f"**Refused:** {exc}\n\nAccepted formats: {ACCEPTED_TEXT}."
+        return f"**Refused:** {md_text(exc)}\n\nAccepted formats: {ACCEPTED_TEXT}."
     if check.n_parsed == 0:
         lines = [f"**Refused:** none of the {check.n_items} structures could be read."]
-        lines += [f"- `{src}`: {why}" for src, why in check.failures]
+        lines += [f"- {md_text(src)}: {md_text(why)}" for src, why in check.failures]
         return "\n".join(lines)
     lines = [f"**OK:** {check.n_items} structures found: {check.n_parsed} parsed"
              + (f", **{check.n_failed} failed to parse** (they stay in the submission and count "
                 "as failures in every rate)." if check.n_failed else ".")]
     for src, why in check.failures:
-        lines.append(f"- `{src}`: {why}")
+        lines.append(f"- {md_text(src)}: {md_text(why)}")
     if check.n_failed > len(check.failures):
         lines.append(f"- … and {check.n_failed - len(check.failures)} more")
     return "\n".join(lines)
@@ -109,14 +110,14 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
     try:  # fast checks before enqueueing: format, size, count, parse errors
         check = inspect(paths)
     except (IngestError, OSError) as exc:
-        return f"**Upload refused:** {exc}", None
+        return f"**Upload refused:** {md_text(exc)}", None
     if check.n_parsed == 0:
-        first = "; ".join(f"{s}: {w}" for s, w in check.failures[:3])
+        first = "; ".join(f"{md_text(s)}: {md_text(w)}" for s, w in check.failures[:3])
         return f"**Upload refused:** none of the {check.n_items} structures could be read ({first}).", None
     try:
         job = submit(ctx.store, meta, [Path(p) for p in paths], user)
     except SubmissionError as exc:
-        return f"**Submission refused:** {exc}", None
+        return f"**Submission refused:** {md_text(exc)}", None
     from leaderboard.queue import queue_position
 
     pos = queue_position(ctx.store, job.id)
