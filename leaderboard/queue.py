@@ -20,6 +20,7 @@ clock stepped back. ``created_at`` is informational only.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -59,6 +60,9 @@ def parse_time(s: str | None) -> dt.datetime | None:
 def new_job_id() -> str:
     """Time-sortable unique id, e.g. ``20250101-120000-1a2b3c4d``."""
     return f"{now():%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
+
+
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")  # what new_job_id makes (and test ids)
 
 
 def job_path(job_id: str) -> str:
@@ -131,6 +135,8 @@ class Job:
 
 # ------------------------------------------------------------------ reading
 def _read(store: Store, job_id: str) -> tuple[Job | None, str | None]:
+    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+        return None, None  # e.g. a permalink's ?submission=../x: no such job, not a store error
     doc, tag = store.read_json(job_path(job_id))
     return (None, None) if doc is None else (Job.from_dict(doc), tag)
 

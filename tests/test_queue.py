@@ -295,3 +295,11 @@ def test_create_job_stays_write_once(store):
     with pytest.raises(q.PreconditionFailed):
         q.create_job(store, q.Job(id=job.id, submitter="mallory"))
     assert q.get_job(store, job.id).submitter == "alice" and store.read_bytes(q.SEQUENCE_PATH) == b"1\n"
+
+
+def test_unsafe_job_ids_are_unknown_not_errors(store):
+    """A permalink's ?submission= is user input: path-like ids are simply not found."""
+    for bad in ("../submissions/x/meta", "a/b", ".", "", "x.json"):
+        assert q.get_job(store, bad) is None
+        with pytest.raises(q.QueueError, match="no submission"):
+            q.withdraw(store, bad, "alice")
