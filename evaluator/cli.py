@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import tempfile
 from pathlib import Path
 
 SUBCOMMAND_MODULES = ["evaluator.reference.cli", "evaluator.families.fd_cli"]
@@ -61,10 +62,17 @@ def cmd_score(args) -> int:
 
     # pymatgen warns once per noble gas that it has no Pauling electronegativity
     warnings.filterwarnings("ignore", message="No Pauling electronegativity")
+    out = Path(args.out)
+    try:  # before the (possibly hours-long) evaluation, not when its results are written
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        print(f"error: cannot write to the output folder {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     progress = TqdmProgress()
     try:
         evaluation = evaluate(args.inputs, _config_from_args(args), DataDir(args.data_dir),
-                              work_dir=Path(args.out), progress=progress)
+                              work_dir=out, progress=progress)
     except (IngestError, MissingDataError, ValueError) as exc:
         progress.close()
         print(f"error: {exc}", file=sys.stderr)

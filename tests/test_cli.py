@@ -69,3 +69,11 @@ def test_score_refuses_unusable_input_with_exit_code_2(tmp_path):
 def test_unknown_family_is_refused(tmp_path, mp_sample):
     proc = score(next(mp_sample.glob("*.cif")), "--out", tmp_path / "out", "--families", "validty")
     assert proc.returncode == 2 and "unknown families" in proc.stderr
+
+
+def test_unwritable_output_folder_is_refused_before_evaluating(tmp_path, mp_sample):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    proc = score(next(mp_sample.glob("*.cif")), "--out", blocker / "out", "--families", "validity")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: cannot write to the output folder")
