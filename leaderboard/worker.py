@@ -152,7 +152,12 @@ class Worker:
         """Process jobs until stopped (``once``: at most one, return when the queue is empty)."""
         n = 0
         while not self.stopping.is_set():
-            job = self.run_one()
+            try:
+                job = self.run_one()
+            except Exception:  # noqa: BLE001 - store trouble (network, Hub): a long-lived worker waits and retries
+                log.exception("%s: store error; retrying in %g s", self.worker_id, poll_s)
+                self.stopping.wait(poll_s)
+                continue
             if job is not None:
                 n += 1
                 if once or (max_jobs is not None and n >= max_jobs):

@@ -344,3 +344,23 @@ def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
     lines = [json.loads(line) for line in checkpoint.read_text().splitlines()]
     assert len(lines) == len({rec["key"] for rec in lines}) == n  # none relaxed twice
     print(f"stopped {stopped_in:.1f} s after SIGTERM with {n_checkpointed}/{n} relaxed")
+
+
+def test_store_error_does_not_kill_a_long_lived_worker(tmp_path, monkeypatch):
+    """A transient store failure while claiming (e.g. the Hub unreachable) is logged and retried."""
+    import leaderboard.worker as W
+
+    store = local_store(tmp_path)
+    worker = make_worker(store, tmp_path)
+    calls = []
+
+    def flaky_claim(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("network is unreachable")
+        worker.stop()
+        return None
+
+    monkeypatch.setattr(W, "claim", flaky_claim)
+    assert worker.run(poll_s=0.01) == 0
+    assert len(calls) == 2
