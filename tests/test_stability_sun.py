@@ -70,3 +70,32 @@ def test_sun_without_stability_is_absent_with_reason():
     ctx.table = ctx.table.drop(columns=["stability_e_above_hull"])
     res = sun.run(ctx)
     assert res.metrics["sun_count"] is None and "stability" in res.missing["sun_count"]
+
+
+def test_structure_whose_reduction_fails_is_no_success_and_no_crash(monkeypatch):
+    """A stable structure the matcher cannot reduce: uniqueness within the set is
+    undecidable, so it is not counted (as in the uniqueness family) and says why;
+    the other structures are still counted."""
+    from evaluator.identity import matcher as M
+    from evaluator.stability import sun
+
+    bad = _rocksalt("K", "Cl", 6.3)
+    real = M.reduce_structure
+
+    def reduce_or_fail(structure, matcher=None):
+        if structure is bad:
+            raise ValueError("Niggli reduction did not converge")
+        return real(structure, matcher)
+
+    monkeypatch.setattr(M, "reduce_structure", reduce_or_fail)
+    ctx = _ctx([
+        (_rocksalt("Na", "Cl", 5.6), -0.1, -0.1, True),
+        (bad, -0.1, -0.1, True),
+        (_rocksalt("K", "Cl", 6.5), -0.1, -0.1, True),  # same formula: the matcher must compare
+        (_rocksalt("Mg", "O", 4.2), -0.1, -0.1, True),
+    ])
+    res = sun.run(ctx)
+    assert res.metrics["sun_count"] == 3 and res.metrics["stable_unique_count"] == 3
+    cols = res.columns
+    assert cols["sun_sun"].tolist() == [True, False, True, True]
+    assert cols.loc[1, "sun_status"] == "failed" and "reduction failed" in cols.loc[1, "sun_reason"]

@@ -4,7 +4,7 @@
   novel. MSUN: stable threshold < E_hull <= metastable threshold (0.1, stable
   ones excluded), unique within that set, novel (LeMat-GenBench definitions).
 - "Unique within the set": StructureMatcher equivalence classes
-  (``evaluator.identity.matcher.equivalence_classes``) of the submitted
+  (``evaluator.identity.uniqueness.classes_for``) of the submitted
   structures in the set; each class counts once, through its first occurrence
   (upload order). Novelty is the novelty family's ``novelty_novel`` of that
   representative (computed on the submitted structure, against the reference).
@@ -12,8 +12,9 @@
   from the submitted geometry (``stability_unrelaxed_e_above_hull``,
   LeMat-GenBench compatible) are published as ``metrics.sun_unrelaxed``.
 
-A row without E_hull or without a novelty verdict is never a success but stays
-in every denominator. Columns: ``sun_sun``, ``sun_msun`` (and
+A row without E_hull or without a novelty verdict, or whose uniqueness in its set
+is undecidable (the matcher cannot reduce it), is never a success but stays in
+every denominator. Columns: ``sun_sun``, ``sun_msun`` (and
 ``sun_unrelaxed_sun``, ``sun_unrelaxed_msun``): True on counted representatives.
 """
 
@@ -33,26 +34,36 @@ def _novel_flags(table: pd.DataFrame, rows: list[int]) -> dict[int, bool | None]
     return {i: (None if pd.isna(col.at[i]) else bool(col.at[i])) for i in rows}
 
 
-def _representatives(ctx, members: list[int], stats: dict) -> list[int]:
-    """First occurrence of each StructureMatcher class among ``members`` (upload order)."""
-    from evaluator.identity.matcher import equivalence_classes
+def _representatives(ctx, members: list[int], stats: dict, failed: dict) -> list[int]:
+    """First occurrence of each StructureMatcher class among ``members`` (upload order).
+
+    A member the matcher cannot reduce belongs to no class (as in the uniqueness
+    family): it is left out and its reason added to ``failed``.
+    """
+    from evaluator.identity.uniqueness import classes_for
 
     if len(members) < 2:
         return list(members)
-    labels = equivalence_classes([ctx.structures[i] for i in members], stats=stats)
-    return [members[p] for p, lab in enumerate(labels) if lab == p]
+    rep, why, st = classes_for(ctx, members, "sun")
+    failed.update(why)
+    for k, v in st.items():
+        stats[k] = stats.get(k, 0) + v
+    return [i for i in members if rep.get(i) == i]
 
 
-def count_sun(ctx, e_hull: pd.Series, novel: dict, stats: dict) -> tuple[list[int], list[int], dict]:
-    """(SUN rows, MSUN rows, set sizes) for one E_hull column."""
+def count_sun(ctx, e_hull: pd.Series, novel: dict, stats: dict,
+              failed: dict | None = None) -> tuple[list[int], list[int], dict]:
+    """(SUN rows, MSUN rows, set sizes) for one E_hull column; ``failed`` collects
+    rows whose uniqueness could not be decided."""
+    failed = {} if failed is None else failed
     cfg = ctx.config
     e = e_hull.astype(float)
     finite = e[np.isfinite(e)]
     stable = sorted(finite.index[finite <= cfg.stable_threshold + EHULL_TOL])
     meta = sorted(finite.index[(finite > cfg.stable_threshold + EHULL_TOL)
                                & (finite <= cfg.metastable_threshold + EHULL_TOL)])
-    stable_rep = _representatives(ctx, stable, stats)
-    meta_rep = _representatives(ctx, meta, stats)
+    stable_rep = _representatives(ctx, stable, stats, failed)
+    meta_rep = _representatives(ctx, meta, stats, failed)
     sun = [i for i in stable_rep if novel.get(i) is True]
     msun = [i for i in meta_rep if novel.get(i) is True]
     sizes = {"stable_unique_count": len(stable_rep), "metastable_only_unique_count": len(meta_rep)}
@@ -89,9 +100,10 @@ def run(ctx) -> FamilyResult:
     cols["sun_status"] = pd.Series(status)
     cols["sun_reason"] = pd.Series(reason, dtype=object)
     groups = {}
+    failed: dict[int, str] = {}
     for prefix, column in (("", "stability_e_above_hull"), ("unrelaxed_", "stability_unrelaxed_e_above_hull")):
         e = table.loc[rows, column] if column in table else pd.Series(np.nan, index=rows)
-        sun, msun, sizes = count_sun(ctx, e, novel, stats)
+        sun, msun, sizes = count_sun(ctx, e, novel, stats, failed)
         cols[f"sun_{prefix}sun"] = cols.index.isin(sun)
         cols[f"sun_{prefix}msun"] = cols.index.isin(msun)
         m = {}
@@ -104,6 +116,9 @@ def run(ctx) -> FamilyResult:
             groups["sun_unrelaxed"] = m
         else:
             result.metrics = m
+    for i, why in failed.items():  # not counted in either set: say why
+        cols.at[i, "sun_status"] = "failed"
+        cols.at[i, "sun_reason"] = "; ".join(filter(None, [cols.at[i, "sun_reason"], why]))
     result.columns = cols
     result.groups = groups
     result.provenance = {
