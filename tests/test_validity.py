@@ -70,6 +70,15 @@ def test_bv_sum_zero_for_metal_without_metallic_score(cascade):
     assert cascade.run(s, np.array([0, 1])).step == "bv_sum_zero"
 
 
+def test_nan_bv_sum_is_not_zero(cascade, monkeypatch):
+    import pymatgen.core.bond_valence as bv
+
+    nacl = rocksalt()
+    monkeypatch.setattr(bv, "calculate_bv_sum", lambda site, nn: float("nan"))
+    ok, detail = cascade.bv_sums_zero(nacl, np.array([0, 1]))
+    assert not ok and "nan" in detail
+
+
 def test_nacl2_is_not_neutral(cascade):
     # Fluorite-type cell with Na on the cation and Cl on the anion sites: NaCl2.
     s = Structure(fcc_lattice(6.9), ["Na", "Cl", "Cl"], [[0, 0, 0], [0.25] * 3, [0.75] * 3])

@@ -331,7 +331,7 @@ class ChargeCascade:
                 bvs = calculate_bv_sum(structure[i], min_dist_neighbors(structure, i))
             except Exception as exc:  # no neighbour within cutoff, missing BV parameters
                 return False, f"BV sum failed on site {i} ({type(exc).__name__})"
-            if abs(bvs) >= BV_ZERO_TOL:
+            if not abs(bvs) < BV_ZERO_TOL:  # a NaN sum is no evidence of a metal
                 return False, f"site {i} ({symbols[k]}) BV sum {bvs:.3g}"
         return True, f"{len(reps)} inequivalent sites with zero BV sum"
 
