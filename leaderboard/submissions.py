@@ -27,6 +27,14 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,120}$")
 SERVER_FIELDS = ("submitter", "file_sha256")  # filled in by submit()
 
 
+def stored_name(name: str) -> str:
+    """A store-safe file name for an upload: characters outside letters, digits and
+    ``._+-`` become ``_`` (``"my gens (v2).zip"`` -> ``"my_gens_v2_.zip"``); the extension,
+    which decides the format, is kept."""
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).lstrip("._+-")[-121:].lstrip("._+-")
+    return safe if SAFE_NAME.match(safe) else "upload" + Path(safe).suffix[:20]
+
+
 class SubmissionError(ValueError):
     """The submission is refused; the message tells the user what to fix."""
 
@@ -160,10 +168,7 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
     for p in paths:
         if not p.is_file():
             raise SubmissionError(f"upload {p.name!r} is not a readable file")
-        name = p.name
-        if not SAFE_NAME.match(name):
-            raise SubmissionError(f"file name {name!r} is not allowed: use letters, digits, '.', '_', "
-                                  f"'-' and '+' only")
+        name = stored_name(p.name)
         if name in names:
             raise SubmissionError(f"two uploaded files are both named {name!r}")
         names.add(name)
@@ -171,7 +176,10 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
         if size == 0:
             raise SubmissionError(f"file {name!r} is empty")
         total += size
-        infos.append({"name": name, "sha256": _sha256(p), "bytes": size})
+        info = {"name": name, "sha256": _sha256(p), "bytes": size}
+        if name != p.name:
+            info["original_name"] = p.name
+        infos.append(info)
     if total > policy.max_upload_bytes:
         raise SubmissionError(f"upload is {total / 1024**2:.1f} MB; the limit is "
                               f"{policy.max_upload_bytes / 1024**2:.0f} MB")

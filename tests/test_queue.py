@@ -11,7 +11,7 @@ from conftest_leaderboard import META, hub_store, local_store, write_unique_file
 from leaderboard import queue as q
 from leaderboard.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary,
                                  publish, sync_leaderboard)
-from leaderboard.submissions import SubmissionError, SubmissionPolicy, load_meta, submit
+from leaderboard.submissions import SubmissionError, SubmissionPolicy, load_meta, stored_name, submit
 
 POLICY = SubmissionPolicy(max_per_window=3, window_days=7)
 
@@ -65,13 +65,15 @@ def test_submission_refusals(store, files, tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(SubmissionError, match="empty"):
         submit(store, META, [empty], "alice", POLICY)
-    odd = tmp_path / "a b;rm.cif"
-    odd.write_text("x")
-    with pytest.raises(SubmissionError, match="not allowed"):
-        submit(store, META, [odd], "alice", POLICY)
     with pytest.raises(SubmissionError, match="limit is"):
         submit(store, META, [files[0]], "alice", SubmissionPolicy(max_upload_bytes=10))
     assert q.list_jobs(store) == []
+    # an awkward file name is stored under a safe one; the original is recorded
+    odd = tmp_path / "my gens;rm (v2).cif"
+    odd.write_bytes(files[0].read_bytes())
+    job = submit(store, META, [odd], "alice", POLICY)
+    assert job.files[0]["name"] == "my_gens_rm_v2_.cif" and job.files[0]["original_name"] == odd.name
+    assert stored_name("../../.x.zip") == "x.zip" and stored_name("???") == "upload"
 
 
 def test_duplicates_and_rate_limit(store, files):
