@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -182,10 +183,23 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
     return "\n".join(lines)
 
 
-def _write_tmp(name: str, write) -> str:
-    d = Path(tempfile.mkdtemp(prefix="genbench-dl-"))
-    p = d / name
-    write(p)
+DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "genbench-downloads"
+
+
+def _write_tmp(name: str, write, reuse: bool = False) -> str:
+    """Write a download into one folder (not a new temp folder per click, which would
+    fill the disk of a long-running app). ``reuse``: the file is immutable (results of
+    a finished submission), write it once."""
+    DOWNLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    p = DOWNLOAD_DIR / name
+    if reuse and p.exists():
+        return str(p)
+    tmp = Path(tempfile.mkstemp(dir=DOWNLOAD_DIR, prefix=f".{name}.")[1])
+    try:
+        write(tmp)
+        os.replace(tmp, p)  # atomic: concurrent clicks never serve a half-written file
+    finally:
+        tmp.unlink(missing_ok=True)
     return str(p)
 
 
@@ -273,9 +287,9 @@ def build(ctx: AppContext) -> dict:
         base = f"{job_id}"
         pq = csv = None
         if df is not None:
-            pq = _write_tmp(f"{base}_structures.parquet", lambda p: df.to_parquet(p, index=False))
-            csv = _write_tmp(f"{base}_structures.csv", lambda p: df.to_csv(p, index=False))
-        sj = _write_tmp(f"{base}_summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=str)))
+            pq = _write_tmp(f"{base}_structures.parquet", lambda p: df.to_parquet(p, index=False), reuse=True)
+            csv = _write_tmp(f"{base}_structures.csv", lambda p: df.to_csv(p, index=False), reuse=True)
+        sj = _write_tmp(f"{base}_summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=str)), reuse=True)
         stab = (summary.get("provenance") or {}).get("config") or {}
         if df is not None and (eh := ehull_column(df)):
             fig_h = P.ehull_histogram(df[eh], stab.get("stable_threshold", 0.0),
