@@ -208,3 +208,49 @@ def test_unspanned_element_gets_nan_with_reason_and_empty_submission(data, tmp_p
     ev = evaluate_items([Item("bad.cif", error="unparseable")], cfg, data, work_dir=tmp_path)
     m = ev.summary["metrics"]["stability"]
     assert m["evaluated_count"] == 0 and m["stable_count"] == 0 and m["mean_e_above_hull"] is None
+
+
+def test_failed_relaxation_still_scores_the_submitted_geometry(data, tmp_path, monkeypatch):
+    """The unrelaxed (LeMat-GenBench compatible) E_hull needs only the energy at the
+    submitted geometry: a relaxation that fails after it keeps that energy and its score."""
+    from ase.calculators.calculator import Calculator, all_changes
+    from pymatgen.core import Lattice, Structure
+
+    from evaluator.context import EvalContext
+    from evaluator.ingest.types import Item
+    from evaluator.mlip.relax import relax_one
+    from evaluator.pipeline import build_table
+    from evaluator.stability import family, runner
+
+    class EnergyOnly(Calculator):  # energy works, forces blow up (as an MLIP failing mid-relaxation)
+        implemented_properties = ["energy", "forces", "stress"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            if "forces" in properties or "stress" in properties:
+                raise RuntimeError("no neighbour within cutoff")
+            self.results = {"energy": -6.8}
+
+    class FakeMLIP:
+        def calculator(self):
+            return EnergyOnly()
+
+    nacl = Structure(Lattice.cubic(5.64), ["Na", "Na", "Na", "Na", "Cl", "Cl", "Cl", "Cl"],
+                     [[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0],
+                      [.5, .5, .5], [.5, 0, 0], [0, .5, 0], [0, 0, .5]])
+    res = relax_one(FakeMLIP(), runner._to_atoms(nacl), steps=5)
+    assert res["status"] == "failed" and "no neighbour" in res["reason"]
+    assert res["energy_unrelaxed"] == pytest.approx(-6.8)
+
+    monkeypatch.setattr(runner, "relax_all", lambda structures, *a, **k: (
+        {row: res for row in structures}, {"mlip": {}, "mode": "serial", "workers": 1,
+                                           "n_relaxed_now": 1, "n_from_checkpoint": 0}))
+    table, structures = build_table([Item("nacl.cif", nacl)])
+    out = family.run(EvalContext(table, structures, _config(), data, tmp_path))
+    row = out.columns.iloc[0]
+    assert row["stability_status"] == "failed" and "no neighbour" in row["stability_reason"]
+    assert np.isnan(row["stability_e_above_hull"])
+    assert row["stability_unrelaxed_energy_per_atom"] == pytest.approx(-6.8 / 8)
+    assert np.isfinite(row["stability_unrelaxed_e_above_hull"]) and row["stability_unrelaxed_e_above_hull"] > 0
+    assert out.groups["stability_unrelaxed"]["hull_scored_count"] == 1
+    assert out.metrics["hull_scored_count"] == 0

@@ -12,7 +12,8 @@ Two drivers give the same trajectory (same ASE FIRE and filter objects):
   GPU path; on CPU, batching costs more than it saves for 10–40-atom cells.
 
 Result of one relaxation (JSON-serialisable dict):
-``energy_unrelaxed`` / ``energy`` (eV, total, submitted / final geometry),
+``energy_unrelaxed`` / ``energy`` (eV, total, submitted / final geometry; a failed
+relaxation keeps ``energy_unrelaxed`` when the model gave it),
 ``steps`` (FIRE steps taken), ``converged`` (max filter force < fmax),
 ``fmax_final`` (eV/Å, max force incl. the cell's virial term as the filter sees it),
 ``rmsd`` (Å), ``volume_ratio`` (final/initial volume), ``structure_relaxed``
@@ -72,8 +73,12 @@ def _finish(atoms, initial_frac, initial_volume, e0, energy, steps, converged, f
     return out
 
 
-def _failed(reason: str) -> dict:
-    return {"status": "failed", "reason": reason}
+def _failed(reason: str, e0: float | None = None) -> dict:
+    """A failed relaxation; keeps the submitted-geometry energy ``e0`` (eV) when it was computed."""
+    out = {"status": "failed", "reason": reason}
+    if e0 is not None:
+        out["energy_unrelaxed"] = float(e0)
+    return out
 
 
 def relax_one(mlip, atoms, fmax: float = 0.02, steps: int = 300) -> dict:
@@ -85,6 +90,7 @@ def relax_one(mlip, atoms, fmax: float = 0.02, steps: int = 300) -> dict:
     atoms = atoms.copy()
     atoms.calc = mlip.calculator()
     initial_frac, initial_volume = atoms.get_scaled_positions(wrap=False), atoms.get_volume()
+    e0 = None
     try:
         e0 = atoms.get_potential_energy()
         filt = FrechetCellFilter(atoms)
@@ -94,7 +100,7 @@ def relax_one(mlip, atoms, fmax: float = 0.02, steps: int = 300) -> dict:
         out = _finish(atoms, initial_frac, initial_volume, e0, atoms.get_potential_energy(),
                       opt.nsteps, converged, fmax_final)
     except Exception as exc:  # model failure mid-relaxation (e.g. isolated atom)
-        out = _failed(f"relaxation error: {type(exc).__name__}: {exc}")
+        out = _failed(f"relaxation error: {type(exc).__name__}: {exc}", e0)
     out["wall_s"] = round(time.perf_counter() - t0, 4)
     return out
 
@@ -124,7 +130,7 @@ class _Relaxation:
         from ase.calculators.singlepoint import SinglePointCalculator
 
         if "error" in result:
-            return {**_failed(f"relaxation error: {result['error']}"),
+            return {**_failed(f"relaxation error: {result['error']}", self.e0),
                     "wall_s": round(time.perf_counter() - self.t0, 4)}
         self.atoms.calc = SinglePointCalculator(self.atoms, energy=result["energy"], free_energy=result["energy"],
                                                 forces=result["forces"], stress=result["stress"])

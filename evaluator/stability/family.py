@@ -6,7 +6,8 @@ at the submitted geometry ("unrelaxed", LeMat-GenBench compatible) and after
 relaxation ("relaxed", headline) are both scored against the reference hull.
 
 Columns (``stability_`` prefix; ``stability_unrelaxed_`` for the submitted
-geometry): ``energy_per_atom`` (raw MLIP, eV/atom), ``corrected_energy_per_atom``
+geometry, also scored when the relaxation itself failed): ``energy_per_atom``
+(raw MLIP, eV/atom), ``corrected_energy_per_atom``
 (on the hull's scale, e.g. after MP2020 corrections), ``formation_energy_per_atom``,
 ``e_above_hull`` (eV/atom, may be negative), ``stable``, ``metastable``; relaxed
 only: ``steps``, ``converged``, ``fmax_final`` (eV/Å), ``rmsd`` (Å),
@@ -126,6 +127,7 @@ def _summary(ctx, cols: pd.DataFrame, prefix: str, relaxed: bool, result: Family
 
 def run(ctx) -> FamilyResult:
     from evaluator.mlip import describe_mlip
+    from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM
     from evaluator.stability.energy import energy_route
     from evaluator.stability.runner import relax_all
 
@@ -148,6 +150,12 @@ def run(ctx) -> FamilyResult:
         rec = {"index": i}
         if r.get("status") != "ok":
             rec.update(stability_status="failed", stability_reason=r.get("reason") or "relaxation failed")
+            e0 = _nan(r.get("energy_unrelaxed"))  # the submitted geometry does not need the relaxation
+            if math.isfinite(e0) and abs(e0) / len(s) <= ENERGY_LIMIT_EV_PER_ATOM:
+                unrel = score_energy(hull, route, s, e0)
+                for k in ("energy_per_atom", "corrected_energy_per_atom", "formation_energy_per_atom",
+                          "e_above_hull"):
+                    rec[f"stability_unrelaxed_{k}"] = unrel[k]
             records.append(rec)
             continue
         s_relaxed = Structure.from_str(r["structure_relaxed"], fmt="json")
