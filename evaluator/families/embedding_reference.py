@@ -76,15 +76,16 @@ def embed_structures(mlip, structures, track=None) -> tuple[np.ndarray, list[str
     starts = range(0, n, EMBED_BATCH)
     for start in (track(starts, "distribution: embeddings") if track else starts):
         idx = list(range(start, min(start + EMBED_BATCH, n)))
-        atoms = [AseAtomsAdaptor.get_atoms(structures[i]) for i in idx]
         try:
-            out = np.asarray(mlip.embed(atoms), dtype=np.float64)
+            out = np.asarray(mlip.embed([AseAtomsAdaptor.get_atoms(structures[i]) for i in idx]),
+                             dtype=np.float64)
             for j, i in enumerate(idx):
                 rows[i] = out[j]
         except Exception:
-            for i, a in zip(idx, atoms):
+            for i in idx:  # one at a time: only the structures that fail lose their embedding
                 try:
-                    rows[i] = np.asarray(mlip.embed([a]), dtype=np.float64)[0]
+                    atoms = AseAtomsAdaptor.get_atoms(structures[i])
+                    rows[i] = np.asarray(mlip.embed([atoms]), dtype=np.float64)[0]
                 except Exception as exc:
                     errors[i] = f"embedding failed: {type(exc).__name__}: {exc}"[:300]
     dims = {r.shape[0] for r in rows if r is not None}
