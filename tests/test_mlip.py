@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mlip_helpers import build_tiny_mace  # noqa: E402
+from mlip_helpers import build_tiny_mace
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mlip_helpers import SMALL_MP20, build_tiny_mace, mp_sample_cifs  # noqa: E402
+from mlip_helpers import SMALL_MP20, build_tiny_mace, mp_sample_cifs
 
 pytestmark = pytest.mark.timeout(150)
 
