@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evaluator.validity.plausibility import AMU_G_PER_CM3_A3  # 1 amu/Å³ in g/cm³
+
 N_ELEMENTS = 118
 SYMPREC = 0.01
 ANGLE_TOLERANCE = 5.0
-AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660  # 1 amu/Å³ in g/cm³
 _CTX_KEY = "_families_structure_features"
 
 
@@ -113,7 +114,7 @@ def compute_features(structures, index, spacegroups=None) -> StructureFeatures:
             natoms = counts[k].sum()
             cols["nsites"][k] = len(s)
             cols["volume"][k] = vol
-            cols["density"][k] = counts[k] @ masses / vol * AMU_PER_A3_TO_G_PER_CM3
+            cols["density"][k] = counts[k] @ masses / vol * AMU_G_PER_CM3_A3
             cols["atom_density"][k] = len(s) / vol
             cols["a"][k], cols["b"][k], cols["c"][k] = s.lattice.abc
             cols["packing_fraction"][k] = counts[k] @ vol_per_atom / vol
