@@ -105,7 +105,7 @@ def build_from_cifs(dirs: Sequence[str | Path], out: str | Path, ref_id: str | N
             prim = len(M.reduce_structure(s, matcher))
         except Exception:
             prim = None
-        writer.add(structure_row(s, sid, fp, prim, M.group_key(s, matcher)))
+        writer.add(structure_row(s, sid, fp, prim, M.group_key(s)))
         if progress:
             progress("write", i, len(ids))
     return writer.finish({"skipped": skipped})

@@ -49,7 +49,7 @@ def describe() -> dict:
                        "groups of equal reduced formula and primitive-cell site count"}
 
 
-def group_key(structure: Structure, matcher=None) -> str:
+def group_key(structure: Structure) -> str:
     """Reduced formula (elements). Structures with unequal keys never match: the matcher
     first requires equal fractional compositions (its comparator hash), which implies
     equal reduced formulas (the key is at most coarser, e.g. it ignores oxidation states)."""
@@ -141,7 +141,7 @@ def equivalence_classes(structures: Sequence[Structure], stats: dict | None = No
     by_formula: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(structures):
         if s is not None:
-            by_formula[group_key(s, matcher)].append(i)
+            by_formula[group_key(s)].append(i)
     for members in by_formula.values():
         if len(members) < 2:
             continue

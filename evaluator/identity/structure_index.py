@@ -161,7 +161,7 @@ class StructureIndex:
 
         ``fingerprints``: the query's fingerprint(s) (e.g. as given and species-sorted).
         """
-        key = M.group_key(structure, self._matcher)
+        key = M.group_key(structure)
         candidates = self.formula_rows(key)
         if fingerprints is None or isinstance(fingerprints, str):
             fingerprints = [fingerprints]
