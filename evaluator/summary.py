@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import time
 from collections import Counter
 
 import evaluator
 from evaluator.context import EvalContext
+from evaluator.uncertainty import bootstrap_intervals
+from evaluator.uncertainty import describe as describe_uncertainty
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +40,12 @@ def build_summary(ctx: EvalContext, families: list[str], results: dict) -> dict:
     if "reference" in ctx.__dict__:  # loaded by a family (cached_property)
         reference = ctx.reference.describe()
 
+    t0 = time.perf_counter()
+    intervals, no_interval = bootstrap_intervals(table, results["metrics"])
+    if no_interval:
+        missing["uncertainty"] = no_interval
+    timings = {**results["timings"], "uncertainty": round(time.perf_counter() - t0, 3)}
+
     parse_failures = Counter(table.loc[~table["parse_ok"], "parse_reason"].fillna("unknown"))
     return {
         "schema_version": SCHEMA_VERSION,
@@ -45,6 +54,7 @@ def build_summary(ctx: EvalContext, families: list[str], results: dict) -> dict:
         "n_valid": n_valid,
         "n_evaluated": evaluated,
         "metrics": results["metrics"],
+        "uncertainty": intervals,
         "missing": missing,
         "failures": {
             "parse": dict(parse_failures.most_common()),
@@ -59,8 +69,9 @@ def build_summary(ctx: EvalContext, families: list[str], results: dict) -> dict:
             "data_files": ctx.data.provenance(),
             "data_dir": str(ctx.data.root),
             "family": results["provenance"],
+            "uncertainty": describe_uncertainty(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "timings_s": results["timings"],
+        "timings_s": timings,
     }

@@ -8,10 +8,10 @@ import sys
 
 import pandas as pd
 
-SUMMARY_KEYS = {"schema_version", "n_submitted", "n_parsed", "n_valid", "n_evaluated",
+SUMMARY_KEYS = {"schema_version", "n_submitted", "n_parsed", "n_valid", "n_evaluated", "uncertainty",
                 "metrics", "missing", "failures", "provenance", "timings_s"}
 PROVENANCE_KEYS = {"evaluator_version", "created_at", "families", "config", "reference",
-                   "data_files", "data_dir", "family", "python", "platform"}
+                   "data_files", "data_dir", "family", "uncertainty", "python", "platform"}
 
 
 def score(*args):

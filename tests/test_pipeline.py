@@ -126,3 +126,19 @@ def test_merge_accepts_all_none_reason_column():
     pipeline._merge(ctx, "fam", cols)
     assert list(ctx.table["fam_status"]) == ["ok", "skipped"]
     assert ctx.table.loc[1, "fam_reason"] == "parse failed" and ctx.table.loc[0, "fam_reason"] is None
+
+
+def test_summary_has_bootstrap_intervals_reproducible_from_the_table(toy_families, tmp_path):
+    from evaluator.uncertainty import bootstrap_intervals
+
+    ev = pipeline.evaluate_items(items() * 5, EvalConfig(families=["toycount"]))
+    s = ev.summary
+    prov = s["provenance"]["uncertainty"]
+    assert (prov["n_resamples"], prov["seed"], prov["level"]) == (1000, 0, 0.95) and prov["method"]
+    iv = s["uncertainty"]["validity"]["valid_frac_submitted"]
+    assert iv["lo"] <= s["metrics"]["validity"]["valid_frac_submitted"] == 0.5 <= iv["hi"]
+    assert "toycount" not in s["uncertainty"]  # not one of the bootstrapped rates
+    assert "uncertainty" in s["timings_s"]
+    write_evaluation(ev, tmp_path)
+    again, _ = bootstrap_intervals(read_table(tmp_path), read_summary(tmp_path)["metrics"])
+    assert again == read_summary(tmp_path)["uncertainty"]

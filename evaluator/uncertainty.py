@@ -1,0 +1,187 @@
+"""Bootstrap confidence intervals on the rates of one evaluation, from the per-structure table.
+
+Percentile bootstrap over structures: the rows of the per-structure table (every
+submitted structure, parse failures included) are resampled with replacement
+``n_resamples`` times (seeded), and each rate is recomputed on every resample exactly
+as its family defines it:
+
+- valid, novel, stable, metastable: a count of flagged rows (``validity_valid``,
+  ``novelty_novel`` of rows with ``novelty_status == "ok"``, ``stability_stable``,
+  ``stability_metastable`` and their ``stability_unrelaxed_*`` twins);
+- unique, SUN, MSUN: the family counts each StructureMatcher class once, through its
+  first occurrence in upload order. Each row's role is taken from the table
+  (``uniqueness_is_first``; ``sun_sun`` / ``sun_msun``: the row is the counted first
+  occurrence of a class of the stable / metastable-only set whose representative is
+  novel) and every drawn copy of such a row counts. The matcher is not re-run.
+
+  Why not count the distinct classes present in each resample: resampling with
+  replacement draws about 37 % of rows twice or more, and those copies are duplicates
+  the model never generated. Distinct-class counts on resamples are biased low: on a
+  400-row table (``tests/test_uncertainty.py::synthetic``) with unique_frac_submitted =
+  0.405 that recount gave the interval [0.333, 0.368], which misses the point estimate.
+  The first-occurrence flags are the family's own per-structure decomposition of the
+  count (the sum of the flags is the count), so their bootstrap is centred on it.
+
+A resample has the upload's size, so ``*_frac_submitted`` divides by ``n_submitted``;
+``*_frac_valid`` divides by the resample's own valid count (a resample without valid
+structures gives no value for that rate and is left out of its percentiles). The
+interval is [(1 − level)/2, (1 + level)/2] percentiles (numpy's linear interpolation).
+A rate that is null in the summary gets no interval; a rate this module cannot recount
+from the table to the family's exact value gets none either, with a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+N_RESAMPLES = 1000
+SEED = 0
+LEVEL = 0.95
+METHOD = ("percentile bootstrap over structures (rows of the per-structure table resampled with "
+          "replacement, upload size); each count recomputed per resample from the table's per-row "
+          "flags; unique/SUN/MSUN from the class first-occurrence flags (uniqueness_is_first, "
+          "sun_sun, sun_msun), no matcher re-run")
+SUFFIXES = ("_frac_submitted", "_frac_valid")
+_CELLS_PER_CHUNK = 2_000_000  # resample-matrix cells held at once (memory bound for large uploads)
+
+
+def _flag(table: pd.DataFrame, column: str) -> np.ndarray | None:
+    if column not in table:
+        return None
+    return table[column].astype("boolean").fillna(False).to_numpy(bool)
+
+
+Counter = Callable[[np.ndarray], np.ndarray]  # weights (B, n) -> counts (B,)
+
+
+def _flag_counter(flag: np.ndarray) -> Counter:
+    f = flag.astype(np.int64)
+    return lambda w: w @ f
+
+
+def counters(table: pd.DataFrame) -> dict[str, dict[str, Counter]]:
+    """{metric group: {rate name: counter}} for every rate the table lets us recount."""
+    out: dict[str, dict[str, Counter]] = {}
+    valid = _flag(table, "validity_valid")
+    if valid is not None:
+        out["validity"] = {"valid": _flag_counter(valid)}
+    first = _flag(table, "uniqueness_is_first")
+    if first is not None:
+        out["uniqueness"] = {"unique": _flag_counter(first)}
+    novel = _flag(table, "novelty_novel")
+    if novel is not None:
+        ok = ((table["novelty_status"] == "ok").to_numpy(bool) if "novelty_status" in table
+              else np.ones(len(table), bool))
+        out["novelty"] = {"novel": _flag_counter(novel & ok)}
+        as_sub = _flag(table, "novelty_novel_as_submitted")
+        if as_sub is not None:
+            out["novelty"]["novel_as_submitted"] = _flag_counter(as_sub & ok)
+    for geometry, stab, sun in (("", "stability", "sun"), ("unrelaxed_", "stability_unrelaxed", "sun_unrelaxed")):
+        stable = _flag(table, f"stability_{geometry}stable")
+        meta = _flag(table, f"stability_{geometry}metastable")
+        if stable is not None and meta is not None:
+            out[stab] = {"stable": _flag_counter(stable), "metastable": _flag_counter(meta)}
+        is_sun, is_msun = _flag(table, f"sun_{geometry}sun"), _flag(table, f"sun_{geometry}msun")
+        if is_sun is not None and is_msun is not None:
+            out[sun] = {"sun": _flag_counter(is_sun), "msun": _flag_counter(is_msun),
+                        "sun_plus_msun": _flag_counter(is_sun | is_msun)}
+    return out
+
+
+def _denominator_flag(table: pd.DataFrame) -> np.ndarray:
+    """Rows in the ``_frac_valid`` denominator (as ``EvalContext.valid_index``)."""
+    col = "validity_valid" if "validity_valid" in table else "parse_ok"
+    return _flag(table, col)
+
+
+def resample_weights(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """Chunks of bootstrap weights: row b of a chunk = how often each of the n rows is drawn."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CELLS_PER_CHUNK // max(n, 1))
+    done = 0
+    while done < n_resamples:
+        b = min(chunk, n_resamples - done)
+        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        yield np.bincount(idx.ravel(), minlength=b * n).reshape(b, n)
+        done += b
+
+
+def _rates(counts: np.ndarray, n_submitted: int, n_valid: np.ndarray) -> dict[str, np.ndarray]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac_valid = np.where(n_valid > 0, counts / np.maximum(n_valid, 1), np.nan)
+    return {"_frac_submitted": counts / n_submitted, "_frac_valid": frac_valid}
+
+
+def point_estimates(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Every recountable rate on the table itself (all weights 1): must equal the summary's."""
+    n = len(table)
+    if n == 0:
+        return {}
+    w = np.ones((1, n), dtype=np.int64)
+    n_valid = w @ _denominator_flag(table).astype(np.int64)
+    out: dict[str, dict[str, float | None]] = {}
+    for group, named in counters(table).items():
+        for name, count in named.items():
+            for suffix, value in _rates(count(w), n, n_valid).items():
+                v = float(value[0])
+                out.setdefault(group, {})[name + suffix] = v if np.isfinite(v) else None
+    return out
+
+
+def bootstrap_intervals(table: pd.DataFrame, metrics: dict, n_resamples: int = N_RESAMPLES,
+                        seed: int = SEED, level: float = LEVEL) -> tuple[dict, dict]:
+    """({group: {rate key: {"lo", "hi"}}}, {"group.key": why no interval}).
+
+    Only rates present and non-null in ``metrics`` (the summary's ``metrics``) get an
+    interval; one whose recount from the table differs from the family's value gets a
+    reason instead.
+    """
+    n = len(table)
+    wanted: dict[tuple[str, str], tuple[Counter, str]] = {}
+    missing: dict[str, str] = {}
+    if n == 0:
+        return {}, {}
+    points = point_estimates(table)
+    for group, named in counters(table).items():
+        reported = metrics.get(group) or {}
+        for name, count in named.items():
+            for suffix in SUFFIXES:
+                key = name + suffix
+                value = reported.get(key)
+                if value is None:
+                    continue  # null (reason in `missing`) or not reported: no interval
+                recount = points[group][key]
+                if recount is None or abs(recount - float(value)) > 1e-12:
+                    missing[f"{group}.{key}"] = (f"the per-structure table gives {recount}, the family "
+                                                 f"reported {value}: no interval")
+                    continue
+                wanted[(group, key)] = (count, suffix)
+    if not wanted:
+        return {}, missing
+    valid = _denominator_flag(table).astype(np.int64)
+    samples: dict[tuple[str, str], list[np.ndarray]] = {k: [] for k in wanted}
+    for w in resample_weights(n, n_resamples, seed):
+        n_valid = w @ valid
+        cache: dict[int, dict[str, np.ndarray]] = {}
+        for k, (count, suffix) in wanted.items():
+            if id(count) not in cache:
+                cache[id(count)] = _rates(count(w), n, n_valid)
+            samples[k].append(cache[id(count)][suffix])
+    q = [50 * (1 - level), 50 * (1 + level)]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (group, key), parts in samples.items():
+        values = np.concatenate(parts)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            missing[f"{group}.{key}"] = "no resample has a denominator for this rate"
+            continue
+        lo, hi = np.percentile(values, q)
+        out.setdefault(group, {})[key] = {"lo": float(lo), "hi": float(hi)}
+    return out, missing
+
+
+def describe(n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL) -> dict:
+    return {"method": METHOD, "n_resamples": n_resamples, "seed": seed, "level": level}
