@@ -44,7 +44,10 @@ class TqdmProgress:
 def _config_from_args(args):
     from evaluator.config import EvalConfig
 
-    cfg = EvalConfig(reference=args.reference, mlip=args.mlip, mlip_model=args.mlip_model,
+    from evaluator.mlip import default_mlip
+
+    cfg = EvalConfig(reference=args.reference, mlip=args.mlip or default_mlip(args.device),
+                     mlip_model=args.mlip_model,
                      device=args.device, dtype=args.dtype, relax_steps=args.relax_steps)
     if args.families:
         cfg.families = [f.strip() for f in args.families.split(",") if f.strip()]
@@ -92,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", required=True, help="output folder (summary.json, structures.parquet, checkpoints)")
     score.add_argument("--families", help="comma-separated subset, e.g. validity,uniqueness (dependencies added)")
     score.add_argument("--reference", default="mp20", help="reference id or path to a built reference (default mp20)")
-    score.add_argument("--mlip", default="chgnet", help="MLIP backend (chgnet, mace)")
+    score.add_argument("--mlip", default=None, choices=["chgnet", "mace", "sevenn"],
+                       help="MLIP backend (default: sevenn on a GPU, chgnet on CPU)")
     score.add_argument("--mlip-model", help="checkpoint path or foundation-model name for the MLIP")
     score.add_argument("--device", default="auto", help="auto, cpu or cuda")
     score.add_argument("--dtype", default="float32", choices=["float32", "float64"])

@@ -10,8 +10,11 @@
   per-atom features (the Fréchet-distance embedding).
 
 Backends: ``chgnet`` (CHGNet 0.3.0, weights inside the ``chgnet`` wheel, works
-offline) and ``mace`` (mace-torch: a local checkpoint path or a foundation-model
-name that mace-torch downloads and caches when online).
+offline), ``mace`` (mace-torch: a local checkpoint path or a foundation-model
+name that mace-torch downloads and caches when online) and ``sevenn``
+(SevenNet-l3i5 default, SevenNet-0; weights inside the ``sevenn`` wheel).
+MACE and SevenNet also provide ``ts_model()`` (a torch-sim model), which the
+batched engine (``evaluator.mlip.engine``) relaxes with.
 
 ``energy_scale`` says what the energies mean: ``mp2020-corrected`` (CHGNet:
 trained on MP2020-corrected labels), ``raw-pbe`` (MACE-MP: raw PBE/PBE+U, needs
@@ -29,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-BACKENDS = ("chgnet", "mace")
+BACKENDS = ("chgnet", "mace", "sevenn")
+ENGINE_BACKENDS = ("mace", "sevenn")  # backends with a torch-sim model (the batched engine)
 _SHA_CACHE: dict[str, str] = {}
 
 
@@ -54,6 +58,13 @@ def resolve_device(device: str = "auto") -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_mlip(device: str = "auto") -> str:
+    """The backend a worker uses unless told otherwise: ``sevenn`` (SevenNet-l3i5, the most
+    accurate offline model) on a GPU, ``chgnet`` on CPU (SevenNet-l3i5 costs several times
+    CHGNet per relaxation there; README "Stability")."""
+    return "sevenn" if resolve_device(device).startswith("cuda") else "chgnet"
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,10 @@ def describe_mlip(name: str = "chgnet", model: str | None = None, energy_scale: 
         s = spec(model)
     elif name == "mace":
         from evaluator.mlip.mace_backend import spec
+
+        s = spec(model)
+    elif name == "sevenn":
+        from evaluator.mlip.sevenn_backend import spec
 
         s = spec(model)
     else:
@@ -135,6 +150,10 @@ def load_mlip(name: str = "chgnet", model: str | None = None, device: str = "aut
         from evaluator.mlip.mace_backend import MACEMLIP
 
         mlip = MACEMLIP(model, device, dtype)
+    elif name == "sevenn":
+        from evaluator.mlip.sevenn_backend import SevenNetMLIP
+
+        mlip = SevenNetMLIP(model, device, dtype)
     else:
         raise ValueError(f"unknown MLIP '{name}': choose from {', '.join(BACKENDS)}")
     if energy_scale:

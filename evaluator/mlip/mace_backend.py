@@ -89,6 +89,17 @@ class MACEMLIP(MLIP):
     def calculator(self):
         return self._calc
 
+    def ts_model(self):
+        """torch-sim ``MaceModel`` around the same network (for the batched engine)."""
+        if getattr(self, "_ts_model", None) is None:
+            import torch
+            from torch_sim.models.mace import MaceModel
+
+            self._ts_model = MaceModel(self.model, device=torch.device(self.device),
+                                       dtype=getattr(torch, self.dtype), compute_forces=True,
+                                       compute_stress=True)
+        return self._ts_model
+
     def _batch(self, atoms_list):
         from mace import data as mace_data
         from mace.tools import torch_geometric, torch_tools

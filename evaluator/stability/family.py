@@ -15,7 +15,7 @@ only: ``steps``, ``converged``, ``fmax_final`` (eV/Å), ``rmsd`` (Å),
 
 Config options (``EvalConfig.options``): ``hull`` (hull mode of the reference:
 ``dft`` default, or an own-MLIP hull such as ``mace``), ``relax_mode``
-(auto/batched/pool/serial), ``relax_workers``, ``relax_max_atoms``,
+(auto/engine/batched/pool/serial), ``relax_workers``, ``relax_max_atoms``,
 ``mlip_energy_scale``, ``hull_declared_compatible``, ``hull_file`` (a compact
 hull parquet, e.g. a LeMat hull written by ``evaluator.stability.lemat``).
 """
@@ -197,9 +197,13 @@ def run(ctx) -> FamilyResult:
     result.provenance = {
         "mlip": info["mlip"], "hull": hull.describe(), "energy_route": route,
         "hull_declared_compatible": declared,
-        "relaxation": {"optimizer": "ase.optimize.FIRE", "filter": "ase.filters.FrechetCellFilter",
+        "relaxation": {"optimizer": ("FIRE with ASE's constants (evaluator.mlip.engine, batched on the device)"
+                                     if info["mode"] == "engine" else "ase.optimize.FIRE"),
+                       "filter": ("Frechet cell filter (ASE's FrechetCellFilter, batched)"
+                                  if info["mode"] == "engine" else "ase.filters.FrechetCellFilter"),
                        "fmax_eV_per_A": cfg.relax_fmax, "max_steps": cfg.relax_steps,
                        "mode": info["mode"], "workers": info["workers"],
+                       "engine": (info.get("mlip") or {}).get("engine"), "device": info.get("device"),
                        "n_relaxed_now": info["n_relaxed_now"], "n_from_checkpoint": info["n_from_checkpoint"]},
         "thresholds_eV_per_atom": {"stable": cfg.stable_threshold, "metastable": cfg.metastable_threshold,
                                    "tolerance": EHULL_TOL},

@@ -1,7 +1,11 @@
 """Relax many structures with checkpointing: batched on GPU, a process pool on CPU.
 
 Modes (``RelaxSettings.mode``):
-- ``auto``: ``batched`` when the device is CUDA, else ``pool``.
+- ``auto``: on CUDA ``engine`` for backends with a torch-sim model (MACE,
+  SevenNet) and ``batched`` for CHGNet; on CPU ``pool``.
+- ``engine``: the GPU-resident batched engine (``evaluator.mlip.engine``):
+  positions, cells and FIRE state of all active structures are device tensors,
+  one model call per step, in-flight batching under a memory budget.
 - ``batched``: in-process lock-step batched FIRE (one forward pass per step for
   all active structures; see ``evaluator.mlip.relax``).
 - ``pool``: ``workers`` processes (spawned), each loading the model once with
@@ -26,6 +30,9 @@ from dataclasses import asdict, dataclass
 from evaluator.stability.checkpoint import Checkpoint, structure_key
 
 POOL_POLL_S = 1.0  # seconds between progress re-calls while waiting on the pool
+ENGINE_NAMES = {"engine": "torch-sim batched engine (evaluator.mlip.engine)",
+                "batched": "ASE FIRE lock-step batched (evaluator.mlip.relax.relax_batched)",
+                "pool": "ASE FIRE one at a time, process pool", "serial": "ASE FIRE one at a time"}
 
 
 @dataclass
@@ -36,7 +43,7 @@ class RelaxSettings:
     dtype: str = "float32"
     fmax: float = 0.02  # eV/Å
     steps: int = 300
-    mode: str = "auto"  # auto | batched | pool | serial
+    mode: str = "auto"  # auto | engine | batched | pool | serial
     workers: int | str = "auto"  # pool size; auto = CPU cores when there are >= 8 structures
     max_atoms: int = 4096  # atoms per batched forward pass
     energy_scale: str | None = None  # override the backend's energy scale
@@ -82,9 +89,19 @@ def _worker_relax(key, structure_json, fmax, steps):
 
 
 def resolve_mode(settings: RelaxSettings, device: str, n: int) -> tuple[str, int]:
+    from evaluator.mlip import ENGINE_BACKENDS
+
     mode = settings.mode
     if mode == "auto":
-        mode = "batched" if device.startswith("cuda") else "pool"
+        if device.startswith("cuda"):
+            mode = "engine" if settings.mlip in ENGINE_BACKENDS else "batched"
+        else:
+            mode = "pool"
+    if mode == "engine" and settings.mlip not in ENGINE_BACKENDS:
+        raise ValueError(f"relax mode 'engine' needs a torch-sim model ({', '.join(ENGINE_BACKENDS)}), "
+                         f"not {settings.mlip}: use mode batched, pool or serial")
+    if mode not in ("engine", "batched", "pool", "serial"):
+        raise ValueError(f"unknown relax mode '{mode}': use auto, engine, batched, pool or serial")
     workers = 1
     if mode == "pool":
         w = settings.workers
@@ -146,7 +163,14 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
                 items.append((k, _to_atoms(todo[k])))
             except Exception as exc:
                 record(k, {"status": "failed", "reason": f"cannot convert to ASE Atoms: {exc}"})
-        if mode == "batched":
+        if mode == "engine":
+            from evaluator.mlip.engine import relax_engine
+
+            engine_stats: dict = {}
+            relax_engine(mlip, items, settings.fmax, settings.steps, max_atoms=settings.max_atoms,
+                         on_result=record, stats=engine_stats, poll=poll, poll_s=POOL_POLL_S)
+            info["engine"] = engine_stats
+        elif mode == "batched":
             from evaluator.mlip.relax import relax_batched
 
             relax_batched(mlip, items, settings.fmax, settings.steps, max_atoms=settings.max_atoms,
@@ -156,7 +180,8 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
 
             relax_serial(mlip, items, settings.fmax, settings.steps, on_result=record)
     info["mlip"] = {"name": spec.name, "model_id": spec.model_id, "checkpoint_sha256": spec.checkpoint_sha256,
-                    "energy_scale": spec.energy_scale, "device": device, "dtype": settings.dtype}
+                    "energy_scale": spec.energy_scale, "device": device, "dtype": settings.dtype,
+                    "engine": ENGINE_NAMES.get(mode, mode)}
     return {row: ck.results.get(keys[row], {"status": "failed", "reason": "not relaxed"})
             for row in structures}, info
 

@@ -1,0 +1,405 @@
+"""Batched relaxation engine: the whole batch lives on the device as tensors.
+
+Same algorithm as the ASE reference path (:func:`evaluator.mlip.relax.relax_one`):
+ASE's FIRE on a FrechetCellFilter (positions in the undeformed cell plus the
+matrix log of the deformation gradient, scaled by the number of atoms), the same
+FIRE constants (dt 0.1, dt_max 1.0, N_min 5, f_inc 1.1, f_dec 0.5, alpha 0.1,
+f_alpha 0.99, max step 0.2 Å), the same convergence test (largest row norm of the
+filter's forces, atoms and cell rows, below ``fmax``) and the same step cap.
+
+Positions, cells, FIRE state (velocities, dt, alpha, N_pos) and step counters of
+every active structure are batched tensors on the model's device. Each iteration
+makes **one** model call for all active structures (torch-sim's ``MaceModel`` /
+``SevenNetModel`` wrappers, neighbour lists by vesin), then:
+
+- structures that converged, hit the step cap or failed leave the batch (their
+  result is reported at once through ``on_result``, for checkpointing);
+- the rest take one FIRE step on the device;
+- waiting structures join (in-flight batching) while the batch stays under its
+  budget: ``max_atoms`` atoms and, on CUDA, a memory budget measured from a
+  probe forward pass (``memory_fraction`` of the free GPU memory).
+
+What torch-sim 0.3.0 lacks, and this module adds (the rest is torch-sim's):
+its FIRE step evaluates the Frechet derivative of the cell with a Python loop
+(9 ``expm_frechet`` calls per structure per step), treats a batch that mixes
+fresh and running structures as all fresh, and calls the model inside the step
+(so a joining structure costs an extra model call). Here the cell forces come
+from one batched ``matrix_exp`` of 6×6 block matrices (the adjoint of the
+Frechet derivative of ``expm`` at A is the Frechet derivative at Aᵀ), fresh
+structures are handled per structure, and the model is called once per iteration.
+
+Failures never fail the batch: a structure whose energy blows up or whose
+forces are not finite is retried alone from its submitted geometry, then failed
+with the reason; an exception in a batched model call (out of memory, too many
+neighbours) halves the batch budget (OOM) or sends every structure of that
+batch to be retried alone, and one that fails alone gets the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM, _failed, _finish
+
+# ASE FIRE defaults (ase.optimize.FIRE) and the FrechetCellFilter's exp_cell_factor = n atoms
+DT_START, DT_MAX, N_MIN, F_INC, F_DEC, ALPHA_START, F_ALPHA, MAX_STEP = 0.1, 1.0, 5, 1.1, 0.5, 0.1, 0.99, 0.2
+
+
+@dataclass
+class _Job:
+    key: object
+    atoms: object  # ase.Atoms, submitted geometry
+    alone: bool = False  # retried alone after a failure inside a batch
+    e0: float | None = None
+    t0: float = field(default_factory=time.perf_counter)
+
+    @property
+    def n(self) -> int:
+        return len(self.atoms)
+
+
+def memory_metric(atoms) -> float:
+    """torch-sim's ``n_atoms_x_density`` memory scaler of one structure (atoms² per nm³)."""
+    return len(atoms) * len(atoms) / (abs(atoms.get_volume()) / 1000.0)
+
+
+def frechet_cell_forces(log_f: "torch.Tensor", ucf_grad: "torch.Tensor") -> "torch.Tensor":
+    """Batched ``Σ_ij L(A, E_mn)_ij G_ij`` for all (m, n): ASE's FrechetCellFilter cell gradient.
+
+    ``L(A, E)`` is the Frechet derivative of ``expm`` at ``A`` in direction ``E``; its
+    adjoint is ``L(Aᵀ, ·)``, so the 3×3 result is ``L(Aᵀ, G)``: the upper-right block
+    of ``expm([[Aᵀ, G], [0, Aᵀ]])``. ``log_f``, ``ucf_grad``: (n, 3, 3).
+    """
+    import torch
+
+    n = log_f.shape[0]
+    block = torch.zeros((n, 6, 6), dtype=log_f.dtype, device=log_f.device)
+    at = log_f.transpose(1, 2)
+    block[:, :3, :3] = at
+    block[:, 3:, 3:] = at
+    block[:, :3, 3:] = ucf_grad
+    return torch.linalg.matrix_exp(block)[:, :3, 3:]
+
+
+class _Batch:
+    """Tensors of the active structures (row-vector cells; ASE FIRE state per structure)."""
+
+    def __init__(self, device, dtype):
+        import torch
+
+        self.torch, self.device, self.dtype = torch, device, dtype
+        self.jobs: list[_Job] = []
+        z = lambda *s, dt=dtype: torch.zeros(s, device=device, dtype=dt)  # noqa: E731
+        self.ref_cell = z(0, 3, 3)  # submitted cell (rows = lattice vectors)
+        self.cell = z(0, 3, 3)
+        self.u = z(0, 3)  # positions in the undeformed cell (ASE filter coordinates)
+        self.numbers = z(0, dt=torch.long)
+        self.masses = z(0)
+        self.v = z(0, 3)
+        self.cell_pos = z(0, 3, 3)  # logm(F) * n_atoms
+        self.cell_v = z(0, 3, 3)
+        self.dt = z(0)
+        self.alpha = z(0)
+        self.n_pos = z(0, dt=torch.long)
+        self.steps = z(0, dt=torch.long)
+        self.fresh = z(0, dt=torch.bool)  # no FIRE step yet (ASE: velocities None)
+        self.counts = z(0, dt=torch.long)
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.counts.sum()) if len(self.jobs) else 0
+
+    def system_idx(self):
+        t = self.torch
+        return t.repeat_interleave(t.arange(len(self.jobs), device=self.device), self.counts)
+
+    def add(self, jobs: list[_Job]) -> None:
+        t = self.torch
+        if not jobs:
+            return
+        kw = dict(device=self.device, dtype=self.dtype)
+        cells = t.tensor(np.array([j.atoms.cell.array for j in jobs]), **kw)
+        pos = t.tensor(np.concatenate([j.atoms.positions for j in jobs]), **kw)
+        n = len(jobs)
+        counts = t.tensor([j.n for j in jobs], device=self.device, dtype=t.long)
+        self.jobs += jobs
+        self.ref_cell = t.cat([self.ref_cell, cells])
+        self.cell = t.cat([self.cell, cells.clone()])
+        self.u = t.cat([self.u, pos])  # F = 1 at the start: undeformed = Cartesian
+        self.numbers = t.cat([self.numbers, t.tensor(np.concatenate([j.atoms.numbers for j in jobs]),
+                                                     device=self.device, dtype=t.long)])
+        self.masses = t.cat([self.masses, t.tensor(np.concatenate([j.atoms.get_masses() for j in jobs]), **kw)])
+        self.v = t.cat([self.v, t.zeros_like(pos)])
+        self.cell_pos = t.cat([self.cell_pos, t.zeros((n, 3, 3), **kw)])
+        self.cell_v = t.cat([self.cell_v, t.zeros((n, 3, 3), **kw)])
+        self.dt = t.cat([self.dt, t.full((n,), DT_START, **kw)])
+        self.alpha = t.cat([self.alpha, t.full((n,), ALPHA_START, **kw)])
+        self.n_pos = t.cat([self.n_pos, t.zeros(n, device=self.device, dtype=t.long)])
+        self.steps = t.cat([self.steps, t.zeros(n, device=self.device, dtype=t.long)])
+        self.fresh = t.cat([self.fresh, t.ones(n, device=self.device, dtype=t.bool)])
+        self.counts = t.cat([self.counts, counts])
+
+    def keep(self, mask: "torch.Tensor") -> None:
+        """Keep the structures where ``mask`` (per structure, bool) is True."""
+        atom_mask = mask.repeat_interleave(self.counts)
+        self.jobs = [j for j, k in zip(self.jobs, mask.tolist(), strict=True) if k]
+        for name in ("ref_cell", "cell", "cell_pos", "cell_v", "dt", "alpha", "n_pos", "steps", "fresh", "counts"):
+            setattr(self, name, getattr(self, name)[mask])
+        for name in ("u", "numbers", "masses", "v"):
+            setattr(self, name, getattr(self, name)[atom_mask])
+
+    def deform_grad(self):
+        t = self.torch
+        return t.linalg.matrix_exp(self.cell_pos / self.counts.to(self.dtype).view(-1, 1, 1))
+
+    def positions(self, F=None):
+        """Cartesian positions: x = F u (per atom)."""
+        F = self.deform_grad() if F is None else F
+        return self.torch.bmm(F[self.system_idx()], self.u.unsqueeze(-1)).squeeze(-1)
+
+    def sim_state(self):
+        import torch_sim as ts
+
+        return ts.SimState(positions=self.positions(), masses=self.masses, cell=self.cell.mT.contiguous(),
+                           pbc=True, atomic_numbers=self.numbers, system_idx=self.system_idx())
+
+    def filter_forces(self, out):
+        """(atom forces @ F, cell forces) as ASE's FrechetCellFilter.get_forces gives them."""
+        t = self.torch
+        F = self.deform_grad()
+        idx = self.system_idx()
+        f_atoms = t.bmm(out["forces"].to(self.dtype).unsqueeze(1), F[idx]).squeeze(1)
+        volume = t.linalg.det(self.cell).abs().view(-1, 1, 1)
+        virial = -volume * out["stress"].to(self.dtype)
+        ucf = t.bmm(virial, t.linalg.inv(F.transpose(1, 2)))
+        log_f = self.cell_pos / self.counts.to(self.dtype).view(-1, 1, 1)
+        f_cell = frechet_cell_forces(log_f, ucf) / self.counts.to(self.dtype).view(-1, 1, 1)
+        return f_atoms, f_cell
+
+    def fmax(self, f_atoms, f_cell):
+        """Largest row norm of the filter's forces per structure (ASE's convergence measure)."""
+        t = self.torch
+        n = len(self.jobs)
+        row = t.linalg.vector_norm(f_atoms, dim=1)
+        out = t.zeros(n, device=self.device, dtype=self.dtype).scatter_reduce(
+            0, self.system_idx(), row, reduce="amax", include_self=True)
+        return t.maximum(out, t.linalg.vector_norm(f_cell, dim=2).amax(dim=1))
+
+    def fire_step(self, f_atoms, f_cell) -> None:
+        """One ASE FIRE step (per structure) on positions and the log-cell; no model call."""
+        t = self.torch
+        idx = self.system_idx()
+        n = len(self.jobs)
+
+        def per_sys(x):  # sum over atoms of each structure of a per-atom scalar
+            return t.zeros(n, device=self.device, dtype=self.dtype).index_add_(0, idx, x)
+
+        vf = per_sys((f_atoms * self.v).sum(1)) + (f_cell * self.cell_v).sum((1, 2))
+        running = ~self.fresh
+        pos = running & (vf > 0)
+        neg = running & ~(vf > 0)
+        vv = per_sys((self.v * self.v).sum(1)) + (self.cell_v ** 2).sum((1, 2))
+        ff = per_sys((f_atoms * f_atoms).sum(1)) + (f_cell ** 2).sum((1, 2))
+        a = self.alpha
+        mix = t.sqrt(vv) / t.sqrt(ff).clamp_min(1e-300)  # ASE: a * f / |f| * |v|
+        v_mix = (1 - a)[idx, None] * self.v + (a * mix)[idx, None] * f_atoms
+        cv_mix = (1 - a).view(-1, 1, 1) * self.cell_v + (a * mix).view(-1, 1, 1) * f_cell
+        self.v = t.where(pos[idx, None], v_mix, t.where(neg[idx, None], t.zeros_like(self.v), self.v))
+        self.cell_v = t.where(pos.view(-1, 1, 1), cv_mix,
+                              t.where(neg.view(-1, 1, 1), t.zeros_like(self.cell_v), self.cell_v))
+        inc = pos & (self.n_pos > N_MIN)
+        self.dt = t.where(inc, t.clamp(self.dt * F_INC, max=DT_MAX), self.dt)
+        self.alpha = t.where(inc, self.alpha * F_ALPHA, self.alpha)
+        self.n_pos = t.where(pos, self.n_pos + 1, self.n_pos)
+        self.dt = t.where(neg, self.dt * F_DEC, self.dt)
+        self.alpha = t.where(neg, t.full_like(self.alpha, ALPHA_START), self.alpha)
+        self.n_pos = t.where(neg, t.zeros_like(self.n_pos), self.n_pos)
+        self.fresh = t.zeros_like(self.fresh)
+        # Euler step, then the whole step (atoms + cell) limited to MAX_STEP per structure
+        self.v = self.v + self.dt[idx, None] * f_atoms
+        self.cell_v = self.cell_v + self.dt.view(-1, 1, 1) * f_cell
+        dr = self.dt[idx, None] * self.v
+        dc = self.dt.view(-1, 1, 1) * self.cell_v
+        norm = t.sqrt(per_sys((dr * dr).sum(1)) + (dc * dc).sum((1, 2)))
+        scale = t.where(norm > MAX_STEP, MAX_STEP / norm.clamp_min(1e-300), t.ones_like(norm))
+        self.u = self.u + scale[idx, None] * dr
+        self.cell_pos = self.cell_pos + scale.view(-1, 1, 1) * dc
+        self.steps = self.steps + 1
+        self.cell = t.bmm(self.ref_cell, self.deform_grad().transpose(1, 2))
+
+
+def _result(job: _Job, batch: _Batch, i: int, F, energy: float, converged: bool, fmax_final: float) -> dict:
+    """The reference path's result dict for structure ``i`` of the batch."""
+    atoms = job.atoms.copy()
+    lo = int(batch.counts[:i].sum())
+    pos = batch.torch.bmm(F[i].expand(job.n, 3, 3), batch.u[lo:lo + job.n].unsqueeze(-1)).squeeze(-1)
+    atoms.set_cell(batch.cell[i].detach().cpu().numpy().astype(float), scale_atoms=False)
+    atoms.set_positions(pos.detach().cpu().numpy().astype(float))
+    initial_frac = job.atoms.get_scaled_positions(wrap=False)
+    out = _finish(atoms, initial_frac, job.atoms.get_volume(), job.e0, energy, int(batch.steps[i]),
+                  converged, fmax_final)
+    out["wall_s"] = round(time.perf_counter() - job.t0, 4)
+    return out
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.02, steps: int = 300,
+                 max_atoms: int = 4096, on_result: Callable[[object, dict], None] | None = None,
+                 memory_fraction: float = 0.6, stats: dict | None = None,
+                 poll: Callable[[], None] | None = None, poll_s: float = 1.0) -> dict:
+    """Relax ``(key, ase.Atoms)`` pairs with the batched engine; returns {key: result}.
+
+    ``mlip`` must provide ``ts_model()`` (a torch-sim model; MACE and SevenNet do).
+    ``on_result(key, result)`` is called as each structure finishes; an exception it
+    raises (e.g. a shutdown request) stops the run at once. ``poll()`` is called about
+    every ``poll_s`` seconds between iterations (so a shutdown request raised from it
+    stops a long batch in which nothing finishes). ``stats``, when given,
+    receives iterations, model calls, largest batch and the budget used.
+    """
+    import torch
+
+    model = mlip.ts_model()
+    device, dtype = model.device, model.dtype
+    pending = deque(_Job(k, a) for k, a in items)
+    solo: deque[_Job] = deque()  # structures to retry alone
+    results: dict = {}
+    st = stats if stats is not None else {}
+    st.update(iterations=0, model_calls=0, max_batch=0, retried_alone=0, oom_halvings=0)
+    budget = _memory_budget(model, list(pending), max_atoms, memory_fraction) if device.type == "cuda" else None
+    st["memory_budget"] = budget
+
+    def done(job: _Job, res: dict) -> None:
+        results[job.key] = res
+        if on_result is not None:
+            on_result(job.key, res)
+
+    def retry_or_fail(job: _Job, reason: str) -> None:
+        if job.alone:
+            done(job, {**_failed(reason, job.e0), "wall_s": round(time.perf_counter() - job.t0, 4)})
+        else:
+            st["retried_alone"] += 1
+            solo.append(_Job(job.key, job.atoms, alone=True))
+
+    batch = _Batch(device, dtype)
+    last_poll = time.monotonic()
+    while pending or solo or batch.jobs:
+        if poll is not None and time.monotonic() - last_poll >= poll_s:
+            poll()
+            last_poll = time.monotonic()
+        # join: a solo retry runs only in an empty batch; otherwise fill up to the budget
+        if not batch.jobs and solo:
+            batch.add([solo.popleft()])
+        elif not any(j.alone for j in batch.jobs):
+            joining, n_atoms, metric = [], batch.n_atoms, sum(memory_metric(j.atoms) for j in batch.jobs)
+            while pending:
+                job = pending[0]
+                fits = n_atoms + job.n <= max_atoms and (budget is None or metric + memory_metric(job.atoms) <= budget)
+                if (batch.jobs or joining) and not fits:
+                    break
+                pending.popleft()
+                joining.append(job)
+                n_atoms += job.n
+                metric += memory_metric(job.atoms)
+            batch.add(joining)
+        if not batch.jobs:
+            continue
+        st["iterations"] += 1
+        st["max_batch"] = max(st["max_batch"], len(batch.jobs))
+        try:
+            st["model_calls"] += 1
+            out = model(batch.sim_state())
+            f_atoms, f_cell = batch.filter_forces(out)
+            fmax_now = batch.fmax(f_atoms, f_cell)
+        except Exception as exc:  # the whole batch failed: never fail it, split it
+            jobs = batch.jobs
+            batch = _Batch(device, dtype)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if _is_oom(exc) and len(jobs) > 1 and budget is not None:
+                budget /= 2
+                st["oom_halvings"] += 1
+                pending.extendleft(reversed([_Job(j.key, j.atoms, j.alone, t0=j.t0) for j in jobs]))
+                continue
+            for j in jobs:
+                retry_or_fail(j, f"relaxation error: {type(exc).__name__}: {exc}")
+            continue
+        energy = out["energy"].detach().to(torch.float64).cpu().numpy()
+        fmax_np = fmax_now.detach().to(torch.float64).cpu().numpy()
+        finite_f = torch.zeros(len(batch.jobs), dtype=torch.bool, device=device).index_add_(
+            0, batch.system_idx(), ~torch.isfinite(f_atoms).all(1)).logical_not()
+        finite_f &= torch.isfinite(f_cell).all(2).all(1)
+        finite_f = finite_f.cpu().numpy()
+        steps_np = batch.steps.cpu().numpy()
+        keep = np.ones(len(batch.jobs), dtype=bool)
+        F = None
+        for i, job in enumerate(batch.jobs):
+            e = float(energy[i])
+            ok_e = math.isfinite(e) and abs(e) / job.n <= ENERGY_LIMIT_EV_PER_ATOM
+            if job.e0 is None and ok_e:
+                job.e0 = e
+            if not ok_e or not finite_f[i]:
+                keep[i] = False
+                what = "energy" if not ok_e else "forces/stress"
+                retry_or_fail(job, f"relaxation error: non-finite or blown-up {what} from the MLIP "
+                                   f"at step {int(steps_np[i])} ({e:.3g} eV)")
+                continue
+            converged = bool(fmax_np[i] < fmax)
+            if converged or steps_np[i] >= steps:
+                keep[i] = False
+                F = batch.deform_grad() if F is None else F
+                try:
+                    res = _result(job, batch, i, F, e, converged, float(fmax_np[i]))
+                except Exception as exc:
+                    res = {**_failed(f"relaxation error: {type(exc).__name__}: {exc}", job.e0),
+                           "wall_s": round(time.perf_counter() - job.t0, 4)}
+                done(job, res)
+        if not keep.all():
+            mask = torch.as_tensor(keep, device=device)
+            f_atoms = f_atoms[mask.repeat_interleave(batch.counts)]
+            f_cell = f_cell[mask]
+            batch.keep(mask)
+        if batch.jobs:
+            batch.fire_step(f_atoms, f_cell)
+    return results
+
+
+def _memory_budget(model, jobs: list[_Job], max_atoms: int, fraction: float) -> float:
+    """CUDA: the memory-scaler budget (Σ atoms²/nm³ per batch) that fits ``fraction`` of free memory.
+
+    A probe forward pass on up to ``max_atoms`` atoms of the first structures measures the
+    peak memory per unit of torch-sim's ``n_atoms_x_density`` scaler.
+    """
+    import torch
+
+    if not jobs:
+        return float("inf")
+    probe, n = [], 0
+    for j in jobs:
+        if probe and n + j.n > min(max_atoms, 2048):
+            break
+        probe.append(j)
+        n += j.n
+    b = _Batch(model.device, model.dtype)
+    b.add(probe)
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    model(b.sim_state())
+    torch.cuda.synchronize()
+    per_unit = max(torch.cuda.max_memory_allocated() - base, 1) / sum(memory_metric(j.atoms) for j in probe)
+    free, _ = torch.cuda.mem_get_info()
+    del b
+    torch.cuda.empty_cache()
+    return fraction * (free + 0.0) / per_unit

@@ -1,0 +1,153 @@
+"""SevenNet backend (sevenn 0.10.4): SevenNet-l3i5 (default) and SevenNet-0 ship in its wheel.
+
+``model``: ``7net-l3i5`` (default), ``7net-0`` (SevenNet-0, 11 Jul 2024),
+``7net-0_22may2024``, or a path to a SevenNet checkpoint (only load trusted
+files). SevenNet models are trained on MPtrj and predict raw PBE(+U) energies
+(``raw-pbe``): against the MP2020 DFT hull they get MP2020 corrections, like MACE.
+Runs in float32 only. Stress is eV/Å³ (ASE sign and Voigt order).
+
+``import mace`` comes first: sevenn imports e3nn 0.4.4, which fails to import
+under torch's safe loading unless mace (which turns it off) was imported before
+(see ../shared/docs/MLIP-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from evaluator.mlip import MLIP, MLIPSpec, file_sha256
+
+DEFAULT_MODEL = "7net-l3i5"
+NAMES = ("7net-l3i5", "7net-0", "7net-0_22may2024")
+
+
+def _import_sevenn():
+    import mace  # noqa: F401  (before e3nn; see module docstring)
+    import sevenn  # noqa: F401
+
+
+def _checkpoint_path(model: str | None) -> tuple[str, str]:
+    """(model_id, checkpoint path) for a SevenNet name or a local checkpoint file."""
+    model = model or DEFAULT_MODEL
+    if os.path.isfile(model):
+        return f"file:{os.path.basename(model)}", os.path.abspath(model)
+    if model.lower() not in NAMES:
+        raise ValueError(f"unknown SevenNet model '{model}': use one of {list(NAMES)} or a checkpoint path")
+    _import_sevenn()
+    from sevenn.util import pretrained_name_to_path
+
+    return model.lower(), pretrained_name_to_path(model)
+
+
+def spec(model: str | None) -> MLIPSpec:
+    model_id, path = _checkpoint_path(model)
+    return MLIPSpec("sevenn", model_id, path, "raw-pbe")
+
+
+def _load_network(path: str):
+    from sevenn.util import model_from_checkpoint
+
+    network, _config = model_from_checkpoint(path)
+    network.modal_map = None  # sevenn 0.10 predates multi-fidelity models; torch-sim 0.3 reads it
+    return network
+
+
+def torch_sim_model(network, device, dtype):
+    """torch-sim's ``SevenNetModel`` with a forward that works with sevenn 0.10.4.
+
+    torch-sim 0.3.0's forward sets ``sevenn._keys.DATA_MODALITY`` (sevenn >= 0.11 only);
+    this forward is the same graph building without that key: per-structure
+    neighbour lists (torch-sim's vesin wrapper), one collated batch, one model call.
+    """
+    import torch
+    import sevenn._keys as key
+    from sevenn.atom_graph_data import AtomGraphData
+    from torch_geometric.loader.dataloader import Collater
+    from torch_sim.elastic import voigt_6_to_full_3x3_stress
+    from torch_sim.models.sevennet import SevenNetModel
+
+    class SevenNet010Model(SevenNetModel):
+        def forward(self, state) -> dict:
+            state = state.to(self._device) if state.device != self._device else state
+            counts = torch.bincount(state.system_idx).tolist()
+            data_list, lo = [], 0
+            for b, n in enumerate(counts):
+                pos = state.positions[lo:lo + n]
+                numbers = state.atomic_numbers[lo:lo + n]
+                lo += n
+                cell = state.row_vector_cell[b]
+                edge_idx, shifts_idx = self.neighbor_list_fn(positions=pos, cell=cell, pbc=state.pbc,
+                                                             cutoff=self.cutoff)
+                edge_vec = pos[edge_idx[1]] - pos[edge_idx[0]] + shifts_idx @ cell
+                data = AtomGraphData(**{
+                    key.NODE_FEATURE: numbers, key.ATOMIC_NUMBERS: numbers.to(torch.int64), key.POS: pos,
+                    key.EDGE_IDX: edge_idx, key.EDGE_VEC: edge_vec, key.CELL: cell,
+                    key.CELL_SHIFT: shifts_idx, key.CELL_VOLUME: torch.det(cell),
+                    key.NUM_ATOMS: torch.tensor(n, device=self.device)})
+                data[key.INFO] = {}
+                data_list.append(data)
+            batched = Collater([], follow_batch=None, exclude_keys=None)(data_list)
+            batched.to(self.device)
+            output = self.model(batched)
+            return {"energy": output[key.PRED_TOTAL_ENERGY].detach(),
+                    "forces": output[key.PRED_FORCE].detach(),
+                    "stress": -voigt_6_to_full_3x3_stress(output[key.PRED_STRESS].detach()[..., [0, 1, 2, 4, 5, 3]])}
+
+    return SevenNet010Model(network, device=device, dtype=dtype)
+
+
+class SevenNetMLIP(MLIP):
+    name = "sevenn"
+    energy_scale = "raw-pbe"
+
+    def __init__(self, model: str | None = None, device: str = "cpu", dtype: str = "float32"):
+        if dtype != "float32":
+            raise ValueError("SevenNet runs in float32 only; use --dtype float32")
+        _import_sevenn()
+        from sevenn.calculator import SevenNetCalculator
+
+        self.model_id, self.path = _checkpoint_path(model)
+        self._calc = SevenNetCalculator(self.path, device=device)
+        self.checkpoint_sha256 = file_sha256(self.path)
+        self.device, self.dtype = device, dtype
+        self._ts_model = None
+
+    def calculator(self):
+        return self._calc
+
+    def ts_model(self):
+        """torch-sim ``SevenNetModel`` (a second copy of the network, in batch mode)."""
+        if self._ts_model is None:
+            import torch
+
+            self._ts_model = torch_sim_model(_load_network(self.path), torch.device(self.device), torch.float32)
+        return self._ts_model
+
+    def predict(self, atoms_list) -> list[dict]:
+        """Energies (eV), forces (eV/Å), Voigt stress (eV/Å³): one batched forward pass."""
+        from ase.stress import full_3x3_to_voigt_6_stress
+        import torch_sim as ts
+
+        if not atoms_list:
+            return []
+        model = self.ts_model()
+        try:
+            state = ts.io.atoms_to_state(list(atoms_list), model.device, model.dtype)
+            res = model(state)
+        except Exception as exc:
+            return [{"error": f"SevenNet: {exc}"} for _ in atoms_list]
+        energy = res["energy"].detach().cpu().numpy().astype(float)
+        forces = res["forces"].detach().cpu().numpy().astype(float)
+        stress = res["stress"].detach().cpu().numpy().astype(float)
+        out, lo = [], 0
+        for k, atoms in enumerate(atoms_list):
+            out.append({"energy": float(energy[k]), "forces": forces[lo:lo + len(atoms)],
+                        "stress": full_3x3_to_voigt_6_stress(stress[k])})
+            lo += len(atoms)
+        return out
+
+    def embed(self, atoms_list) -> np.ndarray:
+        raise NotImplementedError("SevenNet embeddings are not wired up: the Fréchet-distance embedding "
+                                  "uses CHGNet or MACE")
