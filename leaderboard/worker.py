@@ -82,6 +82,7 @@ def eval_config_from(families: str | None = None, relax_steps: int | None = None
     ``options`` entries override it.
     """
     from evaluator.config import EvalConfig
+    from evaluator.mlip import default_mlip
 
     env = os.environ
     cfg = EvalConfig()
@@ -92,9 +93,9 @@ def eval_config_from(families: str | None = None, relax_steps: int | None = None
     steps = relax_steps if relax_steps is not None else env.get("GENBENCH_RELAX_STEPS")
     if steps is not None:
         cfg.relax_steps = int(steps)
-    cfg.mlip = mlip or env.get("GENBENCH_MLIP") or cfg.mlip
-    cfg.mlip_model = mlip_model or env.get("GENBENCH_MLIP_MODEL") or cfg.mlip_model
     cfg.device = device or env.get("GENBENCH_DEVICE") or cfg.device
+    cfg.mlip = mlip or env.get("GENBENCH_MLIP") or default_mlip(cfg.device)  # SevenNet-l3i5 on a GPU
+    cfg.mlip_model = mlip_model or env.get("GENBENCH_MLIP_MODEL") or cfg.mlip_model
     cfg.dtype = dtype or env.get("GENBENCH_DTYPE") or cfg.dtype
     cfg.reference = reference or env.get("GENBENCH_REFERENCE") or cfg.reference
     return cfg
