@@ -158,6 +158,8 @@ def test_sun_recount_from_the_sun_family_columns():
     ctx = _sun_ctx(rows)
     res = sun.run(ctx)
     assert res.metrics["sun_count"] == 1 and res.metrics["msun_count"] == 1
+    assert res.columns["stability_sparse_chemsys"].tolist() == [False] * 6  # all well-covered rocksalts
+    assert "n_elements + 1" in res.provenance["sparse_chemsys"]["rule"]
     table = ctx.table.join(res.columns)
     metrics = {"sun": res.metrics, "sun_unrelaxed": res.groups["sun_unrelaxed"]}
     points = U.point_estimates(table)

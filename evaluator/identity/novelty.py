@@ -27,6 +27,7 @@ from evaluator.context import EvalContext
 from evaluator.families import FamilyResult
 from evaluator.identity import fingerprint as F
 from evaluator.identity.cache import cached_fingerprints
+from evaluator.reference.coverage import beyond_reference_size
 
 COLUMNS = ["novelty_novel", "novelty_match_id", "novelty_fingerprint", "novelty_fingerprint_sorted",
            "novelty_fingerprint_hit", "novelty_novel_as_submitted", "novelty_status", "novelty_reason"]
@@ -94,6 +95,7 @@ def run(ctx: EvalContext) -> FamilyResult:
         records = _by_structure(ctx, index, rows, fps, extra)
         result.provenance["matching"] = extra
     cols = pd.DataFrame(records, index=pd.Index(rows), columns=COLUMNS)
+    cols["novelty_beyond_reference_size"] = beyond_reference_size(ctx.structures, rows, reference)
     for c in ("novelty_novel", "novelty_fingerprint_hit", "novelty_novel_as_submitted"):
         cols[c] = cols[c].astype("boolean")
     result.columns = cols

@@ -6,6 +6,8 @@ lazily loaded components:
   plus structures indexed by reduced formula) — see ``evaluator.identity``;
 - ``hull``: reference convex-hull energies and their energy scale — see
   ``evaluator.stability.hull``. None when the reference has no energies.
+- ``coverage``: what it covers (one sentence, size, largest cell) — see
+  ``evaluator.reference.coverage``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Reference:
     novelty_loader: Callable[[], Any] | None = None
     hull_loader: Callable[[], Any] | None = None
     info: dict = field(default_factory=dict)
+    coverage_loader: Callable[[], dict] | None = None  # see evaluator.reference.coverage
 
     @cached_property
     def content_hash(self) -> str:
@@ -48,10 +51,15 @@ class Reference:
             raise ValueError(f"reference '{self.id}' has no energies: it cannot score stability")
         return self.hull_loader()
 
+    @cached_property
+    def coverage(self) -> dict | None:
+        """{"description", "n_structures", "max_sites"} (``evaluator.reference.coverage``)."""
+        return self.coverage_loader() if self.coverage_loader is not None else None
+
     def describe(self) -> dict:
-        """Provenance: id, content hash, description and component details."""
+        """Provenance: id, content hash, description, coverage and component details."""
         return {"id": self.id, "content_hash": self.content_hash,
-                "description": self.description, **self.info}
+                "description": self.description, "coverage": self.coverage, **self.info}
 
 
 def load_reference(name: str, data: DataDir) -> Reference:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from evaluator.data import DataDir
 from evaluator.reference import Reference
+from evaluator.reference.coverage import built_coverage, mp20_coverage
 
 MP20_DIR = "reference/mp20"
 
@@ -26,6 +27,7 @@ def mp20(data: DataDir) -> Reference:
         hull_loader=lambda: load_mp20_hull(data),
         info={"novelty_equivalence": "BAWL fingerprint equality (sites as submitted or species-sorted)",
               "hull_energy_scale": "dft-mp2020"},
+        coverage_loader=lambda: mp20_coverage(fp, hull),
     )
 
 
@@ -35,5 +37,8 @@ REFERENCES = {"mp20": mp20}
 def load_built_reference(path: Path, data: DataDir) -> Reference:
     """A reference made by ``python -m evaluator reference build``."""
     from evaluator.identity.built_reference import open_built_reference
+    from evaluator.identity.store import read_manifest
 
-    return open_built_reference(path, data)
+    ref = open_built_reference(path, data)
+    ref.coverage_loader = lambda: built_coverage(path, read_manifest(path))
+    return ref

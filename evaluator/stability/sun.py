@@ -15,7 +15,9 @@
 A row without E_hull or without a novelty verdict, or whose uniqueness in its set
 is undecidable (the matcher cannot reduce it), is never a success but stays in
 every denominator. Columns: ``sun_sun``, ``sun_msun`` (and
-``sun_unrelaxed_sun``, ``sun_unrelaxed_msun``): True on counted representatives.
+``sun_unrelaxed_sun``, ``sun_unrelaxed_msun``): True on counted representatives;
+``stability_sparse_chemsys``: the row's chemical system has few reference hull entries
+(rule in ``provenance.sun.sparse_chemsys``), set here because it qualifies SUN.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def run(ctx) -> FamilyResult:
     for i, why in failed.items():  # not counted in either set: say why
         cols.at[i, "sun_status"] = "failed"
         cols.at[i, "sun_reason"] = "; ".join(filter(None, [cols.at[i, "sun_reason"], why]))
+    sparse_rule = _add_sparse_flag(ctx, cols)
     result.columns = cols
     result.groups = groups
     result.provenance = {
@@ -128,5 +131,21 @@ def run(ctx) -> FamilyResult:
         "novelty": "novelty_novel of the representative (novelty family)",
         "e_above_hull": {"headline": "relaxed", "sun_unrelaxed": "submitted geometry"},
         "matcher_stats": stats,
+        "sparse_chemsys": sparse_rule,
     }
     return result
+
+
+def _add_sparse_flag(ctx, cols: pd.DataFrame) -> dict:
+    """``stability_sparse_chemsys`` (see ``evaluator.reference.coverage.SPARSE_RULE``): a caveat
+    on every stable/SUN claim, so it is set where SUN is counted; returns its provenance."""
+    from evaluator.reference.coverage import SPARSE_RULE, sparse_chemsys
+    from evaluator.stability.family import reference_hull
+
+    try:
+        hull = reference_hull(ctx)
+    except Exception as exc:  # no hull: the flag is unknown, not a guess
+        cols["stability_sparse_chemsys"] = pd.Series(pd.NA, index=cols.index, dtype="boolean")
+        return {**SPARSE_RULE, "unavailable": f"{type(exc).__name__}: {exc}"[:300]}
+    cols["stability_sparse_chemsys"] = sparse_chemsys(ctx.structures, list(cols.index), hull)
+    return {**SPARSE_RULE, "hull": hull.name}

@@ -1,0 +1,141 @@
+"""What a reference covers, in one sentence and two numbers (``Reference.describe()["coverage"]``).
+
+``{"description": str, "n_structures": int, "max_sites": int | None}``:
+``max_sites`` is the largest cell the novelty reference can match against. A submitted
+structure whose primitive cell has more sites than that can never be found in the
+reference, so "novel" then only means "not coverable" (per-structure flag
+``novelty_beyond_reference_size``, :func:`beyond_reference_size`).
+
+- MP-20 fingerprints: ``n_structures`` counts the distinct fingerprints in the file
+  (44,654 for the 45,229 MP-20 materials); cell sizes are read from the cell formula that
+  ends every BAWL fingerprint (MP-20 holds Materials Project cells of at most 20 atoms).
+- Built references (CIFs, LeMat-Bulk): the matcher's reduced primitive-cell size of
+  each row (``prim_nsites``), or its stored cell size where that is unknown (an upper
+  bound of the primitive size).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pymatgen.core import Structure
+
+_COUNT = re.compile(r"[A-Z][a-z]?(\d*(?:\.\d+)?)")
+IMPOSSIBLE = "a structure whose primitive cell is larger than any reference cell cannot be matched"
+
+
+def formula_sites(formula: str) -> int:
+    """Atoms of a cell formula such as ``Cr4Fe1Cu1Se8`` (an element without a count is 1)."""
+    return int(round(sum(float(n) if n else 1.0 for n in _COUNT.findall(formula))))
+
+
+def mp20_coverage(fingerprints: Path, hull: Path | None = None) -> dict:
+    """Coverage of the embedded MP-20 reference (fingerprint file + optional hull parquet)."""
+    with gzip.open(fingerprints, "rt") as fh:
+        distinct = {line.strip() for line in fh} - {""}
+    n = len(distinct)
+    largest = max((formula_sites(f.rsplit("_", 1)[-1]) for f in distinct), default=0)
+    hull_note = ""
+    if hull is not None and Path(hull).exists():
+        import pyarrow.parquet as pq
+
+        hull_note = (f"; the MP-20 stability hull has {pq.ParquetFile(hull).metadata.num_rows:,} near-hull "
+                     f"entries and lacks competing phases larger than {largest} atoms")
+    return {"description": f"MP-20: {n:,} distinct fingerprints of Materials Project structures with at "
+                           f"most {largest} atoms per cell; {IMPOSSIBLE}{hull_note}",
+            "n_structures": n, "max_sites": largest or None}
+
+
+def built_coverage(path: Path, manifest: dict) -> dict:
+    """Coverage of a reference folder made by ``reference build`` or ``reference lemat``."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    largest = None
+    for part in manifest.get("parts", []):
+        t = pq.read_table(Path(path) / part["file"], columns=["nsites", "prim_nsites"])
+        if t.num_rows == 0:
+            continue
+        size = pc.coalesce(t["prim_nsites"], t["nsites"])
+        m = pc.max(size).as_py()
+        if m is not None:
+            largest = m if largest is None else max(largest, m)
+    n = int(manifest.get("n_rows", 0))
+    kind = (manifest.get("source") or {}).get("kind")
+    what = {"lemat-bulk": "LeMat-Bulk structures", "cifs": "structures built from CIF files"}.get(
+        kind, "reference structures")
+    name = manifest.get("id", Path(path).name)
+    size = (f"largest primitive cell {largest} sites" if largest is not None else "cell sizes unknown")
+    complete = "" if manifest.get("complete") else " (build incomplete)"
+    return {"description": f"{name}: {n:,} {what}{complete}; {size}; {IMPOSSIBLE}",
+            "n_structures": n, "max_sites": int(largest) if largest is not None else None}
+
+
+def primitive_sites(structure: Structure) -> int:
+    """Sites of the primitive cell the identity matcher compares (Niggli + primitive)."""
+    from evaluator.identity import matcher as M
+
+    return len(M.reduce_structure(structure))
+
+
+def beyond_reference_size(structures: list, rows: list[int], reference) -> pd.Series:
+    """Per row (boolean, null when unknown): its primitive cell has more sites than the
+    largest reference cell, so the reference cannot contain it.
+
+    Only structures whose submitted cell exceeds ``max_sites`` are reduced (a primitive
+    cell is never larger than the cell), so the check costs nothing for most uploads.
+    """
+    import pandas as pd
+
+    max_sites = (reference.coverage or {}).get("max_sites")
+    out = pd.Series(pd.NA, index=pd.Index(rows), dtype="boolean")
+    if max_sites is None:
+        return out
+    for i in rows:
+        s = structures[i]
+        if s is None:
+            continue
+        if len(s) <= max_sites:
+            out[i] = False
+            continue
+        try:
+            out[i] = primitive_sites(s) > max_sites
+        except Exception:  # reduction failed: unknown, never a guess
+            out[i] = pd.NA
+    return out
+
+
+SPARSE_RULE = {
+    "rule": "sparse when n_ref_compositions < n_elements + 1",
+    "n_ref_compositions": "distinct reduced compositions among the reference hull entries whose elements "
+                          "are a subset of the structure's chemical system (polymorphs count once; the "
+                          "synthetic zero-energy elemental terminals not counted)",
+    "why": "a chemical system of k elements has k end members; with at most k reference compositions the "
+           "reference knows no compound of the system (at best its elements), so E_hull is measured "
+           "against the elemental references alone and any negative formation energy looks stable",
+}
+
+
+def sparse_chemsys(structures: list, rows: list[int], hull) -> pd.Series:
+    """Per row (boolean): its chemical system has fewer than n_elements + 1 distinct reference
+    compositions (``SPARSE_RULE``). ``hull``: an ``evaluator.stability.hull.HullReference``."""
+    import pandas as pd
+
+    from evaluator.stability.hull import chemsys_key
+
+    out = pd.Series(pd.NA, index=pd.Index(rows), dtype="boolean")
+    counts: dict[tuple[str, ...], int] = {}
+    for i in rows:
+        s = structures[i]
+        if s is None:
+            continue
+        key = chemsys_key(e.symbol for e in s.composition.element_composition.elements)
+        if key not in counts:
+            counts[key] = len({hull._comps[j].reduced_formula for j in hull._subsystems(key)})
+        out[i] = counts[key] < len(key) + 1
+    return out
