@@ -17,7 +17,9 @@ is undecidable (the matcher cannot reduce it), is never a success but stays in
 every denominator. Columns: ``sun_sun``, ``sun_msun`` (and
 ``sun_unrelaxed_sun``, ``sun_unrelaxed_msun``): True on counted representatives;
 ``stability_sparse_chemsys``: the row's chemical system has few reference hull entries
-(rule in ``provenance.sun.sparse_chemsys``), set here because it qualifies SUN.
+(rule in ``provenance.sun.sparse_chemsys``), set here because it qualifies SUN;
+``sun_candidate``: a JSON candidate page for the headline SUN/MSUN rows (lowest E_hull
+first, capped; ``evaluator.candidates``, ``provenance.sun.candidates``).
 """
 
 from __future__ import annotations
@@ -118,10 +120,13 @@ def run(ctx) -> FamilyResult:
             groups["sun_unrelaxed"] = m
         else:
             result.metrics = m
+            headline = (sun, msun)
     for i, why in failed.items():  # not counted in either set: say why
         cols.at[i, "sun_status"] = "failed"
         cols.at[i, "sun_reason"] = "; ".join(filter(None, [cols.at[i, "sun_reason"], why]))
-    sparse_rule = _add_sparse_flag(ctx, cols)
+    hull, hull_error = _hull(ctx)
+    sparse_rule = _add_sparse_flag(ctx, cols, hull, hull_error)
+    candidates = _add_candidates(table, cols, headline, hull, hull_error)
     result.columns = cols
     result.groups = groups
     result.provenance = {
@@ -132,20 +137,42 @@ def run(ctx) -> FamilyResult:
         "e_above_hull": {"headline": "relaxed", "sun_unrelaxed": "submitted geometry"},
         "matcher_stats": stats,
         "sparse_chemsys": sparse_rule,
+        "candidates": candidates,
     }
     return result
 
 
-def _add_sparse_flag(ctx, cols: pd.DataFrame) -> dict:
-    """``stability_sparse_chemsys`` (see ``evaluator.reference.coverage.SPARSE_RULE``): a caveat
-    on every stable/SUN claim, so it is set where SUN is counted; returns its provenance."""
-    from evaluator.reference.coverage import SPARSE_RULE, sparse_chemsys
+def _hull(ctx):
+    """(the run's reference hull, None) or (None, why it is unavailable)."""
     from evaluator.stability.family import reference_hull
 
     try:
-        hull = reference_hull(ctx)
-    except Exception as exc:  # no hull: the flag is unknown, not a guess
+        return reference_hull(ctx), None
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _add_sparse_flag(ctx, cols: pd.DataFrame, hull, hull_error: str | None) -> dict:
+    """``stability_sparse_chemsys`` (see ``evaluator.reference.coverage.SPARSE_RULE``): a caveat
+    on every stable/SUN claim, so it is set where SUN is counted; returns its provenance."""
+    from evaluator.reference.coverage import SPARSE_RULE, sparse_chemsys
+
+    if hull is None:  # no hull: the flag is unknown, not a guess
         cols["stability_sparse_chemsys"] = pd.Series(pd.NA, index=cols.index, dtype="boolean")
-        return {**SPARSE_RULE, "unavailable": f"{type(exc).__name__}: {exc}"[:300]}
+        return {**SPARSE_RULE, "unavailable": hull_error}
     cols["stability_sparse_chemsys"] = sparse_chemsys(ctx.structures, list(cols.index), hull)
     return {**SPARSE_RULE, "hull": hull.name}
+
+
+def _add_candidates(table: pd.DataFrame, cols: pd.DataFrame, headline: tuple, hull,
+                    hull_error: str | None) -> dict:
+    """``sun_candidate`` (``evaluator.candidates``) for the headline SUN/MSUN rows."""
+    from evaluator.candidates import candidate_pages
+
+    cols["sun_candidate"] = pd.Series([None] * len(cols), index=cols.index, dtype=object)
+    if hull is None:
+        return {"unavailable": f"no reference hull: {hull_error}"}
+    pages, provenance = candidate_pages(table, *headline, hull)
+    for i, page in pages.items():
+        cols.at[i, "sun_candidate"] = page
+    return provenance
