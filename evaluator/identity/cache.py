@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from evaluator.identity.fingerprint import fingerprints
+from evaluator.identity.fingerprint import TIMED_OUT, fingerprints
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -35,9 +35,11 @@ def structure_key(structure: Structure) -> str:
 def cached_fingerprints(structures: Sequence[Structure], cache_file: Path | None = None,
                         processes: int = 2,
                         progress: Callable[[int, int], None] | None = None,
+                        timeout_s: float | None = None, graph: str = "vectorised",
                         ) -> tuple[list[tuple], int]:
     """(fingerprint as given, species-sorted fingerprint, error) per structure, computing only those not cached; also returns
-    how many were computed."""
+    how many were computed. A timed-out fingerprint is returned but not cached (a later
+    run with a larger bound retries it)."""
     keys = [structure_key(s) for s in structures]
     if cache_file is not None and cache_file.exists():
         for line in cache_file.read_text().splitlines():
@@ -47,14 +49,19 @@ def cached_fingerprints(structures: Sequence[Structure], cache_file: Path | None
             except ValueError:
                 continue  # a torn last line from an interrupted run
     todo = sorted({k: i for i, k in enumerate(keys) if k not in _MEMORY}.values())
+    fresh: dict[str, tuple] = {}
     if todo:
-        results = fingerprints([structures[i] for i in todo], processes=processes, progress=progress)
+        results = fingerprints([structures[i] for i in todo], processes=processes, progress=progress,
+                               timeout_s=timeout_s, graph=graph)
         lines = []
         for i, r in zip(todo, results):
+            fresh[keys[i]] = r
+            if r[2] == TIMED_OUT:
+                continue
             _MEMORY[keys[i]] = r
             lines.append(json.dumps([keys[i], *r]))
-        if cache_file is not None:
+        if cache_file is not None and lines:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             with open(cache_file, "a") as fh:
                 fh.write("\n".join(lines) + "\n")
-    return [_MEMORY[k] for k in keys], len(todo)
+    return [fresh[k] if k in fresh else _MEMORY[k] for k in keys], len(todo)

@@ -17,6 +17,18 @@ sites in another order changes it. We therefore also compute the fingerprint wit
 sites sorted by species (pymatgen's ``get_sorted_structure``, the order Materials Project
 structures use), from the same bonding graph. Fingerprints pre-screen; the matcher
 decides where reference structures are available.
+
+Two ways to the same bonding graph (``graph=``):
+- ``"vectorised"`` (default): ``evaluator.identity.bonding_graph`` (one neighbour list for
+  all sites, Hoppe's weights in numpy) and ``evaluator.identity.wl_hash``; fingerprints
+  are identical to the reference path (``bench/fingerprint_parity.py`` checks every
+  structure of the shipped sets, ``tests/test_fingerprint_parity.py`` a fixed sample);
+- ``"pymatgen"``: the reference, pymatgen's StructureGraph with EconNN and
+  structuregraph-helpers' hasher, kept to compare against.
+
+``fingerprints`` runs a batch in child processes (``evaluator.procpool``: forkserver, never
+fork) when a per-structure time bound or several workers are asked for; a structure over
+the bound gets ``(None, None, "fingerprint timed out")`` and the batch goes on.
 """
 
 from __future__ import annotations
@@ -25,12 +37,22 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from evaluator.identity import bonding_graph as BG
+from evaluator.identity.wl_hash import wl_hash as wl_hash_pairs
+
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
 BAWL_SETTINGS = {"bonding": "EconNN", "tol": 0.2, "cutoff": 10, "use_fictive_radius": True,
                  "wl_iterations": 100, "node_attr": "element", "symprec": 0.01,
                  "composition": "unreduced cell formula"}
+GRAPHS = ("vectorised", "pymatgen")
+TIMED_OUT = "fingerprint timed out"
+# modules the fork server imports once, so each fingerprint child starts warm
+PRELOAD = ("evaluator.identity.fingerprint", "pymatgen.core", "pymatgen.analysis.local_env",
+           "pymatgen.analysis.graphs", "pymatgen.symmetry.analyzer")
 
 
 def bonding_graph(structure: Structure):
@@ -100,54 +122,97 @@ def cell_formula(structure: Structure) -> str:
     return structure.composition.formula.replace(" ", "")
 
 
-def bawl_fingerprint(structure: Structure) -> str:
+def _check_graph(graph: str) -> None:
+    if graph not in GRAPHS:
+        raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
+
+
+def _tail(structure: Structure) -> str:
+    return f"_{space_group_number(structure)}_{cell_formula(structure)}"
+
+
+def _species_labels(structure: Structure) -> list[str]:
+    return [site.specie.symbol for site in structure]
+
+
+def bawl_fingerprint(structure: Structure, graph: str = "vectorised") -> str:
     """``<WL hash>_<space group>_<cell formula>`` of one structure (raises on failure)."""
-    return f"{wl_hash(structure)}_{space_group_number(structure)}_{cell_formula(structure)}"
+    _check_graph(graph)
+    if graph == "pymatgen":
+        return f"{wl_hash(structure)}{_tail(structure)}"
+    pairs = BG.econ_bond_graph(structure).pairs
+    return f"{wl_hash_pairs(_species_labels(structure), pairs)}{_tail(structure)}"
 
 
-def bawl_fingerprint_pair(structure: Structure) -> tuple[str, str]:
+def bawl_fingerprint_pair(structure: Structure, graph: str = "vectorised") -> tuple[str, str]:
     """(fingerprint with sites as given, fingerprint with sites species-sorted), one graph build."""
-    graph = bonding_graph(structure)
-    tail = f"_{space_group_number(structure)}_{cell_formula(structure)}"
-    given = wl_hash(structure, graph) + tail
+    _check_graph(graph)
+    if graph == "pymatgen":
+        g = bonding_graph(structure)
+        tail = _tail(structure)
+        given = wl_hash(structure, g) + tail
+        order = species_sorted_order(structure)
+        if order == list(range(len(structure))):
+            return given, given
+        return given, wl_hash_reordered(structure, g, order) + tail
+    labels = _species_labels(structure)
+    pairs = BG.econ_bond_graph(structure).pairs
+    tail = _tail(structure)
+    given = wl_hash_pairs(labels, pairs) + tail
     order = species_sorted_order(structure)
     if order == list(range(len(structure))):
         return given, given
-    return given, wl_hash_reordered(structure, graph, order) + tail
+    new = np.empty(len(order), dtype=np.int64)
+    new[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
+    return given, wl_hash_pairs([labels[i] for i in order], new[pairs]) + tail
 
 
 FingerprintResult = tuple[str | None, str | None, str | None]  # (as given, species-sorted, error)
 
 
-def _safe_fingerprint(structure_json: str) -> FingerprintResult:
-    from pymatgen.core import Structure
-
+def safe_fingerprint_pair(item: tuple[Structure, str]) -> FingerprintResult:
+    """``bawl_fingerprint_pair`` of ``(structure, graph)``; a failure is an error string."""
+    structure, graph = item
     try:
-        return (*bawl_fingerprint_pair(Structure.from_str(structure_json, fmt="json")), None)
+        return (*bawl_fingerprint_pair(structure, graph), None)
     except Exception as exc:  # one bad structure never stops the batch
         return None, None, f"fingerprint failed: {type(exc).__name__}: {exc}"[:300]
 
 
 def fingerprints(structures: Sequence[Structure], processes: int = 2,
                  progress: Callable[[int, int], None] | None = None,
+                 timeout_s: float | None = None, graph: str = "vectorised",
                  ) -> list[FingerprintResult]:
-    """(fingerprint as given, species-sorted fingerprint, error) per structure, in order;
-    ``processes`` > 1 uses a process pool."""
-    payload = [s.to_json() for s in structures]
-    n = len(payload)
-    out: list[FingerprintResult] = []
-    if processes <= 1 or n < 8:
-        for i, p in enumerate(payload, 1):
-            out.append(_safe_fingerprint(p))
+    """(fingerprint as given, species-sorted fingerprint, error) per structure, in order.
+
+    ``timeout_s`` (None: unbounded) bounds each structure: over it, the child computing it
+    is killed and the structure gets ``(None, None, "fingerprint timed out")``. With a bound
+    or ``processes`` > 1 the work runs in ``processes`` child processes
+    (``evaluator.procpool``, forkserver); otherwise in this process.
+    """
+    _check_graph(graph)
+    n = len(structures)
+    if not n:
+        return []
+    if timeout_s is None and processes <= 1:
+        out = []
+        for i, s in enumerate(structures, 1):
+            out.append(safe_fingerprint_pair((s, graph)))
             if progress:
                 progress(i, n)
         return out
-    import multiprocessing as mp
+    from evaluator.procpool import run_bounded
 
-    ctx = mp.get_context("spawn" if mp.get_start_method(allow_none=True) == "spawn" else "fork")
-    with ctx.Pool(processes) as pool:
-        for i, r in enumerate(pool.imap(_safe_fingerprint, payload, chunksize=4), 1):
-            out.append(r)
+    results: list[FingerprintResult | None] = [None] * n
+    with run_bounded(safe_fingerprint_pair, [(s, graph) for s in structures],
+                     workers=max(1, int(processes)), timeout_s=timeout_s, preload=PRELOAD) as outcomes:
+        for done, o in enumerate(outcomes, 1):
+            if o.ok:
+                results[o.index] = o.value
+            elif o.timed_out:
+                results[o.index] = (None, None, TIMED_OUT)
+            else:
+                results[o.index] = (None, None, f"fingerprint failed: {o.error}"[:300])
             if progress:
-                progress(i, n)
-    return out
+                progress(done, n)
+    return [r if r is not None else (None, None, "fingerprint failed: no result") for r in results]

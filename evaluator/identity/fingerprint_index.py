@@ -26,6 +26,11 @@ def digests(fingerprints: Iterable[str]) -> np.ndarray:
     return np.fromiter((digest64(f) for f in fingerprints), dtype=np.uint64)
 
 
+def cell_formula_of(fingerprint: str) -> str:
+    """The cell-formula field of ``<WL hash>_<space group>_<cell formula>``."""
+    return fingerprint.rsplit("_", 1)[-1]
+
+
 class FingerprintIndex:
     """Novelty reference made of fingerprints only (e.g. the embedded MP-20).
 
@@ -44,6 +49,9 @@ class FingerprintIndex:
         self.name = name
         self.n_entries = len(self.keys)
         self.n_unique = int(len(np.unique(self.keys))) if len(self.keys) else 0
+        # cell formulas present (the fingerprint's last field): a query whose cell formula
+        # is absent cannot have its fingerprint here, so it needs none (cheap first)
+        self.formula_keys = np.unique(digests(cell_formula_of(f) for f in fingerprints))
 
     def __len__(self) -> int:
         return self.n_entries
@@ -58,6 +66,14 @@ class FingerprintIndex:
         found = (pos < len(self.keys)) & (self.keys[np.minimum(pos, len(self.keys) - 1)] == q)
         found &= np.array([f is not None for f in fingerprints], dtype=bool)
         return np.where(found, pos, -1)
+
+    def has_cell_formula(self, formulas: Sequence[str]) -> np.ndarray:
+        """Per cell formula (e.g. ``Ti1H1``), whether some fingerprint here ends with it."""
+        q = digests(formulas)
+        pos = np.searchsorted(self.formula_keys, q)
+        return (pos < len(self.formula_keys)) & \
+            (self.formula_keys[np.minimum(pos, max(len(self.formula_keys) - 1, 0))] == q) \
+            if len(self.formula_keys) else np.zeros(len(q), dtype=bool)
 
     def lookup(self, fingerprints: Sequence[str | None]) -> list[str | None]:
         """Matched reference id (or the fingerprint itself when ids are unknown), None if absent."""

@@ -15,6 +15,19 @@
 Columns: ``novelty_novel``, ``novelty_match_id``, ``novelty_fingerprint`` (sites as
 submitted), ``novelty_fingerprint_sorted``, ``novelty_fingerprint_hit`` (either
 fingerprint in the reference), ``novelty_novel_as_submitted``.
+
+Cheap first (option ``novelty_cheap_first``, default on): a structure whose verdict is
+known without its fingerprint gets none (fingerprint columns null, the reason says why):
+against fingerprints, one whose cell formula ends no reference fingerprint; against
+structures, one whose reduced formula has no reference structure. Both are novel, as
+submitted too, exactly as the full path decides (a fingerprint contains the cell formula).
+
+Bounded: each fingerprint runs in a child process (``evaluator.procpool``) for at most
+``fingerprint_timeout_s`` seconds (default 30). Over it the row's reason is "fingerprint
+timed out": against fingerprints its novelty is null (undecided); against structures the
+matcher still decides and only ``novelty_novel_as_submitted`` is null.
+Options: ``identity_processes`` (workers, default 1), ``fingerprint_graph``
+(``"vectorised"``, or ``"pymatgen"`` for the reference path).
 """
 
 from __future__ import annotations
@@ -34,14 +47,51 @@ COLUMNS = ["novelty_novel", "novelty_match_id", "novelty_fingerprint", "novelty_
 NA = pd.NA
 
 
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_PROCESSES = 1  # see the README: a second worker does not pay off once vectorised
+SKIPPED_BY_FORMULA = "fingerprint not needed: no reference fingerprint has this cell formula"
+SKIPPED_BY_REDUCED_FORMULA = "fingerprint not needed: no reference structure has this reduced formula"
+
+
+def fingerprint_settings(ctx: EvalContext) -> dict:
+    """Processes, per-structure bound (None: unbounded) and graph from the run's options."""
+    opts = ctx.config.options
+    timeout = opts.get("fingerprint_timeout_s", DEFAULT_TIMEOUT_S)
+    return {"processes": int(opts.get("identity_processes", DEFAULT_PROCESSES)),
+            "timeout_s": float(timeout) if timeout else None,
+            "graph": str(opts.get("fingerprint_graph", "vectorised"))}
+
+
 def compute_fingerprints(ctx: EvalContext, rows: list[int]) -> tuple[list, int]:
-    """Cached (as given, species-sorted, error) per row; ``identity_processes`` workers (2)."""
+    """Cached (as given, species-sorted, error) per row, bounded per structure."""
     ckpt = ctx.checkpoint_dir("novelty")
-    processes = int(ctx.config.options.get("identity_processes", 2))
     ctx.progress("novelty: fingerprints", 0, len(rows))
     return cached_fingerprints(
         [ctx.structures[r] for r in rows], cache_file=ckpt / "bawl.jsonl" if ckpt else None,
-        processes=processes, progress=lambda i, n: ctx.progress("novelty: fingerprints", i, n))
+        progress=lambda i, n: ctx.progress("novelty: fingerprints", i, n), **fingerprint_settings(ctx))
+
+
+def verdict_known_without_fingerprint(ctx: EvalContext, index, rows: list[int]) -> dict[int, str]:
+    """Rows whose novelty is decided without a fingerprint -> why (they are novel)."""
+    from evaluator.identity import matcher as M
+
+    if index.kind == "fingerprints":
+        formulas = [F.cell_formula(ctx.structures[r]) for r in rows]
+        present = index.has_cell_formula(formulas) if rows else []
+        return {r: SKIPPED_BY_FORMULA for r, p in zip(rows, present) if not p}
+    out = {}
+    for r in rows:
+        try:
+            if not len(index.formula_rows(M.group_key(ctx.structures[r]))):
+                out[r] = SKIPPED_BY_REDUCED_FORMULA
+        except Exception:  # noqa: BLE001 - undecided here: the full path reports it
+            continue
+    return out
+
+
+def _skipped_record(reason: str) -> list:
+    # novel; no reference fingerprint can equal its fingerprint either (same formula needed)
+    return [True, None, None, None, False, True, "ok", reason]
 
 
 def _by_fingerprint(index, fps) -> list[list]:
@@ -84,16 +134,21 @@ def run(ctx: EvalContext) -> FamilyResult:
     reference = ctx.reference
     index = reference.novelty
     rows = ctx.valid_index
-    fps, n_computed = compute_fingerprints(ctx, rows)
+    cheap_first = bool(ctx.config.options.get("novelty_cheap_first", True))
+    skipped = verdict_known_without_fingerprint(ctx, index, rows) if cheap_first else {}
+    need = [r for r in rows if r not in skipped]
+    fps, n_computed = compute_fingerprints(ctx, need)
     t_fp = time.perf_counter() - t0
     if index.kind == "fingerprints":
-        records = _by_fingerprint(index, fps)
+        computed = dict(zip(need, _by_fingerprint(index, fps)))
     else:
         extra = dict.fromkeys(["fingerprint_hits", "fingerprint_hits_confirmed",
                                "fingerprint_hits_rejected", "matched_without_fingerprint_hit",
                                "matcher_fits"], 0)
-        records = _by_structure(ctx, index, rows, fps, extra)
+        computed = dict(zip(need, _by_structure(ctx, index, need, fps, extra)))
         result.provenance["matching"] = extra
+    records = [computed[r] if r in computed else _skipped_record(skipped[r]) for r in rows]
+    n_timed_out = sum(err == F.TIMED_OUT for _, _, err in fps)
     cols = pd.DataFrame(records, index=pd.Index(rows), columns=COLUMNS)
     cols["novelty_beyond_reference_size"] = beyond_reference_size(ctx.structures, rows, reference)
     for c in ("novelty_novel", "novelty_fingerprint_hit", "novelty_novel_as_submitted"):
@@ -106,6 +161,7 @@ def run(ctx: EvalContext) -> FamilyResult:
         "novel_as_submitted", int(cols.loc[ok, "novelty_novel_as_submitted"].fillna(False).sum())))
     result.metrics["n_failed"] = int((~ok).sum())
     result.metrics["n_without_fingerprint"] = int(cols["novelty_fingerprint"].isna().sum())
+    result.metrics["n_fingerprint_timed_out"] = int(n_timed_out)
     if not rows:
         result.absent("novel_frac_valid", "no valid structures")
     result.provenance.update({
@@ -116,7 +172,9 @@ def run(ctx: EvalContext) -> FamilyResult:
         "fingerprint": F.BAWL_SETTINGS,
         "population": "valid structures",
         "fingerprints_computed": n_computed,
-        "fingerprints_cached": len(rows) - n_computed,
+        "fingerprints_cached": len(need) - n_computed,
+        "fingerprints_not_needed": len(skipped),
+        "fingerprint_run": fingerprint_settings(ctx),
         "seconds_fingerprints": round(t_fp, 3),
         "seconds": round(time.perf_counter() - t0, 3),
     })
