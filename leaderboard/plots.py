@@ -84,6 +84,19 @@ def _measure_values(df: pd.DataFrame, m: T.Measure, show: str) -> tuple[pd.Serie
     return vals.astype(float), m.header(show)
 
 
+def _error_bars(df: pd.DataFrame, m: T.Measure, show: str, values: pd.Series) -> dict | None:
+    """Plotly asymmetric error bars from the rate's stored confidence interval (None without one)."""
+    cols = m.ci_columns(show)
+    if cols is None or not all(c in df.columns for c in cols):
+        return None
+    k = 100.0 if m.is_percent(show) else 1.0
+    lo = pd.to_numeric(df[cols[0]], errors="coerce").astype(float) * k
+    hi = pd.to_numeric(df[cols[1]], errors="coerce").astype(float) * k
+    if not (np.isfinite(lo) & np.isfinite(hi)).any():
+        return None
+    return {"plus": (hi - values).clip(lower=0), "minus": (values - lo).clip(lower=0)}
+
+
 def _meta(df: pd.DataFrame, canonical: str) -> pd.Series:
     col = T.meta_column(df, canonical)
     return df[col].astype(str) if col else pd.Series("—", index=df.index)
@@ -120,9 +133,14 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
     xv, xh = _measure_values(df, mx, show)
     yv, yh = _measure_values(df, my, show)
     ok = np.isfinite(xv) & np.isfinite(yv)
+    ex, ey = _error_bars(df, mx, show, xv), _error_bars(df, my, show, yv)
     d = pd.DataFrame({"x": xv, "y": yv, "model": _meta(df, "model"), "train": _meta(df, "training_set"),
-                      "n": _meta(df, "n_structures"), "prov": _meta(df, "provenance"),
-                      "who": _meta(df, "submitter"), "id": _meta(df, "submission_id")})[ok]
+                      "n": _meta(df, "n_structures"), "prov": T.evaluated_by(df),
+                      "who": _meta(df, "submitter"), "id": _meta(df, "submission_id")})
+    for name, bars in (("ex", ex), ("ey", ey)):
+        d[f"{name}+"] = bars["plus"] if bars else np.nan
+        d[f"{name}-"] = bars["minus"] if bars else np.nan
+    d = d[ok]
     front = pareto_mask(d["x"], d["y"], mx.direction or 1, my.direction or 1) if len(d) else np.array([], bool)
     # Plotly renders a subset of HTML (<a href>, <b>...) in labels: user metadata is escaped
     # (&lt; &gt; &amp; only: plotly decodes those, not &quot;).
@@ -138,7 +156,16 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
         fig.add_trace(go.Scatter(x=sx, y=sy, mode="lines", name="Pareto front",
                                  line=dict(color=FRONT_COLOUR, width=2, dash="dash"), hoverinfo="skip"))
     rest = ~front if directed else np.ones(len(d), bool)
+    level = T.ci_level(df)
+
+    def bars(sel, axis):  # the rates' confidence intervals as error bars
+        if not d[f"e{axis}+"].notna().any():
+            return None
+        return dict(type="data", symmetric=False, array=d[f"e{axis}+"][sel], arrayminus=d[f"e{axis}-"][sel],
+                    color="#95a5a6", thickness=1.2, width=4)
+
     fig.add_trace(go.Scatter(x=d["x"][rest], y=d["y"][rest], mode="markers", name="submissions",
+                             error_x=bars(rest, "x"), error_y=bars(rest, "y"),
                              customdata=custom[rest], hovertemplate=hover,
                              marker=dict(size=10, color=POINT_COLOUR, opacity=0.75,
                                          line=dict(width=1, color="white"))))
@@ -146,6 +173,7 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
         fig.add_trace(go.Scatter(x=d["x"][front], y=d["y"][front], mode="markers+text", name="non-dominated",
                                  text=custom[front][:, 0], customdata=custom[front],
                                  textposition=_label_positions(d["x"][front], d["x"]),
+                                 error_x=bars(front, "x"), error_y=bars(front, "y"),
                                  cliponaxis=False,
                                  hovertemplate=hover,
                                  marker=dict(size=14, color=FRONT_COLOUR, symbol="star",
@@ -159,9 +187,23 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
     sub = f"{len(d)} submission{'s' if len(d) != 1 else ''}" + (f"; {left_out} without both values not shown" if left_out else "")
     if not directed:
         sub += "; no Pareto front (a metric without a preferred direction)"
+    if d["ex+"].notna().any() or d["ey+"].notna().any():
+        sub += f"; error bars: {level} bootstrap confidence intervals"
+    if {x_key, y_key} & set(T.NOVELTY_KEYS):
+        fig.add_annotation(text=_wrap(T.reference_note(df).replace("**", "")), showarrow=False, xref="paper",
+                           yref="paper", x=0, y=-0.32, xanchor="left", yanchor="top", align="left",
+                           font=dict(size=11, color="#555"))
+        fig.update_layout(margin=dict(l=60, r=20, t=60, b=150), height=600)
     fig.update_layout(title=dict(text=f"{title or f'{yh} vs {xh}'}<br><sup>{sub}</sup>"),
                       xaxis_title=xh, yaxis_title=yh, legend=dict(orientation="h", y=-0.18))
     return fig
+
+
+def _wrap(text: str, width: int = 110) -> str:
+    """Plotly annotations do not wrap: break ``text`` into <br>-separated lines (escaped)."""
+    import textwrap
+
+    return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(text, width))
 
 
 # ---------------------------------------------------------------- model page figures
@@ -246,4 +288,62 @@ def periodic_table(counts: dict[str, int], title: str = "Element coverage",
                       title=dict(text=f"{title}<br><sup>{covered} of 118 elements present</sup>"))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)
+    return fig
+
+
+# ---------------------------------------------------------------- comparison figures
+COMPARE_COLOURS = ("#2e86c1", "#d35400", "#27ae60")
+
+
+def ehull_overlay(series: dict[str, Iterable[float]], stable: float = 0.0, metastable: float = 0.1) -> go.Figure:
+    """Overlaid E_hull histograms (eV/atom), one per submission, on shared bins."""
+    fig = go.Figure()
+    fig.update_layout(**{**LAYOUT, "height": 420})
+    clean = {k: pd.to_numeric(pd.Series(list(v), dtype=object), errors="coerce").astype(float)
+             for k, v in series.items()}
+    clean = {k: v[np.isfinite(v)] for k, v in clean.items()}
+    allv = pd.concat(list(clean.values())) if clean else pd.Series(dtype=float)
+    if allv.empty:
+        fig.add_annotation(text="No E_hull values in the chosen submissions.", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
+        fig.update_xaxes(visible=False), fig.update_yaxes(visible=False)
+        return fig
+    lo, hi = float(allv.min()), float(allv.max())
+    size = (hi - lo) / 40 if hi > lo else 0.01
+    for (name, v), colour in zip(clean.items(), COMPARE_COLOURS):
+        fig.add_trace(go.Histogram(x=v, name=f"{html.escape(name, quote=False)} ({len(v)})", opacity=0.55,
+                                   histnorm="percent", marker_color=colour,
+                                   xbins=dict(start=lo, end=hi + size, size=size),
+                                   hovertemplate="%{x} eV/atom: %{y:.1f} %<extra></extra>"))
+    for xv, label in ((stable, "stable"), (metastable, "metastable")):
+        fig.add_vline(x=xv, line=dict(color=FRONT_COLOUR, dash="dot"), annotation_text=label,
+                      annotation_position="top right")
+    fig.update_layout(barmode="overlay", title=dict(text="Energy above hull<br><sup>share of each submission's "
+                                                         "structures with an energy</sup>"),
+                      xaxis_title="E_hull [eV/atom]", yaxis_title="% of structures", legend=dict(orientation="h",
+                                                                                                y=-0.2))
+    return fig
+
+
+def element_coverage_compare(counts: dict[str, dict[str, int]], totals: dict[str, int]) -> go.Figure:
+    """Share of each submission's structures containing each element (elements in atomic-number order)."""
+    from ase.data import atomic_numbers
+
+    fig = go.Figure()
+    fig.update_layout(**{**LAYOUT, "height": 420})
+    elements = sorted({e for c in counts.values() for e, n in c.items() if n}, key=lambda e: atomic_numbers.get(e, 999))
+    if not elements:
+        fig.add_annotation(text="No element data in the chosen submissions.", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
+        fig.update_xaxes(visible=False), fig.update_yaxes(visible=False)
+        return fig
+    for (name, c), colour in zip(counts.items(), COMPARE_COLOURS):
+        total = totals.get(name) or 0
+        share = [100.0 * c.get(e, 0) / total if total else 0.0 for e in elements]
+        covered = sum(1 for n in c.values() if n)
+        fig.add_trace(go.Bar(x=elements, y=share, name=f"{html.escape(name, quote=False)} ({covered} elements)",
+                             marker_color=colour, hovertemplate="%{x}: %{y:.1f} % of structures<extra></extra>"))
+    fig.update_layout(barmode="group", title=dict(text="Element coverage<br><sup>share of valid structures "
+                                                       "containing each element</sup>"),
+                      xaxis_title="element", yaxis_title="% of structures", legend=dict(orientation="h", y=-0.2))
     return fig

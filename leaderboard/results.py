@@ -78,7 +78,19 @@ def summary_row(job: Job, meta: dict | None, summary: dict) -> dict:
         "mlip": config.get("mlip"),
         "mlip_model": config.get("mlip_model"),
     })
+    coverage = reference.get("coverage") if isinstance(reference, dict) else None
+    coverage = coverage if isinstance(coverage, dict) else {}
+    row.update({  # what the reference covers (novelty, SUN/MSUN are relative to it)
+        "reference_coverage": coverage.get("description"),
+        "reference_n_structures": coverage.get("n_structures"),
+        "reference_max_sites": coverage.get("max_sites"),
+    })
+    unc = prov.get("uncertainty") if isinstance(prov.get("uncertainty"), dict) else {}
+    row.update({"uncertainty_method": unc.get("method"), "uncertainty_n_resamples": unc.get("n_resamples"),
+                "uncertainty_seed": unc.get("seed"), "uncertainty_level": unc.get("level")})
     row.update(flatten_metrics(summary.get("metrics") or {}))
+    # Confidence intervals of the rates: "uncertainty.<family>.<metric>.lo"/".hi".
+    row.update(flatten_metrics(summary.get("uncertainty") or {}, "uncertainty."))
     return row
 
 

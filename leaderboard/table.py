@@ -44,6 +44,10 @@ FAMILY_LABELS = {
 OTHER_COLOUR = (90, 90, 90)
 
 COUNT_SUFFIXES = ("_count", "_frac_submitted", "_frac_valid")
+_FRACTION = re.compile(r"_frac_[a-z]+$")  # a lone fraction (e.g. valid_frac_parsed): a percentage
+# Confidence intervals of rates: results columns "uncertainty.<family>.<name>_<rep>.lo"/".hi"
+# (from summary.json's top-level "uncertainty" block, computed once by the evaluator).
+UNCERTAINTY_PREFIX = "uncertainty."
 SHOW_MODES = {  # UI label -> representation of counted measures
     "% of submitted": "frac_submitted",
     "% of valid": "frac_valid",
@@ -158,6 +162,7 @@ META_ALIASES: dict[str, tuple[str, ...]] = {
     "organisation": ("organisation", "organization"),
     "mlip": ("mlip",),
     "reference": ("reference",),
+    "evaluator_version": ("evaluator_version",),
 }
 META_LABELS = {
     "model": "Model", "training_set": "Training set", "task": "Task",
@@ -189,6 +194,11 @@ class Measure:
         return "count" in self.columns
 
     @property
+    def fraction(self) -> bool:
+        """A plain value that is a fraction (``*_frac_parsed``): shown as a percentage."""
+        return not self.counted and bool(_FRACTION.search(self.name))
+
+    @property
     def colour_family(self) -> str:
         """Family whose colour this measure takes ("stability_unrelaxed" -> "stability")."""
         for fam in FAMILY_COLOURS:
@@ -207,7 +217,15 @@ class Measure:
         return self.columns.get(show) or self.columns.get("frac_submitted") or self.columns["count"]
 
     def is_percent(self, show: str = DEFAULT_SHOW) -> bool:
-        return self.counted and show != "count"
+        return (self.counted and show != "count") or self.fraction
+
+    def ci_columns(self, show: str = DEFAULT_SHOW) -> tuple[str, str] | None:
+        """(lo, hi) results columns of this rate's confidence interval in representation
+        ``show`` (``uncertainty.<family>.<name>_<rep>.lo``/``.hi``); None for non-rates."""
+        if not self.counted or show == "count":
+            return None
+        base = f"{UNCERTAINTY_PREFIX}{self.family}.{self.name}_{show}"
+        return f"{base}.lo", f"{base}.hi"
 
     def header(self, show: str = DEFAULT_SHOW) -> str:
         """Column header: label, family qualifier, direction arrow and unit."""
@@ -218,6 +236,8 @@ class Measure:
         elif base not in FAMILY_COLOURS:
             qual = f" ({base.replace('_', ' ')})"
         unit = "%" if self.is_percent(show) else ("n" if self.counted else self.unit)
+        if self.fraction:
+            qual += f" (of {self.name.rsplit('_frac_', 1)[1]})"
         unit = f" [{unit}]" if unit else ""
         return f"{self.label}{qual} {self.arrow}{unit}".replace("  ", " ").strip()
 
@@ -228,7 +248,7 @@ def _metric_key(column: str) -> str | None:
     if "." not in col:
         return None
     family = col.split(".", 1)[0]
-    if family in ("meta", "summary", "provenance", "__derived__"):
+    if family in ("meta", "summary", "provenance", "__derived__", UNCERTAINTY_PREFIX[:-1], "reference"):
         return None
     return col
 
@@ -340,6 +360,10 @@ def catalogue(columns: Iterable[str] | pd.DataFrame) -> list[Measure]:
 
 def _make_measure(family: str, name: str, columns: dict[str, str], suffix: str = "") -> Measure:
     known = _known(family, name)
+    if known is None and _FRACTION.search(name):  # "valid_frac_parsed": the label of "valid"
+        base = _known(family, name.rsplit("_frac_", 1)[0])
+        if base is not None:
+            return Measure(f"{family}.{name}", family, name, base.label + suffix, base.direction, columns)
     if known is not None:
         return Measure(f"{family}.{name}", family, name, known.label + suffix, known.direction,
                        columns, known.unit, known.description, known.compact)
@@ -379,14 +403,33 @@ def meta_column(df: pd.DataFrame, canonical: str) -> str | None:
     return None
 
 
-def provenance_label(value) -> str:
-    """'evaluated by us' for worker results, 'self-reported' for submitted metrics."""
+EVALUATOR_NAME = "leaderboard evaluator"
+
+
+def provenance_label(value, version=None) -> str:
+    """Who evaluated a submission, named the same way in every view ("Evaluated by"):
+    "leaderboard evaluator <version>" for results of the leaderboard's worker,
+    "self-reported" for submitted metrics."""
     v = str(value or "").lower()
-    if "worker" in v or v in ("evaluated", "us", "leaderboard"):
-        return "us"
+    if "worker" in v or v in ("evaluated", "us", "leaderboard") or v.startswith(EVALUATOR_NAME):
+        ver = str(version).strip() if version is not None and not _isnan(version) else ""
+        return f"{EVALUATOR_NAME} {ver}".strip() if ver else f"{EVALUATOR_NAME} (version not recorded)"
     if "self" in v:
         return "self-reported"
     return str(value) if value is not None else "—"
+
+
+def _isnan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def evaluated_by(df: pd.DataFrame) -> pd.Series:
+    """The "Evaluated by" label of every row of a results table (see provenance_label)."""
+    col, ver = meta_column(df, "provenance"), meta_column(df, "evaluator_version")
+    if col is None:
+        return pd.Series("—", index=df.index)
+    versions = df[ver] if ver else pd.Series(None, index=df.index)
+    return pd.Series([provenance_label(p, v) for p, v in zip(df[col], versions)], index=df.index)
 
 
 def families_present(measures: Iterable[Measure]) -> list[str]:
@@ -504,24 +547,93 @@ def select_measures(measures: list[Measure], view: str = "compact",
 
 
 def _fmt_for(m: Measure, show: str) -> str:
+    """One convention per view: rates as % with one decimal, counts as integers, energies
+    (eV/atom) with 3 decimals (meV resolution), anything else with 3 significant digits."""
     if m.is_percent(show):
         return "{:.1f}"
-    if m.counted:
+    if m.counted or m.name.endswith("_count"):
         return "{:.0f}"
-    return "{:.4g}"
+    if m.unit == "eV/atom":
+        return "{:.3f}"
+    return "{:.3g}"
+
+
+def default_full_columns(measures: list[Measure]) -> list[str]:
+    """Measure keys the full view shows before the user picks columns: every metric with a
+    direction, without bookkeeping counts and nested breakdowns (those stay in the picker)."""
+    return [m.key for m in measures if m.direction and "." not in m.name]
+
+
+def column_choices(measures: list[Measure]) -> list[tuple[str, str]]:
+    """(label, key) for the column picker, grouped by family (catalogue order)."""
+    return [(f"{FAMILY_LABELS.get(m.colour_family, _humanise(m.colour_family))} · {m.header()}", m.key)
+            for m in measures]
+
+
+def ci_level(df: pd.DataFrame) -> str:
+    """The confidence level of the intervals in ``df`` as text ("95 %")."""
+    col = "uncertainty_level"
+    if col in df.columns:
+        lv = pd.to_numeric(df[col], errors="coerce").dropna()
+        if len(lv):
+            return f"{100 * float(lv.iloc[0]):.0f} %"
+    return "95 %"
+
+
+def ci_text(lo, hi, percent: bool) -> str:
+    """'12.3–15.0' (percent: ×100, one decimal); '—' when either end is missing."""
+    a, b = pd.to_numeric(pd.Series([lo, hi]), errors="coerce")
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return "—"
+    k = 100.0 if percent else 1.0
+    return f"{k * a:.1f}–{k * b:.1f}"
+
+
+def indistinguishable(df: pd.DataFrame, m: Measure, show: str, ranks: pd.Series,
+                      names: pd.Series) -> list[str]:
+    """Per row: the rows whose confidence interval on ``m`` overlaps its own ("#2 Beta; #4 Delta"),
+    "—" when the row has no interval (see ``why_no_ci``), "" when it overlaps none."""
+    cols = m.ci_columns("frac_submitted" if show == "count" else show)
+    if cols is None or not all(c in df.columns for c in cols):
+        return ["—"] * len(df)
+    lo = pd.to_numeric(df[cols[0]], errors="coerce").to_numpy(float)
+    hi = pd.to_numeric(df[cols[1]], errors="coerce").to_numpy(float)
+    out = []
+    for i in range(len(df)):
+        if not (np.isfinite(lo[i]) and np.isfinite(hi[i])):
+            out.append("—")
+            continue
+        same = [f"#{ranks.iloc[j]} {names.iloc[j]}" for j in range(len(df)) if j != i
+                and np.isfinite(lo[j]) and np.isfinite(hi[j]) and lo[i] <= hi[j] and lo[j] <= hi[i]]
+        out.append("; ".join(same))
+    return out
+
+
+WHY_NO_CI = ("— in a CI column: no interval stored (results evaluated before the evaluator computed "
+             "bootstrap intervals, or the rate itself was not computed)")
 
 
 def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterable[str] | None = None,
                show: str = DEFAULT_SHOW, search: str = "", training_set: str | None = None,
                task: str | None = None, relaxed: str | None = None, rank_by: str = DEFAULT_RANK,
-               ascending: bool | None = None) -> View:
-    """The ranked, filtered leaderboard in ``view`` mode, as a display-ready frame."""
+               ascending: bool | None = None, columns: Iterable[str] | None = None) -> View:
+    """The ranked, filtered leaderboard in ``view`` mode, as a display-ready frame.
+
+    ``columns``: measure keys the full view shows (the column picker; None/empty = the
+    default_full_columns of the chosen families). The full view adds a confidence-interval
+    column after every rate that has one; both views add "CI overlaps (rank metric)" naming
+    the submissions whose interval on the rank metric overlaps the row's: their order is
+    not distinguishable at that level.
+    """
     show = SHOW_MODES.get(show, show)
     df = _derive(results) if not results.empty else results.copy()
     measures = catalogue(df)
     df = filter_rows(df, search, training_set, task, relaxed)
     df = rank(df, measures, rank_by, show, ascending)
     shown = select_measures(measures, view, families)
+    if view != "compact":
+        keep = set(columns or []) or set(default_full_columns(measures))
+        shown = [m for m in shown if m.key in keep or m.key == rank_by]
     # The measure the table is ranked by comes first, right after the metadata.
     lead = [m for m in shown if m.key == rank_by]
     shown = lead + [m for m in shown if m.key != rank_by]
@@ -538,7 +650,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
             if ver is not None and ver != col:
                 values = [f"{m} ({v})" if isinstance(v, str) and v else str(m) for m, v in zip(df[col], df[ver])]
         if canonical == "provenance":
-            values = values.map(provenance_label)
+            values = evaluated_by(df)
         if canonical == "relaxed":
             values = values.map(lambda v: {True: "yes", False: "no"}.get(_norm_bool(v), "—"))
         out[META_LABELS[canonical]] = values
@@ -554,9 +666,53 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
         out[h] = values.astype(float)
         headers.append(h)
         formats[h] = _fmt_for(m, show)
+        ci = m.ci_columns("frac_submitted" if show == "count" else show)
+        if ci is not None and (view != "compact" or m.key == rank_by):
+            lo, hi = (df[c] if c in df else pd.Series(np.nan, index=df.index) for c in ci)
+            out[f"{m.label} {ci_level(df)} CI [%]"] = [ci_text(a, b, True) for a, b in zip(lo, hi)]
+    rank_m = next((m for m in measures if m.key == rank_by), None)
+    if rank_m is not None and rank_m.counted and not df.empty:
+        names = out[META_LABELS["model"]] if META_LABELS["model"] in out else pd.Series("", index=df.index)
+        out["CI overlaps (rank metric)"] = indistinguishable(df, rank_m, show, out["#"], names)
     sid = meta_column(df, "submission_id")
     ids = [str(x) for x in df[sid]] if sid else []
     return View(out.reset_index(drop=True), shown, headers, formats, show, ids)
+
+
+# ---------------------------------------------------------------- reference limits
+NOVELTY_KEYS = ("novelty.novel", "sun.sun", "sun.msun", "sun.sun_plus_msun")
+
+
+def coverage_sentence(reference: str | None, description: str | None, n_structures=None,
+                      max_sites=None) -> str:
+    """What "novel" means against one reference, from provenance.reference.coverage."""
+    ref = str(reference) if reference not in (None, "") and not _isnan(reference) else "the reference"
+    if not isinstance(description, str) or not description.strip():
+        return (f"novel = not matched in {ref}; its coverage was not recorded by the evaluator that "
+                "produced these results, so a larger-than-reference structure cannot be told apart")
+    extra = []
+    if n_structures is not None and not _isnan(n_structures):
+        extra.append(f"{int(n_structures):,} structures")
+    if max_sites is not None and not _isnan(max_sites):
+        extra.append(f"≤ {int(max_sites)} sites per cell")
+    tail = f" ({', '.join(extra)})" if extra else ""
+    return f"novel = not matched in {ref}{tail}: {description.strip()}"
+
+
+def reference_note(results: pd.DataFrame) -> str:
+    """Markdown stating the reference(s) behind Novel, SUN and MSUN for the rows of ``results``."""
+    if results.empty:
+        return ""
+    ref = meta_column(results, "reference")
+    seen: list[str] = []
+    for _, row in results.iterrows():
+        text = coverage_sentence(row.get(ref) if ref else None, row.get("reference_coverage"),
+                                 row.get("reference_n_structures"), row.get("reference_max_sites"))
+        if text not in seen:
+            seen.append(text)
+    return ("**Novel, SUN and MSUN depend on the reference.** " + " · ".join(seen)
+            + ". The model page flags structures larger than any reference cell and chemical systems "
+              "with few reference entries.")
 
 
 # ---------------------------------------------------------------- colouring

@@ -109,13 +109,19 @@ def test_compact_full_and_family_picker():
     compact = T.build_view(df)
     full = T.build_view(df, view="full")
     assert set(compact.metric_headers) < set(full.metric_headers)
-    assert "Widget score (mystery)" in full.metric_headers
+    # The full view shows directed metrics by default; the column picker adds any other one.
+    assert "Widget score (mystery)" not in full.metric_headers
+    picked = T.build_view(df, view="full", columns=["mystery.widget_score", "distribution.jsd"])
+    assert [h for h in picked.metric_headers] == ["SUN + MSUN ↑ [%]", "JSD ↓", "Widget score (mystery)"]
     assert "Widget score (mystery)" not in compact.metric_headers
     only_sun = T.build_view(df, view="full", families=["sun"])
     assert only_sun.metric_headers and all(m.colour_family == "sun" for m in only_sun.measures)
     assert {"Model", "Training set", "N structures", "Evaluated by", "Pre-relaxed"} <= set(compact.frame.columns)
     assert list(compact.frame["Pre-relaxed"]) == ["—", "yes", "no", "no"]
-    assert set(compact.frame["Evaluated by"]) == {"us"}
+    # One name for the evaluator everywhere, with its version ("Evaluated by").
+    assert set(compact.frame["Evaluated by"]) == {"leaderboard evaluator (version not recorded)"}
+    versioned = T.build_view(df.assign(evaluator_version="0.4.1"))
+    assert set(versioned.frame["Evaluated by"]) == {"leaderboard evaluator 0.4.1"}
 
 
 def test_cell_colouring_follows_direction():

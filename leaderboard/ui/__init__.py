@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import gradio as gr
 
-from leaderboard.ui import leaderboard_tab, model_tab, plots_tab, status_tab, submit_tab
+from leaderboard.ui import compare_tab, leaderboard_tab, model_tab, plots_tab, status_tab, submit_tab
 from leaderboard.ui.context import AppContext, make_context
 
 TITLE = "Crystal generative-model leaderboard"
-TAB_IDS = ("leaderboard", "plots", "submit", "status", "model")
+TAB_IDS = ("leaderboard", "plots", "submit", "status", "model", "compare")
 CSS = """
 #leaderboard-table table { font-variant-numeric: tabular-nums; }
 #lb-updated, #lb-caption { color: var(--body-text-color-subdued); }
+/* No client-side sort/filter menu on the leaderboard: it reorders rows without renumbering #.
+   Ranking is the "Rank by" control's job (server side, # recomputed). */
+#leaderboard-table .cell-menu-button { display: none !important; }
 """
 
 
@@ -51,9 +54,11 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
                 st = status_tab.build(ctx, user_state)
             with gr.Tab("Model page & downloads", id="model", elem_id="tab-model") as t_md:
                 md = model_tab.build(ctx)
+            with gr.Tab("Compare", id="compare", elem_id="tab-compare") as t_cmp:
+                cmp = compare_tab.build(ctx)
 
         # The status table polls the store only while its tab is open.
-        for tab in (t_lb, t_pl, t_sb, t_st, t_md):
+        for tab in (t_lb, t_pl, t_sb, t_st, t_md, t_cmp):
             tab.select(lambda on=tab is t_st: gr.Timer(active=on), None, st["timer"], api_visibility="private",
                        show_progress="hidden")
 
@@ -94,6 +99,14 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
         lb["timer"].tick(md["refresh_choices"], md["pick"], md["pick"], api_visibility="private",
                          show_progress="hidden")
         lb["refresh"].click(md["refresh_choices"], md["pick"], md["pick"], api_visibility="private")
+        for ev in (lb["timer"].tick, lb["refresh"].click, demo.load):
+            ev(cmp["refresh_choices"], cmp["pick"], cmp["pick"], api_visibility="private", show_progress="hidden")
+        # The leaderboard download buttons hold their files before anyone clicks (a DownloadButton
+        # whose file is made by its own click downloads nothing on the first click).
+        dl_fn, dl_out = md["refresh_downloads"]
+        demo.load(dl_fn, None, dl_out, api_visibility="private", show_progress="hidden")
+        lb["timer"].tick(dl_fn, None, dl_out, api_visibility="private", show_progress="hidden")
+        lb["refresh"].click(dl_fn, None, dl_out, api_visibility="private", show_progress="hidden")
         # The components' initial values were computed when the app was built: bring them
         # up to date for every new page.
         lb_fn, lb_in, lb_out = lb["load"]

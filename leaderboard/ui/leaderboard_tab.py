@@ -17,16 +17,24 @@ def _rank_choices(measures: list[T.Measure]) -> list[tuple[str, str]]:
 
 
 def render_table(results: pd.DataFrame, view: str, families: list[str] | None, show: str, search: str,
-                 training_set: str | None, task: str | None, relaxed: str | None, rank_by: str | None):
+                 training_set: str | None, task: str | None, relaxed: str | None, rank_by: str | None,
+                 columns: list[str] | None = None):
     """(Styler for gr.Dataframe, caption markdown) for the current controls."""
     v = T.build_view(results, view=view or "compact", families=families or None, show=show or "% of submitted",
                      search=search or "", training_set=training_set, task=task, relaxed=relaxed,
-                     rank_by=rank_by or T.DEFAULT_RANK)
+                     rank_by=rank_by or T.DEFAULT_RANK, columns=columns or None)
     n_all = len(results)
     caption = (f"{len(v.frame)} of {n_all} finished submissions shown · ranked by "
-               f"**{_rank_label(results, rank_by)}** · counted metrics shown as **{show}**")
+               f"**{_rank_label(results, rank_by)}** (use **Rank by** to re-rank; # follows it) · "
+               f"counted metrics shown as **{show}**")
+    if "CI overlaps (rank metric)" in v.frame.columns:
+        caption += (f" · **CI overlaps**: submissions whose {T.ci_level(results)} confidence intervals on "
+                    "the rank metric overlap this row's, so their order is not distinguishable; "
+                    + T.WHY_NO_CI)
     if n_all == 0:
         caption = "No finished submissions yet: submit one in the **Submit** tab (try the example)."
+    else:
+        caption += "\n\n" + T.reference_note(results)
     return v.styler(), caption
 
 
@@ -45,7 +53,7 @@ def build(ctx: AppContext) -> dict:
     fams = T.families_present(measures) or list(T.FAMILY_COLOURS)
     gr.Markdown("Generative models of inorganic crystals, scored on the same structures by the same "
                 "evaluator. Default rank: **SUN + MSUN per submitted structure** (stable or metastable, "
-                "unique and novel; strict denominator = every submitted structure). Click a header to sort.")
+                "unique and novel; strict denominator = every submitted structure). Re-rank with **Rank by**.")
     with gr.Row():
         search = gr.Textbox(label="Search", placeholder="model, training set, submitter…", scale=2,
                             elem_id="lb-search")
@@ -58,13 +66,18 @@ def build(ctx: AppContext) -> dict:
         view = gr.Radio(VIEWS, value="compact", label="View", scale=1)
         show = gr.Radio(list(T.SHOW_MODES), value="% of submitted", label="Counted metrics as", scale=2)
         rank_by = gr.Dropdown(_rank_choices(measures) or [("SUN + MSUN", T.DEFAULT_RANK)], value=T.DEFAULT_RANK,
-                              label="Rank by", scale=2, allow_custom_value=True)
+                              label="Rank by", scale=2, allow_custom_value=True, elem_id="lb-rank")
     families = gr.CheckboxGroup([(T.FAMILY_LABELS.get(f, f), f) for f in fams], value=fams,
                                 label="Metric families")
+    columns = gr.Dropdown(T.column_choices(measures), value=T.default_full_columns(measures), multiselect=True,
+                          label="Columns of the full view (grouped by family)", visible=False,
+                          elem_id="lb-columns", allow_custom_value=True)
     styler, caption = render_table(results, "compact", fams, "% of submitted", "", "All", "All", "All",
                                    T.DEFAULT_RANK)
     caption_md = gr.Markdown(caption, elem_id="lb-caption")
-    table = gr.Dataframe(styler, interactive=False, show_search="search", wrap=False, max_height=640,
+    # One search box (the filter above); the table's own column menu (client-side sort that
+    # would leave # stale) is hidden by CSS: ranking is the "Rank by" control's job.
+    table = gr.Dataframe(styler, interactive=False, wrap=False, max_height=640,
                          pinned_columns=2, elem_id="leaderboard-table", buttons=["fullscreen", "copy"])
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="lb-refresh")
@@ -73,27 +86,29 @@ def build(ctx: AppContext) -> dict:
     timer = gr.Timer(ctx.refresh_s)
     seen = gr.State(ctx.results.loads)
 
-    controls = [view, families, show, search, training_set, task, relaxed, rank_by]
+    controls = [view, families, show, search, training_set, task, relaxed, rank_by, columns]
 
-    def update(view, families, show, search, training_set, task, relaxed, rank_by):
+    def update(view, families, show, search, training_set, task, relaxed, rank_by, columns):
         res = ctx.results.get()
-        return render_table(res, view, families, show, search, training_set, task, relaxed, rank_by)
+        return render_table(res, view, families, show, search, training_set, task, relaxed, rank_by, columns)
 
-    def reload(force, view, families, show, search, training_set, task, relaxed, rank_by):
+    def reload(force, view, families, show, search, training_set, task, relaxed, rank_by, columns):
         import datetime as dt
 
         res = ctx.results.get(force=force)
         ms = T.measures_of(res)
-        styler, cap = render_table(res, view, families, show, search, training_set, task, relaxed, rank_by)
+        styler, cap = render_table(res, view, families, show, search, training_set, task, relaxed, rank_by,
+                                   columns)
         fam_choices = T.families_present(ms) or list(T.FAMILY_COLOURS)
         stamp = f"<small>updated {dt.datetime.now().strftime('%H:%M:%S')}</small>"
         return (styler, cap, stamp, ctx.results.loads,
                 gr.update(choices=T.choices(res, "training_set")), gr.update(choices=T.choices(res, "task")),
                 gr.update(choices=_rank_choices(ms) or [("SUN + MSUN", T.DEFAULT_RANK)]),
                 gr.update(choices=[(T.FAMILY_LABELS.get(f, f), f) for f in fam_choices]),
-                T.legend_markdown(ms) if ms else "")
+                T.legend_markdown(ms) if ms else "",
+                gr.update(choices=T.column_choices(ms), value=columns or T.default_full_columns(ms)))
 
-    outs = [table, caption_md, updated, seen, training_set, task, rank_by, families, legend]
+    outs = [table, caption_md, updated, seen, training_set, task, rank_by, families, legend, columns]
 
     def tick(seen_loads, *args):
         """Timer: rebuild only when the results were reloaded (keeps the user's sorting)."""
@@ -104,6 +119,8 @@ def build(ctx: AppContext) -> dict:
 
     for c in controls:
         c.change(update, controls, [table, caption_md], api_visibility="private", show_progress="hidden")
+    view.change(lambda v: gr.update(visible=v == "full"), view, columns, api_visibility="private",
+                show_progress="hidden")
     refresh.click(lambda *a: reload(True, *a), controls, outs, api_name="refresh_leaderboard")
     timer.tick(tick, [seen, *controls], outs, api_visibility="private", show_progress="hidden")
 

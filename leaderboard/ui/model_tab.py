@@ -80,7 +80,9 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
         sel["kind"] = "lowest E_hull"
         sel = sel.sort_values(eh, kind="mergesort")
         cols = [c for c in ("index", "source", "kind", "formula", eh) if c in sel.columns]
-        out = sel[cols].head(n).reset_index(drop=True).rename(columns={eh: "E_hull [eV/atom]"})
+        out = sel[cols].head(n).reset_index(drop=True)
+        out[eh] = pd.to_numeric(out[eh], errors="coerce").round(3)
+        out = out.rename(columns={eh: "E_hull [eV/atom]"})
         return out, (f"No SUN or MSUN structures in this submission; the {len(out)} structures with the "
                      "lowest E_hull are listed instead.")
     if eh:
@@ -89,6 +91,15 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
                         first_column(df, (), ("spacegroup",)) or first_column(df, (), ("space_group",)))
             if c and c in sel.columns]
     out = sel[list(dict.fromkeys(cols))].head(n).reset_index(drop=True)
+    from leaderboard.candidate import BEYOND_REFERENCE_COLUMN, SPARSE_CHEMSYS_COLUMN
+
+    for col, label in ((BEYOND_REFERENCE_COLUMN, "larger than any reference cell"),
+                       (SPARSE_CHEMSYS_COLUMN, "sparse chemical system")):
+        flags = sel[col].head(n).reset_index(drop=True) if col in sel.columns else None
+        out[label] = ["—" if flags is None or pd.isna(v) else ("⚠ yes" if bool(v) else "no")
+                      for v in (flags if flags is not None else [None] * len(out))]
+    if eh:
+        out[eh] = pd.to_numeric(out[eh], errors="coerce").round(3)
     out = out.rename(columns={eh: "E_hull [eV/atom]"} if eh else {})
     out = out.rename(columns={c: "space group" for c in out.columns if "spacegroup" in c or "space_group" in c})
     n_sun = sum(1 for k in sel["kind"] if k == "SUN")
@@ -108,14 +119,28 @@ def to_cif(structure_json: str | None) -> str:
 
 
 # ---------------------------------------------------------------- summaries
-def _num(v, pct: bool = False) -> str:
+def _num(v, pct: bool = False, unit: str = "") -> str:
+    """One convention on the page: rates as % with one decimal, eV/atom with 3 decimals."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, (int, float)):
-        return f"{100 * v:.2f} %" if pct else (f"{v:,}" if isinstance(v, int) else f"{v:.4g}")
+        if pct:
+            return f"{100 * v:.1f} %"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return f"{v:.3f} {unit}" if unit == "eV/atom" else f"{v:.3g}" + (f" {unit}" if unit else "")
     return str(v)
+
+
+def _ci(summary: dict, family: str, key: str) -> str:
+    """'12.0–15.5 %' from summary.json's "uncertainty" block, '—' when absent."""
+    iv = ((summary.get("uncertainty") or {}).get(family) or {}).get(key)
+    if not isinstance(iv, dict):
+        return "—"
+    text = T.ci_text(iv.get("lo"), iv.get("hi"), True)
+    return text if text == "—" else f"{text} %"
 
 
 def metrics_frame(summary: dict) -> pd.DataFrame:
@@ -128,6 +153,8 @@ def metrics_frame(summary: dict) -> pd.DataFrame:
         a, b = flat.get(f"sun.sun_{rep}"), flat.get(f"sun.msun_{rep}")
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and f"sun.sun_plus_msun_{rep}" not in flat:
             flat[f"__derived__.sun_plus_msun_{rep}"] = a + b
+    unc = (summary.get("provenance") or {}).get("uncertainty") or {}
+    level = f"{100 * float(unc['level']):.0f} %" if isinstance(unc.get("level"), (int, float)) else "95 %"
     rows = []
     for m in T.catalogue(flat):
         why = (missing.get(m.family) or {}) if isinstance(missing.get(m.family), dict) else {}
@@ -135,15 +162,32 @@ def metrics_frame(summary: dict) -> pd.DataFrame:
             c = {r: flat.get(col) for r, col in m.columns.items()}
             rows.append({"Family": m.family, "Metric": f"{m.label} {m.arrow}".strip(), "Value": _num(c.get("count")),
                          "% of submitted": _num(c.get("frac_submitted"), True),
+                         f"{level} CI (of submitted)": _ci(summary, m.family, f"{m.name}_frac_submitted"),
                          "% of valid": _num(c.get("frac_valid"), True),
                          "Missing because": why.get(m.name) or why.get(f"{m.name}_count") or ""})
         else:
             v = flat.get(m.columns["value"])
-            rows.append({"Family": m.family, "Metric": f"{m.label} {m.arrow}".strip(), "Value": _num(v),
-                         "% of submitted": "", "% of valid": "", "Missing because": why.get(m.name, "")
-                         if v is None else ""})
-    return pd.DataFrame(rows, columns=["Family", "Metric", "Value", "% of submitted", "% of valid",
-                                       "Missing because"])
+            label = T.Measure.header(m) if m.fraction else f"{m.label} {m.arrow}".strip()
+            rows.append({"Family": m.family, "Metric": label, "Value": _num(v, m.fraction, m.unit),
+                         "% of submitted": "", f"{level} CI (of submitted)": "", "% of valid": "",
+                         "Missing because": why.get(m.name, "") if v is None else ""})
+    return pd.DataFrame(rows, columns=["Family", "Metric", "Value", "% of submitted",
+                                       f"{level} CI (of submitted)", "% of valid", "Missing because"])
+
+
+def reference_markdown(summary: dict) -> str:
+    """What Novel, SUN and MSUN mean for this submission: the reference and its coverage."""
+    ref = (summary.get("provenance") or {}).get("reference") or {}
+    ref = ref if isinstance(ref, dict) else {"id": ref}
+    cov = ref.get("coverage") if isinstance(ref.get("coverage"), dict) else {}
+    sentence = T.coverage_sentence(ref.get("id") or ref.get("name"), cov.get("description"),
+                                   cov.get("n_structures"), cov.get("max_sites"))
+    unc = (summary.get("provenance") or {}).get("uncertainty") or {}
+    ci = (f"Confidence intervals: {md_text(unc.get('method') or 'bootstrap')}, {unc.get('n_resamples')} "
+          f"resamples, seed {unc.get('seed')}." if unc else
+          "No confidence intervals: this submission was evaluated before the evaluator computed them.")
+    return (f"**Novel, SUN and MSUN depend on the reference:** {md_text(sentence)}. Candidates below are "
+            f"flagged when larger than any reference cell or in a sparse chemical system. {ci}")
 
 
 def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
@@ -172,9 +216,8 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
         if prov.get("created_at"):
             bits.append(f"evaluated {prov['created_at']}")
         lines.append(f"- **Provenance:** {' · '.join(md_text(b) for b in bits)}")
-    lb = summary.get("leaderboard") or {}
-    if isinstance(lb, dict) and lb.get("provenance"):
-        lines.append(f"- **Evaluated by:** {md_text(lb['provenance'])}")
+    if summary.get("leaderboard") is not None:  # published by the leaderboard's worker
+        lines.append(f"- **Evaluated by:** {md_text(T.provenance_label('leaderboard worker', prov.get('evaluator_version')))}")
     fails = summary.get("failures") or {}
     parse = fails.get("parse") or {}
     if parse:
@@ -186,15 +229,16 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
 DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "genbench-downloads"
 
 
-def _write_tmp(name: str, write, reuse: bool = False) -> str:
+def _write_tmp(name: str, write, reuse: bool = False, folder: Path | None = None) -> str:
     """Write a download into one folder (not a new temp folder per click, which would
     fill the disk of a long-running app). ``reuse``: the file is immutable (results of
     a finished submission), write it once."""
-    DOWNLOAD_DIR.mkdir(parents=True, exist_ok=True)
-    p = DOWNLOAD_DIR / name
+    folder = folder or DOWNLOAD_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
     if reuse and p.exists():
         return str(p)
-    tmp = Path(tempfile.mkstemp(dir=DOWNLOAD_DIR, prefix=f".{name}.")[1])
+    tmp = Path(tempfile.mkstemp(dir=folder, prefix=f".{name}.")[1])
     try:
         write(tmp)
         os.replace(tmp, p)  # atomic: concurrent clicks never serve a half-written file
@@ -232,55 +276,126 @@ def structures(ctx: AppContext, job_id: str) -> pd.DataFrame | None:
     return _STRUCTURES[key]
 
 
+EMPTY_TEXT = ("### No submission shown yet\n"
+              "Pick a finished submission above (or open its permalink `?submission=<id>`). Its page shows "
+              "the model's metadata and provenance, every metric with its confidence interval (or why it is "
+              "absent), what the reference behind novelty covers, the E_hull histogram, element coverage on "
+              "a periodic table, and each SUN/MSUN candidate: its relaxed structure in 3D, its phase diagram, "
+              "E_hull before and after relaxation, the relaxation RMSD and its nearest reference entry.")
+NO_RESULTS_TEXT = ("### No finished submissions yet\n"
+                   "Once a submission has been evaluated, pick it here to see its metrics, plots and "
+                   "candidates. Submit one in the **Submit** tab.")
+
+
+def _leaderboard_files(ctx: AppContext) -> tuple[str, str]:
+    """The whole leaderboard as CSV and parquet files, rewritten when the results were reloaded."""
+    res = ctx.results.get()
+    loads, paths = _LB_FILES.get(id(ctx), (None, ()))
+    if loads != ctx.results.loads or not paths or not all(Path(p).exists() for p in paths):
+        folder = DOWNLOAD_DIR / f"app-{os.getpid()}-{id(ctx):x}"  # one app's table, never another's
+        paths = (whole_table(res, "csv", folder), whole_table(res, "parquet", folder))
+        _LB_FILES[id(ctx)] = (ctx.results.loads, paths)
+    return paths
+
+
+_LB_FILES: dict[int, tuple[int, tuple[str, str]]] = {}  # id(ctx) -> (results loads written, paths)
+
+
+def whole_table(res: pd.DataFrame, kind: str, folder: Path | None = None) -> str:
+    if kind == "csv":
+        return _write_tmp("leaderboard.csv", lambda p: res.to_csv(p, index=False), folder=folder)
+    return _write_tmp("leaderboard.parquet", lambda p: res.to_parquet(p, index=False), folder=folder)
+
+
+def candidate_choices(df: pd.DataFrame | None) -> list[tuple[str, int]]:
+    """(label, structure index) of every SUN/MSUN candidate with a stored record."""
+    from leaderboard.candidate import candidate_rows, flags_text
+
+    rows = candidate_rows(df)
+    out = []
+    for _, r in rows.iterrows():
+        kind = "SUN" if bool(r.get("sun_sun")) is True else "MSUN" if bool(r.get("sun_msun")) is True else "candidate"
+        warn = " ⚠" if flags_text(r) else ""
+        out.append((f"#{r['index']} {r.get('reduced_formula') or r.get('formula') or ''} ({kind}){warn}",
+                    int(r["index"])))
+    return out
+
+
 def build(ctx: AppContext) -> dict:
+    from leaderboard import candidate as C
+
     gr.Markdown("### Downloads\nThe whole leaderboard (every metric column, one row per finished submission):")
+    csv0, pq0 = _leaderboard_files(ctx)
     with gr.Row():
-        dl_csv = gr.DownloadButton("Leaderboard CSV", size="sm", elem_id="dl-csv")
-        dl_parquet = gr.DownloadButton("Leaderboard parquet", size="sm", elem_id="dl-parquet")
+        dl_csv = gr.DownloadButton("Leaderboard CSV", value=csv0, size="sm", elem_id="dl-csv")
+        dl_parquet = gr.DownloadButton("Leaderboard parquet", value=pq0, size="sm", elem_id="dl-parquet")
     gr.Markdown("### Model page")
-    pick = gr.Dropdown(finished_choices(ctx), label="Submission", elem_id="model-pick",
-                       allow_custom_value=True)
-    meta_md = gr.Markdown(elem_id="model-meta")
-    with gr.Row():
-        dl_struct_parquet = gr.DownloadButton("Per-structure results (parquet)", size="sm", visible=False)
-        dl_struct_csv = gr.DownloadButton("Per-structure results (CSV)", size="sm", visible=False)
-        dl_summary = gr.DownloadButton("summary.json", size="sm", visible=False)
-    metrics_df = gr.Dataframe(interactive=False, wrap=True, label="All metrics", elem_id="model-metrics")
-    with gr.Row():
-        hist = gr.Plot(label="E_hull", show_label=False, elem_id="model-ehull")
-        ptable = gr.Plot(label="Element coverage", show_label=False, elem_id="model-ptable")
-    cand_md = gr.Markdown()
-    cand_df = gr.Dataframe(interactive=False, wrap=True, label="Top SUN / MSUN candidates",
-                           elem_id="model-candidates")
-    cand_pick = gr.Dropdown([], label="Show the CIF of candidate", allow_custom_value=True)
-    cif = gr.Code(language=None, label="CIF (relaxed structure when available)", elem_id="model-cif",
-                  max_lines=30)
+    choices0 = finished_choices(ctx)
+    pick = gr.Dropdown(choices0, label="Submission", elem_id="model-pick", allow_custom_value=True)
+    empty_md = gr.Markdown(EMPTY_TEXT if choices0 else NO_RESULTS_TEXT, elem_id="model-empty")
+    with gr.Column(visible=False, elem_id="model-page") as page:
+        meta_md = gr.Markdown(elem_id="model-meta")
+        with gr.Row():
+            dl_struct_parquet = gr.DownloadButton("Per-structure results (parquet)", size="sm", visible=False)
+            dl_struct_csv = gr.DownloadButton("Per-structure results (CSV)", size="sm", visible=False)
+            dl_summary = gr.DownloadButton("summary.json", size="sm", visible=False)
+        ref_md = gr.Markdown(elem_id="model-reference")
+        metrics_df = gr.Dataframe(interactive=False, wrap=True, label="All metrics", elem_id="model-metrics")
+        with gr.Row():
+            hist = gr.Plot(label="E_hull", show_label=False, elem_id="model-ehull")
+            ptable = gr.Plot(label="Element coverage", show_label=False, elem_id="model-ptable")
+        cand_md = gr.Markdown()
+        cand_df = gr.Dataframe(interactive=False, wrap=True, label="Top SUN / MSUN candidates",
+                               elem_id="model-candidates")
+        gr.Markdown("### Candidate page")
+        cand_pick = gr.Dropdown([], label="Candidate", allow_custom_value=True, elem_id="candidate-pick")
+        cand_info = gr.Markdown(elem_id="candidate-details")
+        with gr.Row():
+            cand_3d = gr.Plot(show_label=False, elem_id="candidate-structure", visible=False)
+            cand_pd = gr.Plot(show_label=False, elem_id="candidate-pd", visible=False)
+        cif = gr.Code(language=None, label="CIF (relaxed structure when available)", elem_id="model-cif",
+                      max_lines=30)
     structures_state = gr.State(None)
 
-    def whole_table(kind: str):
-        res = ctx.results.get()
-        if kind == "csv":
-            return _write_tmp("leaderboard.csv", lambda p: res.to_csv(p, index=False))
-        return _write_tmp("leaderboard.parquet", lambda p: res.to_parquet(p, index=False))
+    dl_csv.click(lambda: _leaderboard_files(ctx)[0], None, dl_csv, api_name="download_csv")
+    dl_parquet.click(lambda: _leaderboard_files(ctx)[1], None, dl_parquet, api_name="download_parquet")
 
-    dl_csv.click(lambda: whole_table("csv"), None, dl_csv, api_name="download_csv")
-    dl_parquet.click(lambda: whole_table("parquet"), None, dl_parquet, api_name="download_parquet")
+    def candidate_page(df, index, summary=None):
+        """(details markdown, 3D figure, phase-diagram figure) of candidate ``index``."""
+        hidden = gr.update(visible=False)
+        if df is None or index is None:
+            return "", hidden, hidden
+        rows = C.candidate_rows(df)
+        rows = rows[rows["index"] == int(index)] if "index" in rows else rows.iloc[0:0]
+        if rows.empty:
+            return ("No candidate record for this structure (evaluated before the evaluator stored "
+                    "candidate structures and phase diagrams)."), hidden, hidden
+        row = rows.iloc[0]
+        rec = C.parse(row[C.CANDIDATE_COLUMN]) or {}
+        cov = (((summary or {}).get("provenance") or {}).get("reference") or {})
+        max_sites = (cov.get("coverage") or {}).get("max_sites") if isinstance(cov, dict) else None
+        title = f"#{row['index']} {row.get('reduced_formula') or row.get('formula') or ''}: relaxed structure"
+        return (C.details_markdown(row, rec, max_sites),
+                gr.update(value=C.structure_figure(rec.get("structure"), title), visible=True),
+                gr.update(value=C.phase_diagram_figure(rec), visible=True))
 
     def show(job_id):
         from leaderboard.results import load_summary
         from leaderboard.submissions import load_meta
 
         hidden = gr.update(visible=False)
-        empty = ("", hidden, hidden, hidden, None, None, None, "", None, gr.update(choices=[], value=None), "",
-                 None)
+        blank = ("", hidden, hidden, hidden, "", None, None, None, "", None, gr.update(choices=[], value=None),
+                 "", "", hidden, hidden, None)
         if not job_id:
-            return empty
+            return (gr.update(value=EMPTY_TEXT if finished_choices(ctx) else NO_RESULTS_TEXT, visible=True),
+                    gr.update(visible=False)) + blank
         from leaderboard.queue import FINISHED, get_job
 
         job = get_job(ctx.store, job_id)
         summary = load_summary(ctx.store, job_id) if job is not None and job.status == FINISHED else None
         if summary is None:
-            return (f"No results for {md_text(job_id)} (not finished, withdrawn, or unknown id).",) + empty[1:]
+            return (gr.update(value=f"### No results for {md_text(job_id)}\nNot finished, withdrawn, or an "
+                                    "unknown id.", visible=True), gr.update(visible=False)) + blank
         meta = load_meta(ctx.store, job_id)
         df = structures(ctx, job_id)
         md = meta_markdown(job_id, meta, summary)
@@ -298,22 +413,30 @@ def build(ctx: AppContext) -> dict:
             fig_h = P.ehull_histogram([])
         fig_p, cands, cap = P.periodic_table({}), pd.DataFrame(), "No per-structure results."
         if df is not None:
-            valid = df[truthy(df["validity_valid"])] if "validity_valid" in df else df[truthy(df["parse_ok"])] \
-                if "parse_ok" in df else df
+            valid = valid_rows(df)
             fcol = first_column(valid, ("reduced_formula", "formula"))
             counts = P.element_counts(valid[fcol]) if fcol else {}
             which = "valid" if "validity_valid" in df else "parsed"
             fig_p = P.periodic_table(counts, f"Element coverage ({len(valid)} {which} structures)", len(valid))
             cands, cap = candidates(df)
-        labels = [(f"#{r['index']} {r.get('formula') or r.get('reduced_formula') or ''} ({r['kind']})", int(r["index"]))
-                  for _, r in cands.iterrows()] if "index" in cands else []
+        labels = candidate_choices(df)
+        if not labels and "index" in cands:  # older results: no candidate records, the CIF still shows
+            labels = [(f"#{r['index']} {r.get('formula') or r.get('reduced_formula') or ''} ({r['kind']})",
+                       int(r["index"])) for _, r in cands.iterrows()]
         first = labels[0][1] if labels else None
-        return (md, gr.update(value=pq, visible=pq is not None), gr.update(value=csv, visible=csv is not None),
-                gr.update(value=sj, visible=True), metrics_frame(summary), fig_h, fig_p, cap, cands,
-                gr.update(choices=labels, value=first), cif_text(df, first), job_id)
+        info, fig3d, figpd = candidate_page(df, first, summary)
+        return (gr.update(visible=False), gr.update(visible=True),
+                md, gr.update(value=pq, visible=pq is not None), gr.update(value=csv, visible=csv is not None),
+                gr.update(value=sj, visible=True), reference_markdown(summary), metrics_frame(summary), fig_h,
+                fig_p, cap, cands, gr.update(choices=labels, value=first), cif_text(df, first), info, fig3d,
+                figpd, job_id)
 
-    def cif_of(job_id, index):
-        return cif_text(structures(ctx, job_id) if job_id else None, index)
+    def on_candidate(job_id, index):
+        from leaderboard.results import load_summary
+
+        df = structures(ctx, job_id) if job_id else None
+        summary = load_summary(ctx.store, job_id) if job_id else None
+        return (cif_text(df, index), *candidate_page(df, index, summary))
 
     def cif_text(df, index):
         if df is None or index is None:
@@ -324,13 +447,24 @@ def build(ctx: AppContext) -> dict:
         rows = df[df["index"] == int(index)] if "index" in df else df.iloc[[int(index)]]
         return to_cif(rows.iloc[0][col]) if len(rows) else ""
 
-    outs = [meta_md, dl_struct_parquet, dl_struct_csv, dl_summary, metrics_df, hist, ptable, cand_md, cand_df,
-            cand_pick, cif, structures_state]
+    outs = [empty_md, page, meta_md, dl_struct_parquet, dl_struct_csv, dl_summary, ref_md, metrics_df, hist,
+            ptable, cand_md, cand_df, cand_pick, cif, cand_info, cand_3d, cand_pd, structures_state]
     pick.change(show, pick, outs, api_visibility="private")
-    cand_pick.change(cif_of, [structures_state, cand_pick], cif, api_visibility="private",
-                     show_progress="hidden")
+    cand_pick.change(on_candidate, [structures_state, cand_pick], [cif, cand_info, cand_3d, cand_pd],
+                     api_visibility="private", show_progress="hidden")
 
     def refresh_choices(current):
         return gr.update(choices=finished_choices(ctx), value=current)
 
-    return {"pick": pick, "show": show, "outs": outs, "refresh_choices": refresh_choices}
+    def refresh_downloads():
+        return _leaderboard_files(ctx)
+
+    return {"pick": pick, "show": show, "outs": outs, "refresh_choices": refresh_choices,
+            "refresh_downloads": (refresh_downloads, [dl_csv, dl_parquet])}
+
+
+def valid_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Valid structures (parsed ones when validity did not run)."""
+    if "validity_valid" in df:
+        return df[truthy(df["validity_valid"])]
+    return df[truthy(df["parse_ok"])] if "parse_ok" in df else df

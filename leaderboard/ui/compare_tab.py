@@ -1,0 +1,116 @@
+"""Compare tab: two or three finished submissions side by side (metric table with
+confidence intervals, overlaid E_hull histograms, element coverage)."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from leaderboard import plots as P
+from leaderboard import table as T
+from leaderboard.ui.context import AppContext
+
+MAX_COMPARED = 3
+HELP = ("Pick two or three finished submissions. Rates are % of submitted structures with their "
+        "confidence interval in brackets; “—” means not computed (the model page says why).")
+
+
+def _cell(row: pd.Series, m: T.Measure, df: pd.DataFrame) -> str:
+    col = m.column(T.DEFAULT_SHOW)
+    v = pd.to_numeric(pd.Series([row.get(col)]), errors="coerce").iloc[0]
+    if pd.isna(v):
+        return "—"
+    if m.is_percent(T.DEFAULT_SHOW):
+        text = f"{100 * v:.1f} %"
+    else:
+        text = T._fmt_for(m, T.DEFAULT_SHOW).format(v) + (f" {m.unit}" if m.unit else "")
+    ci = m.ci_columns(T.DEFAULT_SHOW)
+    if ci is not None and all(c in df.columns for c in ci):
+        iv = T.ci_text(row.get(ci[0]), row.get(ci[1]), True)
+        if iv != "—":
+            text += f" [{iv}]"
+    return text
+
+
+def _names(res: pd.DataFrame, ids: list[str]) -> dict[str, str]:
+    sid, model = T.meta_column(res, "submission_id"), T.meta_column(res, "model")
+    ver = T.meta_column(res, "model_version")
+    out = {}
+    for _, r in res[res[sid].astype(str).isin(ids)].iterrows():
+        name = str(r[model]) if model else str(r[sid])
+        if ver and isinstance(r[ver], str) and r[ver]:
+            name += f" ({r[ver]})"
+        out[str(r[sid])] = f"{name} · {r[sid]}"
+    return out
+
+
+def metric_table(res: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    """One row per headline metric (compact view's, plus the default full view's), one column per submission."""
+    if res.empty or not ids:
+        return pd.DataFrame()
+    df = T._derive(res)
+    sid = T.meta_column(df, "submission_id")
+    rows = {str(r[sid]): r for _, r in df.iterrows() if str(r[sid]) in ids}
+    names = _names(df, ids)
+    measures = T.catalogue(df)
+    keep = set(T.default_full_columns(measures))
+    shown = [m for m in measures if (m.compact and m.family in T.FAMILY_COLOURS) or
+             (m.key in keep and m.family in T.FAMILY_COLOURS and m.counted)]
+    prov = T.meta_column(df, "provenance")
+    out = {"Metric": ["Evaluated by"] + [m.header(T.DEFAULT_SHOW) for m in shown]}
+    for i in ids:
+        if i in rows:
+            by = T.provenance_label(rows[i][prov], rows[i].get("evaluator_version")) if prov else "—"
+            out[names.get(i, i)] = [by] + [_cell(rows[i], m, df) for m in shown]
+    return pd.DataFrame(out)
+
+
+def figures(ctx: AppContext, ids: list[str]):
+    """(E_hull overlay, element coverage) of the chosen submissions."""
+    from leaderboard.ui import model_tab as M
+
+    names = _names(ctx.results.get(), ids)
+    ehull, counts, totals = {}, {}, {}
+    for i in ids:
+        df = M.structures(ctx, i)
+        label = names.get(i, i)
+        if df is None:
+            continue
+        eh = M.ehull_column(df)
+        ehull[label] = df[eh] if eh else []
+        valid = M.valid_rows(df)
+        fcol = M.first_column(valid, ("reduced_formula", "formula"))
+        counts[label] = dict(P.element_counts(valid[fcol])) if fcol else {}
+        totals[label] = len(valid)
+    return P.ehull_overlay(ehull), P.element_coverage_compare(counts, totals)
+
+
+def build(ctx: AppContext) -> dict:
+    from leaderboard.ui.model_tab import finished_choices
+
+    gr.Markdown(HELP)
+    pick = gr.Dropdown(finished_choices(ctx), multiselect=True, max_choices=MAX_COMPARED,
+                       label="Submissions to compare (2–3)", elem_id="compare-pick")
+    note = gr.Markdown(elem_id="compare-note")
+    with gr.Column(visible=False, elem_id="compare-body") as body:
+        table = gr.Dataframe(interactive=False, wrap=True, label="Metrics side by side", elem_id="compare-table")
+        with gr.Row():
+            hist = gr.Plot(show_label=False, elem_id="compare-ehull")
+            cover = gr.Plot(show_label=False, elem_id="compare-elements")
+
+    def compare(ids):
+        ids = [str(i) for i in (ids or [])][:MAX_COMPARED]
+        if len(ids) < 2:
+            return ("Pick at least two submissions to compare." if ctx.results.get().shape[0] >= 2 else
+                    "Comparison needs at least two finished submissions."), gr.update(visible=False), None, None, None
+        res = ctx.results.get()
+        fig_h, fig_e = figures(ctx, ids)
+        return (T.reference_note(res[res[T.meta_column(res, "submission_id")].astype(str).isin(ids)]),
+                gr.update(visible=True), metric_table(res, ids), fig_h, fig_e)
+
+    pick.change(compare, pick, [note, body, table, hist, cover], api_visibility="private")
+
+    def refresh_choices(current):
+        return gr.update(choices=finished_choices(ctx), value=current)
+
+    return {"pick": pick, "refresh_choices": refresh_choices}
