@@ -15,17 +15,28 @@ same compare-and-swap commit that creates it (counter ``queue/sequence.txt``),
 so jobs are served first-in first-out in commit order, even when two were
 created in the same millisecond, by different processes, or while the wall
 clock stepped back. ``created_at`` is informational only.
+
+Corrupt documents: a ``queue/<id>.json`` that is not a well-formed job document
+(truncated, not JSON, wrongly shaped) is quarantined when read: a copy is kept
+under ``quarantine/queue/``, a log line is written, and the document is replaced
+(compare-and-swap) by a FAILED job with the reason "corrupt status document"
+(owner and model recovered from ``submissions/<id>/meta.json``), so every other
+job, the workers and the app keep working and the owner can still withdraw it.
+A corrupt ``queue/sequence.txt`` is quarantined the same way and recomputed from
+the jobs' ``seq``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
-from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
+from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, dumps, etag_of
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN = (
     "PENDING", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "HIDDEN")
@@ -35,6 +46,9 @@ USER_ERROR, INFRASTRUCTURE = "user", "infrastructure"  # failure kinds
 QUEUE_DIR = "queue"
 SEQUENCE_PATH = f"{QUEUE_DIR}/sequence.txt"  # last assigned ``Job.seq`` (decimal text)
 MAX_HISTORY = 50
+QUARANTINE_DIR = "quarantine"
+CORRUPT_REASON = "corrupt status document"
+log = logging.getLogger("leaderboard.queue")
 
 
 class QueueError(RuntimeError):
@@ -73,7 +87,13 @@ def job_path(job_id: str) -> str:
 class Job:
     """The status document of one submission.
 
-    progress: {"done": int, "total": int, "stage": str} of the current attempt.
+    progress: {"done": int, "total": int, "stage": str, "stage_started_at": ISO,
+    "updated_at": ISO of the last progress, "rate": items/s of the running stage or None}
+    of the current attempt (the times and rate once a worker reports).
+    history: events ("submitted", "claimed", "reclaimed" (with ``previous_owner``),
+    "released", "stalled", "retry", "failed", "finished", ...) with "at", "by" and,
+    for the worker's events, "attempt".
+    stage_rates: {stage: items/s} measured by the worker that finished the job.
     failure: {"reason": user-facing text, "kind": "user"|"infrastructure", "at": time}
     (on FAILED; a retried infrastructure failure is kept in ``last_error``).
     files: [{"name", "sha256", "bytes"}] of the upload, stored under
@@ -104,6 +124,7 @@ class Job:
     version: int = 0
     history: list = field(default_factory=list)
     seq: int = 0  # submission order, assigned by create_job (0: created before sequencing)
+    stage_rates: dict | None = None  # {stage: items/s}, set when FINISHED
 
     @property
     def order_key(self) -> tuple:
@@ -134,11 +155,110 @@ class Job:
 
 
 # ------------------------------------------------------------------ reading
+class CorruptDocument(ValueError):
+    """A status document that is not a well-formed job document."""
+
+
+_STR = ("submitter", "model_name", "model_version", "file_sha256")
+_OPT_STR = ("lease_owner", "hidden_from")
+_TIMES = ("created_at", "updated_at", "started_at", "finished_at", "lease_expires", "heartbeat",
+          "not_before")
+_INTS = ("attempts", "max_attempts", "version", "seq")
+_OPT_DICTS = ("failure", "last_error", "stage_rates")
+
+
+def parse_job(data: bytes, job_id: str) -> Job:
+    """The Job in a status document's bytes; raises CorruptDocument if it is not one."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptDocument(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise CorruptDocument(f"a JSON {type(doc).__name__}, not an object")
+    if doc.get("id") != job_id:
+        raise CorruptDocument(f"id {doc.get('id')!r} does not match the file name")
+    if doc.get("status") not in STATUSES:
+        raise CorruptDocument(f"unknown status {doc.get('status')!r}")
+    bad = [k for k in _STR if not isinstance(doc.get(k, ""), str)]
+    bad += [k for k in _OPT_STR if not isinstance(doc.get(k), (str, type(None)))]
+    bad += [k for k in _INTS if type(doc.get(k, 0)) is not int]
+    bad += [k for k in _OPT_DICTS if not isinstance(doc.get(k), (dict, type(None)))]
+    bad += [k for k in ("progress",) if not isinstance(doc.get(k, {}), dict)]
+    bad += [k for k in ("files", "history") if not isinstance(doc.get(k, []), list)
+            or not all(isinstance(x, dict) for x in doc.get(k, []))]
+    for k in _TIMES:
+        v = doc.get(k)
+        if k == "created_at" or v is not None:
+            try:
+                if not isinstance(v, str) or parse_time(v).tzinfo is None:
+                    bad.append(k)
+            except (TypeError, ValueError):
+                bad.append(k)
+    if bad:
+        raise CorruptDocument(f"wrong type or value of {', '.join(sorted(set(bad)))}")
+    return Job.from_dict(doc)
+
+
+def quarantine_path(path: str, data: bytes) -> str:
+    """Where the copy of a corrupt store file is kept (one per distinct content)."""
+    stem, dot, ext = path.rpartition(".")
+    return f"{QUARANTINE_DIR}/{stem}.{etag_of(data)[:12]}{dot}{ext}"
+
+
+def _stand_in(store: Store, job_id: str, data: bytes, why: str, copy: str) -> Job:
+    """The FAILED job replacing a corrupt document (owner and model from meta.json)."""
+    try:
+        meta = store.read_json(f"submissions/{job_id}/meta.json")[0] or {}
+    except Exception:  # noqa: BLE001 - an unreadable meta.json: the stand-in is anonymous
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    try:
+        created = iso(dt.datetime.strptime(job_id[:15], "%Y%m%d-%H%M%S").replace(tzinfo=dt.timezone.utc))
+    except ValueError:
+        created = iso()
+    job = Job(id=job_id, submitter=str(meta.get("submitter") or ""),
+              model_name=str(meta.get("model_name") or ""), model_version=str(meta.get("model_version") or ""),
+              file_sha256=str(meta.get("file_sha256") or ""), created_at=created, updated_at=iso(), version=1)
+    job.log("quarantined", None, reason=CORRUPT_REASON, detail=why, copy=copy)
+    _set_failed(job, INFRASTRUCTURE, CORRUPT_REASON, by=None)
+    job.failure["detail"] = why
+    return job
+
+
+def _quarantine(store: Store, job_id: str, data: bytes, tag: str, why: str) -> tuple[Job, str]:
+    """Keep a copy of a corrupt document, replace it by a FAILED stand-in; returns (job, etag)."""
+    path = job_path(job_id)
+    copy = quarantine_path(path, data)
+    job = _stand_in(store, job_id, data, why, copy)
+    body = dumps(job.to_dict())
+    log.error("corrupt status document %s (%s): quarantined, copy kept at %s; the job is FAILED (%s)",
+              path, why, copy, CORRUPT_REASON)
+    try:
+        store.commit({copy: data, path: body}, if_match={path: tag},
+                     message=f"{job_id}: quarantine corrupt status document")
+    except PreconditionFailed:
+        raise  # changed meanwhile: the caller reads it again
+    except StoreError:
+        log.exception("could not write the quarantine of %s; serving the stand-in", path)
+        return job, tag
+    return job, etag_of(body)
+
+
 def _read(store: Store, job_id: str) -> tuple[Job | None, str | None]:
     if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
         return None, None  # e.g. a permalink's ?submission=../x: no such job, not a store error
-    doc, tag = store.read_json(job_path(job_id))
-    return (None, None) if doc is None else (Job.from_dict(doc), tag)
+    for _ in range(5):
+        data, tag = store.read(job_path(job_id))
+        if data is None:
+            return None, None
+        try:
+            return parse_job(data, job_id), tag
+        except CorruptDocument as exc:
+            try:
+                return _quarantine(store, job_id, data, tag, str(exc))
+            except PreconditionFailed:
+                continue  # someone rewrote it meanwhile: read it again
+    raise QueueError(f"could not read {job_id}: too much contention, try again")
 
 
 def get_job(store: Store, job_id: str) -> Job | None:
@@ -175,13 +295,28 @@ def queue_position(store: Store, job_id: str, jobs: list[Job] | None = None) -> 
 
 
 # ------------------------------------------------------------------ writing
-def _last_seq(store: Store) -> tuple[int, str]:
-    """(last assigned sequence number, etag of the counter or ABSENT)."""
+def _last_seq(store: Store) -> tuple[int, str, dict[str, bytes]]:
+    """(last assigned sequence number, etag of the counter or ABSENT, quarantine writes).
+
+    A corrupt counter is recomputed from the jobs and a copy of it is returned
+    for the quarantine, to be committed with the repaired counter.
+    """
     data, tag = store.read(SEQUENCE_PATH)
+    quarantine: dict[str, bytes] = {}
     if data is not None:
-        return int(data.decode().strip() or 0), tag
-    # no counter yet (new store, or one from before sequencing): continue after any job
-    return max((j.seq for j in list_jobs(store)), default=0), ABSENT
+        try:
+            value = int(data.decode().strip() or 0)
+            if value >= 0:
+                return value, tag, quarantine
+        except (ValueError, UnicodeDecodeError):
+            pass
+        copy = quarantine_path(SEQUENCE_PATH, data)
+        log.error("corrupt sequence counter %s (%r): quarantined, copy kept at %s; recomputed from the jobs",
+                  SEQUENCE_PATH, data[:40], copy)
+        quarantine[copy] = data
+    # no counter yet (new store, or one from before sequencing), or a corrupt one:
+    # continue after any job
+    return max((j.seq for j in list_jobs(store)), default=0), tag or ABSENT, quarantine
 
 
 def create_job(store: Store, job: Job, extra_writes: dict[str, bytes] | None = None,
@@ -198,12 +333,13 @@ def create_job(store: Store, job: Job, extra_writes: dict[str, bytes] | None = N
     job.log("submitted", job.submitter)
     files = dict(extra_writes or {})
     for _ in range(retries):
-        last, seq_tag = _last_seq(store)
+        last, seq_tag, quarantine = _last_seq(store)
         job.seq = last + 1
         writes = {**files, job_path(job.id): dumps(job.to_dict()), SEQUENCE_PATH: f"{job.seq}\n".encode()}
         # write-once: every file of a new submission must not exist yet
         conds = {p: ABSENT for p in writes if p != SEQUENCE_PATH}
         conds[SEQUENCE_PATH] = seq_tag
+        writes.update(quarantine)
         try:
             store.commit(writes, if_match=conds, message=message or f"submit {job.id}")
             return job
@@ -271,6 +407,7 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
                             f"{j.attempts} times; giving up", by=worker_id)
                 return j
             reclaimed = j.status == RUNNING
+            previous = j.lease_owner
             j.status = RUNNING
             j.attempts += 1
             j.lease_owner = worker_id
@@ -278,7 +415,10 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
             j.heartbeat = iso()
             j.started_at = j.started_at or iso()
             j.progress = {"done": 0, "total": 0, "stage": "starting"}
-            j.log("reclaimed" if reclaimed else "claimed", worker_id, attempt=j.attempts)
+            if reclaimed:
+                j.log("reclaimed", worker_id, attempt=j.attempts, previous_owner=previous)
+            else:
+                j.log("claimed", worker_id, attempt=j.attempts)
             return j
 
         try:
@@ -317,10 +457,10 @@ def release(store: Store, job_id: str, worker_id: str, why: str = "worker shut d
 
     def give_back(j: Job) -> Job:
         _owned(j, worker_id)
+        j.log("released", worker_id, why=why, attempt=j.attempts)
         j.status = PENDING
         j.attempts = max(0, j.attempts - 1)
         j.lease_owner = j.lease_expires = None
-        j.log("released", worker_id, why=why)
         return j
 
     return update_job(store, job_id, give_back, message=f"{job_id}: released")
@@ -331,22 +471,25 @@ def _set_failed(j: Job, kind: str, reason: str, by: str | None) -> None:
     j.failure = {"reason": reason, "kind": kind, "at": iso()}
     j.finished_at = iso()
     j.lease_owner = j.lease_expires = None
-    j.log("failed", by, kind=kind, reason=reason)
+    j.log("failed", by, kind=kind, reason=reason, attempt=j.attempts)
 
 
 def fail(store: Store, job_id: str, worker_id: str, reason: str, kind: str,
-         retry_delay_s: float = 30.0) -> Job:
-    """Record a failed attempt. User errors are final; infrastructure errors go
-    back to PENDING (after ``retry_delay_s``) until ``max_attempts`` is reached."""
+         retry_delay_s: float = 30.0, stalled_at: str | None = None, final: bool = False) -> Job:
+    """Record a failed attempt. User errors (and ``final`` ones) are final; infrastructure
+    errors go back to PENDING (after ``retry_delay_s``) until ``max_attempts`` is reached.
+    ``stalled_at``: the stage where the job stopped making progress ("stalled" event)."""
 
     def record(j: Job) -> Job:
         _owned(j, worker_id)
-        if kind == INFRASTRUCTURE and j.attempts < j.max_attempts:
+        if stalled_at is not None:
+            j.log("stalled", worker_id, stage=stalled_at, attempt=j.attempts)
+        if kind == INFRASTRUCTURE and not final and j.attempts < j.max_attempts:
             j.status = PENDING
             j.last_error = {"reason": reason, "kind": kind, "at": iso(), "attempt": j.attempts}
             j.not_before = iso(now() + dt.timedelta(seconds=retry_delay_s))
             j.lease_owner = j.lease_expires = None
-            j.log("retry", worker_id, reason=reason)
+            j.log("retry", worker_id, reason=reason, attempt=j.attempts)
         else:
             _set_failed(j, kind, reason, worker_id)
         return j
@@ -357,8 +500,10 @@ def fail(store: Store, job_id: str, worker_id: str, reason: str, kind: str,
 def finish(store: Store, job_id: str, worker_id: str,
            extra_writes: Callable[[Job], dict[str, bytes]] | None = None,
            extra_if_match: Callable[[Job], dict[str, str]] | None = None,
-           progress: dict | None = None) -> Job:
+           progress: dict | None = None, stage_rates: dict | None = None) -> Job:
     """Mark the job FINISHED, committing ``extra_writes`` (the results) with it.
+
+    ``stage_rates``: the measured {stage: items/s}, kept for ETAs of later jobs.
 
     Only the lease owner may finish; a second call by the same owner after
     success is a no-op (publishing is idempotent).
@@ -371,6 +516,8 @@ def finish(store: Store, job_id: str, worker_id: str,
         j.status = FINISHED
         j.finished_at = iso()
         j.progress = {**(progress or j.progress), "stage": "finished"}
+        if stage_rates is not None:
+            j.stage_rates = dict(stage_rates)
         j.failure = None
         j.log("finished", worker_id, attempt=j.attempts)
         return j

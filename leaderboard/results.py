@@ -228,7 +228,7 @@ def sync_leaderboard(store: Store, retries: int = 10) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ publishing
 def publish(store: Store, job: Job, summary: dict, table_bytes: bytes, worker_id: str,
-            meta: dict | None = None, progress: dict | None = None) -> Job:
+            meta: dict | None = None, progress: dict | None = None, stage_rates: dict | None = None) -> Job:
     """Publish a finished evaluation in one commit: summary, per-structure table,
     the job's FINISHED status and its leaderboard row.
 
@@ -255,4 +255,5 @@ def publish(store: Store, job: Job, summary: dict, table_bytes: bytes, worker_id
                 LEADERBOARD_PATH: frame_to_parquet(rows_to_frame(rows))}
 
     return finish(store, job.id, worker_id, extra_writes=writes,
-                  extra_if_match=lambda new: {LEADERBOARD_PATH: state["tag"]}, progress=progress)
+                  extra_if_match=lambda new: {LEADERBOARD_PATH: state["tag"]}, progress=progress,
+                  stage_rates=stage_rates)

@@ -305,3 +305,59 @@ def test_unsafe_job_ids_are_unknown_not_errors(store):
         assert q.get_job(store, bad) is None
         with pytest.raises(q.QueueError, match="no submission"):
             q.withdraw(store, bad, "alice")
+
+
+@pytest.mark.parametrize("bad", [
+    b'{\n "attempts": 0,\n "id": "ID',  # truncated
+    b"[1, 2, 3]\n",  # JSON, not an object
+    b'{"id": "ID", "status": "RUNNING", "attempts": "three", "created_at": "2026-01-01T00:00:00+00:00"}',
+    b'{"id": "ID", "status": "PENDING", "created_at": "yesterday"}',
+    b'{"id": "someone-else", "status": "PENDING", "created_at": "2026-01-01T00:00:00+00:00"}',
+], ids=["truncated", "list", "wrong-type", "bad-time", "wrong-id"])
+def test_corrupt_status_document_is_quarantined_not_fatal(store, files, bad, caplog):
+    first = submit(store, META, [files[0]], "alice", POLICY)
+    other = submit(store, META, [files[1]], "bob", POLICY)
+    raw = bad.replace(b"ID", first.id.encode())
+    store.write_bytes(q.job_path(first.id), raw)
+    with caplog.at_level("ERROR", logger="leaderboard.queue"):
+        assert sorted(j.id for j in q.list_jobs(store)) == sorted([first.id, other.id])  # no error
+    doc = q.get_job(store, first.id)
+    assert doc.status == q.FAILED and doc.failure == {**doc.failure, "reason": q.CORRUPT_REASON,
+                                                      "kind": q.INFRASTRUCTURE}
+    assert (doc.submitter, doc.model_name) == ("alice", META["model_name"])  # from meta.json
+    (copy,) = store.list(f"{q.QUARANTINE_DIR}/queue/")
+    assert store.read_bytes(copy) == raw and doc.history[-2]["copy"] == copy
+    assert [r.getMessage() for r in caplog.records if first.id in r.getMessage()][0].startswith(
+        "corrupt status document")
+    assert q.claim(store, "w", 60).id == other.id  # every other job keeps working
+    assert q.withdraw(store, first.id, "alice").status == q.HIDDEN  # answers, and is saved
+    assert q.get_job(store, first.id).status == q.HIDDEN
+    assert len(store.list(f"{q.QUARANTINE_DIR}/")) == 1  # quarantined once
+
+
+def test_corrupt_sequence_counter_is_quarantined_and_recomputed(store, files, caplog):
+    jobs = [submit(store, META, [f], "alice", POLICY) for f in files[:2]]
+    store.write_bytes(q.SEQUENCE_PATH, b"twelve\n")
+    with caplog.at_level("ERROR", logger="leaderboard.queue"):
+        job = submit(store, META, [files[2]], "alice", POLICY)
+    assert job.seq == 3 and store.read_bytes(q.SEQUENCE_PATH) == b"3\n"
+    (copy,) = store.list(f"{q.QUARANTINE_DIR}/queue/")
+    assert store.read_bytes(copy) == b"twelve\n"
+    assert any("corrupt sequence counter" in r.getMessage() for r in caplog.records)
+    assert [q.claim(store, "w", 60).id for _ in range(3)] == [jobs[0].id, jobs[1].id, job.id]
+
+
+def test_history_records_attempts_and_the_previous_owner(store, files):
+    job = submit(store, META, [files[0]], "alice", SubmissionPolicy(max_per_window=0, max_attempts=5))
+    q.claim(store, "w1", 60)
+    q.release(store, job.id, "w1")
+    q.claim(store, "w2", 0.01)
+    wait_until = q.now() + dt.timedelta(seconds=0.05)
+    while q.now() < wait_until:  # the lease of 0.01 s expires (state, not speed: no assertion on time)
+        pass
+    q.claim(store, "w3", 60)
+    q.fail(store, job.id, "w3", "stalled at novelty", q.INFRASTRUCTURE, 0, stalled_at="novelty")
+    events = [(h["event"], h["by"], h.get("attempt")) for h in q.get_job(store, job.id).history]
+    assert events == [("submitted", "alice", None), ("claimed", "w1", 1), ("released", "w1", 1),
+                      ("claimed", "w2", 1), ("reclaimed", "w3", 2), ("stalled", "w3", 2), ("retry", "w3", 2)]
+    assert q.get_job(store, job.id).history[4]["previous_owner"] == "w2"

@@ -92,7 +92,7 @@ def _proc_increment(root, n):
 
 def test_local_cas_across_processes(tmp_path):
     root = str(tmp_path / "state")
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("forkserver")  # never fork a threaded process (pytest, the app)
     procs = [ctx.Process(target=_proc_increment, args=(root, 25)) for _ in range(3)]
     for p in procs:
         p.start()
