@@ -1,7 +1,10 @@
 """``python -m leaderboard.serve``: the app plus an evaluation worker (what ``make run`` runs).
 
 Starts ``python -m leaderboard.worker --store URI`` as a subprocess (restarted
-if it dies), then serves the Gradio app on the same store. Everything runs on
+if it dies), then serves the Gradio app on the same store. The worker stops
+(hands its job back to the queue, kills its evaluation) when this process ends,
+however it ends: SIGTERM/Ctrl-C are passed on, and the worker watches this
+process's pid (``GENBENCH_WORKER_PARENT_PID``) in case it is killed. Everything runs on
 the embedded default (CHGNet + MP-20 reference, local ``./state`` store) and
 needs no network. Port: ``--port``, else ``GRADIO_SERVER_PORT``, else 7860;
 host: ``--host``, else ``GRADIO_SERVER_NAME``, else 127.0.0.1.
@@ -36,7 +39,10 @@ class WorkerSupervisor:
         return self
 
     def _spawn(self) -> None:
-        self.proc = subprocess.Popen(self.cmd, env=os.environ.copy())
+        from leaderboard.worker import PARENT_PID_VAR
+
+        env = {**os.environ, PARENT_PID_VAR: str(os.getpid())}
+        self.proc = subprocess.Popen(self.cmd, env=env)
         print(f"[serve] worker started (pid {self.proc.pid}): {' '.join(self.cmd)}", flush=True)
 
     def _run(self) -> None:

@@ -1,21 +1,28 @@
 """The evaluation worker: ``python -m leaderboard.worker [--once] [--store URI] ...``
 
-Loop: claim the oldest runnable job (compare-and-swap), evaluate its upload
-with the configured evaluator, heartbeat while running (a thread, woken by the
-evaluator's progress callback), publish the results, repeat. Several workers
+Loop: claim the oldest runnable job (compare-and-swap), evaluate its upload in a
+child process (``leaderboard.evalproc``), relay the child's progress to the job
+document (which renews the lease), publish the results, repeat. Several workers
 (one per GPU) may share a store.
 
-* A worker that dies stops heartbeating; once its lease expires another worker
-  reclaims the job and resumes from the evaluator's per-structure checkpoints
-  in ``<work-dir>/<id>/eval`` (same machine / shared disk).
+* The worker never runs evaluator code itself, so it can always stop an
+  evaluation: it kills the child's whole process group (pools included), even
+  when a stage is stuck in C code or in a child that ignores SIGTERM.
+* Stage watchdog: the lease is renewed only while progress moves. No progress for
+  ``--stall-timeout`` s (default 600): the evaluation is killed and the job retried
+  as an infrastructure failure "stalled at <stage>". An attempt past
+  ``--job-budget`` s of wall clock (default 86400) fails for good. Both limits are
+  recorded in the summary's ``provenance["lifecycle"]``.
+* A worker that dies stops heartbeating (its evaluation dies with it); once its
+  lease expires another worker reclaims the job and resumes from the evaluator's
+  per-structure checkpoints in ``<work-dir>/<id>/eval`` (same machine / shared disk).
 * ``IngestError`` (unusable upload) fails the job for good with the message as
   reason; any other error is an infrastructure failure, retried (after
   ``--retry-delay``) until the job's ``max_attempts``.
-* SIGTERM/SIGINT: release the running job's lease at the next progress call
-  (the next worker resumes it from the checkpoints) and exit 0; with
-  ``--drain`` finish it first. The relaxation pool re-calls progress about
-  every second and, when asked to stop, cancels queued structures and
-  terminates its processes, so a stop takes seconds, not the rest of the pool.
+* SIGTERM/SIGINT: kill the evaluation, release the job (back to PENDING, attempt not
+  counted) and exit 0, in every stage; with ``--drain`` finish it first.
+  ``GENBENCH_WORKER_PARENT_PID`` (set by ``leaderboard.serve``): the worker
+  stops like this when that process ends, however it ends.
 
 Evaluator settings come from flags or the environment: GENBENCH_FAMILIES,
 GENBENCH_RELAX_STEPS, GENBENCH_MLIP, GENBENCH_MLIP_MODEL, GENBENCH_DEVICE,
@@ -38,6 +45,8 @@ import time
 import traceback
 from pathlib import Path
 
+from leaderboard.evalproc import EvalProcess, die_with_parent
+from leaderboard.progress import ProgressTracker
 from leaderboard.queue import (INFRASTRUCTURE, USER_ERROR, Job, LeaseLost, claim, fail, get_job,
                                heartbeat, release)
 from leaderboard.store import Store, open_store
@@ -46,13 +55,10 @@ from leaderboard.submissions import file_paths
 log = logging.getLogger("leaderboard.worker")
 DEFAULT_WORK_DIR = "state/work"
 MAX_REASON = 500
-
-
-class Abort(BaseException):
-    """Stops an evaluation from inside the progress callback (lease lost or shutdown).
-
-    A BaseException so that families catching ``Exception`` per structure do not swallow it.
-    """
+STALL_TIMEOUT_S = 600.0  # no progress for this long: "stalled at <stage>", retried
+JOB_BUDGET_S = 86400.0  # wall-clock budget of one attempt: past it the job fails
+POLL_S = 0.25  # how often the supervising loop checks stop/stall/heartbeat
+PARENT_PID_VAR = "GENBENCH_WORKER_PARENT_PID"
 
 
 def default_worker_id() -> str:
@@ -101,24 +107,18 @@ def eval_config_from(families: str | None = None, relax_steps: int | None = None
     return cfg
 
 
-class _Running:
-    """State shared by the evaluation, its progress callback and the heartbeat thread."""
-
-    def __init__(self, job: Job):
-        self.job = job
-        self.progress = {"done": 0, "total": 0, "stage": "starting"}
-        self.lost = False
-        self.done = threading.Event()
-        self.wake = threading.Event()
-
-
 class Worker:
     """Claims and evaluates jobs from ``store``.
 
     lease_s / heartbeat_s: lease length and heartbeat period in seconds (default:
     the store's advice, e.g. 60/5 locally, 900/240 on the Hub);
-    progress_interval_s: minimum seconds between progress writes.
-    evaluate: the evaluation function (default ``evaluator.pipeline.evaluate``).
+    progress_interval_s: minimum seconds between progress writes;
+    stall_timeout_s: a job whose progress does not move for this long is stopped and
+    retried as an infrastructure failure "stalled at <stage>" (default
+    $GENBENCH_STALL_TIMEOUT or 600); job_budget_s: wall-clock budget of one attempt,
+    past which the job fails for good (default $GENBENCH_JOB_BUDGET or 86400).
+    evaluate: the evaluation function (default ``evaluator.pipeline.evaluate``); it runs
+    in a child process (see ``leaderboard.evalproc``), so it must be a module-level function.
     """
 
     def __init__(self, store: Store, config=None, *, worker_id: str | None = None,
@@ -126,11 +126,13 @@ class Worker:
                  lease_s: float | None = None, heartbeat_s: float | None = None,
                  progress_interval_s: float | None = None, retry_delay_s: float = 30.0,
                  max_attempts: int | None = None, drain: bool = False, keep_work: bool = False,
-                 evaluate=None):
+                 evaluate=None, stall_timeout_s: float | None = None, job_budget_s: float | None = None,
+                 start_method: str = "forkserver"):
+        env = os.environ
         self.store = store
         self.config = config if config is not None else eval_config_from()
         self.worker_id = worker_id or default_worker_id()
-        self.work_root = Path(work_root or os.environ.get("GENBENCH_WORK_DIR") or DEFAULT_WORK_DIR)
+        self.work_root = Path(work_root or env.get("GENBENCH_WORK_DIR") or DEFAULT_WORK_DIR)
         self.data_dir = data_dir
         self.lease_s = float(lease_s or store.lease_s)
         self.heartbeat_s = float(heartbeat_s or min(store.heartbeat_interval_s, self.lease_s / 3))
@@ -140,6 +142,9 @@ class Worker:
         self.max_attempts = max_attempts
         self.drain = drain
         self.keep_work = keep_work
+        self.stall_timeout_s = float(stall_timeout_s or env.get("GENBENCH_STALL_TIMEOUT") or STALL_TIMEOUT_S)
+        self.job_budget_s = float(job_budget_s or env.get("GENBENCH_JOB_BUDGET") or JOB_BUDGET_S)
+        self.start_method = start_method
         self._evaluate = evaluate
         self.stopping = threading.Event()
 
@@ -192,82 +197,100 @@ class Worker:
             inputs.append(local)
         return inputs
 
-    def _beat(self, run: _Running) -> None:
-        last = time.monotonic()
-        while not run.done.is_set():
-            run.wake.wait(self.heartbeat_s)
-            run.wake.clear()
-            wait = self.progress_interval_s - (time.monotonic() - last)
-            if wait > 0 and run.done.wait(wait):
-                break
-            if run.done.is_set():
-                break
-            try:
-                run.job = heartbeat(self.store, run.job.id, self.worker_id, self.lease_s, dict(run.progress))
-                last = time.monotonic()
-            except LeaseLost as exc:
-                log.warning("%s: lost %s: %s", self.worker_id, run.job.id, exc)
-                run.lost = True
-                return
-            except Exception:  # noqa: BLE001 - transient store trouble: try again next beat
-                log.exception("%s: heartbeat for %s failed", self.worker_id, run.job.id)
+    @property
+    def limits(self) -> dict:
+        """The lifecycle limits, as recorded in the summary's provenance."""
+        return {"stall_timeout_s": self.stall_timeout_s, "job_budget_s": self.job_budget_s,
+                "lease_s": self.lease_s, "heartbeat_s": self.heartbeat_s}
 
-    def _progress(self, run: _Running):
-        def callback(stage: str, done: int, total: int) -> None:
-            # also re-called with unchanged counts while waiting (a chance to stop): only
-            # a change wakes the heartbeat thread to write progress
-            new = {"done": int(done), "total": int(total), "stage": stage}
-            if new != run.progress:
-                run.progress = new
-                run.wake.set()
-            if run.lost:
-                raise Abort("lease lost")
+    def _supervise(self, job: Job, child: EvalProcess, tracker: ProgressTracker) -> tuple:
+        """Relay the child's progress to the job document until it ends or must be stopped.
+
+        Returns ("done", summary_file, table_file) | ("user_error", msg) |
+        ("error", type, msg, traceback) | ("died", why) | ("stop",) | ("lost", why) |
+        ("stalled", stage) | ("budget", stage).
+        """
+        last_write, dirty = time.monotonic(), False
+        while True:
+            for msg in child.messages(POLL_S):
+                if msg[0] == "progress":
+                    dirty |= tracker.update(*msg[1:])
+                else:
+                    return msg
+            if child.finished:
+                return ("died", child.exit_description())
             if self.stopping.is_set() and not self.drain:
-                raise Abort("shutting down")
-
-        return callback
-
-    def evaluate(self, inputs, work: Path, progress):
-        from evaluator.data import DataDir
-
-        fn = self._evaluate
-        if fn is None:
-            from evaluator.pipeline import evaluate as fn
-        return fn(inputs, self.config, DataDir(self.data_dir), work_dir=work, progress=progress)
+                return ("stop",)
+            if tracker.idle_s() > self.stall_timeout_s:
+                return ("stalled", tracker.stage)
+            if tracker.elapsed_s() > self.job_budget_s:
+                return ("budget", tracker.stage)
+            t = time.monotonic()
+            if (dirty and t - last_write >= self.progress_interval_s) or t - last_write >= self.heartbeat_s:
+                # the lease is renewed only here, i.e. only while progress moves (else: stalled above)
+                try:
+                    heartbeat(self.store, job.id, self.worker_id, self.lease_s, tracker.doc())
+                    dirty = False
+                except LeaseLost as exc:
+                    return ("lost", str(exc))
+                except Exception:  # noqa: BLE001 - transient store trouble: try again next beat
+                    log.exception("%s: heartbeat for %s failed", self.worker_id, job.id)
+                last_write = t
 
     def process(self, job: Job) -> Job:
-        """Evaluate a claimed job and publish, fail, retry or release it."""
-        from evaluator.ingest.types import IngestError
-
+        """Evaluate a claimed job in a child process and publish, fail, retry or release it."""
         work = self.work_root / job.id
         work.mkdir(parents=True, exist_ok=True)
-        run = _Running(job)
-        beat = threading.Thread(target=self._beat, args=(run,), name=f"heartbeat-{job.id}", daemon=True)
-        beat.start()
+        tracker = ProgressTracker()
         outcome = None
         try:
-            try:
-                inputs = self._inputs(job, work)
-                evaluation = self.evaluate(inputs, work / "eval", self._progress(run))
-            finally:
-                run.done.set()
-                run.wake.set()
-                beat.join()
-            if run.lost:
-                raise Abort("lease lost")
-            outcome = self._publish(run.job, evaluation, work, run.progress)
-        except Abort as exc:
-            if run.lost:
-                log.warning("%s: abandoned %s (%s)", self.worker_id, job.id, exc)
-            else:
-                log.info("%s: releasing %s (%s)", self.worker_id, job.id, exc)
-                outcome = self._safely(release, job.id, self.worker_id, "worker shut down")
-        except IngestError as exc:
-            outcome = self._safely(fail, job.id, self.worker_id, _short(str(exc)), USER_ERROR)
-        except Exception as exc:  # noqa: BLE001 - anything else is ours, not the user's
-            log.error("%s: %s failed:\n%s", self.worker_id, job.id, traceback.format_exc())
+            inputs = self._inputs(job, work)
+        except Exception as exc:  # noqa: BLE001 - the store lost the upload: ours, not the user's
+            log.error("%s: %s: inputs unavailable:\n%s", self.worker_id, job.id, traceback.format_exc())
             reason = _short(f"evaluation error ({type(exc).__name__}): {exc}")
             outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
+            return self._finalize(job, work, outcome)
+        shutil.rmtree(work / "out", ignore_errors=True)
+        child = EvalProcess(self._evaluate, inputs, self.config, self.data_dir, work / "eval", work / "out",
+                            self.start_method)
+        result: tuple = ("died", "evaluation process did not report")
+        try:
+            result = self._supervise(job, child, tracker)
+        finally:
+            # stop/stall/budget/lease lost (or an exception here): kill the whole evaluation now
+            child.close() if result[0] in ("done", "user_error", "error") else child.kill()
+        kind = result[0]
+        if kind == "done":
+            outcome = self._publish(job, Path(result[1]), Path(result[2]), tracker)
+        elif kind == "stop":
+            log.info("%s: releasing %s (shutting down)", self.worker_id, job.id)
+            outcome = self._safely(release, job.id, self.worker_id, "worker shut down")
+        elif kind == "lost":
+            log.warning("%s: abandoned %s (%s)", self.worker_id, job.id, result[1])
+        elif kind == "user_error":
+            outcome = self._safely(fail, job.id, self.worker_id, _short(result[1]), USER_ERROR)
+        elif kind == "stalled":
+            reason = f"stalled at {result[1]} (no progress for {self.stall_timeout_s:g} s)"
+            log.error("%s: %s %s", self.worker_id, job.id, reason)
+            outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
+                                   self.retry_delay_s, result[1])
+        elif kind == "budget":
+            reason = f"exceeded the job budget of {self.job_budget_s:g} s (wall clock) at {result[1]}"
+            log.error("%s: %s %s", self.worker_id, job.id, reason)
+            outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
+                                   self.retry_delay_s, None, True)
+        else:  # "error" (an exception in the evaluation) or "died" (killed, out of memory, ...)
+            if kind == "error":
+                log.error("%s: %s failed:\n%s", self.worker_id, job.id, result[3])
+                reason = f"evaluation error ({result[1]}): {result[2]}"
+            else:
+                log.error("%s: %s: %s", self.worker_id, job.id, result[1])
+                reason = result[1]
+            outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
+                                   self.retry_delay_s)
+        return self._finalize(job, work, outcome)
+
+    def _finalize(self, job: Job, work: Path, outcome: Job | None) -> Job:
         final = outcome or get_job(self.store, job.id) or job
         if final.status in ("FINISHED", "FAILED") and not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -281,15 +304,14 @@ class Worker:
             log.warning("%s: %s", self.worker_id, exc)
             return None
 
-    def _publish(self, job: Job, evaluation, work: Path, progress: dict) -> Job | None:
-        from evaluator.results import write_evaluation
-
+    def _publish(self, job: Job, summary_file: Path, table_file: Path, tracker: ProgressTracker) -> Job | None:
         from leaderboard.results import publish
 
-        summary_file, table_file = write_evaluation(evaluation, work / "out")
-        summary = json.loads(Path(summary_file).read_text())
-        return self._safely(lambda store: publish(store, job, summary, Path(table_file).read_bytes(),
-                                                  self.worker_id, progress=progress))
+        summary = json.loads(summary_file.read_text())
+        summary.setdefault("provenance", {})["lifecycle"] = self.limits
+        progress = tracker.doc()
+        return self._safely(lambda store: publish(store, job, summary, table_file.read_bytes(), self.worker_id,
+                                                  progress=progress, stage_rates=tracker.stage_rates()))
 
 
 def _short(text: str) -> str:
@@ -316,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drain", action="store_true", help="on SIGTERM finish the running job instead of "
                                                         "releasing it")
     p.add_argument("--keep-work", action="store_true", help="keep work folders of finished jobs")
+    p.add_argument("--stall-timeout", type=float, help="seconds without progress before a job is stopped "
+                                                       "and retried (default $GENBENCH_STALL_TIMEOUT or "
+                                                       f"{STALL_TIMEOUT_S:g})")
+    p.add_argument("--job-budget", type=float, help="wall-clock seconds one attempt may take before the job "
+                                                    f"fails (default $GENBENCH_JOB_BUDGET or {JOB_BUDGET_S:g})")
     g = p.add_argument_group("evaluator (defaults from GENBENCH_* variables)")
     g.add_argument("--families", help="comma-separated families (default: all)")
     g.add_argument("--relax-steps", type=int, help="FIRE step cap of the MLIP relaxation")
@@ -327,7 +354,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="family option (EvalConfig.options), e.g. relax_mode=serial; repeatable")
     g.add_argument("--data-dir", help="data directory (default $GENBENCH_DATA_DIR or ../shared/data)")
+    g.add_argument("--evaluate", metavar="MODULE:FUNCTION",
+                   help="evaluation function with the signature of evaluator.pipeline.evaluate "
+                        "(default that one; tests and custom pipelines)")
     return p
+
+
+def load_function(spec: str | None):
+    """"package.module:function" -> the function (None -> None)."""
+    if not spec:
+        return None
+    import importlib
+
+    module, sep, name = spec.partition(":")
+    if not sep:
+        raise ValueError(f"--evaluate expects MODULE:FUNCTION, got {spec!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,9 +383,13 @@ def main(argv: list[str] | None = None) -> int:
                     data_dir=args.data_dir, lease_s=args.lease, heartbeat_s=args.heartbeat,
                     progress_interval_s=args.progress_interval,
                     retry_delay_s=args.retry_delay, max_attempts=args.max_attempts, drain=args.drain,
-                    keep_work=args.keep_work)
+                    keep_work=args.keep_work, stall_timeout_s=args.stall_timeout, job_budget_s=args.job_budget,
+                    evaluate=load_function(args.evaluate))
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
+    parent = os.environ.get(PARENT_PID_VAR)
+    if parent:  # started by leaderboard.serve: stop (release the job) when it ends, however it ends
+        die_with_parent(int(parent), signal.SIGTERM)
     log.info("%s: serving %s (families=%s, mlip=%s, device=%s)", worker.worker_id, store.uri,
              ",".join(config.families or ["all"]), config.mlip, config.device)
     n = worker.run(once=args.once, poll_s=args.poll, max_jobs=args.max_jobs)

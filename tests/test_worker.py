@@ -11,6 +11,7 @@ import pytest
 
 from conftest_leaderboard import (META, local_store, start_worker, wait_for, write_cifs,
                                   write_unique_files)
+from lifecycle_helpers import broken_evaluate, gated_evaluate, slow_evaluate
 from evaluator.config import EvalConfig
 from evaluator.pipeline import FAMILIES
 from leaderboard import queue as q
@@ -30,34 +31,42 @@ def make_worker(store, tmp_path, config=VALIDITY, **kwargs):
                   work_root=tmp_path / "work", **kwargs)
 
 
-def test_submit_pending_running_finished_readable_by_datasets(tmp_path):
-    from evaluator.pipeline import evaluate
+def _in_thread(fn):
+    """Run ``fn()`` in a thread; returns (thread, result list)."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    return t, out
 
+
+def test_submit_pending_running_finished_readable_by_datasets(tmp_path):
     store = local_store(tmp_path)
     upload = write_cifs(tmp_path / "up", 3)
     job = submit(store, META, [upload], "alice", UNLIMITED)
     assert q.get_job(store, job.id).status == q.PENDING
-    seen = []
-
-    def observed(inputs, config, data, work_dir, progress):
-        def spy(stage, done, total):
-            progress(stage, done, total)
-            if stage == "validity" and done == total > 0:
-                time.sleep(0.3)  # let the heartbeat thread write progress once
-                seen.append(q.get_job(store, job.id))
-
-        return evaluate(inputs, config, data, work_dir=work_dir, progress=spy)
-
-    final = make_worker(store, tmp_path, evaluate=observed).run_one()
-    running = seen[-1]
+    thread, out = _in_thread(make_worker(store, tmp_path, evaluate=gated_evaluate).run_one)
+    # the evaluation holds after validity until we have seen its progress in the document
+    running = wait_for(lambda: (j := q.get_job(store, job.id)).progress.get("done") == 3 and j, 120,
+                       0.05, "validity progress in the status document")
+    (tmp_path / "work" / job.id / "proceed").touch()
+    thread.join(300)
+    final = out[0]
     assert running.status == q.RUNNING and running.lease_owner == "w-test" and running.attempts == 1
     assert running.progress["stage"] == "validity" and running.progress["total"] == 3
+    assert running.progress["rate"] is None or running.progress["rate"] > 0
+    assert running.progress["updated_at"] >= running.progress["stage_started_at"]
     assert final.status == q.FINISHED and q.get_job(store, job.id).status == q.FINISHED
-    assert final.progress == {"done": 3, "total": 3, "stage": "finished"}
+    assert {k: final.progress[k] for k in ("done", "total", "stage")} == {"done": 3, "total": 3,
+                                                                          "stage": "finished"}
+    assert set(final.stage_rates) <= {"validity", "ingest", "starting"} and final.stage_rates
+    assert [(h["event"], h.get("attempt")) for h in final.history] == [("submitted", None), ("claimed", 1),
+                                                                        ("finished", 1)]
 
     summary = load_summary(store, job.id)
     assert summary["n_submitted"] == 3 and summary["n_valid"] == 3
     assert summary["provenance"]["families"] == ["validity"]
+    assert summary["provenance"]["lifecycle"] == {"stall_timeout_s": 600.0, "job_budget_s": 86400.0,
+                                                  "lease_s": 30.0, "heartbeat_s": 0.2}
     assert summary["leaderboard"] == {**summary["leaderboard"], "submission_id": job.id, "attempt": 1,
                                       "worker": "w-test"}
     structures = load_structures(store, job.id)
@@ -94,43 +103,37 @@ def test_infrastructure_failure_is_retried_up_to_the_limit(tmp_path):
     store = local_store(tmp_path)
     job = submit(store, META, [write_cifs(tmp_path / "up", 1)], "alice",
                  SubmissionPolicy(max_per_window=0, max_attempts=2))
-    calls = []
-
-    def broken(inputs, config, data, work_dir, progress):
-        calls.append(work_dir)
-        raise RuntimeError("CUDA error: out of memory")
-
-    worker = make_worker(store, tmp_path, evaluate=broken, retry_delay_s=0)
+    worker = make_worker(store, tmp_path, evaluate=broken_evaluate, retry_delay_s=0)
     first = worker.run_one()
     assert first.status == q.PENDING and first.last_error["kind"] == q.INFRASTRUCTURE
     assert "out of memory" in first.last_error["reason"]
     second = worker.run_one()
-    assert second.status == q.FAILED and second.attempts == 2 == len(calls)
+    assert second.status == q.FAILED and second.attempts == 2
     assert second.failure["kind"] == q.INFRASTRUCTURE and "RuntimeError" in second.failure["reason"]
     assert worker.run_one() is None
-    assert calls[0] == calls[1] == tmp_path / "work" / job.id / "eval"  # same checkpoint folder
+    calls = (tmp_path / "work" / "calls.txt").read_text().split()
+    assert calls == [str(tmp_path / "work" / job.id / "eval")] * 2  # same checkpoint folder
+    assert [(h["event"], h.get("attempt")) for h in second.history][1:] == [
+        ("claimed", 1), ("retry", 1), ("claimed", 2), ("failed", 2)]
 
 
-def _slow_evaluate(ticks: list):
-    def evaluate(inputs, config, data, work_dir, progress):
-        for i in range(200):
-            progress("slow", i, 200)
-            ticks.append(i)
-            time.sleep(0.05)
-        raise AssertionError("should have been stopped")
-
-    return evaluate
+def _ticks(tmp_path, job_id) -> int:
+    path = tmp_path / "work" / job_id / "ticks.txt"
+    return len(path.read_text().split()) if path.exists() else 0
 
 
 def test_stop_releases_the_lease(tmp_path):
     store = local_store(tmp_path)
     job = submit(store, META, [write_cifs(tmp_path / "up", 1)], "alice", UNLIMITED)
-    ticks = []
-    worker = make_worker(store, tmp_path, evaluate=_slow_evaluate(ticks))
-    threading.Timer(0.5, worker.stop).start()
-    final = worker.run_one()
+    worker = make_worker(store, tmp_path, evaluate=slow_evaluate)
+    thread, out = _in_thread(worker.run_one)
+    wait_for(lambda: _ticks(tmp_path, job.id) >= 3, 120, 0.05, "the evaluation to tick")
+    worker.stop()
+    thread.join(120)
+    final = out[0]
     assert final.status == q.PENDING and final.attempts == 0 and final.lease_owner is None
-    assert final.history[-1]["event"] == "released" and 0 < len(ticks) < 200
+    assert final.history[-1]["event"] == "released" and final.history[-1]["attempt"] == 1
+    assert 3 <= _ticks(tmp_path, job.id) < 200
     assert (tmp_path / "work" / job.id).exists()  # checkpoints kept for the next worker
     assert load_summary(store, job.id) is None
 
@@ -138,11 +141,13 @@ def test_stop_releases_the_lease(tmp_path):
 def test_cancel_during_run_abandons_without_publishing(tmp_path):
     store = local_store(tmp_path)
     job = submit(store, META, [write_cifs(tmp_path / "up", 1)], "alice", UNLIMITED)
-    ticks = []
-    worker = make_worker(store, tmp_path, evaluate=_slow_evaluate(ticks))
-    threading.Timer(0.5, q.cancel, args=(store, job.id, "alice")).start()
-    final = worker.run_one()
-    assert final.status == q.CANCELLED and len(ticks) < 200
+    worker = make_worker(store, tmp_path, evaluate=slow_evaluate)
+    thread, out = _in_thread(worker.run_one)
+    wait_for(lambda: _ticks(tmp_path, job.id) >= 3, 120, 0.05, "the evaluation to tick")
+    q.cancel(store, job.id, "alice")
+    thread.join(120)
+    final = out[0]
+    assert final.status == q.CANCELLED and _ticks(tmp_path, job.id) < 200
     assert load_summary(store, job.id) is None and not store.exists(LEADERBOARD_PATH)
 
 
@@ -286,56 +291,53 @@ def _rattled_rocksalts(folder, n: int, seed: int = 0):
     return out
 
 
-@pytest.mark.timeout(120)
 def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
     """Regression: a worker relaxing in the process pool ignored SIGTERM until the whole pool
     had drained (``ProcessPoolExecutor.__exit__`` waits for every queued structure). Now the
-    pool's queued work is cancelled and its processes terminated: the worker exits 0 within
-    seconds, the job is PENDING again with the lease released and the attempt not counted,
-    and a second worker finishes it, reusing the checkpointed relaxations."""
-    import os
-    import subprocess
+    worker kills its evaluation's process group: it exits 0 without draining the pool, leaves
+    no process behind, the job is PENDING again with the lease released and the attempt not
+    counted, and a second worker finishes it, reusing the checkpointed relaxations.
 
-    n = 20
+    No speed assumption: the pool is shown not to have drained by the checkpoint, and the
+    only time bound is a generous hang detector."""
+    import uuid
+
+    from lifecycle_helpers import TAG_VAR, describe, tagged_processes
+
+    n = 12
     store = local_store(tmp_path)
     job = submit(store, META, [_rattled_rocksalts(tmp_path / "up", n)], "alice", UNLIMITED)
     work = tmp_path / "work"
-    common = ("--families", "validity,stability", "--relax-steps", "300", "--option", "relax_mode=pool",
+    common = ("--families", "validity,stability", "--relax-steps", "80", "--option", "relax_mode=pool",
               "--heartbeat", "0.5", "--progress-interval", "0.05", "--lease", "60", "--poll", "0.3",
               "--work-dir", str(work), "--keep-work")
+    tag = f"first-{uuid.uuid4().hex[:8]}"
     first = start_worker(store.root, *common, "--option", "relax_workers=2", "--worker-id", "first",
-                         log=tmp_path / "first.log")
+                         log=tmp_path / "first.log", env={TAG_VAR: tag})
     try:
         def relaxed_some():
             j = q.get_job(store, job.id)
             assert j.status in (q.PENDING, q.RUNNING), (tmp_path / "first.log").read_text()[-2000:]
-            return j.progress.get("stage") == "stability: relax" and 2 <= j.progress["done"] < n - 4
+            return j.progress.get("stage") == "stability: relax" and 2 <= j.progress["done"] <= n - 2
 
-        wait_for(relaxed_some, 90, 0.05, "the first worker to relax two structures in its pool")
-        children = subprocess.run(["pgrep", "-P", str(first.pid)], capture_output=True, text=True).stdout.split()
-        assert len(children) >= 2, children  # the pool's processes
+        wait_for(relaxed_some, 300, 0.05, "the first worker to relax two structures in its pool")
+        assert len(tagged_processes(tag)) >= 4  # worker, evaluation, >= 2 pool processes
         first.send_signal(signal.SIGTERM)
-        t0 = time.monotonic()
-        try:
-            code = first.wait(10)  # the other ~17 relaxations take ~17 s in the pool
-        except subprocess.TimeoutExpired:
-            first.kill()
-            raise AssertionError("the worker ignored SIGTERM for more than 10 s")
-        stopped_in = time.monotonic() - t0
+        code = first.wait(120)  # hang detection only
     finally:
         if first.poll() is None:
             first.kill()
     assert code == 0, (tmp_path / "first.log").read_text()[-3000:]
-    for pid in children:  # the pool's processes were terminated, not left relaxing
-        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+    wait_for(lambda: not tagged_processes(tag), 60, 0.2, "the pool's processes to end")
+    assert not tagged_processes(tag), describe(tagged_processes(tag))
     released = q.get_job(store, job.id)
     assert released.status == q.PENDING and released.lease_owner is None and released.lease_expires is None
     assert released.attempts == 0 and released.history[-1]["event"] == "released"
     (checkpoint,) = (work / job.id / "eval").rglob("relax-*.jsonl")
     n_checkpointed = len(checkpoint.read_text().splitlines())
-    assert 2 <= n_checkpointed < n
+    assert 2 <= n_checkpointed < n  # the pool was stopped, not drained
 
-    config = eval_config_from("validity,stability", 300, device="cpu", options={"relax_mode": "serial"})
+    config = eval_config_from("validity,stability", 80, device="cpu", options={"relax_mode": "serial"})
     final = make_worker(store, tmp_path, config, worker_id="second", lease_s=60, keep_work=True).run_one()
     assert final.status == q.FINISHED and final.attempts == 1 and final.lease_owner == "second"
     assert [h["event"] for h in final.history] == ["submitted", "claimed", "released", "claimed", "finished"]
@@ -343,7 +345,7 @@ def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
     assert relax["n_from_checkpoint"] == n_checkpointed and relax["n_relaxed_now"] == n - n_checkpointed
     lines = [json.loads(line) for line in checkpoint.read_text().splitlines()]
     assert len(lines) == len({rec["key"] for rec in lines}) == n  # none relaxed twice
-    print(f"stopped {stopped_in:.1f} s after SIGTERM with {n_checkpointed}/{n} relaxed")
+    print(f"stopped with {n_checkpointed}/{n} relaxed")
 
 
 def test_store_error_does_not_kill_a_long_lived_worker(tmp_path, monkeypatch):
