@@ -8,18 +8,17 @@ Modes (``RelaxSettings.mode``):
   one model call per step, in-flight batching under a memory budget.
 - ``batched``: in-process lock-step batched FIRE (one forward pass per step for
   all active structures; see ``evaluator.mlip.relax``).
-- ``pool``: ``workers`` processes (spawned), each loading the model once with
-  torch threads = 1 and relaxing one structure at a time with plain ASE;
-  ``workers=1`` runs in this process (no pool).
+- ``pool``: ``workers`` processes (``evaluator.procpool``: forkserver, never fork;
+  they die with this process), each loading the model once with torch threads = 1
+  and relaxing one structure at a time with plain ASE; ``workers=1`` runs in this
+  process (no pool).
 - ``serial``: plain ASE one at a time in this process.
 
 Every finished structure is appended to the checkpoint at once, so an
 interrupted run resumes without recomputing finished structures.
 
-Cancellation: ``progress`` may raise (e.g. a worker asked to shut down) to stop
-the run; in pool mode it is also re-called with unchanged counts about every
-``POOL_POLL_S`` seconds while structures are relaxing, and an exception
-cancels the queued relaxations and terminates the pool processes at once.
+Cancellation: ``progress`` may raise to stop the run; in pool mode that kills
+the pool's processes at once (no waiting for running relaxations).
 """
 
 from __future__ import annotations
@@ -151,7 +150,7 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
     # biggest first: better load balance in a pool, fuller batches early
     order = sorted(todo, key=lambda k: -len(todo[k]))
     if todo and mode == "pool" and workers > 1:
-        _run_pool(order, todo, settings, device, workers, record, poll)
+        _run_pool(order, todo, settings, device, workers, record)
     elif todo:
         if mlip is None:
             from evaluator.mlip import load_mlip
@@ -186,49 +185,28 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
             for row in structures}, info
 
 
-def _run_pool(order, todo, settings, device, workers, record, poll=None, poll_s=None):
-    """Relax ``todo`` in a spawned process pool, calling ``record`` as each finishes.
+def _relax_item(item):
+    return _worker_relax(*item)
 
-    ``poll()`` is called when nothing finished for ``poll_s`` seconds; if it or
-    ``record`` raises, queued work is cancelled and the pool processes are
-    terminated (no waiting for running relaxations) before the exception propagates.
+
+def _run_pool(order, todo, settings, device, workers, record):
+    """Relax ``todo`` in a bounded process pool, calling ``record`` as each finishes.
+
+    If ``record`` raises, the pool's processes are killed at once (no waiting for
+    running relaxations) before the exception propagates; a pool process that dies
+    (e.g. out of memory) fails only the structure it was relaxing (not checkpointed,
+    so the next run retries it).
     """
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from evaluator.procpool import run_bounded
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_init_worker,
-                               initargs=(settings.mlip, settings.model, device, settings.dtype,
-                                         settings.energy_scale))
-    try:
-        futures = {pool.submit(_worker_relax, k, todo[k].to_json(), settings.fmax, settings.steps): k
-                   for k in order}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=poll_s or POOL_POLL_S, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                k = futures[fut]
-                try:
-                    _, result = fut.result()
-                except Exception as exc:  # worker crashed (e.g. out of memory, model failed to load)
-                    record(k, {"status": "failed", "reason": f"worker error: {type(exc).__name__}: {exc}"},
-                           persist=False)
-                    continue
-                record(k, result)
-            if not finished and poll is not None:
-                poll()
-    except BaseException:
-        _kill_pool(pool)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _kill_pool(pool) -> None:
-    """Cancel queued work and terminate the pool's processes now (running relaxations are lost)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public API before 3.14
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()
-    for proc in procs:
-        proc.join(5)
+    items = [(k, todo[k].to_json(), settings.fmax, settings.steps) for k in order]
+    with run_bounded(_relax_item, items, workers=workers, start_method="forkserver",
+                     initializer=_init_worker,
+                     initargs=(settings.mlip, settings.model, device, settings.dtype,
+                               settings.energy_scale)) as outcomes:
+        for out in outcomes:
+            k = order[out.index]
+            if out.ok:
+                record(k, out.value[1])
+            else:  # worker crashed (e.g. out of memory, model failed to load)
+                record(k, {"status": "failed", "reason": f"worker error: {out.error}"}, persist=False)

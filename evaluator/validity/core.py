@@ -8,7 +8,6 @@ other checks still run.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from collections.abc import Iterator
 
@@ -67,6 +66,13 @@ def check_structure(structure, cascade: ChargeCascade) -> dict:
     return row
 
 
+def _failed_row(reason: str) -> dict:
+    """The row of a structure whose checks could not run at all."""
+    return {"valid": False, "charge_neutral": None, "charge_step": None, "charge_detail": None,
+            "distance_valid": None, "min_distance_ratio": float("nan"), "plausible": None,
+            "spacegroup": None, "status": "failed", "reason": reason[:300]}
+
+
 # -- worker processes -------------------------------------------------------------------
 _CASCADE: ChargeCascade | None = None
 
@@ -108,8 +114,10 @@ def check_many(structures: list, priors: OxiPriors, workers: int | None = None,
                start_method: str = "forkserver") -> Iterator[dict]:
     """Yield ``check_structure`` rows in input order, using ``workers`` processes.
 
-    start_method: "forkserver" (default; safe in threaded servers such as the app),
-    "spawn", or "fork" (fastest start, only safe in single-threaded callers).
+    The pool is ``evaluator.procpool`` (children die with this process; an exception
+    in the consumer kills them at once). start_method: "forkserver" (default) or
+    "spawn"; "fork" is refused (it can deadlock in threaded callers such as the worker
+    and the app).
     """
     workers = default_workers() if workers is None else max(1, int(workers))
     try:
@@ -121,14 +129,19 @@ def check_many(structures: list, priors: OxiPriors, workers: int | None = None,
         for s in structures:
             yield check_structure(s, cascade)
         return
-    from concurrent.futures import ProcessPoolExecutor
+    from evaluator.procpool import run_bounded
 
-    ctx = mp.get_context(start_method)
-    if start_method == "forkserver":
-        ctx.set_forkserver_preload(["evaluator.validity.preload"])
-    elif start_method == "fork":
-        warm()
-    chunk = max(1, min(16, len(structures) // (workers * 16)))
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(priors,)) as pool:
-        yield from pool.map(_check_in_worker, structures, chunksize=chunk)
+    done: dict[int, dict] = {}
+    following = 0
+    with run_bounded(_check_in_worker, structures, workers=workers, start_method=start_method,
+                     preload=["evaluator.validity.preload"], initializer=_init_worker,
+                     initargs=(priors,)) as outcomes:
+        for out in outcomes:
+            if out.ok:
+                done[out.index] = out.value
+            else:  # the worker process died or could not start: this structure only
+                done[out.index] = _failed_row(f"validity worker: {out.error}")
+            while following in done:
+                yield done.pop(following)
+                following += 1
 
