@@ -20,6 +20,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# Bound of every wait on the page's state: generous, since a loaded CI machine (load average
+# several times its cores) can take minutes where an idle one takes a second. Hang detection only.
+UI_WAIT_S = 300
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not shutil.which("chromium") and not os.path.exists(CHROMIUM),
@@ -72,7 +75,7 @@ def test_tabs_example_submission_status_and_permalink(page, app_server, finished
     # Compact -> full view adds columns.
     n_compact = page.locator("#leaderboard-table th").count()
     page.get_by_role("radio", name="full").check()
-    wait(lambda: page.locator("#leaderboard-table th").count() > n_compact, 30, 0.5, "full view")
+    wait(lambda: page.locator("#leaderboard-table th").count() > n_compact, UI_WAIT_S, 0.5, "full view")
 
     open_tab(page, "Plots")
     page.wait_for_selector("#plot0 .js-plotly-plot")
@@ -81,12 +84,12 @@ def test_tabs_example_submission_status_and_permalink(page, app_server, finished
     open_tab(page, "Submit")
     page.locator("#submit-example").click()
     check = page.locator("#submit-check")
-    wait(lambda: "structures found" in check.inner_text(), 90, 0.5, "the example's upload check")
+    wait(lambda: "structures found" in check.inner_text(), UI_WAIT_S, 0.5, "the example's upload check")
     assert "parsed" in check.inner_text()
     assert page.locator("#meta-model_name input, #meta-model_name textarea").first.input_value()
     page.locator("#submit-button").click()
     result = page.locator("#submit-result")
-    wait(lambda: "Accepted" in result.inner_text() or "efused" in result.inner_text(), 90, 0.5,
+    wait(lambda: "Accepted" in result.inner_text() or "efused" in result.inner_text(), UI_WAIT_S, 0.5,
              "the submission result")
     assert "Accepted" in result.inner_text(), result.inner_text()
     pending_id = result.inner_text().split("submission ")[1].split()[0].strip("`*")
@@ -94,7 +97,7 @@ def test_tabs_example_submission_status_and_permalink(page, app_server, finished
 
     open_tab(page, "My submissions")
     table = page.locator("#status-table")
-    wait(lambda: "MatterGen" in table.inner_text(), 30, 0.5, "the status row")
+    wait(lambda: "MatterGen" in table.inner_text(), UI_WAIT_S, 0.5, "the status row")
     assert "PENDING" in table.inner_text() or "RUNNING" in table.inner_text()
     shot(page, "status")
 
@@ -108,9 +111,10 @@ def test_tabs_example_submission_status_and_permalink(page, app_server, finished
     shot(page, "model", full_page=True)
     # ... and an unfinished one opens its status.
     page.goto(f"{app_server.url}?submission={pending_id}")
-    wait(lambda: pending_id in page.locator("#status-detail").inner_text(), 30, 0.5, "the status detail")
+    wait(lambda: pending_id in page.locator("#status-detail").inner_text(), UI_WAIT_S, 0.5,
+         "the status detail")
     # The owner withdraws the example from the status tab (it is hidden, not deleted).
     page.locator("#status-withdraw").click()
-    wait(lambda: "withdrawn" in page.locator("#status-detail").inner_text(), 30, 0.5, "the withdrawal")
+    wait(lambda: "withdrawn" in page.locator("#status-detail").inner_text(), UI_WAIT_S, 0.5, "the withdrawal")
     assert get_job(app_server.ctx.store, pending_id).status == "HIDDEN"
     print("blocked external requests:", page.external_requests)
