@@ -16,6 +16,13 @@ class IngestLimits:
     max_compression_ratio: float = 200.0
     max_atoms_per_structure: int = 500
     max_structures: int = 10_000
+    max_json_depth: int = 64  # nesting levels of a JSON document (Structure dicts need < 10)
+    # Reading one structure (block, frame, row, entry) runs in a child process, killed past
+    # this wall-clock limit (s); None reads in this process, unbounded.
+    max_read_seconds: float | None = 30.0
+    max_read_memory_bytes: int | None = 6 * 1024**3  # address space of each reading process
+    read_workers: int = 2  # reading processes
+    max_check_seconds: float = 90.0  # the app's upload check (inspect_upload) as a whole
 
 
 @dataclass

@@ -208,4 +208,6 @@ def test_mp_sample_folder_all_parsed(mp_sample):
     assert len(items) == 2473
     assert [it.source for it in items if it.error] == []
     assert all(it.source.startswith("mp_sample/mp_") for it in items)
-    assert calls[-1] == ("ingest", 2474, 2474)  # files, metadata.csv included (read, then skipped)
+    assert calls[0] == ("ingest", 0, 2473) and calls[-1] == ("ingest", 2473, 2473)  # structures read
+    done = [c[1] for c in calls]
+    assert done == sorted(done) and {c[2] for c in calls} == {2473}

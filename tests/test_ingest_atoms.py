@@ -157,7 +157,7 @@ def test_too_many_operations_to_expand(tmp_path, monkeypatch):
     monkeypatch.setattr(atomguard, "MAX_IMAGES", 1000)
     f = tmp_path / "ops.cif"
     f.write_text(make_cif(general_sites(10)))
-    (item,) = read_inputs([f])
+    (item,) = read_inputs([f], IngestLimits(max_read_seconds=None))  # in this process: sees the patch
     assert item.error == ("too many atoms: 10 sites x 192 symmetry operations (more than 1,000 positions "
                           "to expand) > max_atoms_per_structure=500")
 

@@ -2,11 +2,14 @@
 
 ``read_inputs`` raises IngestError when the upload as a whole is refused (format,
 safety limit); every structure that cannot be read keeps its row as an Item
-with an ``error``. Nothing is ever extracted to disk.
+with an ``error``. Nothing is ever extracted to disk. Files are first cut into
+Units (one per structure; archives, decompression and JSON depth bounded here),
+then each Unit is parsed under a wall-clock limit in a child process (``units``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,14 +18,16 @@ from evaluator.context import Progress, no_progress
 from evaluator.ingest.archive import Budget, decompress, iter_archive
 from evaluator.ingest.detect import (ACCEPTED, ARCHIVE_KINDS, PICKLE_MESSAGE, basename, detect,
                                      is_ignored, strip_gz)
-from evaluator.ingest.formats import parse_cif, parse_poscar, parse_xyz
-from evaluator.ingest.tables import NotStructureData, parse_csv, parse_json, parse_jsonl
-from evaluator.ingest.types import IngestError, Item
+from evaluator.ingest.checks import shorten
+from evaluator.ingest.formats import split_cif, split_poscar, split_xyz
+from evaluator.ingest.tables import NotStructureData, split_csv, split_json, split_jsonl
+from evaluator.ingest.types import IngestError, Item, Unit
+from evaluator.ingest.units import parse_units
 
 __all__ = ["ACCEPTED", "IngestError", "Item", "UploadCheck", "inspect_upload", "read_inputs"]
 
-PARSERS = {"cif": parse_cif, "poscar": parse_poscar, "xyz": parse_xyz,
-           "csv": parse_csv, "json": parse_json, "jsonl": parse_jsonl}
+SPLITTERS = {"cif": split_cif, "poscar": split_poscar, "xyz": split_xyz,
+             "csv": split_csv, "json": split_json, "jsonl": split_jsonl}
 
 
 @dataclass
@@ -51,13 +56,13 @@ def _collect(inputs: list[str | Path]) -> list[_File]:
 
 
 class _Items(list):
-    """The Items read so far; refuses more than ``max_structures``."""
+    """The Items (or Units still to parse) so far; refuses more than ``max_structures``."""
 
     def __init__(self, limits: IngestLimits):
         super().__init__()
         self.limit = limits.max_structures
 
-    def add(self, item: Item) -> None:
+    def add(self, item: Item | Unit) -> None:
         if len(self) >= self.limit:
             raise IngestError(f"too many structures: more than {self.limit:,} (max_structures); "
                               "submit fewer structures")
@@ -73,10 +78,10 @@ def _decode(data: bytes) -> str:
 
 def _read_blob(source: str, name: str, data: bytes, explicit: bool, nested: bool,
                out: _Items, budget: Budget) -> None:
-    """Parse one file's bytes (``name`` decides the format) into ``out``."""
+    """Cut one file's bytes (``name`` decides the format) into Units and Items, into ``out``."""
     kind = detect(name, data[:8])
     if kind == "pickle":
-        raise IngestError(f"{source}: {PICKLE_MESSAGE}")
+        raise IngestError(f"{shorten(source, 160)}: {PICKLE_MESSAGE}")
     if kind in ARCHIVE_KINDS or kind == "gz":
         if nested:
             out.add(Item(source, error="nested archive: not supported; add its files to the outer archive"))
@@ -93,36 +98,55 @@ def _read_blob(source: str, name: str, data: bytes, explicit: bool, nested: bool
         return
     if kind == "unknown":
         if explicit:
-            raise IngestError(f"{source}: unsupported file format; accepted: {ACCEPTED}")
-        suffix = Path(basename(name)).suffix or basename(name)
+            raise IngestError(f"{shorten(source, 160)}: unsupported file format; accepted: {ACCEPTED}")
+        suffix = shorten(Path(basename(name)).suffix or basename(name), 40)
         out.add(Item(source, error=f"unsupported format {suffix!r}: not a structure file"))
         return
     if not data.strip():
         out.add(Item(source, error="empty file"))
         return
     try:
-        for item in PARSERS[kind](_decode(data), source, budget.limits):
-            out.add(item)
+        for entry in SPLITTERS[kind](_decode(data), source, budget.limits):
+            out.add(entry)
     except NotStructureData as exc:
         if explicit:
-            raise IngestError(f"{source}: {exc}") from exc
+            raise IngestError(f"{shorten(source, 160)}: {exc}") from exc
         # a metadata table beside the structures: not part of the submission
 
 
+def _too_slow(max_seconds: float) -> IngestError:
+    return IngestError(f"reading the upload took longer than {max_seconds:g} s (max_check_seconds); "
+                       "submit fewer or smaller structures")
+
+
 def read_inputs(inputs: list[str | Path], limits: IngestLimits | None = None,
-                progress: Progress = no_progress) -> list[Item]:
-    """Read files/folders into Items in a deterministic order. Raises IngestError."""
+                progress: Progress = no_progress, max_seconds: float | None = None) -> list[Item]:
+    """Read files/folders into Items in a deterministic order. Raises IngestError.
+
+    Progress counts structures read ("ingest", done, total). ``max_seconds`` bounds the
+    whole read (the app's upload check); each structure is bounded by
+    ``limits.max_read_seconds`` anyway.
+    """
     limits = limits or IngestLimits()
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     files = _collect([inputs] if isinstance(inputs, (str, Path)) else list(inputs))
     size = sum(f.path.stat().st_size for f in files)
     if size > limits.max_upload_bytes:
         raise IngestError(f"upload too large: {size:,} bytes > {limits.max_upload_bytes:,} "
                           "(max_upload_bytes)")
-    out, budget = _Items(limits), Budget(limits)
-    progress("ingest", 0, len(files))
-    for i, f in enumerate(files, 1):
-        _read_blob(f.source, f.source, f.path.read_bytes(), f.explicit, False, out, budget)
-        progress("ingest", i, len(files))
+    entries, budget = _Items(limits), Budget(limits)
+    for f in files:
+        _read_blob(f.source, f.source, f.path.read_bytes(), f.explicit, False, entries, budget)
+        if deadline is not None and time.monotonic() > deadline:
+            raise _too_slow(max_seconds)
+    units = [e for e in entries if isinstance(e, Unit)]
+    progress("ingest", 0, len(units))
+    parsed = iter(parse_units(units, limits, lambda n: progress("ingest", n, len(units)), deadline,
+                              lambda: _too_slow(max_seconds)))
+    out = _Items(limits)
+    for entry in entries:
+        for item in next(parsed) if isinstance(entry, Unit) else [entry]:
+            out.add(item)
     if not out:
         raise IngestError(f"no structures found in the upload; accepted: {ACCEPTED}")
     return list(out)
@@ -151,7 +175,9 @@ class UploadCheck:
 
 def inspect_upload(inputs: list[str | Path], limits: IngestLimits | None = None,
                    max_errors: int = 5) -> UploadCheck:
-    """Counts and the first ``max_errors`` failures. Raises IngestError like read_inputs."""
-    items = read_inputs(inputs, limits)
+    """Counts and the first ``max_errors`` failures. Raises IngestError like read_inputs, also
+    when the whole check takes longer than ``limits.max_check_seconds``."""
+    limits = limits or IngestLimits()
+    items = read_inputs(inputs, limits, max_seconds=limits.max_check_seconds)
     failed = [(it.source, it.error) for it in items if it.error]
     return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors])

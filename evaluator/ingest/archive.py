@@ -51,21 +51,21 @@ class Budget:
         self.decompressed += n
         if self.decompressed > self.limits.max_decompressed_bytes:
             raise IngestError(
-                f"decompressed size limit exceeded while reading {where}: more than "
+                f"decompressed size limit exceeded while reading {shorten(where, 160)}: more than "
                 f"{self.limits.max_decompressed_bytes:,} bytes (max_decompressed_bytes)")
 
     def add_member(self, where: str) -> None:
         self.members += 1
         if self.members > self.limits.max_archive_members:
             raise IngestError(
-                f"too many archive members in {where}: more than "
+                f"too many archive members in {shorten(where, 160)}: more than "
                 f"{self.limits.max_archive_members:,} (max_archive_members)")
 
     def check_ratio(self, out: int, compressed: int, where: str) -> None:
         ratio = out / max(compressed, 1)
         if out > RATIO_FLOOR and ratio > self.limits.max_compression_ratio:
             raise IngestError(
-                f"suspicious compression ratio in {where}: {ratio:.0f}x > "
+                f"suspicious compression ratio in {shorten(where, 160)}: {ratio:.0f}x > "
                 f"{self.limits.max_compression_ratio:g}x (max_compression_ratio); possible zip bomb")
 
 
@@ -73,7 +73,7 @@ def check_member_path(archive: str, name: str) -> None:
     """Refuse absolute paths and ``..`` components (they would escape an extraction folder)."""
     norm = name.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or ".." in norm.split("/"):
-        raise IngestError(f"{archive}: member {name!r} has an unsafe path (absolute or '..'); "
+        raise IngestError(f"{archive}: member {shorten(repr(name), 120)} has an unsafe path (absolute or '..'); "
                           "the archive is refused")
 
 
@@ -144,14 +144,62 @@ def iter_zip(data: bytes, name: str, budget: Budget) -> Iterator[Member]:
         yield Member(info.filename, bytes(out))
 
 
+class _CountedStream(io.RawIOBase):
+    """A read-only stream that counts every byte it yields against the budget and the ratio.
+
+    Wraps a tar archive's bytes, or the decompressor over them (``.tar.gz``), so that every
+    byte tarfile reads (headers, PAX records, member data) is counted as it is produced.
+    """
+
+    def __init__(self, raw, budget: Budget, where: str, compressed: int):
+        super().__init__()
+        self.raw, self.budget, self.where, self.compressed = raw, budget, where, compressed
+        self.out = 0  # bytes produced so far, plus sparse holes charged with ``charge``
+
+    def readable(self) -> bool:
+        return True
+
+    def charge(self, n: int, where: str) -> None:
+        """Count ``n`` bytes that tarfile makes up without reading them (sparse holes)."""
+        self.out += n
+        self.budget.add_bytes(n, where)
+        self.budget.check_ratio(self.out, self.compressed, where)
+
+    def readinto(self, buffer) -> int:
+        chunk = self.raw.read(min(len(buffer), CHUNK))
+        n = len(chunk)
+        buffer[:n] = chunk
+        self.charge(n, self.where)
+        return n
+
+
+def _sparse_holes(info: tarfile.TarInfo) -> int:
+    """Bytes a (GNU or PAX) sparse member expands to beyond the data stored for it."""
+    if not info.sparse:
+        return 0
+    return max(0, info.size - sum(size for _, size in info.sparse))
+
+
+def _read_member(tf: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    """A member's bytes, read in bounded chunks (the counting is the stream's)."""
+    out = bytearray()
+    f = tf.extractfile(info)
+    while chunk := f.read(CHUNK):
+        out += chunk
+    return bytes(out)
+
+
 def iter_tar(data: bytes, name: str, budget: Budget, codec: str | None = None) -> Iterator[Member]:
-    """Members in archive order; a compressed tar is first decompressed in memory (bounded)."""
-    raw = decompress(data, codec, name, budget) if codec else data
+    """Members in archive order, streamed: a compressed tar is decompressed as it is read.
+
+    Every byte out of the (decompressed) stream counts against ``max_decompressed_bytes``
+    and the compression ratio; a sparse member is charged its expanded size before any of
+    it is read, so a 1 GiB sparse member in a 10 KB tar is refused at once.
+    """
+    raw = _OPENERS[codec](io.BytesIO(data)) if codec else io.BytesIO(data)
+    stream = _CountedStream(raw, budget, name, len(data))
     try:
-        tf = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
-    except (tarfile.TarError, OSError, ValueError) as exc:
-        raise IngestError(shorten(f"{name} is not a readable tar archive ({exc})")) from exc
-    try:
+        tf = tarfile.open(fileobj=stream, mode="r|")
         for info in tf:
             budget.add_member(name)
             check_member_path(name, info.name)
@@ -160,9 +208,15 @@ def iter_tar(data: bytes, name: str, budget: Budget, codec: str | None = None) -
             if not info.isfile():
                 yield Member(info.name, error="not a regular file (link or device)")
                 continue
-            yield Member(info.name, tf.extractfile(info).read())
+            stream.charge(_sparse_holes(info), f"{name}:{info.name} (sparse member)")
+            yield Member(info.name, _read_member(tf, info))
+    except IngestError:
+        raise
     except tarfile.TarError as exc:
-        raise IngestError(shorten(f"{name} is a corrupt tar archive ({exc})")) from exc
+        raise IngestError(shorten(f"{name} is not a readable tar archive ({exc})")) from exc
+    except _DECOMPRESS_ERRORS as exc:
+        what = f"corrupt {codec} data" if codec else "corrupt tar archive"
+        raise IngestError(shorten(f"{name}: {what} ({exc})")) from exc
 
 
 def iter_archive(kind: str, data: bytes, name: str, budget: Budget) -> Iterator[Member]:

@@ -32,6 +32,7 @@ _SYMOP_KEYS = ("_symmetry_equiv_pos_as_xyz", "_symmetry_equiv_pos_as_xyz_",
                "_space_group_symop_operation_xyz", "_space_group_symop_operation_xyz_")
 _MAX_SG_OPS = 192  # largest order of a space group in a conventional cell (F m -3 m)
 _NO_ATOM_PREFIX = re.compile(r"OH")  # pymatgen parses "OH"/"OH2" labels as no atom
+NONFINITE = "non-finite number (NaN or inf) in the cell or coordinates"
 
 
 def too_many_atoms(n: int, limit: int) -> str | None:
@@ -59,7 +60,8 @@ def _is_atom(symbol: str) -> bool:
 
 
 def _rows(data: dict) -> np.ndarray | None:
-    """Fractional coordinates (m, 3) of the rows pymatgen turns into atoms; None if unreadable."""
+    """Fractional coordinates (m, 3) of the rows pymatgen turns into atoms (NaN/inf kept);
+    None if unreadable."""
     from pymatgen.io.cif import str2float
 
     try:
@@ -77,8 +79,7 @@ def _rows(data: dict) -> np.ndarray | None:
                 rows.append([str2float(xyz[0][i]), str2float(xyz[1][i]), str2float(xyz[2][i])])
     except (KeyError, IndexError, ValueError, TypeError):
         return None  # pymatgen reports the problem itself, before expanding anything
-    out = np.asarray(rows, dtype=float).reshape(-1, 3)
-    return out if np.isfinite(out).all() else None
+    return np.asarray(rows, dtype=float).reshape(-1, 3)
 
 
 def _wrap(x: np.ndarray) -> np.ndarray:
@@ -162,6 +163,8 @@ def block_problem(parser, name: str, data: dict, limit: int) -> str | None:
     rows = _rows(data)
     if rows is None:
         return None
+    if not np.isfinite(rows).all():  # pymatgen would expand it, uncounted, then refuse it
+        return NONFINITE
     rows = _dedup(rows)
     too_many = f"> max_atoms_per_structure={limit}"
     listed, exact = _lower_bound(_wrap(rows.copy()))

@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from evaluator.config import IngestLimits
-from evaluator.ingest.atomguard import too_many_atoms
+from evaluator.ingest.atomguard import NONFINITE, too_many_atoms
 from evaluator.ingest.types import Item
 
 MIN_VOLUME = 1e-3  # Å³: below this the cell is degenerate
@@ -19,6 +19,35 @@ MIN_NORMALISED_VOLUME = 1e-6  # V / (a b c): flat or collinear cells
 MAX_REASON = 200  # characters
 
 _NONFINITE = re.compile(r"\b(nan|inf|infinity)\b", re.I)
+_BAD_SYMBOL = re.compile(r"'([^']{1,40})' is not a valid Element|Can't parse Element or Species from '([^']{1,40})'")
+# IUPAC systematic (placeholder) symbols of elements 100-299: Uue, Ubn, Uuo, ...
+PLACEHOLDER_SYMBOL = re.compile(r"^[UB][nubtqphsoe]{2}$")
+
+
+def unknown_element(symbol: str) -> str:
+    """The one reason every format gives for a symbol that names no chemical element."""
+    return shorten(f"unknown element: {symbol} (not a chemical element)")
+
+
+def symbol_problem(symbol: str) -> str | None:
+    """``unknown_element`` when ``symbol`` (an element symbol, optionally followed by digits or
+    a charge: ``Fe``, ``Fe3+``, ``O2-``) names no chemical element (``Xx``, ``Uue``), else None.
+    A symbol that does not start with a letter is left to the format's parser."""
+    from pymatgen.core import Element
+
+    m = re.match(r"[A-Za-z]+", str(symbol).strip())
+    if m is None:
+        return None
+    letters = m.group()
+    if Element.is_valid_symbol(letters) or Element.is_valid_symbol(letters.title()):
+        return None
+    return unknown_element(letters)
+
+
+def is_placeholder_symbol(symbol: str) -> bool:
+    """True for a name starting with an IUPAC placeholder symbol (``Uue``, ``Uue1``)."""
+    m = re.match(r"[A-Za-z]+", str(symbol).strip())
+    return m is not None and PLACEHOLDER_SYMBOL.match(m.group().title()) is not None
 
 
 def shorten(msg: str, limit: int = MAX_REASON) -> str:
@@ -33,9 +62,12 @@ def reason(prefix: str, exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return shorten(f"{prefix}: missing field {msg}")
     if _NONFINITE.search(msg):
-        return "non-finite number (NaN or inf) in the cell or coordinates"
+        return NONFINITE
     if "singular matrix" in msg.lower():
         return "degenerate cell: singular lattice (zero volume)"
+    bad = _BAD_SYMBOL.search(msg)
+    if bad:
+        return unknown_element(bad.group(1) or bad.group(2))
     if "not a valid element" in msg.lower():
         return shorten(f"unknown element: {msg}")
     return shorten(f"{prefix}: {msg or type(exc).__name__}")
@@ -61,7 +93,7 @@ def problem(structure, limits: IngestLimits) -> str | None:
         return f"degenerate cell: volume {volume:.3g} Å³ is zero or near zero"
     dummies = sorted({el.symbol for el in structure.composition if isinstance(el, DummySpecies)})
     if dummies:
-        return shorten(f"unknown element: {', '.join(dummies)} (not a chemical element)")
+        return unknown_element(", ".join(dummies))
     if not structure.is_ordered:
         i, site = next((i, s) for i, s in enumerate(structure) if not s.is_ordered)
         occ = ", ".join(f"{sp}:{x:g}" for sp, x in site.species.items())
@@ -70,10 +102,31 @@ def problem(structure, limits: IngestLimits) -> str | None:
     return None
 
 
+def right_handed(structure):
+    """The same crystal on a right-handed cell.
+
+    A left-handed lattice (negative determinant: a negative CIF cell length, a mirrored
+    POSCAR or JSON lattice) has its three vectors negated: lengths, angles and every
+    Cartesian position stay the same, fractional coordinates change sign (then wrapped
+    into the cell). A right-handed structure is returned as is.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    matrix = structure.lattice.matrix
+    if float(np.linalg.det(matrix)) >= 0:
+        return structure
+    return Structure(Lattice(-matrix, pbc=structure.lattice.pbc), structure.species_and_occu,
+                     -structure.frac_coords, site_properties=structure.site_properties,
+                     properties=structure.properties, labels=structure.labels, to_unit_cell=True)
+
+
 def finish(source: str, structure, limits: IngestLimits) -> Item:
-    """An Item for a parsed structure: the structure if it passes ``problem``, else the reason."""
+    """An Item for a parsed structure: the structure (on a right-handed cell) if it passes
+    ``problem``, else the reason."""
     try:
         why = problem(structure, limits)
+        if not why:
+            structure = right_handed(structure)
     except Exception as exc:  # a broken object must not crash ingestion
         why = reason("unusable structure", exc)
     return Item(source, error=why) if why else Item(source, structure=structure)

@@ -1,7 +1,9 @@
 """Parsers for structure text formats: CIF, POSCAR, extxyz, Structure dicts.
 
-Each parser yields Items (one per block/frame/entry) and never raises for bad
-content: failures become Items with a short ``error``.
+``split_*`` cut a file into Units (one per block/frame; cheap text work, done by the
+caller); ``structure_from_*`` build one structure from a Unit's text or dict (run under
+a time limit, see ``units``). Neither raises for bad content: failures become Items
+or reasons with a short ``error``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from collections.abc import Iterator
 
 from evaluator.config import IngestLimits
 from evaluator.ingest.atomguard import cif_atom_problem, count_problem
-from evaluator.ingest.checks import finish, reason, shorten
-from evaluator.ingest.types import Item
+from evaluator.ingest.checks import is_placeholder_symbol, reason, shorten, symbol_problem, unknown_element
+from evaluator.ingest.jsonload import JsonTooDeep, load_json
+from evaluator.ingest.types import Item, Unit
 
 # Same block split as pymatgen's CifFile.from_str, but duplicate names stay separate.
 _CIF_BLOCK = re.compile(r"^\s*data_", re.M)
@@ -58,7 +61,7 @@ def structure_from_cif(text: str, limits: IngestLimits | None = None):
         warnings.simplefilter("always")
         try:
             parser = CifParser.from_str(text)
-            too_many = cif_atom_problem(parser, limits or IngestLimits())
+            too_many = cif_symbol_problem(parser) or cif_atom_problem(parser, limits or IngestLimits())
             if too_many:
                 return None, too_many
             structures = parser.parse_structures(primitive=False, on_error="raise")
@@ -69,44 +72,97 @@ def structure_from_cif(text: str, limits: IngestLimits | None = None):
     return structures[0], None
 
 
-def parse_cif(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
-    """One Item per data block; source gets ``:block N`` when there are several."""
+_CIF_SPECIAL_SYMBOLS = re.compile(r"Hw|Ow|Wat|wat|OH|NO3")  # pymatgen's CifParser reads these itself
+
+
+def cif_symbol_problem(parser) -> str | None:
+    """``unknown_element`` for the first atom-site row whose element is not a chemical element.
+
+    ``_atom_site_type_symbol`` must name an element (``Fe``, ``Fe3+``); pymatgen would read
+    ``Uue`` as U from its first letter. Labels (used when there is no type symbol) are free
+    text (``Oa1`` is an oxygen site), so only IUPAC placeholders (``Uue1``) are refused there.
+    """
+    for data in parser.as_dict().values():
+        types = data.get("_atom_site_type_symbol")
+        labels = data.get("_atom_site_label")
+        if types is not None:
+            for sym in types if isinstance(types, list) else [types]:
+                if not _CIF_SPECIAL_SYMBOLS.match(str(sym)):
+                    why = symbol_problem(str(sym))
+                    if why:
+                        return why
+        elif labels is not None:
+            for label in labels if isinstance(labels, list) else [labels]:
+                if is_placeholder_symbol(str(label)):
+                    return symbol_problem(str(label))
+    return None
+
+
+def split_cif(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
+    """One Unit per data block; source gets ``:block N`` when there are several."""
     blocks = cif_blocks(text)
     if not blocks:
         yield Item(source, error="not a CIF: no 'data_' block found")
         return
     for i, block in enumerate(blocks, 1):
-        src = source if len(blocks) == 1 else f"{source}:block {i}"
-        structure, why = structure_from_cif(block, limits)
-        yield finish(src, structure, limits) if structure is not None else Item(src, error=why)
+        yield Unit(source if len(blocks) == 1 else f"{source}:block {i}", "cif", block)
+
+
+def poscar_header(text: str) -> tuple[int | None, list[str]]:
+    """(atoms listed in the counts line(s), species symbols) of a POSCAR header, read the way
+    pymatgen's ``Poscar.from_str`` reads them (``#`` comments dropped, VASP 4 or 5, symbols
+    over several lines); the count is None when the header cannot be read."""
+    from pymatgen.util.io_utils import clean_lines
+
+    head = text.lstrip("\ufeff").split("\n", 40)[:40]  # the header only, not a huge body
+    lines = list(clean_lines(head, remove_empty_lines=False))
+    try:
+        return _positive_sum(int(i) for i in lines[5].split()), []  # VASP 4: counts, no symbols
+    except (ValueError, IndexError):
+        pass
+    try:
+        n_lines = 1
+        for n_lines in range(1, 11):
+            try:
+                int(lines[5 + n_lines].split()[0])
+                break
+            except (ValueError, IndexError):
+                pass
+        symbols = [sym.split("/")[0].split("_")[0] for line in lines[5:5 + n_lines] for sym in line.split()]
+        counts = [int(i) for line in lines[5 + n_lines:5 + 2 * n_lines] for i in line.split()]
+    except (ValueError, IndexError):
+        return None, []
+    return (_positive_sum(counts), symbols) if counts else (None, [])
+
+
+def _positive_sum(counts) -> int:
+    return sum(max(0, c) for c in counts)
 
 
 def poscar_atom_count(text: str) -> int | None:
     """Atoms listed in a POSCAR header (the counts line), or None if it cannot be read."""
-    lines = text.lstrip("\ufeff").split("\n", 8)  # the header only, not a huge body
-    for line in lines[5:7]:  # VASP 5 has a species line before the counts
-        fields = line.split()
-        if fields and all(f.isdigit() for f in fields):
-            return sum(int(f) for f in fields)
-    return None
+    return poscar_header(text)[0]
 
 
-def parse_poscar(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
+def structure_from_poscar(text: str, limits: IngestLimits):
+    """(structure, None) or (None, reason) for one POSCAR/CONTCAR text."""
     from pymatgen.io.vasp import Poscar
 
-    too_many = count_problem(poscar_atom_count(text) or 0, limits)
-    if too_many:
-        yield Item(source, error=too_many)
-        return
-
+    count, symbols = poscar_header(text)
+    why = count_problem(count or 0, limits) or next(filter(None, map(symbol_problem, symbols)), None)
+    if why:
+        return None, why
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            structure = Poscar.from_str(text, read_velocities=False).structure
+            return Poscar.from_str(text, read_velocities=False).structure, None
         except Exception as exc:
-            yield Item(source, error=reason("unreadable POSCAR", exc))
-            return
-    yield finish(source, structure, limits)
+            return None, reason("unreadable POSCAR", exc)
+
+
+def split_poscar(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
+    """A POSCAR holds one structure."""
+    yield Unit(source, "poscar", text)
 
 
 def structure_from_ase(atoms, limits: IngestLimits | None = None):
@@ -117,6 +173,9 @@ def structure_from_ase(atoms, limits: IngestLimits | None = None):
     if too_many:
         return None, too_many
 
+    bad = next(filter(None, map(symbol_problem, sorted(set(atoms.get_chemical_symbols())))), None)
+    if bad:
+        return None, bad
     pbc = [bool(x) for x in atoms.pbc]
     if not any(pbc) or atoms.cell.rank < 3:
         return None, "no periodic cell: give a 3D Lattice= (extxyz) with pbc=\"T T T\""
@@ -130,23 +189,52 @@ def structure_from_ase(atoms, limits: IngestLimits | None = None):
             return None, reason("unconvertible frame", exc)
 
 
-def parse_xyz(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
-    """extxyz/xyz via ase; one Item per frame (``:frame N`` when there are several)."""
+def xyz_frames(text: str) -> list[str] | None:
+    """The frames of an (ext)xyz text, cut at their atom-count lines; None when a count line
+    cannot be read or blank lines sit between frames (the whole text then goes to ase)."""
+    lines = text.rstrip().split("\n")
+    frames, i = [], 0
+    while i < len(lines):
+        fields = lines[i].split()
+        if len(fields) != 1 or not fields[0].isdigit():
+            return None
+        n = int(fields[0])
+        frames.append("\n".join(lines[i:i + n + 2]) + "\n")
+        i += n + 2
+    return frames or None
+
+
+def split_xyz(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
+    """One Unit per frame (``:frame N`` when there are several); a frame whose count line is
+    over the atom limit is refused before ase reads it."""
+    frames = xyz_frames(text)
+    if frames is None:
+        yield Unit(source, "xyz", text)
+        return
+    for i, frame in enumerate(frames, 1):
+        src = source if len(frames) == 1 else f"{source}:frame {i}"
+        too_many = count_problem(int(frame.split(None, 1)[0]), limits)
+        yield Item(src, error=too_many) if too_many else Unit(src, "xyz", frame)
+
+
+def structures_from_xyz(text: str, limits: IngestLimits) -> list[tuple[object, str | None]]:
+    """[(structure or None, reason or None)] for each frame of an extxyz/xyz text (via ase)."""
     import ase.io
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             frames = ase.io.read(io.StringIO(text), index=":", format="extxyz")
+        except KeyError as exc:  # ase: a species symbol it does not know
+            sym = exc.args[0] if exc.args else ""
+            if isinstance(sym, str) and re.fullmatch(r"[A-Za-z]{1,3}", sym):
+                return [(None, unknown_element(sym))]
+            return [(None, reason("unreadable extxyz", exc))]
         except Exception as exc:
-            yield Item(source, error=reason("unreadable extxyz", exc))
-            return
+            return [(None, reason("unreadable extxyz", exc))]
     if not frames:
-        yield Item(source, error="no frames in the xyz file")
-    for i, atoms in enumerate(frames, 1):
-        src = source if len(frames) == 1 else f"{source}:frame {i}"
-        structure, why = structure_from_ase(atoms, limits)
-        yield finish(src, structure, limits) if structure is not None else Item(src, error=why)
+        return [(None, "no frames in the xyz file")]
+    return [structure_from_ase(atoms, limits) for atoms in frames]
 
 
 def looks_like_structure_dict(obj) -> bool:
@@ -167,7 +255,7 @@ def structure_from_dict(obj, limits: IngestLimits | None = None):
     if "Molecule" in str(obj.get("@class", "")) or "lattice" not in obj:
         return None, "no periodic cell: a Molecule or a dict without 'lattice', not a Structure"
     if isinstance(obj.get("sites"), list):
-        too_many = count_problem(len(obj["sites"]), limits)
+        too_many = count_problem(len(obj["sites"]), limits) or _dict_symbol_problem(obj["sites"])
         if too_many:
             return None, too_many
     with warnings.catch_warnings():
@@ -178,16 +266,30 @@ def structure_from_dict(obj, limits: IngestLimits | None = None):
             return None, reason("invalid Structure dict", exc)
 
 
+def _dict_symbol_problem(sites: list) -> str | None:
+    """``unknown_element`` for the first species of a Structure dict that names no element."""
+    for site in sites:
+        species = site.get("species") if isinstance(site, dict) else None
+        for sp in species if isinstance(species, list) else []:
+            element = sp.get("element") if isinstance(sp, dict) else None
+            if isinstance(element, str):
+                why = symbol_problem(element)
+                if why:
+                    return why
+    return None
+
+
 def structure_from_text(text: str, limits: IngestLimits | None = None):
     """(structure, None) or (None, reason) for a cell holding CIF text or Structure JSON."""
-    import json
-
+    limits = limits or IngestLimits()
     text = (text or "").strip()
     if not text:
         return None, "empty cell"
     if text.startswith("{"):
         try:
-            obj = json.loads(text)
+            obj = load_json(text, limits.max_json_depth)
+        except JsonTooDeep as exc:
+            return None, str(exc)
         except ValueError as exc:
             return None, shorten(f"invalid JSON: {exc}")
         return structure_from_dict(obj, limits) if isinstance(obj, dict) else (None, "JSON is not an object")

@@ -1,4 +1,4 @@
-"""CSV / JSON / JSONL uploads: one structure per row, entry or line.
+"""CSV / JSON / JSONL uploads: one structure per row, entry or line, cut into Units.
 
 A file that holds no structure column/entries raises NotStructureData: the caller
 skips it inside folders and archives (e.g. ``metadata.csv``) and refuses it when
@@ -9,34 +9,39 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 
 from evaluator.config import IngestLimits
-from evaluator.ingest.checks import finish, shorten
+from evaluator.ingest.checks import shorten
 from evaluator.ingest.detect import STRUCTURE_COLUMNS
-from evaluator.ingest.formats import looks_like_structure_dict, structure_from_dict, structure_from_text
-from evaluator.ingest.types import Item
+from evaluator.ingest.formats import looks_like_structure_dict
+from evaluator.ingest.jsonload import JsonTooDeep, load_json
+from evaluator.ingest.types import Item, Unit
 
 
 class NotStructureData(ValueError):
     """The file is valid CSV/JSON but holds no structures."""
 
 
-def _item(source: str, result, limits: IngestLimits) -> Item:
-    structure, why = result
-    return finish(source, structure, limits) if structure is not None else Item(source, error=why)
-
-
-def _entry(source: str, obj, limits: IngestLimits) -> Item:
+def _entry(source: str, obj) -> Unit | Item:
     if isinstance(obj, str):
-        return _item(source, structure_from_text(obj, limits), limits)
+        return Unit(source, "text", obj)
     if isinstance(obj, dict):
-        return _item(source, structure_from_dict(obj, limits), limits)
+        return Unit(source, "dict", obj)
     return Item(source, error=f"not a structure: a JSON {type(obj).__name__}")
 
 
-def parse_csv(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
+def _json(text: str, limits: IngestLimits):
+    """(object, None) or (None, reason) for a JSON text, bounded in depth."""
+    try:
+        return load_json(text, limits.max_json_depth), None
+    except JsonTooDeep as exc:
+        return None, str(exc)
+    except ValueError as exc:
+        return None, shorten(f"invalid JSON: {exc}")
+
+
+def split_csv(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
     """Rows numbered from 1 (the first row after the header)."""
     csv.field_size_limit(max(csv.field_size_limit(), limits.max_upload_bytes))
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -52,7 +57,7 @@ def parse_csv(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             src = f"{source}:row {i}"
-            yield _item(src, structure_from_text(row[col], limits) if col < len(row) else (None, "missing cell"), limits)
+            yield Unit(src, "text", row[col]) if col < len(row) else Item(src, error="missing cell")
     except csv.Error as exc:
         yield Item(f"{source}:row {reader.line_num}", error=shorten(f"unreadable CSV: {exc}"))
 
@@ -79,31 +84,30 @@ def _json_entries(obj) -> list[tuple[str, object]] | None:
     return None
 
 
-def parse_json(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
-    """A Structure dict, a list of them, ``{"structures": [...]}`` or ``{id: structure}``."""
-    try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        yield Item(source, error=shorten(f"invalid JSON: {exc}"))
+def split_json(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
+    """A Structure dict, a list of them, ``{"structures": [...]}`` or ``{id: structure}``.
+    A file nested deeper than ``max_json_depth`` is one failure row."""
+    obj, why = _json(text, limits)
+    if why:
+        yield Item(source, error=why)
         return
     entries = _json_entries(obj)
     if entries is None:
         raise NotStructureData("no pymatgen Structure dicts found (expected a dict with 'lattice' and "
                                "'sites', a list of them, or {\"structures\": [...]})")
     for label, entry in entries:
-        yield _entry(f"{source}:{label}" if label else source, entry, limits)
+        yield _entry(f"{source}:{shorten(label, 120)}" if label else source, entry)
 
 
-def parse_jsonl(text: str, source: str, limits: IngestLimits) -> Iterator[Item]:
+def split_jsonl(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
     """One Structure dict per line; ``:line N`` counts every line from 1."""
     rows = []
     for i, line in enumerate(text.splitlines(), 1):
         if line.strip():
-            try:
-                rows.append((i, json.loads(line), None))
-            except ValueError as exc:
-                rows.append((i, None, shorten(f"invalid JSON: {exc}")))
-    if not any(err is None and _structure_like(obj) for _, obj, err in rows):
+            obj, why = _json(line, limits)
+            rows.append((i, obj, why))
+    deep = any(err and err.startswith("JSON nested too deeply") for _, _, err in rows)
+    if not deep and not any(err is None and _structure_like(obj) for _, obj, err in rows):
         raise NotStructureData("no pymatgen Structure dicts found (one dict per line expected)")
     for i, obj, err in rows:
-        yield Item(f"{source}:line {i}", error=err) if err else _entry(f"{source}:line {i}", obj, limits)
+        yield Item(f"{source}:line {i}", error=err) if err else _entry(f"{source}:line {i}", obj)

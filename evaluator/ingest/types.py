@@ -28,3 +28,19 @@ class Item:
     source: str
     structure: "Structure | None" = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One structure's raw text or dict, cut out of an uploaded file, not parsed yet.
+
+    ``kind`` says how to parse ``payload``: "cif" (one data block), "poscar", "xyz"
+    (one frame, or a whole file ase must cut itself), "text" (CIF text or Structure
+    JSON, e.g. a CSV cell) or "dict" (a Structure dict from JSON). Parsing happens
+    under a time limit (``evaluator.ingest.units``); the result is one Item, or one
+    per frame for a whole xyz file.
+    """
+
+    source: str
+    kind: str
+    payload: object

@@ -1,0 +1,155 @@
+"""Parse Units into Items, each under a wall-clock limit, in child processes.
+
+The guards (atom counts, symmetry bounds, JSON depth, archive budgets) stop the
+known blow-ups before pymatgen or ase build anything; this is the backstop for
+whatever they miss. A Python thread cannot be stopped and the app's upload check
+runs in a Gradio worker thread (no SIGALRM there), so each Unit is parsed in a
+child process (``evaluator.procpool``) that is killed past
+``IngestLimits.max_read_seconds``; the structure then becomes a row "took longer
+than N s to read". Each child's address space is capped too
+(``max_read_memory_bytes``).
+
+Units go to the children in batches (a process round trip per structure costs more
+than parsing a small CIF on a loaded machine). A batch gets the same limit as one
+structure; a batch that runs past it, or whose process dies, is read again one
+structure per task, so only the structure at fault becomes a failure row.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+from collections.abc import Callable
+
+from evaluator.config import IngestLimits
+from evaluator.ingest.checks import finish, shorten
+from evaluator.ingest.formats import (structure_from_cif, structure_from_dict, structure_from_poscar,
+                                      structure_from_text, structures_from_xyz)
+from evaluator.ingest.types import IngestError, Item, Unit
+
+# Imported once in the fork server, so a replaced (killed) reader starts in milliseconds.
+PRELOAD = ("evaluator.ingest.units", "pymatgen.core", "pymatgen.io.cif", "pymatgen.io.vasp",
+           "pymatgen.io.ase", "ase.io")
+_START_FAILURES = ("worker process could not start", "no worker process could be started")
+log = logging.getLogger(__name__)
+BATCH_UNITS = 32  # structures per task
+BATCH_CHARS = 1 << 20  # text per task (a big structure goes alone)
+
+
+def parse_unit(task: tuple[Unit, IngestLimits]) -> list[Item]:
+    """The Items of one Unit: one, or one per frame of a whole xyz file. Never raises for
+    bad content (module-level: it runs in the reading processes)."""
+    unit, limits = task
+    if unit.kind == "cif":
+        pairs = [structure_from_cif(unit.payload, limits)]
+    elif unit.kind == "poscar":
+        pairs = [structure_from_poscar(unit.payload, limits)]
+    elif unit.kind == "xyz":
+        pairs = structures_from_xyz(unit.payload, limits)
+    elif unit.kind == "text":
+        pairs = [structure_from_text(unit.payload, limits)]
+    elif unit.kind == "dict":
+        pairs = [structure_from_dict(unit.payload, limits)]
+    else:
+        raise ValueError(f"unknown unit kind {unit.kind!r}")
+    items = []
+    for i, (structure, why) in enumerate(pairs, 1):
+        src = unit.source if len(pairs) == 1 else f"{unit.source}:frame {i}"
+        items.append(finish(src, structure, limits) if structure is not None else Item(src, error=why))
+    return items
+
+
+def parse_batch(task: tuple[list[Unit], IngestLimits]) -> list[list[Item]]:
+    """``parse_unit`` for each Unit of a batch (module-level: runs in the reading processes)."""
+    units, limits = task
+    return [parse_unit((unit, limits)) for unit in units]
+
+
+def _size(unit: Unit) -> int:
+    return len(unit.payload) if isinstance(unit.payload, str) else BATCH_CHARS // BATCH_UNITS
+
+
+def batches(units: list[Unit]) -> list[list[int]]:
+    """Indices of ``units`` in consecutive batches of at most BATCH_UNITS / BATCH_CHARS."""
+    out: list[list[int]] = []
+    chars = 0
+    for i, unit in enumerate(units):
+        size = _size(unit)
+        if not out or len(out[-1]) >= BATCH_UNITS or chars + size > BATCH_CHARS:
+            out.append([])
+            chars = 0
+        out[-1].append(i)
+        chars += size
+    return out
+
+
+def failure_reason(error: str | None, timed_out: bool, limits: IngestLimits) -> str:
+    """The row reason for a Unit whose reading process gave no Items."""
+    if timed_out:
+        return f"took longer than {limits.max_read_seconds:g} s to read (max_read_seconds)"
+    error = error or "unknown error"
+    if error.startswith("MemoryError"):
+        cap = limits.max_read_memory_bytes
+        return ("ran out of memory while reading"
+                + (f" (more than {cap / 2**30:g} GiB, max_read_memory_bytes)" if cap else ""))
+    if error.startswith("worker process died"):
+        return shorten(f"reading crashed: {error}")
+    return shorten(f"unreadable: {error}")
+
+
+def _bounded(limits: IngestLimits) -> bool:
+    """Whether Units can run in child processes here (a daemonic process cannot start any)."""
+    return limits.max_read_seconds is not None and not mp.current_process().daemon
+
+
+def parse_units(units: list[Unit], limits: IngestLimits, on_done: Callable[[int], None] = lambda n: None,
+                deadline: float | None = None, on_late: Callable[[], IngestError] | None = None
+                ) -> list[list[Item]]:
+    """Items of each Unit, in order. ``on_done(n)`` after each of the n Units read so far;
+    past ``deadline`` (``time.monotonic()``) the IngestError from ``on_late`` is raised and
+    every reading process is killed. When no reading process can start (e.g. a script
+    without an ``if __name__ == "__main__":`` guard), the rest is read in this process,
+    without the time limit, and a warning is logged."""
+    results: list[list[Item] | None] = [None] * len(units)
+    done = 0
+
+    def late() -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise on_late() if on_late else IngestError("reading the upload took too long")
+
+    groups = batches(units) if _bounded(limits) else []
+    while groups:
+        from evaluator.procpool import run_bounded
+
+        again: list[list[int]] = []  # failed batches, one structure per task
+        tasks = [([units[i] for i in group], limits) for group in groups]
+        with run_bounded(parse_batch, tasks, workers=max(1, min(limits.read_workers, len(tasks))),
+                         timeout_s=limits.max_read_seconds, preload=PRELOAD,
+                         max_memory_bytes=limits.max_read_memory_bytes) as outcomes:
+            for out in outcomes:
+                group = groups[out.index]
+                if out.ok:
+                    for i, items in zip(group, out.value):
+                        results[i] = items
+                elif (out.error or "").startswith(_START_FAILURES):
+                    log.warning("structures read without a time limit: %s", out.error)
+                    again = []
+                    break
+                elif len(group) > 1:
+                    again += [[i] for i in group]
+                    continue
+                else:
+                    why = failure_reason(out.error, out.timed_out, limits)
+                    results[group[0]] = [Item(units[group[0]].source, error=why)]
+                done += len(group)
+                on_done(done)
+                late()
+        groups = again
+    for i, unit in enumerate(units):  # unbounded: by choice, in a daemonic process, or no child started
+        if results[i] is None:
+            results[i] = parse_unit((unit, limits))
+            done += 1
+            on_done(done)
+            late()
+    return results  # type: ignore[return-value]
