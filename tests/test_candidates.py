@@ -145,3 +145,10 @@ def test_sun_family_writes_candidate_column():
     assert page["kind"] == "SUN" and page["structure"]["species"]
     assert pd.isna(res.columns.loc[1, "sun_candidate"])
     assert res.provenance["candidates"]["n_pages"] == 1
+
+
+def test_unary_candidate_has_a_diagram_and_a_same_formula_reference(hull):
+    s = Structure(Lattice.cubic(4.3), ["Na", "Na"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    page = json.loads(C.candidate_pages(pd.DataFrame([row(s, 0.05, 0.05)]), [], [0], hull)[0][0])
+    assert candidate_trace(page["phase_diagram"])
+    assert page["nearest_reference"]["formula"] == "Na"
