@@ -32,7 +32,10 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-PRELOAD = ("evaluator.pipeline", "evaluator.results", "evaluator.validity", "pymatgen.core")
+# Nothing is preloaded into the fork server: importing pandas starts threads (pyarrow's
+# jemalloc background thread and others), and a fork server must stay single-threaded, or
+# it forks the very hazard it exists to avoid. The child imports the evaluator itself.
+PRELOAD: tuple[str, ...] = ()
 PARENT_WATCH_S = 0.5
 REAP_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
@@ -123,7 +126,7 @@ class EvalProcess:
         if start_method not in ("forkserver", "spawn"):
             raise ValueError(f"start_method must be forkserver or spawn, got {start_method!r}")
         ctx = mp.get_context(start_method)
-        if start_method == "forkserver":
+        if start_method == "forkserver" and PRELOAD:
             ctx.set_forkserver_preload(list(PRELOAD))  # only if this process's server is not running yet
         self.conn, child_conn = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=_child_main, name="evaluation",
