@@ -113,8 +113,9 @@ def test_tabs_example_submission_status_and_permalink(page, app_server, finished
     page.goto(f"{app_server.url}?submission={pending_id}")
     wait(lambda: pending_id in page.locator("#status-detail").inner_text(), UI_WAIT_S, 0.5,
          "the status detail")
-    # The owner withdraws the example from the status tab (it is hidden, not deleted).
+    # The owner withdraws the example from the status tab (it is hidden, not deleted), after confirming.
     page.locator("#status-withdraw").click()
+    page.locator("#status-confirm-yes").click()
     wait(lambda: "withdrawn" in page.locator("#status-detail").inner_text(), UI_WAIT_S, 0.5, "the withdrawal")
     assert get_job(app_server.ctx.store, pending_id).status == "HIDDEN"
     print("blocked external requests:", page.external_requests)

@@ -14,8 +14,9 @@ import pandas as pd
 
 ACTIVE = ("PENDING", "RUNNING")
 STATUS_ICONS: dict[str, str] = {}  # plain text: headless/offline browsers may lack emoji fonts
-STATUS_COLUMNS = ["Submission", "Model", "Status", "Queue position", "Stage", "Progress", "Elapsed",
+STATUS_COLUMNS = ["Submission", "Model", "Status", "Queue position", "Stage", "Progress", "ETA", "Elapsed",
                   "Failure reason", "Permalink"]
+HISTORY_SHOWN = 12  # most recent history events in the detail panel
 
 
 _MD_PUNCT = re.compile(r"([\\`*_\[\]|~])")  # inline markup only: md_text never starts a line
@@ -103,14 +104,41 @@ def elapsed(job, now: float | None = None) -> str:
     return "—"
 
 
-def progress_text(job) -> tuple[str, str]:
-    """(stage, 'done/total (pct)') of a job."""
+def fmt_rate(rate: float | None) -> str:
+    """Items per second as text: '12/s', '2.5/s', '0.42/s', '1 per 40 s'; '' if unknown."""
+    if rate is None or rate <= 0:
+        return ""
+    if rate >= 10:
+        return f"{rate:.0f}/s"
+    if rate >= 1:
+        return f"{rate:.1f}/s"
+    if rate >= 0.1:
+        return f"{rate:.2f}/s"
+    return f"1 per {1 / rate:.0f} s"
+
+
+def progress_text(job, now: float | None = None) -> tuple[str, str]:
+    """(stage, 'done/total (pct)' and the running stage's measured rate when known) of a job."""
+    from leaderboard.eta import measured_rate
+
     p = field(job, "progress") or {}
     stage = str(p.get("stage") or "") if isinstance(p, dict) else ""
     done, total = (p.get("done"), p.get("total")) if isinstance(p, dict) else (None, None)
     if total:
-        return stage, f"{done or 0}/{total} ({100 * (done or 0) / total:.0f} %)"
+        rate = fmt_rate(measured_rate(p, now))
+        return stage, f"{done or 0}/{total} ({100 * (done or 0) / total:.0f} %)" + (f", {rate}" if rate else "")
     return stage, ""
+
+
+def stalled_for(job, now: float | None = None, threshold_s: float | None = None) -> float | None:
+    """Seconds without progress of a RUNNING job when past the stall-warning threshold, else None."""
+    from leaderboard.eta import seconds_since_progress, stall_warn_s
+
+    if status_of(job) != "RUNNING":
+        return None
+    idle = seconds_since_progress(job, now or time.time())
+    limit = stall_warn_s() if threshold_s is None else threshold_s
+    return idle if idle is not None and idle >= limit else None
 
 
 def failure_text(job) -> str:
@@ -137,21 +165,24 @@ def model_of(job, store=None) -> str:
     return str(field(job, "model", "") or "")
 
 
-def status_rows(jobs: list, positions: dict[str, int | None], store=None, now: float | None = None) -> pd.DataFrame:
-    """One display row per job (newest first)."""
+def status_rows(jobs: list, positions: dict[str, int | None], store=None, now: float | None = None,
+                etas: dict[str, str] | None = None, stall_s: float | None = None) -> pd.DataFrame:
+    """One display row per job (newest first). ``etas``: {job id: short ETA text}."""
     rows = []
     for job in jobs:
         jid = str(field(job, "id"))
         st = status_of(job)
-        stage, prog = progress_text(job)
+        stage, prog = progress_text(job, now)
         pos = positions.get(jid)
+        stalled = stalled_for(job, now, stall_s)
         rows.append({
             "Submission": jid,
             "Model": model_of(job, store),
-            "Status": f"{STATUS_ICONS.get(st, '')} {st}".strip(),
+            "Status": f"{STATUS_ICONS.get(st, '')} {st}".strip() + (" (stalled)" if stalled is not None else ""),
             "Queue position": str(pos) if pos else "",
             "Stage": stage if st in ACTIVE else "",
             "Progress": prog if st in ACTIVE else "",
+            "ETA": (etas or {}).get(jid, "") if st in ACTIVE else "",
             "Elapsed": elapsed(job, now),
             "Failure reason": failure_text(job) if st == "FAILED" else "",
             "Permalink": f"[open](?submission={jid})",
@@ -161,20 +192,85 @@ def status_rows(jobs: list, positions: dict[str, int | None], store=None, now: f
     return df.sort_values("_t", ascending=False, kind="mergesort").drop(columns="_t").reset_index(drop=True)
 
 
-def job_detail(job, position: int | None, store=None) -> str:
-    """Markdown detail of one job."""
+def _when(value) -> str:
+    t = to_epoch(value)
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "—"
+
+
+HISTORY_WORDS = {"submitted": "submitted", "claimed": "claimed", "reclaimed": "reclaimed (lease expired)",
+                 "released": "released back to the queue", "stalled": "stalled", "retry": "failed, will retry",
+                 "failed": "failed", "finished": "finished", "withdrawn": "withdrawn", "cancelled": "cancelled",
+                 "requeued": "requeued"}
+
+
+def history_lines(job, limit: int = HISTORY_SHOWN) -> list[str]:
+    """The job's history (claims, reclaims, releases, stalls, retries...) as Markdown list
+    items, most recent last; older entries are counted, not listed."""
+    events = [e for e in (field(job, "history") or []) if isinstance(e, dict)]
+    lines = []
+    if len(events) > limit:
+        lines.append(f"  - … {len(events) - limit} earlier events")
+    for e in events[-limit:]:
+        ev = str(e.get("event") or "?")
+        text = f"  - {_when(e.get('at'))}: {md_text(HISTORY_WORDS.get(ev, ev))}"
+        if e.get("by"):
+            text += f" by {md_text(e['by'])}"
+        if e.get("previous_owner"):
+            text += f" from {md_text(e['previous_owner'])}"
+        if e.get("attempt") is not None:
+            text += f" (attempt {md_text(e['attempt'])})"
+        if e.get("stage"):
+            text += f" at {md_text(e['stage'])}"
+        why = e.get("reason") or e.get("why")
+        if why:
+            text += f": {md_text(why)}"
+        lines.append(text)
+    return lines
+
+
+def job_detail(job, position: int | None, store=None, *, now: float | None = None,
+               eta: list[tuple[str, str]] | None = None, stall_s: float | None = None) -> str:
+    """Markdown detail of one job. ``eta``: (label, text) lines of time estimates."""
+    now = now or time.time()
     jid = str(field(job, "id"))
     st = status_of(job)
-    stage, prog = progress_text(job)
+    stage, prog = progress_text(job, now)
+    attempts, max_attempts = field(job, "attempts") or 0, field(job, "max_attempts")
+    attempt = (f" · attempt **{attempts}**" + (f" of {max_attempts}" if max_attempts else "")
+               if attempts and st != "PENDING" else "")
+    if st == "PENDING" and attempts:
+        attempt = f" · {attempts} attempt{'s' * (attempts != 1)} so far"
     lines = [f"### {STATUS_ICONS.get(st, '')} `{jid}` — {md_text(model_of(job, store) or 'submission')}",
-             f"- **Status:** {st}" + (f" · queue position **{position}**" if position else ""),
+             f"- **Status:** {st}" + (f" · queue position **{position}**" if position else "") + attempt,
              f"- **Submitter:** {md_text(field(job, 'submitter', '—'))}"]
     if st in ACTIVE and (stage or prog):
-        lines.append(f"- **Stage:** {md_text(stage or '—')} {prog}")
-    lines.append(f"- **Elapsed:** {elapsed(job)}")
+        lines.append(f"- **Stage:** {md_text(stage or '—')}" + (f" · **{prog}**" if prog else ""))
+    for label, text in eta or []:
+        lines.append(f"- **{label}:** {text}")
+    if st == "RUNNING":
+        from leaderboard.eta import seconds_since_progress
+
+        idle = seconds_since_progress(job, now)
+        if idle is not None:
+            lines.append(f"- **Last progress:** {fmt_duration(idle)} ago")
+        stalled = stalled_for(job, now, stall_s)
+        if stalled is not None:
+            from leaderboard.eta import stall_timeout_s
+
+            lines.append(f"- **STALLED:** no progress for {fmt_duration(stalled)}. The worker's watchdog "
+                         f"stops a job after {fmt_duration(stall_timeout_s())} without progress and retries "
+                         "it (an infrastructure failure, up to the attempt limit).")
+    lines.append(f"- **Elapsed:** {elapsed(job, now)}")
     if st == "FAILED":
         lines.append(f"- **Failure:** {md_text(failure_text(job) or 'unknown')}")
+    last_error = field(job, "last_error")
+    if st in ACTIVE and isinstance(last_error, dict) and last_error.get("reason"):
+        lines.append(f"- **Last failed attempt:** {md_text(last_error['reason'])}")
     lines.append(f"- **Permalink:** [?submission={jid}](?submission={jid})")
     if st == "FINISHED":
         lines.append("- Results: see the **Model page** tab.")
+    hist = history_lines(job)
+    if hist:
+        lines.append("- **History:**")
+        lines += hist
     return "\n".join(lines)

@@ -1,90 +1,198 @@
-"""My submissions: queue position, stage, progress, elapsed time, failures, withdraw."""
+"""My submissions: queue position, stage, progress with its rate, ETA, last progress and
+stall warning, attempts and history, failures, withdraw (with a confirmation)."""
 
 from __future__ import annotations
+
+import time
 
 import gradio as gr
 import pandas as pd
 
+from leaderboard.eta import Estimate, Estimator, fmt_estimate
 from leaderboard.ui import jobs as J
 from leaderboard.ui.context import AppContext
 
+STATUS_DATATYPES = ["str"] * (len(J.STATUS_COLUMNS) - 1) + ["markdown"]
+STATUS_WIDTHS = ["13%", "13%", "9%", "9%", "10%", "12%", "9%", "9%", "10%", "6%"]
+QUEUE_COLUMNS = [c for c in J.STATUS_COLUMNS if c != "Failure reason"]
+QUEUE_DATATYPES = ["str"] * (len(QUEUE_COLUMNS) - 1) + ["markdown"]
+QUEUE_WIDTHS = ["15%", "14%", "10%", "10%", "12%", "13%", "10%", "9%", "7%"]
 
-def my_jobs(ctx: AppContext, user: str | None) -> tuple[pd.DataFrame, list]:
+# Number of structures per job id: from the upload check in this process (``remember_size``)
+# or the submitter's declared ``n_structures``; uploads are write-once, so the values stay valid.
+_SIZES: dict[str, int | None] = {}
+
+
+def remember_size(job_id: str, n_structures: int) -> None:
+    """Record a submission's structure count (known from its upload check) for queue ETAs."""
+    _SIZES[job_id] = int(n_structures)
+
+
+def job_sizes(ctx: AppContext, jobs: list) -> dict[str, int | None]:
+    """{job id: number of structures or None} for the active jobs among ``jobs``."""
+    from leaderboard.queue import ACTIVE
+    from leaderboard.submissions import load_meta
+
+    for j in jobs:
+        if j.status in ACTIVE and j.id not in _SIZES:
+            try:
+                n = (load_meta(ctx.store, j.id) or {}).get("n_structures")
+            except Exception:  # noqa: BLE001 - display only: the estimate says the size is unknown
+                n = None
+            _SIZES[j.id] = int(n) if isinstance(n, int) and n > 0 else None
+    return {j.id: _SIZES.get(j.id) for j in jobs}
+
+
+class Snapshot:
+    """Every job read once, with what the estimates need."""
+
+    def __init__(self, ctx: AppContext, now: float | None = None):
+        from leaderboard.queue import list_jobs
+
+        self.now = now or time.time()
+        self.jobs = list_jobs(ctx.store)
+        self.estimator = Estimator.from_jobs(self.jobs)
+        self.sizes = job_sizes(ctx, self.jobs)
+
+    def position(self, job_id: str) -> int | None:
+        from leaderboard.queue import PENDING
+
+        pending = [j.id for j in self.jobs if j.status == PENDING]
+        return pending.index(job_id) + 1 if job_id in pending else None
+
+    def estimates(self, job) -> list[tuple[str, Estimate]]:
+        """(label, estimate) lines: time left for a running job, start/finish for a pending one."""
+        if job.status == "RUNNING":
+            return [("ETA", self.estimator.remaining(job, self.now, self.sizes.get(job.id)))]
+        if job.status == "PENDING":
+            start, finish = self.estimator.wait(job, self.jobs, self.sizes, self.now)
+            return [("Starts in", start), ("Finishes in", finish)]
+        return []
+
+    def eta_cell(self, job) -> str:
+        """Short ETA text for the tables."""
+        est = dict(self.estimates(job))
+        e = est.get("ETA") or est.get("Finishes in")
+        if e is None or e.seconds is None:
+            return ""
+        return ("done in " if job.status == "PENDING" else "") + fmt_estimate(e.seconds)
+
+    def rows(self, jobs: list) -> pd.DataFrame:
+        positions = {j.id: self.position(j.id) for j in jobs}
+        return J.status_rows(jobs, positions, None, self.now, {j.id: self.eta_cell(j) for j in jobs})
+
+    def detail(self, ctx: AppContext, job_id: str | None) -> str:
+        if not job_id:
+            return ""
+        job = next((j for j in self.jobs if j.id == job_id), None)
+        if job is None:
+            from leaderboard.queue import get_job
+
+            job = get_job(ctx.store, job_id)
+        if job is None:
+            return f"No submission with id {J.md_text(job_id)}."
+        eta = [(label, J.md_text(e.text())) for label, e in self.estimates(job)]
+        return J.job_detail(job, self.position(job.id), ctx.store, now=self.now, eta=eta)
+
+
+def my_jobs(ctx: AppContext, user: str | None, snap: Snapshot | None = None) -> tuple[pd.DataFrame, list]:
     """(display rows, jobs) of ``user``'s submissions, withdrawn ones included."""
-    from leaderboard.queue import list_jobs, queue_position
-
     if not user:
         return pd.DataFrame(columns=J.STATUS_COLUMNS), []
-    everything = list_jobs(ctx.store)
-    mine = [j for j in everything if j.submitter == user]
-    positions = {j.id: queue_position(ctx.store, j.id, everything) for j in mine}
-    return J.status_rows(mine, positions, ctx.store), mine
+    snap = snap or Snapshot(ctx)
+    mine = [j for j in snap.jobs if j.submitter == user]
+    return snap.rows(mine), mine
 
 
-def queue_rows(ctx: AppContext) -> pd.DataFrame:
+def queue_rows(ctx: AppContext, snap: Snapshot | None = None) -> pd.DataFrame:
     """Everyone's pending and running submissions, in queue order (public)."""
-    from leaderboard.queue import ACTIVE, list_jobs, queue_position
+    from leaderboard.queue import ACTIVE
 
-    everything = list_jobs(ctx.store)
-    active = [j for j in everything if j.status in ACTIVE]
-    positions = {j.id: queue_position(ctx.store, j.id, everything) for j in active}
-    df = J.status_rows(active, positions, ctx.store)
+    snap = snap or Snapshot(ctx)
+    df = snap.rows([j for j in snap.jobs if j.status in ACTIVE])
     return df.drop(columns=["Failure reason"]).iloc[::-1].reset_index(drop=True)
 
 
-def detail(ctx: AppContext, job_id: str | None) -> str:
-    from leaderboard.queue import get_job, queue_position
-
+def detail(ctx: AppContext, job_id: str | None, snap: Snapshot | None = None) -> str:
     if not job_id:
         return ""
-    job = get_job(ctx.store, job_id)
-    if job is None:
-        return f"No submission with id {J.md_text(job_id)}."
-    return J.job_detail(job, queue_position(ctx.store, job_id), ctx.store)
+    return (snap or Snapshot(ctx)).detail(ctx, job_id)
 
 
 def build(ctx: AppContext, user_state) -> dict:
     who = gr.Markdown(elem_id="status-user")
     table = gr.Dataframe(pd.DataFrame(columns=J.STATUS_COLUMNS), interactive=False, wrap=True,
-                         datatype=["str"] * 8 + ["markdown"], label="My submissions", elem_id="status-table",
-                         column_widths=["16%", "20%", "9%", "7%", "13%", "10%", "10%", "9%", "6%"])
+                         datatype=STATUS_DATATYPES, label="My submissions", elem_id="status-table",
+                         column_widths=STATUS_WIDTHS)
     with gr.Row():
         pick = gr.Dropdown([], label="Submission", allow_custom_value=True, scale=3, elem_id="status-pick")
         withdraw_btn = gr.Button("Withdraw (hide) this submission", variant="stop", scale=1,
                                  elem_id="status-withdraw")
+    with gr.Group(visible=False, elem_id="status-confirm") as confirm_box:
+        confirm_md = gr.Markdown(elem_id="status-confirm-text")
+        with gr.Row():
+            confirm_btn = gr.Button("Yes, withdraw it", variant="stop", elem_id="status-confirm-yes")
+            cancel_btn = gr.Button("Cancel", elem_id="status-confirm-no")
     info = gr.Markdown(elem_id="status-detail")
-    with gr.Accordion("Queue (all submitters)", open=False):
-        queue_table = gr.Dataframe(interactive=False, wrap=True, elem_id="queue-table")
+    with gr.Accordion("Queue (all submitters)", open=False, elem_id="queue-accordion"):
+        queue_table = gr.Dataframe(pd.DataFrame(columns=QUEUE_COLUMNS), interactive=False, wrap=True,
+                                   datatype=QUEUE_DATATYPES, column_widths=QUEUE_WIDTHS, elem_id="queue-table")
     timer = gr.Timer(ctx.status_refresh_s, active=False)  # activated while this tab is open
 
-    def refresh(user, current):
-        rows, mine = my_jobs(ctx, user)
+    def refresh(user, current, note: str = ""):
+        snap = Snapshot(ctx)
+        rows, mine = my_jobs(ctx, user, snap)
         ids = [j.id for j in reversed(mine)]
         cur = current if current else (ids[0] if ids else None)
         label = (f"Signed in as **{J.md_text(user)}**." if user else
                  "Sign in with Hugging Face to see and manage your submissions.")
         if not ctx.space and user:
             label = f"Local identity: **{J.md_text(user)}** (set `GENBENCH_LOCAL_USER` to change)."
-        return (label, rows, gr.update(choices=ids, value=cur), detail(ctx, cur), queue_rows(ctx))
+        body = detail(ctx, cur, snap)
+        return (label, rows, gr.update(choices=ids, value=cur), f"{note}\n\n{body}" if note else body,
+                queue_rows(ctx, snap))
 
     outs = [who, table, pick, info, queue_table]
     timer.tick(refresh, [user_state, pick], outs, api_visibility="private", show_progress="hidden")
-    pick.change(lambda jid: detail(ctx, jid), pick, info, api_visibility="private", show_progress="hidden")
+    pick.change(lambda jid: (detail(ctx, jid), gr.Group(visible=False)), pick, [info, confirm_box],
+                api_visibility="private", show_progress="hidden")
+
+    def ask(user, job_id):
+        """First click: say what withdrawing does and ask to confirm."""
+        from leaderboard.queue import get_job
+
+        job = get_job(ctx.store, job_id) if job_id else None
+        if job is None:
+            return gr.Group(visible=False), "", "Choose a submission first."
+        if user != job.submitter:
+            return gr.Group(visible=False), "", "**Refused:** only the submitter can withdraw this submission."
+        what = {"PENDING": "It leaves the queue and will not be evaluated.",
+                "RUNNING": "Its evaluation stops.",
+                "FINISHED": "Its row leaves the leaderboard."}.get(job.status, "")
+        text = (f"**Withdraw `{job.id}` ({J.md_text(J.model_of(job, ctx.store))}, {job.status})?** {what} "
+                "It is hidden, not deleted: the files and results stay in the store.")
+        return gr.Group(visible=True), text, gr.update()
+
+    withdraw_btn.click(ask, [user_state, pick], [confirm_box, confirm_md, info], api_visibility="private",
+                       show_progress="hidden")
+    cancel_btn.click(lambda: gr.Group(visible=False), None, confirm_box, api_visibility="private",
+                     show_progress="hidden")
 
     def withdraw(user, job_id):
+        """Confirmed: withdraw, then redraw the table and the detail from the same read."""
         from leaderboard.queue import QueueError, withdraw as do_withdraw
 
         if not job_id:
-            return "Choose a submission first."
+            return (gr.Group(visible=False), *refresh(user, job_id, "Choose a submission first."))
         try:
             do_withdraw(ctx.store, job_id, user)
         except QueueError as exc:
-            return f"**Refused:** {J.md_text(exc)}"
+            return (gr.Group(visible=False), *refresh(user, job_id, f"**Refused:** {J.md_text(exc)}"))
         ctx.results.invalidate()
-        return f"Submission `{job_id}` withdrawn: it is hidden from the leaderboard (kept, not deleted).\n\n" \
-               + detail(ctx, job_id)
+        note = f"Submission `{job_id}` withdrawn: it is hidden from the leaderboard (kept, not deleted)."
+        return (gr.Group(visible=False), *refresh(user, job_id, note))
 
-    withdraw_btn.click(withdraw, [user_state, pick], info, api_visibility="private")
+    confirm_btn.click(withdraw, [user_state, pick], [confirm_box, *outs], api_visibility="private")
 
     # API: status of one submission (anyone: status is public), withdraw as the local identity.
     with gr.Group(visible=False):
@@ -93,7 +201,7 @@ def build(ctx: AppContext, user_state) -> dict:
         api_status_btn, api_withdraw_btn = gr.Button("status"), gr.Button("withdraw")
 
     def status_api(job_id):
-        from leaderboard.queue import get_job, queue_position
+        from leaderboard.queue import get_job
 
         job = get_job(ctx.store, job_id)
         if job is None:
@@ -102,8 +210,16 @@ def build(ctx: AppContext, user_state) -> dict:
         keep = ("id", "status", "submitter", "model_name", "model_version", "created_at", "started_at",
                 "finished_at", "progress", "failure", "attempts")
         out = {k: d.get(k) for k in keep}
-        out["queue_position"] = queue_position(ctx.store, job_id)
-        out["elapsed"] = J.elapsed(job)
+        snap = Snapshot(ctx)
+        out["queue_position"] = snap.position(job_id)
+        out["elapsed"] = J.elapsed(job, snap.now)
+        out["history"] = d.get("history") or []
+        out["estimates"] = {label: {"seconds": e.seconds, "text": e.text(), "basis": e.basis}
+                            for label, e in snap.estimates(job)}
+        from leaderboard.eta import seconds_since_progress
+
+        out["last_progress_s"] = seconds_since_progress(job, snap.now) if job.status == "RUNNING" else None
+        out["stalled"] = J.stalled_for(job, snap.now) is not None
         return out
 
     def withdraw_api(job_id):

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from leaderboard.ui.context import AppContext, example_upload
+from leaderboard.example import EXAMPLE_META, build_example
+from leaderboard.ui.context import AppContext
 from leaderboard.ui.forms import build_form
 from leaderboard.ui.jobs import md_text
 
 ACCEPTED_TEXT = ("CIF (one or many blocks), POSCAR/CONTCAR, extxyz/xyz, CSV/JSON/JSONL "
                  "(a structure column or pymatgen dicts), or a zip/tar/tar.gz of these")
-EXAMPLE_META = {
-    "model_name": "MatterGen (paper samples)",
-    "model_version": "2025-01 release",
-    "organisation": "Microsoft Research (example upload)",
-    "training_set": "Alex-MP-20",
-    "task": "unconditional",
-    "relaxed_before_submission": True,
-    "relaxation_method": "DFT (as released with the MatterGen paper)",
-    "paper_url": "https://www.nature.com/articles/s41586-025-08628-5",
-    "code_url": "https://github.com/microsoft/mattergen",
-    "license": "MIT",
-    "notes": "Example submission: the CIFs released with the MatterGen paper "
-             "(several conditions, random-search and substitution baselines).",
-}
+EXAMPLE_LABEL = "Load the example submission (MatterGen base model: 21 unconditional samples)"
 
 
 def _paths(files) -> list[str]:
@@ -58,8 +46,9 @@ def inspect(paths: list[str]):
     return out
 
 
-def check_files(files) -> str:
-    """Fast pre-check of an upload (format, size, count, parse errors): markdown."""
+def check_files(files, ctx: AppContext | None = None) -> str:
+    """Fast pre-check of an upload (format, size, count, parse errors): markdown. With ``ctx``
+    it ends with the estimated evaluation time on this deployment."""
     paths = _paths(files)
     if not paths:
         return ""
@@ -80,18 +69,29 @@ def check_files(files) -> str:
         lines.append(f"- {md_text(src)}: {md_text(why)}")
     if check.n_failed > len(check.failures):
         lines.append(f"- … and {check.n_failed - len(check.failures)} more")
+    if ctx is not None:
+        lines.append(upload_estimate(ctx, check.n_parsed))
     return "\n".join(lines)
 
 
-def example_copy(path) -> str:
-    """A temp copy of the example file (the data directory is outside what Gradio may serve)."""
-    import shutil
-    import tempfile
-    from pathlib import Path
+def upload_estimate(ctx: AppContext, n_structures: int, verb: str = "would start") -> str:
+    """Markdown: how long ``n_structures`` parsed structures take to evaluate on this
+    deployment, and the wait behind the submissions now in the queue."""
+    from leaderboard.eta import fmt_estimate
+    from leaderboard.ui.status_tab import Snapshot
 
-    out = Path(tempfile.mkdtemp(prefix="genbench-example-")) / f"mattergen_paper_{Path(path).name}"
-    shutil.copyfile(path, out)
-    return str(out)
+    snap = Snapshot(ctx)
+    est = snap.estimator.job(n_structures)
+    queue, _ = snap.estimator.wait({"id": None}, snap.jobs, snap.sizes, snap.now)
+    text = (f"**Estimated evaluation time on this deployment: {fmt_estimate(est.seconds)}** for "
+            f"{n_structures} parsed structures ({snap.estimator.seconds_per_structure():.1f} s per structure, "
+            f"estimated from the {md_text(est.basis)}).")
+    busy = [j for j in snap.jobs if j.status in ("PENDING", "RUNNING")]
+    if busy:
+        ahead = f"{len(busy)} submission{'s' * (len(busy) != 1)} ahead in the queue"
+        text += (f" {ahead}: it {verb} in {fmt_estimate(queue.seconds)}." if queue.seconds is not None
+                 else f" {ahead} (their size is not known, so the wait is not estimated).")
+    return text
 
 
 def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str, str | None]:
@@ -114,16 +114,21 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
     if check.n_parsed == 0:
         first = "; ".join(f"{md_text(s)}: {md_text(w)}" for s, w in check.failures[:3])
         return f"**Upload refused:** none of the {check.n_items} structures could be read ({first}).", None
+    estimate = upload_estimate(ctx, check.n_parsed, verb="starts")  # the queue as it was before this one
     try:
         job = submit(ctx.store, meta, [Path(p) for p in paths], user)
     except SubmissionError as exc:
         return f"**Submission refused:** {md_text(exc)}", None
     from leaderboard.queue import queue_position
 
+    from leaderboard.ui.status_tab import remember_size
+
+    remember_size(job.id, check.n_parsed)
     pos = queue_position(ctx.store, job.id)
     where = f"position **{pos}** in the queue" if pos else "queued"
     return (f"**Accepted:** submission **`{job.id}`** ({where}). Follow it in **My submissions**; "
-            f"permalink: [`?submission={job.id}`](?submission={job.id})"), job.id
+            f"permalink: [`?submission={job.id}`](?submission={job.id})\n\n"
+            + estimate), job.id
 
 
 def build(ctx: AppContext, user_state) -> dict:
@@ -133,8 +138,7 @@ def build(ctx: AppContext, user_state) -> dict:
     with gr.Row():
         with gr.Column(scale=1):
             files = gr.File(label="Structures", file_count="multiple", elem_id="submit-files")
-            example = gr.Button("Load the example submission (MatterGen paper CIFs)", size="sm",
-                                elem_id="submit-example")
+            example = gr.Button(EXAMPLE_LABEL, size="sm", elem_id="submit-example")
             check_md = gr.Markdown(elem_id="submit-check")
         with gr.Column(scale=2):
             form = build_form()
@@ -142,16 +146,20 @@ def build(ctx: AppContext, user_state) -> dict:
     result_md = gr.Markdown(elem_id="submit-result")
     last_id = gr.State(None)
 
-    files.change(check_files, files, check_md, api_visibility="private", show_progress="minimal")
+    def check_shown(files):
+        return check_files(files, ctx)
+
+    files.change(check_shown, files, check_md, api_visibility="private", show_progress="minimal")
 
     def load_example():
-        path = example_upload()
-        if path is None:
+        built = build_example()
+        if built is None:
             return [None, "The example file is not in the data directory (set GENBENCH_DATA_DIR)."] + \
                 [gr.update() for _ in form.components]
-        values = [gr.update(value=EXAMPLE_META[n]) if n in EXAMPLE_META else gr.update()
-                  for n in form.names]
-        return [[example_copy(path)], gr.update()] + values  # files.change runs the check
+        path, n = built
+        values = [gr.update(value=str(n) if name == "n_structures" else EXAMPLE_META[name])
+                  if name in EXAMPLE_META or name == "n_structures" else gr.update() for name in form.names]
+        return [[str(path)], gr.update()] + values  # files.change runs the check
 
     example.click(load_example, None, [files, check_md, *form.components], api_visibility="private")
 
@@ -176,10 +184,14 @@ def build(ctx: AppContext, user_state) -> dict:
         if ctx.space:
             return {"ok": False, "id": None,
                     "message": "API submissions are disabled on the Space; use the form."}
-        msg, job_id = do_submit(ctx, files, ctx.user(), dict(meta or {}))
+        msg, job_id = do_submit(ctx, files, ctx.user(), {} if meta is None else meta)  # submit() checks its type
         return {"ok": job_id is not None, "message": msg, "id": job_id}
 
     api_btn.click(submit_api, [api_files, api_meta], api_out, api_name="submit")
-    api_check_btn.click(check_files, api_files, api_check, api_name="check_upload")
+    def check_upload(files):
+        """Fast pre-check of an upload, with the estimated evaluation time on this deployment."""
+        return check_files(files, ctx)
+
+    api_check_btn.click(check_upload, api_files, api_check, api_name="check_upload")
     return {"files": files, "example": example, "submit": submit_btn, "result": result_md,
             "last_id": last_id, "submitted": ev, "form": form}

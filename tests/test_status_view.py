@@ -1,0 +1,212 @@
+"""The ETA estimator, the status rendering and the example submission, without a browser."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from leaderboard.eta import (COST_MODEL, Estimate, Estimator, Hardware, deployment_hardware, fmt_estimate,
+                             history_rates, is_later, measured_rate)
+from leaderboard.queue import Job
+from leaderboard.ui import jobs as J
+
+NOW = J.to_epoch("2026-01-01T01:00:00+00:00")
+CPU = Hardware("cpu", "chgnet", 300)
+
+
+def at(seconds_ago: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(NOW - seconds_ago, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def running(jid="r1", stage="stability: relax", done=30, total=120, rate=0.5, idle=2.0, **kw) -> Job:
+    return Job(jid, "RUNNING", "me", "Gen", "1", created_at=at(900), started_at=at(600), attempts=2,
+               lease_owner=kw.pop("owner", "worker-b"),
+               progress={"stage": stage, "done": done, "total": total, "stage_started_at": at(62),
+                         "updated_at": at(idle), "rate": rate}, **kw)
+
+
+def finished(jid: str, rates: dict, finished_at: float) -> Job:
+    job = Job(jid, "FINISHED", "x", "Old", "1", finished_at=at(finished_at))
+    job.stage_rates = rates  # recorded by the worker on finished jobs (absent from old documents)
+    return job
+
+
+# ------------------------------------------------------------------ estimator
+def test_fmt_estimate_rounds_to_meaning():
+    assert fmt_estimate(20) == "under a minute"
+    assert fmt_estimate(180) == "about 3 min"
+    assert fmt_estimate(6250) == "about 1 h 45 min"
+    assert fmt_estimate(7200) == "about 2 h"
+    assert fmt_estimate(100 * 3600) == "about 100 h"
+
+
+def test_cpu_cost_model_says_hours_for_2500_structures():
+    est = Estimator.from_jobs([], CPU)
+    assert not est.uses_history
+    job = est.job(2500)
+    assert job.seconds >= 3600  # the issue: a 2,500-structure upload on a CPU must say hours
+    assert " h" in fmt_estimate(job.seconds)
+    assert job.seconds == pytest.approx(2500 * sum(COST_MODEL["cpu"].values()))
+    assert "cost model" in job.basis and "CPU" in job.basis and "CHGNet" in job.basis
+    assert est.job(None).seconds is None and "not known" in est.job(None).basis
+    # an unmeasured MLIP says so; fewer relaxation steps can only shorten the estimate
+    assert "not measured" in Estimator.from_jobs([], Hardware("cpu", "newmlip", 300)).basis()
+    assert Estimator.from_jobs([], Hardware("cpu", "chgnet", 30)).job(100).seconds < est.job(100).seconds
+
+
+def test_deployment_hardware_reads_the_worker_settings():
+    hw = deployment_hardware({"GENBENCH_DEVICE": "cuda:0", "GENBENCH_MLIP": "MACE", "GENBENCH_RELAX_STEPS": "50"})
+    assert hw == Hardware("cuda", "mace", 50)
+    assert deployment_hardware({"GENBENCH_DEVICE": "cpu"}) == Hardware("cpu", "chgnet", 300)
+
+
+def test_measured_rate_from_the_worker_or_from_timestamps_and_absent_in_old_documents():
+    assert measured_rate({"rate": 0.25}) == 0.25
+    p = {"done": 30, "stage_started_at": at(70), "updated_at": at(10), "rate": None}
+    assert measured_rate(p) == pytest.approx(0.5)
+    assert measured_rate({"done": 5, "total": 20, "stage": "validity"}) is None  # old document
+    assert measured_rate({"done": 0, "stage_started_at": at(70), "updated_at": at(10)}) is None
+
+
+def test_history_rates_are_medians_of_recent_finished_jobs():
+    jobs = [finished("a", {"stability: relax": 0.2, "validity": 100.0}, 300),
+            finished("b", {"stability: relax": 0.4, "ingest": 3.0}, 200),
+            finished("c", {"stability: relax": 1.0}, 100),
+            Job("old", "FINISHED", "x", "Old", "1"),  # no stage_rates: ignored
+            running()]
+    rates, n = history_rates(jobs)
+    assert n == 3 and rates["stability: relax"] == pytest.approx(0.4) and rates["validity"] == 100.0
+    assert history_rates(jobs, limit=1)[0]["stability: relax"] == 1.0  # the most recent one
+    est = Estimator.from_jobs(jobs, CPU)
+    assert est.uses_history and "3 finished jobs" in est.basis()
+    # ingest counts files, not structures: not part of the per-structure cost
+    assert est.seconds_per_structure() == pytest.approx(1 / 0.4 + 1 / 100)
+
+
+def test_remaining_time_of_a_running_job():
+    est = Estimator.from_jobs([], CPU)
+    left = est.remaining(running(), NOW)
+    assert left.seconds == pytest.approx((120 - 30) / 0.5) and "measured rate" in left.basis
+    # before relaxation, the relaxation of every structure is still to come
+    early = est.remaining(running(stage="validity", done=50, total=100, rate=50.0), NOW)
+    assert early.seconds == pytest.approx(1 + 100 * est.seconds_per_structure())
+    assert "later stages" in early.basis
+    # a stage with no measured rate yet cannot be estimated (and says why)
+    unknown = est.remaining(running(rate=None, done=0), NOW)
+    assert unknown.seconds is None and "no rate" in unknown.basis
+    assert is_later("stability: relax", "novelty: match") and not is_later("validity", "novelty: match")
+    assert is_later("stability: relax", "stability") and not is_later("stability: hull", "stability: relax")
+
+
+def test_wait_of_a_pending_job_counts_the_running_job_and_the_queue_ahead():
+    est = Estimator.from_jobs([], CPU)
+    per = est.seconds_per_structure()
+    ahead = Job("p1", "PENDING", "x", "G", "1", seq=1)
+    mine = Job("p2", "PENDING", "me", "G", "1", seq=2)
+    jobs = [running(), ahead, mine]
+    start, finish = est.wait(mine, jobs, {"p1": 10, "p2": 40}, NOW)
+    assert start.seconds == pytest.approx(180 + 10 * per)
+    assert finish.seconds == pytest.approx(180 + 50 * per)
+    # two workers share the queue
+    two = est.wait(mine, [*jobs, running("r2", owner="worker-c")], {"p1": 10, "p2": 40}, NOW)[0]
+    assert two.seconds == pytest.approx((360 + 10 * per) / 2) and "2 workers" in two.basis
+    # a job ahead of unknown size makes the wait unknown, with the reason
+    start, _ = est.wait(mine, jobs, {"p2": 40}, NOW)
+    assert start.seconds is None and "not known" in start.basis
+    assert (Estimate(1.0, "a") + Estimate(None, "why")).basis == "why"
+
+
+# ------------------------------------------------------------------ rendering
+def test_detail_shows_stage_rate_eta_last_progress_attempts_and_history():
+    job = running(history=[{"at": at(900), "event": "submitted", "by": "me"},
+                           {"at": at(590), "event": "claimed", "by": "worker-a", "attempt": 1},
+                           {"at": at(300), "event": "stalled", "by": "worker-a", "attempt": 1,
+                            "stage": "novelty: match"},
+                           {"at": at(299), "event": "retry", "by": "worker-a", "attempt": 1,
+                            "reason": "stalled at novelty: match (no progress for 600 s)"},
+                           {"at": at(240), "event": "reclaimed", "by": "worker-b", "attempt": 2,
+                            "previous_owner": "worker-a"}],
+                  max_attempts=3)
+    eta = Estimator.from_jobs([], CPU).remaining(job, NOW)
+    md = J.job_detail(job, None, now=NOW, eta=[("ETA", eta.text())], stall_s=300)
+    assert "stability: relax · **30/120 (25 %), 0.50/s**" in md
+    assert "- **ETA:** about 3 min (estimate: measured rate of stability: relax)" in md
+    assert "- **Last progress:** 2 s ago" in md and "STALLED" not in md
+    assert "attempt **2** of 3" in md
+    hist = md.split("**History:**")[1]
+    assert hist.index("claimed by worker-a (attempt 1)") < hist.index("stalled by worker-a (attempt 1) at novelty: match") \
+        < hist.index("failed, will retry by worker-a (attempt 1): stalled at novelty: match (no progress") \
+        < hist.index("reclaimed (lease expired) by worker-b from worker-a (attempt 2)")
+
+
+def test_stall_threshold_follows_the_worker_watchdog():
+    from leaderboard.eta import stall_warn_s
+
+    assert stall_warn_s({}) == 300  # half the worker's default 600 s stall timeout
+    assert stall_warn_s({"GENBENCH_STALL_TIMEOUT": "120"}) == 60
+    assert stall_warn_s({"GENBENCH_STALL_WARN_S": "90", "GENBENCH_STALL_TIMEOUT": "120"}) == 90
+
+
+def test_stalled_warning_only_past_the_threshold():
+    quiet = running(idle=400)
+    assert "**STALLED:** no progress for 6 min 40 s" in J.job_detail(quiet, None, now=NOW, stall_s=300)
+    assert "STALLED" not in J.job_detail(quiet, None, now=NOW, stall_s=600)
+    rows = J.status_rows([quiet, running("r2")], {}, now=NOW, stall_s=300).set_index("Submission")
+    assert rows.loc["r1", "Status"] == "RUNNING (stalled)" and rows.loc["r2", "Status"] == "RUNNING"
+
+
+def test_old_documents_without_times_or_history_still_render():
+    old = Job("o1", "RUNNING", "me", "Gen", "1", progress={"done": 5, "total": 20, "stage": "validity"})
+    md = J.job_detail(old, None, now=NOW)
+    assert "5/20 (25 %)" in md and "Last progress" not in md and "History" not in md
+    assert Estimator.from_jobs([old], CPU).remaining(old, NOW).seconds is None
+
+
+def test_status_rows_show_eta_and_rate():
+    df = J.status_rows([running()], {}, now=NOW, etas={"r1": "about 3 min"})
+    row = df.iloc[0]
+    assert row["Progress"] == "30/120 (25 %), 0.50/s" and row["ETA"] == "about 3 min"
+    assert list(df.columns) == J.STATUS_COLUMNS
+
+
+def test_status_tab_tables_render_links_as_markdown():
+    """The queue table's permalink column is Markdown (a link), not literal text, and every
+    column has a width (the narrow auto width wrapped 'Queue position' one letter per line)."""
+    from leaderboard.ui import status_tab as S
+
+    assert S.QUEUE_DATATYPES[S.QUEUE_COLUMNS.index("Permalink")] == "markdown"
+    assert len(S.QUEUE_DATATYPES) == len(S.QUEUE_COLUMNS) == len(S.QUEUE_WIDTHS)
+    assert len(S.STATUS_DATATYPES) == len(J.STATUS_COLUMNS) == len(S.STATUS_WIDTHS)
+
+
+def test_upload_estimate_states_device_and_mlip(tmp_path, monkeypatch):
+    from leaderboard.ui.context import make_context
+    from leaderboard.ui.submit_tab import upload_estimate
+
+    monkeypatch.setenv("GENBENCH_DEVICE", "cpu")
+    monkeypatch.delenv("GENBENCH_MLIP", raising=False)
+    text = upload_estimate(make_context(str(tmp_path / "store")), 2500)
+    assert "Estimated evaluation time on this deployment: about 1 h" in text
+    assert "CPU" in text and "CHGNet" in text and "estimated from the cost model" in text
+
+
+# ------------------------------------------------------------------ example submission
+def test_example_is_the_base_models_unconditional_samples(data, tmp_path):
+    from evaluator.ingest import inspect_upload
+    from leaderboard.example import BASE_FOLDER, EXAMPLE_META, base_members, build_example
+
+    source = data.path("structures/mattergen_paper/cifs.zip")
+    names = zipfile.ZipFile(source).namelist()
+    members = base_members(names)
+    twins = [n for n in names if n.startswith(BASE_FOLDER) and n.endswith("_symmetrized.cif")]
+    assert len(members) == 21 and len(twins) == 21  # 42 base CIFs: 21 samples, each with a twin
+    assert all(n.startswith(BASE_FOLDER) and "_symmetrized" not in n for n in members)
+    path, n = build_example(source, tmp_path)
+    assert n == 21 and path.parent == tmp_path
+    assert sorted(zipfile.ZipFile(path).namelist()) == sorted(m.rsplit("/", 1)[1] for m in members)
+    check = inspect_upload([str(path)])
+    assert check.n_items == check.n_parsed == 21
+    assert EXAMPLE_META["task"] == "unconditional" and "base model" in EXAMPLE_META["model_name"]
