@@ -193,6 +193,24 @@ def test_upload_estimate_states_device_and_mlip(tmp_path, monkeypatch):
     assert "CPU" in text and "CHGNet" in text and "estimated from the cost model" in text
 
 
+@pytest.mark.slow
+def test_upload_check_of_2500_structures_says_hours_on_a_cpu(mp_sample, tmp_path, monkeypatch):
+    """The real upload check (as the Submit tab runs it) on a zip of the 2,473 mp_sample CIFs."""
+    from leaderboard.ui.context import make_context
+    from leaderboard.ui.submit_tab import check_files
+
+    monkeypatch.setenv("GENBENCH_DEVICE", "cpu")
+    monkeypatch.delenv("GENBENCH_MLIP", raising=False)
+    upload = tmp_path / "mp_sample.zip"
+    with zipfile.ZipFile(upload, "w") as z:
+        for cif in sorted(mp_sample.glob("*.cif")):
+            z.write(cif, cif.name)
+    text = check_files([str(upload)], make_context(str(tmp_path / "store")))
+    assert "2473 structures found" in text
+    assert "Estimated evaluation time on this deployment: about 1 h" in text, text
+    assert "CPU, CHGNet" in text
+
+
 # ------------------------------------------------------------------ example submission
 def test_example_is_the_base_models_unconditional_samples(data, tmp_path):
     from evaluator.ingest import inspect_upload
