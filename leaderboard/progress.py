@@ -20,16 +20,17 @@ import time
 from collections.abc import Callable
 
 
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
 class ProgressTracker:
-    """Stage timing and rates from (stage, done, total) reports; times from ``clock`` (wall, s)."""
+    """Stage timing and rates from (stage, done, total) reports.
 
-    def __init__(self, stage: str = "starting", clock: Callable[[], float] = time.time):
+    Durations use ``clock`` (monotonic seconds), so a wall-clock step (NTP) can neither
+    fake a stall nor hide one; the ISO times are the wall clock at the start plus those.
+    """
+
+    def __init__(self, stage: str = "starting", clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         t = clock()
+        self._wall0 = time.time() - t
         self.started = t
         self.stage, self.done, self.total = stage, 0, 0
         self.stage_started = t
@@ -72,9 +73,12 @@ class ProgressTracker:
         span = self.last_change - self.stage_started
         return round(counted / span, 4) if counted > 0 and span > 0 else None
 
+    def _iso(self, t: float) -> str:
+        return dt.datetime.fromtimestamp(self._wall0 + t, dt.timezone.utc).isoformat(timespec="milliseconds")
+
     def doc(self) -> dict:
         return {"stage": self.stage, "done": self.done, "total": self.total,
-                "stage_started_at": _iso(self.stage_started), "updated_at": _iso(self.last_change),
+                "stage_started_at": self._iso(self.stage_started), "updated_at": self._iso(self.last_change),
                 "rate": self.rate()}
 
     def _totals(self) -> tuple[dict, dict, dict]:

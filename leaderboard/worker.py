@@ -251,17 +251,26 @@ class Worker:
             outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
             return self._finalize(job, work, outcome)
         shutil.rmtree(work / "out", ignore_errors=True)
-        child = EvalProcess(self._evaluate, inputs, self.config, self.data_dir, work / "eval", work / "out",
-                            self.start_method)
-        result: tuple = ("died", "evaluation process did not report")
         try:
-            result = self._supervise(job, child, tracker)
-        finally:
-            # stop/stall/budget/lease lost (or an exception here): kill the whole evaluation now
-            child.close() if result[0] in ("done", "user_error", "error") else child.kill()
+            child = EvalProcess(self._evaluate, inputs, self.config, self.data_dir, work / "eval", work / "out",
+                                self.start_method)
+        except Exception as exc:  # noqa: BLE001 - e.g. no process could be started (limits, memory)
+            result: tuple = ("error", type(exc).__name__, str(exc), traceback.format_exc())
+        else:
+            result = ("died", "evaluation process did not report")
+            try:
+                result = self._supervise(job, child, tracker)
+            finally:
+                # stop/stall/budget/lease lost (or an exception here): kill the whole evaluation now
+                child.close() if result[0] in ("done", "user_error", "error") else child.kill()
         kind = result[0]
         if kind == "done":
-            outcome = self._publish(job, Path(result[1]), Path(result[2]), tracker)
+            try:
+                outcome = self._publish(job, Path(result[1]), Path(result[2]), tracker)
+            except Exception as exc:  # noqa: BLE001 - e.g. the store refused the commit: retry the job
+                log.error("%s: %s: publishing failed:\n%s", self.worker_id, job.id, traceback.format_exc())
+                reason = _short(f"could not publish the results ({type(exc).__name__}): {exc}")
+                outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
         elif kind == "stop":
             log.info("%s: releasing %s (shutting down)", self.worker_id, job.id)
             outcome = self._safely(release, job.id, self.worker_id, "worker shut down")

@@ -199,13 +199,18 @@ def test_corrupt_status_document_is_quarantined_and_another_job_finishes(tmp_pat
 @pytest.mark.slow
 def test_serve_end_to_end_under_cpu_load(tmp_path, data):
     """The real app and worker (``python -m leaderboard.serve``) evaluate a real upload, sent
-    through the app's API, while two busy processes per core load the machine; after
-    SIGTERM nothing serve started is left."""
+    through the app's API, while two busy processes per core load the machine and a corrupt
+    status document and sequence counter sit in the store; after SIGTERM nothing serve
+    started is left."""
     from conftest_app import free_port
     from gradio_client import Client, handle_file
 
     tag = f"serve-{uuid.uuid4().hex[:8]}"
     store_dir, port = tmp_path / "state", free_port()
+    store = local_store(tmp_path)
+    planted = "20260101-000000-0badc0de"
+    store.write_bytes(q.job_path(planted), b'{\n "id": "20260101-000000-0badc0de",\n "sta')  # truncated
+    store.write_bytes(q.SEQUENCE_PATH, b"not a number\n")
     env = {**os.environ, TAG_VAR: tag, "PYTHONPATH": str(REPO), "GENBENCH_LOCAL_USER": "tester",
            "GENBENCH_RATE_LIMIT": "0", "GRADIO_ANALYTICS_ENABLED": "False", "OPENBLAS_NUM_THREADS": "1",
            "OMP_NUM_THREADS": "1"}
@@ -234,7 +239,6 @@ def test_serve_end_to_end_under_cpu_load(tmp_path, data):
         upload = _small_upload(data, tmp_path / "up")
         out = app.predict([handle_file(str(p)) for p in upload], meta, api_name="/submit")
         assert out["ok"], out
-        store = local_store(tmp_path)
 
         def finished():
             assert serve.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
@@ -244,6 +248,7 @@ def test_serve_end_to_end_under_cpu_load(tmp_path, data):
 
         wait_for(finished, 600, 0.5, "the upload to be evaluated")
         assert load_results_table(store)["submission_id"].tolist() == [out["id"]]
+        assert q.get_job(store, planted).failure["reason"] == q.CORRUPT_REASON
     finally:
         for b in burners:
             b.kill()
@@ -256,3 +261,59 @@ def test_serve_end_to_end_under_cpu_load(tmp_path, data):
                 serve.kill()
         log.close()
     _no_survivors(tag, "leaderboard.serve")
+
+
+@pytest.mark.slow
+def test_serve_stopped_or_killed_in_a_stuck_stage_hands_the_job_back(tmp_path):
+    """The issue's hang: serve gets SIGTERM (then, again, SIGKILL) while its worker's evaluation
+    is stuck (ignores SIGTERM, holds a grandchild). Either way the job goes back to PENDING
+    with the attempt not counted, and nothing serve started is left."""
+    from conftest_app import free_port
+
+    store = local_store(tmp_path)
+    job = submit(store, META, [write_cifs(tmp_path / "up", 1)], "alice", UNLIMITED)
+    pidfile = tmp_path / "work" / job.id / "grandchild.pid"
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pidfile.unlink(missing_ok=True)
+        tag = f"serve-{sig.name}-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, TAG_VAR: tag, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}",
+               "GRADIO_ANALYTICS_ENABLED": "False"}
+        with open(tmp_path / f"serve-{sig.name}.log", "wb") as log:
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "leaderboard.serve", "--store", str(store.root), "--port", str(free_port()),
+                 "--worker-arg=--evaluate=lifecycle_helpers:stuck_evaluate", "--worker-arg=--poll=0.2",
+                 f"--worker-arg=--work-dir={tmp_path / 'work'}"],
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                wait_for(pidfile.exists, 300, 0.1, "serve's worker to be stuck")
+                serve.send_signal(sig)
+                serve.wait(120)
+            finally:
+                if serve.poll() is None:
+                    serve.kill()
+        _no_survivors(tag, f"leaderboard.serve ({sig.name})")
+        doc = q.get_job(store, job.id)
+        assert doc.status == q.PENDING and doc.attempts == 0, (tmp_path / f"serve-{sig.name}.log").read_text()
+        assert doc.history[-1]["event"] == "released"
+
+
+def test_progress_tracker_rates_and_times():
+    """The progress document and per-stage rates, on a fake monotonic clock."""
+    from leaderboard.progress import ProgressTracker
+
+    t = [100.0]
+    p = ProgressTracker(clock=lambda: t[0])
+    for now, report in [(101, ("ingest", 0, 2)), (102, ("ingest", 2, 2)), (103, ("stability: relax", 1, 5)),
+                        (105, ("stability: relax", 3, 5))]:
+        t[0] = now
+        assert p.update(*report)
+    t[0] = 109
+    assert not p.update("stability: relax", 3, 5)  # a repeat is not progress
+    doc = p.doc()
+    assert {k: doc[k] for k in ("stage", "done", "total", "rate")} == {"stage": "stability: relax", "done": 3,
+                                                                      "total": 5, "rate": 1.0}
+    assert doc["updated_at"] > doc["stage_started_at"]  # 2 s apart
+    assert p.idle_s() == 4 and p.elapsed_s() == 9
+    assert p.stage_rates() == {"ingest": 2.0, "stability: relax": 1.0}  # 1 of 5 came from a checkpoint
+    assert p.stage_seconds() == {"starting": 1.0, "ingest": 2.0, "stability: relax": 6.0}
+    assert ProgressTracker().doc()["rate"] is None
