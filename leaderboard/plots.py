@@ -178,9 +178,10 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
                                  hovertemplate=hover,
                                  marker=dict(size=14, color=FRONT_COLOUR, symbol="star",
                                              line=dict(width=1, color="white"))))
-    if len(d):  # pad the axes so markers and their labels are not clipped at the edges
-        for axis, vals in (("xaxis", d["x"]), ("yaxis", d["y"])):
-            lo, hi = float(vals.min()), float(vals.max())
+    if len(d):  # pad the axes so markers, error bars and labels are not clipped at the edges
+        for axis, vals, e in (("xaxis", d["x"], "ex"), ("yaxis", d["y"], "ey")):
+            lo = float(np.nanmin([vals.min(), (vals - d[f"{e}-"]).min()]))
+            hi = float(np.nanmax([vals.max(), (vals + d[f"{e}+"]).max()]))
             pad = 0.12 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.5)
             fig.layout[axis].range = [lo - pad, hi + pad]
     left_out = int((~ok).sum())
@@ -190,20 +191,10 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
     if d["ex+"].notna().any() or d["ey+"].notna().any():
         sub += f"; error bars: {level} bootstrap confidence intervals"
     if {x_key, y_key} & set(T.NOVELTY_KEYS):
-        fig.add_annotation(text=_wrap(T.reference_note(df).replace("**", "")), showarrow=False, xref="paper",
-                           yref="paper", x=0, y=-0.32, xanchor="left", yanchor="top", align="left",
-                           font=dict(size=11, color="#555"))
-        fig.update_layout(margin=dict(l=60, r=20, t=60, b=150), height=600)
+        sub += "; novelty is relative to the reference (see below the plots)"
     fig.update_layout(title=dict(text=f"{title or f'{yh} vs {xh}'}<br><sup>{sub}</sup>"),
                       xaxis_title=xh, yaxis_title=yh, legend=dict(orientation="h", y=-0.18))
     return fig
-
-
-def _wrap(text: str, width: int = 110) -> str:
-    """Plotly annotations do not wrap: break ``text`` into <br>-separated lines (escaped)."""
-    import textwrap
-
-    return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(text, width))
 
 
 # ---------------------------------------------------------------- model page figures

@@ -157,3 +157,128 @@ def test_rank_by_renumbers_and_no_stale_client_sort(page, server):
     assert ranks_consistent(column(page, "leaderboard-table", "#"), ehull, higher_better=False)
     models = column(page, "leaderboard-table", "Model")
     assert models[0].startswith("Gamma") and len(models) == 3
+
+
+def test_model_page_empty_state(page, server):
+    """Before a submission is picked, the model page explains what will appear: no blank
+    tables headed "1 2 3", no empty plot frames."""
+    page.goto(server.url)
+    open_tab(page, "Model page & downloads")
+    empty = page.locator("#model-empty")
+    empty.wait_for(state="visible")
+    assert "candidate" in empty.inner_text() and "E_hull" in empty.inner_text()
+    for elem in ("model-metrics", "model-ehull", "model-ptable", "model-candidates"):
+        loc = page.locator(f"#{elem}")
+        assert loc.count() == 0 or not loc.first.is_visible(), elem
+    headers = page.locator("#tab-model thead th").all_inner_texts()
+    assert not any(h.strip() in ("1", "2", "3") for h in headers if page.locator("#tab-model thead").first.is_visible())
+    page.screenshot(path=str(ARTIFACTS / "lb-model-empty.png"))
+
+
+def test_reference_limits_and_flags_on_screen(page, server):
+    """Next to Novel, SUN and MSUN the reference's coverage is stated (leaderboard, plots, model
+    page); candidates larger than any reference cell and sparse chemical systems are flagged."""
+    load_leaderboard(page, server)
+    caption = page.locator("#lb-caption").inner_text()
+    assert COVERAGE["description"] in caption and "45,229 structures" in caption
+    assert "coverage was not recorded" in caption  # Gamma: evaluated before coverage was stored
+    open_tab(page, "Plots")
+    page.wait_for_selector("#plot0 .js-plotly-plot")
+    wait_for(lambda: "relative to the reference" in page.locator("#plot0").inner_text(), 30, 0.3,
+             "the novelty plot's pointer to the reference note")
+    assert COVERAGE["description"] in page.locator("#plots-reference").inner_text()
+    page.goto(f"{server.url}?submission={server.ids['Alpha']}")
+    page.wait_for_selector("#model-meta h2")
+    assert COVERAGE["description"] in page.locator("#model-reference").inner_text()
+    wait_for(lambda: "larger than any reference cell" in " ".join(table_rows(page, "model-candidates")[0]), 30,
+             0.3, "the flag columns of the candidates table")
+    flags = column(page, "model-candidates", "larger than any reference cell")
+    assert flags.count("⚠ yes") == 1
+    assert column(page, "model-candidates", "sparse chemical system").count("⚠ yes") == 1
+
+
+def test_number_formatting_evaluator_name_and_column_picker(page, server):
+    """Rounded to meaning (E_hull 3 decimals, rates % with one decimal, *_frac_parsed as %), the
+    evaluator named with its version, one search box, a column picker in the full view."""
+    load_leaderboard(page, server)
+    assert page.locator("#leaderboard-table input:not([type=file])").count() == 0  # no second search box
+    by = column(page, "leaderboard-table", "Evaluated by")
+    assert set(by) == {f"leaderboard evaluator {EVALUATOR_VERSION}"}
+    for v in column(page, "leaderboard-table", "Mean E_hull ↓ [eV/atom]"):
+        assert v == "—" or len(v.split(".")[1]) == 3, v
+    for v in column(page, "leaderboard-table", "SUN + MSUN ↑ [%]"):
+        assert len(v.split(".")[1]) == 1, v
+    page.get_by_role("radio", name="full").check()
+    picker = page.locator("#lb-columns")
+    picker.wait_for(state="visible")
+    wait_for(lambda: "Valid (of parsed) ↑ [%]" in table_rows(page, "leaderboard-table")[0], 30, 0.3,
+             "the full view")
+    assert all(len(v.split(".")[1]) == 1 for v in column(page, "leaderboard-table", "Valid (of parsed) ↑ [%]"))
+    n_full = len(table_rows(page, "leaderboard-table")[0])
+    # The picker removes a column from the full view.
+    picker.get_by_role("button", name="Remove").first.click() if picker.get_by_role("button", name="Remove").count() \
+        else picker.locator("[aria-label^='Remove'], .token-remove").first.click()
+    wait_for(lambda: len(table_rows(page, "leaderboard-table")[0]) < n_full, 30, 0.3, "one column fewer")
+    page.screenshot(path=str(ARTIFACTS / "lb-full.png"))
+
+
+def test_confidence_intervals_in_table_and_plots(page, server):
+    """Intervals in the table, overlap stated (ranks not distinguishable), error bars in the plots."""
+    load_leaderboard(page, server)
+    ci = dict(zip([m.split(" (")[0] for m in column(page, "leaderboard-table", "Model")],
+                  column(page, "leaderboard-table", "SUN + MSUN 95 % CI [%]")))
+    assert ci["Alpha"] == "29.7–53.7" and ci["Gamma"] == "—"
+    overlaps = dict(zip([m.split(" (")[0] for m in column(page, "leaderboard-table", "Model")],
+                        column(page, "leaderboard-table", "CI overlaps (rank metric)")))
+    assert "Beta" in overlaps["Alpha"] and "Alpha" in overlaps["Beta"] and overlaps["Gamma"] == "—"
+    page.screenshot(path=str(ARTIFACTS / "lb-compact.png"))
+    open_tab(page, "Plots")
+    page.wait_for_selector("#plot0 .js-plotly-plot")
+    wait_for(lambda: page.locator("#plot0 g.errorbar").count() >= 2, 30, 0.3, "error bars on the plot")
+    assert "confidence intervals" in page.locator("#plot0").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "lb-plots.png"))
+
+
+def test_candidate_page_structure_and_phase_diagram(page, server):
+    """A SUN/MSUN candidate: interactive 3D structure (WebGL scene), phase diagram, energies."""
+    page.goto(f"{server.url}?submission={server.ids['Alpha']}")
+    page.wait_for_selector("#model-meta h2")
+    details = page.locator("#candidate-details")
+    wait_for(lambda: "E_hull after relaxation" in details.inner_text(), 60, 0.3, "the candidate details")
+    text = details.inner_text()
+    assert "E_hull before relaxation: 0.188 eV/atom" in text and "-0.012 eV/atom" in text
+    assert "0.123 Å" in text and "mp-22862" in text and "larger than any reference cell" in text
+    page.wait_for_selector("#candidate-structure .js-plotly-plot .gl-container canvas")
+    assert page.locator("#candidate-structure").inner_text().count("Na") >= 1  # element legend
+    page.wait_for_selector("#candidate-pd .js-plotly-plot")
+    assert "Phase diagram of NaCl" in page.locator("#candidate-pd").inner_text()
+    # Another candidate: the page follows the pick.
+    page.locator("#candidate-pick input").click()
+    page.get_by_role("option", name="#1 KBr (SUN) ⚠").click()
+    wait_for(lambda: "Candidate #1 KBr" in details.inner_text(), 30, 0.3, "the second candidate")
+    wait_for(lambda: "Phase diagram of KBr" in page.locator("#candidate-pd").inner_text(), 30, 0.3,
+             "its phase diagram")
+    page.locator("#candidate-structure").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "lb-candidate.png"), full_page=True)
+
+
+def test_comparison_view(page, server):
+    """Two submissions side by side: metric table with intervals, overlaid E_hull histograms,
+    element coverage."""
+    page.goto(server.url)
+    open_tab(page, "Compare")
+    pick = page.locator("#compare-pick input")
+    for model in ("Alpha", "Gamma"):
+        pick.click()
+        page.get_by_role("option", name=f"{model} · {server.ids[model]}").click()
+    wait_for(lambda: len(table_rows(page, "compare-table")[0]) == 3, 60, 0.3, "the comparison table")
+    headers, rows = table_rows(page, "compare-table")
+    assert headers[1].startswith("Alpha (1)") and headers[2].startswith("Gamma (1)")
+    sun = next(r for r in rows if r[0].startswith("SUN + MSUN"))
+    assert sun[1] == "41.7 % [29.7–53.7]" and sun[2] == "12.5 %"  # Gamma has no interval
+    page.wait_for_selector("#compare-ehull .js-plotly-plot")
+    wait_for(lambda: page.locator("#compare-ehull g.legend .traces").count() == 2, 30, 0.3, "two histograms")
+    wait_for(lambda: page.locator("#compare-elements g.legend .traces").count() == 2, 30, 0.3,
+             "two element-coverage series")
+    assert "Na" in page.locator("#compare-elements").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "lb-compare.png"), full_page=True)

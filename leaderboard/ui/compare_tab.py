@@ -111,6 +111,7 @@ def build(ctx: AppContext) -> dict:
     pick.change(compare, pick, [note, body, table, hist, cover], api_visibility="private")
 
     def refresh_choices(current):
-        return gr.update(choices=finished_choices(ctx), value=current)
+        """New choices only: sending the value back would race the user's picks (multiselect)."""
+        return gr.update(choices=finished_choices(ctx))
 
     return {"pick": pick, "refresh_choices": refresh_choices}

@@ -47,6 +47,7 @@ def build(ctx: AppContext) -> dict:
                 fig = gr.Plot(P.scatter(results, x.value, y.value), elem_id=f"plot{i}", show_label=False)
                 plots.append(fig)
                 selectors.append((x, y))
+    ref_note = gr.Markdown(T.reference_note(results), elem_id="plots-reference")
     refresh = gr.Button("Refresh", size="sm")
 
     def draw(x_key, y_key, show_mode):
@@ -67,7 +68,7 @@ def build(ctx: AppContext) -> dict:
             out += [gr.update(choices=new_choices), gr.update(choices=new_choices)]
         for i in range(len(plots)):
             out.append(P.scatter(res, args[2 * i], args[2 * i + 1], args[-1]))
-        return out + [ctx.results.loads]
+        return out + [T.reference_note(res), ctx.results.loads]
 
     def redraw_if_changed(*args):
         """Timer: redraw only when the results table was reloaded (keeps the user's zoom)."""
@@ -78,7 +79,7 @@ def build(ctx: AppContext) -> dict:
         return redraw_all(*rest)
 
     inputs = [c for pair in selectors for c in pair] + [show]
-    outputs = [c for pair in selectors for c in pair] + plots
+    outputs = [c for pair in selectors for c in pair] + plots + [ref_note]
     refresh.click(lambda *a: (ctx.results.get(force=True), redraw_all(*a))[1], inputs, outputs + [drawn],
                   api_visibility="private")
 
