@@ -268,8 +268,8 @@ class Estimator:
 
     def basis(self) -> str:
         if self.uses_history:
-            return (f"rates of the last {self.n_history} finished job{'s' * (self.n_history != 1)} "
-                    f"on this deployment ({self.hardware.describe()})")
+            last = "the last finished job" if self.n_history == 1 else f"the last {self.n_history} finished jobs"
+            return f"rates of {last} on this deployment ({self.hardware.describe()})"
         note = COST_MODEL_NOTES.get(self.hardware.device, COST_MODEL_NOTES["cpu"])
         unmeasured = ("" if self.hardware.mlip in MLIP_RELAX_FACTOR else
                       f"; {self.hardware.mlip_label} not measured, CHGNet's cost assumed")

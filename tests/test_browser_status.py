@@ -158,6 +158,19 @@ def test_status_view_shows_stage_rate_eta_attempts_and_history(page, status_app)
     expect(info).to_contain_text("Finishes in:")
 
 
+def test_status_api_reports_estimates_progress_and_history(status_app):
+    from gradio_client import Client
+
+    url, _, ids = status_app
+    st = Client(url, verbose=False).predict(ids["running"], api_name="/status")
+    assert st["status"] == "RUNNING" and st["attempts"] == 2
+    assert st["progress"]["rate"] == 0.5 and st["last_progress_s"] >= 0
+    assert st["stalled"] is (st["last_progress_s"] >= 300)  # the default warning threshold
+    assert abs(st["estimates"]["ETA"]["seconds"] - 180) < 1 and "measured rate" in st["estimates"]["ETA"]["basis"]
+    assert [e["event"] for e in st["history"]] == ["submitted", "claimed", "stalled", "reclaimed"]
+    assert Client(url, verbose=False).predict(ids["stalled"], api_name="/status")["stalled"] is True
+
+
 def test_withdraw_asks_for_confirmation_then_table_and_detail_agree(page, status_app):
     from playwright.sync_api import expect
 
