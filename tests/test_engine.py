@@ -272,3 +272,37 @@ def test_auto_mode_picks_the_engine_on_cuda_and_refuses_it_for_chgnet():
     assert resolve_mode(RelaxSettings(mlip="sevenn", mode="engine"), "cpu", 100)[0] == "engine"
     with pytest.raises(ValueError, match="torch-sim model"):
         resolve_mode(RelaxSettings(mlip="chgnet", mode="engine"), "cpu", 10)
+
+
+def test_batched_neighbor_list_matches_ase():
+    """Same edges (i, j, image shift) as ase.neighborlist for skewed, tiny and unwrapped cells."""
+    import torch
+    from ase.build import bulk
+    from ase.neighborlist import neighbor_list
+
+    from evaluator.mlip.neighbors import batched_neighbor_list, wrap_positions
+
+    rng = np.random.default_rng(0)
+    cells = [bulk("Cu", "fcc", a=2.6), bulk("NaCl", "rocksalt", a=5.6) * (1, 1, 2), bulk("Si", "diamond", a=5.4)]
+    skew = bulk("Mg", "hcp", a=3.2, c=5.2)
+    skew.set_cell(skew.cell.array + [[0, 0, 0], [1.1, 0, 0], [0.7, -0.4, 0]], scale_atoms=True)
+    cells.append(skew)
+    for a in cells:
+        a.positions += rng.normal(0, 0.1, a.positions.shape) + rng.normal(0, 4.0, 3)  # some atoms outside the cell
+    cutoff = 4.5
+    pos = torch.tensor(np.concatenate([a.positions for a in cells]))
+    row = torch.tensor(np.array([a.cell.array for a in cells]))
+    counts = torch.tensor([len(a) for a in cells])
+    idx = torch.repeat_interleave(torch.arange(len(cells)), counts)
+    wrapped = wrap_positions(pos, row, idx)
+    for chunk in (16_000_000, 7):  # one chunk, and many small chunks
+        edges, shifts = batched_neighbor_list(wrapped, row, counts, cutoff, chunk_pairs=chunk)
+        vec = wrapped[edges[1]] - wrapped[edges[0]] + torch.bmm(shifts.unsqueeze(1), row[idx[edges[0]]]).squeeze(1)
+        got = sorted((int(i), int(j), round(float(d), 6)) for i, j, d in zip(edges[0], edges[1], vec.norm(dim=1)))
+        ref, off = [], 0
+        for a in cells:
+            i, j, d = neighbor_list("ijd", a, cutoff)
+            ref += [(int(x) + off, int(y) + off, round(float(z), 6)) for x, y, z in zip(i, j, d)]
+            off += len(a)
+        assert got == sorted(ref)
+    assert len(ref) > 150 and any(i == j for i, j, _ in ref)  # tiny Cu cell: an atom sees its own images

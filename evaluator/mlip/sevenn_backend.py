@@ -69,8 +69,12 @@ def torch_sim_model(network, device, dtype):
     from torch_sim.models.sevennet import SevenNetModel
 
     class SevenNet010Model(SevenNetModel):
+        neighbors = "batched"  # or "vesin": torch-sim's per-structure lists
+
         def forward(self, state) -> dict:
             state = state.to(self._device) if state.device != self._device else state
+            if self.neighbors == "batched":
+                return self._forward_batched(state)
             counts = torch.bincount(state.system_idx).tolist()
             data_list, lo = [], 0
             for b, n in enumerate(counts):
@@ -91,6 +95,27 @@ def torch_sim_model(network, device, dtype):
             batched = Collater([], follow_batch=None, exclude_keys=None)(data_list)
             batched.to(self.device)
             output = self.model(batched)
+            return {"energy": output[key.PRED_TOTAL_ENERGY].detach(),
+                    "forces": output[key.PRED_FORCE].detach(),
+                    "stress": -voigt_6_to_full_3x3_stress(output[key.PRED_STRESS].detach()[..., [0, 1, 2, 4, 5, 3]])}
+
+        def _forward_batched(self, state) -> dict:
+            """One neighbour list for the whole batch (evaluator.mlip.neighbors), one model call."""
+            from evaluator.mlip.neighbors import batched_neighbor_list, wrap_positions
+
+            idx = state.system_idx
+            counts = torch.bincount(idx, minlength=state.n_systems)
+            cells = state.row_vector_cell
+            pos = wrap_positions(state.positions, cells, idx)
+            edge_idx, shifts_idx = batched_neighbor_list(pos, cells, counts, float(self.cutoff))
+            edge_vec = pos[edge_idx[1]] - pos[edge_idx[0]] + torch.bmm(
+                shifts_idx.unsqueeze(1), cells[idx[edge_idx[0]]]).squeeze(1)
+            numbers = state.atomic_numbers.to(torch.int64)
+            data = {key.NODE_FEATURE: numbers, key.ATOMIC_NUMBERS: numbers, key.POS: pos,
+                    key.EDGE_IDX: edge_idx, key.EDGE_VEC: edge_vec, key.CELL: cells.reshape(-1, 3),
+                    key.CELL_SHIFT: shifts_idx, key.CELL_VOLUME: torch.linalg.det(cells),
+                    key.NUM_ATOMS: counts, key.BATCH: idx}
+            output = self.model(data)
             return {"energy": output[key.PRED_TOTAL_ENERGY].detach(),
                     "forces": output[key.PRED_FORCE].detach(),
                     "stress": -voigt_6_to_full_3x3_stress(output[key.PRED_STRESS].detach()[..., [0, 1, 2, 4, 5, 3]])}
