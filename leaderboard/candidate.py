@@ -159,6 +159,17 @@ def flags_text(row: pd.Series | dict, max_sites: int | None = None) -> list[str]
     return out
 
 
+def _describe(value: Any) -> str:
+    """A reference record as text: floats to 3 decimals, lists (decomposition products) joined."""
+    if isinstance(value, dict):
+        return " · ".join(f"{k}: {_describe(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + "; ".join(_describe(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
 def details_markdown(row: pd.Series | dict, record: dict, max_sites: int | None = None) -> str:
     """E_hull before/after relaxation, relaxation RMSD, nearest reference entry, flags."""
     formula = row.get("reduced_formula") or row.get("formula") or ""
@@ -167,10 +178,11 @@ def details_markdown(row: pd.Series | dict, record: dict, max_sites: int | None 
              f"- **E_hull after relaxation:** {_ev(record.get('e_hull_relaxed'))}"]
     rmsd = record.get("rmsd")
     lines.append(f"- **Relaxation RMSD:** {'—' if rmsd is None else f'{float(rmsd):.3f} Å'}")
+    if record.get("formation_energy_per_atom") is not None:
+        lines.append(f"- **Formation energy:** {_ev(record.get('formation_energy_per_atom'))}")
     ref = record.get("nearest_reference")
     if isinstance(ref, dict) and ref:
-        bits = " · ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in ref.items())
-        lines.append(f"- **Nearest reference entry:** {bits}")
+        lines.append(f"- **Nearest reference entry:** {_describe(ref)}")
     else:
         lines.append("- **Nearest reference entry:** none (no reference entry in its chemical system "
                      "matched or was recorded)")

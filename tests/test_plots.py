@@ -102,3 +102,62 @@ def test_scatter_escapes_user_metadata_in_labels_and_hover():
     labels = list(fig.data[2].text) + [c[0] for t in fig.data[1:] for c in t.customdata]
     assert '&lt;a href="https://evil.example"&gt;A&lt;/a&gt;' in labels
     assert not any("<a" in str(v) for v in labels)
+
+
+def test_scatter_error_bars_from_stored_intervals():
+    res = pd.DataFrame({"submission_id": ["a", "b"], "model_name": ["A", "B"], "provenance": ["leaderboard worker"] * 2,
+                        "evaluator_version": ["2.0", None],
+                        "novelty.novel_count": [5, 8], "novelty.novel_frac_submitted": [0.5, 0.8],
+                        "stability.stable_count": [1, 2], "stability.stable_frac_submitted": [0.1, 0.2],
+                        "uncertainty.novelty.novel_frac_submitted.lo": [0.4, np.nan],
+                        "uncertainty.novelty.novel_frac_submitted.hi": [0.65, np.nan]})
+    fig = P.scatter(res, "novelty.novel", "stability.stable")
+    pts = [t for t in fig.data if t.mode and "markers" in t.mode]
+    all_plus = np.concatenate([np.asarray(t.error_x.array, float) for t in pts if t.error_x.array is not None])
+    all_minus = np.concatenate([np.asarray(t.error_x.arrayminus, float) for t in pts if t.error_x.array is not None])
+    assert sorted(np.round(all_plus[np.isfinite(all_plus)], 6)) == [15.0]  # A: 50 % +15 / −10, B: none
+    assert sorted(np.round(all_minus[np.isfinite(all_minus)], 6)) == [10.0]
+    assert "confidence intervals" in fig.layout.title.text and "relative to the reference" in fig.layout.title.text
+    assert fig.layout.xaxis.range[1] > 65  # the axis holds the whole interval
+    hover = [t.customdata[0][3] for t in pts]
+    assert {"leaderboard evaluator 2.0", "leaderboard evaluator (version not recorded)"} == set(hover)
+    no_ci = P.scatter(res.drop(columns=[c for c in res if c.startswith("uncertainty")]), "novelty.novel",
+                      "stability.stable")
+    assert all(t.error_x.array is None for t in no_ci.data if t.mode and "markers" in t.mode)
+    assert "confidence intervals" not in no_ci.layout.title.text
+
+
+def test_comparison_figures():
+    fig = P.ehull_overlay({"A": [0.0, 0.05, 0.2, None], "B": [0.01, 0.3]})
+    assert [t.type for t in fig.data] == ["histogram", "histogram"] and fig.layout.barmode == "overlay"
+    assert fig.data[0].name == "A (3)" and fig.data[0].xbins.size == fig.data[1].xbins.size
+    cov = P.element_coverage_compare({"A": {"O": 2, "Na": 1}, "B": {"O": 1, "Fe": 1}}, {"A": 2, "B": 4})
+    assert list(cov.data[0].x) == ["O", "Na", "Fe"]  # atomic-number order
+    assert list(cov.data[0].y) == [100.0, 50.0, 0.0] and list(cov.data[1].y) == [25.0, 0.0, 25.0]
+    assert "No E_hull" in P.ehull_overlay({"A": []}).layout.annotations[0].text
+
+
+def test_candidate_figures_and_details():
+    from leaderboard import candidate as C
+
+    s = {"species": ["Na", "Cl"], "cart_coords": [[0, 0, 0], [1.4, 1.4, 1.4]],
+         "lattice": [[2.8, 0, 0], [0, 2.8, 0], [0, 0, 2.8]], "bonds": [[0, 1, [0, 0, 0], [1.4, 1.4, 1.4]]]}
+    fig = C.structure_figure(s)
+    names = [t.name for t in fig.data]
+    assert names == ["unit cell", "bonds", "Na", "Cl"] and all(t.type == "scatter3d" for t in fig.data)
+    assert sum(v is None for v in fig.data[0].x) == 12  # twelve cell edges
+    assert fig.data[2].marker.color != fig.data[3].marker.color  # coloured by element
+    pd_fig = C.phase_diagram_figure({"phase_diagram": None, "phase_diagram_reason": "more than 4 elements"})
+    assert "more than 4 elements" in pd_fig.layout.annotations[0].text
+    import plotly.graph_objects as go
+
+    stored = go.Figure(go.Scatter(x=[0, 1], y=[0, 0], name="candidate")).to_json()
+    assert C.phase_diagram_figure({"phase_diagram": stored}).data[0].name == "candidate"
+    rec = {"e_hull_unrelaxed": 0.1234567, "e_hull_relaxed": -0.0051404231961373004, "rmsd": 0.5,
+           "nearest_reference": {"products": [{"id": "mp-1", "fraction": 0.25}], "e_above_hull": 0.01}}
+    text = C.details_markdown({"index": 3, "reduced_formula": "NaCl", C.BEYOND_REFERENCE_COLUMN: True,
+                               C.SPARSE_CHEMSYS_COLUMN: None}, rec, 20)
+    assert "-0.005 eV/atom" in text and "0.123 eV/atom" in text and "0.500 Å" in text
+    assert "products: [id: mp-1 · fraction: 0.250]" in text
+    assert "larger than any reference cell (20 sites)" in text and "sparse" not in text
+    assert C.parse("{not json") is None and C.parse('{"a": 1}') == {"a": 1}

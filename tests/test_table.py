@@ -177,3 +177,73 @@ def test_cached_results_ttl_and_fingerprint():
     token[0] = "v3"
     long.get()
     assert long.loads == 1  # within the TTL the store is not even asked
+
+
+def with_intervals(df: pd.DataFrame) -> pd.DataFrame:
+    """Intervals as summary_row flattens summary.json's "uncertainty" block (d has none)."""
+    df = df.copy()
+    f = df["sun.sun_frac_submitted"] + df["sun.msun_frac_submitted"]
+    df["sun.sun_plus_msun_frac_submitted"] = f
+    df["sun.sun_plus_msun_count"] = df["sun.sun_count"] + df["sun.msun_count"]
+    df["sun.sun_plus_msun_frac_valid"] = df["sun.sun_plus_msun_count"] / df["n_valid"]
+    half = [0.04, 0.07, 0.001, np.nan]
+    df["uncertainty.sun.sun_plus_msun_frac_submitted.lo"] = f - half
+    df["uncertainty.sun.sun_plus_msun_frac_submitted.hi"] = f + half
+    df["uncertainty.validity.valid_frac_submitted.lo"] = df["validity.valid_frac_submitted"] - 0.1
+    df["uncertainty.validity.valid_frac_submitted.hi"] = df["validity.valid_frac_submitted"]
+    df["uncertainty_level"] = 0.95
+    return df
+
+
+def test_intervals_are_shown_and_overlaps_named():
+    df = with_intervals(results())
+    assert not any(m.key.startswith("uncertainty") for m in T.measures_of(df))  # never a metric
+    v = T.build_view(df)
+    rows = {r["Model"].split(" (")[0]: r for r in v.frame.to_dict("records")}
+    # SUN + MSUN: a 15 % ± 4, b 12 % ± 7, c 20 % ± 0.1, d no interval.
+    assert rows["Alpha"]["SUN + MSUN 95 % CI [%]"] == "11.0–19.0"
+    assert rows["Delta"]["SUN + MSUN 95 % CI [%]"] == "—"
+    assert rows["Gamma"]["CI overlaps (rank metric)"] == ""  # 19.9–20.1 % overlaps neither
+    assert rows["Alpha"]["CI overlaps (rank metric)"] == "#3 Beta (2)"
+    assert rows["Beta"]["CI overlaps (rank metric)"] == "#2 Alpha (1)"
+    assert rows["Delta"]["CI overlaps (rank metric)"] == "—"
+    assert "Valid 95 % CI [%]" not in v.frame.columns  # compact: the rank metric's interval only
+    full = T.build_view(df, view="full")
+    assert full.frame["Valid 95 % CI [%]"].tolist()[0] == "40.0–50.0"  # Gamma ranks first: 5/10 valid
+    # The rank metric without intervals (old results): no overlap claims.
+    bare = T.build_view(results())
+    assert set(bare.frame["CI overlaps (rank metric)"]) == {"—"}
+
+
+def test_fractions_energies_and_reference_note():
+    df = results()
+    df["validity.valid_frac_parsed"] = [0.96666666, 1.0, 0.5, 1.0]
+    ms = {m.key: m for m in T.measures_of(df)}
+    assert ms["validity.valid_frac_parsed"].header() == "Valid (of parsed) ↑ [%]"
+    v = T.build_view(df, view="full")
+    assert v.frame["Valid (of parsed) ↑ [%]"].tolist()[1] == pytest.approx(96.666666)  # ×100 like the rates
+    assert v.formats["Valid (of parsed) ↑ [%]"] == "{:.1f}" and v.formats["Mean E_hull ↓ [eV/atom]"] == "{:.3f}"
+    html = v.styler().to_html()
+    assert "96.7" in html and "0.100" in html and "0.10000000" not in html
+    assert T.reference_note(df).count("coverage was not recorded") == 1
+    df["reference"] = "mp20"
+    df["reference_coverage"] = "MP-20 holds cells of ≤ 20 atoms"
+    df["reference_n_structures"], df["reference_max_sites"] = 45229, 20
+    note = T.reference_note(df)
+    assert "mp20 (45,229 structures, ≤ 20 sites per cell): MP-20 holds cells of ≤ 20 atoms" in note
+
+
+def test_summary_row_carries_intervals_and_coverage():
+    from leaderboard.queue import Job
+    from leaderboard.results import summary_row
+
+    summary = {"metrics": {"sun": {"sun_frac_submitted": 0.2}},
+               "uncertainty": {"sun": {"sun_frac_submitted": {"lo": 0.1, "hi": 0.3}}},
+               "provenance": {"evaluator_version": "1.2", "uncertainty": {"level": 0.95, "n_resamples": 1000,
+                                                                          "seed": 0, "method": "bootstrap"},
+                              "reference": {"id": "mp20", "coverage": {"description": "d", "n_structures": 5,
+                                                                       "max_sites": 20}}}}
+    row = summary_row(Job(id="x"), {}, summary)
+    assert row["uncertainty.sun.sun_frac_submitted.lo"] == 0.1 and row["uncertainty.sun.sun_frac_submitted.hi"] == 0.3
+    assert (row["reference_coverage"], row["reference_max_sites"], row["uncertainty_level"]) == ("d", 20, 0.95)
+    assert T.provenance_label(row["provenance"], row["evaluator_version"]) == "leaderboard evaluator 1.2"
