@@ -61,7 +61,8 @@ def structure_from_cif(text: str, limits: IngestLimits | None = None):
         warnings.simplefilter("always")
         try:
             parser = CifParser.from_str(text)
-            too_many = cif_symbol_problem(parser) or cif_atom_problem(parser, limits or IngestLimits())
+            too_many = (cif_cell_problem(parser) or cif_symbol_problem(parser)
+                        or cif_atom_problem(parser, limits or IngestLimits()))
             if too_many:
                 return None, too_many
             structures = parser.parse_structures(primitive=False, on_error="raise")
@@ -95,6 +96,25 @@ def cif_symbol_problem(parser) -> str | None:
             for label in labels if isinstance(labels, list) else [labels]:
                 if is_placeholder_symbol(str(label)):
                     return symbol_problem(str(label))
+    return None
+
+
+def cif_cell_problem(parser) -> str | None:
+    """Why a block's cell lengths are unusable: a length <= 0. pymatgen would build a
+    left-handed cell from a negative length, with the supplements of two angles: a
+    different crystal, so it is refused rather than normalised (other formats give the
+    cell matrix itself; a left-handed matrix is normalised in ``checks.right_handed``)."""
+    from pymatgen.io.cif import str2float
+
+    for data in parser.as_dict().values():
+        for axis in "abc":
+            raw = data.get(f"_cell_length_{axis}")
+            try:
+                value = str2float(raw) if isinstance(raw, str) else None
+            except (ValueError, TypeError):
+                continue  # pymatgen reports it
+            if value is not None and value <= 0:
+                return shorten(f"invalid cell: _cell_length_{axis} = {raw} (cell lengths must be positive)")
     return None
 
 

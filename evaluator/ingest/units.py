@@ -138,6 +138,7 @@ def parse_units(units: list[Unit], limits: IngestLimits, on_done: Callable[[int]
                     break
                 elif len(group) > 1:
                     again += [[i] for i in group]
+                    late()
                     continue
                 else:
                     why = failure_reason(out.error, out.timed_out, limits)
