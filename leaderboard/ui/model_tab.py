@@ -303,7 +303,9 @@ _LB_FILES: dict[int, tuple[int, tuple[str, str]]] = {}  # id(ctx) -> (results lo
 
 def whole_table(res: pd.DataFrame, kind: str, folder: Path | None = None) -> str:
     if kind == "csv":
-        return _write_tmp("leaderboard.csv", lambda p: res.to_csv(p, index=False), folder=folder)
+        from leaderboard.csv_safe import write_csv
+
+        return _write_tmp("leaderboard.csv", lambda p: write_csv(res, p), folder=folder)
     return _write_tmp("leaderboard.parquet", lambda p: res.to_parquet(p, index=False), folder=folder)
 
 
@@ -403,7 +405,9 @@ def build(ctx: AppContext) -> dict:
         pq = csv = None
         if df is not None:
             pq = _write_tmp(f"{base}_structures.parquet", lambda p: df.to_parquet(p, index=False), reuse=True)
-            csv = _write_tmp(f"{base}_structures.csv", lambda p: df.to_csv(p, index=False), reuse=True)
+            from leaderboard.csv_safe import write_csv
+
+            csv = _write_tmp(f"{base}_structures.csv", lambda p: write_csv(df, p), reuse=True)
         sj = _write_tmp(f"{base}_summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=str)), reuse=True)
         stab = (summary.get("provenance") or {}).get("config") or {}
         if df is not None and (eh := ehull_column(df)):
