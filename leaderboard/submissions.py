@@ -25,6 +25,8 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "submissions_schema.json"
 SUBMISSIONS_DIR = "submissions"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,120}$")
 SERVER_FIELDS = ("submitter", "file_sha256")  # filled in by submit()
+MAX_META_DEPTH = 8  # nesting levels of the metadata JSON (the schema's fields are flat)
+MAX_ECHO = 200  # characters of a user's value quoted back in a message
 
 
 def stored_name(name: str) -> str:
@@ -37,6 +39,25 @@ def stored_name(name: str) -> str:
 
 class SubmissionError(ValueError):
     """The submission is refused; the message tells the user what to fix."""
+
+
+def _clip(text: str, limit: int = MAX_ECHO) -> str:
+    """A message quoting user values, cut short (a refusal never echoes a 10 MB field)."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def meta_type_problem(meta) -> str | None:
+    """Why ``meta`` is not usable metadata at all (not a JSON object, nested too deeply), or None."""
+    from evaluator.ingest.jsonload import nesting_depth
+
+    if not isinstance(meta, dict):
+        kind = {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+                type(None): "null"}.get(type(meta), type(meta).__name__)
+        return f"metadata must be a JSON object of fields (model_name, model_version, ...), not a {kind}"
+    if nesting_depth(meta, MAX_META_DEPTH) > MAX_META_DEPTH:
+        return f"metadata is nested too deeply (more than {MAX_META_DEPTH} levels); its fields are plain values"
+    return None
 
 
 @dataclass
@@ -103,14 +124,15 @@ def validate_meta(meta: dict, *, complete: bool = True) -> list[str]:
     ``complete=False`` (a form before upload): the server-filled fields
     ``submitter`` and ``file_sha256`` may be missing; blank strings count as missing.
     """
-    if not isinstance(meta, dict):
-        return ["metadata must be a JSON object"]
+    problem = meta_type_problem(meta)
+    if problem:
+        return [problem]
     if not complete:
         meta = clean_meta(meta)
         meta.setdefault("submitter", "placeholder")
         meta.setdefault("file_sha256", "0" * 64)
     errors = sorted(_validator().iter_errors(meta), key=lambda e: (list(e.absolute_path), e.message))
-    return [_describe(e) for e in errors]
+    return [_clip(_describe(e)) for e in errors]
 
 
 def clean_meta(meta: dict) -> dict:
@@ -158,6 +180,9 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
     a refused upload (no file, too many/large files, unsafe file name).
     """
     policy = policy or SubmissionPolicy.from_env()
+    problem = meta_type_problem(meta)
+    if problem:
+        raise SubmissionError(problem)
     paths = [Path(f) for f in files]
     if not paths:
         raise SubmissionError("no file uploaded: attach the generated structures")
@@ -167,7 +192,7 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
     names, infos, total = set(), [], 0
     for p in paths:
         if not p.is_file():
-            raise SubmissionError(f"upload {p.name!r} is not a readable file")
+            raise SubmissionError(f"upload {_clip(repr(p.name), 120)} is not a readable file")
         name = stored_name(p.name)
         if name in names:
             raise SubmissionError(f"two uploaded files are both named {name!r}")
