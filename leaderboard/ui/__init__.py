@@ -30,8 +30,12 @@ def theme() -> gr.themes.Base:
 
 
 def launch_kwargs() -> dict:
-    """Arguments for ``Blocks.launch`` that belong to the app (theme, CSS)."""
-    return {"theme": theme(), "css": CSS, "footer_links": ["api"]}
+    """Arguments for ``Blocks.launch`` that belong to the app (theme, CSS, and an upload size
+    limit equal to the ingestion limit, so Gradio refuses a bigger file before storing it)."""
+    from evaluator.config import IngestLimits
+
+    return {"theme": theme(), "css": CSS, "footer_links": ["api"],
+            "max_file_size": IngestLimits().max_upload_bytes}
 
 
 def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
