@@ -8,6 +8,7 @@ from leaderboard.example import EXAMPLE_META, build_example
 from leaderboard.ui.context import AppContext
 from leaderboard.ui.forms import build_form
 from leaderboard.ui.jobs import md_text
+from leaderboard.uploads import discard_refused
 
 ACCEPTED_TEXT = ("CIF (one or many blocks), POSCAR/CONTCAR, extxyz/xyz, CSV/JSON/JSONL "
                  "(a structure column or pymatgen dicts), or a zip/tar/tar.gz of these")
@@ -57,8 +58,10 @@ def check_files(files, ctx: AppContext | None = None) -> str:
     try:
         check = inspect(paths)
     except (IngestError, OSError) as exc:
+        discard_refused(paths)
         return f"**Refused:** {md_text(exc)}\n\nAccepted formats: {ACCEPTED_TEXT}."
     if check.n_parsed == 0:
+        discard_refused(paths)
         lines = [f"**Refused:** none of the {check.n_items} structures could be read."]
         lines += [f"- {md_text(src)}: {md_text(why)}" for src, why in check.failures]
         return "\n".join(lines)
@@ -110,8 +113,10 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
     try:  # fast checks before enqueueing: format, size, count, parse errors
         check = inspect(paths)
     except (IngestError, OSError) as exc:
+        discard_refused(paths)
         return f"**Upload refused:** {md_text(exc)}", None
     if check.n_parsed == 0:
+        discard_refused(paths)
         first = "; ".join(f"{md_text(s)}: {md_text(w)}" for s, w in check.failures[:3])
         return f"**Upload refused:** none of the {check.n_items} structures could be read ({first}).", None
     estimate = upload_estimate(ctx, check.n_parsed, verb="starts")  # the queue as it was before this one
