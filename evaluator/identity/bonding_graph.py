@@ -78,11 +78,38 @@ def _econ(tol: float = TOL, cutoff: float = CUTOFF):
     return EconNN(tol=tol, cutoff=cutoff, use_fictive_radius=True)
 
 
-def site_radii(structure: Structure) -> np.ndarray:
-    """Per site, the radius EconNN's fictive-radius rule uses (pymatgen's own functions)."""
+def _covalent_radii() -> dict:
+    try:  # pymatgen-core layout
+        from pymatgen.core.molecule_structure_comparator import CovalentRadius
+    except ImportError:  # older pymatgen
+        from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
+    return CovalentRadius.radius
+
+
+def _default_radius(specie) -> float:
+    """pymatgen's ``local_env._get_default_radius``: covalent radius, else atomic radius."""
+    try:
+        return _covalent_radii()[specie.symbol]
+    except Exception:  # noqa: BLE001 - the same fallback as pymatgen's
+        return specie.atomic_radius
+
+
+def _pymatgen_radius(site) -> float:
+    """pymatgen's own ``_get_radius`` (ionic radius of an oxidation state), then default."""
     from pymatgen.analysis.local_env import EconNN
 
     local_env = sys.modules[EconNN.__module__]  # where the private helpers live
+    r = local_env._get_radius(site)
+    return r if r != 0 else local_env._get_default_radius(site)
+
+
+def site_radii(structure: Structure) -> np.ndarray:
+    """Per site, the radius EconNN's fictive-radius rule uses.
+
+    A site without an oxidation state (an Element) gets 0 from pymatgen's ``_get_radius``
+    (with a warning), hence ``_get_default_radius``: that rule is applied here directly,
+    which spares importing ``local_env`` (seconds per process). Decorated sites go through
+    pymatgen's own functions."""
     cache: dict = {}
     out = np.empty(len(structure))
     with warnings.catch_warnings():
@@ -90,8 +117,9 @@ def site_radii(structure: Structure) -> np.ndarray:
         for k, site in enumerate(structure):
             specie = site.specie  # raises on a disordered site, as pymatgen's path does
             if specie not in cache:
-                r = local_env._get_radius(site)
-                cache[specie] = r if r != 0 else local_env._get_default_radius(site)
+                cache[specie] = _pymatgen_radius(site) if hasattr(specie, "oxi_state") else _default_radius(specie)
+            if cache[specie] is None:  # e.g. Bk: pymatgen's arithmetic fails on None too
+                raise TypeError(f"no covalent or atomic radius for {specie} (EconNN cannot weigh its bonds)")
             out[k] = cache[specie]
     return out
 

@@ -51,8 +51,7 @@ BAWL_SETTINGS = {"bonding": "EconNN", "tol": 0.2, "cutoff": 10, "use_fictive_rad
 GRAPHS = ("vectorised", "pymatgen")
 TIMED_OUT = "fingerprint timed out"
 # modules the fork server imports once, so each fingerprint child starts warm
-PRELOAD = ("evaluator.identity.fingerprint", "pymatgen.core", "pymatgen.analysis.local_env",
-           "pymatgen.analysis.graphs", "pymatgen.symmetry.analyzer")
+PRELOAD = ("evaluator.identity.fingerprint", "pymatgen.core", "pymatgen.symmetry.analyzer")
 
 
 def bonding_graph(structure: Structure):
@@ -179,6 +178,16 @@ def safe_fingerprint_pair(item: tuple[Structure, str]) -> FingerprintResult:
         return None, None, f"fingerprint failed: {type(exc).__name__}: {exc}"[:300]
 
 
+def warm_up(graph: str = "vectorised") -> None:
+    """Import what a fingerprint needs (run in each child before its first item, so the
+    per-structure bound measures the fingerprint, not the imports)."""
+    import importlib
+
+    for module in PRELOAD + (("pymatgen.analysis.local_env", "pymatgen.analysis.graphs",
+                              "structuregraph_helpers._hasher") if graph == "pymatgen" else ()):
+        importlib.import_module(module)
+
+
 def fingerprints(structures: Sequence[Structure], processes: int = 2,
                  progress: Callable[[int, int], None] | None = None,
                  timeout_s: float | None = None, graph: str = "vectorised",
@@ -205,7 +214,8 @@ def fingerprints(structures: Sequence[Structure], processes: int = 2,
 
     results: list[FingerprintResult | None] = [None] * n
     with run_bounded(safe_fingerprint_pair, [(s, graph) for s in structures],
-                     workers=max(1, int(processes)), timeout_s=timeout_s, preload=PRELOAD) as outcomes:
+                     workers=max(1, int(processes)), timeout_s=timeout_s, preload=PRELOAD,
+                     initializer=warm_up, initargs=(graph,)) as outcomes:
         for done, o in enumerate(outcomes, 1):
             if o.ok:
                 results[o.index] = o.value
