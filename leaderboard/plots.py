@@ -223,42 +223,54 @@ def ehull_histogram(values: Iterable[float], stable: float = 0.0, metastable: fl
 
 
 def element_counts(formulas: Iterable[str | None]) -> Counter:
-    """Number of structures containing each element, from (reduced) formulas."""
-    from pymatgen.core import Composition
+    """Number of structures containing each element, from (reduced) formulas (ase's
+    formula parser: the app does not import pymatgen)."""
+    from ase.data import atomic_numbers
+    from ase.formula import Formula
 
     counts: Counter = Counter()
     for f in formulas:
         if not isinstance(f, str) or not f:
             continue
         try:
-            counts.update({el.symbol for el in Composition(f).elements})
+            els = {el for el, n in Formula(f.replace(" ", "")).count().items() if n}
         except Exception:  # noqa: BLE001 - an unparsable formula contributes nothing
             continue
+        if els and all(el in atomic_numbers and atomic_numbers[el] > 0 for el in els):
+            counts.update(els)
     return counts
 
 
-def _table_position(z: int) -> tuple[int, int]:
-    """(row, column) 0-based in an 18-column table with f-block rows 8 and 9."""
-    from pymatgen.core.periodic_table import Element
+PERIOD_STARTS = (1, 3, 11, 19, 37, 55, 87)  # atomic number opening each period
 
+
+def _table_position(z: int) -> tuple[int, int]:
+    """(row, column) 0-based in an 18-column table with f-block rows 8 and 9 (La-Lu, Ac-Lr)."""
     if 57 <= z <= 71:
         return 8, 2 + (z - 57)
     if 89 <= z <= 103:
         return 9, 2 + (z - 89)
-    el = Element.from_Z(z)
-    return el.row - 1, el.group - 1
+    period = max(i for i, start in enumerate(PERIOD_STARTS) if z >= start)
+    k = z - PERIOD_STARTS[period]  # place within the period
+    if period == 0:
+        return 0, 0 if z == 1 else 17
+    if period in (1, 2):  # s block, then p block (groups 13-18)
+        return period, k if k < 2 else k + 10
+    if period in (3, 4):
+        return period, k
+    return period, k if k < 2 else k - 14  # the 15 f-block elements sit in rows 8/9
 
 
 def periodic_table(counts: dict[str, int], title: str = "Element coverage",
                    total: int | None = None) -> go.Figure:
     """Periodic-table heatmap of how many structures contain each element."""
-    from pymatgen.core.periodic_table import Element
+    from ase.data import chemical_symbols
 
     z = np.full((10, 18), np.nan)
     text = np.full((10, 18), "", dtype=object)
     hover = np.full((10, 18), "", dtype=object)
     for Z in range(1, 119):
-        sym = Element.from_Z(Z).symbol
+        sym = chemical_symbols[Z]
         r, c = _table_position(Z)
         n = int(counts.get(sym, 0))
         z[r, c] = n if n else np.nan

@@ -161,3 +161,24 @@ def test_candidate_figures_and_details():
     assert "products: [id: mp-1 · fraction: 0.250]" in text
     assert "larger than any reference cell (20 sites)" in text and "sparse" not in text
     assert C.parse("{not json") is None and C.parse('{"a": 1}') == {"a": 1}
+
+
+def test_periodic_table_and_cif_without_pymatgen_match_pymatgen():
+    """The app draws the periodic table and writes CIFs with ase (no pymatgen import in the UI);
+    positions and structures agree with pymatgen's."""
+    import json
+
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.core.periodic_table import Element
+
+    from leaderboard.ui.model_tab import to_cif
+
+    for z in range(1, 119):
+        if not (57 <= z <= 71 or 89 <= z <= 103):
+            el = Element.from_Z(z)
+            assert P._table_position(z) == (el.row - 1, el.group - 1), z
+    assert P._table_position(57) == (8, 2) and P._table_position(103) == (9, 16)
+    assert P.element_counts(["NaCl", "Fe2O3", "Xx2", None, "NaO"]) == {"Na": 2, "Cl": 1, "Fe": 1, "O": 2}
+    s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    back = Structure.from_str(to_cif(json.dumps(s.as_dict())), fmt="cif")
+    assert back.matches(s) and back.composition == s.composition

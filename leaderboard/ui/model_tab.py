@@ -108,14 +108,29 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
 
 
 def to_cif(structure_json: str | None) -> str:
-    """CIF text of a pymatgen Structure JSON string."""
+    """CIF text of a pymatgen Structure JSON string (written by ase for ordered structures, so
+    the app does not import pymatgen; pymatgen's CifWriter only for partial occupancies)."""
     if not isinstance(structure_json, str) or not structure_json:
         return "# no structure stored for this row"
-    from pymatgen.core import Structure
-    from pymatgen.io.cif import CifWriter
+    d = json.loads(structure_json)
+    sites = d.get("sites") or []
+    ordered = all(len(site.get("species") or []) == 1 and float(site["species"][0].get("occu", 1)) == 1.0
+                  for site in sites)
+    if not ordered:
+        from pymatgen.core import Structure
+        from pymatgen.io.cif import CifWriter
 
-    s = Structure.from_dict(json.loads(structure_json))
-    return str(CifWriter(s))
+        return str(CifWriter(Structure.from_dict(d)))
+    import io
+
+    from ase import Atoms
+    from ase.io import write
+
+    atoms = Atoms(symbols=[site["species"][0]["element"] for site in sites],
+                  scaled_positions=[site["abc"] for site in sites], cell=d["lattice"]["matrix"], pbc=True)
+    buf = io.BytesIO()
+    write(buf, atoms, format="cif")
+    return "# written by ase from the stored structure\n" + buf.getvalue().decode()
 
 
 # ---------------------------------------------------------------- summaries
