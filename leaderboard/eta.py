@@ -298,9 +298,13 @@ class Estimator:
     def remaining(self, job, now: float, n_structures: int | None = None) -> Estimate:
         """Time left for a RUNNING job: the rest of its stage at the measured rate, plus the
         later stages at past (or modelled) per-structure costs. ``n_structures`` is used
-        when the running stage does not count structures."""
+        when the running stage does not count structures. A stalled job (no progress for
+        ``stall_warn_s``) has no estimate: its last rate no longer says anything."""
         p = progress_of(job)
         stage = str(p.get("stage") or "")
+        idle = seconds_since_progress(job, now)
+        if idle is not None and idle >= stall_warn_s():
+            return Estimate(None, f"no progress for {round(idle / 60)} min: stalled")
         done, total = _num(p.get("done")) or 0.0, _num(p.get("total")) or 0.0
         rate = measured_rate(p, now)
         if total <= 0 or done >= total:

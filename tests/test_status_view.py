@@ -150,10 +150,14 @@ def test_stall_threshold_follows_the_worker_watchdog():
     assert stall_warn_s({"GENBENCH_STALL_WARN_S": "90", "GENBENCH_STALL_TIMEOUT": "120"}) == 90
 
 
-def test_stalled_warning_only_past_the_threshold():
+def test_stalled_warning_only_past_the_threshold(monkeypatch):
+    monkeypatch.delenv("GENBENCH_STALL_WARN_S", raising=False)
+    monkeypatch.delenv("GENBENCH_STALL_TIMEOUT", raising=False)
     quiet = running(idle=400)
     assert "**STALLED:** no progress for 6 min 40 s" in J.job_detail(quiet, None, now=NOW, stall_s=300)
     assert "STALLED" not in J.job_detail(quiet, None, now=NOW, stall_s=600)
+    stale = Estimator.from_jobs([], CPU).remaining(quiet, NOW)  # default threshold: 300 s
+    assert stale.seconds is None and "stalled" in stale.basis
     rows = J.status_rows([quiet, running("r2")], {}, now=NOW, stall_s=300).set_index("Submission")
     assert rows.loc["r1", "Status"] == "RUNNING (stalled)" and rows.loc["r2", "Status"] == "RUNNING"
 
