@@ -1,4 +1,4 @@
-"""Throughput of relax + E_hull: one-at-a-time ASE vs batched vs process pool, in one run.
+"""Throughput of relax + E_hull: one-at-a-time ASE vs batched engine vs lock-step batched vs process pool.
 
 N structures from ``structures/mp_sample`` (random, seeded; optionally rattled so
 relaxations do real work) are relaxed with each mode in a fresh subprocess (so
@@ -7,7 +7,11 @@ the ratio to the one-at-a-time ASE baseline measured in the same run, peak RSS
 (process + children) and, on CUDA, peak GPU memory.
 
     python bench/stability_speed.py --n 100                 # CPU: serial, batched, pool
-    python bench/stability_speed.py --device cuda --n 2500  # GPU: serial, batched
+    python bench/stability_speed.py --n 100 --mlip sevenn   # CPU: serial, pool, engine
+    python bench/stability_speed.py --device cuda --n 2500 --mlip sevenn  # GPU: serial, engine
+
+Modes: ``serial`` (ASE one at a time, the baseline), ``engine`` (evaluator.mlip.engine,
+MACE/SevenNet only), ``batched`` (ASE lock-step), ``pool`` (process pool).
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ def one_mode(args) -> dict:
     structures = sample(data, args.n, args.seed, args.max_sites, args.rattle)
     hull = load_mp20_hull(data).get("dft")
     route = energy_route(describe_mlip(args.mlip, args.model), hull)
+    if args.serial_n and args.mode == "serial":  # the slow baseline on a subset (per-structure rate)
+        structures = dict(list(structures.items())[:args.serial_n])
     settings = RelaxSettings(mlip=args.mlip, model=args.model, device=args.device, dtype=args.dtype,
                              fmax=args.fmax, steps=args.steps, mode=args.mode,
                              workers=args.workers if args.mode == "pool" else 1, max_atoms=args.max_atoms)
@@ -114,7 +120,8 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32")
     p.add_argument("--fmax", type=float, default=0.02)
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--modes", default=None, help="comma list of serial,batched,pool (default by device)")
+    p.add_argument("--modes", default=None, help="comma list of serial,engine,batched,pool (default by device, MLIP)")
+    p.add_argument("--serial-n", type=int, default=0, help="serial baseline on only the first N structures")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--max-atoms", type=int, default=4096, help="atoms per batched forward pass")
     p.add_argument("--threads", type=int, default=0, help="torch threads in-process (0 = torch default)")
@@ -124,7 +131,14 @@ def main(argv=None):
     if args.mode:
         one_mode(args)
         return
-    modes = (args.modes or ("serial,batched" if args.device.startswith("cuda") else "serial,batched,pool")).split(",")
+    from evaluator.mlip import ENGINE_BACKENDS
+
+    cuda = args.device.startswith("cuda")
+    if args.mlip in ENGINE_BACKENDS:
+        default_modes = "serial,engine" if cuda else "serial,pool,engine"
+    else:
+        default_modes = "serial,batched" if cuda else "serial,batched,pool"
+    modes = (args.modes or default_modes).split(",")
     results = []
     for mode in modes:
         cmd = [sys.executable, __file__, "--mode", mode] + [a for a in (argv or sys.argv[1:])]
@@ -136,10 +150,14 @@ def main(argv=None):
         results.append(json.loads(line[7:]))
         print(line[7:], flush=True)
     base = next((r for r in results if r["mode"] == "serial"), None)
-    print(f"\n{'mode':8} {'workers':>7} {'struct/s':>9} {'x serial':>8} {'wall s':>8} {'steps':>6} {'peak MB':>8}")
+    pool = next((r for r in results if r["mode"] == "pool"), None)
+    print(f"\n{'mode':8} {'workers':>7} {'n':>5} {'struct/s':>9} {'x serial':>8} {'x pool':>7} {'wall s':>8} "
+          f"{'steps':>6} {'peak MB':>8}")
     for r in results:
         ratio = r["structures_per_s"] / base["structures_per_s"] if base else float("nan")
-        print(f"{r['mode']:8} {r['workers']:>7} {r['structures_per_s']:9.3f} {ratio:8.2f} {r['wall_s']:8.1f} "
+        vs_pool = r["structures_per_s"] / pool["structures_per_s"] if pool else float("nan")
+        print(f"{r['mode']:8} {r['workers']:>7} {r['n']:>5} {r['structures_per_s']:9.3f} {ratio:8.2f} {vs_pool:7.2f} "
+              f"{r['wall_s']:8.1f} "
               f"{r['mean_steps']:6.1f} {r['peak_rss_mb_self_plus_largest_child']:8.0f}"
               + (f"  gpu {r['peak_gpu_mb']} MB" if "peak_gpu_mb" in r else ""))
 

@@ -251,3 +251,50 @@ def test_failed_relaxation_still_scores_the_submitted_geometry(data, tmp_path, m
     assert np.isfinite(row["stability_unrelaxed_e_above_hull"]) and row["stability_unrelaxed_e_above_hull"] > 0
     assert out.groups["stability_unrelaxed"]["hull_scored_count"] == 1
     assert out.metrics["hull_scored_count"] == 0
+
+
+def test_sevenn_end_to_end_in_the_cli(data, tmp_path):
+    """``--mlip sevenn``: SevenNet-l3i5 (ASE path on CPU), MP2020-corrected energies
+    on the MP-20 DFT hull, provenance names engine, model, checkpoint sha256 and device."""
+    import shutil
+    import subprocess
+    import sys
+
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    for p in mp_sample_cifs(data, ["mp-1487", "mp-22898"]):  # AlNi (no correction), KI (iodide correction)
+        shutil.copy(p, upload)
+    out = tmp_path / "out"
+    env = {**os.environ, "GENBENCH_DATA_DIR": str(data.root)}
+    proc = subprocess.run([sys.executable, "-m", "evaluator", "score", str(upload), "--out", str(out),
+                           "--families", "stability", "--mlip", "sevenn", "--relax-steps", "40", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["provenance"]["config"]["mlip"] == "sevenn"
+    prov = summary["provenance"]["family"]["stability"]
+    assert prov["mlip"]["name"] == "sevenn" and prov["mlip"]["model_id"] == "7net-l3i5"
+    assert len(prov["mlip"]["checkpoint_sha256"]) == 64 and prov["mlip"]["device"] == "cpu"
+    assert prov["energy_route"] == "mp2020" and prov["mlip"]["energy_scale"] == "raw-pbe"
+    assert prov["relaxation"]["mode"] in ("engine", "pool", "serial") and prov["relaxation"]["engine"]
+    t = pd.read_parquet(out / "structures.parquet")
+    assert (t["stability_status"] == "ok").all()
+    ki = t[t["source"].str.contains("22898")].iloc[0]
+    assert ki["stability_corrected_energy_per_atom"] != pytest.approx(ki["stability_energy_per_atom"])
+    assert np.isfinite(t["stability_e_above_hull"].astype(float)).all()
+
+
+def test_sevenn_family_engine_mode_matches_serial_mode(data, tmp_path):
+    from evaluator.pipeline import evaluate_items
+
+    items = _items(data, ["mp-1487", "mp-22898"], broken=False)
+    tables = {}
+    for mode in ("engine", "serial"):
+        cfg = _config(mlip="sevenn", relax_steps=40, options={"relax_mode": mode})
+        ev = evaluate_items(items, cfg, data, work_dir=tmp_path / mode)
+        prov = ev.summary["provenance"]["family"]["stability"]
+        assert prov["relaxation"]["mode"] == mode and prov["mlip"]["model_id"] == "7net-l3i5"
+        tables[mode] = ev.table
+    for col in ("stability_unrelaxed_e_above_hull", "stability_e_above_hull"):
+        np.testing.assert_allclose(tables["engine"][col].astype(float), tables["serial"][col].astype(float),
+                                   atol=1e-3 if "unrelaxed" not in col else 1e-4)

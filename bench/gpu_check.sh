@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# GPU stability check (issue 16), at most ~8 minutes on one CUDA GPU:
+#   (a) one-at-a-time ASE path, SevenNet-l3i5, 20 mp_sample cells, cap 60 s
+#   (b) batched engine, SevenNet-l3i5, all 2,473 mp_sample cells rattled 0.05 Å, cap 200 s
+#   (c) today's lock-step CHGNet path on the same cells, cap 100 s
+# A progress line every 15 s; OUTDIR/{a,b,c}.json are rewritten as results come,
+# OUTDIR/log.txt keeps the output.
+#
+#   bench/gpu_check.sh OUTDIR                                  # on the GPU machine
+#   bench/gpu_check.sh OUTDIR --device cpu --n 6 --cap 20 --every 5   # CPU dry run (typo check)
+# Extra arguments go to every part (bench/gpu_check.py --help). PYTHON picks the interpreter.
+set -uo pipefail
+OUTDIR=${1:?usage: bench/gpu_check.sh OUTDIR [--device cpu] [--n N] [--cap S] [--every S]}
+shift
+export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+PY=${PYTHON:-python}
+cd "$(dirname "$0")/.."
+mkdir -p "$OUTDIR"
+rc=0
+for part in a b c; do
+  echo "== part $part $(date -u +%H:%M:%S)" | tee -a "$OUTDIR/log.txt"
+  # hard stop 90 s past the part's own cap (model loading), whatever happens inside
+  case $part in a) hard=150;; b) hard=290;; c) hard=190;; esac
+  timeout -k 10 "$hard" "$PY" bench/gpu_check.py --part "$part" --out "$OUTDIR" "$@" 2>&1 \
+    | grep --line-buffered -v -E "Warning|warnings.warn|torch.load|^\s*$|_Jd, _W3j|val = self.func|return visitor" \
+    | tee -a "$OUTDIR/log.txt"
+  st=${PIPESTATUS[0]}
+  [ "$st" -ne 0 ] && { echo "part $part exited $st" | tee -a "$OUTDIR/log.txt"; rc=1; }
+done
+echo "== done $(date -u +%H:%M:%S); results in $OUTDIR/{a,b,c}.json" | tee -a "$OUTDIR/log.txt"
+exit $rc
