@@ -13,10 +13,10 @@ from leaderboard.ui import jobs as J
 from leaderboard.ui.context import AppContext
 
 STATUS_DATATYPES = ["str"] * (len(J.STATUS_COLUMNS) - 1) + ["markdown"]
-STATUS_WIDTHS = ["13%", "13%", "9%", "9%", "10%", "12%", "9%", "9%", "10%", "6%"]
+STATUS_WIDTHS = ["13%", "12%", "9%", "9%", "9%", "12%", "9%", "9%", "9%", "9%"]
 QUEUE_COLUMNS = [c for c in J.STATUS_COLUMNS if c != "Failure reason"]
 QUEUE_DATATYPES = ["str"] * (len(QUEUE_COLUMNS) - 1) + ["markdown"]
-QUEUE_WIDTHS = ["15%", "14%", "10%", "10%", "12%", "13%", "10%", "9%", "7%"]
+QUEUE_WIDTHS = ["14%", "13%", "10%", "10%", "12%", "13%", "10%", "9%", "9%"]
 
 # Number of structures per job id: from the upload check in this process (``remember_size``)
 # or the submitter's declared ``n_structures``; uploads are write-once, so the values stay valid.
