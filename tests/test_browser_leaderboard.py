@@ -175,6 +175,32 @@ def test_model_page_empty_state(page, server):
     page.screenshot(path=str(ARTIFACTS / "lb-model-empty.png"))
 
 
+def test_model_page_before_any_results(browser, tmp_path):
+    """On a store with no finished submission the model page says what will appear once one is
+    evaluated (and the downloads hold an empty table rather than nothing)."""
+    from leaderboard.ui import build_app, launch_kwargs
+    from leaderboard.ui.context import make_context
+
+    ctx = make_context(str(tmp_path / "state"), ttl_s=0.5, refresh_s=2.0, status_refresh_s=1.0)
+    demo = build_app(ctx)
+    demo.queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **launch_kwargs())
+    try:
+        pg = browser.new_page(viewport={"width": 1400, "height": 900})
+        pg.goto(f"http://127.0.0.1:{port}/")
+        open_tab(pg, "Model page & downloads")
+        empty = pg.locator("#model-empty")
+        empty.wait_for(state="visible")
+        assert "No finished submissions yet" in empty.inner_text() and "Submit" in empty.inner_text()
+        assert not pg.locator("#model-page").is_visible()
+        assert not any(pg.locator(f"#{e}").is_visible() for e in ("model-metrics", "model-ehull", "model-ptable"))
+        pg.close()
+    finally:
+        demo.close()
+
+
 def test_reference_limits_and_flags_on_screen(page, server):
     """Next to Novel, SUN and MSUN the reference's coverage is stated (leaderboard, plots, model
     page); candidates larger than any reference cell and sparse chemical systems are flagged."""
