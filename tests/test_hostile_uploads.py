@@ -14,6 +14,7 @@ import io
 import json
 import shutil
 import subprocess
+import tarfile
 import threading
 import time
 import warnings
@@ -104,6 +105,19 @@ def test_compressed_tar_bombs_refused_on_the_ratio(tmp_path, mode, suffix):
     f = plain_tar(tmp_path / f"bomb.{suffix}", {"zeros.cif": b"\0" * (64 << 20)}, mode)
     got = in_child([f])
     assert got["refused"].startswith(f"suspicious compression ratio in bomb.{suffix}: ")
+    assert got["seconds"] < 30 and got["grew_mib"] < 300, got
+
+
+def test_tar_header_bomb_is_counted_too(tmp_path):
+    """A 64 MiB PAX header record (not member data) in a small tar.gz: every byte out of
+    the decompressor counts, headers included."""
+    f = tmp_path / "pax.tar.gz"
+    with tarfile.open(f, "w:gz", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("a.cif")
+        info.pax_headers = {"comment": "x" * (64 << 20)}
+        tf.addfile(info, io.BytesIO(b""))
+    got = in_child([f])
+    assert got["refused"].startswith("suspicious compression ratio in pax.tar.gz: ")
     assert got["seconds"] < 30 and got["grew_mib"] < 300, got
 
 

@@ -179,5 +179,5 @@ def inspect_upload(inputs: list[str | Path], limits: IngestLimits | None = None,
     when the whole check takes longer than ``limits.max_check_seconds``."""
     limits = limits or IngestLimits()
     items = read_inputs(inputs, limits, max_seconds=limits.max_check_seconds)
-    failed = [(it.source, it.error) for it in items if it.error]
+    failed = [(shorten(it.source, 160), it.error) for it in items if it.error]
     return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors])
