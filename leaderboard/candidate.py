@@ -119,7 +119,9 @@ def phase_diagram_figure(record: dict) -> go.Figure:
     if pd_json:
         try:
             fig = pio.from_json(pd_json if isinstance(pd_json, str) else json.dumps(pd_json))
-            fig.update_layout(font=FONT)
+            # pymatgen's PDPlotter puts its legend over the title: legend below, room for the title.
+            fig.update_layout(font=FONT, legend=dict(orientation="h", x=0, y=-0.18, yanchor="top"),
+                              margin=dict(t=70, b=90))
             return fig
         except (ValueError, TypeError):
             reason = "the stored phase diagram could not be read"

@@ -191,7 +191,7 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
     if d["ex+"].notna().any() or d["ey+"].notna().any():
         sub += f"; error bars: {level} bootstrap confidence intervals"
     if {x_key, y_key} & set(T.NOVELTY_KEYS):
-        sub += "; novelty is relative to the reference (see below the plots)"
+        sub += "<br>novelty is relative to the reference: see the note below the plots"
     fig.update_layout(title=dict(text=f"{title or f'{yh} vs {xh}'}<br><sup>{sub}</sup>"),
                       xaxis_title=xh, yaxis_title=yh, legend=dict(orientation="h", y=-0.18))
     return fig
@@ -318,9 +318,9 @@ def ehull_overlay(series: dict[str, Iterable[float]], stable: float = 0.0, metas
                                    histnorm="percent", marker_color=colour,
                                    xbins=dict(start=lo, end=hi + size, size=size),
                                    hovertemplate="%{x} eV/atom: %{y:.1f} %<extra></extra>"))
-    for xv, label in ((stable, "stable"), (metastable, "metastable")):
+    for xv, label, pos in ((stable, "stable", "top left"), (metastable, "metastable", "top right")):
         fig.add_vline(x=xv, line=dict(color=FRONT_COLOUR, dash="dot"), annotation_text=label,
-                      annotation_position="top right")
+                      annotation_position=pos)
     fig.update_layout(barmode="overlay", title=dict(text="Energy above hull<br><sup>share of each submission's "
                                                          "structures with an energy</sup>"),
                       xaxis_title="E_hull [eV/atom]", yaxis_title="% of structures", legend=dict(orientation="h",
@@ -340,13 +340,16 @@ def element_coverage_compare(counts: dict[str, dict[str, int]], totals: dict[str
                            xref="paper", yref="paper")
         fig.update_xaxes(visible=False), fig.update_yaxes(visible=False)
         return fig
-    for (name, c), colour in zip(counts.items(), COMPARE_COLOURS):
-        total = totals.get(name) or 0
-        share = [100.0 * c.get(e, 0) / total if total else 0.0 for e in elements]
-        covered = sum(1 for n in c.values() if n)
-        fig.add_trace(go.Bar(x=elements, y=share, name=f"{html.escape(name, quote=False)} ({covered} elements)",
-                             marker_color=colour, hovertemplate="%{x}: %{y:.1f} % of structures<extra></extra>"))
-    fig.update_layout(barmode="group", title=dict(text="Element coverage<br><sup>share of valid structures "
-                                                       "containing each element</sup>"),
-                      xaxis_title="element", yaxis_title="% of structures", legend=dict(orientation="h", y=-0.2))
+    names = list(counts)
+    # An element a submission never uses is a gap (None), not the colour of a small share.
+    z = [[100.0 * counts[n][e] / totals[n] if totals.get(n) and counts[n].get(e) else None for e in elements]
+         for n in names]
+    labels = [f"{html.escape(n, quote=False)[:40]} ({sum(1 for v in counts[n].values() if v)} el.)" for n in names]
+    fig.add_trace(go.Heatmap(z=z, x=elements, y=labels, colorscale="Viridis", xgap=1, ygap=3,
+                             colorbar=dict(title="% of<br>structures"),
+                             hovertemplate="%{y}<br>%{x}: %{z:.1f} % of structures<extra></extra>"))
+    fig.update_layout(title=dict(text="Element coverage<br><sup>share of valid structures containing each "
+                                      "element (atomic-number order)</sup>"),
+                      xaxis=dict(title="element", tickangle=-90, type="category"), yaxis=dict(autorange="reversed"),
+                      margin=dict(l=230, r=20, t=70, b=60))
     return fig

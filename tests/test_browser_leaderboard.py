@@ -304,7 +304,8 @@ def test_comparison_view(page, server):
     assert sun[1] == "41.7 % [29.7–53.7]" and sun[2] == "12.5 %"  # Gamma has no interval
     page.wait_for_selector("#compare-ehull .js-plotly-plot")
     wait_for(lambda: page.locator("#compare-ehull g.legend .traces").count() == 2, 30, 0.3, "two histograms")
-    wait_for(lambda: page.locator("#compare-elements g.legend .traces").count() == 2, 30, 0.3,
-             "two element-coverage series")
-    assert "Na" in page.locator("#compare-elements").inner_text()
+    page.wait_for_selector("#compare-elements .js-plotly-plot")
+    wait_for(lambda: all(m in page.locator("#compare-elements").inner_text() for m in ("Alpha (1)", "Gamma (1)")),
+             30, 0.3, "one element-coverage row per submission")
+    assert all(el in page.locator("#compare-elements").inner_text() for el in ("Na", "Cl", "K", "Br"))
     page.screenshot(path=str(ARTIFACTS / "lb-compare.png"), full_page=True)

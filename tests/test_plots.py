@@ -133,7 +133,8 @@ def test_comparison_figures():
     assert fig.data[0].name == "A (3)" and fig.data[0].xbins.size == fig.data[1].xbins.size
     cov = P.element_coverage_compare({"A": {"O": 2, "Na": 1}, "B": {"O": 1, "Fe": 1}}, {"A": 2, "B": 4})
     assert list(cov.data[0].x) == ["O", "Na", "Fe"]  # atomic-number order
-    assert list(cov.data[0].y) == [100.0, 50.0, 0.0] and list(cov.data[1].y) == [25.0, 0.0, 25.0]
+    assert [list(r) for r in cov.data[0].z] == [[100.0, 50.0, None], [25.0, None, 25.0]]  # % of its structures
+    assert [y.split(" (")[0] for y in cov.data[0].y] == ["A", "B"]
     assert "No E_hull" in P.ehull_overlay({"A": []}).layout.annotations[0].text
 
 

@@ -45,7 +45,7 @@ def _names(res: pd.DataFrame, ids: list[str]) -> dict[str, str]:
 
 
 def metric_table(res: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
-    """One row per headline metric (compact view's, plus the default full view's), one column per submission."""
+    """One row per headline metric (the compact view's), one column per submission."""
     if res.empty or not ids:
         return pd.DataFrame()
     df = T._derive(res)
@@ -53,9 +53,7 @@ def metric_table(res: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
     rows = {str(r[sid]): r for _, r in df.iterrows() if str(r[sid]) in ids}
     names = _names(df, ids)
     measures = T.catalogue(df)
-    keep = set(T.default_full_columns(measures))
-    shown = [m for m in measures if (m.compact and m.family in T.FAMILY_COLOURS) or
-             (m.key in keep and m.family in T.FAMILY_COLOURS and m.counted)]
+    shown = [m for m in measures if m.compact and m.family in T.FAMILY_COLOURS]  # the compact view's
     prov = T.meta_column(df, "provenance")
     out = {"Metric": ["Evaluated by"] + [m.header(T.DEFAULT_SHOW) for m in shown]}
     for i in ids:
@@ -93,10 +91,10 @@ def build(ctx: AppContext) -> dict:
                        label="Submissions to compare (2–3)", elem_id="compare-pick")
     note = gr.Markdown(elem_id="compare-note")
     with gr.Column(visible=False, elem_id="compare-body") as body:
-        table = gr.Dataframe(interactive=False, wrap=True, label="Metrics side by side", elem_id="compare-table")
-        with gr.Row():
-            hist = gr.Plot(show_label=False, elem_id="compare-ehull")
-            cover = gr.Plot(show_label=False, elem_id="compare-elements")
+        table = gr.Dataframe(interactive=False, wrap=True, label="Metrics side by side", elem_id="compare-table",
+                             max_height=900)
+        hist = gr.Plot(show_label=False, elem_id="compare-ehull")
+        cover = gr.Plot(show_label=False, elem_id="compare-elements")
 
     def compare(ids):
         ids = [str(i) for i in (ids or [])][:MAX_COMPARED]

@@ -326,9 +326,15 @@ def whole_table(res: pd.DataFrame, kind: str, folder: Path | None = None) -> str
 
 def candidate_choices(df: pd.DataFrame | None) -> list[tuple[str, int]]:
     """(label, structure index) of every SUN/MSUN candidate with a stored record."""
-    from leaderboard.candidate import candidate_rows, flags_text
+    from leaderboard.candidate import candidate_rows, flags_text, parse
 
     rows = candidate_rows(df)
+    if rows.empty:
+        return []
+    # SUN first, then MSUN; lowest relaxed E_hull first (as the candidates table).
+    e = rows["sun_candidate"].map(lambda v: (parse(v) or {}).get("e_hull_relaxed"))
+    rows = rows.assign(__msun=~rows["sun_sun"].fillna(False).astype(bool) if "sun_sun" in rows else True,
+                       __e=pd.to_numeric(e, errors="coerce")).sort_values(["__msun", "__e"], kind="mergesort")
     out = []
     for _, r in rows.iterrows():
         kind = "SUN" if bool(r.get("sun_sun")) is True else "MSUN" if bool(r.get("sun_msun")) is True else "candidate"
