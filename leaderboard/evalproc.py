@@ -10,6 +10,10 @@ ignoring SIGTERM. The child dies with the worker, however the worker ends
 (parent-death signal, plus a watchdog thread on the worker's pid that kills the
 group).
 
+An :class:`EvalProcess` starts idle, imports the evaluator (``WARM``) and waits for
+its one job, so a worker keeps a spare one ready and a job does not wait for the
+imports (seconds on a loaded machine).
+
 Messages from the child (over a pipe):
 
 * ``("progress", stage, done, total)``: only when they change;
@@ -21,6 +25,7 @@ Messages from the child (over a pipe):
 from __future__ import annotations
 
 import ctypes
+import importlib
 import multiprocessing as mp
 import os
 import signal
@@ -36,6 +41,9 @@ from typing import Any
 # jemalloc background thread and others), and a fork server must stay single-threaded, or
 # it forks the very hazard it exists to avoid. The child imports the evaluator itself.
 PRELOAD: tuple[str, ...] = ()
+# What an idle (spare) evaluation process imports while it waits for its job.
+WARM = ("evaluator.pipeline", "evaluator.results", "evaluator.ingest", "evaluator.validity",
+        "evaluator.validity.preload")  # the last loads the validity tables (seconds)
 PARENT_WATCH_S = 0.5
 REAP_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
@@ -80,12 +88,21 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL, *, whole_group: 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _child_main(conn: Connection, worker_pid: int, evaluate: Callable | None, inputs: list[Path],
-                config: Any, data_dir: str | None, work_dir: Path, out_dir: Path) -> None:
+def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> None:
     os.setsid()  # lead a new process group: the worker kills the group, grandchildren included
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the worker's business
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(worker_pid, whole_group=True)
+    for module in warm:  # import while waiting for a job (a spare evaluation process)
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - the job itself will report the import error
+            pass
+    try:
+        job = conn.recv()
+    except (EOFError, OSError):
+        return  # the worker no longer needs us
+    evaluate, inputs, config, data_dir, work_dir, out_dir = job
     from evaluator.data import DataDir
     from evaluator.ingest.types import IngestError
 
@@ -115,27 +132,35 @@ def _child_main(conn: Connection, worker_pid: int, evaluate: Callable | None, in
 
 
 class EvalProcess:
-    """A running evaluation; see the module docstring.
+    """An evaluation process; see the module docstring.
 
-    evaluate: a module-level function with the signature of
-    ``evaluator.pipeline.evaluate`` (None: that one); it must be picklable.
+    Created idle: it imports ``warm`` modules and waits, so a worker can keep a spare
+    one ready while it runs or waits for a job. :meth:`run` hands it its one job.
     """
 
-    def __init__(self, evaluate: Callable | None, inputs: list[Path], config: Any, data_dir: str | None,
-                 work_dir: Path, out_dir: Path, start_method: str = "forkserver"):
+    def __init__(self, start_method: str = "forkserver", warm: tuple[str, ...] = WARM):
         if start_method not in ("forkserver", "spawn"):
             raise ValueError(f"start_method must be forkserver or spawn, got {start_method!r}")
         ctx = mp.get_context(start_method)
         if start_method == "forkserver" and PRELOAD:
             ctx.set_forkserver_preload(list(PRELOAD))  # only if this process's server is not running yet
-        self.conn, child_conn = ctx.Pipe(duplex=False)
+        self.conn, child_conn = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(target=_child_main, name="evaluation",
-                                args=(child_conn, os.getpid(), evaluate, list(inputs), config,
-                                      None if data_dir is None else str(data_dir), Path(work_dir),
-                                      Path(out_dir)))
+                                args=(child_conn, os.getpid(), tuple(warm)))
         self.proc.start()
         child_conn.close()
         self._eof = False
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    def run(self, evaluate: Callable | None, inputs: list[Path], config: Any, data_dir: str | None,
+            work_dir: Path, out_dir: Path) -> None:
+        """Start the job. ``evaluate``: a module-level function with the signature of
+        ``evaluator.pipeline.evaluate`` (None: that one); it must be picklable."""
+        self.conn.send((evaluate, list(inputs), config, None if data_dir is None else str(data_dir),
+                        Path(work_dir), Path(out_dir)))
 
     @property
     def pid(self) -> int | None:

@@ -7,7 +7,8 @@ document (which renews the lease), publish the results, repeat. Several workers
 
 * The worker never runs evaluator code itself, so it can always stop an
   evaluation: it kills the child's whole process group (pools included), even
-  when a stage is stuck in C code or in a child that ignores SIGTERM.
+  when a stage is stuck in C code or in a child that ignores SIGTERM. While more
+  jobs may follow, a spare evaluation process imports the evaluator in advance.
 * Stage watchdog: the lease is renewed only while progress moves. No progress for
   ``--stall-timeout`` s (default 600): the evaluation is killed and the job retried
   as an infrastructure failure "stalled at <stage>". An attempt past
@@ -146,6 +147,8 @@ class Worker:
         self.job_budget_s = float(job_budget_s or env.get("GENBENCH_JOB_BUDGET") or JOB_BUDGET_S)
         self.start_method = start_method
         self._evaluate = evaluate
+        self._spare: EvalProcess | None = None  # an idle evaluation process, imports done
+        self._keep_spare = False  # start the next spare as a job starts (run() with more jobs to come)
         self.stopping = threading.Event()
 
     # -- control -------------------------------------------------------------
@@ -156,8 +159,19 @@ class Worker:
 
     def run(self, once: bool = False, poll_s: float = 5.0, max_jobs: int | None = None) -> int:
         """Process jobs until stopped (``once``: at most one, return when the queue is empty)."""
+        try:
+            return self._run(once, poll_s, max_jobs)
+        finally:
+            self.discard_spare()
+
+    def _run(self, once: bool, poll_s: float, max_jobs: int | None) -> int:
         n = 0
         while not self.stopping.is_set():
+            # a spare evaluation process imports the evaluator while we wait and while a job runs,
+            # if another job may follow
+            self._keep_spare = not once and (max_jobs is None or n + 1 < max_jobs)
+            if not once:
+                self._ensure_spare()
             try:
                 job = self.run_one()
             except Exception:  # noqa: BLE001 - store trouble (network, Hub): a long-lived worker waits and retries
@@ -181,6 +195,30 @@ class Worker:
             return None
         log.info("%s: claimed %s (attempt %d)", self.worker_id, job.id, job.attempts)
         return self.process(job)
+
+    # -- evaluation processes ------------------------------------------------
+    def _ensure_spare(self) -> None:
+        """Have an idle evaluation process importing the evaluator while we wait or work."""
+        if self._spare is not None and not self._spare.alive:
+            self.discard_spare()
+        if self._spare is None:
+            try:
+                self._spare = EvalProcess(self.start_method)
+            except Exception:  # noqa: BLE001 - the job will start its own (and report why not)
+                log.exception("%s: could not start a spare evaluation process", self.worker_id)
+
+    def discard_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()
+
+    def _evaluation_process(self) -> EvalProcess:
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.alive:
+            return spare
+        if spare is not None:
+            spare.kill()
+        return EvalProcess(self.start_method)
 
     # -- one job -------------------------------------------------------------
     def _inputs(self, job: Job, work: Path) -> list[Path]:
@@ -252,8 +290,10 @@ class Worker:
             return self._finalize(job, work, outcome)
         shutil.rmtree(work / "out", ignore_errors=True)
         try:
-            child = EvalProcess(self._evaluate, inputs, self.config, self.data_dir, work / "eval", work / "out",
-                                self.start_method)
+            child = self._evaluation_process()
+            child.run(self._evaluate, inputs, self.config, self.data_dir, work / "eval", work / "out")
+            if self._keep_spare:
+                self._ensure_spare()
         except Exception as exc:  # noqa: BLE001 - e.g. no process could be started (limits, memory)
             result: tuple = ("error", type(exc).__name__, str(exc), traceback.format_exc())
         else:

@@ -46,8 +46,8 @@ def test_submit_pending_running_finished_readable_by_datasets(tmp_path):
     assert q.get_job(store, job.id).status == q.PENDING
     thread, out = _in_thread(make_worker(store, tmp_path, evaluate=gated_evaluate).run_one)
     # the evaluation holds after validity until we have seen its progress in the document
-    running = wait_for(lambda: (j := q.get_job(store, job.id)).progress.get("done") == 3 and j, 120,
-                       0.05, "validity progress in the status document")
+    running = wait_for(lambda: (j := q.get_job(store, job.id)).progress.get("stage") == "validity"
+                       and j.progress.get("done") == 3 and j, 120, 0.05, "validity progress in the status document")
     (tmp_path / "work" / job.id / "proceed").touch()
     thread.join(300)
     final = out[0]
