@@ -119,6 +119,7 @@ def test_sigterm_in_a_stuck_stage_releases_and_leaves_nothing(tmp_path):
     _no_survivors(tag, "the stopped worker")
 
 
+@pytest.mark.slow
 def test_workers_killed_in_fingerprint_and_relax_stages_job_finishes_once(tmp_path, data):
     """SIGTERM and SIGKILL, each during the novelty fingerprints and the MLIP relaxation
     (relaxation pool of two processes); a fifth worker finishes the job."""

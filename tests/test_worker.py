@@ -291,6 +291,7 @@ def _rattled_rocksalts(folder, n: int, seed: int = 0):
     return out
 
 
+@pytest.mark.slow
 def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
     """Regression: a worker relaxing in the process pool ignored SIGTERM until the whole pool
     had drained (``ProcessPoolExecutor.__exit__`` waits for every queued structure). Now the
