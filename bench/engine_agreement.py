@@ -49,7 +49,7 @@ def mattergen_structures(data, n: int, max_sites: int, seed: int) -> dict:
                 s = Structure.from_str(zf.read(nm).decode(), fmt="cif")
             except Exception:  # noqa: BLE001 - an unreadable CIF is skipped, not counted
                 continue
-            if len(s) <= max_sites:
+            if len(s) <= max_sites and s.is_ordered:
                 out[f"mattergen:{Path(nm).name}"] = s
     return out
 
