@@ -558,10 +558,26 @@ def _fmt_for(m: Measure, show: str) -> str:
     return "{:.3g}"
 
 
+# The full view's default columns (the picker adds any other measure): per family its
+# headline metrics and the ones a reader compares, relaxed and unrelaxed.
+FULL_DEFAULT = (
+    "validity.valid", "validity.charge_neutral", "validity.distance_valid", "validity.plausible",
+    "uniqueness.unique", "novelty.novel",
+    "stability.stable", "stability.metastable", "stability.mean_e_above_hull", "stability.median_e_above_hull",
+    "stability.mean_rmsd", "stability_unrelaxed.stable", "stability_unrelaxed.metastable",
+    "stability_unrelaxed.mean_e_above_hull",
+    "sun.sun_plus_msun", "sun.sun", "sun.msun", "sun_unrelaxed.sun_plus_msun",
+    "diversity.element_coverage", "diversity.space_group_coverage", "diversity.vendi_element", "diversity.vendi",
+    "distribution.jsd", "distribution.mmd", "distribution.frechet_chgnet", "hhi.combined_mean",
+)
+
+
 def default_full_columns(measures: list[Measure]) -> list[str]:
-    """Measure keys the full view shows before the user picks columns: every metric with a
-    direction, without bookkeeping counts and nested breakdowns (those stay in the picker)."""
-    return [m.key for m in measures if m.direction and "." not in m.name]
+    """Measure keys the full view shows before the user picks columns: FULL_DEFAULT, plus every
+    directed top-level metric of a family not known here (bookkeeping counts, fractions of parsed,
+    failure counters and nested breakdowns stay in the picker)."""
+    return [m.key for m in measures if m.key in FULL_DEFAULT
+            or (m.direction and "." not in m.name and m.colour_family not in FAMILY_COLOURS)]
 
 
 def column_choices(measures: list[Measure]) -> list[tuple[str, str]]:
@@ -667,7 +683,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
         headers.append(h)
         formats[h] = _fmt_for(m, show)
         ci = m.ci_columns("frac_submitted" if show == "count" else show)
-        if ci is not None and (view != "compact" or m.key == rank_by):
+        if ci is not None and (m.key == rank_by or (view != "compact" and m.compact)):
             lo, hi = (df[c] if c in df else pd.Series(np.nan, index=df.index) for c in ci)
             out[f"{m.label} {ci_level(df)} CI [%]"] = [ci_text(a, b, True) for a, b in zip(lo, hi)]
     rank_m = next((m for m in measures if m.key == rank_by), None)

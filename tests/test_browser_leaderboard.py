@@ -237,9 +237,15 @@ def test_number_formatting_evaluator_name_and_column_picker(page, server):
     page.get_by_role("radio", name="full").check()
     picker = page.locator("#lb-columns")
     picker.wait_for(state="visible")
+    wait_for(lambda: "Valid 95 % CI [%]" in table_rows(page, "leaderboard-table")[0], 30, 0.3, "the full view")
+    assert "Valid (of parsed) ↑ [%]" not in table_rows(page, "leaderboard-table")[0]  # in the picker only
+    # The picker adds a column (fractions of parsed structures: % like every other rate) ...
+    picker.locator("input").click()
+    page.get_by_role("option", name="Validity · Valid (of parsed) ↑ [%]").click()
     wait_for(lambda: "Valid (of parsed) ↑ [%]" in table_rows(page, "leaderboard-table")[0], 30, 0.3,
-             "the full view")
+             "the picked column")
     assert all(len(v.split(".")[1]) == 1 for v in column(page, "leaderboard-table", "Valid (of parsed) ↑ [%]"))
+    page.keyboard.press("Escape")
     n_full = len(table_rows(page, "leaderboard-table")[0])
     # The picker removes a column from the full view.
     picker.get_by_role("button", name="Remove").first.click() if picker.get_by_role("button", name="Remove").count() \

@@ -220,7 +220,7 @@ def test_fractions_energies_and_reference_note():
     df["validity.valid_frac_parsed"] = [0.96666666, 1.0, 0.5, 1.0]
     ms = {m.key: m for m in T.measures_of(df)}
     assert ms["validity.valid_frac_parsed"].header() == "Valid (of parsed) ↑ [%]"
-    v = T.build_view(df, view="full")
+    v = T.build_view(df, view="full", columns=["validity.valid_frac_parsed", "stability.mean_e_above_hull"])
     assert v.frame["Valid (of parsed) ↑ [%]"].tolist()[1] == pytest.approx(96.666666)  # ×100 like the rates
     assert v.formats["Valid (of parsed) ↑ [%]"] == "{:.1f}" and v.formats["Mean E_hull ↓ [eV/atom]"] == "{:.3f}"
     html = v.styler().to_html()
