@@ -76,7 +76,7 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
             user = ctx.user(profile)
             sid = (dict(request.query_params).get("submission") or "").strip() if request else ""
             tab, pick, status_pick = gr.update(), gr.update(choices=model_tab.finished_choices(ctx)), None
-            page = [gr.update() for _ in md["outs"]]
+            page = list(md["show"](None))  # the empty state, worded for the store as it is now
             if sid:
                 job = get_job(ctx.store, sid)
                 if job is not None and job.status == FINISHED:

@@ -153,7 +153,8 @@ def _ci(summary: dict, family: str, key: str) -> str:
     """'12.0–15.5 %' from summary.json's "uncertainty" block, '—' when absent."""
     iv = ((summary.get("uncertainty") or {}).get(family) or {}).get(key)
     if not isinstance(iv, dict):
-        return "—"
+        why = ((summary.get("missing") or {}).get("uncertainty") or {}).get(f"{family}.{key}")
+        return f"— ({why})" if why else "—"
     text = T.ci_text(iv.get("lo"), iv.get("hi"), True)
     return text if text == "—" else f"{text} %"
 
