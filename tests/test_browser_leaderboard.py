@@ -137,6 +137,13 @@ def test_leaderboard_downloads_on_the_first_click(page, server):
     table = pd.read_parquet(info.value.path())
     assert sorted(table["submission_id"]) == sorted(server.ids.values())
     assert {"model_name", "sun.sun_plus_msun_frac_submitted"} <= set(table.columns)
+    # A model page's per-structure download: one click as well, every submitted structure.
+    page.goto(f"{server.url}?submission={server.ids['Beta']}")
+    page.wait_for_selector("#model-meta h2")
+    with page.expect_download(timeout=30_000) as info:
+        page.get_by_role("button", name="Per-structure results (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    assert [int(r["index"]) for r in rows] == list(range(10))
 
 
 def test_rank_by_renumbers_and_no_stale_client_sort(page, server):
