@@ -91,3 +91,18 @@ def test_fingerprint_over_the_bound_is_undecided(data, mp_items):
     assert t.loc[[0, 2], "novelty_novel"].notna().all()
     assert m["n_fingerprint_timed_out"] == 1
     assert prov["fingerprint_run"] == {"processes": 1, "timeout_s": 15.0, "graph": "pymatgen"}
+
+
+def test_formula_index_decides_where_the_fingerprint_would_fail(data):
+    """Isolated atoms (no neighbour within EconNN's 10 Å: its fingerprint raises) with a
+    cell formula no MP-20 fingerprint has: the full path leaves the row undecided, cheap
+    first decides it novel from the formula alone (no fingerprint needed)."""
+    from pymatgen.core import Lattice, Structure
+
+    lonely = Structure(Lattice.cubic(30.0), ["Kr", "Xe"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    full, _, _ = _run([Item("lonely", lonely)], data, novelty_cheap_first=False)
+    assert full.loc[0, "novelty_status"] == "failed" and pd.isna(full.loc[0, "novelty_novel"])
+    assert full.loc[0, "novelty_reason"].startswith("fingerprint failed")
+    fast, _, _ = _run([Item("lonely", lonely)], data)
+    assert fast.loc[0, "novelty_status"] == "ok" and bool(fast.loc[0, "novelty_novel"])
+    assert fast.loc[0, "novelty_reason"] == SKIPPED_BY_FORMULA

@@ -21,6 +21,8 @@ known without its fingerprint gets none (fingerprint columns null, the reason sa
 against fingerprints, one whose cell formula ends no reference fingerprint; against
 structures, one whose reduced formula has no reference structure. Both are novel, as
 submitted too, exactly as the full path decides (a fingerprint contains the cell formula).
+One difference: where the fingerprint itself would fail (e.g. a site with no neighbour
+within EconNN's cutoff), the full path leaves the row undecided; cheap first decides it.
 
 Bounded: each fingerprint runs in a child process (``evaluator.procpool``) for at most
 ``fingerprint_timeout_s`` seconds (default 30). Over it the row's reason is "fingerprint
