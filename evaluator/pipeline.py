@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pandas as pd
 from evaluator.config import EvalConfig
 from evaluator.context import EvalContext, Progress, no_progress
 from evaluator.data import DataDir
-from evaluator.ingest.types import Item
+from evaluator.ingest.checks import shorten
+from evaluator.ingest.types import IngestError, Item
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,16 @@ def evaluate_items(
     return Evaluation(ctx.table, build_summary(ctx, families, results))
 
 
+def refuse_if_nothing_parsed(items: list[Item], examples: int = 3) -> None:
+    """An upload in which no structure could be read is unusable (a user error), not a
+    scorecard of zeros: raise IngestError naming the most common reasons."""
+    if any(item.error is None for item in items):
+        return
+    reasons = Counter(item.error for item in items).most_common(examples)
+    listed = "; ".join(f"{shorten(str(r), 160)} ({n}×)" for r, n in reasons)
+    raise IngestError(f"none of the {len(items):,} structures in the upload could be read: {listed}")
+
+
 def evaluate(
     inputs: list[str | Path],
     config: EvalConfig | None = None,
@@ -162,4 +174,5 @@ def evaluate(
     config = config or EvalConfig()
     t0 = time.perf_counter()
     items = read_inputs(inputs, config.limits, progress=progress)
+    refuse_if_nothing_parsed(items)
     return evaluate_items(items, config, data, work_dir, progress, time.perf_counter() - t0)

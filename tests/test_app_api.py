@@ -107,7 +107,7 @@ def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, 
     assert jid in table["submission_ids"]
     row = dict(zip(table["headers"], table["data"][table["submission_ids"].index(jid)]))
     assert row["#"] >= 1 and row["Model"] == "TinyTest (api-1)" and row["N structures"] == 3
-    assert row["Evaluated by"] == "us" and row["Pre-relaxed"] == "no"
+    assert row["Evaluated by"].startswith("leaderboard evaluator ") and row["Pre-relaxed"] == "no"
     expected = 100 * summary["metrics"]["sun"]["sun_plus_msun_frac_submitted"]
     assert row["SUN + MSUN ↑ [%]"] == pytest.approx(expected)
     assert row["Valid ↑ [%]"] == pytest.approx(100 * summary["metrics"]["validity"]["valid_frac_submitted"])
@@ -131,7 +131,7 @@ def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, 
     cands, caption = candidates(df)
     assert "SUN" in caption
     cif = to_cif(df["stability_relaxed_structure"].dropna().iloc[0])
-    assert cif.startswith("# generated using pymatgen") and "_cell_length_a" in cif
+    assert "_cell_length_a" in cif and "_atom_site_fract_x" in cif
 
     # Only the owner can withdraw; withdrawing hides the row (kept in the store).
     with pytest.raises(QueueError):

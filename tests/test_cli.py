@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -64,6 +65,16 @@ def test_score_refuses_unusable_input_with_exit_code_2(tmp_path):
     assert "Traceback" not in proc.stderr
     proc = score(tmp_path / "missing.cif", "--out", tmp_path / "out")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_upload_in_which_nothing_parses_is_refused_with_the_reasons(tmp_path):
+    bad = Path(__file__).parent / "bad_inputs"
+    proc = score(bad / "garbage.cif", bad / "empty.cif", bad / "unknown_element.cif",
+                 "--out", tmp_path / "out", "--families", "validity")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "none of the 3 structures in the upload could be read" in proc.stderr
+    assert "empty file (1×)" in proc.stderr and "not a CIF" in proc.stderr
+    assert not (tmp_path / "out" / "summary.json").exists()
 
 
 def test_unknown_family_is_refused(tmp_path, mp_sample):

@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,6 +97,17 @@ def test_invalid_upload_fails_with_reason_and_no_retry(tmp_path):
     assert final.failure["kind"] == q.USER_ERROR
     assert "structures.docx" in final.failure["reason"] and "format" in final.failure["reason"]
     assert worker.run_one() is None and q.get_job(store, job.id).attempts == 1  # not retried
+    assert load_summary(store, job.id) is None and load_results_table(store).empty
+
+
+def test_upload_in_which_nothing_parses_is_a_user_failure(tmp_path):
+    store = local_store(tmp_path)
+    bad = Path(__file__).parent / "bad_inputs"
+    job = submit(store, META, [bad / "garbage.cif", bad / "no_atoms.cif"], "alice", UNLIMITED)
+    final = make_worker(store, tmp_path, retry_delay_s=0).run_one()
+    assert final.id == job.id and final.status == q.FAILED and final.attempts == 1
+    assert final.failure["kind"] == q.USER_ERROR
+    assert "none of the 2 structures in the upload could be read" in final.failure["reason"]
     assert load_summary(store, job.id) is None and load_results_table(store).empty
 
 
