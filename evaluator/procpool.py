@@ -59,14 +59,15 @@ class Outcome:
 
 # ---------------------------------------------------------------- child side
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (a zombie counts as ended)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             state = fh.read().rsplit(b")", 1)[1].split()[0]
         return state not in (b"Z", b"X")
     except FileNotFoundError:
         return False
-    except OSError:
+    except OSError:  # no /proc (not Linux)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -76,19 +77,30 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _die_with(caller_pid: int, use_pdeathsig: bool) -> None:
-    if use_pdeathsig:
+def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL, *, pdeathsig: bool = True,
+                    whole_group: bool = False) -> None:
+    """Make the calling process die when ``parent_pid`` ends.
+
+    ``pdeathsig``: set the Linux parent-death signal ``sig``. It fires when the *thread*
+    that started this process ends, so use it only when that thread lives as long as its
+    process (a fork server, a main thread). A watchdog thread on ``parent_pid`` (which
+    need not be the direct parent: a forkserver child's parent is the fork server) covers
+    every case; it kills this process's whole group when ``whole_group``.
+    """
+    if pdeathsig:
         try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig))
         except (OSError, AttributeError):  # not Linux: the watchdog below still works
             pass
 
     def watch() -> None:
-        while _pid_alive(caller_pid):
+        while pid_alive(parent_pid):
             time.sleep(PARENT_WATCH_S)
-        os._exit(70)
+        if whole_group:
+            os.killpg(0, signal.SIGKILL)
+        os.kill(os.getpid(), sig)
 
-    threading.Thread(target=watch, name="procpool-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _describe(exc: BaseException) -> str:
@@ -99,7 +111,7 @@ def _child_main(conn: Connection, fn: Callable[[Any], Any], initializer: Callabl
                 initargs: tuple, caller_pid: int, use_pdeathsig: bool,
                 max_memory_bytes: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's business
-    _die_with(caller_pid, use_pdeathsig)
+    die_with_parent(caller_pid, pdeathsig=use_pdeathsig)
     try:
         if max_memory_bytes:
             resource.setrlimit(resource.RLIMIT_AS, (max_memory_bytes, max_memory_bytes))

@@ -24,18 +24,17 @@ Messages from the child (over a pipe):
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import multiprocessing as mp
 import os
 import signal
-import threading
-import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
+
+from evaluator.procpool import die_with_parent
 
 # Nothing is preloaded into the fork server: importing pandas starts threads (pyarrow's
 # jemalloc background thread and others), and a fork server must stay single-threaded, or
@@ -44,48 +43,7 @@ PRELOAD: tuple[str, ...] = ()
 # What an idle (spare) evaluation process imports while it waits for its job.
 WARM = ("evaluator.pipeline", "evaluator.results", "evaluator.ingest", "evaluator.validity",
         "evaluator.validity.preload")  # the last loads the validity tables (seconds)
-PARENT_WATCH_S = 0.5
 REAP_TIMEOUT_S = 10.0
-_PR_SET_PDEATHSIG = 1
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (not Linux)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
-
-
-def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL, *, whole_group: bool = False) -> None:
-    """Make this process die when ``parent_pid`` ends.
-
-    Sets the Linux parent-death signal ``sig`` (fires when the process that started us
-    ends), and starts a watchdog thread on ``parent_pid`` (which need not be the
-    direct parent: a forkserver child's parent is the fork server). The watchdog
-    kills this process's group when ``whole_group``, else sends ``sig`` to itself.
-    """
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig))
-    except (OSError, AttributeError):  # not Linux: the watchdog still works
-        pass
-
-    def watch() -> None:
-        while _pid_alive(parent_pid):
-            time.sleep(PARENT_WATCH_S)
-        if whole_group:
-            os.killpg(0, signal.SIGKILL)
-        os.kill(os.getpid(), sig)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> None:

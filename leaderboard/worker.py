@@ -46,7 +46,8 @@ import time
 import traceback
 from pathlib import Path
 
-from leaderboard.evalproc import EvalProcess, die_with_parent
+from evaluator.procpool import die_with_parent
+from leaderboard.evalproc import EvalProcess
 from leaderboard.progress import ProgressTracker
 from leaderboard.queue import (INFRASTRUCTURE, USER_ERROR, Job, LeaseLost, claim, fail, get_job,
                                heartbeat, release)

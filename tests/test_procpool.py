@@ -1,5 +1,6 @@
 """evaluator.procpool: bounded, fork-free process pools whose children never outlive the caller."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -122,3 +123,24 @@ def test_children_die_when_the_caller_is_killed(tmp_path, start_method):
     finally:
         if caller.poll() is None:
             caller.kill()
+
+
+def _preload_lists():
+    from evaluator.identity import fingerprint
+    from evaluator.ingest import units
+    from evaluator.validity import core
+    return {"ingest": units.PRELOAD, "fingerprint": fingerprint.PRELOAD, "validity": core.PRELOAD}
+
+
+@pytest.mark.parametrize("name", ["ingest", "fingerprint", "validity"])
+def test_fork_server_preloads_start_no_threads(name):
+    """A fork server must stay single-threaded, or it forks the deadlock it exists to avoid:
+    importing a pool's preload modules (as its fork server does) starts no thread."""
+    modules = _preload_lists()[name]
+    code = ("import os, sys\n"
+            f"for m in {list(modules)!r}: __import__(m)\n"
+            "print(len(os.listdir('/proc/self/task')), 'pandas' in sys.modules, 'torch' in sys.modules)")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=300, check=True).stdout.split()
+    assert out == ["1", "False", "False"], f"{name} preload {modules}: threads, pandas, torch = {out}"

@@ -28,9 +28,10 @@ from evaluator.ingest.formats import (structure_from_cif, structure_from_dict, s
                                       structure_from_text, structures_from_xyz)
 from evaluator.ingest.types import IngestError, Item, Unit
 
-# Imported once in the fork server, so a replaced (killed) reader starts in milliseconds.
-PRELOAD = ("evaluator.ingest.units", "pymatgen.core", "pymatgen.io.cif", "pymatgen.io.vasp",
-           "pymatgen.io.ase", "ase.io")
+# Imported once in the fork server, so a replaced (killed) reader starts fast. Not this
+# module: the evaluator.ingest package imports pandas, whose threads a fork server must
+# not have (see evaluator.procpool); each reader imports it after the fork.
+PRELOAD = ("pymatgen.core", "pymatgen.io.cif", "pymatgen.io.vasp", "pymatgen.io.ase", "ase.io")
 _START_FAILURES = ("worker process could not start", "no worker process could be started")
 log = logging.getLogger(__name__)
 BATCH_UNITS = 32  # structures per task

@@ -11,7 +11,7 @@ angle tolerance 5°; None where spglib failed), ``validity_status``,
 
 Options (``EvalConfig.options``): ``validity_workers`` (processes, default 1 =
 in process; see ``core.default_workers``), ``validity_start_method``
-("forkserver" default, "spawn", "fork").
+("forkserver" default, or "spawn"; never "fork", which can deadlock in threaded callers).
 """
 
 from __future__ import annotations

@@ -75,10 +75,13 @@ def _failed_row(reason: str) -> dict:
 
 # -- worker processes -------------------------------------------------------------------
 _CASCADE: ChargeCascade | None = None
+# Imported once in the fork server. Not SMACT: it imports pandas, whose threads a fork
+# server must not have (see evaluator.procpool); each worker warms up after the fork.
+PRELOAD = ("pymatgen.core.bond_valence", "pymatgen.symmetry.analyzer")
 
 
 def warm() -> None:
-    """Do the one-off imports and table loads (~2-3 s) so that forked workers share them."""
+    """Do the one-off imports and table loads (~2-3 s) before checking structures."""
     import pymatgen.core.bond_valence  # noqa: F401  (loads BV parameters and ICSD tables)
     import smact.metallicity  # noqa: F401
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer  # noqa: F401
@@ -91,6 +94,7 @@ def warm() -> None:
 def _init_worker(priors: OxiPriors) -> None:
     global _CASCADE
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    warm()
     _CASCADE = ChargeCascade(priors)
 
 
@@ -134,7 +138,7 @@ def check_many(structures: list, priors: OxiPriors, workers: int | None = None,
     done: dict[int, dict] = {}
     following = 0
     with run_bounded(_check_in_worker, structures, workers=workers, start_method=start_method,
-                     preload=["evaluator.validity.preload"], initializer=_init_worker,
+                     preload=PRELOAD, initializer=_init_worker,
                      initargs=(priors,)) as outcomes:
         for out in outcomes:
             if out.ok:

@@ -1,5 +1,6 @@
-"""Imported once by the forkserver (see ``core.check_many``) so that every worker
-process it forks starts with pymatgen, SMACT and their data tables loaded."""
+"""Importing this module loads pymatgen, SMACT and validity's data tables (seconds):
+a spare evaluation process imports it while it waits for a job (leaderboard.evalproc).
+Not for a fork server: SMACT imports pandas, which starts threads."""
 
 from evaluator.validity.core import warm
 
