@@ -7,7 +7,9 @@ treated as valid (``validity_valid`` set, validity not run), then the novelty fa
 against the default MP-20 fingerprint reference, each time with cold fingerprint caches
 (no work folder, in-memory cache cleared):
 
+0. (untimed for the comparison) a cold start on 20 structures: the fork server starts;
 1. vectorised graph, cheap first, 1 worker, 30 s bound per structure (the default);
+1b. the same in this process (no child, no bound);
 2. the same with 2 workers (does a pool pay off?);
 3. vectorised, every structure fingerprinted (no cheap first), 1 worker, bounded;
 4. vectorised, every structure fingerprinted, in this process (no child, no bound);
@@ -135,8 +137,14 @@ def main() -> int:
 
     load_reference("mp20", data).novelty
 
+    # the fork server starts (and imports) once per process: time that apart, on 20 structures
+    t0 = time.perf_counter()
+    novelty_run(structures[:20], data, {"novelty_cheap_first": False})
+    print(f"cold start (fork server + first child, 20 structures): {time.perf_counter() - t0:.1f} s; "
+          "the runs below find the fork server running", flush=True)
     configs = {
         "1. vectorised, cheap first, 1 worker, bounded (default)": {},
+        "1b. vectorised, cheap first, in-process, unbounded": {"identity_processes": 1, "fingerprint_timeout_s": 0},
         "2. vectorised, cheap first, 2 workers, bounded": {"identity_processes": 2},
         "3. vectorised, all fingerprinted, 1 worker, bounded": {"novelty_cheap_first": False},
         "4. vectorised, all fingerprinted, in-process, unbounded": {
