@@ -180,6 +180,9 @@ def test_fingerprint_index_lookup():
     no_ids = FingerprintIndex(fps)
     assert no_ids.lookup(["aa_1_Na1Cl1"]) == ["aa_1_Na1Cl1"]
     assert idx.nbytes() > 3 * 8
+    # cell formulas present (cheap-first novelty): the fingerprint's last field
+    assert idx.has_cell_formula(["Na4Cl4", "Na1Cl1", "Na2Cl2", "O2"]).tolist() == [True, True, False, True]
+    assert FingerprintIndex([]).has_cell_formula(["O2"]).tolist() == [False]
 
 
 def test_mp20_fingerprint_file_loads(data):

@@ -42,6 +42,7 @@ class FingerprintIndex:
     equivalence = "BAWL fingerprint equality (sites as submitted, or sorted by species)"
 
     def __init__(self, fingerprints: Sequence[str], ids: Sequence[str] | None = None, name: str = ""):
+        fingerprints = list(fingerprints)  # read twice below
         keys = digests(fingerprints)
         order = np.argsort(keys, kind="stable")
         self.keys = keys[order]
