@@ -9,6 +9,12 @@
 #   bench/gpu_check.sh OUTDIR                                  # on the GPU machine
 #   bench/gpu_check.sh OUTDIR --device cpu --n 6 --cap 20 --every 5   # CPU dry run (typo check)
 # Extra arguments go to every part (bench/gpu_check.py --help). PYTHON picks the interpreter.
+# On a device machine the data beside the checkout does not travel: copy
+# ../shared/data/structures/mp_sample and ../shared/data/reference/mp20 into an ignored
+# folder of the checkout (same sub-paths, 17 MB), carry it, and pass --data-dir FOLDER.
+# Python packages the GPU image lacks (cp312 wheels, see /work/.library/device/README.md):
+# pymatgen (+ monty, spglib, ...), ase, chgnet, mace-torch, e3nn==0.4.4, sevenn==0.10.4,
+# torch-sim-atomistic==0.3.0, vesin, vesin-torch, braceexpand.
 set -uo pipefail
 OUTDIR=${1:?usage: bench/gpu_check.sh OUTDIR [--device cpu] [--n N] [--cap S] [--every S]}
 shift

@@ -146,3 +146,25 @@ def test_mace_batched_relaxation_runs(tiny_mace_path):
     cells[0].positions[0] += [0.3, 0.0, 0.0]
     out = relax_batched(mace, list(enumerate(cells)), fmax=0.02, steps=20)
     assert all(r["status"] == "ok" and np.isfinite(r["energy"]) for r in out.values())
+
+
+def test_sevenn_batched_predict_matches_ase_calculator(torch_one_thread):
+    from evaluator.mlip import describe_mlip, load_mlip
+
+    spec = describe_mlip("sevenn")
+    assert spec.model_id == "7net-l3i5" and spec.energy_scale == "raw-pbe" and spec.checkpoint_sha256
+    assert describe_mlip("sevenn", "7net-0").checkpoint_sha256 != spec.checkpoint_sha256
+    mlip = load_mlip("sevenn", device="cpu")
+    assert mlip.describe()["checkpoint_sha256"] == spec.checkpoint_sha256
+    _check_predict_matches_calculator(mlip, _cells(), atol=1e-4)
+    with pytest.raises(ValueError, match="float32"):
+        load_mlip("sevenn", device="cpu", dtype="float64")
+    with pytest.raises(ValueError, match="unknown SevenNet model"):
+        describe_mlip("sevenn", "7net-nonexistent")
+
+
+def test_default_mlip_is_sevenn_on_a_gpu_and_chgnet_on_cpu():
+    from evaluator.mlip import default_mlip
+
+    assert default_mlip("cuda") == "sevenn" and default_mlip("cuda:1") == "sevenn"
+    assert default_mlip("cpu") == "chgnet"

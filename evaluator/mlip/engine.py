@@ -336,8 +336,9 @@ def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.0
             continue
         energy = out["energy"].detach().to(torch.float64).cpu().numpy()
         fmax_np = fmax_now.detach().to(torch.float64).cpu().numpy()
-        finite_f = torch.zeros(len(batch.jobs), dtype=torch.bool, device=device).index_add_(
-            0, batch.system_idx(), ~torch.isfinite(f_atoms).all(1)).logical_not()
+        bad_atoms = (~torch.isfinite(f_atoms).all(1)).to(torch.int32)  # int: index_add_ of bool is CPU-only
+        finite_f = torch.zeros(len(batch.jobs), dtype=torch.int32, device=device).index_add_(
+            0, batch.system_idx(), bad_atoms) == 0
         finite_f &= torch.isfinite(f_cell).all(2).all(1)
         finite_f = finite_f.cpu().numpy()
         steps_np = batch.steps.cpu().numpy()

@@ -97,49 +97,6 @@ class MACEMLIP(MLIP):
             self._ts_model = torch_sim_model(self.model, torch.device(self.device), getattr(torch, self.dtype))
         return self._ts_model
 
-
-def torch_sim_model(network, device, dtype):
-    """torch-sim's ``MaceModel`` whose forward builds one neighbour list for the whole batch.
-
-    torch-sim 0.3.0 builds a list per structure in a Python loop (through the CPU) and
-    rebuilds the one-hot node attributes with a per-structure loop whenever the batch
-    changes; here both are single tensor operations on the device
-    (``evaluator.mlip.neighbors``). ``neighbors = "vesin"`` restores torch-sim's forward.
-    """
-    import torch
-    from torch_sim.models.mace import MaceModel
-
-    class BatchedNLMaceModel(MaceModel):
-        neighbors = "batched"
-
-        def forward(self, state) -> dict:
-            if self.neighbors != "batched":
-                return super().forward(state)
-            from evaluator.mlip.neighbors import batched_neighbor_list, wrap_positions
-
-            idx = state.system_idx
-            counts = torch.bincount(idx, minlength=state.n_systems)
-            cells = state.row_vector_cell.to(self.dtype)
-            pos = wrap_positions(state.positions.to(self.dtype), cells, idx)
-            edge_index, unit_shifts = batched_neighbor_list(pos, cells, counts, float(self.r_max))
-            shifts = torch.bmm(unit_shifts.unsqueeze(1), cells[idx[edge_index[0]]]).squeeze(1)
-            lut = torch.full((119,), -1, dtype=torch.long, device=pos.device)
-            zs = torch.as_tensor(self.z_table.zs, dtype=torch.long, device=pos.device)
-            lut[zs] = torch.arange(len(zs), device=pos.device)
-            species = lut[state.atomic_numbers.long()]
-            if bool((species < 0).any()):
-                unknown = sorted(set(state.atomic_numbers[species < 0].tolist()))
-                raise ValueError(f"MACE model has no element with Z = {unknown}")
-            node_attrs = torch.nn.functional.one_hot(species, len(zs)).to(self.dtype)
-            ptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-            out = self.model(dict(ptr=ptr, node_attrs=node_attrs, batch=idx, pbc=state.pbc, cell=cells,
-                                  positions=pos, edge_index=edge_index, unit_shifts=unit_shifts, shifts=shifts),
-                             compute_force=True, compute_stress=True)
-            return {"energy": out["energy"].detach(), "forces": out["forces"].detach(),
-                    "stress": out["stress"].detach()}
-
-    return BatchedNLMaceModel(network, device=device, dtype=dtype, compute_forces=True, compute_stress=True)
-
     def _batch(self, atoms_list):
         from mace import data as mace_data
         from mace.tools import torch_geometric, torch_tools
@@ -192,3 +149,46 @@ def torch_sim_model(network, device, dtype):
         rows = [np.asarray(self._calc.get_descriptors(a, invariants_only=invariants_only), dtype=float).mean(axis=0)
                 for a in atoms_list]
         return np.vstack(rows) if rows else np.zeros((0, 0))
+
+
+def torch_sim_model(network, device, dtype):
+    """torch-sim's ``MaceModel`` whose forward builds one neighbour list for the whole batch.
+
+    torch-sim 0.3.0 builds a list per structure in a Python loop (through the CPU) and
+    rebuilds the one-hot node attributes with a per-structure loop whenever the batch
+    changes; here both are single tensor operations on the device
+    (``evaluator.mlip.neighbors``). ``neighbors = "vesin"`` restores torch-sim's forward.
+    """
+    import torch
+    from torch_sim.models.mace import MaceModel
+
+    class BatchedNLMaceModel(MaceModel):
+        neighbors = "batched"
+
+        def forward(self, state) -> dict:
+            if self.neighbors != "batched":
+                return super().forward(state)
+            from evaluator.mlip.neighbors import batched_neighbor_list, wrap_positions
+
+            idx = state.system_idx
+            counts = torch.bincount(idx, minlength=state.n_systems)
+            cells = state.row_vector_cell.to(self.dtype)
+            pos = wrap_positions(state.positions.to(self.dtype), cells, idx)
+            edge_index, unit_shifts = batched_neighbor_list(pos, cells, counts, float(self.r_max))
+            shifts = torch.bmm(unit_shifts.unsqueeze(1), cells[idx[edge_index[0]]]).squeeze(1)
+            lut = torch.full((119,), -1, dtype=torch.long, device=pos.device)
+            zs = torch.as_tensor(self.z_table.zs, dtype=torch.long, device=pos.device)
+            lut[zs] = torch.arange(len(zs), device=pos.device)
+            species = lut[state.atomic_numbers.long()]
+            if bool((species < 0).any()):
+                unknown = sorted(set(state.atomic_numbers[species < 0].tolist()))
+                raise ValueError(f"MACE model has no element with Z = {unknown}")
+            node_attrs = torch.nn.functional.one_hot(species, len(zs)).to(self.dtype)
+            ptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+            out = self.model(dict(ptr=ptr, node_attrs=node_attrs, batch=idx, pbc=state.pbc, cell=cells,
+                                  positions=pos, edge_index=edge_index, unit_shifts=unit_shifts, shifts=shifts),
+                             compute_force=True, compute_stress=True)
+            return {"energy": out["energy"].detach(), "forces": out["forces"].detach(),
+                    "stress": out["stress"].detach()}
+
+    return BatchedNLMaceModel(network, device=device, dtype=dtype, compute_forces=True, compute_stress=True)
