@@ -16,6 +16,8 @@ reference, so "novel" then only means "not coverable" (per-structure flag
 
 from __future__ import annotations
 
+import math
+
 import gzip
 import re
 from pathlib import Path
@@ -87,8 +89,9 @@ def beyond_reference_size(structures: list, rows: list[int], reference) -> pd.Se
     """Per row (boolean, null when unknown): its primitive cell has more sites than the
     largest reference cell, so the reference cannot contain it.
 
-    Only structures whose submitted cell exceeds ``max_sites`` are reduced (a primitive
-    cell is never larger than the cell), so the check costs nothing for most uploads.
+    A primitive cell has at most the cell's sites and at least those of one formula unit
+    (the cell's sites over the gcd of its element counts), so only a structure between
+    the two bounds is reduced; most uploads need no reduction at all.
     """
     import pandas as pd
 
@@ -102,6 +105,10 @@ def beyond_reference_size(structures: list, rows: list[int], reference) -> pd.Se
             continue
         if len(s) <= max_sites:
             out[i] = False
+            continue
+        counts = [int(round(n)) for n in s.composition.values()]
+        if len(s) // math.gcd(*counts) > max_sites:
+            out[i] = True
             continue
         try:
             out[i] = primitive_sites(s) > max_sites
