@@ -306,3 +306,25 @@ def test_batched_neighbor_list_matches_ase():
             off += len(a)
         assert got == sorted(ref)
     assert len(ref) > 150 and any(i == j for i, j, _ in ref)  # tiny Cu cell: an atom sees its own images
+
+
+def test_out_of_memory_halves_the_batch_instead_of_failing(data, tiny_mace):
+    from evaluator.mlip.engine import memory_metric, relax_engine
+
+    items = _rattled_atoms(data, TINY_IDS)
+    limit = 2.5 * max(memory_metric(a) for _, a in items)  # "memory" for about two structures
+
+    class SmallMemory(_Faulty):
+        def __call__(self, state):
+            self.calls.append(state.n_systems)
+            counts = np.bincount(state.system_idx.numpy())
+            vols = np.abs(np.linalg.det(state.cell.numpy())) / 1000.0
+            if state.n_systems > 1 and float((counts * counts / vols).sum()) > limit:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return self.inner(state)
+
+    model = SmallMemory(tiny_mace.ts_model(), 0, "")
+    stats: dict = {}
+    got = relax_engine(_WithModel(model), items, fmax=0.02, steps=30, stats=stats)
+    assert all(r["status"] == "ok" for r in got.values()) and len(got) == len(items)
+    assert stats["oom_halvings"] >= 1 and stats["retried_alone"] == 0

@@ -276,7 +276,13 @@ def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.0
     results: dict = {}
     st = stats if stats is not None else {}
     st.update(iterations=0, model_calls=0, max_batch=0, retried_alone=0, oom_halvings=0)
-    budget = _memory_budget(model, list(pending), max_atoms, memory_fraction) if device.type == "cuda" else None
+    budget = None
+    if device.type == "cuda":
+        try:
+            budget = _memory_budget(model, list(pending), max_atoms, memory_fraction)
+        except Exception as exc:  # the probe itself failed (e.g. out of memory): atom budget only
+            st["memory_budget_error"] = f"{type(exc).__name__}: {exc}"
+            torch.cuda.empty_cache()
     st["memory_budget"] = budget
 
     def done(job: _Job, res: dict) -> None:
@@ -326,8 +332,8 @@ def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.0
             batch = _Batch(device, dtype)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            if _is_oom(exc) and len(jobs) > 1 and budget is not None:
-                budget /= 2
+            if _is_oom(exc) and len(jobs) > 1:  # out of memory: half the budget, same structures again
+                budget = (budget if budget is not None else sum(memory_metric(j.atoms) for j in jobs)) / 2
                 st["oom_halvings"] += 1
                 pending.extendleft(reversed([_Job(j.key, j.atoms, j.alone, t0=j.t0) for j in jobs]))
                 continue
