@@ -19,7 +19,6 @@ cells with at most ``--max-sites`` atoms (CPU time).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
