@@ -9,7 +9,10 @@ Two drivers give the same trajectory (same ASE FIRE and filter objects):
   SinglePointCalculator and lets that structure's own ASE FIRE take its step.
   A finished structure leaves the batch and the next waiting one joins
   (continuous batching, capped by ``max_atoms`` per forward pass). This is the
-  GPU path; on CPU, batching costs more than it saves for 10–40-atom cells.
+  GPU path for CHGNet; on CPU, batching costs more than it saves for 10–40-atom
+  cells. MACE and SevenNet use the device-resident engine
+  (``evaluator.mlip.engine``), which follows the same algorithm; these drivers
+  stay the reference implementation.
 
 Result of one relaxation (JSON-serialisable dict):
 ``energy_unrelaxed`` / ``energy`` (eV, total, submitted / final geometry; a failed
