@@ -93,7 +93,9 @@ def deployment_hardware(env: Mapping[str, str] | None = None) -> Hardware:
         device = _DEVICE_CACHE["auto"]
     device = "cuda" if device.startswith("cuda") else "cpu"
     steps = env.get("GENBENCH_RELAX_STEPS")
-    return Hardware(device, (env.get("GENBENCH_MLIP") or "chgnet").lower(),
+    from evaluator.mlip import default_mlip  # the worker's own rule: SevenNet on a GPU, CHGNet on CPU
+
+    return Hardware(device, (env.get("GENBENCH_MLIP") or default_mlip(device)).lower(),
                     int(steps) if steps and steps.strip().isdigit() else 300)
 
 

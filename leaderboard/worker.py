@@ -396,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("evaluator (defaults from GENBENCH_* variables)")
     g.add_argument("--families", help="comma-separated families (default: all)")
     g.add_argument("--relax-steps", type=int, help="FIRE step cap of the MLIP relaxation")
-    g.add_argument("--mlip", help="MLIP backend (chgnet, mace)")
+    g.add_argument("--mlip", help="MLIP backend (chgnet, sevenn, mace; default sevenn on a GPU, chgnet on CPU)")
     g.add_argument("--mlip-model", help="MLIP checkpoint path or foundation-model name")
     g.add_argument("--device", help="auto, cpu or cuda")
     g.add_argument("--dtype", choices=["float32", "float64"])

@@ -60,6 +60,9 @@ def test_cpu_cost_model_says_hours_for_2500_structures():
 def test_deployment_hardware_reads_the_worker_settings():
     hw = deployment_hardware({"GENBENCH_DEVICE": "cuda:0", "GENBENCH_MLIP": "MACE", "GENBENCH_RELAX_STEPS": "50"})
     assert hw == Hardware("cuda", "mace", 50)
+    # without GENBENCH_MLIP, the worker's own default: SevenNet-l3i5 on a GPU, CHGNet on CPU
+    assert deployment_hardware({"GENBENCH_DEVICE": "cuda"}).mlip == "sevenn"
+    assert deployment_hardware({"GENBENCH_DEVICE": "cpu"}).mlip == "chgnet"
     assert deployment_hardware({"GENBENCH_DEVICE": "cpu"}) == Hardware("cpu", "chgnet", 300)
 
 
