@@ -133,7 +133,7 @@ def main() -> int:
     print(f"{len(structures)} mp_sample structures ({sum(len(s) for s in structures)} sites); "
           f"{os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     # the reference index is built once per process; build it outside the timed runs
-    from evaluator.reference import load_reference
+    from evaluator.reference.registry import load_reference
 
     load_reference("mp20", data).novelty
 

@@ -70,7 +70,7 @@ class EvalContext:
 
     @cached_property
     def reference(self) -> Reference:
-        from evaluator.reference import load_reference
+        from evaluator.reference.registry import load_reference
 
         return load_reference(self.config.reference, self.data)
 

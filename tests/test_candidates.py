@@ -13,7 +13,7 @@ from pymatgen.core import Composition, Lattice, Structure
 
 from evaluator import candidates as C
 from evaluator.data import DataDir
-from evaluator.reference import load_reference
+from evaluator.reference.registry import load_reference
 from evaluator.stability.hull import chemsys_key
 
 warnings.filterwarnings("ignore", message=".*electronegativity.*")

@@ -15,7 +15,7 @@ from evaluator.identity import matcher as M
 from evaluator.identity.store import ReferenceWriter, structure_row
 from evaluator.ingest.types import Item
 from evaluator.pipeline import build_table, run_families
-from evaluator.reference import load_reference
+from evaluator.reference.registry import load_reference
 from evaluator.reference.coverage import beyond_reference_size, formula_sites, sparse_chemsys
 
 warnings.filterwarnings("ignore", message=".*electronegativity.*")

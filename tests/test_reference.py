@@ -18,7 +18,7 @@ from evaluator.identity.store import read_manifest
 from evaluator.identity.structure_index import StructureIndex
 from evaluator.ingest.types import Item
 from evaluator.pipeline import build_table, run_families
-from evaluator.reference import load_reference
+from evaluator.reference.registry import load_reference
 
 warnings.filterwarnings("ignore", message=".*fractional coordinates rounded.*")
 N_REF = 100

@@ -8,6 +8,9 @@ lazily loaded components:
   ``evaluator.stability.hull``. None when the reference has no energies.
 - ``coverage``: what it covers (one sentence, size, largest cell) — see
   ``evaluator.reference.coverage``.
+
+This module is a leaf (it imports only ``evaluator.data``): the registered
+references and ``load_reference`` live in ``evaluator.reference.registry``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from evaluator.data import DataDir, sha256_file
+from evaluator.data import sha256_file
 
 
 @dataclass
@@ -61,14 +64,3 @@ class Reference:
         return {"id": self.id, "content_hash": self.content_hash,
                 "description": self.description, "coverage": self.coverage, **self.info}
 
-
-def load_reference(name: str, data: DataDir) -> Reference:
-    """A registered reference id (e.g. ``mp20``) or a path to a built reference."""
-    from evaluator.reference.registry import REFERENCES, load_built_reference
-
-    if name in REFERENCES:
-        return REFERENCES[name](data)
-    if Path(name).exists():
-        return load_built_reference(Path(name), data)
-    raise ValueError(f"unknown reference '{name}': use one of {sorted(REFERENCES)} or a path "
-                     "made by 'python -m evaluator reference build'")

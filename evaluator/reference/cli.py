@@ -75,7 +75,7 @@ def cmd_lemat(args) -> int:
 
 def cmd_info(args) -> int:
     from evaluator.data import DataDir
-    from evaluator.reference import load_reference
+    from evaluator.reference.registry import load_reference
 
     try:
         ref = load_reference(args.reference, DataDir(args.data_dir))

@@ -1,4 +1,5 @@
-"""Registered references. Each entry builds a Reference from the data directory."""
+"""Registered references (each entry builds a Reference from the data directory) and
+``load_reference``, which opens a registered id or a built reference folder."""
 
 from __future__ import annotations
 
@@ -42,3 +43,13 @@ def load_built_reference(path: Path, data: DataDir) -> Reference:
     ref = open_built_reference(path, data)
     ref.coverage_loader = lambda: built_coverage(path, read_manifest(path))
     return ref
+
+
+def load_reference(name: str, data: DataDir) -> Reference:
+    """A registered reference id (e.g. ``mp20``) or a path to a built reference."""
+    if name in REFERENCES:
+        return REFERENCES[name](data)
+    if Path(name).exists():
+        return load_built_reference(Path(name), data)
+    raise ValueError(f"unknown reference '{name}': use one of {sorted(REFERENCES)} or a path "
+                     "made by 'python -m evaluator reference build'")
