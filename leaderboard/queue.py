@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, dumps, etag_of
+from leaderboard.submission_meta import load_meta
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN = (
     "PENDING", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "HIDDEN")
@@ -208,7 +209,7 @@ def quarantine_path(path: str, data: bytes) -> str:
 def _stand_in(store: Store, job_id: str, data: bytes, why: str, copy: str) -> Job:
     """The FAILED job replacing a corrupt document (owner and model from meta.json)."""
     try:
-        meta = store.read_json(f"submissions/{job_id}/meta.json")[0] or {}
+        meta = load_meta(store, job_id) or {}
     except Exception:  # noqa: BLE001 - an unreadable meta.json: the stand-in is anonymous
         meta = {}
     meta = meta if isinstance(meta, dict) else {}
@@ -548,11 +549,12 @@ def cancel(store: Store, job_id: str, user: str | None = None, *, admin: bool = 
     return update_job(store, job_id, stop, message=f"{job_id}: cancelled")
 
 
-def withdraw(store: Store, job_id: str, user: str | None, *, admin: bool = False) -> Job:
-    """Hide a submission (owner only, or admin): it is kept but no longer shown;
-    a pending/running one stops. Removes it from ``results/leaderboard.parquet``."""
+def hide(store: Store, job_id: str, user: str | None, *, admin: bool = False) -> Job:
+    """Set a job HIDDEN (owner only, or admin): it is kept but no longer shown; a
+    pending/running one stops. Only the status document changes: the user action,
+    which also updates the leaderboard table, is ``submissions.withdraw``."""
 
-    def hide(j: Job) -> Job | None:
+    def to_hidden(j: Job) -> Job | None:
         _check_owner(j, user, admin)
         if j.status == HIDDEN:
             return None
@@ -562,11 +564,7 @@ def withdraw(store: Store, job_id: str, user: str | None, *, admin: bool = False
         j.log("withdrawn", user or "admin")
         return j
 
-    job = update_job(store, job_id, hide, message=f"{job_id}: withdrawn")
-    from leaderboard.results import sync_leaderboard
-
-    sync_leaderboard(store)
-    return job
+    return update_job(store, job_id, to_hidden, message=f"{job_id}: withdrawn")
 
 
 def requeue(store: Store, job_id: str, by: str = "admin") -> Job:

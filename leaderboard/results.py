@@ -21,6 +21,7 @@ import pandas as pd
 
 from leaderboard.queue import FINISHED, Job, finish, list_jobs
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
+from leaderboard.submission_meta import load_meta
 
 RESULTS_DIR = "results"
 LEADERBOARD_PATH = f"{RESULTS_DIR}/leaderboard.parquet"
@@ -176,8 +177,6 @@ def leaderboard_etag(store: Store) -> str | None:
 def _reconcile(store: Store, table: pd.DataFrame | None, jobs: list[Job]) -> tuple[pd.DataFrame, bool]:
     """Rows of exactly the FINISHED jobs: keep stored rows, rebuild missing ones from
     their summaries, drop withdrawn/others. Returns (table, changed)."""
-    from leaderboard.submissions import load_meta
-
     finished = {j.id: j for j in jobs if j.status == FINISHED}
     rows: dict[str, dict] = {}
     if table is not None and "submission_id" in table:
@@ -236,8 +235,6 @@ def publish(store: Store, job: Job, summary: dict, table_bytes: bytes, worker_id
     written); results are keyed by submission id, so a re-publish replaces,
     never duplicates.
     """
-    from leaderboard.submissions import load_meta
-
     meta = meta if meta is not None else load_meta(store, job.id)
     summary = dict(summary)
     state: dict = {}

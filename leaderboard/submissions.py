@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from leaderboard.queue import (CANCELLED, FAILED, INFRASTRUCTURE, Job, create_job, list_jobs,
+from leaderboard.queue import (CANCELLED, FAILED, INFRASTRUCTURE, Job, create_job, hide, list_jobs,
                                new_job_id, now, parse_time)
+from leaderboard.results import sync_leaderboard
 from leaderboard.store import Store, dumps
+from leaderboard.submission_meta import SUBMISSIONS_DIR
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "submissions_schema.json"
-SUBMISSIONS_DIR = "submissions"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,120}$")
 SERVER_FIELDS = ("submitter", "file_sha256")  # filled in by submit()
 MAX_META_DEPTH = 8  # nesting levels of the metadata JSON (the schema's fields are flat)
@@ -241,9 +242,12 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
     return create_job(store, job, writes, message=f"submission {job.id} by {submitter}")
 
 
-def load_meta(store: Store, job_id: str) -> dict | None:
-    """The stored metadata of a submission, or None."""
-    return store.read_json(f"{SUBMISSIONS_DIR}/{job_id}/meta.json")[0]
+def withdraw(store: Store, job_id: str, user: str | None, *, admin: bool = False) -> Job:
+    """Hide a submission (owner only, or admin): it is kept but no longer shown;
+    a pending/running one stops. Removes it from ``results/leaderboard.parquet``."""
+    job = hide(store, job_id, user, admin=admin)
+    sync_leaderboard(store)
+    return job
 
 
 def file_paths(job: Job) -> list[str]:

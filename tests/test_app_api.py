@@ -65,7 +65,8 @@ def test_empty_leaderboard(tmp_path):
 
 @pytest.mark.slow
 def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, start_worker, wait):
-    from leaderboard.queue import QueueError, withdraw
+    from leaderboard.queue import QueueError
+    from leaderboard.submissions import withdraw
     from leaderboard.results import load_summary, load_structures
 
     store = app_server.ctx.store

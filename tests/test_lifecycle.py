@@ -27,7 +27,7 @@ import pytest
 from conftest_leaderboard import META, REPO, local_store, start_worker, wait_for, write_cifs, write_unique_files
 from leaderboard import queue as q
 from leaderboard.results import load_results_table, load_summary
-from leaderboard.submissions import SubmissionPolicy, submit
+from leaderboard.submissions import SubmissionPolicy, submit, withdraw
 from leaderboard.worker import Worker
 from lifecycle_helpers import (HOLD_VAR, TAG_VAR, describe, pid_alive, slow_evaluate, stuck_evaluate,
                                tagged_processes)
@@ -191,7 +191,7 @@ def test_corrupt_status_document_is_quarantined_and_another_job_finishes(tmp_pat
         assert doc.submitter == "alice" and doc.model_name == META["model_name"]
         assert any(job.id in r.getMessage() and "quarantined" in r.getMessage() for r in caplog.records)
     assert len(store.list(f"{q.QUARANTINE_DIR}/queue/")) == 2
-    assert q.withdraw(store, broken.id, "alice").status == q.HIDDEN
+    assert withdraw(store, broken.id, "alice").status == q.HIDDEN
     again = submit(store, META, write_unique_files(tmp_path / "more", 1), "alice", UNLIMITED)  # counter repaired
     assert again.seq == max(j.seq for j in q.list_jobs(store)) and again.seq > good.seq
     assert store.list(f"{q.QUARANTINE_DIR}/queue/sequence")

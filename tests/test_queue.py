@@ -11,7 +11,8 @@ from conftest_leaderboard import META, hub_store, local_store, write_unique_file
 from leaderboard import queue as q
 from leaderboard.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary,
                                  publish, sync_leaderboard)
-from leaderboard.submissions import SubmissionError, SubmissionPolicy, load_meta, stored_name, submit
+from leaderboard.submission_meta import load_meta
+from leaderboard.submissions import SubmissionError, SubmissionPolicy, stored_name, submit, withdraw
 
 POLICY = SubmissionPolicy(max_per_window=3, window_days=7)
 
@@ -198,8 +199,8 @@ def test_publish_is_idempotent_and_table_readable(store, files, tmp_path):
 
     # withdraw: owner only; hidden from the table, kept in the store
     with pytest.raises(q.QueueError, match="only the submitter"):
-        q.withdraw(store, a.id, "bob")
-    hidden = q.withdraw(store, a.id, "alice")
+        withdraw(store, a.id, "bob")
+    hidden = withdraw(store, a.id, "alice")
     assert hidden.status == q.HIDDEN and hidden.hidden_from == q.FINISHED
     assert list(load_results_table(store)["submission_id"]) == [b.id]
     assert list(pd.read_parquet(store.local_path(LEADERBOARD_PATH))["submission_id"]) == [b.id]
@@ -304,7 +305,7 @@ def test_unsafe_job_ids_are_unknown_not_errors(store):
     for bad in ("../submissions/x/meta", "a/b", ".", "", "x.json"):
         assert q.get_job(store, bad) is None
         with pytest.raises(q.QueueError, match="no submission"):
-            q.withdraw(store, bad, "alice")
+            withdraw(store, bad, "alice")
 
 
 @pytest.mark.parametrize("bad", [
@@ -330,7 +331,7 @@ def test_corrupt_status_document_is_quarantined_not_fatal(store, files, bad, cap
     assert [r.getMessage() for r in caplog.records if first.id in r.getMessage()][0].startswith(
         "corrupt status document")
     assert q.claim(store, "w", 60).id == other.id  # every other job keeps working
-    assert q.withdraw(store, first.id, "alice").status == q.HIDDEN  # answers, and is saved
+    assert withdraw(store, first.id, "alice").status == q.HIDDEN  # answers, and is saved
     assert q.get_job(store, first.id).status == q.HIDDEN
     assert len(store.list(f"{q.QUARANTINE_DIR}/")) == 1  # quarantined once
 

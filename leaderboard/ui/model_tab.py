@@ -405,7 +405,7 @@ def build(ctx: AppContext) -> dict:
 
     def show(job_id):
         from leaderboard.results import load_summary
-        from leaderboard.submissions import load_meta
+        from leaderboard.submission_meta import load_meta
 
         hidden = gr.update(visible=False)
         blank = ("", hidden, hidden, hidden, "", None, None, None, "", None, gr.update(choices=[], value=None),

@@ -31,7 +31,7 @@ def remember_size(job_id: str, n_structures: int) -> None:
 def job_sizes(ctx: AppContext, jobs: list) -> dict[str, int | None]:
     """{job id: number of structures or None} for the active jobs among ``jobs``."""
     from leaderboard.queue import ACTIVE
-    from leaderboard.submissions import load_meta
+    from leaderboard.submission_meta import load_meta
 
     for j in jobs:
         if j.status in ACTIVE and j.id not in _SIZES:
@@ -180,7 +180,8 @@ def build(ctx: AppContext, user_state) -> dict:
 
     def withdraw(user, job_id):
         """Confirmed: withdraw, then redraw the table and the detail from the same read."""
-        from leaderboard.queue import QueueError, withdraw as do_withdraw
+        from leaderboard.queue import QueueError
+        from leaderboard.submissions import withdraw as do_withdraw
 
         if not job_id:
             return (gr.Group(visible=False), *refresh(user, job_id, "Choose a submission first."))
@@ -223,7 +224,8 @@ def build(ctx: AppContext, user_state) -> dict:
         return out
 
     def withdraw_api(job_id):
-        from leaderboard.queue import QueueError, withdraw as do_withdraw
+        from leaderboard.queue import QueueError
+        from leaderboard.submissions import withdraw as do_withdraw
 
         if ctx.space:
             return {"ok": False, "message": "use the page (signed in) to withdraw on the Space"}
