@@ -21,6 +21,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from evaluator.export import covalent_radius, jmol_colour
+
 CANDIDATE_COLUMN = "sun_candidate"
 BEYOND_REFERENCE_COLUMN = "novelty_beyond_reference_size"
 SPARSE_CHEMSYS_COLUMN = "stability_sparse_chemsys"
@@ -46,21 +48,6 @@ def candidate_rows(df: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame()
     keep = df[CANDIDATE_COLUMN].map(lambda v: parse(v) is not None)
     return df[keep]
-
-
-def _colour(symbol: str) -> str:
-    from ase.data import atomic_numbers
-    from ase.data.colors import jmol_colors
-
-    z = atomic_numbers.get(symbol, 0)
-    r, g, b = (int(255 * c) for c in jmol_colors[z])
-    return f"rgb({r},{g},{b})"
-
-
-def _radius(symbol: str) -> float:
-    from ase.data import atomic_numbers, covalent_radii
-
-    return float(covalent_radii[atomic_numbers.get(symbol, 0)])
 
 
 def _cell_edges(lattice: np.ndarray) -> tuple[list, list, list]:
@@ -107,7 +94,7 @@ def structure_figure(structure: dict | None, title: str = "Relaxed structure") -
             x=xyz[idx, 0], y=xyz[idx, 1], z=xyz[idx, 2], mode="markers", name=el,
             text=[f"{el} #{i}" for i in idx], hovertemplate="%{text}<br>(%{x:.2f}, %{y:.2f}, %{z:.2f}) Å"
                                                              "<extra></extra>",
-            marker=dict(size=8 + 8 * _radius(el), color=_colour(el), line=dict(color="#333", width=1))))
+            marker=dict(size=8 + 8 * covalent_radius(el), color=jmol_colour(el), line=dict(color="#333", width=1))))
     axis = dict(visible=False, showbackground=False)
     fig.update_layout(scene=dict(aspectmode="data", xaxis=axis, yaxis=axis, zaxis=axis))
     return fig

@@ -9,13 +9,13 @@ region the front dominates.
 from __future__ import annotations
 
 import html
-from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from evaluator.export import atomic_number, element_symbols
 from leaderboard import table as T
 
 FRONT_COLOUR = "#c0392b"
@@ -222,25 +222,6 @@ def ehull_histogram(values: Iterable[float], stable: float = 0.0, metastable: fl
     return fig
 
 
-def element_counts(formulas: Iterable[str | None]) -> Counter:
-    """Number of structures containing each element, from (reduced) formulas (ase's
-    formula parser: the app does not import pymatgen)."""
-    from ase.data import atomic_numbers
-    from ase.formula import Formula
-
-    counts: Counter = Counter()
-    for f in formulas:
-        if not isinstance(f, str) or not f:
-            continue
-        try:
-            els = {el for el, n in Formula(f.replace(" ", "")).count().items() if n}
-        except Exception:  # noqa: BLE001 - an unparsable formula contributes nothing
-            continue
-        if els and all(el in atomic_numbers and atomic_numbers[el] > 0 for el in els):
-            counts.update(els)
-    return counts
-
-
 PERIOD_STARTS = (1, 3, 11, 19, 37, 55, 87)  # atomic number opening each period
 
 
@@ -264,8 +245,7 @@ def _table_position(z: int) -> tuple[int, int]:
 def periodic_table(counts: dict[str, int], title: str = "Element coverage",
                    total: int | None = None) -> go.Figure:
     """Periodic-table heatmap of how many structures contain each element."""
-    from ase.data import chemical_symbols
-
+    chemical_symbols = element_symbols()
     z = np.full((10, 18), np.nan)
     text = np.full((10, 18), "", dtype=object)
     hover = np.full((10, 18), "", dtype=object)
@@ -328,13 +308,16 @@ def ehull_overlay(series: dict[str, Iterable[float]], stable: float = 0.0, metas
     return fig
 
 
+def _atomic_number_or_last(symbol: str) -> int:
+    z = atomic_number(symbol)
+    return z if z is not None else 999
+
+
 def element_coverage_compare(counts: dict[str, dict[str, int]], totals: dict[str, int]) -> go.Figure:
     """Share of each submission's structures containing each element (elements in atomic-number order)."""
-    from ase.data import atomic_numbers
-
     fig = go.Figure()
     fig.update_layout(**{**LAYOUT, "height": 420})
-    elements = sorted({e for c in counts.values() for e, n in c.items() if n}, key=lambda e: atomic_numbers.get(e, 999))
+    elements = sorted({e for c in counts.values() for e, n in c.items() if n}, key=_atomic_number_or_last)
     if not elements:
         fig.add_annotation(text="No element data in the chosen submissions.", showarrow=False, x=0.5, y=0.5,
                            xref="paper", yref="paper")

@@ -125,13 +125,14 @@ def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, 
     # Per-structure results keep every submitted structure, with relaxed structures and E_hull.
     df = load_structures(store, jid)
     assert len(df) == 3 and {"stability_e_above_hull", "stability_relaxed_structure"} <= set(df.columns)
-    from leaderboard.ui.model_tab import candidates, metrics_frame, to_cif
+    from evaluator.export import cif_text
+    from leaderboard.ui.model_tab import candidates, metrics_frame
 
     mf = metrics_frame(summary)
     assert {"validity", "sun", "hhi"} <= set(mf["Family"])
     cands, caption = candidates(df)
     assert "SUN" in caption
-    cif = to_cif(df["stability_relaxed_structure"].dropna().iloc[0])
+    cif = cif_text(df["stability_relaxed_structure"].dropna().iloc[0])
     assert "_cell_length_a" in cif and "_atom_site_fract_x" in cif
 
     # Only the owner can withdraw; withdrawing hides the row (kept in the store).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from evaluator.export import element_counts
 from leaderboard import plots as P
 from leaderboard import table as T
 from leaderboard.ui.context import AppContext
@@ -78,7 +79,7 @@ def figures(ctx: AppContext, ids: list[str]):
         ehull[label] = df[eh] if eh else []
         valid = M.valid_rows(df)
         fcol = M.first_column(valid, ("reduced_formula", "formula"))
-        counts[label] = dict(P.element_counts(valid[fcol])) if fcol else {}
+        counts[label] = dict(element_counts(valid[fcol])) if fcol else {}
         totals[label] = len(valid)
     return P.ehull_overlay(ehull), P.element_coverage_compare(counts, totals)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from evaluator.export import cif_text, element_counts
 from leaderboard import plots as P
 from leaderboard import table as T
 from leaderboard.ui.context import AppContext
@@ -105,32 +106,6 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
     n_sun = sum(1 for k in sel["kind"] if k == "SUN")
     cap = f"{n_sun} SUN and {len(sel) - n_sun} MSUN structures; showing the first {len(out)} (SUN first, lowest E_hull first)."
     return out, cap
-
-
-def to_cif(structure_json: str | None) -> str:
-    """CIF text of a pymatgen Structure JSON string (written by ase for ordered structures, so
-    the app does not import pymatgen; pymatgen's CifWriter only for partial occupancies)."""
-    if not isinstance(structure_json, str) or not structure_json:
-        return "# no structure stored for this row"
-    d = json.loads(structure_json)
-    sites = d.get("sites") or []
-    ordered = all(len(site.get("species") or []) == 1 and float(site["species"][0].get("occu", 1)) == 1.0
-                  for site in sites)
-    if not ordered:
-        from pymatgen.core import Structure
-        from pymatgen.io.cif import CifWriter
-
-        return str(CifWriter(Structure.from_dict(d)))
-    import io
-
-    from ase import Atoms
-    from ase.io import write
-
-    atoms = Atoms(symbols=[site["species"][0]["element"] for site in sites],
-                  scaled_positions=[site["abc"] for site in sites], cell=d["lattice"]["matrix"], pbc=True)
-    buf = io.BytesIO()
-    write(buf, atoms, format="cif")
-    return "# written by ase from the stored structure\n" + buf.getvalue().decode()
 
 
 # ---------------------------------------------------------------- summaries
@@ -441,7 +416,7 @@ def build(ctx: AppContext) -> dict:
         if df is not None:
             valid = valid_rows(df)
             fcol = first_column(valid, ("reduced_formula", "formula"))
-            counts = P.element_counts(valid[fcol]) if fcol else {}
+            counts = element_counts(valid[fcol]) if fcol else {}
             which = "valid" if "validity_valid" in df else "parsed"
             fig_p = P.periodic_table(counts, f"Element coverage ({len(valid)} {which} structures)", len(valid))
             cands, cap = candidates(df)
@@ -471,7 +446,7 @@ def build(ctx: AppContext) -> dict:
         if col is None:
             return "# no structure column in this submission's results"
         rows = df[df["index"] == int(index)] if "index" in df else df.iloc[[int(index)]]
-        return to_cif(rows.iloc[0][col]) if len(rows) else ""
+        return cif_text(rows.iloc[0][col]) if len(rows) else ""
 
     outs = [empty_md, page, meta_md, dl_struct_parquet, dl_struct_csv, dl_summary, ref_md, metrics_df, hist,
             ptable, cand_md, cand_df, cand_pick, cif, cand_info, cand_3d, cand_pd, structures_state]
