@@ -1,0 +1,154 @@
+"""Package boundaries, checked from the source (an AST walk, nothing is imported).
+
+Every import statement of every module of ``evaluator/`` and ``leaderboard/`` counts,
+including imports written inside functions: a lazy import still couples two modules.
+- no import cycles between modules of the project (a package's ``__init__`` importing
+  its own submodules is not a cycle);
+- ``evaluator`` never imports ``leaderboard``;
+- no ``leaderboard`` module imports a science library (the evaluator owns them).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("evaluator", "leaderboard")
+SCIENCE = frozenset({"pymatgen", "ase", "spglib", "torch", "torch_sim", "chgnet", "mace",
+                     "sevenn", "smact"})
+
+
+def project_modules() -> dict[str, Path]:
+    """Dotted module name -> file, for every ``.py`` file of the project's packages."""
+    mods: dict[str, Path] = {}
+    for pkg in PACKAGES:
+        for f in sorted((ROOT / pkg).rglob("*.py")):
+            parts = f.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            mods[".".join(parts)] = f
+    return mods
+
+
+def imported_names(module: str, path: Path, tree: ast.AST) -> set[str]:
+    """Every dotted name an import statement anywhere in the module refers to.
+
+    ``from a.b import c`` gives both ``a.b`` and ``a.b.c`` (``c`` may be a submodule);
+    relative imports are resolved against the module's package.
+    """
+    out: set[str] = set()
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package[:len(package) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            out.add(base)
+            out.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return out
+
+
+def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(edges between project modules, top-level names each module imports)."""
+    mods = project_modules()
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    top: dict[str, set[str]] = {m: set() for m in mods}
+    for m, f in mods.items():
+        for name in imported_names(m, f, ast.parse(f.read_text(), filename=str(f))):
+            top[m].add(name.split(".")[0])
+            target = name
+            while target and target not in mods:
+                target = target.rpartition(".")[0]
+            if target and target != m:
+                edges[m].add(target)
+    return edges, top
+
+
+def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = 0
+    for start in sorted(edges):
+        if start in index:
+            continue
+        work: list[tuple[str, list[str]]] = [(start, sorted(edges[start]))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            v, todo = work[-1]
+            if todo:
+                w = todo.pop()
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, sorted(edges[w])))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def is_package_with_own_submodules(component: list[str]) -> bool:
+    root = min(component, key=len)
+    return all(m == root or m.startswith(root + ".") for m in component)
+
+
+def test_the_walk_sees_function_level_and_relative_imports() -> None:
+    src = "import a.b\nfrom . import c\ndef f():\n    from ..d import e\n    import numpy\n"
+    names = imported_names("p.q.m", Path("m.py"), ast.parse(src))
+    assert {"a.b", "p.q", "p.q.c", "p.d", "p.d.e", "numpy"} <= names
+
+
+def test_cycle_finder_finds_a_cycle_and_ignores_a_dag() -> None:
+    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert strongly_connected({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_the_walk_covers_both_packages() -> None:
+    edges, _ = import_graph()
+    assert "evaluator.pipeline" in edges and "leaderboard.worker" in edges
+    assert "evaluator.reference" in edges["evaluator.reference.registry"]
+
+
+def test_no_import_cycles() -> None:
+    edges, _ = import_graph()
+    cycles = [c for c in strongly_connected(edges) if not is_package_with_own_submodules(c)]
+    assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_evaluator_never_imports_leaderboard() -> None:
+    _, top = import_graph()
+    bad = sorted(m for m, names in top.items() if m.startswith("evaluator") and "leaderboard" in names)
+    assert bad == [], f"evaluator modules importing leaderboard: {bad}"
+
+
+def test_leaderboard_imports_no_science_library() -> None:
+    _, top = import_graph()
+    bad = {m: sorted(names & SCIENCE) for m, names in top.items()
+           if m.startswith("leaderboard") and names & SCIENCE}
+    assert bad == {}, f"leaderboard modules importing science libraries: {bad}"
