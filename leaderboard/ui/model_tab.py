@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from evaluator.export import cif_text, element_counts
+from evaluator import export
 from leaderboard import plots as P
 from leaderboard import table as T
 from leaderboard.ui.context import AppContext
@@ -416,7 +416,7 @@ def build(ctx: AppContext) -> dict:
         if df is not None:
             valid = valid_rows(df)
             fcol = first_column(valid, ("reduced_formula", "formula"))
-            counts = element_counts(valid[fcol]) if fcol else {}
+            counts = export.element_counts(valid[fcol]) if fcol else {}
             which = "valid" if "validity_valid" in df else "parsed"
             fig_p = P.periodic_table(counts, f"Element coverage ({len(valid)} {which} structures)", len(valid))
             cands, cap = candidates(df)
@@ -446,7 +446,7 @@ def build(ctx: AppContext) -> dict:
         if col is None:
             return "# no structure column in this submission's results"
         rows = df[df["index"] == int(index)] if "index" in df else df.iloc[[int(index)]]
-        return cif_text(rows.iloc[0][col]) if len(rows) else ""
+        return export.cif_text(rows.iloc[0][col]) if len(rows) else ""
 
     outs = [empty_md, page, meta_md, dl_struct_parquet, dl_struct_csv, dl_summary, ref_md, metrics_df, hist,
             ptable, cand_md, cand_df, cand_pick, cif, cand_info, cand_3d, cand_pd, structures_state]
