@@ -90,7 +90,7 @@ def test_fingerprint_over_the_bound_is_undecided(data, mp_items):
     assert t.loc[[0, 2], "novelty_status"].tolist() == ["ok", "ok"]
     assert t.loc[[0, 2], "novelty_novel"].notna().all()
     assert m["n_fingerprint_timed_out"] == 1
-    assert prov["fingerprint_run"] == {"processes": 1, "timeout_s": 15.0, "graph": "pymatgen"}
+    assert prov["fingerprint_run"] == {"processes": 1, "timeout_s": 8.0, "graph": "pymatgen"}
 
 
 def test_formula_index_decides_where_the_fingerprint_would_fail(data):
