@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -12,7 +11,6 @@ from leaderboard.table import CachedResults
 
 LOCAL_USER_ENV = "GENBENCH_LOCAL_USER"
 DEFAULT_LOCAL_USER = "local-user"
-EXAMPLE_REL = "structures/mattergen_paper/cifs.zip"
 
 
 def on_space() -> bool:
@@ -23,16 +21,6 @@ def on_space() -> bool:
 def local_user() -> str:
     """The configured identity when not on a Space."""
     return os.environ.get(LOCAL_USER_ENV) or DEFAULT_LOCAL_USER
-
-
-def example_upload() -> Path | None:
-    """The example submission (MatterGen paper CIFs) from the data directory, or None."""
-    from evaluator.data import DataDir, MissingDataError
-
-    try:
-        return DataDir().path(EXAMPLE_REL)
-    except MissingDataError:
-        return None
 
 
 @dataclass
