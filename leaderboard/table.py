@@ -344,7 +344,6 @@ def catalogue(columns: Iterable[str] | pd.DataFrame) -> list[Measure]:
             name = base
             measures.append(_make_measure(family, name, {"value": cols["value"]},
                                           suffix=" value" if counted else ""))
-    fams = {m.family for m in measures}
     have = {(m.family, m.name) for m in measures if m.counted}
     if ("sun", "sun") in have and ("sun", "msun") in have and ("sun", "sun_plus_msun") not in have:
         k = KNOWN[("sun", "sun_plus_msun")]  # older summaries: derive SUN + MSUN from its parts

@@ -5,7 +5,6 @@ worker killed mid-run (real subprocesses)."""
 import json
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest

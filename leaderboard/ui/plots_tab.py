@@ -63,8 +63,7 @@ def build(ctx: AppContext) -> dict:
         res = ctx.results.get()
         new_choices = _choices(res)
         out = []
-        for i in range(len(plots)):
-            xk, yk = args[2 * i], args[2 * i + 1]
+        for _ in range(len(plots)):
             out += [gr.update(choices=new_choices), gr.update(choices=new_choices)]
         for i in range(len(plots)):
             out.append(P.scatter(res, args[2 * i], args[2 * i + 1], args[-1]))
