@@ -350,7 +350,9 @@ def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
     n_checkpointed = len(checkpoint.read_text().splitlines())
     assert 2 <= n_checkpointed < n  # the pool was stopped, not drained
 
-    config = eval_config_from("validity,stability", 40, device="cpu", options={"relax_mode": "serial"})
+    # one pool process (one torch thread): a multi-threaded serial relaxation crawls on a loaded machine
+    config = eval_config_from("validity,stability", 40, device="cpu",
+                              options={"relax_mode": "pool", "relax_workers": 1})
     final = make_worker(store, tmp_path, config, worker_id="second", lease_s=60, keep_work=True).run_one()
     assert final.status == q.FINISHED and final.attempts == 1 and final.lease_owner == "second"
     assert [h["event"] for h in final.history] == ["submitted", "claimed", "released", "claimed", "finished"]
