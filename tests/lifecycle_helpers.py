@@ -107,14 +107,6 @@ def describe(pids: list[int]) -> list[str]:
     return out
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except OSError:
-        return False
-
-
 HOLD_VAR = "GENBENCH_TEST_HOLD_AT"  # "stage prefix" at which held_evaluate stops moving
 
 

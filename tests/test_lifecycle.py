@@ -25,12 +25,12 @@ import uuid
 import pytest
 
 from conftest_leaderboard import META, REPO, local_store, start_worker, wait_for, write_cifs, write_unique_files
+from evaluator.procpool import pid_alive
 from leaderboard import queue as q
 from leaderboard.results import load_results_table, load_summary
 from leaderboard.submissions import SubmissionPolicy, submit, withdraw
 from leaderboard.worker import Worker
-from lifecycle_helpers import (HOLD_VAR, TAG_VAR, describe, pid_alive, slow_evaluate, stuck_evaluate,
-                               tagged_processes)
+from lifecycle_helpers import HOLD_VAR, TAG_VAR, describe, slow_evaluate, stuck_evaluate, tagged_processes
 
 UNLIMITED = SubmissionPolicy(max_per_window=0, max_attempts=5)
 SMALL_CIFS = ("mp_mp-1219922.cif", "mp_mp-22924.cif", "mp_mp-2524.cif")  # 2-3 sites each

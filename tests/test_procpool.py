@@ -10,29 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.procpool import call_bounded, run_bounded, terminate_all
+from evaluator.procpool import call_bounded, pid_alive, run_bounded, terminate_all
 import procpool_helpers as h
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in (b"Z", b"X")
 
 
 def _wait_gone(pids, bound_s=60.0) -> list[int]:
     """Wait (polling state, bounded) until every pid is gone; return the survivors."""
     end = time.monotonic() + bound_s
     while time.monotonic() < end:
-        alive = [p for p in pids if _alive(p)]
+        alive = [p for p in pids if pid_alive(p)]
         if not alive:
             return []
         time.sleep(0.05)
-    return [p for p in pids if _alive(p)]
+    return [p for p in pids if pid_alive(p)]
 
 
 def test_every_item_gets_its_outcome():
@@ -116,7 +108,7 @@ def test_children_die_when_the_caller_is_killed(tmp_path, start_method):
             assert time.monotonic() < end, "the pool did not start"
             time.sleep(0.05)
         pids = [int(p.read_text()) for p in pidfiles]
-        assert all(_alive(p) for p in pids)
+        assert all(pid_alive(p) for p in pids)
         caller.send_signal(signal.SIGKILL)
         caller.wait()
         assert _wait_gone(pids, 30) == [], "children outlived the killed caller"
