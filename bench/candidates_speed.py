@@ -25,7 +25,7 @@ from evaluator import candidates as C  # noqa: E402
 from evaluator.data import DataDir  # noqa: E402
 from evaluator.identity.built_reference import read_cif  # noqa: E402
 from evaluator.reference.registry import load_reference  # noqa: E402
-from evaluator.stability.hull import chemsys_key  # noqa: E402
+from evaluator.reference.hull import chemsys_key  # noqa: E402
 
 
 def main() -> None:

@@ -80,10 +80,10 @@ def main(argv=None) -> None:
     from evaluator.mlip import describe_mlip, load_mlip
     from evaluator.mlip.engine import relax_engine
     from evaluator.mlip.relax import relax_serial
-    from evaluator.stability.energy import energy_route
-    from evaluator.stability.family import score_energy
-    from evaluator.stability.hull import load_mp20_hull
-    from evaluator.stability.runner import _to_atoms
+    from evaluator.families.stability.energy import energy_route
+    from evaluator.families.stability.family import score_energy
+    from evaluator.reference.hull import load_mp20_hull
+    from evaluator.families.stability.runner import _to_atoms
     from pymatgen.core import Structure
 
     data = DataDir(args.data_dir)

@@ -116,7 +116,7 @@ def main(argv=None) -> None:
     from bench.stability_speed import sample
     from evaluator.data import DataDir
     from evaluator.mlip import load_mlip
-    from evaluator.stability.runner import _to_atoms
+    from evaluator.families.stability.runner import _to_atoms
 
     data = DataDir(args.data_dir)
     structures = sample(data, n, args.seed, None, args.rattle)
@@ -174,9 +174,9 @@ def _score(data, mlip_name, structures, results, budget_s: float) -> dict:
     from pymatgen.core import Structure
 
     from evaluator.mlip import describe_mlip
-    from evaluator.stability.energy import energy_route
-    from evaluator.stability.family import score_energy
-    from evaluator.stability.hull import load_mp20_hull
+    from evaluator.families.stability.energy import energy_route
+    from evaluator.families.stability.family import score_energy
+    from evaluator.reference.hull import load_mp20_hull
 
     t0 = time.perf_counter()
     hull = load_mp20_hull(data).get("dft")

@@ -59,10 +59,10 @@ def one_mode(args) -> dict:
 
     from evaluator.data import DataDir
     from evaluator.mlip import describe_mlip
-    from evaluator.stability.energy import energy_route
-    from evaluator.stability.family import score_energy
-    from evaluator.stability.hull import load_mp20_hull
-    from evaluator.stability.runner import RelaxSettings, relax_all
+    from evaluator.families.stability.energy import energy_route
+    from evaluator.families.stability.family import score_energy
+    from evaluator.reference.hull import load_mp20_hull
+    from evaluator.families.stability.runner import RelaxSettings, relax_all
 
     if args.threads:
         torch.set_num_threads(args.threads)

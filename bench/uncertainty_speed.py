@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import numpy as np  # noqa: E402
 
 from evaluator import uncertainty as U  # noqa: E402
-from evaluator.families import counted  # noqa: E402
+from evaluator.families.base import counted  # noqa: E402
 from test_uncertainty import synthetic  # noqa: E402
 
 

@@ -38,8 +38,8 @@ def evaluate(files, workers: int | None = None) -> list[dict]:
     """Our validity rows for the files (parse with pymatgen, then the validity checks)."""
     from pymatgen.core import Structure
 
-    from evaluator.validity import validity_rows
-    from evaluator.validity.charge import OxiPriors
+    from evaluator.families.validity.family import validity_rows
+    from evaluator.families.validity.charge import OxiPriors
     from evaluator.data import DataDir
 
     with warnings.catch_warnings():

@@ -97,7 +97,7 @@ def phase_diagram_figure(reference_pd, composition, e_form_per_atom: float, labe
 
 def nearest_reference(hull, reference_pd, composition, e_form_per_atom: float) -> tuple[dict | None, str | None]:
     """(nearest reference entry or decomposition, None) or (None, why)."""
-    from evaluator.stability.hull import chemsys_key
+    from evaluator.reference.hull import chemsys_key
 
     key = chemsys_key(e.symbol for e in composition.elements)
     reduced = composition.reduced_formula
@@ -128,7 +128,7 @@ def candidate_page(row: pd.Series, index: int, kind: str, hull) -> dict:
     """The candidate JSON object of one table row (see module docstring)."""
     from pymatgen.core import Structure
 
-    from evaluator.stability.hull import chemsys_key
+    from evaluator.reference.hull import chemsys_key
 
     page: dict = {"row": int(index), "kind": kind, "formula": row.get("formula"),
                   "e_hull_relaxed": _num(row.get("stability_e_above_hull")),

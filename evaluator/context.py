@@ -11,7 +11,7 @@ import pandas as pd
 
 from evaluator.config import EvalConfig
 from evaluator.data import DataDir
-from evaluator.families import counted
+from evaluator.families.base import counted
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure

@@ -31,14 +31,14 @@ class FamilySpec:
 
 # Order matters: a family runs after those it requires.
 FAMILIES: dict[str, FamilySpec] = {
-    "validity": FamilySpec("evaluator.validity", (), "charge neutrality, distances, plausibility"),
-    "uniqueness": FamilySpec("evaluator.identity.uniqueness", ("validity",), "StructureMatcher classes"),
-    "novelty": FamilySpec("evaluator.identity.novelty", ("validity",), "vs the reference set"),
-    "stability": FamilySpec("evaluator.stability.family", ("validity",), "MLIP relaxation + E_hull"),
-    "sun": FamilySpec("evaluator.stability.sun", ("stability", "novelty"), "SUN / MSUN"),
-    "diversity": FamilySpec("evaluator.families.diversity", ("validity",), "coverage, entropies, Vendi"),
-    "distribution": FamilySpec("evaluator.families.distribution", ("validity",), "JSD, MMD, FD to LeMat-Bulk"),
-    "hhi": FamilySpec("evaluator.families.hhi", ("validity",), "supply risk"),
+    "validity": FamilySpec("evaluator.families.validity.family", (), "charge neutrality, distances, plausibility"),
+    "uniqueness": FamilySpec("evaluator.families.uniqueness.family", ("validity",), "StructureMatcher classes"),
+    "novelty": FamilySpec("evaluator.families.novelty.family", ("validity",), "vs the reference set"),
+    "stability": FamilySpec("evaluator.families.stability.family", ("validity",), "MLIP relaxation + E_hull"),
+    "sun": FamilySpec("evaluator.families.sun.family", ("stability", "novelty"), "SUN / MSUN"),
+    "diversity": FamilySpec("evaluator.families.diversity.family", ("validity",), "coverage, entropies, Vendi"),
+    "distribution": FamilySpec("evaluator.families.distribution.family", ("validity",), "JSD, MMD, FD to LeMat-Bulk"),
+    "hhi": FamilySpec("evaluator.families.hhi.family", ("validity",), "supply risk"),
 }
 
 

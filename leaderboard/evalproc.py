@@ -41,8 +41,8 @@ from evaluator.procpool import die_with_parent
 # it forks the very hazard it exists to avoid. The child imports the evaluator itself.
 PRELOAD: tuple[str, ...] = ()
 # What an idle (spare) evaluation process imports while it waits for its job.
-WARM = ("evaluator.pipeline", "evaluator.results", "evaluator.ingest", "evaluator.validity",
-        "evaluator.validity.preload")  # the last loads the validity tables (seconds)
+WARM = ("evaluator.pipeline", "evaluator.outputs", "evaluator.ingest", "evaluator.families.validity.family",
+        "evaluator.families.validity.preload")  # the last loads the validity tables (seconds)
 REAP_TIMEOUT_S = 10.0
 
 
@@ -77,7 +77,7 @@ def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> Non
         if fn is None:
             from evaluator.pipeline import evaluate as fn
         evaluation = fn(inputs, config, DataDir(data_dir), work_dir=work_dir, progress=progress)
-        from evaluator.results import write_evaluation
+        from evaluator.outputs import write_evaluation
 
         summary_file, table_file = write_evaluation(evaluation, out_dir)
         conn.send(("done", str(summary_file), str(table_file)))

@@ -68,7 +68,7 @@ def screenshots(store_dir: Path, out: Path) -> None:
 
     from leaderboard.queue import FINISHED, list_jobs
     from leaderboard.ui import build_app, launch_kwargs
-    from leaderboard.ui.context import make_context
+    from leaderboard.ui.shared_state import make_context
 
     ctx = make_context(str(store_dir))
     jobs = {j.model_name: j.id for j in list_jobs(ctx.store) if j.status == FINISHED}

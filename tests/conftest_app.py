@@ -44,7 +44,7 @@ def app_server(tmp_path_factory) -> AppServer:
     os.environ["GENBENCH_LOCAL_USER"] = "tester"
     os.environ["GENBENCH_RATE_LIMIT"] = "0"
     from leaderboard.ui import build_app, launch_kwargs
-    from leaderboard.ui.context import make_context
+    from leaderboard.ui.shared_state import make_context
 
     store_dir = tmp_path_factory.mktemp("store")
     ctx = make_context(str(store_dir), ttl_s=0.5, refresh_s=2.0, status_refresh_s=1.0)

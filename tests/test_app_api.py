@@ -51,7 +51,7 @@ def test_empty_leaderboard(tmp_path):
     from conftest_app import free_port
 
     from leaderboard.ui import build_app
-    from leaderboard.ui.context import make_context
+    from leaderboard.ui.shared_state import make_context
 
     demo = build_app(make_context(str(tmp_path / "empty")))
     port = free_port()

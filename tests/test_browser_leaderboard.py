@@ -43,7 +43,7 @@ def server(tmp_path_factory):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.pop("SPACE_ID", None)
     from leaderboard.ui import build_app, launch_kwargs
-    from leaderboard.ui.context import make_context
+    from leaderboard.ui.shared_state import make_context
 
     root = tmp_path_factory.mktemp("lbstore")
     ctx = make_context(str(root / "state"), ttl_s=0.5, refresh_s=2.0, status_refresh_s=1.0)
@@ -186,7 +186,7 @@ def test_model_page_before_any_results(browser, tmp_path):
     """On a store with no finished submission the model page says what will appear once one is
     evaluated (and the downloads hold an empty table rather than nothing)."""
     from leaderboard.ui import build_app, launch_kwargs
-    from leaderboard.ui.context import make_context
+    from leaderboard.ui.shared_state import make_context
 
     ctx = make_context(str(tmp_path / "state"), ttl_s=0.5, refresh_s=2.0, status_refresh_s=1.0)
     demo = build_app(ctx)

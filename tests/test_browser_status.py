@@ -73,7 +73,7 @@ def status_app(tmp_path_factory):
     os.environ["GENBENCH_LOCAL_USER"] = "tester"
     os.environ["GENBENCH_RATE_LIMIT"] = "0"
     from leaderboard.ui import build_app, launch_kwargs
-    from leaderboard.ui.context import make_context
+    from leaderboard.ui.shared_state import make_context
 
     # The status timer never ticks during these tests (every view comes from a page load or a
     # click), so the table can only agree with the detail if the withdraw itself redraws it.

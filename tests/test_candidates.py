@@ -14,7 +14,7 @@ from pymatgen.core import Composition, Lattice, Structure
 from evaluator import candidates as C
 from evaluator.data import DataDir
 from evaluator.reference.registry import load_reference
-from evaluator.stability.hull import chemsys_key
+from evaluator.reference.hull import chemsys_key
 
 warnings.filterwarnings("ignore", message=".*electronegativity.*")
 
@@ -125,7 +125,7 @@ def test_sun_family_writes_candidate_column():
     from evaluator.config import EvalConfig
     from evaluator.context import EvalContext
     from evaluator.stability import sun
-    from evaluator.stability.family import _flags
+    from evaluator.families.stability.family import _flags
 
     h = load_reference("mp20", DataDir()).hull.get("dft")
     nacl = rocksalt().get_primitive_structure()

@@ -12,7 +12,7 @@ from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
 from evaluator.data import DataDir
 from evaluator.identity import matcher as M
-from evaluator.identity.store import ReferenceWriter, structure_row
+from evaluator.identity.fingerprint_store import ReferenceWriter, structure_row
 from evaluator.ingest.types import Item
 from evaluator.pipeline import build_table, run_families
 from evaluator.reference.registry import load_reference

@@ -12,8 +12,9 @@ from pymatgen.core import Element, Lattice, Structure
 from scipy.spatial.distance import cdist
 
 from conftest_families import isolated_cache, make_ctx, read_cifs  # noqa: F401
-from evaluator.families import distribution, mmd
-from evaluator.families.features import compute_features, crystal_system
+from evaluator.families.distribution import family as distribution
+from evaluator.families.distribution import mmd
+from evaluator.structure_features import compute_features, crystal_system
 
 NO_FD = {"fd": False}
 METALS = ["Li", "Na", "K", "Rb", "Cs", "Be", "Mg", "Ca", "Sr", "Ba", "Al", "Sc", "Ti", "V", "Cr",

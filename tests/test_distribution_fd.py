@@ -9,8 +9,8 @@ from pymatgen.core import Lattice, Structure
 from scipy import linalg
 
 from conftest_families import isolated_cache, make_ctx  # noqa: F401
-from evaluator.families import distribution
-from evaluator.families import embedding_reference as er
+from evaluator.families.distribution import family as distribution
+from evaluator.families.distribution import embedding_reference as er
 
 
 def scipy_fd(mu1, s1, mu2, s2):
@@ -144,7 +144,7 @@ def test_lemat_compatible_fd_uses_their_statistics_with_all_channel_features(tin
                                     mlip="mace", mlip_model="medium-mpa-0"))
     assert few.metrics["frechet_mace"] is None and "at least 17" in few.missing["frechet_mace"]
     assert few.metrics["frechet_lemat_mace"] is None and "not computed" in few.missing["frechet_lemat_mace"]
-    from evaluator.families import FamilyResult
+    from evaluator.families.base import FamilyResult
 
     part = FamilyResult()
     ctx = make_ctx(structures, {}, mlip="mace", mlip_model="medium-mpa-0")

@@ -7,8 +7,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from conftest_families import isolated_cache, make_ctx, read_cifs  # noqa: F401
-from evaluator.families import diversity
-from evaluator.families.features import compute_features
+from evaluator.families.diversity import family as diversity
+from evaluator.structure_features import compute_features
 
 
 def elemental(el, kind, a):

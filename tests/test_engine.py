@@ -41,7 +41,7 @@ def tiny_mace(tmp_path_factory, data):
 def _rattled_atoms(data, ids, seed=0, amount=0.08):
     from pymatgen.core import Structure
 
-    from evaluator.stability.runner import _to_atoms
+    from evaluator.families.stability.runner import _to_atoms
 
     rng = np.random.default_rng(seed)
     out = []
@@ -210,7 +210,7 @@ def test_engine_mode_checkpoints_resumes_and_aborts(data, tiny_mace, tmp_path):
 
     from pymatgen.core import Structure
 
-    from evaluator.stability.runner import RelaxSettings, relax_all
+    from evaluator.families.stability.runner import RelaxSettings, relax_all
 
     structures = {i: Structure.from_file(p) for i, p in enumerate(mp_sample_cifs(data, TINY_IDS[:4]))}
     settings = RelaxSettings(mlip="mace", model=tiny_mace.path, dtype="float64", steps=40, mode="engine",
@@ -264,7 +264,7 @@ def test_abort_from_poll_stops_a_batch_in_which_nothing_finishes(data, tiny_mace
 
 
 def test_auto_mode_picks_the_engine_on_cuda_and_refuses_it_for_chgnet():
-    from evaluator.stability.runner import RelaxSettings, resolve_mode
+    from evaluator.families.stability.runner import RelaxSettings, resolve_mode
 
     assert resolve_mode(RelaxSettings(mlip="sevenn"), "cuda", 100)[0] == "engine"
     assert resolve_mode(RelaxSettings(mlip="mace"), "cuda:0", 100)[0] == "engine"

@@ -8,7 +8,7 @@ from pymatgen.analysis.hhi import HHI_CSV_PATH
 from pymatgen.core import Lattice, Structure
 
 from conftest_families import isolated_cache, make_ctx, read_cifs  # noqa: F401
-from evaluator.families import hhi
+from evaluator.families.hhi import family as hhi
 
 
 def table_values() -> dict[str, tuple[float, float]]:

@@ -11,9 +11,9 @@ from pymatgen.core import Lattice, Structure
 
 from evaluator import pipeline
 from evaluator.config import EvalConfig
-from evaluator.families import FamilyResult, counted
+from evaluator.families.base import FamilyResult, counted
 from evaluator.ingest.types import Item
-from evaluator.results import read_summary, read_table, write_evaluation
+from evaluator.outputs import read_summary, read_table, write_evaluation
 
 
 def rocksalt(a=5.64):

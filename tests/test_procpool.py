@@ -120,7 +120,7 @@ def test_children_die_when_the_caller_is_killed(tmp_path, start_method):
 def _preload_lists():
     from evaluator.identity import fingerprint
     from evaluator.ingest import units
-    from evaluator.validity import core
+    from evaluator.families.validity import core
     return {"ingest": units.PRELOAD, "fingerprint": fingerprint.PRELOAD, "validity": core.PRELOAD}
 
 

@@ -13,8 +13,8 @@ from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
 from evaluator.data import DataDir
 from evaluator.identity.built_reference import build_from_cifs, find_cifs, open_built_reference, read_cif
-from evaluator.identity.lemat import LEMAT_ROWS, load_lemat
-from evaluator.identity.store import read_manifest
+from evaluator.build.lemat_fingerprints import LEMAT_ROWS, load_lemat
+from evaluator.identity.fingerprint_store import read_manifest
 from evaluator.identity.structure_index import StructureIndex
 from evaluator.ingest.types import Item
 from evaluator.pipeline import build_table, run_families

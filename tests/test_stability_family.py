@@ -80,7 +80,7 @@ def test_interrupted_run_resumes_without_recomputing(data, tmp_path):
     from pymatgen.core import Structure
 
     from evaluator.mlip import load_mlip
-    from evaluator.stability.runner import RelaxSettings, relax_all
+    from evaluator.families.stability.runner import RelaxSettings, relax_all
 
     structures = {i: Structure.from_file(p) for i, p in enumerate(mp_sample_cifs(data, SMALL_MP20[:3]))}
     settings = RelaxSettings(steps=80, mode="serial")
@@ -123,9 +123,9 @@ def test_calibration_small_mp20_set_matches_dft_hull(data):
     from pymatgen.core import Structure
 
     from evaluator.mlip import load_mlip
-    from evaluator.stability.family import score_energy
-    from evaluator.stability.hull import load_mp20_hull
-    from evaluator.stability.runner import RelaxSettings, relax_all
+    from evaluator.families.stability.family import score_energy
+    from evaluator.reference.hull import load_mp20_hull
+    from evaluator.families.stability.runner import RelaxSettings, relax_all
 
     ids = SMALL_MP20
     structures = {i: Structure.from_file(p) for i, p in enumerate(mp_sample_cifs(data, ids))}
@@ -153,7 +153,7 @@ def test_incompatible_hull_is_refused_before_relaxing(data, tmp_path):
 def test_process_pool_mode(data, tmp_path):
     from pymatgen.core import Structure
 
-    from evaluator.stability.runner import RelaxSettings, relax_all
+    from evaluator.families.stability.runner import RelaxSettings, relax_all
 
     structures = {i: Structure.from_file(p) for i, p in enumerate(mp_sample_cifs(data, SMALL_MP20[:2]))}
     results, info = relax_all(structures, RelaxSettings(steps=60, mode="pool", workers=2, device="cpu"), tmp_path)

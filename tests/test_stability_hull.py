@@ -13,7 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _toy_hull():
-    from evaluator.stability.hull import HullReference
+    from evaluator.reference.hull import HullReference
 
     entries = pd.DataFrame({"entry_id": ["ab", "a2b", "a"], "formula": ["Na1 Cl1", "Na2 Cl1", "Na2"],
                             "e_form_per_atom": [-0.5, -0.2, 0.05]})
@@ -49,7 +49,7 @@ def test_mp20_dft_hull_reproduces_the_dft_e_above_hull_of_its_entries():
     from pymatgen.core import Composition
 
     from evaluator.data import DataDir
-    from evaluator.stability.hull import load_mp20_hull
+    from evaluator.reference.hull import load_mp20_hull
 
     data = DataDir()
     hull = load_mp20_hull(data).get("dft")
@@ -64,8 +64,8 @@ def test_mp20_dft_hull_reproduces_the_dft_e_above_hull_of_its_entries():
 def test_energy_routes_and_refusals():
     from evaluator.data import DataDir
     from evaluator.mlip import MLIPSpec
-    from evaluator.stability.energy import IncompatibleEnergyScale, energy_route
-    from evaluator.stability.hull import load_mp20_hull
+    from evaluator.families.stability.energy import IncompatibleEnergyScale, energy_route
+    from evaluator.reference.hull import load_mp20_hull
 
     hulls = load_mp20_hull(DataDir())
     chgnet = MLIPSpec("chgnet", "0.3.0", None, "mp2020-corrected")
@@ -88,7 +88,7 @@ def test_energy_routes_and_refusals():
 def test_mp2020_corrections_for_raw_pbe_energies():
     from pymatgen.core import Lattice, Structure
 
-    from evaluator.stability.energy import mp2020_compatibility, mp2020_corrected_energy
+    from evaluator.families.stability.energy import mp2020_compatibility, mp2020_corrected_energy
 
     fe2o3 = Structure(Lattice.cubic(5.0), ["Fe", "Fe", "O", "O", "O"],
                       [[0, 0, 0], [0.5, 0.5, 0.5], [0.25, 0.25, 0], [0.75, 0.25, 0.5], [0.25, 0.75, 0.5]])
@@ -114,8 +114,8 @@ def _lemat_frame():
 def test_lemat_loader_builds_a_compact_hull_offline(tmp_path):
     from pymatgen.core import Composition
 
-    from evaluator.stability.hull import load_hull_file, write_hull_file
-    from evaluator.stability.lemat import load_lemat_hull
+    from evaluator.reference.hull import load_hull_file, write_hull_file
+    from evaluator.build.lemat_hull import load_lemat_hull
 
     hull = load_lemat_hull("mace_mp", frame=_lemat_frame())
     assert hull.energy_scale == "mlip:mace_mp" and hull.compatible == {"mace": ["medium-0b3"]}

@@ -190,7 +190,7 @@ def test_status_tab_tables_render_links_as_markdown():
 
 
 def test_upload_estimate_states_device_and_mlip(tmp_path, monkeypatch):
-    from leaderboard.ui.context import make_context
+    from leaderboard.ui.shared_state import make_context
     from leaderboard.ui.submit_tab import upload_estimate
 
     monkeypatch.setenv("GENBENCH_DEVICE", "cpu")
@@ -203,7 +203,7 @@ def test_upload_estimate_states_device_and_mlip(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_upload_check_of_2500_structures_says_hours_on_a_cpu(mp_sample, tmp_path, monkeypatch):
     """The real upload check (as the Submit tab runs it) on a zip of the 2,473 mp_sample CIFs."""
-    from leaderboard.ui.context import make_context
+    from leaderboard.ui.shared_state import make_context
     from leaderboard.ui.submit_tab import check_files
 
     monkeypatch.setenv("GENBENCH_DEVICE", "cpu")

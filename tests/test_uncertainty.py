@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from evaluator import uncertainty as U
-from evaluator.families import counted
+from evaluator.families.base import counted
 
 
 def synthetic(n: int, seed: int = 1) -> tuple[pd.DataFrame, dict]:
@@ -122,7 +122,7 @@ def _sun_ctx(rows):
     from evaluator.config import EvalConfig
     from evaluator.context import EvalContext
     from evaluator.data import DataDir
-    from evaluator.stability.family import _flags
+    from evaluator.families.stability.family import _flags
 
     e = np.array([r[1] for r in rows], float)
     stable, meta = _flags(e, 0.0, 0.1)

@@ -13,9 +13,9 @@ from pymatgen.core import Composition, Lattice, Structure
 from evaluator.config import EvalConfig
 from evaluator.data import DataDir
 from evaluator.ingest.types import Item
-from evaluator.validity import charge as charge_mod
-from evaluator.validity.charge import ChargeCascade, OxiPriors, best_balanced
-from evaluator.validity.core import check_many, check_structure
+from evaluator.families.validity import charge as charge_mod
+from evaluator.families.validity.charge import ChargeCascade, OxiPriors, best_balanced
+from evaluator.families.validity.core import check_many, check_structure
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -145,7 +145,7 @@ def test_oxidation_decorated_and_disordered_structures(cascade):
 
 
 def test_exception_in_a_check_marks_row_failed(cascade, monkeypatch):
-    import evaluator.validity.core as core
+    import evaluator.families.validity.core as core
 
     def boom(structure):
         raise RuntimeError("kaput")

@@ -9,7 +9,7 @@ from pathlib import Path
 from evaluator.data import DataDir
 from evaluator.identity import fingerprint as F
 from evaluator.identity import matcher as M
-from evaluator.identity.store import ReferenceWriter, read_manifest, structure_row
+from evaluator.identity.fingerprint_store import ReferenceWriter, read_manifest, structure_row
 from evaluator.reference import Reference
 
 

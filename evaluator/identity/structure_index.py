@@ -24,7 +24,7 @@ import numpy as np
 
 from evaluator.identity import matcher as M
 from evaluator.identity.fingerprint_index import digests
-from evaluator.identity.store import read_manifest, row_structure
+from evaluator.identity.fingerprint_store import read_manifest, row_structure
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -42,7 +42,7 @@ class NoveltyMatch:
 
 
 class StructureIndex:
-    """Reference structures of a built reference folder (see ``evaluator.identity.store``)."""
+    """Reference structures of a built reference folder (see ``evaluator.identity.fingerprint_store``)."""
 
     kind = "structures"
     equivalence = ("pymatgen StructureMatcher against every reference structure of the same "

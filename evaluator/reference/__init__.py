@@ -5,7 +5,7 @@ lazily loaded components:
 - ``novelty``: what novelty compares against (fingerprints only, or fingerprints
   plus structures indexed by reduced formula) — see ``evaluator.identity``;
 - ``hull``: reference convex-hull energies and their energy scale — see
-  ``evaluator.stability.hull``. None when the reference has no energies.
+  ``evaluator.reference.hull``. None when the reference has no energies.
 - ``coverage``: what it covers (one sentence, size, largest cell) — see
   ``evaluator.reference.coverage``.
 

@@ -130,10 +130,10 @@ SPARSE_RULE = {
 
 def sparse_chemsys(structures: list, rows: list[int], hull) -> pd.Series:
     """Per row (boolean): its chemical system has fewer than n_elements + 1 distinct reference
-    compositions (``SPARSE_RULE``). ``hull``: an ``evaluator.stability.hull.HullReference``."""
+    compositions (``SPARSE_RULE``). ``hull``: an ``evaluator.reference.hull.HullReference``."""
     import pandas as pd
 
-    from evaluator.stability.hull import chemsys_key
+    from evaluator.reference.hull import chemsys_key
 
     out = pd.Series(pd.NA, index=pd.Index(rows), dtype="boolean")
     counts: dict[tuple[str, ...], int] = {}

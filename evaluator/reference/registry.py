@@ -15,7 +15,7 @@ MP20_DIR = "reference/mp20"
 def mp20(data: DataDir) -> Reference:
     """Embedded default: MP-20 BAWL fingerprints (novelty) + MP-20 DFT hull (stability)."""
     from evaluator.identity.fingerprint_index import load_fingerprint_file
-    from evaluator.stability.hull import load_mp20_hull
+    from evaluator.reference.hull import load_mp20_hull
 
     fp = data.path(f"{MP20_DIR}/mp20_bawl_fingerprints.txt.gz")
     hull = data.path(f"{MP20_DIR}/mp20_hull.parquet")
@@ -38,7 +38,7 @@ REFERENCES = {"mp20": mp20}
 def load_built_reference(path: Path, data: DataDir) -> Reference:
     """A reference made by ``python -m evaluator reference build``."""
     from evaluator.identity.built_reference import open_built_reference
-    from evaluator.identity.store import read_manifest
+    from evaluator.identity.fingerprint_store import read_manifest
 
     ref = open_built_reference(path, data)
     ref.coverage_loader = lambda: built_coverage(path, read_manifest(path))

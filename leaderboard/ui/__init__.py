@@ -10,7 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from leaderboard.ui import compare_tab, leaderboard_tab, model_tab, plots_tab, status_tab, submit_tab
-from leaderboard.ui.context import AppContext, make_context
+from leaderboard.ui.shared_state import AppContext, make_context
 
 TITLE = "Crystal generative-model leaderboard"
 TAB_IDS = ("leaderboard", "plots", "submit", "status", "model", "compare")

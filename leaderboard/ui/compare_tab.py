@@ -9,7 +9,7 @@ import pandas as pd
 from evaluator.export import element_counts
 from leaderboard import plots as P
 from leaderboard import table as T
-from leaderboard.ui.context import AppContext
+from leaderboard.ui.shared_state import AppContext
 
 MAX_COMPARED = 3
 HELP = ("Pick two or three finished submissions. Rates are % of submitted structures with their "

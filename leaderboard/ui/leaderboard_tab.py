@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from leaderboard import table as T
-from leaderboard.ui.context import AppContext
+from leaderboard.ui.shared_state import AppContext
 
 VIEWS = ["compact", "full"]
 

@@ -15,7 +15,7 @@ import pandas as pd
 from evaluator import export
 from leaderboard import plots as P
 from leaderboard import table as T
-from leaderboard.ui.context import AppContext
+from leaderboard.ui.shared_state import AppContext
 from leaderboard.ui.jobs import md_link, md_text
 
 N_CANDIDATES = 25

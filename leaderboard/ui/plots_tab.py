@@ -7,7 +7,7 @@ import pandas as pd
 
 from leaderboard import plots as P
 from leaderboard import table as T
-from leaderboard.ui.context import AppContext
+from leaderboard.ui.shared_state import AppContext
 
 # Default axes (first available key of each list): novelty vs stability rate; MSUN vs diversity.
 DEFAULTS = [

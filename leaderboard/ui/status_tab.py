@@ -10,7 +10,7 @@ import pandas as pd
 
 from leaderboard.eta import Estimate, Estimator, fmt_estimate
 from leaderboard.ui import jobs as J
-from leaderboard.ui.context import AppContext
+from leaderboard.ui.shared_state import AppContext
 
 STATUS_DATATYPES = ["str"] * (len(J.STATUS_COLUMNS) - 1) + ["markdown"]
 STATUS_WIDTHS = ["13%", "12%", "9%", "9%", "9%", "12%", "9%", "9%", "9%", "9%"]

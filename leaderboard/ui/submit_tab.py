@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from leaderboard.example import EXAMPLE_META, build_example
-from leaderboard.ui.context import AppContext
+from leaderboard.ui.shared_state import AppContext
 from leaderboard.ui.forms import build_form
 from leaderboard.ui.jobs import md_text
 from leaderboard.uploads import discard_refused

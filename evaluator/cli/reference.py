@@ -47,7 +47,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_lemat(args) -> int:
-    from evaluator.identity.lemat import load_lemat
+    from evaluator.build.lemat_fingerprints import load_lemat
 
     bar = None
 

@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluator.families import FamilyResult, finite_or_none
-from evaluator.families import mmd as mmdlib
-from evaluator.families.features import N_ELEMENTS, crystal_system, structure_features
+from evaluator.families.base import FamilyResult, finite_or_none
+from evaluator.families.distribution import mmd as mmdlib
+from evaluator.structure_features import N_ELEMENTS, crystal_system, structure_features
 
 JSD_FILE = "lemat/jsd_distributions.json"
 MMD_FILE = "lemat/mmd_reference_15k.parquet"
@@ -156,7 +156,7 @@ def _mmd(result: FamilyResult, ctx, feats: pd.DataFrame) -> None:
 
 
 def _sample_dir(ctx) -> tuple[Path, str]:
-    from evaluator.families.embedding_reference import DEFAULT_SAMPLE
+    from evaluator.families.distribution.embedding_reference import DEFAULT_SAMPLE
 
     rel = ctx.config.options.get("fd_reference_sample", DEFAULT_SAMPLE)
     return ctx.data.path(str(rel)), str(rel)
@@ -177,7 +177,7 @@ def _load_mlip(cfg):
 
 def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Series:
     """FD against our own reference statistics; returns per-row embedding errors."""
-    from evaluator.families import embedding_reference as er
+    from evaluator.families.distribution import embedding_reference as er
 
     errors = pd.Series([None] * len(index), index=index, dtype=object)
     opts = ctx.config.options
@@ -269,7 +269,7 @@ class _AllChannels:
 
 def _lemat_frechet(result: FamilyResult, ctx, mlip, structures, emb, ok) -> None:
     """``frechet_lemat_<key>``: FD against LeMat-GenBench's own statistics (same model only)."""
-    from evaluator.families import embedding_reference as er
+    from evaluator.families.distribution import embedding_reference as er
 
     for key, (desc, dim, ours) in LEMAT_FD.items():
         name = f"frechet_lemat_{key}"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-from evaluator.stability.checkpoint import Checkpoint, structure_key
+from evaluator.families.stability.checkpoint import Checkpoint, structure_key
 
 POOL_POLL_S = 1.0  # seconds between progress re-calls while waiting on the pool
 ENGINE_NAMES = {"engine": "torch-sim batched engine (evaluator.mlip.engine)",

@@ -14,7 +14,7 @@ import time
 import pandas as pd
 
 from evaluator.context import EvalContext
-from evaluator.families import FamilyResult
+from evaluator.families.base import FamilyResult
 from evaluator.identity import matcher as M
 
 

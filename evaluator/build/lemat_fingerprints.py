@@ -21,7 +21,7 @@ import numpy as np
 
 from evaluator.identity import fingerprint as F
 from evaluator.identity import matcher as M
-from evaluator.identity.store import ReferenceWriter, read_manifest
+from evaluator.identity.fingerprint_store import ReferenceWriter, read_manifest
 
 LEMAT_DATASET = "LeMaterial/LeMat-Bulk"
 LEMAT_CONFIG = "compatible_pbe"
@@ -42,7 +42,7 @@ def lemat_row(row: dict, compute_fingerprint: bool = False) -> dict:
         {el: species.count(el) for el in dict.fromkeys(species)})
     fp = row.get("entalpic_fingerprint") or None
     if compute_fingerprint and fp is None:
-        from evaluator.identity.store import row_structure
+        from evaluator.identity.fingerprint_store import row_structure
 
         try:
             fp = F.bawl_fingerprint(row_structure(lattice.reshape(-1), species, frac.reshape(-1)))

@@ -39,7 +39,7 @@ import time
 import pandas as pd
 
 from evaluator.context import EvalContext
-from evaluator.families import FamilyResult
+from evaluator.families.base import FamilyResult
 from evaluator.identity import fingerprint as F
 from evaluator.identity.cache import cached_fingerprints
 from evaluator.reference.coverage import beyond_reference_size

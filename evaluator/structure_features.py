@@ -22,9 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evaluator.validity.plausibility import AMU_G_PER_CM3_A3  # 1 amu/Å³ in g/cm³
-
 N_ELEMENTS = 118
+AMU_G_PER_CM3_A3 = 1.66053906660  # 1 amu/Å³ in g/cm³
 SYMPREC = 0.01
 ANGLE_TOLERANCE = 5.0
 _CTX_KEY = "_families_structure_features"

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from evaluator.validity.charge import ChargeCascade, OxiPriors
-from evaluator.validity.distance import DENSE_LIMIT, check_distances
-from evaluator.validity.plausibility import check_plausibility
+from evaluator.families.validity.charge import ChargeCascade, OxiPriors
+from evaluator.families.validity.distance import DENSE_LIMIT, check_distances
+from evaluator.families.validity.plausibility import check_plausibility
 
 MIN_PARALLEL = 48  # fewer structures than this: stay in process (pool start-up ~1-3 s)
 
@@ -86,7 +86,7 @@ def warm() -> None:
     import smact.metallicity  # noqa: F401
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer  # noqa: F401
 
-    from evaluator.validity.charge import _pymatgen_icsd_occurrence
+    from evaluator.families.validity.charge import _pymatgen_icsd_occurrence
 
     _pymatgen_icsd_occurrence()
 

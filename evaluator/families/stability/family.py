@@ -17,7 +17,7 @@ Config options (``EvalConfig.options``): ``hull`` (hull mode of the reference:
 ``dft`` default, or an own-MLIP hull such as ``mace``), ``relax_mode``
 (auto/engine/batched/pool/serial), ``relax_workers``, ``relax_max_atoms``,
 ``mlip_energy_scale``, ``hull_declared_compatible``, ``hull_file`` (a compact
-hull parquet, e.g. a LeMat hull written by ``evaluator.stability.lemat``).
+hull parquet, e.g. a LeMat hull written by ``evaluator.build.lemat_hull``).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from evaluator.families import FamilyResult
+from evaluator.families.base import FamilyResult
 
 EHULL_TOL = 1e-9  # eV/atom: numerical noise allowed at the stability thresholds
 
 
 def relax_settings(cfg):
-    from evaluator.stability.runner import RelaxSettings
+    from evaluator.families.stability.runner import RelaxSettings
 
     o = cfg.options or {}
     return RelaxSettings(mlip=cfg.mlip, model=cfg.mlip_model, device=cfg.device, dtype=cfg.dtype,
@@ -44,10 +44,10 @@ def relax_settings(cfg):
 
 def reference_hull(ctx):
     """The HullReference selected by ``options["hull"]`` from the context's reference."""
-    from evaluator.stability.hull import HullReference, HullSet, load_hull_file
+    from evaluator.reference.hull import HullReference, HullSet, load_hull_file
 
     options = ctx.config.options or {}
-    if options.get("hull_file"):  # a compact hull file (e.g. from evaluator.stability.lemat)
+    if options.get("hull_file"):  # a compact hull file (e.g. from evaluator.build.lemat_hull)
         return load_hull_file(options["hull_file"])
     hull = ctx.reference.hull
     mode = options.get("hull")
@@ -66,7 +66,7 @@ def _nan(x) -> float:
 
 def score_energy(hull, route, structure, energy: float) -> dict:
     """Corrected energy, formation energy and E_hull (eV/atom) of one structure/energy."""
-    from evaluator.stability.energy import hull_energy
+    from evaluator.families.stability.energy import hull_energy
 
     n = len(structure)
     out = {"energy_per_atom": energy / n if math.isfinite(energy) else math.nan,
@@ -128,8 +128,8 @@ def _summary(ctx, cols: pd.DataFrame, prefix: str, relaxed: bool, result: Family
 def run(ctx) -> FamilyResult:
     from evaluator.mlip import describe_mlip
     from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM
-    from evaluator.stability.energy import energy_route
-    from evaluator.stability.runner import relax_all
+    from evaluator.families.stability.energy import energy_route
+    from evaluator.families.stability.runner import relax_all
 
     cfg = ctx.config
     result = FamilyResult()

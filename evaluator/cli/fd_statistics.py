@@ -7,7 +7,7 @@ import sys
 
 def cmd_fd_reference(args) -> int:
     from evaluator.data import DataDir, MissingDataError
-    from evaluator.families import embedding_reference as er
+    from evaluator.families.distribution import embedding_reference as er
     from evaluator.mlip import describe_mlip, load_mlip
 
     data = DataDir(args.data_dir)
@@ -42,7 +42,7 @@ def cmd_fd_reference(args) -> int:
 
 
 def register(subparsers) -> None:
-    from evaluator.families.embedding_reference import DEFAULT_SAMPLE
+    from evaluator.families.distribution.embedding_reference import DEFAULT_SAMPLE
 
     p = subparsers.add_parser("fd-reference", help="build the MLIP-embedding statistics the Fréchet "
                                                    "distance compares against (cached)")

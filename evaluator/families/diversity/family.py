@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evaluator.families import FamilyResult, finite_or_none
-from evaluator.families.features import N_ELEMENTS, structure_features
+from evaluator.families.base import FamilyResult, finite_or_none
+from evaluator.structure_features import N_ELEMENTS, structure_features
 
 # feature: (bin width, number of bins K); bins start at 0, overflow goes to bin K-1.
 PHYSICAL_BINS = {

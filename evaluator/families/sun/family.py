@@ -4,7 +4,7 @@
   novel. MSUN: stable threshold < E_hull <= metastable threshold (0.1, stable
   ones excluded), unique within that set, novel (LeMat-GenBench definitions).
 - "Unique within the set": StructureMatcher equivalence classes
-  (``evaluator.identity.uniqueness.classes_for``) of the submitted
+  (``evaluator.families.uniqueness.family.classes_for``) of the submitted
   structures in the set; each class counts once, through its first occurrence
   (upload order). Novelty is the novelty family's ``novelty_novel`` of that
   representative (computed on the submitted structure, against the reference).
@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evaluator.families import FamilyResult
-from evaluator.stability.family import EHULL_TOL
+from evaluator.families.base import FamilyResult
+from evaluator.families.stability.family import EHULL_TOL
 
 
 def _novel_flags(table: pd.DataFrame, rows: list[int]) -> dict[int, bool | None]:
@@ -44,7 +44,7 @@ def _representatives(ctx, members: list[int], stats: dict, failed: dict) -> list
     A member the matcher cannot reduce belongs to no class (as in the uniqueness
     family): it is left out and its reason added to ``failed``.
     """
-    from evaluator.identity.uniqueness import classes_for
+    from evaluator.families.uniqueness.family import classes_for
 
     if len(members) < 2:
         return list(members)
@@ -144,7 +144,7 @@ def run(ctx) -> FamilyResult:
 
 def _hull(ctx):
     """(the run's reference hull, None) or (None, why it is unavailable)."""
-    from evaluator.stability.family import reference_hull
+    from evaluator.families.stability.family import reference_hull
 
     try:
         return reference_hull(ctx), None

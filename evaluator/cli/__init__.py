@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-SUBCOMMAND_MODULES = ["evaluator.reference.cli", "evaluator.families.fd_cli"]
+SUBCOMMAND_MODULES = ["evaluator.cli.reference", "evaluator.cli.fd_statistics"]
 
 
 class TqdmProgress:
@@ -59,7 +59,7 @@ def cmd_score(args) -> int:
     from evaluator.ingest.types import IngestError
     from evaluator.pipeline import evaluate
     from evaluator.report import format_summary
-    from evaluator.results import write_evaluation
+    from evaluator.outputs import write_evaluation
 
     import warnings
 

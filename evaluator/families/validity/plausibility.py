@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from evaluator.structure_features import AMU_G_PER_CM3_A3  # 1 amu/Å³ in g/cm³
+
 MASS_DENSITY_RANGE = (0.01, 25.0)  # g/cm³
 NUMBER_DENSITY_RANGE = (1e-5, 0.5)  # atoms/Å³
 MIN_VOLUME = 1.0  # Å³, strict
@@ -22,7 +24,6 @@ SYMPREC = 0.01  # Å
 ANGLE_TOLERANCE = 5.0  # degrees
 
 
-AMU_G_PER_CM3_A3 = 1.66053906660  # 1 amu/Å³ in g/cm³
 
 
 @lru_cache(maxsize=None)

@@ -2,6 +2,6 @@
 a spare evaluation process imports it while it waits for a job (leaderboard.evalproc).
 Not for a fork server: SMACT imports pandas, which starts threads."""
 
-from evaluator.validity.core import warm
+from evaluator.families.validity.core import warm
 
 warm()

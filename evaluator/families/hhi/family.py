@@ -19,8 +19,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from evaluator.families import FamilyResult, finite_or_none
-from evaluator.families.features import N_ELEMENTS, element_tables, structure_features
+from evaluator.families.base import FamilyResult, finite_or_none
+from evaluator.structure_features import N_ELEMENTS, element_tables, structure_features
 
 MAX_HHI = 10.0  # 10,000 / 1000: a single-country monopoly
 PRODUCTION_WEIGHT, RESERVE_WEIGHT = 0.25, 0.75

@@ -15,7 +15,7 @@ MLIP splits are ``mlip:<split>`` and accept only the model declared for them
 LeMat-Bulk ``compatible_pbe``), which accepts raw-PBE MLIPs (MACE-MP) directly
 and refuses MP2020-corrected ones (CHGNet).
 
-``python -m evaluator.stability.lemat --split mace_mp --out hull.parquet``
+``python -m evaluator.build.lemat_hull --split mace_mp --out hull.parquet``
 downloads (cached by huggingface_hub) and writes the compact file; score with
 ``options["hull_file"] = "hull.parquet"``.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluator.stability.hull import HullReference, write_hull_file
+from evaluator.reference.hull import HullReference, write_hull_file
 
 MLIP_HULL_REPO = "LeMaterial/LeMat-Bulk-MLIP-Hull"
 DFT_HULL_REPO = "LeMaterial/LeMat-Bulk-DFT-Hull-All"

@@ -21,7 +21,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from evaluator.families import FamilyResult, counted
+from evaluator.families.base import FamilyResult, counted
 
 COLUMNS = ("valid", "charge_neutral", "charge_step", "charge_detail", "distance_valid",
            "min_distance_ratio", "plausible", "spacegroup", "status", "reason")
@@ -29,7 +29,7 @@ COLUMNS = ("valid", "charge_neutral", "charge_step", "charge_detail", "distance_
 
 def thresholds() -> dict:
     """Every threshold the verdicts depend on (recorded in provenance)."""
-    from evaluator.validity import charge, distance, plausibility
+    from evaluator.families.validity import charge, distance, plausibility
 
     return {
         "charge": {"metallic_threshold": charge.METALLIC_THRESHOLD, "bv_zero_tol": charge.BV_ZERO_TOL,
@@ -54,7 +54,7 @@ def validity_rows(structures: list, priors, workers: int | None = None,
 
     track: optional ``ctx.track``-like wrapper ``track(iterable, stage, total)``.
     """
-    from evaluator.validity.core import check_many
+    from evaluator.families.validity.core import check_many
 
     it = check_many(structures, priors, workers, start_method)
     if track is not None:
@@ -66,8 +66,8 @@ def run(ctx) -> FamilyResult:
     """Validity columns for every parsed row and ``metrics.validity.*``."""
     from importlib.metadata import version
 
-    from evaluator.validity.charge import OxiPriors
-    from evaluator.validity.core import MIN_PARALLEL, default_workers
+    from evaluator.families.validity.charge import OxiPriors
+    from evaluator.families.validity.core import MIN_PARALLEL, default_workers
 
     result = FamilyResult()
     index = ctx.table.index[ctx.table["parse_ok"].fillna(False).astype(bool)].tolist()

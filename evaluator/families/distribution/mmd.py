@@ -72,7 +72,7 @@ def gaussian_kernel_self_sum(y, sigma: float, block: int = 512) -> float:
 
 
 def _disk_cache_path():
-    from evaluator.families.embedding_reference import cache_dir
+    from evaluator.families.distribution.embedding_reference import cache_dir
 
     return cache_dir() / "mmd_reference_self_sums.json"
 

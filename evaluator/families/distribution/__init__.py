@@ -1,0 +1,1 @@
+"""Distribution distances to the reference: JSD, MMD, Fréchet distance."""

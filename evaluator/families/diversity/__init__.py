@@ -1,0 +1,1 @@
+"""Diversity: element and space-group coverage, size diversity, Vendi scores."""

@@ -1,0 +1,1 @@
+"""Supply risk: Herfindahl-Hirschman index of element production and reserves."""

@@ -1,0 +1,1 @@
+"""Novelty: not equivalent to any structure of the reference set."""

@@ -1,0 +1,1 @@
+"""Stability: MLIP relaxation and energy above the reference hull."""

@@ -1,0 +1,1 @@
+"""SUN / MSUN: stable (or metastable), unique and novel."""

@@ -1,0 +1,1 @@
+"""Uniqueness: StructureMatcher equivalence classes among valid structures."""

@@ -1,0 +1,1 @@
+"""Validity: charge neutrality, interatomic distances, physical plausibility."""
