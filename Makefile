@@ -10,13 +10,14 @@ STAMP := $(VENV)/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv run test bench browser-deps
+.PHONY: venv run test lint bench browser-deps
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 venv: $(STAMP)
@@ -26,6 +27,10 @@ browser-deps:
 
 run: venv
 	$(PY) -m leaderboard.serve
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 test: venv browser-deps
 	$(PY) -m pytest -q

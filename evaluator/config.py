@@ -1,9 +1,22 @@
 """Run configuration: every threshold a result depends on lives here and is
-recorded in the summary's provenance."""
+recorded in the summary's provenance.
+
+``build_config`` is the one way the CLI and the worker turn user input into an
+``EvalConfig``: explicit values, then ``GENBENCH_*`` environment variables, then the
+defaults below. Family options are namespaced by family (``stability.relax_mode``);
+the pipeline checks them against each family's options dataclass
+(``evaluator.pipeline.check_config``), so a misspelled option is an error.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from evaluator.mlip import default_mlip  # imports torch only when it probes the device
 
 
 @dataclass
@@ -27,11 +40,17 @@ class IngestLimits:
 
 @dataclass
 class EvalConfig:
-    """What to compute and how. ``options`` carries family-specific extras."""
+    """What to compute and how.
+
+    options: family name -> {option name: value}, e.g. ``{"stability": {"relax_mode":
+    "serial"}}``; each family turns its entry into its typed options dataclass.
+    mlip: backend name; ``None`` means the default for ``device`` (resolved by
+    ``build_config``: SevenNet on a GPU, CHGNet on CPU).
+    """
 
     families: list[str] | None = None  # None = all registered families
     reference: str = "mp20"  # reference id (registry name) or path to a built reference
-    mlip: str = "chgnet"
+    mlip: str = "chgnet"  # build_config picks the device's default when none is given
     mlip_model: str | None = None  # checkpoint path or foundation-model name
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "float32"
@@ -40,7 +59,98 @@ class EvalConfig:
     stable_threshold: float = 0.0  # eV/atom, E_hull <= this is stable
     metastable_threshold: float = 0.1  # eV/atom, inclusive
     limits: IngestLimits = field(default_factory=IngestLimits)
-    options: dict = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def family_options(self, family: str) -> dict[str, Any]:
+        """The raw options of one family (``{}`` when none were given)."""
+        return dict(self.options.get(family) or {})
+
+
+ENV_PREFIX = "GENBENCH_"
+
+
+def parse_option(pair: str) -> tuple[str, str, Any]:
+    """``"stability.relax_mode=serial"`` -> ``("stability", "relax_mode", "serial")``.
+
+    The value is JSON when it parses as JSON (numbers, booleans, lists), else the text.
+    """
+    key, sep, value = pair.partition("=")
+    family, dot, name = key.strip().partition(".")
+    if not sep or not dot or not family or not name:
+        raise ValueError(f"an option is FAMILY.NAME=VALUE (e.g. stability.relax_mode=serial), got {pair!r}")
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return family, name, parsed
+
+
+def merge_options(*layers: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Family options of several layers, later layers overriding earlier ones key by key."""
+    out: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for family, values in (layer or {}).items():
+            if not isinstance(values, Mapping):
+                raise ValueError(f"options of family {family!r} must be an object of NAME: VALUE, "
+                                 f"got {type(values).__name__}")
+            out.setdefault(str(family), {}).update(values)
+    return out
+
+
+def build_config(
+    *,
+    families: str | Sequence[str] | None = None,
+    reference: str | None = None,
+    mlip: str | None = None,
+    mlip_model: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    relax_steps: int | None = None,
+    options: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> EvalConfig:
+    """The EvalConfig of one run: explicit values, else ``GENBENCH_<NAME>`` variables
+    (``GENBENCH_FAMILIES``, ``_REFERENCE``, ``_MLIP``, ``_MLIP_MODEL``, ``_DEVICE``,
+    ``_DTYPE``, ``_RELAX_STEPS``, ``_OPTIONS`` = a JSON object ``{family: {name: value}}``),
+    else the EvalConfig defaults. ``options`` is a list of ``FAMILY.NAME=VALUE`` strings
+    or a mapping; it overrides ``GENBENCH_OPTIONS`` key by key. The MLIP defaults to the
+    device's (``evaluator.mlip.default_mlip``). Option names are checked by the pipeline
+    (``check_config``), not here.
+    """
+    env = os.environ if env is None else env
+
+    def pick(value: Any, name: str) -> Any:
+        return value if value not in (None, "") else (env.get(ENV_PREFIX + name) or None)
+
+    cfg = EvalConfig()
+    chosen = pick(families, "FAMILIES")
+    if isinstance(chosen, str):
+        chosen = chosen.split(",")
+    if chosen:
+        cfg.families = [f.strip() for f in chosen if f.strip()]
+    cfg.reference = pick(reference, "REFERENCE") or cfg.reference
+    cfg.device = pick(device, "DEVICE") or cfg.device
+    cfg.dtype = pick(dtype, "DTYPE") or cfg.dtype
+    steps = pick(relax_steps, "RELAX_STEPS")
+    if steps is not None:
+        cfg.relax_steps = int(steps)
+    cfg.mlip = pick(mlip, "MLIP") or default_mlip(cfg.device)
+    cfg.mlip_model = pick(mlip_model, "MLIP_MODEL") or cfg.mlip_model
+    try:
+        from_env = json.loads(env.get(ENV_PREFIX + "OPTIONS") or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{ENV_PREFIX}OPTIONS is not JSON: {exc}") from None
+    if not isinstance(from_env, dict):
+        raise ValueError(f"{ENV_PREFIX}OPTIONS must be a JSON object {{family: {{name: value}}}}")
+    given: dict[str, dict[str, Any]] = {}
+    if isinstance(options, Mapping):
+        given = merge_options(options)
+    else:
+        for pair in options or ():
+            family, name, value = parse_option(pair)
+            given.setdefault(family, {})[name] = value
+    cfg.options = merge_options(from_env, given)
+    return cfg

@@ -1,17 +1,126 @@
 """The contract between the pipeline and a metric family.
 
-A family is a module with ``run(ctx: EvalContext) -> FamilyResult``. It reads the
-per-structure table (and ``ctx.structures``) and returns new columns for the rows
-it evaluated plus summary values. It never removes rows: the pipeline marks rows a
-family did not return as skipped, with the reason (parse failed / invalid).
+A family is a ``Family`` object (``evaluator/families/<name>/family.py``): a name, the
+families it requires, a typed options dataclass, the metrics it publishes (a
+``MetricSet`` declared as data in ``evaluator/families/<name>/metrics.py``) and
+``run(ctx, options) -> FamilyResult``. A family reads the per-structure table (and
+``ctx.structures``) and returns new columns for the rows it evaluated plus summary
+values. It never removes rows: the pipeline marks rows a family did not return as
+skipped, with the reason (parse failed / invalid).
+
+This module imports no science library: the leaderboard reads the metric
+declarations (``Metric``/``MetricSet``) through ``evaluator.catalogue``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from evaluator.context import EvalContext
+
+Direction = Literal[1, -1, 0]  # +1 higher is better, -1 lower is better, 0 no preference
+COUNT_KEYS = ("count", "frac_submitted", "frac_valid")  # the three keys of a counted metric
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric a family publishes in ``summary.metrics.<family>``, as data.
+
+    name: the key in the family's metrics block. A ``counted`` metric is published
+        as three keys (``<name>_count``, ``<name>_frac_submitted``,
+        ``<name>_frac_valid``, see ``counted``); any other metric as ``<name>``.
+    label: short human name ("Valid", "Mean E_hull").
+    direction: +1 higher is better, -1 lower is better, 0 no preference (bookkeeping).
+    unit: physical unit of a plain value ("eV/atom", "Å"); "" for none.
+    description: one line saying what it measures (legend, model page).
+    headline: shown in the compact leaderboard view.
+    counted: published as a count with its two fractions.
+    """
+
+    name: str
+    label: str
+    direction: Direction
+    unit: str = ""
+    description: str = ""
+    headline: bool = False
+    counted: bool = False
+
+    def keys(self) -> tuple[str, ...]:
+        """The summary keys this metric writes in its family's block."""
+        if self.counted:
+            return tuple(f"{self.name}_{k}" for k in COUNT_KEYS)
+        return (self.name,)
+
+    @property
+    def arrow(self) -> str:
+        return {1: "↑", -1: "↓"}.get(self.direction, "")
+
+
+@dataclass(frozen=True)
+class MetricSet:
+    """Everything one family publishes: its metrics block and further blocks
+    (``groups``) that publish the same metrics under another name, e.g.
+    ``stability_unrelaxed`` (E_hull of the unrelaxed structures)."""
+
+    family: str
+    label: str  # the family's display name ("SUN / MSUN")
+    metrics: tuple[Metric, ...]
+    groups: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.metrics]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"{self.family}: metric(s) declared twice: {dup}")
+
+    def get(self, name: str) -> Metric | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def keys(self) -> tuple[str, ...]:
+        """Every summary key of the family's block, in declaration order."""
+        return tuple(k for m in self.metrics for k in m.keys())
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Options of a family that has none."""
+
+
+O = TypeVar("O")
+
+
+@dataclass(frozen=True)
+class Family(Generic[O]):
+    """One metric family, as the pipeline sees it.
+
+    options: a (frozen) dataclass type; ``options_from`` builds it from a mapping and
+        refuses unknown keys, so a misspelled option is an error, not a silent default.
+    run: computes the family on ``ctx`` with options of type ``options``.
+    """
+
+    name: str
+    requires: tuple[str, ...]
+    options: type[O]
+    metrics: MetricSet
+    run: Callable[[EvalContext, O], FamilyResult]
+    description: str = ""
+
+    def options_from(self, values: Mapping[str, Any] | None = None) -> O:
+        """The options dataclass from ``values``; unknown keys raise ValueError."""
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(self.options)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for family {self.name!r}; "
+                             f"its options are {sorted(known) or 'none'}")
+        return self.options(**values)
 
 
 @dataclass
@@ -31,10 +140,10 @@ class FamilyResult:
     """
 
     columns: pd.DataFrame = field(default_factory=pd.DataFrame)
-    metrics: dict = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
-    provenance: dict = field(default_factory=dict)
-    groups: dict[str, dict] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def absent(self, name: str, reason: str) -> None:
         """Record a metric that was not computed, and why."""
@@ -42,7 +151,7 @@ class FamilyResult:
         self.missing[name] = reason
 
 
-def counted(name: str, count: int, n_submitted: int, n_valid: int) -> dict:
+def counted(name: str, count: int, n_submitted: int, n_valid: int) -> dict[str, int | float | None]:
     """A count with its two fractions (METRICS.md section 0).
 
     ``counted("valid", 3, 10, 5)`` -> ``{"valid_count": 3,
@@ -57,7 +166,7 @@ def counted(name: str, count: int, n_submitted: int, n_valid: int) -> dict:
     }
 
 
-def finite_or_none(x) -> float | None:
+def finite_or_none(x: Any) -> float | None:
     """JSON-safe float: NaN/inf become None (callers record why in ``missing``)."""
     if x is None:
         return None
