@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -12,6 +12,7 @@ import pandas as pd
 from evaluator.config import EvalConfig
 from evaluator.data import DataDir
 from evaluator.families.base import counted
+from evaluator.progress import Progress, no_progress
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -19,11 +20,6 @@ if TYPE_CHECKING:
     from evaluator.reference import Reference
 
 T = TypeVar("T")
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-def no_progress(stage: str, done: int, total: int) -> None:
-    return None
 
 
 class EvalContext:

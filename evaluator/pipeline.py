@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from evaluator.config import EvalConfig
-from evaluator.context import EvalContext, Progress, no_progress
+from evaluator.context import EvalContext
+from evaluator.progress import Progress, no_progress
 from evaluator.data import DataDir
 from evaluator.ingest.checks import shorten
 from evaluator.ingest.types import IngestError, Item

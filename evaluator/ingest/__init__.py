@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluator.config import IngestLimits
-from evaluator.context import Progress, no_progress
+from evaluator.progress import Progress, no_progress
 from evaluator.ingest.archive import Budget, decompress, iter_archive
 from evaluator.ingest.detect import (ACCEPTED, ARCHIVE_KINDS, PICKLE_MESSAGE, basename, detect,
                                      is_ignored, strip_gz)
