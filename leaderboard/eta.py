@@ -106,7 +106,7 @@ class Estimate:
     seconds: float | None
     basis: str
 
-    def __add__(self, other: "Estimate") -> "Estimate":
+    def __add__(self, other: Estimate) -> Estimate:
         if self.seconds is None or other.seconds is None:
             return Estimate(None, self.basis if self.seconds is None else other.basis)
         bases = [b for b in dict.fromkeys((self.basis, other.basis)) if b]
@@ -152,7 +152,7 @@ def to_epoch(value) -> float | None:
             value = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             return None
-    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def _num(value) -> float | None:
@@ -260,7 +260,7 @@ class Estimator:
     n_history: int = 0
 
     @classmethod
-    def from_jobs(cls, jobs: Iterable, hardware: Hardware | None = None) -> "Estimator":
+    def from_jobs(cls, jobs: Iterable, hardware: Hardware | None = None) -> Estimator:
         rates, n = history_rates(jobs)
         return cls(hardware or deployment_hardware(), rates, n)
 

@@ -57,7 +57,8 @@ def structures_table(n: int, n_sun: int, n_msun: int, *, old_style: bool = False
         s = rock_salt(5.4 + 0.05 * i, ("Na", "Cl") if i % 2 == 0 else ("K", "Br"))
         e_relaxed = -0.012 + 0.0137 * i + 1e-15 * i  # long float tails on purpose (rounding on screen)
         sun, msun = i < n_sun, n_sun <= i < n_sun + n_msun
-        row = {"index": i, "source": f"gen.cif#{i}", "parse_ok": True, "formula": s.composition.formula.replace(" ", ""),
+        row = {"index": i, "source": f"gen.cif#{i}", "parse_ok": True,
+               "formula": s.composition.formula.replace(" ", ""),
                "reduced_formula": s.composition.reduced_formula, "nsites": len(s), "validity_valid": True,
                "stability_e_above_hull": e_relaxed, "stability_unrelaxed_e_above_hull": e_relaxed + 0.2,
                "stability_rmsd": 0.11, "stability_relaxed_structure": json.dumps(s.as_dict()),

@@ -11,8 +11,9 @@ import csv
 import json
 
 import pytest
-pytest_plugins = ["conftest_app"]  # one app server per session, shared by the app tests
 from gradio_client import Client, handle_file
+
+pytest_plugins = ["conftest_app"]  # one app server per session, shared by the app tests
 
 META = {"model_name": "TinyTest", "model_version": "api-1", "training_set": "MP-20",
         "task": "unconditional", "relaxed_before_submission": False}

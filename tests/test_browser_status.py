@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.browser,
 
 
 def _iso(seconds_ago: float) -> str:
-    t = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)
+    t = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds_ago)
     return t.isoformat(timespec="milliseconds")
 
 

@@ -74,4 +74,5 @@ def test_incomplete_form_skips_server_fields_and_blank_optionals():
 
 
 def test_not_an_object():
-    assert validate_meta(["model"]) == ["metadata must be a JSON object of fields (model_name, model_version, ...), not a list"]
+    assert validate_meta(["model"]) == [
+        "metadata must be a JSON object of fields (model_name, model_version, ...), not a list"]

@@ -18,7 +18,7 @@ CPU = Hardware("cpu", "chgnet", 300)
 def at(seconds_ago: float) -> str:
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(NOW - seconds_ago, dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(NOW - seconds_ago, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def running(jid="r1", stage="stability: relax", done=30, total=120, rate=0.5, idle=2.0, **kw) -> Job:
@@ -140,7 +140,8 @@ def test_detail_shows_stage_rate_eta_last_progress_attempts_and_history():
     assert "- **Last progress:** 2 s ago" in md and "STALLED" not in md
     assert "attempt **2** of 3" in md
     hist = md.split("**History:**")[1]
-    assert hist.index("claimed by worker-a (attempt 1)") < hist.index("stalled by worker-a (attempt 1) at novelty: match") \
+    assert hist.index("claimed by worker-a (attempt 1)") \
+        < hist.index("stalled by worker-a (attempt 1) at novelty: match") \
         < hist.index("failed, will retry by worker-a (attempt 1): stalled at novelty: match (no progress") \
         < hist.index("reclaimed (lease expired) by worker-b from worker-a (attempt 2)")
 

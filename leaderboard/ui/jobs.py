@@ -56,12 +56,12 @@ def to_epoch(value) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, dt.datetime):
-        return value.timestamp() if value.tzinfo else value.replace(tzinfo=dt.timezone.utc).timestamp()
+        return value.timestamp() if value.tzinfo else value.replace(tzinfo=dt.UTC).timestamp()
     try:
         d = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return d.timestamp() if d.tzinfo else d.replace(tzinfo=dt.timezone.utc).timestamp()
+    return d.timestamp() if d.tzinfo else d.replace(tzinfo=dt.UTC).timestamp()
 
 
 def _ts(job, *names):
@@ -194,7 +194,7 @@ def status_rows(jobs: list, positions: dict[str, int | None], store=None, now: f
 
 def _when(value) -> str:
     t = to_epoch(value)
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "—"
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "—"
 
 
 HISTORY_WORDS = {"submitted": "submitted", "claimed": "claimed", "reclaimed": "reclaimed (lease expired)",
