@@ -152,3 +152,90 @@ def test_leaderboard_imports_no_science_library() -> None:
     bad = {m: sorted(names & SCIENCE) for m, names in top.items()
            if m.startswith("leaderboard") and names & SCIENCE}
     assert bad == {}, f"leaderboard modules importing science libraries: {bad}"
+
+
+def reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
+    """Project modules importing ``start`` runs: its imports, transitively, plus the
+    ``__init__`` of every package on the way (importing ``a.b.c`` runs ``a`` and ``a.b``)."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        m = todo.pop()
+        parts = m.split(".")
+        for name in [".".join(parts[:i]) for i in range(1, len(parts) + 1)]:
+            if name in edges and name not in seen:
+                seen.add(name)
+                todo.extend(edges[name])
+    return seen
+
+
+def test_the_metric_catalogue_is_pure_data() -> None:
+    """The leaderboard reads metric declarations through evaluator.catalogue: importing
+    it (and each family's metrics.py) must not load a science library, even indirectly."""
+    edges, top = import_graph()
+    roots = ["evaluator.catalogue"] + sorted(m for m in edges if m.startswith("evaluator.families.")
+                                              and m.endswith(".metrics"))
+    assert len(roots) >= 9, roots  # the catalogue and eight families
+    bad = {}
+    for root in roots:
+        science = {f"{m}: {n}" for m in reachable(root, edges) for n in top[m] & SCIENCE}
+        if science:
+            bad[root] = sorted(science)
+    assert bad == {}, f"metric declarations pulling in science libraries: {bad}"
+
+
+# (importer prefix, imported prefixes it must not use): imports that run against the layers.
+LAYERS = [
+    ("evaluator.progress", ("evaluator.",)),  # leaf
+    ("evaluator.families.base", ("evaluator.",)),  # the family contract is a leaf
+    ("evaluator.ingest", ("evaluator.context", "evaluator.pipeline", "evaluator.families", "evaluator.reference",
+                          "evaluator.mlip", "evaluator.identity")),
+    ("evaluator.context", ("evaluator.reference", "evaluator.mlip", "evaluator.pipeline")),
+    ("evaluator.reference", ("evaluator.families", "evaluator.pipeline", "evaluator.cli", "evaluator.build")),
+    ("evaluator.identity", ("evaluator.families", "evaluator.pipeline", "evaluator.cli", "evaluator.build")),
+    ("evaluator.mlip", ("evaluator.families", "evaluator.reference", "evaluator.identity", "evaluator.pipeline")),
+    ("evaluator.families", ("evaluator.cli", "evaluator.build", "evaluator.pipeline")),
+    ("evaluator.pipeline", ("evaluator.cli", "evaluator.build")),
+    ("leaderboard.store.layout", ("evaluator", "leaderboard")),  # leaf
+]
+
+
+def test_no_imports_against_the_layers() -> None:
+    """Runtime scoring never reaches into the CLI or the offline builders, the ingest layer
+    knows nothing of families or references, and leaf modules import nothing of the project."""
+    edges, _ = import_graph()
+    bad = []
+    for importer, forbidden in LAYERS:
+        for m in sorted(edges):
+            if m != importer and not m.startswith(importer + "."):
+                continue
+            for target in sorted(edges[m]):
+                if any(target == f.rstrip(".") or target.startswith(f if f.endswith(".") else f + ".")
+                       for f in forbidden) and not target.startswith(importer):
+                    bad.append(f"{m} -> {target}")
+    assert bad == [], "imports against the layers: " + "; ".join(bad)
+
+
+def test_families_import_only_the_families_they_require() -> None:
+    """A family's folder imports another family's folder only when it declares it in
+    ``requires`` (read from the Family(...) call in family.py, without importing it)."""
+    edges, _ = import_graph()
+    requires: dict[str, set[str]] = {}
+    for f in sorted((ROOT / "evaluator" / "families").glob("*/family.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Family":
+                for kw in node.keywords:
+                    if kw.arg == "requires":
+                        requires[f.parent.name] = set(ast.literal_eval(kw.value))
+    assert len(requires) == 8, f"Family(...) with requires= not found in every family.py: {sorted(requires)}"
+    bad = []
+    for m in sorted(edges):
+        parts = m.split(".")
+        if len(parts) < 3 or parts[:2] != ["evaluator", "families"] or parts[2] == "base":
+            continue
+        for target in edges[m]:
+            t = target.split(".")
+            if len(t) >= 3 and t[:2] == ["evaluator", "families"] and t[2] not in ("base", parts[2]):
+                if t[2] not in requires.get(parts[2], set()):
+                    bad.append(f"{m} -> {target}")
+    assert bad == [], "families importing families they do not require: " + "; ".join(bad)

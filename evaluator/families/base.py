@@ -22,11 +22,15 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import pandas as pd
 
+from evaluator.counts import COUNT_KEYS, counted
+
 if TYPE_CHECKING:
     from evaluator.context import EvalContext
 
+__all__ = ["COUNT_KEYS", "Family", "FamilyResult", "Metric", "MetricSet", "NoOptions", "counted",
+           "finite_or_none"]
+
 Direction = Literal[1, -1, 0]  # +1 higher is better, -1 lower is better, 0 no preference
-COUNT_KEYS = ("count", "frac_submitted", "frac_valid")  # the three keys of a counted metric
 
 
 @dataclass(frozen=True)
@@ -93,11 +97,11 @@ class NoOptions:
     """Options of a family that has none."""
 
 
-O = TypeVar("O")
+OptionsT = TypeVar("OptionsT")
 
 
 @dataclass(frozen=True)
-class Family(Generic[O]):
+class Family(Generic[OptionsT]):
     """One metric family, as the pipeline sees it.
 
     options: a (frozen) dataclass type; ``options_from`` builds it from a mapping and
@@ -107,12 +111,12 @@ class Family(Generic[O]):
 
     name: str
     requires: tuple[str, ...]
-    options: type[O]
+    options: type[OptionsT]
     metrics: MetricSet
-    run: Callable[[EvalContext, O], FamilyResult]
+    run: Callable[[EvalContext, OptionsT], FamilyResult]
     description: str = ""
 
-    def options_from(self, values: Mapping[str, Any] | None = None) -> O:
+    def options_from(self, values: Mapping[str, Any] | None = None) -> OptionsT:
         """The options dataclass from ``values``; unknown keys raise ValueError."""
         values = dict(values or {})
         known = {f.name for f in dataclasses.fields(self.options)}  # type: ignore[arg-type]
@@ -149,21 +153,6 @@ class FamilyResult:
         """Record a metric that was not computed, and why."""
         self.metrics[name] = None
         self.missing[name] = reason
-
-
-def counted(name: str, count: int, n_submitted: int, n_valid: int) -> dict[str, int | float | None]:
-    """A count with its two fractions (METRICS.md section 0).
-
-    ``counted("valid", 3, 10, 5)`` -> ``{"valid_count": 3,
-    "valid_frac_submitted": 0.3, "valid_frac_valid": 0.6}``. A fraction whose
-    denominator is zero is ``None``.
-    """
-    count = int(count)
-    return {
-        f"{name}_count": count,
-        f"{name}_frac_submitted": count / n_submitted if n_submitted else None,
-        f"{name}_frac_valid": count / n_valid if n_valid else None,
-    }
 
 
 def finite_or_none(x: Any) -> float | None:
