@@ -24,6 +24,9 @@ under ``quarantine/queue/``, a log line is written, and the document is replaced
 job, the workers and the app keep working and the owner can still withdraw it.
 A corrupt ``queue/sequence.txt`` is quarantined the same way and recomputed from
 the jobs' ``seq``.
+
+Store paths (``job_path``, ``SEQUENCE_PATH``, the quarantine) come from
+:mod:`leaderboard.store.layout`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, dumps, etag_of
+from leaderboard.store import layout
+from leaderboard.store.layout import QUARANTINE_DIR as QUARANTINE_DIR  # re-export: tests use q.QUARANTINE_DIR
+from leaderboard.store.layout import SEQUENCE_PATH, job_path
 from leaderboard.submission_meta import load_meta
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN = (
@@ -44,10 +50,7 @@ PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN = (
 STATUSES = (PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN)
 ACTIVE = (PENDING, RUNNING)
 USER_ERROR, INFRASTRUCTURE = "user", "infrastructure"  # failure kinds
-QUEUE_DIR = "queue"
-SEQUENCE_PATH = f"{QUEUE_DIR}/sequence.txt"  # last assigned ``Job.seq`` (decimal text)
 MAX_HISTORY = 50
-QUARANTINE_DIR = "quarantine"
 CORRUPT_REASON = "corrupt status document"
 log = logging.getLogger("leaderboard.queue")
 
@@ -61,7 +64,7 @@ class LeaseLost(QueueError):
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def iso(t: dt.datetime | None = None) -> str:
@@ -78,10 +81,6 @@ def new_job_id() -> str:
 
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")  # what new_job_id makes (and test ids)
-
-
-def job_path(job_id: str) -> str:
-    return f"{QUEUE_DIR}/{job_id}.json"
 
 
 @dataclass
@@ -136,7 +135,7 @@ class Job:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Job":
+    def from_dict(cls, d: dict) -> Job:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -202,8 +201,7 @@ def parse_job(data: bytes, job_id: str) -> Job:
 
 def quarantine_path(path: str, data: bytes) -> str:
     """Where the copy of a corrupt store file is kept (one per distinct content)."""
-    stem, dot, ext = path.rpartition(".")
-    return f"{QUARANTINE_DIR}/{stem}.{etag_of(data)[:12]}{dot}{ext}"
+    return layout.quarantine_path(path, etag_of(data))
 
 
 def _stand_in(store: Store, job_id: str, data: bytes, why: str, copy: str) -> Job:
@@ -214,7 +212,7 @@ def _stand_in(store: Store, job_id: str, data: bytes, why: str, copy: str) -> Jo
         meta = {}
     meta = meta if isinstance(meta, dict) else {}
     try:
-        created = iso(dt.datetime.strptime(job_id[:15], "%Y%m%d-%H%M%S").replace(tzinfo=dt.timezone.utc))
+        created = iso(dt.datetime.strptime(job_id[:15], "%Y%m%d-%H%M%S").replace(tzinfo=dt.UTC))
     except ValueError:
         created = iso()
     job = Job(id=job_id, submitter=str(meta.get("submitter") or ""),
@@ -271,10 +269,9 @@ def list_jobs(store: Store, statuses: tuple[str, ...] | None = None,
               submitter: str | None = None) -> list[Job]:
     """All jobs (oldest first), optionally filtered by status and submitter."""
     jobs = []
-    for path in store.list(QUEUE_DIR + "/"):
-        if not path.endswith(".json"):
-            continue
-        job = get_job(store, path[len(QUEUE_DIR) + 1:-len(".json")])
+    for path in store.list(layout.QUEUE_DIR + "/"):
+        job_id = layout.job_id_of(path)
+        job = None if job_id is None else get_job(store, job_id)
         if job is None:
             continue
         if statuses and job.status not in statuses:

@@ -21,7 +21,7 @@ from leaderboard.queue import (CANCELLED, FAILED, INFRASTRUCTURE, Job, create_jo
                                new_job_id, now, parse_time)
 from leaderboard.results import sync_leaderboard
 from leaderboard.store import Store, dumps
-from leaderboard.submission_meta import SUBMISSIONS_DIR
+from leaderboard.store.layout import meta_path, upload_path
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "submissions_schema.json"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,120}$")
@@ -74,7 +74,7 @@ class SubmissionPolicy:
     max_attempts: int = 3
 
     @classmethod
-    def from_env(cls) -> "SubmissionPolicy":
+    def from_env(cls) -> SubmissionPolicy:
         p = cls()
         env = os.environ
         if env.get("GENBENCH_RATE_LIMIT"):
@@ -235,10 +235,9 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
     job = Job(id=new_job_id(), submitter=submitter, model_name=meta["model_name"],
               model_version=meta["model_version"], files=infos, file_sha256=meta["file_sha256"],
               max_attempts=policy.max_attempts)
-    base = f"{SUBMISSIONS_DIR}/{job.id}"
-    writes = {f"{base}/meta.json": dumps(meta)}
+    writes = {meta_path(job.id): dumps(meta)}
     for p, info in zip(paths, infos):
-        writes[f"{base}/files/{info['name']}"] = p.read_bytes()
+        writes[upload_path(job.id, info["name"])] = p.read_bytes()
     return create_job(store, job, writes, message=f"submission {job.id} by {submitter}")
 
 
@@ -252,4 +251,4 @@ def withdraw(store: Store, job_id: str, user: str | None, *, admin: bool = False
 
 def file_paths(job: Job) -> list[str]:
     """Store paths of the job's uploaded files."""
-    return [f"{SUBMISSIONS_DIR}/{job.id}/files/{f['name']}" for f in job.files]
+    return [upload_path(job.id, f["name"]) for f in job.files]

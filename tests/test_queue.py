@@ -11,6 +11,7 @@ from conftest_leaderboard import META, hub_store, local_store, write_unique_file
 from leaderboard import queue as q
 from leaderboard.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary,
                                  publish, sync_leaderboard)
+from leaderboard.store import layout
 from leaderboard.submission_meta import load_meta
 from leaderboard.submissions import SubmissionError, SubmissionPolicy, stored_name, submit, withdraw
 
@@ -259,10 +260,10 @@ def test_order_survives_a_clock_step_back_and_a_lost_counter(store):
     made = []
     for i, t in enumerate(["00:00:02", "00:00:01", "00:00:00"]):  # NTP stepped the clock back
         if i == 2:
-            store.delete(q.SEQUENCE_PATH)  # e.g. a store from before sequencing
+            store.delete(layout.SEQUENCE_PATH)  # e.g. a store from before sequencing
         made.append(q.create_job(store, q.Job(id=f"20260101-0000{i}0-{i}", submitter="alice",
                                               created_at=f"2026-01-01T{t}.000+00:00")))
-    assert [j.seq for j in made] == [1, 2, 3] and store.read_bytes(q.SEQUENCE_PATH) == b"3\n"
+    assert [j.seq for j in made] == [1, 2, 3] and store.read_bytes(layout.SEQUENCE_PATH) == b"3\n"
     assert [q.claim(store, "w", 60).id for _ in made] == [j.id for j in made]
 
 
@@ -276,7 +277,7 @@ def test_concurrent_submitters_get_distinct_sequence_numbers(tmp_path, files):
     for make in (lambda: local_store(tmp_path), lambda: make_hub(api)):
         made, lock = [], threading.Lock()
 
-        def one(i):
+        def one(i, make=make, made=made, lock=lock):  # bound now: the loop rebinds them
             job = submit(make(), META, [files[i]], f"user{i}", SubmissionPolicy(max_per_window=0))
             with lock:
                 made.append(job)
@@ -288,7 +289,7 @@ def test_concurrent_submitters_get_distinct_sequence_numbers(tmp_path, files):
             t.join()
         store = make()
         assert sorted(j.seq for j in made) == list(range(1, len(files) + 1))
-        assert store.read_bytes(q.SEQUENCE_PATH) == f"{len(files)}\n".encode()
+        assert store.read_bytes(layout.SEQUENCE_PATH) == f"{len(files)}\n".encode()
         by_seq = [j.id for j in sorted(made, key=lambda j: j.seq)]
         assert [q.claim(store, "w", 60).id for _ in made] == by_seq
 
@@ -297,7 +298,7 @@ def test_create_job_stays_write_once(store):
     job = q.create_job(store, q.Job(id="20260101-000000-00000000", submitter="alice"))
     with pytest.raises(q.PreconditionFailed):
         q.create_job(store, q.Job(id=job.id, submitter="mallory"))
-    assert q.get_job(store, job.id).submitter == "alice" and store.read_bytes(q.SEQUENCE_PATH) == b"1\n"
+    assert q.get_job(store, job.id).submitter == "alice" and store.read_bytes(layout.SEQUENCE_PATH) == b"1\n"
 
 
 def test_unsafe_job_ids_are_unknown_not_errors(store):
@@ -319,30 +320,30 @@ def test_corrupt_status_document_is_quarantined_not_fatal(store, files, bad, cap
     first = submit(store, META, [files[0]], "alice", POLICY)
     other = submit(store, META, [files[1]], "bob", POLICY)
     raw = bad.replace(b"ID", first.id.encode())
-    store.write_bytes(q.job_path(first.id), raw)
+    store.write_bytes(layout.job_path(first.id), raw)
     with caplog.at_level("ERROR", logger="leaderboard.queue"):
         assert sorted(j.id for j in q.list_jobs(store)) == sorted([first.id, other.id])  # no error
     doc = q.get_job(store, first.id)
     assert doc.status == q.FAILED and doc.failure == {**doc.failure, "reason": q.CORRUPT_REASON,
                                                       "kind": q.INFRASTRUCTURE}
     assert (doc.submitter, doc.model_name) == ("alice", META["model_name"])  # from meta.json
-    (copy,) = store.list(f"{q.QUARANTINE_DIR}/queue/")
+    (copy,) = store.list(f"{layout.QUARANTINE_DIR}/queue/")
     assert store.read_bytes(copy) == raw and doc.history[-2]["copy"] == copy
     assert [r.getMessage() for r in caplog.records if first.id in r.getMessage()][0].startswith(
         "corrupt status document")
     assert q.claim(store, "w", 60).id == other.id  # every other job keeps working
     assert withdraw(store, first.id, "alice").status == q.HIDDEN  # answers, and is saved
     assert q.get_job(store, first.id).status == q.HIDDEN
-    assert len(store.list(f"{q.QUARANTINE_DIR}/")) == 1  # quarantined once
+    assert len(store.list(f"{layout.QUARANTINE_DIR}/")) == 1  # quarantined once
 
 
 def test_corrupt_sequence_counter_is_quarantined_and_recomputed(store, files, caplog):
     jobs = [submit(store, META, [f], "alice", POLICY) for f in files[:2]]
-    store.write_bytes(q.SEQUENCE_PATH, b"twelve\n")
+    store.write_bytes(layout.SEQUENCE_PATH, b"twelve\n")
     with caplog.at_level("ERROR", logger="leaderboard.queue"):
         job = submit(store, META, [files[2]], "alice", POLICY)
-    assert job.seq == 3 and store.read_bytes(q.SEQUENCE_PATH) == b"3\n"
-    (copy,) = store.list(f"{q.QUARANTINE_DIR}/queue/")
+    assert job.seq == 3 and store.read_bytes(layout.SEQUENCE_PATH) == b"3\n"
+    (copy,) = store.list(f"{layout.QUARANTINE_DIR}/queue/")
     assert store.read_bytes(copy) == b"twelve\n"
     assert any("corrupt sequence counter" in r.getMessage() for r in caplog.records)
     assert [q.claim(store, "w", 60).id for _ in range(3)] == [jobs[0].id, jobs[1].id, job.id]

@@ -174,3 +174,33 @@ def test_hub_lazily_creates_repo_and_reads_empty():
     assert api.repos == {}
     store.write_bytes("x", b"1")
     assert list(api.repos) == ["test-org/leaderboard-state"]
+
+
+def test_layout_names_the_paths_existing_stores_use():
+    """The layout module is the one place store paths are spelled; these are the
+    names already in stores on disk and on the Hub, so they must not drift."""
+    from leaderboard.store import layout
+
+    jid = "20250101-120000-1a2b3c4d"
+    assert layout.meta_path(jid) == f"submissions/{jid}/meta.json"
+    assert layout.upload_path(jid, "gens.zip") == f"submissions/{jid}/files/gens.zip"
+    assert layout.job_path(jid) == f"queue/{jid}.json"
+    assert layout.SEQUENCE_PATH == "queue/sequence.txt"
+    assert layout.summary_path(jid) == f"results/{jid}/summary.json"
+    assert layout.table_path(jid) == f"results/{jid}/structures.parquet"
+    assert layout.LEADERBOARD_PATH == "results/leaderboard.parquet"
+    tag = etag_of(b"x")
+    assert layout.quarantine_path(layout.job_path(jid), tag) == f"quarantine/queue/{jid}.{tag[:12]}.json"
+    assert layout.quarantine_path(layout.SEQUENCE_PATH, tag) == f"quarantine/queue/sequence.{tag[:12]}.txt"
+
+
+def test_layout_job_id_of_inverts_job_path(store):
+    from leaderboard.store import layout
+
+    store.write_bytes(layout.job_path("a-1"), b"{}")
+    store.write_bytes(layout.SEQUENCE_PATH, b"1\n")
+    listed = store.list(layout.QUEUE_DIR + "/")
+    assert sorted(listed) == sorted([layout.job_path("a-1"), layout.SEQUENCE_PATH])
+    assert [layout.job_id_of(p) for p in listed if layout.job_id_of(p)] == ["a-1"]
+    assert layout.job_id_of(layout.SEQUENCE_PATH) is None
+    assert layout.job_id_of(layout.meta_path("a-1")) is None

@@ -6,7 +6,8 @@
 * a path or ``file://PATH``: :class:`~leaderboard.store.local.LocalStore`;
 * ``hf://datasets/ORG/NAME``: :class:`~leaderboard.store.hub.HubStore`.
 
-Paths are POSIX-style and relative (``queue/<id>.json``). An *etag* is the
+Paths are POSIX-style and relative (``queue/<id>.json``); the layout, every
+path the leaderboard uses, is :mod:`leaderboard.store.layout`. An *etag* is the
 sha256 hex digest of a file's bytes; ``write_bytes(..., if_match=etag)`` only
 succeeds if the file still has that content (``if_match=ABSENT``: only if the
 file does not exist) and otherwise raises :class:`PreconditionFailed`.

@@ -63,7 +63,7 @@ class HubStore(Store):
         self._repo_checked = False
 
     @classmethod
-    def from_uri(cls, uri: str, **kwargs) -> "HubStore":
+    def from_uri(cls, uri: str, **kwargs) -> HubStore:
         """``hf://datasets/ORG/NAME[@revision]`` -> HubStore."""
         rest = uri[len("hf://"):]
         if not rest.startswith("datasets/"):
@@ -164,7 +164,7 @@ class HubStore(Store):
             existing = None
             for path, expected in conds.items():
                 data = self._read_at(path, head)
-                if ((etag_of(data) if data is not None else ABSENT)) != expected:
+                if (etag_of(data) if data is not None else ABSENT) != expected:
                     if ambiguous and self._landed(files, head):
                         return  # an earlier attempt was applied although its reply was lost
                     raise PreconditionFailed(f"{path} changed since it was read")
