@@ -1,0 +1,22 @@
+"""What the hhi family publishes in ``summary.metrics.hhi`` (data only)."""
+
+from __future__ import annotations
+
+from evaluator.families.base import Metric, MetricSet
+
+METRICS = MetricSet(
+    family="hhi",
+    label="Supply risk (HHI)",
+    metrics=(
+        Metric("combined_median", "HHI combined median", -1),
+        Metric("production_median", "HHI production median", -1),
+        Metric("reserve_median", "HHI reserve median", -1),
+        Metric("combined_mean", "HHI combined", -1, description="supply risk, 0.25 production + 0.75 reserve",
+               headline=True),
+        Metric("production_mean", "HHI production", -1),
+        Metric("reserve_mean", "HHI reserve", -1),
+        Metric("n_structures", "Structures used (hhi)", 0),
+        # structures with an element that has no HHI data (counted as the maximum, 10)
+        Metric("missing_data", "Elements without HHI data", -1, counted=True),
+    ),
+)
