@@ -1,52 +1,50 @@
-"""Machine-learned interatomic potentials behind one small interface.
+"""Machine-learned interatomic potentials behind one abstract interface and a registry.
 
-``load_mlip(name, model, device, dtype)`` returns an :class:`MLIP`:
+``load_mlip(name, model, device, dtype)`` returns an :class:`MLIP` (contract and units:
+``evaluator.mlip.base``): ``predict(atoms_list)`` (energy, forces, Voigt stress per
+structure, batched), ``calculator()`` (ASE), and where the backend declares them
+``embed(atoms_list)`` (``supports_embeddings``: the Fréchet-distance embedding) and
+``ts_model()`` (``supports_engine``: the torch-sim model the batched engine,
+``evaluator.mlip.engine``, relaxes with). ``describe_mlip(name, model)`` resolves the
+:class:`MLIPSpec` without loading weights.
 
-- ``predict(atoms_list)`` -> one dict per structure: ``energy`` (eV, total),
-  ``forces`` (n, 3) eV/Å, ``stress`` (6,) eV/Å³ (ASE Voigt order and sign);
-  structures go through the model in batches (one forward pass per batch).
-- ``calculator()`` -> an ASE calculator for one-structure-at-a-time use.
-- ``embed(atoms_list)`` -> (n, d) mean over atoms of the model's invariant
-  per-atom features (the Fréchet-distance embedding).
+Registered backends (each module registers its class with ``register_backend``):
 
-Backends: ``chgnet`` (CHGNet 0.3.0, weights inside the ``chgnet`` wheel, works
-offline), ``mace`` (mace-torch: a local checkpoint path or a foundation-model
-name that mace-torch downloads and caches when online) and ``sevenn``
-(SevenNet-l3i5 default, SevenNet-0; weights inside the ``sevenn`` wheel).
-MACE and SevenNet also provide ``ts_model()`` (a torch-sim model), which the
-batched engine (``evaluator.mlip.engine``) relaxes with.
+- ``chgnet``: CHGNet 0.3.0, weights inside the ``chgnet`` wheel (offline); embeddings;
+- ``mace``: mace-torch, a local checkpoint or a foundation-model name that mace-torch
+  downloads and caches when online; embeddings and the engine;
+- ``sevenn``: SevenNet-l3i5 (default) or SevenNet-0, weights inside the ``sevenn``
+  wheel; the engine.
 
-``energy_scale`` says what the energies mean: ``mp2020-corrected`` (CHGNet:
-trained on MP2020-corrected labels), ``raw-pbe`` (MACE-MP: raw PBE/PBE+U, needs
-MP2020 corrections before comparison with an MP2020 DFT hull) or
-``raw-pbe-omat`` (OMat24-trained models: no MP2020 compatibility).
-Heavy imports (torch, chgnet, mace) happen inside the backends.
+``energy_scale`` says what the energies mean: ``mp2020-corrected`` (CHGNet: trained on
+MP2020-corrected labels), ``raw-pbe`` (MACE-MP, SevenNet: raw PBE/PBE+U, needs MP2020
+corrections before comparison with an MP2020 DFT hull) or ``raw-pbe-omat``
+(OMat24-trained models: no MP2020 compatibility). Importing this package is cheap: heavy
+imports (torch, ase, chgnet, mace, sevenn) happen inside the backends' methods.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from evaluator.mlip import chgnet_backend, mace_backend, sevenn_backend  # noqa: F401 - registers them
+from evaluator.mlip.base import (
+    DTYPES,
+    MLIP,
+    MLIPSpec,
+    Prediction,
+    UnsupportedCapability,
+    backend_class,
+    engine_backends,
+    file_sha256,
+    register_backend,
+    registered_backends,
+)
 
-import numpy as np
+__all__ = ["BACKENDS", "ENGINE_BACKENDS", "MLIP", "MLIPSpec", "Prediction", "UnsupportedCapability",
+           "default_mlip", "describe_mlip", "file_sha256", "load_mlip", "register_backend",
+           "registered_backends", "resolve_device"]
 
-BACKENDS = ("chgnet", "mace", "sevenn")
-ENGINE_BACKENDS = ("mace", "sevenn")  # backends with a torch-sim model (the batched engine)
-_SHA_CACHE: dict[str, str] = {}
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a checkpoint file (cached per path within the process)."""
-    key = str(Path(path).resolve())
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(key, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
+BACKENDS = tuple(registered_backends())  # ("chgnet", "mace", "sevenn")
+ENGINE_BACKENDS = engine_backends()  # backends with a torch-sim model (the batched engine)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -67,22 +65,6 @@ def default_mlip(device: str = "auto") -> str:
     return "sevenn" if resolve_device(device).startswith("cuda") else "chgnet"
 
 
-@dataclass(frozen=True)
-class MLIPSpec:
-    """What a model is, known without loading its weights (for checks and keys)."""
-
-    name: str
-    model_id: str
-    checkpoint_path: str | None
-    energy_scale: str
-
-    @property
-    def checkpoint_sha256(self) -> str | None:
-        if self.checkpoint_path and os.path.isfile(self.checkpoint_path):
-            return file_sha256(self.checkpoint_path)
-        return None
-
-
 def describe_mlip(name: str = "chgnet", model: str | None = None, energy_scale: str | None = None) -> MLIPSpec:
     """Resolve a backend name + model to an :class:`MLIPSpec` without loading it.
 
@@ -91,71 +73,16 @@ def describe_mlip(name: str = "chgnet", model: str | None = None, energy_scale: 
     name whose checkpoint is not cached this does not download anything:
     ``checkpoint_path`` is then None.
     """
-    if name == "chgnet":
-        from evaluator.mlip.chgnet_backend import spec
-
-        s = spec(model)
-    elif name == "mace":
-        from evaluator.mlip.mace_backend import spec
-
-        s = spec(model)
-    elif name == "sevenn":
-        from evaluator.mlip.sevenn_backend import spec
-
-        s = spec(model)
-    else:
-        raise ValueError(f"unknown MLIP '{name}': choose from {', '.join(BACKENDS)}")
-    if energy_scale:
-        s = MLIPSpec(s.name, s.model_id, s.checkpoint_path, energy_scale)
-    return s
-
-
-class MLIP:
-    """Interface every backend implements (see module docstring for units)."""
-
-    name: str
-    model_id: str
-    checkpoint_sha256: str
-    device: str
-    dtype: str
-    energy_scale: str
-
-    def calculator(self):  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def predict(self, atoms_list) -> list[dict]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def embed(self, atoms_list) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def describe(self) -> dict:
-        """Provenance: backend, model, checkpoint hash, device, dtype, energy scale."""
-        return {"name": self.name, "model_id": self.model_id,
-                "checkpoint_sha256": self.checkpoint_sha256, "device": self.device,
-                "dtype": self.dtype, "energy_scale": self.energy_scale}
+    return backend_class(name).spec(model).with_energy_scale(energy_scale)
 
 
 def load_mlip(name: str = "chgnet", model: str | None = None, device: str = "auto",
               dtype: str = "float32", energy_scale: str | None = None) -> MLIP:
     """Load a backend. ``model``: checkpoint path or foundation-model name (None = default)."""
-    if dtype not in ("float32", "float64"):
+    if dtype not in DTYPES:
         raise ValueError(f"dtype must be float32 or float64, not '{dtype}'")
     device = resolve_device(device)
-    if name == "chgnet":
-        from evaluator.mlip.chgnet_backend import CHGNetMLIP
-
-        mlip = CHGNetMLIP(model, device, dtype)
-    elif name == "mace":
-        from evaluator.mlip.mace_backend import MACEMLIP
-
-        mlip = MACEMLIP(model, device, dtype)
-    elif name == "sevenn":
-        from evaluator.mlip.sevenn_backend import SevenNetMLIP
-
-        mlip = SevenNetMLIP(model, device, dtype)
-    else:
-        raise ValueError(f"unknown MLIP '{name}': choose from {', '.join(BACKENDS)}")
+    mlip = backend_class(name)(model, device, dtype)
     if energy_scale:
         mlip.energy_scale = energy_scale
     return mlip

@@ -4,22 +4,30 @@ Energies are MP2020-corrected-scale (CHGNet was trained on MPtrj energies with
 the MP2020 corrections applied). Stress from CHGNet is in GPa; it is converted
 to eV/Å³ (ASE convention) here. Embedding: CHGNet's ``atom_fea`` (64 invariant
 features per atom, the input of the last message-passing layer), averaged over
-atoms.
+atoms. No torch-sim model: the batched engine does not run CHGNet.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from evaluator.mlip import MLIP, MLIPSpec, file_sha256
+from evaluator.mlip.base import MLIP, MLIPSpec, Prediction, file_sha256, register_backend, voigt_stress
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
 
 DEFAULT_MODEL = "0.3.0"
 _CHECKPOINTS = {
     "0.3.0": "pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar",
     "0.2.0": "pretrained/0.2.0/chgnet_0.2.0_e30f77s348m32.pth.tar",
 }
+EMBEDDING_DIM = 64
 
 
 def _checkpoint_path(model: str | None) -> tuple[str, str]:
@@ -32,25 +40,29 @@ def _checkpoint_path(model: str | None) -> tuple[str, str]:
                          "or a path to a CHGNet checkpoint")
     import importlib.util
 
-    root = os.path.dirname(importlib.util.find_spec("chgnet").origin)
-    return model, os.path.join(root, _CHECKPOINTS[model])
+    found = importlib.util.find_spec("chgnet")
+    if found is None or found.origin is None:
+        raise ValueError("CHGNet is not installed (pip install chgnet)")
+    return model, os.path.join(os.path.dirname(found.origin), _CHECKPOINTS[model])
 
 
-def spec(model: str | None) -> MLIPSpec:
-    model_id, path = _checkpoint_path(model)
-    return MLIPSpec("chgnet", model_id, path, "mp2020-corrected")
-
-
+@register_backend
 class CHGNetMLIP(MLIP):
     name = "chgnet"
+    supports_embeddings = True
     energy_scale = "mp2020-corrected"
 
+    @classmethod
+    def spec(cls, model: str | None) -> MLIPSpec:
+        model_id, path = _checkpoint_path(model)
+        return MLIPSpec(cls.name, model_id, path, "mp2020-corrected")
+
     def __init__(self, model: str | None = None, device: str = "cpu", dtype: str = "float32",
-                 batch_size: int = 64):
+                 batch_size: int = 64) -> None:
         if dtype != "float32":
             raise ValueError("CHGNet runs in float32 only (its graph converter builds float32 "
                              "tensors); use --dtype float32")
-        from chgnet.model import CHGNet
+        from chgnet.model.model import CHGNet
 
         self.model_id, path = _checkpoint_path(model)
         if self.model_id in _CHECKPOINTS:
@@ -61,59 +73,62 @@ class CHGNetMLIP(MLIP):
         self.checkpoint_sha256 = file_sha256(path)
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
 
-    def calculator(self):
-        from chgnet.model.dynamics import CHGNetCalculator
-
+    def calculator(self) -> Calculator:
         import contextlib
         import io
 
+        from chgnet.model.dynamics import CHGNetCalculator
+
         with contextlib.redirect_stdout(io.StringIO()):  # it prints the device
-            calc = CHGNetCalculator(model=self.model, use_device=self.device)
+            calc: Calculator = CHGNetCalculator(model=self.model, use_device=self.device)
         self.model.graph_converter.set_isolated_atom_response("error")
         return calc
 
-    def _graphs(self, atoms_list) -> tuple[list, dict[int, str]]:
+    def _graphs(self, atoms_list: Sequence[Atoms]) -> tuple[list[Any], dict[int, str]]:
+        """CHGNet crystal graphs (None where the converter refuses the structure) and why."""
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        graphs, errors = [], {}
+        graphs: list[Any] = []
+        errors: dict[int, str] = {}
         for i, atoms in enumerate(atoms_list):
             try:
                 graphs.append(self.model.graph_converter(AseAtomsAdaptor.get_structure(atoms)))
-            except Exception as exc:  # isolated atoms, too many neighbours...
+            except Exception as exc:  # noqa: BLE001 - isolated atoms, too many neighbours...: this structure only
                 errors[i] = f"CHGNet graph: {exc}"
                 graphs.append(None)
         return graphs, errors
 
-    def predict(self, atoms_list) -> list[dict]:
+    def _predict_graphs(self, graphs: list[Any], **kwargs: Any) -> list[dict[str, Any]]:
+        preds = self.model.predict_graph(graphs, batch_size=self.batch_size, **kwargs)
+        return [preds] if isinstance(preds, dict) else list(preds)
+
+    def predict(self, atoms_list: Sequence[Atoms]) -> list[Prediction]:
         """Energies (eV), forces (eV/Å), Voigt stress (eV/Å³); ``{"error": ...}`` on failure."""
         from ase import units
-        from ase.stress import full_3x3_to_voigt_6_stress
 
         graphs, errors = self._graphs(atoms_list)
         ok = [i for i, g in enumerate(graphs) if g is not None]
-        out: list[dict] = [{"error": errors.get(i, "")} for i in range(len(atoms_list))]
+        out: list[Prediction] = [{"error": errors.get(i, "")} for i in range(len(atoms_list))]
         if not ok:
             return out
-        preds = self.model.predict_graph([graphs[i] for i in ok], task="efs",
-                                         batch_size=self.batch_size)
-        if isinstance(preds, dict):
-            preds = [preds]
+        preds = self._predict_graphs([graphs[i] for i in ok], task="efs")
         for i, p in zip(ok, preds, strict=True):
             n = len(atoms_list[i])
-            out[i] = {"energy": float(p["e"]) * n, "forces": np.asarray(p["f"], dtype=float),
-                      "stress": full_3x3_to_voigt_6_stress(np.asarray(p["s"], dtype=float) * units.GPa)}
+            pred: Prediction = {"energy": float(p["e"]) * n, "forces": np.asarray(p["f"], dtype=np.float64),
+                                "stress": voigt_stress(np.asarray(p["s"], dtype=np.float64) * units.GPa)}
+            out[i] = pred
         return out
 
-    def embed(self, atoms_list) -> np.ndarray:
-        """(n, 64) mean of CHGNet atom features; a structure that fails is a NaN row."""
+    def embed(self, atoms_list: Sequence[Atoms], invariants_only: bool = True) -> NDArray[np.float64]:
+        """(n, 64) mean of CHGNet atom features; a structure that fails is a NaN row.
+
+        CHGNet's atom features are all invariant: ``invariants_only`` changes nothing.
+        """
         graphs, _ = self._graphs(atoms_list)
-        out = np.full((len(atoms_list), 64), np.nan)
+        out = np.full((len(atoms_list), EMBEDDING_DIM), np.nan)
         ok = [i for i, g in enumerate(graphs) if g is not None]
         if ok:
-            preds = self.model.predict_graph([graphs[i] for i in ok], task="e", return_atom_feas=True,
-                                             batch_size=self.batch_size)
-            if isinstance(preds, dict):
-                preds = [preds]
+            preds = self._predict_graphs([graphs[i] for i in ok], task="e", return_atom_feas=True)
             for i, p in zip(ok, preds, strict=True):
-                out[i] = np.asarray(p["atom_fea"], dtype=float).mean(axis=0)
+                out[i] = np.asarray(p["atom_fea"], dtype=np.float64).mean(axis=0)
         return out

@@ -10,27 +10,36 @@ Energy scale: MACE-MP models (MPtrj / sAlex) predict raw PBE(+U) energies
 (``raw-pbe``); OMat24/MatPES-trained names are ``raw-pbe-omat``. A local file is
 assumed ``raw-pbe`` unless the caller overrides it. Stress is eV/Å³ (ASE).
 Embedding: invariant node features of all interaction layers, averaged over atoms.
+Engine: :func:`torch_sim_model` (torch-sim's ``MaceModel`` with a batched neighbour list).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from evaluator.mlip import MLIP, MLIPSpec, file_sha256
+from evaluator.mlip.base import MLIP, MLIPSpec, Prediction, TorchSimModel, file_sha256, register_backend, voigt_stress
+
+if TYPE_CHECKING:
+    import torch
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
 
 DEFAULT_MODEL = "medium-mpa-0"
 OMAT_NAMES = ("small-omat-0", "medium-omat-0", "mace-matpes-pbe-0", "mace-matpes-r2scan-0")
 
 
-def _import_mace():
+def _import_mace() -> None:
     """Import mace before anything that imports e3nn (see MLIP notes)."""
     import mace  # noqa: F401
     import mace.calculators  # noqa: F401
 
 
-def spec(model: str | None) -> MLIPSpec:
+def _spec(model: str | None) -> MLIPSpec:
     """Resolve without downloading: the cached/local file if there is one."""
     model = model or DEFAULT_MODEL
     if os.path.isfile(model):
@@ -41,7 +50,8 @@ def spec(model: str | None) -> MLIPSpec:
     if model not in fm.mace_mp_urls:
         raise ValueError(f"unknown MACE model '{model}': a local checkpoint path or one of "
                          f"{sorted(fm.mace_mp_urls)}")
-    url = fm.mace_mp_urls[model]
+    url: str = fm.mace_mp_urls[model]
+    path: str
     if model == DEFAULT_MODEL and os.path.isfile(fm.local_model_path):
         path = fm.local_model_path
     else:
@@ -55,24 +65,31 @@ def spec(model: str | None) -> MLIPSpec:
 
 def resolve_checkpoint(model: str | None) -> tuple[str, str, str]:
     """(model_id, local checkpoint path, energy scale); downloads a named model if needed."""
-    s = spec(model)
+    s = _spec(model)
     if s.checkpoint_path:
         return s.model_id, s.checkpoint_path, s.energy_scale
     from mace.calculators.foundations_models import download_mace_mp_checkpoint
 
     try:
-        path = download_mace_mp_checkpoint(s.model_id)
-    except Exception as exc:
+        path: str = download_mace_mp_checkpoint(s.model_id)
+    except Exception as exc:  # noqa: BLE001 - any download failure means "not available offline"
         raise ValueError(f"MACE foundation model '{s.model_id}' is not cached and could not be "
                          f"downloaded ({exc}); pass a local checkpoint with --mlip-model PATH") from exc
     return s.model_id, path, s.energy_scale
 
 
+@register_backend
 class MACEMLIP(MLIP):
     name = "mace"
+    supports_embeddings = True
+    supports_engine = True
+
+    @classmethod
+    def spec(cls, model: str | None) -> MLIPSpec:
+        return _spec(model)
 
     def __init__(self, model: str | None = None, device: str = "cpu", dtype: str = "float32",
-                 batch_size: int = 64):
+                 batch_size: int = 64) -> None:
         _import_mace()
         import contextlib
         import io
@@ -85,19 +102,23 @@ class MACEMLIP(MLIP):
         self.model = self._calc.models[0]
         self.checkpoint_sha256 = file_sha256(path)
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
+        self._ts_model: TorchSimModel | None = None
 
-    def calculator(self):
-        return self._calc
+    def calculator(self) -> Calculator:
+        calc: Calculator = self._calc
+        return calc
 
-    def ts_model(self):
+    def ts_model(self) -> TorchSimModel:
         """torch-sim ``MaceModel`` around the same network (for the batched engine)."""
-        if getattr(self, "_ts_model", None) is None:
+        if self._ts_model is None:
             import torch
 
             self._ts_model = torch_sim_model(self.model, torch.device(self.device), getattr(torch, self.dtype))
         return self._ts_model
 
-    def _batch(self, atoms_list):
+    def _batch(self, atoms_list: Sequence[Atoms]) -> Any:
+        """One mace-torch ``Batch`` of the structures, in the network's dtype."""
+        import torch
         from mace import data as mace_data
         from mace.tools import torch_geometric, torch_tools
 
@@ -108,27 +129,24 @@ class MACEMLIP(MLIP):
                 mace_data.config_from_atoms(a, key_specification=keyspec, head_name=calc.head),
                 z_table=calc.z_table, cutoff=calc.r_max, heads=calc.available_heads)
                 for a in atoms_list]
-        batch = torch_geometric.Batch.from_data_list(graphs).to(calc.device)
+        batch = torch_geometric.Batch.from_data_list(graphs).to(calc.device)  # type: ignore[no-untyped-call]
         dtype = next(self.model.parameters()).dtype
         for key in batch.keys:
             value = batch[key]
-            import torch
-
             if torch.is_tensor(value) and torch.is_floating_point(value):
                 batch[key] = value.to(dtype=dtype)
         return batch
 
-    def predict(self, atoms_list) -> list[dict]:
+    def predict(self, atoms_list: Sequence[Atoms]) -> list[Prediction]:
         """Energies (eV), forces (eV/Å), Voigt stress (eV/Å³), one forward pass per batch."""
-        from ase.stress import full_3x3_to_voigt_6_stress
 
-        out: list[dict] = []
+        out: list[Prediction] = []
         for start in range(0, len(atoms_list), self.batch_size):
             chunk = atoms_list[start:start + self.batch_size]
             try:
                 batch = self._batch(chunk)
                 res = self.model(batch.to_dict(), compute_stress=True, training=False)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the chunk fails as a whole, reported per structure
                 out.extend({"error": f"MACE: {exc}"} for _ in chunk)
                 continue
             energy = res["energy"].detach().cpu().numpy().astype(float)
@@ -137,21 +155,21 @@ class MACEMLIP(MLIP):
             ptr = batch["ptr"].cpu().numpy()
             for k in range(len(chunk)):
                 out.append({"energy": float(energy[k]), "forces": forces[ptr[k]:ptr[k + 1]],
-                            "stress": full_3x3_to_voigt_6_stress(stress[k])})
+                            "stress": voigt_stress(stress[k])})
         return out
 
-    def embed(self, atoms_list, invariants_only: bool = True) -> np.ndarray:
+    def embed(self, atoms_list: Sequence[Atoms], invariants_only: bool = True) -> NDArray[np.float64]:
         """(n, d) mean over atoms of MACE descriptors (all layers).
 
         ``invariants_only=False`` keeps the equivariant channels too (LeMat-GenBench's
         640-dim MACE-MPA-0 features); the default is the invariant part only.
         """
-        rows = [np.asarray(self._calc.get_descriptors(a, invariants_only=invariants_only), dtype=float).mean(axis=0)
-                for a in atoms_list]
+        rows = [np.asarray(self._calc.get_descriptors(a, invariants_only=invariants_only),  # type: ignore[no-untyped-call]
+                           dtype=np.float64).mean(axis=0) for a in atoms_list]
         return np.vstack(rows) if rows else np.zeros((0, 0))
 
 
-def torch_sim_model(network, device, dtype):
+def torch_sim_model(network: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> TorchSimModel:
     """torch-sim's ``MaceModel`` whose forward builds one neighbour list for the whole batch.
 
     torch-sim 0.3.0 builds a list per structure in a Python loop (through the CPU) and
@@ -162,12 +180,13 @@ def torch_sim_model(network, device, dtype):
     import torch
     from torch_sim.models.mace import MaceModel
 
-    class BatchedNLMaceModel(MaceModel):
+    class BatchedNLMaceModel(MaceModel):  # type: ignore[misc]  # torch-sim is untyped
         neighbors = "batched"
 
-        def forward(self, state) -> dict:
+        def forward(self, state: Any) -> dict[str, torch.Tensor]:
             if self.neighbors != "batched":
-                return super().forward(state)
+                out: dict[str, torch.Tensor] = super().forward(state)
+                return out
             from evaluator.mlip.neighbors import batched_neighbor_list, wrap_positions
 
             idx = state.system_idx

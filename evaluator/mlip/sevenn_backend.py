@@ -14,16 +14,22 @@ under torch's safe loading unless mace (which turns it off) was imported before
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
-from evaluator.mlip import MLIP, MLIPSpec, file_sha256
+from evaluator.mlip.base import MLIP, MLIPSpec, Prediction, TorchSimModel, file_sha256, register_backend, voigt_stress
+
+if TYPE_CHECKING:
+    import torch
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
 
 DEFAULT_MODEL = "7net-l3i5"
 NAMES = ("7net-l3i5", "7net-0", "7net-0_22may2024")
 
 
-def _import_sevenn():
+def _import_sevenn() -> None:
     import mace  # noqa: F401  (before e3nn; see module docstring)
     import sevenn  # noqa: F401
 
@@ -38,23 +44,20 @@ def _checkpoint_path(model: str | None) -> tuple[str, str]:
     _import_sevenn()
     from sevenn.util import pretrained_name_to_path
 
-    return model.lower(), pretrained_name_to_path(model)
+    path: str = pretrained_name_to_path(model)
+    return model.lower(), path
 
 
-def spec(model: str | None) -> MLIPSpec:
-    model_id, path = _checkpoint_path(model)
-    return MLIPSpec("sevenn", model_id, path, "raw-pbe")
-
-
-def _load_network(path: str):
+def _load_network(path: str) -> Any:
+    """The SevenNet network of a checkpoint (a torch module; sevenn is untyped)."""
     from sevenn.util import model_from_checkpoint
 
     network, _config = model_from_checkpoint(path)
-    network.modal_map = None  # sevenn 0.10 predates multi-fidelity models; torch-sim 0.3 reads it
+    network.modal_map = None  # type: ignore[assignment]  # torch types it Tensor | Module; sevenn 0.10 predates multi-fidelity models; torch-sim 0.3 reads it
     return network
 
 
-def torch_sim_model(network, device, dtype):
+def torch_sim_model(network: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> TorchSimModel:
     """torch-sim's ``SevenNetModel`` with a forward that works with sevenn 0.10.4.
 
     torch-sim 0.3.0's forward sets ``sevenn._keys.DATA_MODALITY`` (sevenn >= 0.11 only);
@@ -68,15 +71,16 @@ def torch_sim_model(network, device, dtype):
     from torch_sim.elastic import voigt_6_to_full_3x3_stress
     from torch_sim.models.sevennet import SevenNetModel
 
-    class SevenNet010Model(SevenNetModel):
+    class SevenNet010Model(SevenNetModel):  # type: ignore[misc]  # torch-sim is untyped
         neighbors = "batched"  # or "vesin": torch-sim's per-structure lists
 
-        def forward(self, state) -> dict:
+        def forward(self, state: Any) -> dict[str, torch.Tensor]:
             state = state.to(self._device) if state.device != self._device else state
             if self.neighbors == "batched":
                 return self._forward_batched(state)
             counts = torch.bincount(state.system_idx).tolist()
-            data_list, lo = [], 0
+            data_list: list[Any] = []
+            lo = 0
             for b, n in enumerate(counts):
                 pos = state.positions[lo:lo + n]
                 numbers = state.atomic_numbers[lo:lo + n]
@@ -99,7 +103,7 @@ def torch_sim_model(network, device, dtype):
                     "forces": output[key.PRED_FORCE].detach(),
                     "stress": -voigt_6_to_full_3x3_stress(output[key.PRED_STRESS].detach()[..., [0, 1, 2, 4, 5, 3]])}
 
-        def _forward_batched(self, state) -> dict:
+        def _forward_batched(self, state: Any) -> dict[str, torch.Tensor]:
             """One neighbour list for the whole batch (evaluator.mlip.neighbors), one model call."""
             from evaluator.mlip.neighbors import batched_neighbor_list, wrap_positions
 
@@ -123,11 +127,20 @@ def torch_sim_model(network, device, dtype):
     return SevenNet010Model(network, device=device, dtype=dtype)
 
 
+@register_backend
 class SevenNetMLIP(MLIP):
+    """SevenNet; no embeddings (the Fréchet-distance embedding uses CHGNet or MACE)."""
+
     name = "sevenn"
+    supports_engine = True
     energy_scale = "raw-pbe"
 
-    def __init__(self, model: str | None = None, device: str = "cpu", dtype: str = "float32"):
+    @classmethod
+    def spec(cls, model: str | None) -> MLIPSpec:
+        model_id, path = _checkpoint_path(model)
+        return MLIPSpec(cls.name, model_id, path, "raw-pbe")
+
+    def __init__(self, model: str | None = None, device: str = "cpu", dtype: str = "float32") -> None:
         if dtype != "float32":
             raise ValueError("SevenNet runs in float32 only; use --dtype float32")
         _import_sevenn()
@@ -137,12 +150,13 @@ class SevenNetMLIP(MLIP):
         self._calc = SevenNetCalculator(self.path, device=device)
         self.checkpoint_sha256 = file_sha256(self.path)
         self.device, self.dtype = device, dtype
-        self._ts_model = None
+        self._ts_model: TorchSimModel | None = None
 
-    def calculator(self):
-        return self._calc
+    def calculator(self) -> Calculator:
+        calc: Calculator = self._calc
+        return calc
 
-    def ts_model(self):
+    def ts_model(self) -> TorchSimModel:
         """torch-sim ``SevenNetModel`` (a second copy of the network, in batch mode)."""
         if self._ts_model is None:
             import torch
@@ -150,9 +164,8 @@ class SevenNetMLIP(MLIP):
             self._ts_model = torch_sim_model(_load_network(self.path), torch.device(self.device), torch.float32)
         return self._ts_model
 
-    def predict(self, atoms_list) -> list[dict]:
+    def predict(self, atoms_list: Sequence[Atoms]) -> list[Prediction]:
         """Energies (eV), forces (eV/Å), Voigt stress (eV/Å³): one batched forward pass."""
-        from ase.stress import full_3x3_to_voigt_6_stress
         import torch_sim as ts
 
         if not atoms_list:
@@ -161,18 +174,15 @@ class SevenNetMLIP(MLIP):
         try:
             state = ts.io.atoms_to_state(list(atoms_list), model.device, model.dtype)
             res = model(state)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the batch fails as a whole, reported per structure
             return [{"error": f"SevenNet: {exc}"} for _ in atoms_list]
         energy = res["energy"].detach().cpu().numpy().astype(float)
         forces = res["forces"].detach().cpu().numpy().astype(float)
         stress = res["stress"].detach().cpu().numpy().astype(float)
-        out, lo = [], 0
+        out: list[Prediction] = []
+        lo = 0
         for k, atoms in enumerate(atoms_list):
             out.append({"energy": float(energy[k]), "forces": forces[lo:lo + len(atoms)],
-                        "stress": full_3x3_to_voigt_6_stress(stress[k])})
+                        "stress": voigt_stress(stress[k])})
             lo += len(atoms)
         return out
-
-    def embed(self, atoms_list) -> np.ndarray:
-        raise NotImplementedError("SevenNet embeddings are not wired up: the Fréchet-distance embedding "
-                                  "uses CHGNet or MACE")
