@@ -1,28 +1,130 @@
-"""The scorecard of one evaluation (schema documented in README 'summary.json')."""
+"""The scorecard of one evaluation: ``summary.json`` (schema documented in README 'summary.json').
+
+``Summary`` is its typed record (a JSON document, so a ``TypedDict``); ``build_summary``
+makes one. Readers of stored summaries (the leaderboard) call ``check_schema``, which
+refuses a ``schema_version`` they do not know, and ``upgrade_row``, which brings a
+flattened row of an older summary up to the current one. At run time this module
+imports no science library (the evaluation context is a type only).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import platform
 import time
 from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import pandas as pd
 
 import evaluator
-from evaluator.context import EvalContext
+from evaluator.families.base import COUNT_KEYS
 from evaluator.uncertainty import bootstrap_intervals
 from evaluator.uncertainty import describe as describe_uncertainty
 
+if TYPE_CHECKING:
+    from evaluator.context import EvalContext
+
 SCHEMA_VERSION = 1
+"""The version ``build_summary`` writes; bump it when the format changes."""
+SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})
+"""Versions a reader of this code understands (after ``upgrade_row``)."""
 
 
-def _reason_counts(table, status_col: str, reason_col: str, failed: str) -> dict[str, int]:
+class SummaryProvenance(TypedDict):
+    """``summary["provenance"]``: how the numbers were obtained."""
+
+    evaluator_version: str
+    created_at: str  # ISO 8601, UTC
+    families: list[str]
+    config: dict[str, Any]  # EvalConfig.to_dict()
+    reference: dict[str, Any] | None  # Reference.describe() when a family loaded one
+    data_files: dict[str, str]  # {data-relative path: sha256}
+    data_dir: str
+    family: dict[str, dict[str, Any]]  # per-family provenance
+    uncertainty: dict[str, Any]  # method, n_resamples, seed, level
+    python: str
+    platform: str
+
+
+class Summary(TypedDict):
+    """``summary.json``. ``metrics`` maps a block (a family, or one of its groups such as
+    ``stability_unrelaxed``) to its values, as declared in ``evaluator.catalogue``;
+    ``missing`` maps a block (or "summary", "uncertainty") to {key: why it is absent}."""
+
+    schema_version: int
+    n_submitted: int
+    n_parsed: int
+    n_valid: int | None
+    n_evaluated: int | None
+    metrics: dict[str, dict[str, Any]]
+    uncertainty: dict[str, dict[str, dict[str, float]]]  # block -> rate key -> {lo, hi}
+    missing: dict[str, dict[str, str]]
+    failures: dict[str, dict[str, int]]  # "parse" or a family -> {reason: structures}
+    provenance: SummaryProvenance
+    timings_s: dict[str, float]
+
+
+class UnsupportedSchema(ValueError):
+    """A stored summary whose ``schema_version`` this code does not know."""
+
+
+def check_schema(summary: Mapping[str, Any]) -> int:
+    """The schema version of ``summary`` (1 when absent: summaries older than the field);
+    raises ``UnsupportedSchema`` for one this code does not know."""
+    version = summary.get("schema_version", 1)
+    known = ", ".join(str(v) for v in sorted(SUPPORTED_SCHEMA_VERSIONS))
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UnsupportedSchema(f"summary schema_version {version!r} is not a version number "
+                                f"(this leaderboard knows {known})")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise UnsupportedSchema(f"summary schema_version {version} is not supported by this leaderboard "
+                                f"(knows {known}); upgrade the leaderboard")
+    return version
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None or v is pd.NA:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
+def upgrade_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A flattened summary row (``"<block>.<key>"``, optionally ``"metrics."``-prefixed, as
+    ``leaderboard.results.summary_row`` writes) brought up to the current summary.
+
+    The only upgrade so far: summaries older than ``sun.sun_plus_msun`` get it as the sum of
+    SUN and MSUN (counts and both fractions), where both parts are numbers and the row has
+    no value of its own. Everything else is returned unchanged (a copy).
+    """
+    out = dict(row)
+    for prefix in ("", "metrics."):
+        for rep in COUNT_KEYS:
+            key = f"{prefix}sun.sun_plus_msun_{rep}"
+            if _number(out.get(key)) is not None:
+                continue
+            a, b = _number(out.get(f"{prefix}sun.sun_{rep}")), _number(out.get(f"{prefix}sun.msun_{rep}"))
+            if a is not None and b is not None:
+                out[key] = int(a + b) if rep == "count" else a + b
+    return out
+
+
+def _reason_counts(table: pd.DataFrame, status_col: str, reason_col: str, failed: str) -> dict[str, int]:
     if status_col not in table:
         return {}
     mask = table[status_col] == failed
     return dict(Counter(table.loc[mask, reason_col].fillna("unknown")).most_common())
 
 
-def build_summary(ctx: EvalContext, families: list[str], results: dict) -> dict:
+def build_summary(ctx: EvalContext, families: list[str], results: Mapping[str, Any]) -> Summary:
+    """The summary of an evaluation whose families ``families`` ran on ``ctx`` and gave
+    ``results`` ({"metrics", "missing", "provenance", "timings"}, see ``pipeline.run_families``)."""
     table = ctx.table
     n_parsed = int(table["parse_ok"].sum())
     n_valid = int(table["validity_valid"].fillna(False).astype(bool).sum()) if "validity_valid" in table else None
@@ -62,7 +164,7 @@ def build_summary(ctx: EvalContext, families: list[str], results: dict) -> dict:
         },
         "provenance": {
             "evaluator_version": evaluator.__version__,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "families": families,
             "config": ctx.config.to_dict(),
             "reference": reference,
