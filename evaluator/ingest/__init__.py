@@ -10,8 +10,10 @@ then each Unit is parsed under a wall-clock limit in a child process (``units``)
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from evaluator.config import IngestLimits
 from evaluator.progress import Progress, no_progress
@@ -37,7 +39,7 @@ class _File:
     explicit: bool  # named by the user (not found by walking a folder)
 
 
-def _collect(inputs: list[str | Path]) -> list[_File]:
+def _collect(inputs: Sequence[str | Path]) -> list[_File]:
     """Files to read: inputs in order, folder contents sorted, hidden/junk skipped."""
     files: list[_File] = []
     for raw in inputs:
@@ -55,18 +57,21 @@ def _collect(inputs: list[str | Path]) -> list[_File]:
     return files
 
 
-class _Items(list):
+class _Items(list[Item | Unit]):
     """The Items (or Units still to parse) so far; refuses more than ``max_structures``."""
 
-    def __init__(self, limits: IngestLimits):
+    def __init__(self, limits: IngestLimits) -> None:
         super().__init__()
         self.limit = limits.max_structures
 
     def add(self, item: Item | Unit) -> None:
         if len(self) >= self.limit:
-            raise IngestError(f"too many structures: more than {self.limit:,} (max_structures); "
-                              "submit fewer structures")
+            raise _too_many(self.limit)
         self.append(item)
+
+
+def _too_many(limit: int) -> IngestError:
+    return IngestError(f"too many structures: more than {limit:,} (max_structures); submit fewer structures")
 
 
 def _decode(data: bytes) -> str:
@@ -91,8 +96,8 @@ def _read_blob(source: str, name: str, data: bytes, explicit: bool, nested: bool
         else:
             for member in iter_archive(kind, data, source, budget):
                 src = f"{source}:{member.name}"
-                if member.error:
-                    out.add(Item(src, error=member.error))
+                if member.error or member.data is None:
+                    out.add(Item(src, error=member.error or "unreadable archive member"))
                 else:
                     _read_blob(src, member.name, member.data, False, True, out, budget)
         return
@@ -119,7 +124,7 @@ def _too_slow(max_seconds: float) -> IngestError:
                        "submit fewer or smaller structures")
 
 
-def read_inputs(inputs: list[str | Path], limits: IngestLimits | None = None,
+def read_inputs(inputs: str | Path | Sequence[str | Path], limits: IngestLimits | None = None,
                 progress: Progress = no_progress, max_seconds: float | None = None) -> list[Item]:
     """Read files/folders into Items in a deterministic order. Raises IngestError.
 
@@ -129,6 +134,10 @@ def read_inputs(inputs: list[str | Path], limits: IngestLimits | None = None,
     """
     limits = limits or IngestLimits()
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
+
+    def too_slow() -> IngestError:  # only called past the deadline, so max_seconds is set
+        return _too_slow(max_seconds if max_seconds is not None else 0.0)
+
     files = _collect([inputs] if isinstance(inputs, (str, Path)) else list(inputs))
     size = sum(f.path.stat().st_size for f in files)
     if size > limits.max_upload_bytes:
@@ -138,18 +147,28 @@ def read_inputs(inputs: list[str | Path], limits: IngestLimits | None = None,
     for f in files:
         _read_blob(f.source, f.source, f.path.read_bytes(), f.explicit, False, entries, budget)
         if deadline is not None and time.monotonic() > deadline:
-            raise _too_slow(max_seconds)
+            raise too_slow()
     units = [e for e in entries if isinstance(e, Unit)]
     progress("ingest", 0, len(units))
-    parsed = iter(parse_units(units, limits, lambda n: progress("ingest", n, len(units)), deadline,
-                              lambda: _too_slow(max_seconds)))
-    out = _Items(limits)
+    parsed = iter(parse_units(units, limits, lambda n: progress("ingest", n, len(units)), deadline, too_slow))
+    out: list[Item] = []
     for entry in entries:
         for item in next(parsed) if isinstance(entry, Unit) else [entry]:
-            out.add(item)
+            if len(out) >= limits.max_structures:
+                raise _too_many(limits.max_structures)
+            out.append(item)
     if not out:
         raise IngestError(f"no structures found in the upload; accepted: {ACCEPTED}")
-    return list(out)
+    return out
+
+
+class UploadCheckDict(TypedDict):
+    """``UploadCheck.as_dict()``: the JSON the app's upload check returns."""
+
+    n_items: int
+    n_parsed: int
+    n_failed: int
+    failures: list[list[str]]
 
 
 @dataclass
@@ -161,7 +180,7 @@ class UploadCheck:
     n_failed: int
     failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason), first few
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> UploadCheckDict:
         return {"n_items": self.n_items, "n_parsed": self.n_parsed, "n_failed": self.n_failed,
                 "failures": [list(f) for f in self.failures]}
 
@@ -173,7 +192,7 @@ class UploadCheck:
         return "\n".join(lines)
 
 
-def inspect_upload(inputs: list[str | Path], limits: IngestLimits | None = None,
+def inspect_upload(inputs: str | Path | Sequence[str | Path], limits: IngestLimits | None = None,
                    max_errors: int = 5) -> UploadCheck:
     """Counts and the first ``max_errors`` failures. Raises IngestError like read_inputs, also
     when the whole check takes longer than ``limits.max_check_seconds``."""

@@ -16,17 +16,29 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from evaluator.config import IngestLimits
 from evaluator.ingest.checks import shorten
 from evaluator.ingest.detect import is_ignored
 from evaluator.ingest.types import IngestError
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 CHUNK = 1 << 20
 RATIO_FLOOR = 1 << 20  # the compression-ratio limit applies to outputs above 1 MiB
-_OPENERS = {"gz": lambda f: gzip.GzipFile(fileobj=f), "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}
+
+
+def _gunzip(f: io.BytesIO) -> gzip.GzipFile:
+    return gzip.GzipFile(fileobj=f)
+
+
+# codec -> a decompressing reader over the compressed bytes
+_OPENERS: dict[str, Callable[[io.BytesIO], io.BufferedIOBase]] = {
+    "gz": _gunzip, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}
 _DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
 
 
@@ -151,7 +163,7 @@ class _CountedStream(io.RawIOBase):
     byte tarfile reads (headers, PAX records, member data) is counted as it is produced.
     """
 
-    def __init__(self, raw, budget: Budget, where: str, compressed: int):
+    def __init__(self, raw: io.BufferedIOBase, budget: Budget, where: str, compressed: int):
         super().__init__()
         self.raw, self.budget, self.where, self.compressed = raw, budget, where, compressed
         self.out = 0  # bytes produced so far, plus sparse holes charged with ``charge``
@@ -165,10 +177,11 @@ class _CountedStream(io.RawIOBase):
         self.budget.add_bytes(n, where)
         self.budget.check_ratio(self.out, self.compressed, where)
 
-    def readinto(self, buffer) -> int:
-        chunk = self.raw.read(min(len(buffer), CHUNK))
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        chunk = self.raw.read(min(len(view), CHUNK))
         n = len(chunk)
-        buffer[:n] = chunk
+        view[:n] = chunk
         self.charge(n, self.where)
         return n
 
@@ -177,13 +190,17 @@ def _sparse_holes(info: tarfile.TarInfo) -> int:
     """Bytes a (GNU or PAX) sparse member expands to beyond the data stored for it."""
     if not info.sparse:
         return 0
-    return max(0, info.size - sum(size for _, size in info.sparse))
+    # tarfile sets ``sparse`` to [(offset, size), ...] (typeshed says bytes)
+    sparse = cast("list[tuple[int, int]]", info.sparse)
+    return max(0, info.size - sum(size for _, size in sparse))
 
 
 def _read_member(tf: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     """A member's bytes, read in bounded chunks (the counting is the stream's)."""
     out = bytearray()
     f = tf.extractfile(info)
+    if f is None:  # not a regular file: the caller reads only those
+        raise IngestError(f"{info.name}: not a regular file")
     while chunk := f.read(CHUNK):
         out += chunk
     return bytes(out)
@@ -196,7 +213,7 @@ def iter_tar(data: bytes, name: str, budget: Budget, codec: str | None = None) -
     and the compression ratio; a sparse member is charged its expanded size before any of
     it is read, so a 1 GiB sparse member in a 10 KB tar is refused at once.
     """
-    raw = _OPENERS[codec](io.BytesIO(data)) if codec else io.BytesIO(data)
+    raw: io.BufferedIOBase = _OPENERS[codec](io.BytesIO(data)) if codec else io.BytesIO(data)
     stream = _CountedStream(raw, budget, name, len(data))
     try:
         tf = tarfile.open(fileobj=stream, mode="r|")

@@ -17,13 +17,26 @@ bounds the count first, from the parsed CIF data (pymatgen's CifBlock dicts):
 
 POSCAR / extxyz / Structure dicts list every atom: their counts are checked
 before a Structure is built (``count_problem``).
+
+pymatgen and scipy are imported inside the functions: they run in the reading child
+processes, not in the process that cuts the upload into Units.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+from evaluator.config import IngestLimits
+
+if TYPE_CHECKING:
+    from pymatgen.io.cif import CifParser
+
+Floats = npt.NDArray[np.float64]
+CifData = dict[str, Any]  # one data block as pymatgen's CifParser.as_dict() gives it
 
 SITE_TOL = 1e-4  # fractional; pymatgen CifParser's default site_tolerance
 MAX_IMAGES = 4_000_000  # rows x operations expanded at most (96 MB of float64)
@@ -40,18 +53,18 @@ def too_many_atoms(n: int, limit: int) -> str | None:
     return f"too many atoms: {n} > max_atoms_per_structure={limit}" if n > limit else None
 
 
-def count_problem(n: int, limits) -> str | None:
+def count_problem(n: int, limits: IngestLimits) -> str | None:
     """``too_many_atoms`` against ``limits.max_atoms_per_structure`` (IngestLimits)."""
     return too_many_atoms(n, limits.max_atoms_per_structure)
 
 
-def _as_list(value) -> list:
+def _as_list(value: object) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
 def _is_atom(symbol: str) -> bool:
     """True when pymatgen's CifParser._parse_symbol turns ``symbol`` into an atom."""
-    from pymatgen.core import Element
+    from pymatgen.core.periodic_table import Element
 
     if not symbol or _NO_ATOM_PREFIX.match(symbol):
         return False
@@ -59,7 +72,7 @@ def _is_atom(symbol: str) -> bool:
             or re.match(r"w?[A-Z]", symbol) is not None)
 
 
-def _rows(data: dict) -> np.ndarray | None:
+def _rows(data: CifData) -> Floats | None:
     """Fractional coordinates (m, 3) of the rows pymatgen turns into atoms (NaN/inf kept);
     None if unreadable."""
     from pymatgen.io.cif import str2float
@@ -82,20 +95,20 @@ def _rows(data: dict) -> np.ndarray | None:
     return np.asarray(rows, dtype=float).reshape(-1, 3)
 
 
-def _wrap(x: np.ndarray) -> np.ndarray:
+def _wrap(x: Floats) -> Floats:
     """Into [0, 1) (what cKDTree's periodic box needs)."""
     x = x - np.floor(x)
     x[x >= 1.0] = 0.0
     return x
 
 
-def _dedup(x: np.ndarray) -> np.ndarray:
+def _dedup(x: Floats) -> Floats:
     """Distinct points (exact up to 1e-9), first occurrences in order."""
     _, first = np.unique(_wrap(np.round(_wrap(x), 9)), axis=0, return_index=True)
     return x[np.sort(first)]
 
 
-def _lower_bound(points: np.ndarray, tol: float = SITE_TOL) -> tuple[int, bool]:
+def _lower_bound(points: Floats, tol: float = SITE_TOL) -> tuple[int, bool]:
     """(n, exact): at least n points survive any greedy deduplication at ``tol`` (periodic,
     max-norm); exact when no two points are that close (then every point survives)."""
     from scipy.sparse import coo_matrix
@@ -117,7 +130,7 @@ def _lower_bound(points: np.ndarray, tol: float = SITE_TOL) -> tuple[int, bool]:
     return max(int(n_comp), n_dom), False
 
 
-def _kept_rows(rows: np.ndarray, rot: np.ndarray, trans: np.ndarray, tol: float) -> np.ndarray:
+def _kept_rows(rows: Floats, rot: Floats, trans: Floats, tol: float) -> Floats:
     """pymatgen's row merging: a row whose image lies within ``tol`` of an earlier kept row is merged."""
     from scipy.spatial import cKDTree
 
@@ -137,7 +150,7 @@ def _kept_rows(rows: np.ndarray, rot: np.ndarray, trans: np.ndarray, tol: float)
     return rows[kept]
 
 
-def _symops(parser, data: dict, name: str):
+def _symops(parser: CifParser, data: CifData, name: str) -> tuple[Floats, Floats]:
     """(rotations (n,3,3), translations (n,3)) as pymatgen would apply them to this block."""
     from pymatgen.io.cif import CifBlock
 
@@ -148,14 +161,14 @@ def _symops(parser, data: dict, name: str):
     return affine[:, :3, :3], affine[:, :3, 3]
 
 
-def _n_listed_ops(data: dict) -> int:
+def _n_listed_ops(data: CifData) -> int:
     for key in _SYMOP_KEYS:
         if data.get(key):
             return len(_as_list(data[key]))
     return _MAX_SG_OPS  # from a symbol or number (or P1): a space group has at most 192
 
 
-def block_problem(parser, name: str, data: dict, limit: int) -> str | None:
+def block_problem(parser: CifParser, name: str, data: CifData, limit: int) -> str | None:
     """Why this CIF block has more than ``limit`` atoms, or None when it may not."""
     labels = data.get("_atom_site_label")
     if not labels or len(_as_list(labels)) * _n_listed_ops(data) <= limit:
@@ -185,7 +198,7 @@ def block_problem(parser, name: str, data: dict, limit: int) -> str | None:
     return None
 
 
-def expanded_lower_bound(rows: np.ndarray, rot: np.ndarray, trans: np.ndarray) -> tuple[int, bool, int]:
+def expanded_lower_bound(rows: Floats, rot: Floats, trans: Floats) -> tuple[int, bool, int]:
     """(lower bound of pymatgen's atom count, whether it is exact, rows kept after merging)
     for fractional ``rows`` and the operations' rotations/translations."""
     rows = _kept_rows(_wrap(rows.copy()), rot, trans, SITE_TOL)
@@ -194,7 +207,7 @@ def expanded_lower_bound(rows: np.ndarray, rot: np.ndarray, trans: np.ndarray) -
     return n, exact, len(rows)
 
 
-def cif_atom_problem(parser, limits) -> str | None:
+def cif_atom_problem(parser: CifParser, limits: IngestLimits) -> str | None:
     """First block of ``parser`` (a pymatgen CifParser) above the atom limit, as a reason; else None.
 
     Never raises: a block this check cannot read is left to pymatgen, which then

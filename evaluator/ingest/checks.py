@@ -2,17 +2,25 @@
 
 A failed check never raises: it becomes the ``error`` of the structure's Item.
 Lengths in Å, volumes in Å³.
+
+pymatgen is imported inside the functions that need it: they run in the reading child
+processes (``units``), while the process that cuts an upload into Units (the app's
+upload check) imports this module for ``shorten`` alone and stays light.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from evaluator.config import IngestLimits
 from evaluator.ingest.atomguard import NONFINITE, too_many_atoms
 from evaluator.ingest.types import Item
+
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
 
 MIN_VOLUME = 1e-3  # Å³: below this the cell is degenerate
 MIN_NORMALISED_VOLUME = 1e-6  # V / (a b c): flat or collinear cells
@@ -33,7 +41,7 @@ def symbol_problem(symbol: str) -> str | None:
     """``unknown_element`` when ``symbol`` (an element symbol, optionally followed by digits or
     a charge: ``Fe``, ``Fe3+``, ``O2-``) names no chemical element (``Xx``, ``Uue``), else None.
     A symbol that does not start with a letter is left to the format's parser."""
-    from pymatgen.core import Element
+    from pymatgen.core.periodic_table import Element
 
     m = re.match(r"[A-Za-z]+", str(symbol).strip())
     if m is None:
@@ -73,7 +81,7 @@ def reason(prefix: str, exc: BaseException) -> str:
     return shorten(f"{prefix}: {msg or type(exc).__name__}")
 
 
-def problem(structure, limits: IngestLimits) -> str | None:
+def problem(structure: Structure, limits: IngestLimits) -> str | None:
     """Why ``structure`` cannot be evaluated, or None if it can."""
     from pymatgen.core.periodic_table import DummySpecies
 
@@ -102,7 +110,7 @@ def problem(structure, limits: IngestLimits) -> str | None:
     return None
 
 
-def right_handed(structure):
+def right_handed(structure: Structure) -> Structure:
     """The same crystal on a right-handed cell.
 
     A left-handed lattice (negative determinant: a negative CIF cell length, a mirrored
@@ -110,7 +118,8 @@ def right_handed(structure):
     Cartesian position stay the same, fractional coordinates change sign (then wrapped
     into the cell). A right-handed structure is returned as is.
     """
-    from pymatgen.core import Lattice, Structure
+    from pymatgen.core.lattice import Lattice
+    from pymatgen.core.structure import Structure
 
     matrix = structure.lattice.matrix
     if float(np.linalg.det(matrix)) >= 0:
@@ -120,13 +129,13 @@ def right_handed(structure):
                      properties=structure.properties, labels=structure.labels, to_unit_cell=True)
 
 
-def finish(source: str, structure, limits: IngestLimits) -> Item:
+def finish(source: str, structure: Structure, limits: IngestLimits) -> Item:
     """An Item for a parsed structure: the structure (on a right-handed cell) if it passes
     ``problem``, else the reason."""
     try:
         why = problem(structure, limits)
         if not why:
             structure = right_handed(structure)
-    except Exception as exc:  # a broken object must not crash ingestion
+    except Exception as exc:  # noqa: BLE001 - a broken object must not crash ingestion
         why = reason("unusable structure", exc)
     return Item(source, error=why) if why else Item(source, structure=structure)

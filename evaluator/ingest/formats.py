@@ -4,6 +4,10 @@
 caller); ``structure_from_*`` build one structure from a Unit's text or dict (run under
 a time limit, see ``units``). Neither raises for bad content: failures become Items
 or reasons with a short ``error``.
+
+pymatgen and ase are imported inside the ``structure_from_*`` functions: those run in
+the reading child processes, so the process that only cuts files into Units (the app's
+upload check) never loads them.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from evaluator.config import IngestLimits
 from evaluator.ingest.atomguard import cif_atom_problem, count_problem
 from evaluator.ingest.checks import is_placeholder_symbol, reason, shorten, symbol_problem, unknown_element
 from evaluator.ingest.jsonload import JsonTooDeep, load_json
-from evaluator.ingest.types import Item, Unit
+from evaluator.ingest.types import Item, Parsed, StructureDict, Unit
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from pymatgen.io.cif import CifParser
 
 # Same block split as pymatgen's CifFile.from_str, but duplicate names stay separate.
 _CIF_BLOCK = re.compile(r"^\s*data_", re.M)
@@ -32,7 +41,7 @@ def cif_blocks(text: str) -> list[str]:
     return [b for b in blocks if "powder_pattern" not in b.lstrip().split("\n", 1)[0]]
 
 
-def _cif_reason(exc: Exception, caught: list) -> str:
+def _cif_reason(exc: Exception, caught: list[warnings.WarningMessage]) -> str:
     msg = _CIF_PREFIX.sub("", str(exc)).strip()
     if msg == "Invalid CIF file with no structures!":
         msg = "no atoms could be read"
@@ -49,7 +58,7 @@ def _cif_reason(exc: Exception, caught: list) -> str:
     return reason("unreadable CIF", ValueError(msg or type(exc).__name__))
 
 
-def structure_from_cif(text: str, limits: IngestLimits | None = None):
+def structure_from_cif(text: str, limits: IngestLimits | None = None) -> Parsed:
     """(structure, None) or (None, reason) for one CIF block.
 
     Blocks whose symmetry expansion exceeds ``limits.max_atoms_per_structure`` are
@@ -66,7 +75,7 @@ def structure_from_cif(text: str, limits: IngestLimits | None = None):
             if too_many:
                 return None, too_many
             structures = parser.parse_structures(primitive=False, on_error="raise")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any parse failure is this structure's reason
             return None, _cif_reason(exc, caught)
     if len(structures) != 1:
         return None, f"expected one structure, the CIF block gave {len(structures)}"
@@ -76,7 +85,7 @@ def structure_from_cif(text: str, limits: IngestLimits | None = None):
 _CIF_SPECIAL_SYMBOLS = re.compile(r"Hw|Ow|Wat|wat|OH|NO3")  # pymatgen's CifParser reads these itself
 
 
-def cif_symbol_problem(parser) -> str | None:
+def cif_symbol_problem(parser: CifParser) -> str | None:
     """``unknown_element`` for the first atom-site row whose element is not a chemical element.
 
     ``_atom_site_type_symbol`` must name an element (``Fe``, ``Fe3+``); pymatgen would read
@@ -99,7 +108,7 @@ def cif_symbol_problem(parser) -> str | None:
     return None
 
 
-def cif_cell_problem(parser) -> str | None:
+def cif_cell_problem(parser: CifParser) -> str | None:
     """Why a block's cell lengths are unusable: a length <= 0. pymatgen would build a
     left-handed cell from a negative length, with the supplements of two angles: a
     different crystal, so it is refused rather than normalised (other formats give the
@@ -155,7 +164,7 @@ def poscar_header(text: str) -> tuple[int | None, list[str]]:
     return (_positive_sum(counts), symbols) if counts else (None, [])
 
 
-def _positive_sum(counts) -> int:
+def _positive_sum(counts: Iterable[int]) -> int:
     return sum(max(0, c) for c in counts)
 
 
@@ -164,9 +173,9 @@ def poscar_atom_count(text: str) -> int | None:
     return poscar_header(text)[0]
 
 
-def structure_from_poscar(text: str, limits: IngestLimits):
+def structure_from_poscar(text: str, limits: IngestLimits) -> Parsed:
     """(structure, None) or (None, reason) for one POSCAR/CONTCAR text."""
-    from pymatgen.io.vasp import Poscar
+    from pymatgen.io.vasp.inputs import Poscar
 
     count, symbols = poscar_header(text)
     why = count_problem(count or 0, limits) or next(filter(None, map(symbol_problem, symbols)), None)
@@ -176,7 +185,7 @@ def structure_from_poscar(text: str, limits: IngestLimits):
         warnings.simplefilter("ignore")
         try:
             return Poscar.from_str(text, read_velocities=False).structure, None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any parse failure is this structure's reason
             return None, reason("unreadable POSCAR", exc)
 
 
@@ -185,7 +194,7 @@ def split_poscar(text: str, source: str, limits: IngestLimits) -> Iterator[Unit 
     yield Unit(source, "poscar", text)
 
 
-def structure_from_ase(atoms, limits: IngestLimits | None = None):
+def structure_from_ase(atoms: Atoms, limits: IngestLimits | None = None) -> Parsed:
     """(structure, None) or (None, reason) for an ase Atoms."""
     from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -193,7 +202,8 @@ def structure_from_ase(atoms, limits: IngestLimits | None = None):
     if too_many:
         return None, too_many
 
-    bad = next(filter(None, map(symbol_problem, sorted(set(atoms.get_chemical_symbols())))), None)
+    symbols: list[str] = sorted(set(atoms.get_chemical_symbols()))  # type: ignore[no-untyped-call]  # ase: untyped
+    bad = next(filter(None, map(symbol_problem, symbols)), None)
     if bad:
         return None, bad
     pbc = [bool(x) for x in atoms.pbc]
@@ -205,7 +215,7 @@ def structure_from_ase(atoms, limits: IngestLimits | None = None):
         warnings.simplefilter("ignore")
         try:
             return AseAtomsAdaptor.get_structure(atoms), None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any conversion failure is this frame's reason
             return None, reason("unconvertible frame", exc)
 
 
@@ -213,7 +223,8 @@ def xyz_frames(text: str) -> list[str] | None:
     """The frames of an (ext)xyz text, cut at their atom-count lines; None when a count line
     cannot be read or blank lines sit between frames (the whole text then goes to ase)."""
     lines = text.rstrip().split("\n")
-    frames, i = [], 0
+    frames: list[str] = []
+    i = 0
     while i < len(lines):
         fields = lines[i].split()
         if len(fields) != 1 or not fields[0].isdigit():
@@ -237,7 +248,7 @@ def split_xyz(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | I
         yield Item(src, error=too_many) if too_many else Unit(src, "xyz", frame)
 
 
-def structures_from_xyz(text: str, limits: IngestLimits) -> list[tuple[object, str | None]]:
+def structures_from_xyz(text: str, limits: IngestLimits) -> list[Parsed]:
     """[(structure or None, reason or None)] for each frame of an extxyz/xyz text (via ase)."""
     import ase.io
 
@@ -250,23 +261,23 @@ def structures_from_xyz(text: str, limits: IngestLimits) -> list[tuple[object, s
             if isinstance(sym, str) and re.fullmatch(r"[A-Za-z]{1,3}", sym):
                 return [(None, unknown_element(sym))]
             return [(None, reason("unreadable extxyz", exc))]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any read failure is the file's reason
             return [(None, reason("unreadable extxyz", exc))]
     if not frames:
         return [(None, "no frames in the xyz file")]
     return [structure_from_ase(atoms, limits) for atoms in frames]
 
 
-def looks_like_structure_dict(obj) -> bool:
+def looks_like_structure_dict(obj: object) -> TypeGuard[StructureDict]:
     return isinstance(obj, dict) and (
         "sites" in obj or "lattice" in obj or str(obj.get("@class", "")).endswith(("Structure", "Molecule"))
         or isinstance(obj.get("structure"), (dict, str))
     )
 
 
-def structure_from_dict(obj, limits: IngestLimits | None = None):
+def structure_from_dict(obj: StructureDict, limits: IngestLimits | None = None) -> Parsed:
     """(structure, None) or (None, reason) for a pymatgen Structure dict (or a dict holding one)."""
-    from pymatgen.core import Structure
+    from pymatgen.core.structure import Structure
 
     limits = limits or IngestLimits()
     if "sites" not in obj and isinstance(obj.get("structure"), (dict, str)):
@@ -282,11 +293,11 @@ def structure_from_dict(obj, limits: IngestLimits | None = None):
         warnings.simplefilter("ignore")
         try:
             return Structure.from_dict(obj), None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any build failure is this structure's reason
             return None, reason("invalid Structure dict", exc)
 
 
-def _dict_symbol_problem(sites: list) -> str | None:
+def _dict_symbol_problem(sites: list[Any]) -> str | None:
     """``unknown_element`` for the first species of a Structure dict that names no element."""
     for site in sites:
         species = site.get("species") if isinstance(site, dict) else None
@@ -299,7 +310,7 @@ def _dict_symbol_problem(sites: list) -> str | None:
     return None
 
 
-def structure_from_text(text: str, limits: IngestLimits | None = None):
+def structure_from_text(text: str, limits: IngestLimits | None = None) -> Parsed:
     """(structure, None) or (None, reason) for a cell holding CIF text or Structure JSON."""
     limits = limits or IngestLimits()
     text = (text or "").strip()

@@ -9,6 +9,7 @@ levels deep, so anything deeper than ``max_depth`` is refused with a clear reaso
 from __future__ import annotations
 
 import json
+from typing import Any
 
 
 class JsonTooDeep(ValueError):
@@ -19,11 +20,11 @@ def too_deep_message(max_depth: int) -> str:
     return f"JSON nested too deeply: more than {max_depth} levels (max_json_depth)"
 
 
-def nesting_depth(obj, stop_above: int) -> int:
+def nesting_depth(obj: object, stop_above: int) -> int:
     """Depth of nested lists/dicts in ``obj`` (a scalar is 0), without recursion; stops
     counting once it passes ``stop_above``."""
     deepest = 0
-    stack = [(obj, 1)] if isinstance(obj, (list, dict)) else []
+    stack: list[tuple[list[Any] | dict[Any, Any], int]] = [(obj, 1)] if isinstance(obj, (list, dict)) else []
     while stack:
         node, depth = stack.pop()
         deepest = max(deepest, depth)
@@ -34,10 +35,10 @@ def nesting_depth(obj, stop_above: int) -> int:
     return deepest
 
 
-def load_json(text: str, max_depth: int):
+def load_json(text: str, max_depth: int) -> object:
     """``json.loads`` that raises JsonTooDeep (a ValueError) past ``max_depth`` levels."""
     try:
-        obj = json.loads(text)
+        obj: object = json.loads(text)
     except RecursionError as exc:
         raise JsonTooDeep(too_deep_message(max_depth)) from exc
     if nesting_depth(obj, max_depth) > max_depth:

@@ -23,7 +23,7 @@ class NotStructureData(ValueError):
     """The file is valid CSV/JSON but holds no structures."""
 
 
-def _entry(source: str, obj) -> Unit | Item:
+def _entry(source: str, obj: object) -> Unit | Item:
     if isinstance(obj, str):
         return Unit(source, "text", obj)
     if isinstance(obj, dict):
@@ -31,7 +31,7 @@ def _entry(source: str, obj) -> Unit | Item:
     return Item(source, error=f"not a structure: a JSON {type(obj).__name__}")
 
 
-def _json(text: str, limits: IngestLimits):
+def _json(text: str, limits: IngestLimits) -> tuple[object, str | None]:
     """(object, None) or (None, reason) for a JSON text, bounded in depth."""
     try:
         return load_json(text, limits.max_json_depth), None
@@ -62,13 +62,13 @@ def split_csv(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | I
         yield Item(f"{source}:row {reader.line_num}", error=shorten(f"unreadable CSV: {exc}"))
 
 
-def _structure_like(obj) -> bool:
+def _structure_like(obj: object) -> bool:
     if isinstance(obj, str):
         return "data_" in obj or obj.lstrip().startswith("{")
     return looks_like_structure_dict(obj)
 
 
-def _json_entries(obj) -> list[tuple[str, object]] | None:
+def _json_entries(obj: object) -> list[tuple[str, object]] | None:
     """(label, entry) pairs, or None when ``obj`` holds no structures."""
     if isinstance(obj, dict) and "structures" in obj:
         obj = obj["structures"]
@@ -101,7 +101,7 @@ def split_json(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | 
 
 def split_jsonl(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
     """One Structure dict per line; ``:line N`` counts every line from 1."""
-    rows = []
+    rows: list[tuple[int, object, str | None]] = []
     for i, line in enumerate(text.splitlines(), 1):
         if line.strip():
             obj, why = _json(line, limits)

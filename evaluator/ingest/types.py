@@ -1,12 +1,12 @@
-"""What ingestion hands to the pipeline."""
+"""What ingestion hands to the pipeline, and the records passed between its stages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    from pymatgen.core.structure import Structure
 
 
 class IngestError(ValueError):
@@ -26,8 +26,15 @@ class Item:
     """
 
     source: str
-    structure: "Structure | None" = None
+    structure: Structure | None = None
     error: str | None = None
+
+
+UnitKind = Literal["cif", "poscar", "xyz", "text", "dict"]
+# A Structure dict (or a dict holding one) as JSON decodes it.
+StructureDict: TypeAlias = "dict[str, Any]"
+# What a parser gives for one structure: (structure, None) or (None, why it failed).
+Parsed: TypeAlias = "tuple[Structure | None, str | None]"
 
 
 @dataclass(frozen=True)
@@ -36,11 +43,11 @@ class Unit:
 
     ``kind`` says how to parse ``payload``: "cif" (one data block), "poscar", "xyz"
     (one frame, or a whole file ase must cut itself), "text" (CIF text or Structure
-    JSON, e.g. a CSV cell) or "dict" (a Structure dict from JSON). Parsing happens
-    under a time limit (``evaluator.ingest.units``); the result is one Item, or one
-    per frame for a whole xyz file.
+    JSON, e.g. a CSV cell) — all ``str`` — or "dict" (a Structure dict from JSON).
+    Parsing happens under a time limit (``evaluator.ingest.units``); the result is one
+    Item, or one per frame for a whole xyz file.
     """
 
     source: str
-    kind: str
-    payload: object
+    kind: UnitKind
+    payload: str | StructureDict

@@ -26,11 +26,13 @@ from evaluator.config import IngestLimits
 from evaluator.ingest.checks import finish, shorten
 from evaluator.ingest.formats import (structure_from_cif, structure_from_dict, structure_from_poscar,
                                       structure_from_text, structures_from_xyz)
-from evaluator.ingest.types import IngestError, Item, Unit
+from evaluator.ingest.types import IngestError, Item, Parsed, Unit
+from evaluator.procpool import run_bounded
 
 # Imported once in the fork server, so a replaced (killed) reader starts fast. Not this
-# module: the evaluator.ingest package imports pandas, whose threads a fork server must
-# not have (see evaluator.procpool); each reader imports it after the fork.
+# module: each reader imports the evaluator package after the fork, when it unpickles
+# ``parse_batch`` (the package is light; a fork server must not import anything that
+# starts threads, e.g. pandas: see evaluator.procpool).
 PRELOAD = ("pymatgen.core", "pymatgen.io.cif", "pymatgen.io.vasp", "pymatgen.io.ase", "ase.io")
 _START_FAILURES = ("worker process could not start", "no worker process could be started")
 log = logging.getLogger(__name__)
@@ -42,19 +44,23 @@ def parse_unit(task: tuple[Unit, IngestLimits]) -> list[Item]:
     """The Items of one Unit: one, or one per frame of a whole xyz file. Never raises for
     bad content (module-level: it runs in the reading processes)."""
     unit, limits = task
-    if unit.kind == "cif":
-        pairs = [structure_from_cif(unit.payload, limits)]
+    payload = unit.payload
+    pairs: list[Parsed]
+    if unit.kind == "dict" and isinstance(payload, dict):
+        pairs = [structure_from_dict(payload, limits)]
+    elif unit.kind == "dict" or isinstance(payload, dict):
+        raise ValueError(f"unit {unit.source!r}: kind {unit.kind!r} with a {type(payload).__name__} payload")
+    elif unit.kind == "cif":
+        pairs = [structure_from_cif(payload, limits)]
     elif unit.kind == "poscar":
-        pairs = [structure_from_poscar(unit.payload, limits)]
+        pairs = [structure_from_poscar(payload, limits)]
     elif unit.kind == "xyz":
-        pairs = structures_from_xyz(unit.payload, limits)
+        pairs = structures_from_xyz(payload, limits)
     elif unit.kind == "text":
-        pairs = [structure_from_text(unit.payload, limits)]
-    elif unit.kind == "dict":
-        pairs = [structure_from_dict(unit.payload, limits)]
+        pairs = [structure_from_text(payload, limits)]
     else:
         raise ValueError(f"unknown unit kind {unit.kind!r}")
-    items = []
+    items: list[Item] = []
     for i, (structure, why) in enumerate(pairs, 1):
         src = unit.source if len(pairs) == 1 else f"{unit.source}:frame {i}"
         items.append(finish(src, structure, limits) if structure is not None else Item(src, error=why))
@@ -121,8 +127,6 @@ def parse_units(units: list[Unit], limits: IngestLimits, on_done: Callable[[int]
 
     groups = batches(units) if _bounded(limits) else []
     while groups:
-        from evaluator.procpool import run_bounded
-
         again: list[list[int]] = []  # failed batches, one structure per task
         tasks = [([units[i] for i in group], limits) for group in groups]
         with run_bounded(parse_batch, tasks, workers=max(1, min(limits.read_workers, len(tasks))),
@@ -148,10 +152,12 @@ def parse_units(units: list[Unit], limits: IngestLimits, on_done: Callable[[int]
                 on_done(done)
                 late()
         groups = again
-    for i, unit in enumerate(units):  # unbounded: by choice, in a daemonic process, or no child started
-        if results[i] is None:
-            results[i] = parse_unit((unit, limits))
+    parsed: list[list[Item]] = []
+    for unit, items in zip(units, results):  # unbounded: by choice, in a daemonic process, or no child started
+        if items is None:
+            items = parse_unit((unit, limits))
             done += 1
             on_done(done)
             late()
-    return results  # type: ignore[return-value]
+        parsed.append(items)
+    return parsed
