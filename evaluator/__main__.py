@@ -1,3 +1,5 @@
+"""``python -m evaluator``: see :mod:`evaluator.cli`."""
+
 import sys
 
 from evaluator.cli import main

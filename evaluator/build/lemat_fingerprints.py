@@ -14,8 +14,9 @@ matcher reduces candidates when a query needs them), so ``prim_nsites`` is empty
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,9 +31,9 @@ COLUMNS = ["immutable_id", "species_at_sites", "cartesian_site_positions", "latt
            "entalpic_fingerprint"]
 
 
-def lemat_row(row: dict, compute_fingerprint: bool = False) -> dict:
+def lemat_row(row: Mapping[str, Any], compute_fingerprint: bool = False) -> dict[str, Any]:
     """One reference row from one LeMat-Bulk row (fractional coordinates, pymatgen formula)."""
-    from pymatgen.core import Composition
+    from pymatgen.core.composition import Composition
 
     lattice = np.asarray(row["lattice_vectors"], dtype=float).reshape(3, 3)
     cart = np.asarray(row["cartesian_site_positions"], dtype=float).reshape(-1, 3)
@@ -46,7 +47,7 @@ def lemat_row(row: dict, compute_fingerprint: bool = False) -> dict:
 
         try:
             fp = F.bawl_fingerprint(row_structure(lattice.reshape(-1), species, frac.reshape(-1)))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a row whose fingerprint fails is stored without one
             fp = None
     return {"id": str(row["immutable_id"]), "reduced_formula": comp.reduced_formula,
             "formula": comp.formula.replace(" ", ""), "fingerprint": fp, "nsites": len(species),
@@ -54,7 +55,8 @@ def lemat_row(row: dict, compute_fingerprint: bool = False) -> dict:
             "frac_coords": frac.reshape(-1).tolist()}
 
 
-def open_stream(dataset: str, config: str | None, data_files: Sequence[str] | None, split: str = "train"):
+def open_stream(dataset: str, config: str | None, data_files: Sequence[str] | None,
+                split: str = "train") -> Any:
     """A streaming ``datasets.IterableDataset`` of the source rows (only needed columns)."""
     from datasets import load_dataset
 
@@ -71,7 +73,7 @@ def load_lemat(out: str | Path, dataset: str = LEMAT_DATASET, config: str | None
                part_rows: int = 50_000, compute_missing_fingerprints: bool = False,
                ref_id: str | None = None,
                progress: Callable[[int, int | None], None] | None = None,
-               progress_every: int = 1000) -> dict:
+               progress_every: int = 1000) -> dict[str, Any]:
     """Stream rows into reference folder ``out`` (resuming it if unfinished); returns the manifest.
 
     ``limit`` caps the total number of rows (the build is then complete at that size).
@@ -107,7 +109,7 @@ def load_lemat(out: str | Path, dataset: str = LEMAT_DATASET, config: str | None
             done += 1
             try:
                 rec = lemat_row(row, compute_missing_fingerprints)
-            except Exception:
+            except Exception:  # noqa: BLE001 - an unreadable row is counted, the stream goes on
                 failures += 1
                 rec = None
             writer.manifest["row_failures"] = failures

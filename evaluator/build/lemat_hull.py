@@ -15,22 +15,22 @@ MLIP splits are ``mlip:<split>`` and accept only the model declared for them
 LeMat-Bulk ``compatible_pbe``), which accepts raw-PBE MLIPs (MACE-MP) directly
 and refuses MP2020-corrected ones (CHGNet).
 
-``python -m evaluator.build.lemat_hull --split mace_mp --out hull.parquet``
-downloads (cached by huggingface_hub) and writes the compact file; score with
-``options["hull_file"] = "hull.parquet"``.
+``python -m evaluator lemat-hull --split mace_mp --out hull.parquet`` downloads
+(cached by huggingface_hub) and writes the compact file (``write_hull_file``); score
+with ``--option stability.hull_file=hull.parquet``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections import Counter
-from pathlib import Path
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from evaluator.reference.hull import HullReference, write_hull_file
+from evaluator.reference.hull import HullReference
 
 MLIP_HULL_REPO = "LeMaterial/LeMat-Bulk-MLIP-Hull"
 DFT_HULL_REPO = "LeMaterial/LeMat-Bulk-DFT-Hull-All"
@@ -42,32 +42,38 @@ LEMAT_MLIP_MODELS = {
     "orb_direct_20": {},
     "uma": {},
 }
+SPLITS = ("dft", "dft-all", *LEMAT_MLIP_MODELS)
+DEFAULT_SPLIT = "mace_mp"
+DEFAULT_THRESHOLD = 0.001  # eV/atom above the hull: the rows kept in the Hub files
 ENERGY_COLUMNS = ("energy", "total_energy", "energy_total", "dft_energy", "corrected_total_energy")
 
 
-def _formula(row, columns) -> str | None:
+def _formula(row: Mapping[Any, Any], columns: Collection[str]) -> str | None:
     if "species_at_sites" in columns and row["species_at_sites"] is not None:
         counts = Counter(str(s) for s in list(row["species_at_sites"]))
         return " ".join(f"{el}{n}" for el, n in sorted(counts.items()))
     for c in ("chemical_formula_descriptive", "formula", "chemical_formula_reduced"):
-        if c in columns and isinstance(row[c], str):
-            return row[c]
+        value = row[c] if c in columns else None
+        if isinstance(value, str):
+            return value
     return None
 
 
-def frame_to_hull(df: pd.DataFrame, name: str, energy_scale: str, compatible: dict | None = None,
+def frame_to_hull(df: pd.DataFrame, name: str, energy_scale: str,
+                  compatible: dict[str, list[str]] | None = None,
                   energy_column: str | None = None, source: str = "") -> HullReference:
     """A HullReference from LeMat rows (composition + total energy per cell, eV)."""
-    from pymatgen.core import Composition
+    from pymatgen.core.composition import Composition
 
-    columns = set(df.columns)
+    columns = {str(c) for c in df.columns}
     energy_column = energy_column or next((c for c in ENERGY_COLUMNS if c in columns), None)
     if energy_column is None or not ({"species_at_sites", "chemical_formula_descriptive", "formula",
                                       "chemical_formula_reduced"} & columns):
         raise ValueError(f"{name}: expected a composition column (species_at_sites or a formula) and an energy "
                          f"column ({', '.join(ENERGY_COLUMNS)}); found {sorted(columns)}")
     ids = df["immutable_id"] if "immutable_id" in columns else pd.Series(range(len(df))).astype(str)
-    formulas, energies = [], []
+    formulas: list[str | None] = []
+    energies: list[float] = []
     for row in df.to_dict("records"):
         formulas.append(_formula(row, columns))
         energies.append(float(row[energy_column]) if row[energy_column] is not None else math.nan)
@@ -77,7 +83,7 @@ def frame_to_hull(df: pd.DataFrame, name: str, energy_scale: str, compatible: di
         if c is not None and len(c.elements) == 1 and math.isfinite(e):
             el = c.elements[0].symbol
             mu[el] = min(mu.get(el, math.inf), e / c.num_atoms)
-    e_form = []
+    e_form: list[float] = []
     for c, e in zip(comps, energies, strict=True):
         if c is None or not math.isfinite(e) or any(el.symbol not in mu for el in c.elements):
             e_form.append(math.nan)  # no unary reference in the data for one of its elements
@@ -90,7 +96,7 @@ def frame_to_hull(df: pd.DataFrame, name: str, energy_scale: str, compatible: di
     return HullReference(name, energy_scale, entries, mu, compatible or {}, source)
 
 
-def download_split(repo: str, split: str, threshold: float = 0.001) -> pd.DataFrame:
+def download_split(repo: str, split: str, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
     """Rows of one LeMat hull split (huggingface_hub file first, then ``datasets``)."""
     t = f"{threshold:.3f}".replace(".", "_")
     try:
@@ -98,20 +104,23 @@ def download_split(repo: str, split: str, threshold: float = 0.001) -> pd.DataFr
 
         path = hf_hub_download(repo_id=repo, repo_type="dataset",
                                filename=f"threshold_{t}/{split}_above_hull_dataset.parquet")
-        return pd.read_parquet(path)
-    except Exception as first:
+        frame: pd.DataFrame = pd.read_parquet(path)
+        return frame
+    except Exception as first:  # noqa: BLE001 - any failure of the file route falls back to datasets
         try:
             from datasets import load_dataset
 
             ds = load_dataset(repo)
             name = split if split in ds else next(iter(ds))
-            return ds[name].to_pandas()
+            rows: pd.DataFrame = ds[name].to_pandas()
+            return rows
         except Exception as exc:
             raise ValueError(f"could not download {repo} split '{split}' ({first}; {exc}); "
                              "LeMat hulls need internet access once (then the Hub cache)") from exc
 
 
-def load_lemat_hull(split: str = "mace_mp", threshold: float = 0.001, frame: pd.DataFrame | None = None) -> HullReference:
+def load_lemat_hull(split: str = DEFAULT_SPLIT, threshold: float = DEFAULT_THRESHOLD,
+                    frame: pd.DataFrame | None = None) -> HullReference:
     """The LeMat hull for ``split`` (an MLIP split, ``dft`` of the MLIP-Hull repo, or ``dft-all``).
 
     ``frame`` supplies the rows instead of downloading (tests, offline copies).
@@ -127,18 +136,3 @@ def load_lemat_hull(split: str = "mace_mp", threshold: float = 0.001, frame: pd.
     df = frame if frame is not None else download_split(MLIP_HULL_REPO, split, threshold)
     return frame_to_hull(df, f"lemat/{split}", f"mlip:{split}", LEMAT_MLIP_MODELS[split],
                          source=f"{MLIP_HULL_REPO}:{split} (threshold {threshold})")
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Write a LeMat-Bulk hull as a compact hull parquet")
-    p.add_argument("--split", default="mace_mp", help="dft, dft-all, " + ", ".join(LEMAT_MLIP_MODELS))
-    p.add_argument("--threshold", type=float, default=0.001)
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-    hull = load_lemat_hull(args.split, args.threshold)
-    print(write_hull_file(hull, Path(args.out)), hull.describe())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

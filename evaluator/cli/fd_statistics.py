@@ -1,57 +1,68 @@
-"""``python -m evaluator fd-reference``: (re)build the Fréchet-distance reference statistics."""
+"""``python -m evaluator fd-reference``: (re)build the Fréchet-distance reference statistics.
+
+The MLIP, device and dtype default as for ``score`` (``evaluator.config.build_config``:
+flags, then ``GENBENCH_*`` variables, then the defaults), so the statistics built are
+the ones a ``score`` run with the same settings looks up.
+"""
 
 from __future__ import annotations
 
-import sys
+import argparse
+
+from evaluator.cli.common import bar, fail
 
 
-def cmd_fd_reference(args) -> int:
+def cmd_fd_reference(args: argparse.Namespace) -> int:
+    from evaluator.config import build_config
     from evaluator.data import DataDir, MissingDataError
     from evaluator.families.distribution import embedding_reference as er
     from evaluator.mlip import describe_mlip, load_mlip
 
+    cfg = build_config(mlip=args.mlip, mlip_model=args.mlip_model, device=args.device, dtype=args.dtype)
     data = DataDir(args.data_dir)
     try:
         sample_dir = data.path(args.sample)
     except MissingDataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     files = er.sample_files(sample_dir)
     sha = er.sample_hash(files, sample_dir)
-    spec = describe_mlip(args.mlip, args.mlip_model)  # identifies the model without loading it
+    spec = describe_mlip(cfg.mlip, cfg.mlip_model)  # identifies the model without loading it
     if not args.force and (stats := er.load_stats(spec, sha)) is not None:
         print(f"up to date: {stats['path']} ({stats['meta']['n_used']} structures, dim {stats['meta']['dim']})")
         return 0
-    mlip = load_mlip(args.mlip, model=args.mlip_model, device=args.device, dtype=args.dtype)
-    from tqdm import tqdm
+    mlip = load_mlip(cfg.mlip, model=cfg.mlip_model, device=cfg.device, dtype=cfg.dtype)
+    progress_bar = bar(f"embedding with {mlip.name} {mlip.model_id}", len(files))
 
-    bar = tqdm(total=len(files), desc=f"embedding with {mlip.name} {mlip.model_id}", unit="struct",
-               file=sys.stderr)
+    def progress(done: int, total: int) -> None:
+        progress_bar.total = total
+        progress_bar.n = done
+        progress_bar.refresh()
 
-    def progress(done, total):
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    stats = er.build_stats(mlip, sample_dir, progress=progress, sample_label=args.sample)
-    bar.close()
+    try:
+        stats = er.build_stats(mlip, sample_dir, progress=progress, sample_label=args.sample)
+    finally:
+        progress_bar.close()
     meta = stats["meta"]
     print(f"wrote {stats['path']}: {meta['n_used']}/{meta['n_files']} structures, dim {meta['dim']}, "
           f"{meta['build_seconds']} s")
     return 0
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from evaluator.config import EvalConfig
     from evaluator.families.distribution.embedding_reference import DEFAULT_SAMPLE
 
     p = subparsers.add_parser("fd-reference", help="build the MLIP-embedding statistics the Fréchet "
-                                                   "distance compares against (cached)")
-    p.add_argument("--mlip", default="chgnet", help="MLIP backend (default chgnet)")
-    p.add_argument("--mlip-model", default=None, help="checkpoint path or model name")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32")
+                                                   "distance compares against (cached)",
+                              description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--mlip", help="MLIP backend (default as for score: $GENBENCH_MLIP, else sevenn on a GPU "
+                                  "and chgnet on CPU)")
+    p.add_argument("--mlip-model", help="checkpoint path or model name (default $GENBENCH_MLIP_MODEL or the "
+                                        "backend's default)")
+    p.add_argument("--device", help=f"auto, cpu or cuda (default $GENBENCH_DEVICE or {EvalConfig.device})")
+    p.add_argument("--dtype", choices=["float32", "float64"], help=f"default $GENBENCH_DTYPE or {EvalConfig.dtype}")
     p.add_argument("--sample", default=DEFAULT_SAMPLE,
                    help=f"folder of reference CIFs, relative to the data dir or absolute (default {DEFAULT_SAMPLE})")
-    p.add_argument("--data-dir", default=None, help="data directory (default ../shared/data or $GENBENCH_DATA_DIR)")
+    p.add_argument("--data-dir", help="data directory (default $GENBENCH_DATA_DIR or ../shared/data)")
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p.set_defaults(func=cmd_fd_reference)

@@ -9,53 +9,39 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+from typing import Any
+
+from evaluator.cli.common import StageBars, bar, fail
 
 
-def _bar(desc: str, total: int | None):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="struct", file=sys.stderr, leave=False, mininterval=1.0)
-
-
-def cmd_build(args) -> int:
+def cmd_build(args: argparse.Namespace) -> int:
     from evaluator.identity.built_reference import build_from_cifs
 
-    bars: dict = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            for b in bars.values():
-                b.close()
-            bars.clear()
-            bars[stage] = _bar(stage, total)
-        bars[stage].update(done - bars[stage].n)
-
+    progress = StageBars()
     try:
         manifest = build_from_cifs(args.cifs, args.out, ref_id=args.id, processes=args.processes,
                                    limit=args.limit, progress=progress)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     finally:
-        for b in bars.values():
-            b.close()
+        progress.close()
     print(f"wrote {args.out}: {manifest['n_rows']} structures "
           f"({len(manifest.get('skipped', []))} skipped or without fingerprint)")
     return 0
 
 
-def cmd_lemat(args) -> int:
+def cmd_lemat(args: argparse.Namespace) -> int:
     from evaluator.build.lemat_fingerprints import load_lemat
 
-    bar = None
+    rows_bar: Any = None
 
     def progress(done: int, total: int | None) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = _bar("LeMat-Bulk rows", total)
-        bar.update(done - bar.n)
+        nonlocal rows_bar
+        if rows_bar is None:
+            rows_bar = bar("LeMat-Bulk rows", total, unit="row")
+        rows_bar.update(done - rows_bar.n)
 
     try:
         manifest = load_lemat(args.out, dataset=args.dataset, config=args.config,
@@ -63,17 +49,16 @@ def cmd_lemat(args) -> int:
                               compute_missing_fingerprints=args.compute_missing_fingerprints,
                               ref_id=args.id, progress=progress)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     finally:
-        if bar is not None:
-            bar.close()
+        if rows_bar is not None:
+            rows_bar.close()
     print(f"wrote {args.out}: {manifest['n_rows']} structures from {manifest['rows_read']} rows "
           f"({manifest.get('row_failures', 0)} unreadable)")
     return 0
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     from evaluator.data import DataDir
     from evaluator.reference.registry import load_reference
 
@@ -81,16 +66,18 @@ def cmd_info(args) -> int:
         ref = load_reference(args.reference, DataDir(args.data_dir))
         info = ref.describe()
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    info = {k: (str(v) if not isinstance(v, (dict, list, int, float, bool, type(None))) else v)
-            for k, v in info.items()}
-    print(json.dumps(info, indent=1))
+        return fail(exc)
+    shown = {k: (str(v) if not isinstance(v, (dict, list, int, float, bool, type(None))) else v)
+             for k, v in info.items()}
+    print(json.dumps(shown, indent=1))
     return 0
 
 
-def register(subparsers) -> None:
-    ref = subparsers.add_parser("reference", help="build or inspect a reference set")
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from evaluator.build.lemat_fingerprints import LEMAT_CONFIG, LEMAT_DATASET
+
+    ref = subparsers.add_parser("reference", help="build or inspect a reference set",
+                                description=__doc__.split("\n\n")[0] if __doc__ else None)
     sub = ref.add_subparsers(dest="reference_command", required=True)
 
     b = sub.add_parser("build", help="build a reference from CIF folders")
@@ -103,8 +90,8 @@ def register(subparsers) -> None:
 
     le = sub.add_parser("lemat", help="stream LeMat-Bulk into a reference folder (resumable)")
     le.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
-    le.add_argument("--dataset", default="LeMaterial/LeMat-Bulk", help="Hugging Face dataset id")
-    le.add_argument("--config", default="compatible_pbe", help="dataset config")
+    le.add_argument("--dataset", default=LEMAT_DATASET, help=f"Hugging Face dataset id (default {LEMAT_DATASET})")
+    le.add_argument("--config", default=LEMAT_CONFIG, help=f"dataset config (default {LEMAT_CONFIG})")
     le.add_argument("--data-files", nargs="+", help="local parquet files with the LeMat-Bulk schema "
                     "(instead of the Hub)")
     le.add_argument("--limit", type=int, help="stop after N rows")
