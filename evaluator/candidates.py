@@ -28,12 +28,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core.composition import Composition
+    from pymatgen.core.structure import Structure
+
+    from evaluator.reference.hull import HullReference
 
 CAP = 100
 BOND_TOLERANCE = 1.2  # bond when distance <= 1.2 * (r_cov,i + r_cov,j)
@@ -49,14 +53,14 @@ def _covalent_radius(symbol: str) -> float:
     return float(CovalentRadius.radius.get(symbol, DEFAULT_COVALENT_RADIUS))
 
 
-def structure_view(structure: Structure) -> dict:
+def structure_view(structure: Structure) -> dict[str, Any]:
     """Species, Cartesian coordinates, lattice and covalent-radius bonds of one structure."""
     import numpy as np
 
     species = [site.specie.symbol for site in structure]
     radii = np.array([_covalent_radius(s) for s in species])
     cutoff = BOND_TOLERANCE * 2 * float(radii.max()) if len(radii) else 0.0
-    bonds: list = []
+    bonds: list[list[Any]] = []
     if len(structure) and cutoff > 0:
         centers, neighbors, images, dist = structure.get_neighbor_list(cutoff)
         keep = dist <= BOND_TOLERANCE * (radii[centers] + radii[neighbors])
@@ -73,64 +77,79 @@ def structure_view(structure: Structure) -> dict:
             "lattice": np.round(structure.lattice.matrix, DIGITS).tolist(), "bonds": bonds}
 
 
-def _entry(composition, energy: float, entry_id: str):
+def _entry(composition: Composition, energy: float, entry_id: str) -> PDEntry:
     from pymatgen.analysis.phase_diagram import PDEntry
 
     e = PDEntry(composition, energy, name=entry_id)
-    e.entry_id = entry_id  # PDPlotter's hover text shows entry_id
+    e.entry_id = entry_id  # type: ignore[attr-defined]  # PDPlotter's hover text shows entry_id
     return e
 
 
-def phase_diagram_figure(reference_pd, composition, e_form_per_atom: float, label: str) -> dict:
+def phase_diagram_figure(reference_pd: PhaseDiagram, composition: Composition, e_form_per_atom: float,
+                         label: str) -> dict[str, Any]:
     """Plotly figure (JSON object) of ``reference_pd`` plus the candidate, highlighted."""
     from pymatgen.analysis.phase_diagram import PDPlotter, PhaseDiagram
 
     entries = [_entry(e.composition, e.energy, str(e.name)) for e in reference_pd.all_entries]
     candidate = _entry(composition, e_form_per_atom * composition.num_atoms, label)
     pd_ = PhaseDiagram([*entries, candidate])
-    fig = PDPlotter(pd_, backend="plotly", show_unstable=max(0.2, pd_.get_e_above_hull(candidate) + 0.05)).get_plot(
+    e_above = pd_.get_e_above_hull(candidate)
+    if e_above is None:  # pymatgen returns None only with on_error="ignore", not used here
+        raise ValueError("no energy above hull for the candidate")
+    fig = PDPlotter(pd_, backend="plotly", show_unstable=max(0.2, e_above + 0.05)).get_plot(
         highlight_entries=[candidate])
+    if fig is None:
+        raise ValueError("PDPlotter drew no figure")
     fig.update_traces(selector={"name": "Highlighted"}, name=CANDIDATE_TRACE)
     fig.update_layout(title={"text": f"{label} on the reference hull"})
-    return json.loads(fig.to_json())
+    figure: dict[str, Any] = json.loads(fig.to_json())
+    return figure
 
 
-def nearest_reference(hull, reference_pd, composition, e_form_per_atom: float) -> tuple[dict | None, str | None]:
+def nearest_reference(hull: HullReference, reference_pd: PhaseDiagram, composition: Composition,
+                      e_form_per_atom: float) -> tuple[dict[str, Any] | None, str | None]:
     """(nearest reference entry or decomposition, None) or (None, why)."""
+    from pymatgen.analysis.phase_diagram import PDEntry
+
     from evaluator.reference.hull import chemsys_key
 
     key = chemsys_key(e.symbol for e in composition.elements)
     reduced = composition.reduced_formula
-    same = [j for j in hull._subsystems(key) if hull._comps[j].reduced_formula == reduced]
+    same = [e for e in hull.entries_in(key) if e.composition.reduced_formula == reduced]
     if same:
-        j = min(same, key=lambda k: hull._e_form[k])
-        ref_entry = _entry(hull._comps[j], float(hull._e_form[j]) * hull._comps[j].num_atoms, "")
-        return {"relation": "same reduced formula", "material_id": str(hull.entries["entry_id"].iat[j]),
-                "formula": reduced, "e_form_per_atom": float(hull._e_form[j]),
-                "e_above_hull": float(reference_pd.get_e_above_hull(ref_entry, allow_negative=True)),
-                "candidate_minus_reference_e_form": e_form_per_atom - float(hull._e_form[j])}, None
+        best = min(same, key=lambda e: e.e_form_per_atom)
+        ref_entry = _entry(best.composition, best.e_form_per_atom * best.composition.num_atoms, "")
+        e_above = reference_pd.get_e_above_hull(ref_entry, allow_negative=True)
+        if e_above is None:  # pymatgen returns None only with on_error="ignore", not used here
+            return None, "the reference hull gives no energy above hull for this formula"
+        return {"relation": "same reduced formula", "material_id": best.entry_id,
+                "formula": reduced, "e_form_per_atom": best.e_form_per_atom,
+                "e_above_hull": float(e_above),
+                "candidate_minus_reference_e_form": e_form_per_atom - best.e_form_per_atom}, None
     probe = _entry(composition, e_form_per_atom * composition.num_atoms, "candidate")
     decomp, _ = reference_pd.get_decomp_and_e_above_hull(probe, allow_negative=True)
     if not decomp:
         return None, "the reference hull gives no decomposition for this composition"
-    products = [{"material_id": None if str(e.name).endswith("(reference)") else str(e.name),
-                 "formula": e.composition.reduced_formula, "fraction": float(f)}
-                for e, f in sorted(decomp.items(), key=lambda kv: -kv[1])]
+    products: list[dict[str, Any]] = []
+    for e, f in sorted(decomp.items(), key=lambda kv: -kv[1]):
+        name = str(e.name) if isinstance(e, PDEntry) else str(e)  # every entry here is a PDEntry
+        products.append({"material_id": None if name.endswith("(reference)") else name,
+                         "formula": e.composition.reduced_formula, "fraction": float(f)})
     return {"relation": "decomposition", "material_id": " + ".join(p["material_id"] or p["formula"] for p in products),
             "formula": " + ".join(p["formula"] for p in products), "products": products}, None
 
 
-def _num(x) -> float | None:
+def _num(x: Any) -> float | None:  # a table cell: Python/numpy number, None, NaN or pd.NA
     return float(x) if x is not None and not pd.isna(x) and math.isfinite(float(x)) else None
 
 
-def candidate_page(row: pd.Series, index: int, kind: str, hull) -> dict:
+def candidate_page(row: pd.Series[Any], index: int, kind: str, hull: HullReference) -> dict[str, Any]:
     """The candidate JSON object of one table row (see module docstring)."""
-    from pymatgen.core import Structure
+    from pymatgen.core.structure import Structure
 
     from evaluator.reference.hull import chemsys_key
 
-    page: dict = {"row": int(index), "kind": kind, "formula": row.get("formula"),
+    page: dict[str, Any] = {"row": int(index), "kind": kind, "formula": row.get("formula"),
                   "e_hull_relaxed": _num(row.get("stability_e_above_hull")),
                   "e_hull_unrelaxed": _num(row.get("stability_unrelaxed_e_above_hull")),
                   "rmsd": _num(row.get("stability_rmsd")),
@@ -151,7 +170,7 @@ def candidate_page(row: pd.Series, index: int, kind: str, hull) -> dict:
         return page
     try:
         reference_pd, _ = hull.phase_diagram(key)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any hull failure is reported on the page, not raised
         page["phase_diagram_reason"] = page["nearest_reference_reason"] = \
             f"reference hull unavailable: {type(exc).__name__}: {exc}"[:300]
         return page
@@ -161,19 +180,19 @@ def candidate_page(row: pd.Series, index: int, kind: str, hull) -> dict:
         try:
             page["phase_diagram"] = phase_diagram_figure(reference_pd, comp, e_form,
                                                          f"{comp.reduced_formula} (row {index}, {kind})")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed figure leaves the rest of the page
             page["phase_diagram_reason"] = f"phase diagram failed: {type(exc).__name__}: {exc}"[:300]
     try:
         page["nearest_reference"], why = nearest_reference(hull, reference_pd, comp, e_form)
         if why:
             page["nearest_reference_reason"] = why
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed lookup leaves the rest of the page
         page["nearest_reference_reason"] = f"lookup failed: {type(exc).__name__}: {exc}"[:300]
     return page
 
 
-def candidate_pages(table: pd.DataFrame, sun_rows: list[int], msun_rows: list[int], hull,
-                    cap: int = CAP) -> tuple[pd.Series, dict]:
+def candidate_pages(table: pd.DataFrame, sun_rows: list[int], msun_rows: list[int], hull: HullReference,
+                    cap: int = CAP) -> tuple[pd.Series[Any], dict[str, Any]]:
     """(``sun_candidate`` JSON strings indexed like ``table`` rows that have one, provenance)."""
     t0 = time.perf_counter()
     kinds = {**{i: "MSUN" for i in msun_rows}, **{i: "SUN" for i in sun_rows}}
@@ -184,8 +203,11 @@ def candidate_pages(table: pd.DataFrame, sun_rows: list[int], msun_rows: list[in
     failures: dict[int, str] = {}
     for i in order[:cap]:
         try:
-            pages[i] = json.dumps(candidate_page(table.loc[i], i, kinds[i], hull), allow_nan=False)
-        except Exception as exc:  # one bad candidate never costs the others their page
+            row = table.loc[i]
+            if not isinstance(row, pd.Series):
+                raise ValueError(f"row label {i} is not unique in the table")
+            pages[i] = json.dumps(candidate_page(row, i, kinds[i], hull), allow_nan=False)
+        except Exception as exc:  # noqa: BLE001 - one bad candidate never costs the others their page
             failures[i] = f"{type(exc).__name__}: {exc}"[:300]
     provenance = {
         "rows": "counted SUN and MSUN representatives (relaxed E_hull)",

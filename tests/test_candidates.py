@@ -83,7 +83,8 @@ def test_sun_candidate_round_trips_with_structure_bonds_and_phase_diagram(hull):
 
 
 def test_msun_without_reference_formula_gets_its_decomposition(hull):
-    s = Structure(Lattice.cubic(4.6), ["Na", "Na", "Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    s = Structure(Lattice.cubic(4.6), ["Na", "Na", "Na", "Cl"],
+                  [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
     e_form = hull_energy(hull, s.composition) + 0.05
     table = pd.DataFrame([row(s, e_form, 0.05)])
     page = json.loads(C.candidate_pages(table, [], [0], hull)[0][0])
@@ -124,7 +125,7 @@ def test_cap_keeps_the_lowest_e_hull(hull):
 def test_sun_family_writes_candidate_column():
     from evaluator.config import EvalConfig
     from evaluator.context import EvalContext
-    from evaluator.stability import sun
+    from evaluator.families.sun import family as sun
     from evaluator.families.stability.family import _flags
 
     h = load_reference("mp20", DataDir()).hull.get("dft")
@@ -138,7 +139,8 @@ def test_sun_family_writes_candidate_column():
     table = table.assign(index=range(2), parse_ok=True, validity_valid=True, stability_stable=st,
                          stability_metastable=me, stability_reason=None,
                          novelty_novel=pd.array([True, True], dtype="boolean"))
-    ctx = EvalContext(table, [nacl, kcl], EvalConfig(), DataDir())
+    ctx = EvalContext(table, [nacl, kcl], EvalConfig(), DataDir(),
+                      reference_loader=lambda: load_reference("mp20", DataDir()))
     res = sun.run(ctx)
     assert res.metrics["sun_count"] == 1
     page = json.loads(res.columns.loc[0, "sun_candidate"])

@@ -33,5 +33,5 @@ def test_agreement_with_lemat_genbench_at_least_90_percent():
     agreement = sum(a == b for a, b in zip(lemat, ours)) / len(files)
     assert agreement >= 0.90, agreement
     # The subset has LeMat-invalid structures; we must reject most of them, not pass everything.
-    invalid = [o for o, l in zip(ours, lemat) if not l]
+    invalid = [o for o, theirs in zip(ours, lemat) if not theirs]
     assert len(invalid) >= 10 and sum(not o for o in invalid) / len(invalid) >= 0.5

@@ -16,16 +16,21 @@ reference, so "novel" then only means "not coverable" (per-structure flag
 
 from __future__ import annotations
 
-import math
-
 import gzip
+import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from evaluator.reference import Coverage
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pymatgen.core import Structure
+    from pymatgen.core.structure import Structure
+
+    from evaluator.reference import Reference
+    from evaluator.reference.hull import HullReference
 
 _COUNT = re.compile(r"[A-Z][a-z]?(\d*(?:\.\d+)?)")
 IMPOSSIBLE = "a structure whose primitive cell is larger than any reference cell cannot be matched"
@@ -36,7 +41,7 @@ def formula_sites(formula: str) -> int:
     return int(round(sum(float(n) if n else 1.0 for n in _COUNT.findall(formula))))
 
 
-def mp20_coverage(fingerprints: Path, hull: Path | None = None) -> dict:
+def mp20_coverage(fingerprints: Path, hull: Path | None = None) -> Coverage:
     """Coverage of the embedded MP-20 reference (fingerprint file + optional hull parquet)."""
     with gzip.open(fingerprints, "rt") as fh:
         distinct = {line.strip() for line in fh} - {""}
@@ -53,12 +58,12 @@ def mp20_coverage(fingerprints: Path, hull: Path | None = None) -> dict:
             "n_structures": n, "max_sites": largest or None}
 
 
-def built_coverage(path: Path, manifest: dict) -> dict:
+def built_coverage(path: Path, manifest: dict[str, Any]) -> Coverage:
     """Coverage of a reference folder made by ``reference build`` or ``reference lemat``."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    largest = None
+    largest: int | None = None
     for part in manifest.get("parts", []):
         t = pq.read_table(Path(path) / part["file"], columns=["nsites", "prim_nsites"])
         if t.num_rows == 0:
@@ -69,8 +74,9 @@ def built_coverage(path: Path, manifest: dict) -> dict:
             largest = m if largest is None else max(largest, m)
     n = int(manifest.get("n_rows", 0))
     kind = (manifest.get("source") or {}).get("kind")
-    what = {"lemat-bulk": "LeMat-Bulk structures", "cifs": "structures built from CIF files"}.get(
-        kind, "reference structures")
+    kinds: dict[str | None, str] = {"lemat-bulk": "LeMat-Bulk structures",
+                                    "cifs": "structures built from CIF files"}
+    what = kinds.get(kind, "reference structures")
     name = manifest.get("id", Path(path).name)
     size = (f"largest primitive cell {largest} sites" if largest is not None else "cell sizes unknown")
     complete = "" if manifest.get("complete") else " (build incomplete)"
@@ -85,7 +91,8 @@ def primitive_sites(structure: Structure) -> int:
     return len(M.reduce_structure(structure))
 
 
-def beyond_reference_size(structures: list, rows: list[int], reference) -> pd.Series:
+def beyond_reference_size(structures: Sequence[Structure | None], rows: list[int],
+                          reference: Reference) -> pd.Series[Any]:
     """Per row (boolean, null when unknown): its primitive cell has more sites than the
     largest reference cell, so the reference cannot contain it.
 
@@ -95,7 +102,8 @@ def beyond_reference_size(structures: list, rows: list[int], reference) -> pd.Se
     """
     import pandas as pd
 
-    max_sites = (reference.coverage or {}).get("max_sites")
+    coverage = reference.coverage
+    max_sites = coverage.get("max_sites") if coverage else None
     out = pd.Series(pd.NA, index=pd.Index(rows), dtype="boolean")
     if max_sites is None:
         return out
@@ -112,7 +120,7 @@ def beyond_reference_size(structures: list, rows: list[int], reference) -> pd.Se
             continue
         try:
             out[i] = primitive_sites(s) > max_sites
-        except Exception:  # reduction failed: unknown, never a guess
+        except Exception:  # noqa: BLE001 - reduction failed: unknown, never a guess
             out[i] = pd.NA
     return out
 
@@ -128,9 +136,10 @@ SPARSE_RULE = {
 }
 
 
-def sparse_chemsys(structures: list, rows: list[int], hull) -> pd.Series:
+def sparse_chemsys(structures: Sequence[Structure | None], rows: list[int],
+                   hull: HullReference) -> pd.Series[Any]:
     """Per row (boolean): its chemical system has fewer than n_elements + 1 distinct reference
-    compositions (``SPARSE_RULE``). ``hull``: an ``evaluator.reference.hull.HullReference``."""
+    compositions (``SPARSE_RULE``)."""
     import pandas as pd
 
     from evaluator.reference.hull import chemsys_key
@@ -143,6 +152,6 @@ def sparse_chemsys(structures: list, rows: list[int], hull) -> pd.Series:
             continue
         key = chemsys_key(e.symbol for e in s.composition.element_composition.elements)
         if key not in counts:
-            counts[key] = len({hull._comps[j].reduced_formula for j in hull._subsystems(key)})
+            counts[key] = len({e.composition.reduced_formula for e in hull.entries_in(key)})
         out[i] = counts[key] < len(key) + 1
     return out

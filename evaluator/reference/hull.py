@@ -29,11 +29,20 @@ import gzip
 import itertools
 import json
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pymatgen.analysis.phase_diagram import PhaseDiagram
+    from pymatgen.core.composition import Composition
+
+    from evaluator.data import DataDir
 
 MP20_DIR = "reference/mp20"
 META_KEY = b"genbench_hull"
@@ -45,7 +54,8 @@ MP20_OWN_HULLS = {
 }
 
 
-def chemsys_key(elements) -> tuple[str, ...]:
+def chemsys_key(elements: Iterable[object]) -> tuple[str, ...]:
+    """A chemical system as the sorted tuple of its distinct element symbols."""
     return tuple(sorted({str(e) for e in elements}))
 
 
@@ -54,6 +64,16 @@ class HullResult:
     e_above_hull: float  # eV/atom; NaN when not computable
     n_ref_entries: int  # reference entries (not the synthetic elemental terminals) in the chemical system
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class HullEntry:
+    """One reference entry of a :class:`HullReference` (see :meth:`HullReference.entries_in`)."""
+
+    row: int  # position in ``HullReference.entries``
+    entry_id: str
+    composition: Composition  # the cell formula's composition
+    e_form_per_atom: float  # eV/atom on the hull's energy scale
 
 
 @dataclass
@@ -66,11 +86,14 @@ class HullReference:
     mu: dict[str, float]  # eV/atom
     compatible: dict[str, list[str]] = field(default_factory=dict)
     source: str = ""
-    _by_chemsys: dict = field(default_factory=dict, repr=False)
-    _pd_cache: dict = field(default_factory=dict, repr=False)
+    _by_chemsys: dict[tuple[str, ...], list[int]] = field(default_factory=dict, init=False, repr=False)
+    _pd_cache: dict[tuple[str, ...], tuple[PhaseDiagram, int]] = field(default_factory=dict, init=False,
+                                                                      repr=False)
+    _comps: list[Composition] = field(default_factory=list, init=False, repr=False)
+    _e_form: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0), init=False, repr=False)
 
-    def __post_init__(self):
-        from pymatgen.core import Composition
+    def __post_init__(self) -> None:
+        from pymatgen.core.composition import Composition
 
         comps = [Composition(f) for f in self.entries["formula"]]
         self._comps = comps
@@ -80,22 +103,22 @@ class HullReference:
         self._by_chemsys = groups
         self._e_form = self.entries["e_form_per_atom"].to_numpy(float)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, object]:
         return {"name": self.name, "energy_scale": self.energy_scale, "n_entries": len(self.entries),
                 "n_elements": len(self.mu), "compatible": self.compatible, "source": self.source}
 
-    def formation_energy_per_atom(self, composition, energy: float) -> float:
+    def formation_energy_per_atom(self, composition: Composition, energy: float) -> float:
         """(E − Σ nᵢ μᵢ)/N in eV/atom; raises KeyError naming an element without μ."""
         comp = composition.element_composition
         missing = [e.symbol for e in comp.elements if e.symbol not in self.mu]
         if missing:
             raise KeyError(f"no reference energy for element(s) {', '.join(missing)} in hull '{self.name}'")
         ref = sum(self.mu[e.symbol] * n for e, n in comp.items())
-        return (energy - ref) / comp.num_atoms
+        return float((energy - ref) / comp.num_atoms)
 
     def _subsystems(self, key: tuple[str, ...]) -> list[int]:
         if len(key) <= 12:
-            rows = []
+            rows: list[int] = []
             for r in range(1, len(key) + 1):
                 for sub in itertools.combinations(key, r):
                     rows.extend(self._by_chemsys.get(sub, ()))
@@ -103,11 +126,19 @@ class HullReference:
         keyset = set(key)
         return [i for k, idx in self._by_chemsys.items() if keyset.issuperset(k) for i in idx]
 
-    def phase_diagram(self, key: tuple[str, ...]):
+    def entries_in(self, key: tuple[str, ...]) -> list[HullEntry]:
+        """The reference entries whose elements are a subset of the chemical system ``key``
+        (a :func:`chemsys_key`), in table order; the synthetic elemental terminals of
+        :meth:`phase_diagram` are not among them."""
+        ids = self.entries["entry_id"]
+        return [HullEntry(i, str(ids.iat[i]), self._comps[i], float(self._e_form[i]))
+                for i in self._subsystems(key)]
+
+    def phase_diagram(self, key: tuple[str, ...]) -> tuple[PhaseDiagram, int]:
         """(PhaseDiagram, n reference entries) for a chemical system, cached."""
         if key not in self._pd_cache:
             from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
-            from pymatgen.core import Composition
+            from pymatgen.core.composition import Composition
 
             rows = self._subsystems(key)
             entries = [PDEntry(Composition({el: 1}), 0.0, name=f"{el} (reference)") for el in key]
@@ -116,7 +147,7 @@ class HullReference:
             self._pd_cache[key] = (PhaseDiagram(entries), len(rows))
         return self._pd_cache[key]
 
-    def e_above_hull(self, composition, e_form_per_atom: float) -> HullResult:
+    def e_above_hull(self, composition: Composition, e_form_per_atom: float) -> HullResult:
         """Energy above this hull (eV/atom) of a composition with that formation energy."""
         from pymatgen.analysis.phase_diagram import PDEntry
 
@@ -131,16 +162,20 @@ class HullReference:
             pd_, n_ref = self.phase_diagram(key)
             entry = PDEntry(comp, e_form_per_atom * comp.num_atoms)
             _, e_hull = pd_.get_decomp_and_e_above_hull(entry, allow_negative=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any pymatgen failure is this structure's reason, not a crash
             return HullResult(math.nan, 0, f"hull error: {type(exc).__name__}: {exc}")
+        if e_hull is None:  # pymatgen returns None only with on_error="ignore", not used here
+            return HullResult(math.nan, 0, "hull error: no decomposition")
         return HullResult(float(e_hull), int(n_ref), None)
 
 
 class HullSet:
     """The hulls of one reference, by mode (``dft`` or an own-MLIP name), built lazily."""
 
-    def __init__(self, builders: dict, default: str = "dft"):
-        self._builders, self.default, self._built = builders, default, {}
+    def __init__(self, builders: Mapping[str, Callable[[], HullReference]], default: str = "dft"):
+        self._builders = dict(builders)
+        self.default = default
+        self._built: dict[str, HullReference] = {}
 
     @property
     def modes(self) -> list[str]:
@@ -164,30 +199,30 @@ def mp_elemental_mu(path: Path) -> dict[str, float]:
     with gzip.open(path, "rt") as fh:
         raw = json.load(fh)
     items = raw.items() if isinstance(raw, dict) else ((None, e) for e in raw)
-    mu = {}
+    mu: dict[str, float] = {}
     for _, d in items:
         e = ComputedEntry.from_dict(d)
         mu[e.composition.elements[0].symbol] = e.energy_per_atom
     return mu
 
 
-def load_mp20_hull(data) -> HullSet:
+def load_mp20_hull(data: DataDir) -> HullSet:
     """MP-20 hulls: ``dft`` (default) and own-MLIP ``mace``/``orb``/``uma`` from mp20_hull.parquet."""
     table_path = data.path(f"{MP20_DIR}/mp20_hull.parquet")
     elements_path = data.path(f"{MP20_DIR}/mp_elemental_reference_entries.json.gz")
 
-    def table():
+    def table() -> pd.DataFrame:
         return pd.read_parquet(table_path)
 
-    def dft():
+    def dft() -> HullReference:
         df = table()
         entries = pd.DataFrame({"entry_id": df["material_id"], "formula": df["formula"],
                                 "e_form_per_atom": df["e_form_per_atom_mp2020_dft"]})
         return HullReference("mp20/dft", "dft-mp2020", entries, mp_elemental_mu(elements_path),
                              source="MP-20 DFT (MP2020-corrected) formation energies + MP elemental references")
 
-    def own(kind):
-        def build():
+    def own(kind: str) -> Callable[[], HullReference]:
+        def build() -> HullReference:
             column, compatible, model = MP20_OWN_HULLS[kind]
             mu_path = data.path(f"{MP20_DIR}/mlip_elemental_mu.json")
             mu = json.loads(Path(mu_path).read_text())[kind]
@@ -200,11 +235,13 @@ def load_mp20_hull(data) -> HullSet:
     return HullSet({"dft": dft, **{k: own(k) for k in MP20_OWN_HULLS}}, default="dft")
 
 
-def from_total_energies(name, energy_scale, ids, formulas, energies, mu, compatible=None, source=""):
+def from_total_energies(name: str, energy_scale: str, ids: Iterable[object], formulas: Sequence[str] | pd.Series[str],
+                        energies: Sequence[float] | npt.NDArray[np.float64], mu: Mapping[str, float],
+                        compatible: dict[str, list[str]] | None = None, source: str = "") -> HullReference:
     """A HullReference from total energies per cell (eV) and elemental μ (eV/atom)."""
-    from pymatgen.core import Composition
+    from pymatgen.core.composition import Composition
 
-    e_form = []
+    e_form: list[float] = []
     for f, e in zip(formulas, energies, strict=True):
         c = Composition(f)
         if not math.isfinite(e) or any(el.symbol not in mu for el in c.elements):

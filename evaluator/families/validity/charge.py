@@ -43,10 +43,21 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from pymatgen.core.bond_valence import BVAnalyzer
+    from pymatgen.core.composition import Composition
+    from pymatgen.core.periodic_table import DummySpecies, Element, Species
+    from pymatgen.core.structure import PeriodicNeighbor, Structure
+
+    from evaluator.data import DataDir
 
 METALLIC_THRESHOLD = 0.7
 BV_ZERO_TOL = 1e-15
@@ -72,7 +83,7 @@ class OxiPriors:
     probs: dict[str, float]
 
     @classmethod
-    def load(cls, data) -> OxiPriors:
+    def load(cls, data: DataDir) -> OxiPriors:
         """Read both files through a DataDir (records their sha256)."""
         with open(data.path(PRIOR_FILES[0])) as fh:
             states = {el: tuple(int(s) for s in v) for el, v in json.load(fh).items()}
@@ -96,9 +107,9 @@ class TooComplex(Exception):
     """An assignment search would exceed MAX_DP_WORK."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def species_key(el: str, state: int) -> str:
-    from pymatgen.core import Species
+    from pymatgen.core.periodic_table import Species
 
     return str(Species(el, state))
 
@@ -112,7 +123,8 @@ def _pymatgen_icsd_occurrence() -> dict[str, float]:
     return {str(k): float(v) for k, v in PRIOR_PROB.items()}
 
 
-def min_dist_neighbors(structure, i: int, tol: float = BV_NN_TOL, cutoff: float = BV_NN_CUTOFF):
+def min_dist_neighbors(structure: Structure, i: int, tol: float = BV_NN_TOL,
+                       cutoff: float = BV_NN_CUTOFF) -> list[PeriodicNeighbor]:
     """Neighbours of site i closer than (1 + tol) × its nearest-neighbour distance,
     searched within ``cutoff`` Å: pymatgen ``MinimumDistanceNN(tol, cutoff).get_nn``
     without importing local_env (2.7 s). Raises ValueError when none is in cutoff."""
@@ -129,7 +141,10 @@ def min_dist_neighbors(structure, i: int, tol: float = BV_NN_TOL, cutoff: float 
         r = min(cutoff, 2 * r)
 
 
-def _options_adjacent(el: str, n: int, states, prob) -> dict[int, float]:
+StateProb = Callable[[str, int], float]  # (element, oxidation state) -> prior probability
+
+
+def _options_adjacent(el: str, n: int, states: Iterable[int], prob: StateProb) -> dict[int, float]:
     """Attainable sums of n atoms of ``el`` using one state or two adjacent ones,
     with the best mean probability of a combination giving that sum."""
     out: dict[int, float] = {}
@@ -147,7 +162,7 @@ def _options_adjacent(el: str, n: int, states, prob) -> dict[int, float]:
     return out
 
 
-def _options_any(el: str, n: int, states, prob) -> dict[int, float]:
+def _options_any(el: str, n: int, states: Iterable[int], prob: StateProb) -> dict[int, float]:
     """Attainable sums of n atoms of ``el`` with any mix of ``states``, with the best
     summed probability of a multiset giving that sum (pymatgen's per-element score)."""
     ss = sorted(set(states))
@@ -183,7 +198,7 @@ def best_balanced(options: list[dict[int, float]], mean: bool) -> tuple[list[int
     # best[t]: best score of a partial assignment whose sum is t + running offset.
     best = np.zeros(1)
     offset = 0
-    choices = []
+    choices: list[npt.NDArray[np.int64]] = []
     for o, lo in zip(options, lows):
         w = max(o) - lo
         new = np.full(len(best) + w, -np.inf)
@@ -201,8 +216,8 @@ def best_balanced(options: list[dict[int, float]], mean: bool) -> tuple[list[int
     if not 0 <= idx < len(best) or not np.isfinite(best[idx]):
         return None
     score = float(best[idx])
-    sums = []
-    for arg, o, lo in zip(reversed(choices), reversed(options), reversed(lows)):
+    sums: list[int] = []
+    for arg, lo in zip(reversed(choices), reversed(lows)):
         total = int(arg[idx])
         sums.append(total)
         idx -= total - lo
@@ -210,7 +225,7 @@ def best_balanced(options: list[dict[int, float]], mean: bool) -> tuple[list[int
     return sums, (score / len(options) if mean else score)
 
 
-def _reduced_integer_amounts(comp) -> dict[str, int] | None:
+def _reduced_integer_amounts(comp: Composition) -> dict[str, int] | None:
     """Element -> count of the reduced composition, or None if amounts are fractional."""
     reduced = comp.element_composition.reduced_composition
     amounts = reduced.get_el_amt_dict()
@@ -223,18 +238,26 @@ def _fmt_states(els: list[str], sums: list[int], amounts: dict[str, int]) -> str
     return " ".join(f"{el}{sums[i] / amounts[el]:+.3g}" for i, el in enumerate(els))
 
 
+def _oxi_state(sp: Element | Species | DummySpecies) -> float:
+    """The oxidation state of a species of a BVAnalyzer-decorated structure (all have one)."""
+    state = sp.oxi_state
+    if state is None:
+        raise TypeError(f"{sp} has no oxidation state")
+    return float(state)
+
+
 class ChargeCascade:
     """Runs the cascade; caches composition-only steps by reduced formula."""
 
     def __init__(self, priors: OxiPriors):
         self.priors = priors
         self._metallic: dict[str, float] = {}
-        self._prior: dict[str, tuple] = {}
-        self._en: dict[str, tuple] = {}
-        self._bva = None
+        self._prior: dict[str, tuple[bool | None, str]] = {}
+        self._en: dict[str, tuple[bool | None, str]] = {}
+        self._bva: BVAnalyzer | None = None
 
     # -- composition-only steps (cached) -------------------------------------------
-    def metallicity(self, comp) -> float:
+    def metallicity(self, comp: Composition) -> float:
         key = comp.reduced_formula
         if key not in self._metallic:
             from smact.metallicity import metallicity_score
@@ -245,21 +268,21 @@ class ChargeCascade:
     def _prob_prior(self, el: str, state: int) -> float:
         return self.priors.probs.get(species_key(el, state), 0.0)
 
-    def oxi_prior(self, comp) -> tuple[bool | None, str]:
+    def oxi_prior(self, comp: Composition) -> tuple[bool | None, str]:
         """(balanced, detail); balanced None = undecidable (fractional / too complex)."""
         key = comp.reduced_formula
         if key not in self._prior:
             self._prior[key] = self._oxi_prior(comp)
         return self._prior[key]
 
-    def _oxi_prior(self, comp) -> tuple[bool | None, str]:
-        from pymatgen.core import Element
+    def _oxi_prior(self, comp: Composition) -> tuple[bool | None, str]:
+        from pymatgen.core.periodic_table import Element
 
         amounts = _reduced_integer_amounts(comp)
         if amounts is None:
             return None, "fractional composition"
         els = list(amounts)
-        options = []
+        options: list[dict[int, float]] = []
         for el in els:
             states = self.priors.states.get(el) or (
                 Element(el).icsd_oxidation_states or Element(el).common_oxidation_states)
@@ -273,14 +296,14 @@ class ChargeCascade:
         sums, score = found
         return True, f"{_fmt_states(els, sums, amounts)} (prior {score:.3g})"
 
-    def electronegativity(self, comp) -> tuple[bool | None, str]:
+    def electronegativity(self, comp: Composition) -> tuple[bool | None, str]:
         key = comp.reduced_formula
         if key not in self._en:
             self._en[key] = self._electronegativity(comp)
         return self._en[key]
 
-    def _electronegativity(self, comp) -> tuple[bool | None, str]:
-        from pymatgen.core import Element
+    def _electronegativity(self, comp: Composition) -> tuple[bool | None, str]:
+        from pymatgen.core.periodic_table import Element
 
         amounts = _reduced_integer_amounts(comp)
         if amounts is None:
@@ -309,7 +332,8 @@ class ChargeCascade:
 
     # -- structure steps ------------------------------------------------------------
     @staticmethod
-    def bv_sums_zero(structure, equivalent_atoms) -> tuple[bool, str]:
+    def bv_sums_zero(structure: Structure,
+                     equivalent_atoms: Sequence[int] | npt.NDArray[np.integer[Any]] | None) -> tuple[bool, str]:
         """True when every symmetry-inequivalent site has a zero bond-valence sum."""
         if equivalent_atoms is None:
             return False, "no symmetry (spglib failed)"
@@ -328,33 +352,35 @@ class ChargeCascade:
         for k in order:
             i = reps[k]
             try:
-                bvs = calculate_bv_sum(structure[i], min_dist_neighbors(structure, i))
-            except Exception as exc:  # no neighbour within cutoff, missing BV parameters
+                bvs = calculate_bv_sum(structure[i], min_dist_neighbors(structure, i))  # type: ignore[no-untyped-call]
+            except Exception as exc:  # noqa: BLE001 - no neighbour within cutoff, missing BV parameters, ...
                 return False, f"BV sum failed on site {i} ({type(exc).__name__})"
             if not abs(bvs) < BV_ZERO_TOL:  # a NaN sum is no evidence of a metal
                 return False, f"site {i} ({symbols[k]}) BV sum {bvs:.3g}"
         return True, f"{len(reps)} inequivalent sites with zero BV sum"
 
-    def bvanalyzer(self, structure) -> tuple[bool, str]:
+    def bvanalyzer(self, structure: Structure) -> tuple[bool, str]:
         from pymatgen.core.bond_valence import BVAnalyzer
 
         if self._bva is None:
-            self._bva = BVAnalyzer()
+            self._bva = BVAnalyzer()  # type: ignore[no-untyped-call]
         try:
             decorated = self._bva.get_oxi_state_decorated_structure(structure)
-        except Exception as exc:  # ValueError: valences cannot be assigned
+        except Exception as exc:  # noqa: BLE001 - ValueError (valences cannot be assigned) and pymatgen's others
             return False, f"BVAnalyzer: {type(exc).__name__}: {exc}"[:200]
-        total = sum(sp.oxi_state * amt for sp, amt in decorated.composition.items())
+        total = sum(_oxi_state(sp) * amt for sp, amt in decorated.composition.items())
         if abs(total) <= CHARGE_TOLERANCE:
-            states = {}
+            states: dict[str, list[float]] = {}
             for sp in decorated.composition:
-                states.setdefault(sp.symbol, []).append(sp.oxi_state)
+                states.setdefault(sp.symbol, []).append(_oxi_state(sp))
             return True, "BVAnalyzer " + " ".join(
                 f"{el}{','.join(f'{s:+g}' for s in sorted(v))}" for el, v in states.items())
         return False, f"BVAnalyzer states sum to {total:+.3g}"
 
     # -- the cascade ----------------------------------------------------------------
-    def run(self, structure, equivalent_atoms=None, structure_steps: bool = True) -> ChargeVerdict:
+    def run(self, structure: Structure,
+            equivalent_atoms: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None,
+            structure_steps: bool = True) -> ChargeVerdict:
         """Charge-neutrality verdict of ``structure`` (pymatgen Structure).
 
         equivalent_atoms: spglib's equivalent_atoms at symprec 0.01 (from the
@@ -365,12 +391,13 @@ class ChargeCascade:
         comp = structure.composition.element_composition
         notes: list[str] = []
         too_complex = False
+        ok: bool | None  # None: the step could not decide
         for step in STEP_ORDER:
             if step == "metallic":
                 try:
                     score = self.metallicity(comp)
                     ok, detail = score > METALLIC_THRESHOLD, f"metallicity {score:.3f}"
-                except Exception as exc:  # element SMACT has no data for: no verdict
+                except Exception as exc:  # noqa: BLE001 - an element SMACT has no data for: no verdict
                     ok, detail = False, f"SMACT failed ({type(exc).__name__}: {exc})"[:200]
             elif step in ("bv_sum_zero", "bvanalyzer") and not structure_steps:
                 ok, detail = False, "skipped (degenerate cell)"

@@ -9,11 +9,18 @@ other checks still run.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
 
 from evaluator.families.validity.charge import ChargeCascade, OxiPriors
 from evaluator.families.validity.distance import DENSE_LIMIT, check_distances
 from evaluator.families.validity.plausibility import check_plausibility
+
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
 
 MIN_PARALLEL = 48  # fewer structures than this: stay in process (pool start-up ~1-3 s)
 
@@ -22,31 +29,34 @@ def _error(check: str, exc: Exception) -> str:
     return f"error in {check} check: {type(exc).__name__}: {exc}"[:300]
 
 
-def check_structure(structure, cascade: ChargeCascade) -> dict:
-    """All validity checks of one pymatgen Structure -> a row of validity columns."""
-    row = {"valid": False, "charge_neutral": None, "charge_step": None, "charge_detail": None,
+def check_structure(structure: Structure, cascade: ChargeCascade) -> dict[str, Any]:
+    """All validity checks of one pymatgen Structure -> a row of validity columns:
+    valid, charge_neutral, charge_step, charge_detail, distance_valid,
+    min_distance_ratio, plausible, spacegroup, status ("ok"/"failed"), reason."""
+    row: dict[str, Any] = {"valid": False, "charge_neutral": None, "charge_step": None, "charge_detail": None,
            "distance_valid": None, "min_distance_ratio": float("nan"), "plausible": None,
            "spacegroup": None, "status": "ok", "reason": None}
-    reasons, errors = [], []
+    reasons: list[str] = []
+    errors: list[str] = []
     if any(type(sp).__name__ != "Element" for sp in structure.composition):
         structure = structure.copy()
         structure.remove_oxidation_states()  # checks use elements; radii are per element
 
-    equivalent = None
+    equivalent: npt.NDArray[np.integer[Any]] | None = None
     try:
         p = check_plausibility(structure)
         row.update(plausible=p.plausible, spacegroup=p.spacegroup)
         equivalent = p.equivalent_atoms
         if not p.plausible:
             reasons.append("implausible: " + "; ".join(p.failures))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed check marks this structure, the others still run
         errors.append(_error("plausibility", exc))
     try:
         d = check_distances(structure)
         row.update(distance_valid=d.valid, min_distance_ratio=d.ratio)
         if not d.valid:
             reasons.append(f"atoms too close: {d.worst} (ratio {d.ratio:.2f})")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed check marks this structure, the others still run
         errors.append(_error("distance", exc))
     try:
         volume = structure.volume
@@ -55,7 +65,7 @@ def check_structure(structure, cascade: ChargeCascade) -> dict:
         row.update(charge_neutral=c.neutral, charge_step=c.step, charge_detail=c.detail[:500])
         if not c.neutral:
             reasons.append(f"not charge neutral ({c.step})")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed check marks this structure, the others still run
         errors.append(_error("charge", exc))
 
     if errors:
@@ -66,7 +76,7 @@ def check_structure(structure, cascade: ChargeCascade) -> dict:
     return row
 
 
-def _failed_row(reason: str) -> dict:
+def _failed_row(reason: str) -> dict[str, Any]:
     """The row of a structure whose checks could not run at all."""
     return {"valid": False, "charge_neutral": None, "charge_step": None, "charge_detail": None,
             "distance_valid": None, "min_distance_ratio": float("nan"), "plausible": None,
@@ -98,7 +108,9 @@ def _init_worker(priors: OxiPriors) -> None:
     _CASCADE = ChargeCascade(priors)
 
 
-def _check_in_worker(structure) -> dict:
+def _check_in_worker(structure: Structure) -> dict[str, Any]:
+    if _CASCADE is None:  # _init_worker runs before any item
+        raise RuntimeError("validity worker used before _init_worker")
     return check_structure(structure, _CASCADE)
 
 
@@ -114,8 +126,8 @@ def default_workers() -> int:
     return 1
 
 
-def check_many(structures: list, priors: OxiPriors, workers: int | None = None,
-               start_method: str = "forkserver") -> Iterator[dict]:
+def check_many(structures: Sequence[Structure], priors: OxiPriors, workers: int | None = None,
+               start_method: str = "forkserver") -> Iterator[dict[str, Any]]:
     """Yield ``check_structure`` rows in input order, using ``workers`` processes.
 
     The pool is ``evaluator.procpool`` (children die with this process; an exception
@@ -135,7 +147,7 @@ def check_many(structures: list, priors: OxiPriors, workers: int | None = None,
         return
     from evaluator.procpool import run_bounded
 
-    done: dict[int, dict] = {}
+    done: dict[int, dict[str, Any]] = {}
     following = 0
     with run_bounded(_check_in_worker, structures, workers=workers, start_method=start_method,
                      preload=PRELOAD, initializer=_init_worker,

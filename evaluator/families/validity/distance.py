@@ -14,9 +14,14 @@ matrix of distinct sites; we also check each atom against its own periodic image
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
 
 SCALE = 0.5
 OFFSET = 0.7  # Å
@@ -29,16 +34,16 @@ _SEARCH = 1.5  # pairs with ratio <= this are always found in the first search
 DENSE_LIMIT = 6.6
 
 
-@lru_cache(maxsize=None)
+@cache
 def element_radius(symbol: str) -> float:
     """Empirical atomic radius of an element in Å (1.0 Å when pymatgen has none)."""
-    from pymatgen.core import Element
+    from pymatgen.core.periodic_table import Element
 
     r = Element(symbol).atomic_radius
     return float(r) if r is not None else DEFAULT_RADIUS
 
 
-def site_radii(structure) -> np.ndarray:
+def site_radii(structure: Structure) -> npt.NDArray[np.float64]:
     """Radius (Å) of each site; disordered sites use the occupancy-weighted mean."""
     radii = np.empty(len(structure))
     for i, site in enumerate(structure):
@@ -58,12 +63,14 @@ class DistanceResult:
     worst: str
 
 
-def _pairs(structure, r: float):
+def _pairs(structure: Structure, r: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                                                     npt.NDArray[np.float64]]:
+    """(centre index, neighbour index, distance) of every pair closer than ``r`` Å."""
     centers, points, _, dists = structure.get_neighbor_list(r, exclude_self=True)
     return centers, points, dists
 
 
-def check_distances(structure) -> DistanceResult:
+def check_distances(structure: Structure) -> DistanceResult:
     """Check every pair of ``structure`` against the radius-based threshold."""
     volume = float(structure.lattice.volume)
     density = len(structure) / volume if volume > 0 else float("inf")

@@ -10,11 +10,16 @@ LeMat-GenBench uses them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from evaluator.structure_features import AMU_G_PER_CM3_A3  # 1 amu/Å³ in g/cm³
+
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
 
 MASS_DENSITY_RANGE = (0.01, 25.0)  # g/cm³
 NUMBER_DENSITY_RANGE = (1e-5, 0.5)  # atoms/Å³
@@ -24,18 +29,16 @@ SYMPREC = 0.01  # Å
 ANGLE_TOLERANCE = 5.0  # degrees
 
 
-
-
-@lru_cache(maxsize=None)
+@cache
 def _element_mass(symbol: str) -> float:
-    from pymatgen.core import Element
+    from pymatgen.core.periodic_table import Element
 
     return float(Element(symbol).atomic_mass)
 
 
-def _mass_amu(structure) -> float:
+def _mass_amu(structure: Structure) -> float:
     """Cell mass in amu (pymatgen's Structure.density without its unit objects)."""
-    return sum(_element_mass(el.symbol) * amt for el, amt in structure.composition.element_composition.items())
+    return float(sum(_element_mass(el.symbol) * amt for el, amt in structure.composition.element_composition.items()))
 
 
 @dataclass
@@ -53,10 +56,10 @@ class Plausibility:
     spacegroup: int | None = None
     mass_density: float = float("nan")
     number_density: float = float("nan")
-    equivalent_atoms: np.ndarray | None = None
+    equivalent_atoms: npt.NDArray[np.integer[Any]] | None = None
 
 
-def check_plausibility(structure) -> Plausibility:
+def check_plausibility(structure: Structure) -> Plausibility:
     """Run every plausibility check on ``structure`` (a pymatgen Structure)."""
     failures: list[str] = []
     lattice = structure.lattice
@@ -89,7 +92,7 @@ def check_plausibility(structure) -> Plausibility:
         if 1 <= number <= 230:
             spacegroup = number
             equivalent = np.asarray(sga.get_symmetry_dataset().equivalent_atoms)
-    except Exception as exc:  # spglib gives up on degenerate cells
+    except Exception as exc:  # noqa: BLE001 - spglib gives up on degenerate cells in many ways
         failures.append(f"spglib found no space group ({type(exc).__name__}: {exc})"[:200])
     else:
         if spacegroup is None:
