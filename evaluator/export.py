@@ -75,7 +75,7 @@ def cif_text(structure_json: str | None) -> str:
     ordered = all(len(site.get("species") or []) == 1 and float(site["species"][0].get("occu", 1)) == 1.0
                   for site in sites)
     if not ordered:
-        from pymatgen.core import Structure
+        from pymatgen.core.structure import Structure
         from pymatgen.io.cif import CifWriter
 
         return str(CifWriter(Structure.from_dict(d)))

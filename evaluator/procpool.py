@@ -36,7 +36,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from multiprocessing.context import ForkServerContext, SpawnContext
+from typing import Any, TypeAlias
 
 START_METHODS = ("forkserver", "spawn")
 START_TIMEOUT_S = 600.0  # a child must import and run its initializer within this
@@ -44,6 +45,9 @@ PARENT_WATCH_S = 0.5
 REAP_TIMEOUT_S = 5.0
 MAX_ERROR_CHARS = 500
 _PR_SET_PDEATHSIG = 1
+
+# Child -> parent messages: ("ready",), ("init_error", why), or ("done", index, ok, value, error).
+Done: TypeAlias = tuple[str, int, bool, Any, str | None]
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _child_main(conn: Connection, fn: Callable[[Any], Any], initializer: Callable[..., None] | None,
-                initargs: tuple, caller_pid: int, use_pdeathsig: bool,
+                initargs: tuple[Any, ...], caller_pid: int, use_pdeathsig: bool,
                 max_memory_bytes: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's business
     die_with_parent(caller_pid, pdeathsig=use_pdeathsig)
@@ -129,6 +133,7 @@ def _child_main(conn: Connection, fn: Callable[[Any], Any], initializer: Callabl
         if task is None:
             return
         index, item = task
+        reply: Done
         try:
             reply = ("done", index, True, fn(item), None)
         except MemoryError:
@@ -145,7 +150,7 @@ def _child_main(conn: Connection, fn: Callable[[Any], Any], initializer: Callabl
 # ---------------------------------------------------------------- parent side
 
 class _Child:
-    def __init__(self, run: "_Run") -> None:
+    def __init__(self, run: _Run) -> None:
         self.conn, child_conn = run.ctx.Pipe()
         self.proc = run.ctx.Process(
             target=_child_main, daemon=True, name="procpool-child",
@@ -185,21 +190,25 @@ class _Child:
         return f"worker process died (exit code {code})"
 
 
-_LIVE: "weakref.WeakSet[_Run]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[_Run] = weakref.WeakSet()
 
 
 class _Run(Iterator[Outcome]):
     def __init__(self, fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int,
                  timeout_s: float | None, start_method: str, preload: Sequence[str],
-                 initializer: Callable[..., None] | None, initargs: tuple,
+                 initializer: Callable[..., None] | None, initargs: tuple[Any, ...],
                  max_memory_bytes: int | None) -> None:
-        if start_method not in START_METHODS:
+        self.ctx: ForkServerContext | SpawnContext
+        if start_method == "forkserver":
+            self.ctx = mp.get_context("forkserver")
+            if preload:
+                # Takes effect only if this process's fork server is not running yet.
+                self.ctx.set_forkserver_preload(list(preload))
+        elif start_method == "spawn":
+            self.ctx = mp.get_context("spawn")
+        else:
             raise ValueError(f"start_method must be one of {START_METHODS} (fork can deadlock "
                              f"in a threaded process), got {start_method!r}")
-        self.ctx = mp.get_context(start_method)
-        if start_method == "forkserver" and preload:
-            # Takes effect only if this process's fork server is not running yet.
-            self.ctx.set_forkserver_preload(list(preload))
         # The parent-death signal fires when the *thread* that forked the child ends, so it
         # is safe only for forkserver children (forked by the fork server's single thread)
         # or children started from the main thread; the pid watchdog covers the rest.
@@ -217,7 +226,7 @@ class _Run(Iterator[Outcome]):
         _LIVE.add(self)
 
     # -- context manager and iterator
-    def __enter__(self) -> "_Run":
+    def __enter__(self) -> _Run:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -319,7 +328,7 @@ class _Run(Iterator[Outcome]):
 def run_bounded(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int = 1,
                 timeout_s: float | None = None, start_method: str = "forkserver",
                 preload: Sequence[str] = (), initializer: Callable[..., None] | None = None,
-                initargs: tuple = (), max_memory_bytes: int | None = None) -> _Run:
+                initargs: tuple[Any, ...] = (), max_memory_bytes: int | None = None) -> _Run:
     """Run ``fn(item)`` for each item in up to ``workers`` child processes; see the module doc.
 
     timeout_s bounds each item's run time (the child's start-up is not counted);

@@ -17,38 +17,49 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, SupportsInt
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from pandas.api.typing import NAType
+
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
+
+    from evaluator.context import EvalContext
 
 N_ELEMENTS = 118
 AMU_G_PER_CM3_A3 = 1.66053906660  # 1 amu/Å³ in g/cm³
 SYMPREC = 0.01
 ANGLE_TOLERANCE = 5.0
 _CTX_KEY = "_families_structure_features"
+Floats = npt.NDArray[np.float64]
+ElementTables = tuple[Floats, Floats, list[str]]  # masses (amu), covalent radii (Å), symbols; by Z-1
 
 
 @dataclass
 class StructureFeatures:
     index: list[int]  # ctx.table index of each row
     table: pd.DataFrame  # indexed by ``index``
-    counts: np.ndarray  # (n, 118) element amounts per cell
+    counts: Floats  # (n, 118) element amounts per cell
 
     @property
-    def ok(self) -> np.ndarray:
+    def ok(self) -> npt.NDArray[np.bool_]:
         """Rows whose features were computed."""
         return self.table["error"].isna().to_numpy()
 
 
-def _element_tables() -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _element_tables() -> ElementTables:
     """Atomic masses (amu), covalent radii (Å) and symbols indexed by Z-1."""
-    import warnings
-
     from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
-    from pymatgen.core import Element
+    from pymatgen.core.periodic_table import Element
 
-    masses, radii, symbols = np.zeros(N_ELEMENTS), np.zeros(N_ELEMENTS), []
+    masses, radii = np.zeros(N_ELEMENTS), np.zeros(N_ELEMENTS)
+    symbols: list[str] = []
     for z in range(1, N_ELEMENTS + 1):
         el = Element.from_Z(z)
         symbols.append(el.symbol)
@@ -62,17 +73,17 @@ def _element_tables() -> tuple[np.ndarray, np.ndarray, list[str]]:
     return masses, radii, symbols
 
 
-_TABLES: tuple | None = None
+_TABLES: ElementTables | None = None
 
 
-def element_tables() -> tuple[np.ndarray, np.ndarray, list[str]]:
+def element_tables() -> ElementTables:
     global _TABLES
     if _TABLES is None:
         _TABLES = _element_tables()
     return _TABLES
 
 
-def spacegroup_number(structure) -> int | None:
+def spacegroup_number(structure: Structure) -> int | None:
     """spglib space-group number (symprec 0.01, angle tolerance 5°), None on failure."""
     import spglib
 
@@ -80,12 +91,12 @@ def spacegroup_number(structure) -> int | None:
         numbers = structure.atomic_numbers
     except AttributeError:  # disordered: spglib needs one species per site
         return None
-    cell = (structure.lattice.matrix, structure.frac_coords, numbers)
+    cell = (structure.lattice.matrix.tolist(), structure.frac_coords.tolist(), numbers)
     ds = spglib.get_symmetry_dataset(cell, symprec=SYMPREC, angle_tolerance=ANGLE_TOLERANCE)
     return int(ds.number) if ds is not None else None
 
 
-def element_amounts(structure) -> np.ndarray:
+def element_amounts(structure: Structure) -> Floats:
     """(118,) element amounts in the cell of ``structure``."""
     row = np.zeros(N_ELEMENTS)
     try:
@@ -97,8 +108,10 @@ def element_amounts(structure) -> np.ndarray:
     return row
 
 
-def compute_features(structures, index, spacegroups=None) -> StructureFeatures:
-    """Features of ``structures`` (rows ``index``); ``spacegroups`` reuses known numbers."""
+def compute_features(structures: Sequence[Structure | None], index: Sequence[int],
+                     spacegroups: Sequence[int | None] | None = None) -> StructureFeatures:
+    """Features of ``structures`` (rows ``index``); ``spacegroups`` reuses known numbers.
+    A structure that is None (not parsed) gets an error row."""
     masses, radii, _ = element_tables()
     vol_per_atom = 4.0 / 3.0 * math.pi * radii**3
     n = len(index)
@@ -108,6 +121,8 @@ def compute_features(structures, index, spacegroups=None) -> StructureFeatures:
     errors: list[str | None] = [None] * n
     for k, s in enumerate(structures):
         try:
+            if s is None:
+                raise ValueError("no parsed structure")
             counts[k] = element_amounts(s)
             vol = float(s.volume)
             natoms = counts[k].sum()
@@ -126,7 +141,7 @@ def compute_features(structures, index, spacegroups=None) -> StructureFeatures:
                 cols["spacegroup"][k] = int(sg)
             if not natoms > 0:
                 errors[k] = "structure has no atoms"
-        except Exception as exc:  # one bad structure never stops the family
+        except Exception as exc:  # noqa: BLE001 - one bad structure never stops the family
             counts[k] = 0.0
             errors[k] = f"features failed: {type(exc).__name__}: {exc}"
     table = pd.DataFrame(cols, index=pd.Index(index))
@@ -134,9 +149,9 @@ def compute_features(structures, index, spacegroups=None) -> StructureFeatures:
     return StructureFeatures(list(index), table, counts)
 
 
-def _as_spacegroup(value) -> int | None:
+def _as_spacegroup(value: SupportsInt | str | NAType | None) -> int | None:
     """A space-group number from the validity column (int, float or 'Fm-3m (225)')."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or isinstance(value, NAType):
         return None
     try:
         number = int(value)
@@ -146,11 +161,11 @@ def _as_spacegroup(value) -> int | None:
     return number if 1 <= number <= 230 else None
 
 
-def structure_features(ctx) -> StructureFeatures:
+def structure_features(ctx: EvalContext) -> StructureFeatures:
     """Features of ``ctx.valid_index``, computed once per context."""
     index = ctx.valid_index
     cached = ctx.__dict__.get(_CTX_KEY)
-    if cached is not None and cached.index == index:
+    if isinstance(cached, StructureFeatures) and cached.index == index:
         return cached
     spacegroups = None
     if "validity_spacegroup" in ctx.table:

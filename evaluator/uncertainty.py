@@ -32,9 +32,11 @@ from the table to the family's exact value gets none either, with a reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 N_RESAMPLES = 1000
@@ -47,17 +49,37 @@ METHOD = ("percentile bootstrap over structures (rows of the per-structure table
 SUFFIXES = ("_frac_submitted", "_frac_valid")
 _CELLS_PER_CHUNK = 2_000_000  # resample-matrix cells held at once (memory bound for large uploads)
 
+Flags = npt.NDArray[np.bool_]
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Counter = Callable[[Ints], Ints]  # weights (B, n) -> counts (B,)
+# The summary's "metrics": {family: {metric key: value}} (JSON values).
+Metrics = Mapping[str, Mapping[str, Any]]
 
-def _flag(table: pd.DataFrame, column: str) -> np.ndarray | None:
+
+class Interval(TypedDict):
+    """A rate's confidence interval."""
+
+    lo: float
+    hi: float
+
+
+class BootstrapDescription(TypedDict):
+    """How the intervals were computed (the summary's ``provenance.uncertainty``)."""
+
+    method: str
+    n_resamples: int
+    seed: int
+    level: float
+
+
+def _flag(table: pd.DataFrame, column: str) -> Flags | None:
     if column not in table:
         return None
     return table[column].astype("boolean").fillna(False).to_numpy(bool)
 
 
-Counter = Callable[[np.ndarray], np.ndarray]  # weights (B, n) -> counts (B,)
-
-
-def _flag_counter(flag: np.ndarray) -> Counter:
+def _flag_counter(flag: Flags) -> Counter:
     f = flag.astype(np.int64)
     return lambda w: w @ f
 
@@ -91,13 +113,16 @@ def counters(table: pd.DataFrame) -> dict[str, dict[str, Counter]]:
     return out
 
 
-def _denominator_flag(table: pd.DataFrame) -> np.ndarray:
+def _denominator_flag(table: pd.DataFrame) -> Flags:
     """Rows in the ``_frac_valid`` denominator (as ``EvalContext.valid_index``)."""
     col = "validity_valid" if "validity_valid" in table else "parse_ok"
-    return _flag(table, col)
+    flag = _flag(table, col)
+    if flag is None:
+        raise KeyError("the per-structure table has neither validity_valid nor parse_ok")
+    return flag
 
 
-def resample_weights(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+def resample_weights(n: int, n_resamples: int, seed: int) -> Iterator[Ints]:
     """Chunks of bootstrap weights: row b of a chunk = how often each of the n rows is drawn."""
     rng = np.random.default_rng(seed)
     chunk = max(1, _CELLS_PER_CHUNK // max(n, 1))
@@ -109,7 +134,7 @@ def resample_weights(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarray
         done += b
 
 
-def _rates(counts: np.ndarray, n_submitted: int, n_valid: np.ndarray) -> dict[str, np.ndarray]:
+def _rates(counts: Ints, n_submitted: int, n_valid: Ints) -> dict[str, Floats]:
     with np.errstate(divide="ignore", invalid="ignore"):
         frac_valid = np.where(n_valid > 0, counts / np.maximum(n_valid, 1), np.nan)
     return {"_frac_submitted": counts / n_submitted, "_frac_valid": frac_valid}
@@ -131,8 +156,9 @@ def point_estimates(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     return out
 
 
-def bootstrap_intervals(table: pd.DataFrame, metrics: dict, n_resamples: int = N_RESAMPLES,
-                        seed: int = SEED, level: float = LEVEL) -> tuple[dict, dict]:
+def bootstrap_intervals(table: pd.DataFrame, metrics: Metrics, n_resamples: int = N_RESAMPLES,
+                        seed: int = SEED, level: float = LEVEL
+                        ) -> tuple[dict[str, dict[str, Interval]], dict[str, str]]:
     """({group: {rate key: {"lo", "hi"}}}, {"group.key": why no interval}).
 
     Only rates present and non-null in ``metrics`` (the summary's ``metrics``) get an
@@ -162,16 +188,16 @@ def bootstrap_intervals(table: pd.DataFrame, metrics: dict, n_resamples: int = N
     if not wanted:
         return {}, missing
     valid = _denominator_flag(table).astype(np.int64)
-    samples: dict[tuple[str, str], list[np.ndarray]] = {k: [] for k in wanted}
+    samples: dict[tuple[str, str], list[Floats]] = {k: [] for k in wanted}
     for w in resample_weights(n, n_resamples, seed):
         n_valid = w @ valid
-        cache: dict[int, dict[str, np.ndarray]] = {}
+        cache: dict[int, dict[str, Floats]] = {}
         for k, (count, suffix) in wanted.items():
             if id(count) not in cache:
                 cache[id(count)] = _rates(count(w), n, n_valid)
             samples[k].append(cache[id(count)][suffix])
     q = [50 * (1 - level), 50 * (1 + level)]
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, dict[str, Interval]] = {}
     for (group, key), parts in samples.items():
         values = np.concatenate(parts)
         values = values[np.isfinite(values)]
@@ -183,5 +209,5 @@ def bootstrap_intervals(table: pd.DataFrame, metrics: dict, n_resamples: int = N
     return out, missing
 
 
-def describe(n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL) -> dict:
+def describe(n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL) -> BootstrapDescription:
     return {"method": METHOD, "n_resamples": n_resamples, "seed": seed, "level": level}
