@@ -28,7 +28,8 @@ from one batched ``matrix_exp`` of 6×6 block matrices (the adjoint of the
 Frechet derivative of ``expm`` at A is the Frechet derivative at Aᵀ), fresh
 structures are handled per structure, and the model is called once per iteration.
 
-Failures never fail the batch: a structure whose energy blows up or whose
+Every structure ends as a :class:`~evaluator.mlip.relax_result.RelaxResult`, as on
+the reference path. Failures never fail the batch: a structure whose energy blows up or whose
 forces are not finite is retried alone from its submitted geometry, then failed
 with the reason; an exception in a batched model call (out of memory, too many
 neighbours) halves the batch budget (OOM) or sends every structure of that
@@ -40,21 +41,49 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
-from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM, _failed, _finish
+from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM, K, OnResult, final_result
+from evaluator.mlip.relax_result import RelaxResult
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 # ASE FIRE defaults (ase.optimize.FIRE) and the FrechetCellFilter's exp_cell_factor = n atoms
 DT_START, DT_MAX, N_MIN, F_INC, F_DEC, ALPHA_START, F_ALPHA, MAX_STEP = 0.1, 1.0, 5, 1.1, 0.5, 0.1, 0.99, 0.2
 
 
+class TorchSimModel(Protocol):
+    """What the engine needs of a torch-sim model (``torch_sim.models.interface.ModelInterface``)."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def __call__(self, state: Any) -> Mapping[str, torch.Tensor]:
+        """Energy (n,), forces (atoms, 3) and stress (n, 3, 3) of a ``torch_sim.SimState``
+        (torch-sim ships no type information, hence ``Any``)."""
+        ...
+
+
+@runtime_checkable
+class TorchSimMLIP(Protocol):
+    """An MLIP backend with a torch-sim model (MACE, SevenNet)."""
+
+    def ts_model(self) -> TorchSimModel: ...
+
+
 @dataclass
-class _Job:
-    key: object
-    atoms: object  # ase.Atoms, submitted geometry
+class _Job(Generic[K]):
+    key: K
+    atoms: Atoms  # submitted geometry
     alone: bool = False  # retried alone after a failure inside a batch
     e0: float | None = None
     t0: float = field(default_factory=time.perf_counter)
@@ -64,88 +93,91 @@ class _Job:
         return len(self.atoms)
 
 
-def memory_metric(atoms) -> float:
+def memory_metric(atoms: Atoms) -> float:
     """torch-sim's ``n_atoms_x_density`` memory scaler of one structure (atoms² per nm³)."""
-    return len(atoms) * len(atoms) / (abs(atoms.get_volume()) / 1000.0)
+    volume: float = atoms.get_volume()  # type: ignore[no-untyped-call]
+    return len(atoms) * len(atoms) / (abs(volume) / 1000.0)
 
 
-def frechet_cell_forces(log_f: "torch.Tensor", ucf_grad: "torch.Tensor") -> "torch.Tensor":
+def frechet_cell_forces(log_f: torch.Tensor, ucf_grad: torch.Tensor) -> torch.Tensor:
     """Batched ``Σ_ij L(A, E_mn)_ij G_ij`` for all (m, n): ASE's FrechetCellFilter cell gradient.
 
     ``L(A, E)`` is the Frechet derivative of ``expm`` at ``A`` in direction ``E``; its
     adjoint is ``L(Aᵀ, ·)``, so the 3×3 result is ``L(Aᵀ, G)``: the upper-right block
     of ``expm([[Aᵀ, G], [0, Aᵀ]])``. ``log_f``, ``ucf_grad``: (n, 3, 3).
     """
-    import torch
-
     n = log_f.shape[0]
     block = torch.zeros((n, 6, 6), dtype=log_f.dtype, device=log_f.device)
     at = log_f.transpose(1, 2)
     block[:, :3, :3] = at
     block[:, 3:, 3:] = at
     block[:, :3, 3:] = ucf_grad
-    return torch.linalg.matrix_exp(block)[:, :3, 3:]
+    expm: torch.Tensor = torch.linalg.matrix_exp(block)  # torch's stubs type linalg results as Any
+    return expm[:, :3, 3:]
 
 
-class _Batch:
+class _Batch(Generic[K]):
     """Tensors of the active structures (row-vector cells; ASE FIRE state per structure)."""
 
-    def __init__(self, device, dtype):
-        import torch
+    def __init__(self, device: torch.device, dtype: torch.dtype):
+        self.device, self.dtype = device, dtype
+        self.jobs: list[_Job[K]] = []
+        long = torch.long
+        self.ref_cell = self._zeros(0, 3, 3)  # submitted cell (rows = lattice vectors)
+        self.cell = self._zeros(0, 3, 3)
+        self.u = self._zeros(0, 3)  # positions in the undeformed cell (ASE filter coordinates)
+        self.numbers = self._zeros(0, dtype=long)
+        self.masses = self._zeros(0)
+        self.v = self._zeros(0, 3)
+        self.cell_pos = self._zeros(0, 3, 3)  # logm(F) * n_atoms
+        self.cell_v = self._zeros(0, 3, 3)
+        self.dt = self._zeros(0)
+        self.alpha = self._zeros(0)
+        self.n_pos = self._zeros(0, dtype=long)
+        self.steps = self._zeros(0, dtype=long)
+        self.fresh = self._zeros(0, dtype=torch.bool)  # no FIRE step yet (ASE: velocities None)
+        self.counts = self._zeros(0, dtype=long)
 
-        self.torch, self.device, self.dtype = torch, device, dtype
-        self.jobs: list[_Job] = []
-        z = lambda *s, dt=dtype: torch.zeros(s, device=device, dtype=dt)  # noqa: E731
-        self.ref_cell = z(0, 3, 3)  # submitted cell (rows = lattice vectors)
-        self.cell = z(0, 3, 3)
-        self.u = z(0, 3)  # positions in the undeformed cell (ASE filter coordinates)
-        self.numbers = z(0, dt=torch.long)
-        self.masses = z(0)
-        self.v = z(0, 3)
-        self.cell_pos = z(0, 3, 3)  # logm(F) * n_atoms
-        self.cell_v = z(0, 3, 3)
-        self.dt = z(0)
-        self.alpha = z(0)
-        self.n_pos = z(0, dt=torch.long)
-        self.steps = z(0, dt=torch.long)
-        self.fresh = z(0, dt=torch.bool)  # no FIRE step yet (ASE: velocities None)
-        self.counts = z(0, dt=torch.long)
+    def _zeros(self, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.zeros(shape, device=self.device, dtype=self.dtype if dtype is None else dtype)
+
+    def _tensor(self, data: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.tensor(data, device=self.device, dtype=self.dtype if dtype is None else dtype)
 
     @property
     def n_atoms(self) -> int:
         return int(self.counts.sum()) if len(self.jobs) else 0
 
-    def system_idx(self):
-        t = self.torch
-        return t.repeat_interleave(t.arange(len(self.jobs), device=self.device), self.counts)
+    def system_idx(self) -> torch.Tensor:
+        return torch.repeat_interleave(torch.arange(len(self.jobs), device=self.device), self.counts)
 
-    def add(self, jobs: list[_Job]) -> None:
-        t = self.torch
+    def add(self, jobs: list[_Job[K]]) -> None:
         if not jobs:
             return
-        kw = dict(device=self.device, dtype=self.dtype)
-        cells = t.tensor(np.array([j.atoms.cell.array for j in jobs]), **kw)
-        pos = t.tensor(np.concatenate([j.atoms.positions for j in jobs]), **kw)
+        long = torch.long
+        cells = self._tensor(np.array([j.atoms.cell.array for j in jobs]))
+        pos = self._tensor(np.concatenate([j.atoms.positions for j in jobs]))
         n = len(jobs)
-        counts = t.tensor([j.n for j in jobs], device=self.device, dtype=t.long)
+        counts = self._tensor([j.n for j in jobs], dtype=long)
+        masses = np.concatenate([j.atoms.get_masses() for j in jobs])
         self.jobs += jobs
-        self.ref_cell = t.cat([self.ref_cell, cells])
-        self.cell = t.cat([self.cell, cells.clone()])
-        self.u = t.cat([self.u, pos])  # F = 1 at the start: undeformed = Cartesian
-        self.numbers = t.cat([self.numbers, t.tensor(np.concatenate([j.atoms.numbers for j in jobs]),
-                                                     device=self.device, dtype=t.long)])
-        self.masses = t.cat([self.masses, t.tensor(np.concatenate([j.atoms.get_masses() for j in jobs]), **kw)])
-        self.v = t.cat([self.v, t.zeros_like(pos)])
-        self.cell_pos = t.cat([self.cell_pos, t.zeros((n, 3, 3), **kw)])
-        self.cell_v = t.cat([self.cell_v, t.zeros((n, 3, 3), **kw)])
-        self.dt = t.cat([self.dt, t.full((n,), DT_START, **kw)])
-        self.alpha = t.cat([self.alpha, t.full((n,), ALPHA_START, **kw)])
-        self.n_pos = t.cat([self.n_pos, t.zeros(n, device=self.device, dtype=t.long)])
-        self.steps = t.cat([self.steps, t.zeros(n, device=self.device, dtype=t.long)])
-        self.fresh = t.cat([self.fresh, t.ones(n, device=self.device, dtype=t.bool)])
-        self.counts = t.cat([self.counts, counts])
+        self.ref_cell = torch.cat([self.ref_cell, cells])
+        self.cell = torch.cat([self.cell, cells.clone()])
+        self.u = torch.cat([self.u, pos])  # F = 1 at the start: undeformed = Cartesian
+        self.numbers = torch.cat([self.numbers, self._tensor(np.concatenate([j.atoms.numbers for j in jobs]),
+                                                             dtype=long)])
+        self.masses = torch.cat([self.masses, self._tensor(masses)])
+        self.v = torch.cat([self.v, torch.zeros_like(pos)])
+        self.cell_pos = torch.cat([self.cell_pos, self._zeros(n, 3, 3)])
+        self.cell_v = torch.cat([self.cell_v, self._zeros(n, 3, 3)])
+        self.dt = torch.cat([self.dt, torch.full((n,), DT_START, device=self.device, dtype=self.dtype)])
+        self.alpha = torch.cat([self.alpha, torch.full((n,), ALPHA_START, device=self.device, dtype=self.dtype)])
+        self.n_pos = torch.cat([self.n_pos, self._zeros(n, dtype=long)])
+        self.steps = torch.cat([self.steps, self._zeros(n, dtype=long)])
+        self.fresh = torch.cat([self.fresh, torch.ones(n, device=self.device, dtype=torch.bool)])
+        self.counts = torch.cat([self.counts, counts])
 
-    def keep(self, mask: "torch.Tensor") -> None:
+    def keep(self, mask: torch.Tensor) -> None:
         """Keep the structures where ``mask`` (per structure, bool) is True."""
         atom_mask = mask.repeat_interleave(self.counts)
         self.jobs = [j for j, k in zip(self.jobs, mask.tolist(), strict=True) if k]
@@ -154,24 +186,25 @@ class _Batch:
         for name in ("u", "numbers", "masses", "v"):
             setattr(self, name, getattr(self, name)[atom_mask])
 
-    def deform_grad(self):
-        t = self.torch
-        return t.linalg.matrix_exp(self.cell_pos / self.counts.to(self.dtype).view(-1, 1, 1))
+    def deform_grad(self) -> torch.Tensor:
+        F: torch.Tensor = torch.linalg.matrix_exp(self.cell_pos / self.counts.to(self.dtype).view(-1, 1, 1))
+        return F
 
-    def positions(self, F=None):
+    def positions(self, F: torch.Tensor | None = None) -> torch.Tensor:
         """Cartesian positions: x = F u (per atom)."""
         F = self.deform_grad() if F is None else F
-        return self.torch.bmm(F[self.system_idx()], self.u.unsqueeze(-1)).squeeze(-1)
+        return torch.bmm(F[self.system_idx()], self.u.unsqueeze(-1)).squeeze(-1)
 
-    def sim_state(self):
+    def sim_state(self) -> Any:
+        """The batch as a ``torch_sim.SimState`` (torch-sim ships no type information)."""
         import torch_sim as ts
 
         return ts.SimState(positions=self.positions(), masses=self.masses, cell=self.cell.mT.contiguous(),
                            pbc=True, atomic_numbers=self.numbers, system_idx=self.system_idx())
 
-    def filter_forces(self, out):
+    def filter_forces(self, out: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(atom forces @ F, cell forces) as ASE's FrechetCellFilter.get_forces gives them."""
-        t = self.torch
+        t = torch
         F = self.deform_grad()
         idx = self.system_idx()
         f_atoms = t.bmm(out["forces"].to(self.dtype).unsqueeze(1), F[idx]).squeeze(1)
@@ -182,22 +215,22 @@ class _Batch:
         f_cell = frechet_cell_forces(log_f, ucf) / self.counts.to(self.dtype).view(-1, 1, 1)
         return f_atoms, f_cell
 
-    def fmax(self, f_atoms, f_cell):
+    def fmax(self, f_atoms: torch.Tensor, f_cell: torch.Tensor) -> torch.Tensor:
         """Largest row norm of the filter's forces per structure (ASE's convergence measure)."""
-        t = self.torch
+        t = torch
         n = len(self.jobs)
         row = t.linalg.vector_norm(f_atoms, dim=1)
         out = t.zeros(n, device=self.device, dtype=self.dtype).scatter_reduce(
             0, self.system_idx(), row, reduce="amax", include_self=True)
         return t.maximum(out, t.linalg.vector_norm(f_cell, dim=2).amax(dim=1))
 
-    def fire_step(self, f_atoms, f_cell) -> None:
+    def fire_step(self, f_atoms: torch.Tensor, f_cell: torch.Tensor) -> None:
         """One ASE FIRE step (per structure) on positions and the log-cell; no model call."""
-        t = self.torch
+        t = torch
         idx = self.system_idx()
         n = len(self.jobs)
 
-        def per_sys(x):  # sum over atoms of each structure of a per-atom scalar
+        def per_sys(x: torch.Tensor) -> torch.Tensor:  # sum over atoms of each structure of a per-atom scalar
             return t.zeros(n, device=self.device, dtype=self.dtype).index_add_(0, idx, x)
 
         vf = per_sys((f_atoms * self.v).sum(1)) + (f_cell * self.cell_v).sum((1, 2))
@@ -234,30 +267,30 @@ class _Batch:
         self.cell = t.bmm(self.ref_cell, self.deform_grad().transpose(1, 2))
 
 
-def _result(job: _Job, batch: _Batch, i: int, F, energy: float, converged: bool, fmax_final: float) -> dict:
-    """The reference path's result dict for structure ``i`` of the batch."""
-    atoms = job.atoms.copy()
+def _result(job: _Job[K], batch: _Batch[K], i: int, F: torch.Tensor, energy: float, converged: bool,
+            fmax_final: float) -> RelaxResult:
+    """The reference path's result for structure ``i`` of the batch."""
+    atoms: Atoms = job.atoms.copy()  # type: ignore[no-untyped-call]
     lo = int(batch.counts[:i].sum())
-    pos = batch.torch.bmm(F[i].expand(job.n, 3, 3), batch.u[lo:lo + job.n].unsqueeze(-1)).squeeze(-1)
-    atoms.set_cell(batch.cell[i].detach().cpu().numpy().astype(float), scale_atoms=False)
-    atoms.set_positions(pos.detach().cpu().numpy().astype(float))
-    initial_frac = job.atoms.get_scaled_positions(wrap=False)
-    out = _finish(atoms, initial_frac, job.atoms.get_volume(), job.e0, energy, int(batch.steps[i]),
-                  converged, fmax_final)
-    out["wall_s"] = round(time.perf_counter() - job.t0, 4)
-    return out
+    pos = torch.bmm(F[i].expand(job.n, 3, 3), batch.u[lo:lo + job.n].unsqueeze(-1)).squeeze(-1)
+    atoms.set_cell(batch.cell[i].detach().cpu().numpy().astype(float), scale_atoms=False)  # type: ignore[no-untyped-call]
+    atoms.set_positions(pos.detach().cpu().numpy().astype(float))  # type: ignore[no-untyped-call]
+    initial_frac = job.atoms.get_scaled_positions(wrap=False)  # type: ignore[no-untyped-call]
+    initial_volume = job.atoms.get_volume()  # type: ignore[no-untyped-call]
+    assert job.e0 is not None  # set at the first step, whose energy was finite
+    out = final_result(atoms, initial_frac, initial_volume, job.e0, energy, int(batch.steps[i]), converged,
+                       fmax_final)
+    return out.timed(time.perf_counter() - job.t0)
 
 
 def _is_oom(exc: BaseException) -> bool:
-    import torch
-
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.02, steps: int = 300,
-                 max_atoms: int = 4096, on_result: Callable[[object, dict], None] | None = None,
-                 memory_fraction: float = 0.6, stats: dict | None = None,
-                 poll: Callable[[], None] | None = None, poll_s: float = 1.0) -> dict:
+def relax_engine(mlip: TorchSimMLIP, items: Iterable[tuple[K, Atoms]], fmax: float = 0.02, steps: int = 300,
+                 max_atoms: int = 4096, on_result: OnResult[K] | None = None,
+                 memory_fraction: float = 0.6, stats: dict[str, Any] | None = None,
+                 poll: Callable[[], None] | None = None, poll_s: float = 1.0) -> dict[K, RelaxResult]:
     """Relax ``(key, ase.Atoms)`` pairs with the batched engine; returns {key: result}.
 
     ``mlip`` must provide ``ts_model()`` (a torch-sim model; MACE and SevenNet do).
@@ -267,37 +300,35 @@ def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.0
     stops a long batch in which nothing finishes). ``stats``, when given,
     receives iterations, model calls, largest batch and the budget used.
     """
-    import torch
-
     model = mlip.ts_model()
     device, dtype = model.device, model.dtype
-    pending = deque(_Job(k, a) for k, a in items)
-    solo: deque[_Job] = deque()  # structures to retry alone
-    results: dict = {}
+    pending: deque[_Job[K]] = deque(_Job(k, a) for k, a in items)
+    solo: deque[_Job[K]] = deque()  # structures to retry alone
+    results: dict[K, RelaxResult] = {}
     st = stats if stats is not None else {}
     st.update(iterations=0, model_calls=0, max_batch=0, retried_alone=0, oom_halvings=0)
-    budget = None
+    budget: float | None = None
     if device.type == "cuda":
         try:
             budget = _memory_budget(model, list(pending), max_atoms, memory_fraction)
-        except Exception as exc:  # the probe itself failed (e.g. out of memory): atom budget only
+        except Exception as exc:  # noqa: BLE001 - the probe itself failed (e.g. out of memory): atom budget only
             st["memory_budget_error"] = f"{type(exc).__name__}: {exc}"
             torch.cuda.empty_cache()
     st["memory_budget"] = budget
 
-    def done(job: _Job, res: dict) -> None:
+    def done(job: _Job[K], res: RelaxResult) -> None:
         results[job.key] = res
         if on_result is not None:
             on_result(job.key, res)
 
-    def retry_or_fail(job: _Job, reason: str) -> None:
+    def retry_or_fail(job: _Job[K], reason: str) -> None:
         if job.alone:
-            done(job, {**_failed(reason, job.e0), "wall_s": round(time.perf_counter() - job.t0, 4)})
+            done(job, RelaxResult.failed(reason, job.e0).timed(time.perf_counter() - job.t0))
         else:
             st["retried_alone"] += 1
             solo.append(_Job(job.key, job.atoms, alone=True))
 
-    batch = _Batch(device, dtype)
+    batch: _Batch[K] = _Batch(device, dtype)
     last_poll = time.monotonic()
     while pending or solo or batch.jobs:
         if poll is not None and time.monotonic() - last_poll >= poll_s:
@@ -307,7 +338,8 @@ def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.0
         if not batch.jobs and solo:
             batch.add([solo.popleft()])
         elif not any(j.alone for j in batch.jobs):
-            joining, n_atoms, metric = [], batch.n_atoms, sum(memory_metric(j.atoms) for j in batch.jobs)
+            joining: list[_Job[K]] = []
+            n_atoms, metric = batch.n_atoms, sum(memory_metric(j.atoms) for j in batch.jobs)
             while pending:
                 job = pending[0]
                 fits = n_atoms + job.n <= max_atoms and (budget is None or metric + memory_metric(job.atoms) <= budget)
@@ -327,7 +359,7 @@ def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.0
             out = model(batch.sim_state())
             f_atoms, f_cell = batch.filter_forces(out)
             fmax_now = batch.fmax(f_atoms, f_cell)
-        except Exception as exc:  # the whole batch failed: never fail it, split it
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed: never fail it, split it
             jobs = batch.jobs
             batch = _Batch(device, dtype)
             if device.type == "cuda":
@@ -343,13 +375,13 @@ def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.0
         energy = out["energy"].detach().to(torch.float64).cpu().numpy()
         fmax_np = fmax_now.detach().to(torch.float64).cpu().numpy()
         bad_atoms = (~torch.isfinite(f_atoms).all(1)).to(torch.int32)  # int: index_add_ of bool is CPU-only
-        finite_f = torch.zeros(len(batch.jobs), dtype=torch.int32, device=device).index_add_(
+        finite_t = torch.zeros(len(batch.jobs), dtype=torch.int32, device=device).index_add_(
             0, batch.system_idx(), bad_atoms) == 0
-        finite_f &= torch.isfinite(f_cell).all(2).all(1)
-        finite_f = finite_f.cpu().numpy()
+        finite_t &= torch.isfinite(f_cell).all(2).all(1)
+        finite_f = finite_t.cpu().numpy()
         steps_np = batch.steps.cpu().numpy()
         keep = np.ones(len(batch.jobs), dtype=bool)
-        F = None
+        F: torch.Tensor | None = None
         for i, job in enumerate(batch.jobs):
             e = float(energy[i])
             ok_e = math.isfinite(e) and abs(e) / job.n <= ENERGY_LIMIT_EV_PER_ATOM
@@ -367,9 +399,9 @@ def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.0
                 F = batch.deform_grad() if F is None else F
                 try:
                     res = _result(job, batch, i, F, e, converged, float(fmax_np[i]))
-                except Exception as exc:
-                    res = {**_failed(f"relaxation error: {type(exc).__name__}: {exc}", job.e0),
-                           "wall_s": round(time.perf_counter() - job.t0, 4)}
+                except Exception as exc:  # noqa: BLE001 - building one result failed: that structure fails alone
+                    res = RelaxResult.failed(f"relaxation error: {type(exc).__name__}: {exc}", job.e0).timed(
+                        time.perf_counter() - job.t0)
                 done(job, res)
         if not keep.all():
             mask = torch.as_tensor(keep, device=device)
@@ -381,23 +413,22 @@ def relax_engine(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.0
     return results
 
 
-def _memory_budget(model, jobs: list[_Job], max_atoms: int, fraction: float) -> float:
+def _memory_budget(model: TorchSimModel, jobs: list[_Job[K]], max_atoms: int, fraction: float) -> float:
     """CUDA: the memory-scaler budget (Σ atoms²/nm³ per batch) that fits ``fraction`` of free memory.
 
     A probe forward pass on up to ``max_atoms`` atoms of the first structures measures the
     peak memory per unit of torch-sim's ``n_atoms_x_density`` scaler.
     """
-    import torch
-
     if not jobs:
         return float("inf")
-    probe, n = [], 0
+    probe: list[_Job[K]] = []
+    n = 0
     for j in jobs:
         if probe and n + j.n > min(max_atoms, 2048):
             break
         probe.append(j)
         n += j.n
-    b = _Batch(model.device, model.dtype)
+    b: _Batch[K] = _Batch(model.device, model.dtype)
     b.add(probe)
     torch.cuda.synchronize()
     torch.cuda.empty_cache()

@@ -14,13 +14,10 @@ Two drivers give the same trajectory (same ASE FIRE and filter objects):
   (``evaluator.mlip.engine``), which follows the same algorithm; these drivers
   stay the reference implementation.
 
-Result of one relaxation (JSON-serialisable dict):
-``energy_unrelaxed`` / ``energy`` (eV, total, submitted / final geometry; a failed
-relaxation keeps ``energy_unrelaxed`` when the model gave it),
-``steps`` (FIRE steps taken), ``converged`` (max filter force < fmax),
-``fmax_final`` (eV/Å, max force incl. the cell's virial term as the filter sees it),
-``rmsd`` (Å), ``volume_ratio`` (final/initial volume), ``structure_relaxed``
-(pymatgen JSON), ``status`` ("ok"/"failed") and ``reason``.
+Result of one relaxation: a :class:`~evaluator.mlip.relax_result.RelaxResult`
+(energies at the submitted and final geometry, steps, convergence, final max force,
+RMSD, volume ratio, relaxed structure, status and reason, wall time). A structure
+that fails is a failed result with the reason, never an exception.
 
 RMSD: atom i is followed through the relaxation (same order), so no matching
 is needed. Displacements are taken in fractional coordinates of each cell
@@ -34,9 +31,18 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from evaluator.mlip.relax_result import RelaxResult
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from evaluator.mlip import MLIP
 
 # FrechetCellFilter takes scipy's matrix logarithm of the deformation gradient each
 # step; scipy warns about ~1e-13 round-off, hundreds of lines per relaxation.
@@ -44,8 +50,11 @@ warnings.filterwarnings("ignore", message="logm result may be inaccurate", categ
 
 ENERGY_LIMIT_EV_PER_ATOM = 1e3  # |E|/N beyond this is a numerical blow-up, not a result
 
+K = TypeVar("K", bound=Hashable)  # the caller's key of a structure (row, structure hash, ...)
+OnResult = Callable[[K, RelaxResult], None]
 
-def periodic_rmsd(initial_frac: np.ndarray, final_frac: np.ndarray, final_lattice: np.ndarray) -> float:
+
+def periodic_rmsd(initial_frac: ArrayLike, final_frac: ArrayLike, final_lattice: ArrayLike) -> float:
     """RMSD (Å) between two fractional-coordinate sets of the same atoms (see module doc)."""
     d = np.asarray(final_frac, float) - np.asarray(initial_frac, float)
     d -= np.round(d)
@@ -55,105 +64,103 @@ def periodic_rmsd(initial_frac: np.ndarray, final_frac: np.ndarray, final_lattic
     return float(np.sqrt((cart ** 2).sum(axis=1).mean()))
 
 
-def _fmax(gradient: np.ndarray) -> float:
+def _fmax(gradient: NDArray[np.floating[Any]]) -> float:
     return float(np.sqrt((gradient.reshape(-1, 3) ** 2).sum(axis=1).max()))
 
 
-def _finish(atoms, initial_frac, initial_volume, e0, energy, steps, converged, fmax_final) -> dict:
+def final_result(atoms: Atoms, initial_frac: NDArray[np.float64], initial_volume: float, e0: float,
+                 energy: float, steps: int, converged: bool, fmax_final: float) -> RelaxResult:
+    """The result of a finished relaxation of ``atoms`` (final geometry, submitted-geometry
+    energy ``e0`` and final ``energy`` in eV); failed when an energy is non-physical."""
     from pymatgen.io.ase import AseAtomsAdaptor
 
     n = len(atoms)
-    out = {"energy_unrelaxed": float(e0), "energy": float(energy), "steps": int(steps),
-           "converged": bool(converged), "fmax_final": float(fmax_final)}
-    bad = [k for k in ("energy_unrelaxed", "energy")
-           if not math.isfinite(out[k]) or abs(out[k]) / n > ENERGY_LIMIT_EV_PER_ATOM]
+    energies = {"energy_unrelaxed": float(e0), "energy": float(energy)}
+    bad = [k for k, e in energies.items() if not math.isfinite(e) or abs(e) / n > ENERGY_LIMIT_EV_PER_ATOM]
     if bad:
-        return {**out, "status": "failed", "reason": f"non-physical {bad[0]} from the MLIP ({out[bad[0]]:.3g} eV)"}
-    structure = AseAtomsAdaptor.get_structure(atoms)
-    out.update(rmsd=periodic_rmsd(initial_frac, atoms.get_scaled_positions(wrap=False), atoms.cell.array),
-               volume_ratio=float(atoms.get_volume() / initial_volume),
-               structure_relaxed=structure.to_json(), status="ok", reason=None)
-    return out
+        return RelaxResult("failed", f"non-physical {bad[0]} from the MLIP ({energies[bad[0]]:.3g} eV)",
+                           energy_unrelaxed=energies["energy_unrelaxed"], energy=energies["energy"],
+                           steps=int(steps), converged=bool(converged), fmax_final=float(fmax_final))
+    final_frac = atoms.get_scaled_positions(wrap=False)  # type: ignore[no-untyped-call]
+    volume = atoms.get_volume()  # type: ignore[no-untyped-call]
+    return RelaxResult(
+        "ok", None, energy_unrelaxed=energies["energy_unrelaxed"], energy=energies["energy"], steps=int(steps),
+        converged=bool(converged), fmax_final=float(fmax_final),
+        rmsd=periodic_rmsd(initial_frac, final_frac, atoms.cell.array), volume_ratio=float(volume / initial_volume),
+        structure_relaxed=AseAtomsAdaptor.get_structure(atoms).to_json())
 
 
-def _failed(reason: str, e0: float | None = None) -> dict:
-    """A failed relaxation; keeps the submitted-geometry energy ``e0`` (eV) when it was computed."""
-    out = {"status": "failed", "reason": reason}
-    if e0 is not None:
-        out["energy_unrelaxed"] = float(e0)
-    return out
-
-
-def relax_one(mlip, atoms, fmax: float = 0.02, steps: int = 300) -> dict:
-    """Relax one ASE Atoms with plain ASE (FIRE + FrechetCellFilter). Returns a result dict."""
+def relax_one(mlip: MLIP, atoms: Atoms, fmax: float = 0.02, steps: int = 300) -> RelaxResult:
+    """Relax one ASE Atoms with plain ASE (FIRE + FrechetCellFilter)."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
 
     t0 = time.perf_counter()
-    atoms = atoms.copy()
+    atoms = atoms.copy()  # type: ignore[no-untyped-call]
     atoms.calc = mlip.calculator()
-    initial_frac, initial_volume = atoms.get_scaled_positions(wrap=False), atoms.get_volume()
+    initial_frac = atoms.get_scaled_positions(wrap=False)  # type: ignore[no-untyped-call]
+    initial_volume = atoms.get_volume()  # type: ignore[no-untyped-call]
     e0 = None
     try:
-        e0 = atoms.get_potential_energy()
-        filt = FrechetCellFilter(atoms)
+        e0 = atoms.get_potential_energy()  # type: ignore[no-untyped-call]
+        filt = FrechetCellFilter(atoms)  # type: ignore[no-untyped-call]
         opt = FIRE(filt, logfile=None)
         converged = opt.run(fmax=fmax, steps=steps)
         fmax_final = _fmax(opt.optimizable.get_gradient())
-        out = _finish(atoms, initial_frac, initial_volume, e0, atoms.get_potential_energy(),
-                      opt.nsteps, converged, fmax_final)
-    except Exception as exc:  # model failure mid-relaxation (e.g. isolated atom)
-        out = _failed(f"relaxation error: {type(exc).__name__}: {exc}", e0)
-    out["wall_s"] = round(time.perf_counter() - t0, 4)
-    return out
+        energy = atoms.get_potential_energy()  # type: ignore[no-untyped-call]
+        out = final_result(atoms, initial_frac, initial_volume, e0, energy, opt.nsteps, converged, fmax_final)
+    except Exception as exc:  # noqa: BLE001 - a model failure mid-relaxation (e.g. isolated atom) fails this structure only
+        out = RelaxResult.failed(f"relaxation error: {type(exc).__name__}: {exc}", e0)
+    return out.timed(time.perf_counter() - t0)
 
 
 class _Relaxation:
     """One structure's ASE FIRE + FrechetCellFilter, driven from outside."""
 
-    def __init__(self, key, atoms, fmax: float, steps: int):
+    def __init__(self, atoms: Atoms, fmax: float, steps: int):
         from ase.filters import FrechetCellFilter
         from ase.optimize import FIRE
 
-        self.key, self.atoms, self.fmax, self.max_steps = key, atoms.copy(), fmax, steps
+        self.atoms: Atoms = atoms.copy()  # type: ignore[no-untyped-call]
+        self.fmax, self.max_steps = fmax, steps
         self.initial_frac = self.atoms.get_scaled_positions(wrap=False)
         self.initial_volume = self.atoms.get_volume()
-        self.filter = FrechetCellFilter(self.atoms)
+        self.filter = FrechetCellFilter(self.atoms)  # type: ignore[no-untyped-call]
         self.opt = FIRE(self.filter, logfile=None)
         self.opt.fmax = fmax
-        self.e0 = None
+        self.e0: float | None = None
         self.t0 = time.perf_counter()
 
-    def advance(self, result: dict) -> dict | None:
-        """Take the model result for the current geometry; return a final dict when done.
+    def advance(self, prediction: Mapping[str, Any]) -> RelaxResult | None:
+        """Take the model's prediction for the current geometry; return the result when done.
 
         Mirrors ``Optimizer.irun``: check convergence at the current geometry,
         stop when converged or at the step cap, else take one FIRE step.
         """
         from ase.calculators.singlepoint import SinglePointCalculator
 
-        if "error" in result:
-            return {**_failed(f"relaxation error: {result['error']}", self.e0),
-                    "wall_s": round(time.perf_counter() - self.t0, 4)}
-        self.atoms.calc = SinglePointCalculator(self.atoms, energy=result["energy"], free_energy=result["energy"],
-                                                forces=result["forces"], stress=result["stress"])
+        if "error" in prediction:
+            return RelaxResult.failed(f"relaxation error: {prediction['error']}", self.e0).timed(
+                time.perf_counter() - self.t0)
+        energy = prediction["energy"]
+        self.atoms.calc = SinglePointCalculator(  # type: ignore[no-untyped-call]
+            self.atoms, energy=energy, free_energy=energy, forces=prediction["forces"], stress=prediction["stress"])
         if self.e0 is None:
-            self.e0 = result["energy"]
+            self.e0 = float(energy)
         gradient = self.opt.optimizable.get_gradient()
         converged = bool(self.opt.optimizable.converged(gradient, self.fmax))
         if converged or self.opt.nsteps >= self.max_steps or not np.all(np.isfinite(gradient)):
-            out = _finish(self.atoms, self.initial_frac, self.initial_volume, self.e0, result["energy"],
-                          self.opt.nsteps, converged, _fmax(gradient))
-            out["wall_s"] = round(time.perf_counter() - self.t0, 4)
-            return out
+            out = final_result(self.atoms, self.initial_frac, self.initial_volume, self.e0, energy,
+                               self.opt.nsteps, converged, _fmax(gradient))
+            return out.timed(time.perf_counter() - self.t0)
         self.opt.step()
         self.opt.nsteps += 1
         return None
 
 
-def relax_batched(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.02, steps: int = 300,
+def relax_batched(mlip: MLIP, items: Iterable[tuple[K, Atoms]], fmax: float = 0.02, steps: int = 300,
                   max_atoms: int = 4096, max_structures: int = 512,
-                  on_result: Callable[[object, dict], None] | None = None) -> dict:
+                  on_result: OnResult[K] | None = None) -> dict[K, RelaxResult]:
     """Relax ``(key, atoms)`` pairs in lock-step batches; returns {key: result}.
 
     ``on_result(key, result)`` is called as each structure finishes (checkpointing).
@@ -161,55 +168,56 @@ def relax_batched(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.
     forward pass; a structure larger than ``max_atoms`` runs alone.
     """
     pending = list(items)[::-1]
-    active: list[_Relaxation] = []
-    results: dict = {}
+    active: list[tuple[K, _Relaxation]] = []
+    results: dict[K, RelaxResult] = {}
 
-    def done(key, res):
+    def done(key: K, res: RelaxResult) -> None:
         results[key] = res
         if on_result is not None:
             on_result(key, res)
 
     while pending or active:
-        n_atoms = sum(len(r.atoms) for r in active)
+        n_atoms = sum(len(r.atoms) for _, r in active)
         while pending and len(active) < max_structures:
             key, atoms = pending[-1]
             if active and n_atoms + len(atoms) > max_atoms:
                 break
             pending.pop()
             try:
-                active.append(_Relaxation(key, atoms, fmax, steps))
+                active.append((key, _Relaxation(atoms, fmax, steps)))
                 n_atoms += len(atoms)
-            except Exception as exc:
-                done(key, _failed(f"relaxation setup error: {exc}"))
+            except Exception as exc:  # noqa: BLE001 - a structure ASE cannot set up fails alone
+                done(key, RelaxResult.failed(f"relaxation setup error: {exc}"))
         if not active:
             continue
+        preds: list[Mapping[str, Any]]
         try:
-            preds = mlip.predict([r.atoms for r in active])
-        except Exception as exc:  # a whole-batch failure: retry each structure alone
+            preds = list(mlip.predict([r.atoms for _, r in active]))
+        except Exception as exc:  # noqa: BLE001 - a whole-batch failure: retry each structure alone
             preds = []
-            for r in active:
+            for _, r in active:
                 try:
                     preds.extend(mlip.predict([r.atoms]))
-                except Exception as exc1:
+                except Exception as exc1:  # noqa: BLE001 - this structure fails, the batch goes on
                     preds.append({"error": f"{type(exc1).__name__}: {exc1} (batch: {exc})"})
         still = []
-        for r, p in zip(active, preds, strict=True):
+        for (key, r), p in zip(active, preds, strict=True):
             try:
                 res = r.advance(p)
-            except Exception as exc:
-                res = _failed(f"relaxation error: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - one structure's ASE step failed: it alone fails
+                res = RelaxResult.failed(f"relaxation error: {type(exc).__name__}: {exc}")
             if res is None:
-                still.append(r)
+                still.append((key, r))
             else:
-                done(r.key, res)
+                done(key, res)
         active = still
     return results
 
 
-def relax_serial(mlip, items: Iterable[tuple[object, object]], fmax: float = 0.02, steps: int = 300,
-                 on_result: Callable[[object, dict], None] | None = None) -> dict:
+def relax_serial(mlip: MLIP, items: Iterable[tuple[K, Atoms]], fmax: float = 0.02, steps: int = 300,
+                 on_result: OnResult[K] | None = None) -> dict[K, RelaxResult]:
     """Relax ``(key, atoms)`` pairs one at a time with plain ASE; returns {key: result}."""
-    results = {}
+    results: dict[K, RelaxResult] = {}
     for key, atoms in items:
         res = relax_one(mlip, atoms, fmax, steps)
         results[key] = res

@@ -14,7 +14,7 @@ Routes (``energy_route(mlip_spec, hull)``):
   (what MP would have run), POTCAR check off.
 
 Any other pair is refused with :class:`IncompatibleEnergyScale` (a ValueError),
-e.g. CHGNet vs a MACE own-MLIP hull. ``options["hull_declared_compatible"]``
+e.g. CHGNet vs a MACE own-MLIP hull. The stability option ``hull_declared_compatible``
 lets a user declare an own-MLIP hull pair compatible (recorded in provenance).
 """
 
@@ -22,13 +22,23 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+
+    from evaluator.mlip import MLIPSpec
+    from evaluator.reference.hull import HullReference
+
+EnergyRoute = Literal["direct", "mp2020"]
 
 
 class IncompatibleEnergyScale(ValueError):
     """The MLIP's energies and the reference hull are on different scales."""
 
 
-def energy_route(spec, hull, declared_compatible: bool = False) -> str:
+def energy_route(spec: MLIPSpec, hull: HullReference, declared_compatible: bool = False) -> EnergyRoute:
     """``direct`` or ``mp2020`` for a compatible (MLIP spec, hull) pair; raises otherwise."""
     scale = hull.energy_scale
     if scale == "dft-mp2020":
@@ -57,14 +67,14 @@ def energy_route(spec, hull, declared_compatible: bool = False) -> str:
             f"refusing to score {spec.name} ({spec.model_id}) energies against the own-MLIP hull "
             f"'{hull.name}' (energy scale {scale}, {which}): energies of different MLIPs have "
             "different zeros. Use the DFT hull, or declare the pair compatible with "
-            "options hull_declared_compatible=true if this really is the same model")
+            "the option stability.hull_declared_compatible=true if this really is the same model")
     raise IncompatibleEnergyScale(f"unknown hull energy scale '{scale}' of '{hull.name}'")
 
 
-_COMPAT = None
+_COMPAT: MaterialsProject2020Compatibility | None = None
 
 
-def mp2020_compatibility():
+def mp2020_compatibility() -> MaterialsProject2020Compatibility:
     global _COMPAT
     if _COMPAT is None:
         from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
@@ -73,7 +83,7 @@ def mp2020_compatibility():
     return _COMPAT
 
 
-def mp2020_corrected_energy(structure, energy: float) -> tuple[float, str | None]:
+def mp2020_corrected_energy(structure: Structure, energy: float) -> tuple[float, str | None]:
     """(MP2020-corrected total energy in eV, None) or (NaN, reason) for raw PBE(+U) ``energy``."""
     from pymatgen.entries.computed_entries import ComputedStructureEntry
 
@@ -94,7 +104,7 @@ def mp2020_corrected_energy(structure, energy: float) -> tuple[float, str | None
     return float(processed.energy), None
 
 
-def hull_energy(route: str, structure, energy: float) -> tuple[float, str | None]:
+def hull_energy(route: str, structure: Structure, energy: float) -> tuple[float, str | None]:
     """Total energy (eV) on the hull's scale for an MLIP ``energy`` of ``structure``."""
     if not math.isfinite(energy):
         return math.nan, "no energy"

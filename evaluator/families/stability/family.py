@@ -13,44 +13,103 @@ geometry, also scored when the relaxation itself failed): ``energy_per_atom``
 only: ``steps``, ``converged``, ``fmax_final`` (eV/Å), ``rmsd`` (Å),
 ``volume_ratio``, ``relaxed_structure`` (pymatgen JSON), ``n_ref_entries``.
 
-Config options (``EvalConfig.options``): ``hull`` (hull mode of the reference:
-``dft`` default, or an own-MLIP hull such as ``mace``), ``relax_mode``
+Options (``StabilityOptions``, ``EvalConfig.options["stability"]``): ``hull`` (hull
+mode of the reference: ``dft`` default, or an own-MLIP hull such as ``mace``),
+``hull_file`` (a compact hull parquet, e.g. a LeMat hull written by
+``evaluator.build.lemat_hull``), ``hull_declared_compatible``, ``relax_mode``
 (auto/engine/batched/pool/serial), ``relax_workers``, ``relax_max_atoms``,
-``mlip_energy_scale``, ``hull_declared_compatible``, ``hull_file`` (a compact
-hull parquet, e.g. a LeMat hull written by ``evaluator.build.lemat_hull``).
+``mlip_energy_scale``. The MLIP, device, dtype, fmax and step cap are ``EvalConfig``
+fields (they are recorded with every result).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from evaluator.families.base import FamilyResult
+from evaluator.context import EvalContext
+from evaluator.families.base import Family, FamilyResult
+from evaluator.families.stability.metrics import METRICS
+from evaluator.families.stability.runner import RELAX_MODES, RelaxSettings
+
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
+
+    from evaluator.config import EvalConfig
+    from evaluator.reference.hull import HullReference
 
 EHULL_TOL = 1e-9  # eV/atom: numerical noise allowed at the stability thresholds
+ENERGY_KEYS = ("energy_per_atom", "corrected_energy_per_atom", "formation_energy_per_atom", "e_above_hull")
 
 
-def relax_settings(cfg):
-    from evaluator.families.stability.runner import RelaxSettings
+def _whole(x: object, minimum: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= minimum
 
-    o = cfg.options or {}
+
+@dataclass(frozen=True)
+class StabilityOptions:
+    """hull: hull mode of the reference (None: its default, ``dft``; or e.g. ``mace``).
+    hull_file: a compact hull parquet to score against instead of the reference's hull.
+    hull_declared_compatible: accept an own-MLIP hull not declared for this MLIP.
+    relax_mode: auto | engine | batched | pool | serial (``runner`` module doc).
+    relax_workers: pool processes, or "auto" (CPU cores when there are >= 8 structures).
+    relax_max_atoms: atoms per batched forward pass.
+    mlip_energy_scale: overrides the backend's energy scale (e.g. ``raw-pbe-omat``).
+    """
+
+    hull: str | None = None
+    hull_file: str | Path | None = None
+    hull_declared_compatible: bool = False
+    relax_mode: str = "auto"
+    relax_workers: int | str = "auto"
+    relax_max_atoms: int = 4096
+    mlip_energy_scale: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("hull", "mlip_energy_scale"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"stability.{name} must be a name (or null), got {value!r}")
+        if self.hull_file is not None and (not isinstance(self.hull_file, str | Path) or not str(self.hull_file)):
+            raise ValueError(f"stability.hull_file must be a path (or null), got {self.hull_file!r}")
+        if not isinstance(self.hull_declared_compatible, bool):
+            raise ValueError(f"stability.hull_declared_compatible must be true or false, "
+                             f"got {self.hull_declared_compatible!r}")
+        if self.relax_mode not in RELAX_MODES:
+            raise ValueError(f"stability.relax_mode must be one of {list(RELAX_MODES)}, got {self.relax_mode!r}")
+        if self.relax_workers != "auto" and not _whole(self.relax_workers, 1):
+            raise ValueError(f"stability.relax_workers must be a whole number >= 1 or \"auto\", "
+                             f"got {self.relax_workers!r}")
+        if not _whole(self.relax_max_atoms, 1):
+            raise ValueError(f"stability.relax_max_atoms must be a whole number >= 1, got {self.relax_max_atoms!r}")
+
+
+def relax_settings(cfg: EvalConfig, options: StabilityOptions) -> RelaxSettings:
+    """The relaxation settings of a run: model and relaxation from the config, engine from the options."""
     return RelaxSettings(mlip=cfg.mlip, model=cfg.mlip_model, device=cfg.device, dtype=cfg.dtype,
-                         fmax=cfg.relax_fmax, steps=cfg.relax_steps, mode=o.get("relax_mode", "auto"),
-                         workers=o.get("relax_workers", "auto"), max_atoms=int(o.get("relax_max_atoms", 4096)),
-                         energy_scale=o.get("mlip_energy_scale"))
+                         fmax=cfg.relax_fmax, steps=cfg.relax_steps, mode=options.relax_mode,
+                         workers=options.relax_workers, max_atoms=options.relax_max_atoms,
+                         energy_scale=options.mlip_energy_scale)
 
 
-def reference_hull(ctx):
-    """The HullReference selected by ``options["hull"]`` from the context's reference."""
+def reference_hull(ctx: EvalContext, options: StabilityOptions | None = None) -> HullReference:
+    """The hull ``options`` select (``hull_file``, else mode ``hull`` of the context's reference).
+
+    ``options`` defaults to the run's stability options (``ctx.config``), so another
+    family (sun) scores against the same hull."""
     from evaluator.reference.hull import HullReference, HullSet, load_hull_file
 
-    options = ctx.config.options or {}
-    if options.get("hull_file"):  # a compact hull file (e.g. from evaluator.build.lemat_hull)
-        return load_hull_file(options["hull_file"])
+    if options is None:
+        options = FAMILY.options_from(ctx.config.family_options("stability"))
+    if options.hull_file:  # a compact hull file (e.g. from evaluator.build.lemat_hull)
+        return load_hull_file(options.hull_file)
     hull = ctx.reference.hull
-    mode = options.get("hull")
+    mode = options.hull
     if isinstance(hull, HullSet):
         return hull.get(mode)
     if isinstance(hull, HullReference):
@@ -60,36 +119,41 @@ def reference_hull(ctx):
     raise TypeError(f"reference hull has unexpected type {type(hull).__name__}")
 
 
-def _nan(x) -> float:
+def _nan(x: float | None) -> float:
     return float(x) if x is not None else math.nan
 
 
-def score_energy(hull, route, structure, energy: float) -> dict:
+@dataclass(frozen=True)
+class HullScore:
+    """One structure's energy on a hull (eV/atom); NaN where not computed, with ``reason``."""
+
+    energy_per_atom: float = math.nan  # raw MLIP
+    corrected_energy_per_atom: float = math.nan  # on the hull's energy scale
+    formation_energy_per_atom: float = math.nan
+    e_above_hull: float = math.nan
+    n_ref_entries: int = 0
+    reason: str | None = None
+
+
+def score_energy(hull: HullReference, route: str, structure: Structure, energy: float) -> HullScore:
     """Corrected energy, formation energy and E_hull (eV/atom) of one structure/energy."""
     from evaluator.families.stability.energy import hull_energy
 
     n = len(structure)
-    out = {"energy_per_atom": energy / n if math.isfinite(energy) else math.nan,
-           "corrected_energy_per_atom": math.nan, "formation_energy_per_atom": math.nan,
-           "e_above_hull": math.nan, "n_ref_entries": 0, "reason": None}
+    per_atom = energy / n if math.isfinite(energy) else math.nan
     e_corr, why = hull_energy(route, structure, energy)
     if why:
-        out["reason"] = why
-        return out
-    out["corrected_energy_per_atom"] = e_corr / n
+        return HullScore(per_atom, reason=why)
     try:
         ef = hull.formation_energy_per_atom(structure.composition, e_corr)
     except KeyError as exc:
-        out["reason"] = str(exc.args[0])
-        out["n_ref_entries"] = 0
-        return out
-    out["formation_energy_per_atom"] = ef
+        return HullScore(per_atom, e_corr / n, reason=str(exc.args[0]))
     h = hull.e_above_hull(structure.composition, ef)
-    out.update(e_above_hull=h.e_above_hull, n_ref_entries=h.n_ref_entries, reason=h.reason)
-    return out
+    return HullScore(per_atom, e_corr / n, ef, h.e_above_hull, h.n_ref_entries, h.reason)
 
 
-def _flags(e: np.ndarray, stable_thr: float, meta_thr: float):
+def _flags(e: np.ndarray[Any, np.dtype[np.float64]], stable_thr: float,
+           meta_thr: float) -> tuple[pd.arrays.BooleanArray, pd.arrays.BooleanArray]:
     finite = np.isfinite(e)
     stable = pd.array(np.where(finite, e <= stable_thr + EHULL_TOL, False), dtype="boolean")
     meta = pd.array(np.where(finite, e <= meta_thr + EHULL_TOL, False), dtype="boolean")
@@ -98,13 +162,14 @@ def _flags(e: np.ndarray, stable_thr: float, meta_thr: float):
     return stable, meta
 
 
-def _summary(ctx, cols: pd.DataFrame, prefix: str, relaxed: bool, result: FamilyResult) -> dict:
+def _summary(ctx: EvalContext, cols: pd.DataFrame, prefix: str, relaxed: bool,
+             result: FamilyResult) -> dict[str, Any]:
     """Count and mean/median metrics of one geometry (relaxed or unrelaxed)."""
     e = cols[f"{prefix}e_above_hull"].to_numpy(float)
     ef = cols[f"{prefix}formation_energy_per_atom"].to_numpy(float)
     energy = cols[f"{prefix}energy_per_atom"].to_numpy(float)
     cfg = ctx.config
-    m: dict = {}
+    m: dict[str, Any] = {}
     m.update(ctx.counted("evaluated", int(np.isfinite(energy).sum())))
     m.update(ctx.counted("hull_scored", int(np.isfinite(e).sum())))
     m.update(ctx.counted("stable", int((e[np.isfinite(e)] <= cfg.stable_threshold + EHULL_TOL).sum())))
@@ -125,63 +190,60 @@ def _summary(ctx, cols: pd.DataFrame, prefix: str, relaxed: bool, result: Family
     return m
 
 
-def run(ctx) -> FamilyResult:
-    from evaluator.mlip import describe_mlip
-    from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM
+def run(ctx: EvalContext, options: StabilityOptions) -> FamilyResult:
     from evaluator.families.stability.energy import energy_route
     from evaluator.families.stability.runner import relax_all
+    from evaluator.mlip import describe_mlip
+    from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM
 
     cfg = ctx.config
     result = FamilyResult()
-    settings = relax_settings(cfg)
+    settings = relax_settings(cfg, options)
     spec = describe_mlip(settings.mlip, settings.model, settings.energy_scale)
-    hull = reference_hull(ctx)
-    declared = bool((cfg.options or {}).get("hull_declared_compatible", False))
+    hull = reference_hull(ctx, options)
+    declared = options.hull_declared_compatible
     route = energy_route(spec, hull, declared)  # refuses an incompatible pair before any work
 
-    rows = [i for i in ctx.valid_index if ctx.structures[i] is not None]
-    relaxed, info = relax_all({i: ctx.structures[i] for i in rows}, settings,
-                              ctx.checkpoint_dir("stability"), ctx.progress)
-    from pymatgen.core import Structure
+    structures = {i: s for i in ctx.valid_index if (s := ctx.structures[i]) is not None}
+    relaxed, info = relax_all(structures, settings, ctx.checkpoint_dir("stability"), ctx.progress)
 
-    records = []
-    for i in ctx.track(rows, "stability: hull"):
-        s, r = ctx.structures[i], relaxed[i]
-        rec = {"index": i}
-        if r.get("status") != "ok":
-            rec.update(stability_status="failed", stability_reason=r.get("reason") or "relaxation failed")
-            e0 = _nan(r.get("energy_unrelaxed"))  # the submitted geometry does not need the relaxation
+    records: list[dict[str, Any]] = []
+    for i in ctx.track(list(structures), "stability: hull"):
+        s, r = structures[i], relaxed[i]
+        rec: dict[str, Any] = {"index": i}
+        if not r.ok:
+            rec.update(stability_status="failed", stability_reason=r.reason or "relaxation failed")
+            e0 = _nan(r.energy_unrelaxed)  # the submitted geometry does not need the relaxation
             if math.isfinite(e0) and abs(e0) / len(s) <= ENERGY_LIMIT_EV_PER_ATOM:
                 unrel = score_energy(hull, route, s, e0)
-                for k in ("energy_per_atom", "corrected_energy_per_atom", "formation_energy_per_atom",
-                          "e_above_hull"):
-                    rec[f"stability_unrelaxed_{k}"] = unrel[k]
+                for k in ENERGY_KEYS:
+                    rec[f"stability_unrelaxed_{k}"] = getattr(unrel, k)
             records.append(rec)
             continue
-        s_relaxed = Structure.from_str(r["structure_relaxed"], fmt="json")
-        rel = score_energy(hull, route, s_relaxed, _nan(r.get("energy")))
-        unrel = score_energy(hull, route, s, _nan(r.get("energy_unrelaxed")))
-        for k in ("energy_per_atom", "corrected_energy_per_atom", "formation_energy_per_atom", "e_above_hull"):
-            rec[f"stability_{k}"] = rel[k]
-            rec[f"stability_unrelaxed_{k}"] = unrel[k]
-        rec.update(stability_n_ref_entries=rel["n_ref_entries"], stability_steps=r["steps"],
-                   stability_converged=r["converged"], stability_fmax_final=r["fmax_final"],
-                   stability_rmsd=r["rmsd"], stability_volume_ratio=r["volume_ratio"],
-                   stability_relaxed_structure=r["structure_relaxed"])
-        ok = math.isfinite(rel["e_above_hull"])
+        rel = score_energy(hull, route, r.relaxed_structure(), _nan(r.energy))
+        unrel = score_energy(hull, route, s, _nan(r.energy_unrelaxed))
+        for k in ENERGY_KEYS:
+            rec[f"stability_{k}"] = getattr(rel, k)
+            rec[f"stability_unrelaxed_{k}"] = getattr(unrel, k)
+        rec.update(stability_n_ref_entries=rel.n_ref_entries, stability_steps=r.steps,
+                   stability_converged=r.converged, stability_fmax_final=r.fmax_final,
+                   stability_rmsd=r.rmsd, stability_volume_ratio=r.volume_ratio,
+                   stability_relaxed_structure=r.structure_relaxed)
+        ok = math.isfinite(rel.e_above_hull)
         rec["stability_status"] = "ok" if ok else "failed"
-        rec["stability_reason"] = None if ok else (rel["reason"] or "no energy above hull")
+        rec["stability_reason"] = None if ok else (rel.reason or "no energy above hull")
         records.append(rec)
 
-    float_cols = [f"stability_{p}{k}" for p in ("", "unrelaxed_") for k in
-                  ("energy_per_atom", "corrected_energy_per_atom", "formation_energy_per_atom", "e_above_hull")]
+    float_cols = [f"stability_{p}{k}" for p in ("", "unrelaxed_") for k in ENERGY_KEYS]
     float_cols += ["stability_fmax_final", "stability_rmsd", "stability_volume_ratio"]
-    cols = pd.DataFrame.from_records(records, index="index") if records else pd.DataFrame(index=pd.Index([], name="index"))
+    cols = (pd.DataFrame.from_records(records, index="index") if records
+            else pd.DataFrame(index=pd.Index([], name="index")))
     for c in float_cols:
         cols[c] = pd.to_numeric(cols[c], errors="coerce") if c in cols else np.nan
-    for c, dtype in (("stability_n_ref_entries", "Int64"), ("stability_steps", "Int64"),
-                     ("stability_converged", "boolean")):
-        cols[c] = (cols[c] if c in cols else pd.Series(pd.NA, index=cols.index)).astype(dtype)
+    absent = pd.Series(pd.NA, index=cols.index)
+    cols["stability_n_ref_entries"] = cols.get("stability_n_ref_entries", absent).astype("Int64")
+    cols["stability_steps"] = cols.get("stability_steps", absent).astype("Int64")
+    cols["stability_converged"] = cols.get("stability_converged", absent).astype("boolean")
     for c in ("stability_relaxed_structure", "stability_status", "stability_reason"):
         if c not in cols:
             cols[c] = None
@@ -194,13 +256,14 @@ def run(ctx) -> FamilyResult:
 
     result.metrics = _summary(ctx, cols, "stability_", True, result)
     result.groups["stability_unrelaxed"] = _summary(ctx, cols, "stability_unrelaxed_", False, result)
+    engine = info["mode"] == "engine"
     result.provenance = {
         "mlip": info["mlip"], "hull": hull.describe(), "energy_route": route,
         "hull_declared_compatible": declared,
         "relaxation": {"optimizer": ("FIRE with ASE's constants (evaluator.mlip.engine, batched on the device)"
-                                     if info["mode"] == "engine" else "ase.optimize.FIRE"),
+                                     if engine else "ase.optimize.FIRE"),
                        "filter": ("Frechet cell filter (ASE's FrechetCellFilter, batched)"
-                                  if info["mode"] == "engine" else "ase.filters.FrechetCellFilter"),
+                                  if engine else "ase.filters.FrechetCellFilter"),
                        "fmax_eV_per_A": cfg.relax_fmax, "max_steps": cfg.relax_steps,
                        "mode": info["mode"], "workers": info["workers"],
                        "engine": (info.get("mlip") or {}).get("engine"), "device": info.get("device"),
@@ -211,3 +274,7 @@ def run(ctx) -> FamilyResult:
                 "with the relaxed lattice",
     }
     return result
+
+
+FAMILY = Family(name="stability", requires=("validity",), options=StabilityOptions, metrics=METRICS, run=run,
+                description="MLIP relaxation + E_hull")

@@ -14,7 +14,8 @@ Modes (``RelaxSettings.mode``):
   process (no pool).
 - ``serial``: plain ASE one at a time in this process.
 
-Every finished structure is appended to the checkpoint at once, so an
+Every finished structure is appended to the checkpoint at once (a
+:class:`~evaluator.mlip.relax_result.RelaxResult` per structure), so an
 interrupted run resumes without recomputing finished structures.
 
 Cancellation: ``progress`` may raise to stop the run; in pool mode that kills
@@ -24,11 +25,24 @@ the pool's processes at once (no waiting for running relaxations).
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from evaluator.families.stability.checkpoint import Checkpoint, structure_key
+from evaluator.mlip.relax_result import RelaxResult
+from evaluator.progress import Progress
 
+if TYPE_CHECKING:
+    from ase import Atoms
+    from pymatgen.core.structure import Structure
+
+    from evaluator.mlip import MLIP, MLIPSpec
+
+R = TypeVar("R", bound=Hashable)  # the caller's row key
 POOL_POLL_S = 1.0  # seconds between progress re-calls while waiting on the pool
+RELAX_MODES = ("auto", "engine", "batched", "pool", "serial")
 ENGINE_NAMES = {"engine": "torch-sim batched engine (evaluator.mlip.engine)",
                 "batched": "ASE FIRE lock-step batched (evaluator.mlip.relax.relax_batched)",
                 "pool": "ASE FIRE one at a time, process pool", "serial": "ASE FIRE one at a time"}
@@ -47,14 +61,14 @@ class RelaxSettings:
     max_atoms: int = 4096  # atoms per batched forward pass
     energy_scale: str | None = None  # override the backend's energy scale
 
-    def checkpoint_settings(self, spec) -> dict:
+    def checkpoint_settings(self, spec: MLIPSpec) -> dict[str, object]:
         """What a result depends on (device and parallelism do not change it)."""
         return {"mlip": spec.name, "model_id": spec.model_id, "checkpoint_sha256": spec.checkpoint_sha256,
                 "dtype": self.dtype, "fmax": self.fmax, "steps": self.steps, "optimizer": "FIRE",
                 "filter": "FrechetCellFilter"}
 
 
-def _to_atoms(structure):
+def _to_atoms(structure: Structure) -> Atoms:
     from pymatgen.io.ase import AseAtomsAdaptor
 
     s = structure.copy()
@@ -65,10 +79,10 @@ def _to_atoms(structure):
 
 
 # ---- pool workers ---------------------------------------------------------------------------
-_WORKER_MLIP = None
+_WORKER_MLIP: MLIP | None = None
 
 
-def _init_worker(name, model, device, dtype, energy_scale):
+def _init_worker(name: str, model: str | None, device: str, dtype: str, energy_scale: str | None) -> None:
     global _WORKER_MLIP
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import torch
@@ -79,15 +93,18 @@ def _init_worker(name, model, device, dtype, energy_scale):
     _WORKER_MLIP = load_mlip(name, model, device, dtype, energy_scale)
 
 
-def _worker_relax(key, structure_json, fmax, steps):
-    from pymatgen.core import Structure
+def _worker_relax(key: str, structure_json: str, fmax: float, steps: int) -> tuple[str, RelaxResult]:
+    from pymatgen.core.structure import Structure
 
     from evaluator.mlip.relax import relax_one
 
+    if _WORKER_MLIP is None:
+        raise RuntimeError("the relaxation worker was started without its model (_init_worker)")
     return key, relax_one(_WORKER_MLIP, _to_atoms(Structure.from_str(structure_json, fmt="json")), fmax, steps)
 
 
 def resolve_mode(settings: RelaxSettings, device: str, n: int) -> tuple[str, int]:
+    """(relax mode, pool workers) for ``n`` structures on ``device`` (``auto`` resolved)."""
     from evaluator.mlip import ENGINE_BACKENDS
 
     mode = settings.mode
@@ -99,7 +116,7 @@ def resolve_mode(settings: RelaxSettings, device: str, n: int) -> tuple[str, int
     if mode == "engine" and settings.mlip not in ENGINE_BACKENDS:
         raise ValueError(f"relax mode 'engine' needs a torch-sim model ({', '.join(ENGINE_BACKENDS)}), "
                          f"not {settings.mlip}: use mode batched, pool or serial")
-    if mode not in ("engine", "batched", "pool", "serial"):
+    if mode not in RELAX_MODES[1:]:
         raise ValueError(f"unknown relax mode '{mode}': use auto, engine, batched, pool or serial")
     workers = 1
     if mode == "pool":
@@ -109,8 +126,9 @@ def resolve_mode(settings: RelaxSettings, device: str, n: int) -> tuple[str, int
     return mode, workers
 
 
-def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, progress=None,
-              mlip=None) -> tuple[dict, dict]:
+def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkpoint_dir: Path | None = None,
+              progress: Progress | None = None,
+              mlip: MLIP | None = None) -> tuple[dict[R, RelaxResult], dict[str, Any]]:
     """Relax ``{row: Structure}``; returns ({row: result}, run info).
 
     Structures already in the checkpoint are not recomputed (nor are duplicates
@@ -122,18 +140,18 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
     device = resolve_device(settings.device)
     ck = Checkpoint(checkpoint_dir, settings.checkpoint_settings(spec))
     keys = {row: structure_key(s) for row, s in structures.items()}
-    todo: dict[str, object] = {}
+    todo: dict[str, Structure] = {}
     for row, s in structures.items():
         if keys[row] not in ck and keys[row] not in todo:
             todo[keys[row]] = s
     n_total, n_cached = len(set(keys.values())), len(set(keys.values())) - len(todo)
     mode, workers = resolve_mode(settings, device, len(todo))
-    info = {"mode": mode, "workers": workers, "device": device, "n_relaxed_now": len(todo),
-            "n_from_checkpoint": n_cached, "checkpoint": str(ck.path) if ck.path else None,
-            "settings": asdict(settings)}
+    info: dict[str, Any] = {"mode": mode, "workers": workers, "device": device, "n_relaxed_now": len(todo),
+                            "n_from_checkpoint": n_cached, "checkpoint": str(ck.path) if ck.path else None,
+                            "settings": asdict(settings)}
     done = [n_cached]
 
-    def record(key, result, persist=True):
+    def record(key: str, result: RelaxResult, persist: bool = True) -> None:
         if persist:
             ck.add(key, result)
         else:  # transient (worker crash): report it, but retry on the next run
@@ -142,7 +160,7 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
         if progress:
             progress("stability: relax", done[0], n_total)
 
-    def poll():
+    def poll() -> None:
         if progress:
             progress("stability: relax", done[0], n_total)
 
@@ -156,16 +174,18 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
             from evaluator.mlip import load_mlip
 
             mlip = load_mlip(settings.mlip, settings.model, device, settings.dtype, settings.energy_scale)
-        items = []
+        items: list[tuple[str, Atoms]] = []
         for k in order:
             try:
                 items.append((k, _to_atoms(todo[k])))
-            except Exception as exc:
-                record(k, {"status": "failed", "reason": f"cannot convert to ASE Atoms: {exc}"})
+            except Exception as exc:  # noqa: BLE001 - a structure ASE cannot represent fails alone
+                record(k, RelaxResult.failed(f"cannot convert to ASE Atoms: {exc}"))
         if mode == "engine":
-            from evaluator.mlip.engine import relax_engine
+            from evaluator.mlip.engine import TorchSimMLIP, relax_engine
 
-            engine_stats: dict = {}
+            if not isinstance(mlip, TorchSimMLIP):
+                raise ValueError(f"relax mode 'engine' needs a torch-sim model, which {settings.mlip} does not give")
+            engine_stats: dict[str, Any] = {}
             relax_engine(mlip, items, settings.fmax, settings.steps, max_atoms=settings.max_atoms,
                          on_result=record, stats=engine_stats, poll=poll, poll_s=POOL_POLL_S)
             info["engine"] = engine_stats
@@ -181,15 +201,19 @@ def relax_all(structures: dict, settings: RelaxSettings, checkpoint_dir=None, pr
     info["mlip"] = {"name": spec.name, "model_id": spec.model_id, "checkpoint_sha256": spec.checkpoint_sha256,
                     "energy_scale": spec.energy_scale, "device": device, "dtype": settings.dtype,
                     "engine": ENGINE_NAMES.get(mode, mode)}
-    return {row: ck.results.get(keys[row], {"status": "failed", "reason": "not relaxed"})
-            for row in structures}, info
+    return {row: ck.results.get(keys[row], RelaxResult.failed("not relaxed")) for row in structures}, info
 
 
-def _relax_item(item):
+class _Record(Protocol):
+    def __call__(self, key: str, result: RelaxResult, persist: bool = True) -> None: ...
+
+
+def _relax_item(item: tuple[str, str, float, int]) -> tuple[str, RelaxResult]:
     return _worker_relax(*item)
 
 
-def _run_pool(order, todo, settings, device, workers, record):
+def _run_pool(order: list[str], todo: Mapping[str, Structure], settings: RelaxSettings, device: str, workers: int,
+              record: _Record) -> None:
     """Relax ``todo`` in a bounded process pool, calling ``record`` as each finishes.
 
     If ``record`` raises, the pool's processes are killed at once (no waiting for
@@ -209,4 +233,4 @@ def _run_pool(order, todo, settings, device, workers, record):
             if out.ok:
                 record(k, out.value[1])
             else:  # worker crashed (e.g. out of memory, model failed to load)
-                record(k, {"status": "failed", "reason": f"worker error: {out.error}"}, persist=False)
+                record(k, RelaxResult.failed(f"worker error: {out.error}"), persist=False)
