@@ -14,12 +14,19 @@ An :class:`EvalProcess` starts idle, imports the evaluator (``WARM``) and waits 
 its one job, so a worker keeps a spare one ready and a job does not wait for the
 imports (seconds on a loaded machine).
 
-Messages from the child (over a pipe):
+The worker sends the child one :class:`EvalJob`; the child answers over the same
+pipe with typed messages (:data:`ChildMessage`):
 
-* ``("progress", stage, done, total)``: only when they change;
-* ``("done", summary_file, table_file)``: results written under ``out_dir``;
-* ``("user_error", message)``: :class:`~evaluator.ingest.types.IngestError`;
-* ``("error", type_name, message, traceback)``: anything else.
+* :class:`~evaluator.progress.ProgressUpdate`: only when (stage, done, total) changes;
+* :class:`Done`: the evaluation itself, the summary and the per-structure table as
+  parquet bytes (``evaluator.outputs.serialize``); nothing is written to disk for it,
+  the worker publishes these (only the evaluator's checkpoints live in ``work_dir``);
+* :class:`UserError`: :class:`~evaluator.ingest.types.IngestError` (unusable upload);
+* :class:`Failed`: any other exception, with its traceback.
+
+A message cut short (the child killed while sending) ends the stream like the
+child's death; one that cannot be decoded sets :attr:`EvalProcess.broken`. The
+worker treats both as an infrastructure failure.
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ import os
 import signal
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from evaluator.procpool import die_with_parent
+from evaluator.progress import ProgressUpdate
 
 # Nothing is preloaded into the fork server: importing pandas starts threads (pyarrow's
 # jemalloc background thread and others), and a fork server must stay single-threaded, or
@@ -44,6 +53,47 @@ PRELOAD: tuple[str, ...] = ()
 WARM = ("evaluator.pipeline", "evaluator.outputs", "evaluator.ingest", "evaluator.families.validity.family",
         "evaluator.families.validity.preload")  # the last loads the validity tables (seconds)
 REAP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """The one job of an evaluation process. ``evaluate``: a module-level (picklable)
+    function with the signature of ``evaluator.pipeline.evaluate``; None is that one."""
+
+    evaluate: Callable[..., Any] | None
+    inputs: list[Path]
+    config: Any  # an evaluator.config.EvalConfig
+    data_dir: str | None
+    work_dir: Path  # the evaluator's checkpoints (kept across attempts: resume)
+
+
+@dataclass(frozen=True)
+class Done:
+    """A finished evaluation: the summary as JSON data (what ``summary.json`` would
+    read back as) and ``structures.parquet``'s bytes."""
+
+    summary: dict[str, Any]
+    table_parquet: bytes
+
+
+@dataclass(frozen=True)
+class UserError:
+    """The upload is unusable (an IngestError): the job fails for good with ``message``."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Any other exception in the evaluation (an infrastructure failure, retried)."""
+
+    type: str
+    message: str
+    traceback: str
+
+
+ChildMessage = ProgressUpdate | Done | UserError | Failed
+CHILD_MESSAGES = (ProgressUpdate, Done, UserError, Failed)
 
 
 def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> None:
@@ -60,33 +110,62 @@ def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> Non
         job = conn.recv()
     except (EOFError, OSError):
         return  # the worker no longer needs us
-    evaluate, inputs, config, data_dir, work_dir, out_dir = job
+    if not isinstance(job, EvalJob):
+        return  # not ours: the worker sees the process end without a result
     from evaluator.data import DataDir
     from evaluator.ingest.types import IngestError
 
-    last: list = [None]
+    last: list[ProgressUpdate | None] = [None]
 
     def progress(stage: str, done: int, total: int) -> None:
-        msg = ("progress", str(stage), int(done), int(total))
+        msg = ProgressUpdate(str(stage), int(done), int(total))
         if msg != last[0]:  # pools re-call progress with unchanged counts: not progress
             last[0] = msg
             conn.send(msg)
 
     try:
-        fn = evaluate
+        fn = job.evaluate
         if fn is None:
             from evaluator.pipeline import evaluate as fn
-        evaluation = fn(inputs, config, DataDir(data_dir), work_dir=work_dir, progress=progress)
-        from evaluator.outputs import write_evaluation
+        evaluation = fn(job.inputs, job.config, DataDir(job.data_dir), work_dir=job.work_dir, progress=progress)
+        from evaluator.outputs import serialize
 
-        summary_file, table_file = write_evaluation(evaluation, out_dir)
-        conn.send(("done", str(summary_file), str(table_file)))
+        serialized = serialize(evaluation)
+        conn.send(Done(serialized.summary(), serialized.table_parquet))
     except IngestError as exc:
-        conn.send(("user_error", str(exc)))
+        conn.send(UserError(str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the worker, which decides
-        conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc()))
+        conn.send(Failed(type(exc).__name__, str(exc), traceback.format_exc()))
     finally:
         conn.close()
+
+
+@dataclass
+class Received:
+    """What one read of the pipe got: the messages, whether the stream ended (the
+    child closed it or died, possibly in the middle of a message) and, if a message
+    could not be decoded, why."""
+
+    messages: list[ChildMessage]
+    closed: bool = False
+    broken: str | None = None
+
+
+def receive(conn: Connection) -> Received:
+    """Every message waiting on ``conn`` (without blocking for the next one)."""
+    out = Received([])
+    try:
+        while conn.poll():
+            msg = conn.recv()
+            if not isinstance(msg, CHILD_MESSAGES):
+                out.broken = f"evaluation process sent an unknown message ({type(msg).__name__})"
+                return out
+            out.messages.append(msg)
+    except (EOFError, OSError):  # closed; "got end of file during message": killed while sending
+        out.closed = True
+    except Exception as exc:  # noqa: BLE001 - any undecodable message: the evaluation cannot be trusted
+        out.broken = f"evaluation process sent a broken message ({type(exc).__name__}: {exc})"
+    return out
 
 
 class EvalProcess:
@@ -108,35 +187,35 @@ class EvalProcess:
         self.proc.start()
         child_conn.close()
         self._eof = False
+        self.broken: str | None = None  # why the last message could not be read
 
     @property
     def alive(self) -> bool:
         return self.proc.is_alive()
 
-    def run(self, evaluate: Callable | None, inputs: list[Path], config: Any, data_dir: str | None,
-            work_dir: Path, out_dir: Path) -> None:
+    def run(self, evaluate: Callable[..., Any] | None, inputs: list[Path], config: Any,
+            data_dir: str | Path | None, work_dir: Path) -> None:
         """Start the job. ``evaluate``: a module-level function with the signature of
         ``evaluator.pipeline.evaluate`` (None: that one); it must be picklable."""
-        self.conn.send((evaluate, list(inputs), config, None if data_dir is None else str(data_dir),
-                        Path(work_dir), Path(out_dir)))
+        self.conn.send(EvalJob(evaluate, list(inputs), config, None if data_dir is None else str(data_dir),
+                               Path(work_dir)))
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid
 
-    def messages(self, timeout: float) -> list[tuple]:
-        """Messages received within ``timeout`` seconds (returns early when one arrives)."""
-        out: list[tuple] = []
+    def messages(self, timeout: float) -> list[ChildMessage]:
+        """Messages received within ``timeout`` seconds (returns early when one arrives).
+        A message that cannot be decoded sets :attr:`broken` and ends the stream."""
         if self._eof:
             self.proc.join(timeout)
-            return out
+            return []
         wait([self.conn, self.proc.sentinel], timeout=timeout)
-        try:
-            while self.conn.poll():
-                out.append(self.conn.recv())
-        except (EOFError, OSError):
-            self._eof = True
-        return out
+        got = receive(self.conn)
+        if got.broken is not None:
+            self.broken = got.broken
+        self._eof = got.closed or got.broken is not None
+        return got.messages
 
     @property
     def finished(self) -> bool:

@@ -74,7 +74,7 @@ class ProgressTracker:
         return round(counted / span, 4) if counted > 0 and span > 0 else None
 
     def _iso(self, t: float) -> str:
-        return dt.datetime.fromtimestamp(self._wall0 + t, dt.timezone.utc).isoformat(timespec="milliseconds")
+        return dt.datetime.fromtimestamp(self._wall0 + t, dt.UTC).isoformat(timespec="milliseconds")
 
     def doc(self) -> dict:
         return {"stage": self.stage, "done": self.done, "total": self.total,

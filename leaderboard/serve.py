@@ -1,13 +1,15 @@
 """``python -m leaderboard.serve``: the app plus an evaluation worker (what ``make run`` runs).
 
 Starts ``python -m leaderboard.worker --store URI`` as a subprocess (restarted
-if it dies), then serves the Gradio app on the same store. The worker stops
-(hands its job back to the queue, kills its evaluation) when this process ends,
-however it ends: SIGTERM/Ctrl-C are passed on, and the worker watches this
-process's pid (``GENBENCH_WORKER_PARENT_PID``) in case it is killed. Everything runs on
-the embedded default (CHGNet + MP-20 reference, local ``./state`` store) and
-needs no network. Port: ``--port``, else ``GRADIO_SERVER_PORT``, else 7860;
-host: ``--host``, else ``GRADIO_SERVER_NAME``, else 127.0.0.1.
+if it dies, but not when it refused its configuration, e.g. a misspelled
+``--worker-arg --option``: it exits with status 2 and says why), then serves the
+Gradio app on the same store. The worker stops (hands its job back to the queue,
+kills its evaluation) when this process ends, however it ends: SIGTERM/Ctrl-C are
+passed on, and the worker watches this process's pid (``GENBENCH_WORKER_PARENT_PID``)
+in case it is killed. Everything runs on the embedded default (CHGNet + MP-20
+reference, local ``./state`` store) and needs no network. Port: ``--port``, else
+``GRADIO_SERVER_PORT``, else 7860; host: ``--host``, else ``GRADIO_SERVER_NAME``,
+else 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class WorkerSupervisor:
         self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
         self.restarts = 0
 
-    def start(self) -> "WorkerSupervisor":
+    def start(self) -> WorkerSupervisor:
         self._spawn()
         self._thread.start()
         return self
@@ -45,9 +47,15 @@ class WorkerSupervisor:
         print(f"[serve] worker started (pid {self.proc.pid}): {' '.join(self.cmd)}", flush=True)
 
     def _run(self) -> None:
+        from leaderboard.worker import CONFIG_ERROR
+
         while not self._stop.is_set():
             if self.proc is not None and self.proc.poll() is not None:
                 code = self.proc.returncode
+                if code == CONFIG_ERROR:  # restarting would refuse the same configuration again
+                    print(f"[serve] the worker refused its configuration (exit code {code}, reason above); "
+                          "not restarting it", flush=True)
+                    return
                 if self._stop.wait(RESTART_DELAY_S):
                     return
                 print(f"[serve] worker exited with code {code}; restarting", flush=True)

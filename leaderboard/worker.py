@@ -25,16 +25,22 @@ document (which renews the lease), publish the results, repeat. Several workers
   ``GENBENCH_WORKER_PARENT_PID`` (set by ``leaderboard.serve``): the worker
   stops like this when that process ends, however it ends.
 
-Evaluator settings come from flags or the environment: GENBENCH_FAMILIES,
+* The evaluation process sends the evaluation itself (summary and table bytes) over
+  its pipe; the worker publishes that, nothing is written to disk and read back.
+
+Evaluator settings come from flags or the environment, through
+``evaluator.config.build_config`` (the CLI's builder): GENBENCH_FAMILIES,
 GENBENCH_RELAX_STEPS, GENBENCH_MLIP, GENBENCH_MLIP_MODEL, GENBENCH_DEVICE,
-GENBENCH_DTYPE, GENBENCH_REFERENCE, GENBENCH_OPTIONS (JSON), GENBENCH_DATA_DIR,
-GENBENCH_WORK_DIR.
+GENBENCH_DTYPE, GENBENCH_REFERENCE, GENBENCH_OPTIONS (a JSON object
+``{family: {name: value}}``; ``--option FAMILY.NAME=VALUE`` overrides it key by
+key); also GENBENCH_DATA_DIR and GENBENCH_WORK_DIR. The configuration is checked
+(``evaluator.pipeline.check_config``) before the worker claims anything: an unknown
+family or option stops it with ``error: ...`` and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -44,10 +50,15 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
+from evaluator.config import EvalConfig, build_config
 from evaluator.procpool import die_with_parent
-from leaderboard.evalproc import EvalProcess
+from evaluator.progress import ProgressUpdate
+from leaderboard.evalproc import Done, EvalProcess, Failed, UserError
 from leaderboard.progress import ProgressTracker
 from leaderboard.queue import (INFRASTRUCTURE, USER_ERROR, Job, LeaseLost, claim, fail, get_job,
                                heartbeat, release)
@@ -61,52 +72,33 @@ STALL_TIMEOUT_S = 600.0  # no progress for this long: "stalled at <stage>", retr
 JOB_BUDGET_S = 86400.0  # wall-clock budget of one attempt: past it the job fails
 POLL_S = 0.25  # how often the supervising loop checks stop/stall/heartbeat
 PARENT_PID_VAR = "GENBENCH_WORKER_PARENT_PID"
+CONFIG_ERROR = 2  # exit status of a worker that refused its configuration (leaderboard.serve does not restart it)
 
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def parse_options(pairs: list[str] | None) -> dict:
-    """["hull=mace", "relax_workers=1"] -> {"hull": "mace", "relax_workers": 1} (JSON values when they parse)."""
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--option expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
+def check_config(config: EvalConfig) -> None:
+    """Raise ValueError if ``config`` names an unknown family or option."""
+    # imported here: the pipeline (and the families it checks against) is needed only for
+    # this check, not by modules that import the worker for its names (leaderboard.serve)
+    from evaluator.pipeline import check_config as check
+
+    check(config)
 
 
-def eval_config_from(families: str | None = None, relax_steps: int | None = None, mlip: str | None = None,
-                     mlip_model: str | None = None, device: str | None = None, dtype: str | None = None,
-                     reference: str | None = None, options: dict | None = None):
-    """An EvalConfig from explicit values, falling back to GENBENCH_* variables, then defaults.
+@dataclass(frozen=True)
+class Interrupted:
+    """Why supervising an evaluation ended without a result from it: the process died
+    (or sent a broken message), the worker is stopping, the lease was lost, or the
+    stage watchdog / the job budget stopped it; ``detail`` is the reason or the stage."""
 
-    GENBENCH_OPTIONS is a JSON object of family options (``EvalConfig.options``);
-    ``options`` entries override it.
-    """
-    from evaluator.config import EvalConfig
-    from evaluator.mlip import default_mlip
+    kind: Literal["died", "stop", "lost", "stalled", "budget"]
+    detail: str = ""
 
-    env = os.environ
-    cfg = EvalConfig()
-    cfg.options = {**json.loads(env.get("GENBENCH_OPTIONS") or "{}"), **(options or {})}
-    families = families or env.get("GENBENCH_FAMILIES")
-    if families:
-        cfg.families = [f.strip() for f in families.split(",") if f.strip()]
-    steps = relax_steps if relax_steps is not None else env.get("GENBENCH_RELAX_STEPS")
-    if steps is not None:
-        cfg.relax_steps = int(steps)
-    cfg.device = device or env.get("GENBENCH_DEVICE") or cfg.device
-    cfg.mlip = mlip or env.get("GENBENCH_MLIP") or default_mlip(cfg.device)  # SevenNet-l3i5 on a GPU
-    cfg.mlip_model = mlip_model or env.get("GENBENCH_MLIP_MODEL") or cfg.mlip_model
-    cfg.dtype = dtype or env.get("GENBENCH_DTYPE") or cfg.dtype
-    cfg.reference = reference or env.get("GENBENCH_REFERENCE") or cfg.reference
-    return cfg
+
+Outcome = Done | UserError | Failed | Interrupted
 
 
 class Worker:
@@ -121,18 +113,22 @@ class Worker:
     past which the job fails for good (default $GENBENCH_JOB_BUDGET or 86400).
     evaluate: the evaluation function (default ``evaluator.pipeline.evaluate``); it runs
     in a child process (see ``leaderboard.evalproc``), so it must be a module-level function.
+    config: the EvalConfig (default ``build_config()``: GENBENCH_* variables, then the
+    defaults); checked here, so an unknown family or option raises ValueError.
     """
 
-    def __init__(self, store: Store, config=None, *, worker_id: str | None = None,
+    def __init__(self, store: Store, config: EvalConfig | None = None, *, worker_id: str | None = None,
                  work_root: str | Path | None = None, data_dir: str | Path | None = None,
                  lease_s: float | None = None, heartbeat_s: float | None = None,
                  progress_interval_s: float | None = None, retry_delay_s: float = 30.0,
                  max_attempts: int | None = None, drain: bool = False, keep_work: bool = False,
-                 evaluate=None, stall_timeout_s: float | None = None, job_budget_s: float | None = None,
+                 evaluate: Callable[..., Any] | None = None, stall_timeout_s: float | None = None,
+                 job_budget_s: float | None = None,
                  start_method: str = "forkserver"):
         env = os.environ
+        self.config = config if config is not None else build_config()
+        check_config(self.config)
         self.store = store
-        self.config = config if config is not None else eval_config_from()
         self.worker_id = worker_id or default_worker_id()
         self.work_root = Path(work_root or env.get("GENBENCH_WORK_DIR") or DEFAULT_WORK_DIR)
         self.data_dir = data_dir
@@ -242,28 +238,26 @@ class Worker:
         return {"stall_timeout_s": self.stall_timeout_s, "job_budget_s": self.job_budget_s,
                 "lease_s": self.lease_s, "heartbeat_s": self.heartbeat_s}
 
-    def _supervise(self, job: Job, child: EvalProcess, tracker: ProgressTracker) -> tuple:
-        """Relay the child's progress to the job document until it ends or must be stopped.
-
-        Returns ("done", summary_file, table_file) | ("user_error", msg) |
-        ("error", type, msg, traceback) | ("died", why) | ("stop",) | ("lost", why) |
-        ("stalled", stage) | ("budget", stage).
-        """
+    def _supervise(self, job: Job, child: EvalProcess, tracker: ProgressTracker) -> Outcome:
+        """Relay the child's progress to the job document until it ends or must be stopped;
+        returns the child's result (Done, UserError, Failed) or why it was interrupted."""
         last_write, dirty = time.monotonic(), False
         while True:
             for msg in child.messages(POLL_S):
-                if msg[0] == "progress":
-                    dirty |= tracker.update(*msg[1:])
+                if isinstance(msg, ProgressUpdate):
+                    dirty |= tracker.update(msg.stage, msg.done, msg.total)
                 else:
                     return msg
+            if child.broken is not None:
+                return Interrupted("died", child.broken)
             if child.finished:
-                return ("died", child.exit_description())
+                return Interrupted("died", child.exit_description())
             if self.stopping.is_set() and not self.drain:
-                return ("stop",)
+                return Interrupted("stop")
             if tracker.idle_s() > self.stall_timeout_s:
-                return ("stalled", tracker.stage)
+                return Interrupted("stalled", tracker.stage)
             if tracker.elapsed_s() > self.job_budget_s:
-                return ("budget", tracker.stage)
+                return Interrupted("budget", tracker.stage)
             t = time.monotonic()
             if (dirty and t - last_write >= self.progress_interval_s) or t - last_write >= self.heartbeat_s:
                 # the lease is renewed only here, i.e. only while progress moves (else: stalled above)
@@ -271,7 +265,7 @@ class Worker:
                     heartbeat(self.store, job.id, self.worker_id, self.lease_s, tracker.doc())
                     dirty = False
                 except LeaseLost as exc:
-                    return ("lost", str(exc))
+                    return Interrupted("lost", str(exc))
                 except Exception:  # noqa: BLE001 - transient store trouble: try again next beat
                     log.exception("%s: heartbeat for %s failed", self.worker_id, job.id)
                 last_write = t
@@ -289,55 +283,55 @@ class Worker:
             reason = _short(f"evaluation error ({type(exc).__name__}): {exc}")
             outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
             return self._finalize(job, work, outcome)
-        shutil.rmtree(work / "out", ignore_errors=True)
+        result: Outcome
         try:
             child = self._evaluation_process()
-            child.run(self._evaluate, inputs, self.config, self.data_dir, work / "eval", work / "out")
+            child.run(self._evaluate, inputs, self.config, self.data_dir, work / "eval")
             if self._keep_spare:
                 self._ensure_spare()
         except Exception as exc:  # noqa: BLE001 - e.g. no process could be started (limits, memory)
-            result: tuple = ("error", type(exc).__name__, str(exc), traceback.format_exc())
+            result = Failed(type(exc).__name__, str(exc), traceback.format_exc())
         else:
-            result = ("died", "evaluation process did not report")
+            result = Interrupted("died", "evaluation process did not report")
             try:
                 result = self._supervise(job, child, tracker)
             finally:
                 # stop/stall/budget/lease lost (or an exception here): kill the whole evaluation now
-                child.close() if result[0] in ("done", "user_error", "error") else child.kill()
-        kind = result[0]
-        if kind == "done":
-            try:
-                outcome = self._publish(job, Path(result[1]), Path(result[2]), tracker)
-            except Exception as exc:  # noqa: BLE001 - e.g. the store refused the commit: retry the job
-                log.error("%s: %s: publishing failed:\n%s", self.worker_id, job.id, traceback.format_exc())
-                reason = _short(f"could not publish the results ({type(exc).__name__}): {exc}")
-                outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
-        elif kind == "stop":
-            log.info("%s: releasing %s (shutting down)", self.worker_id, job.id)
-            outcome = self._safely(release, job.id, self.worker_id, "worker shut down")
-        elif kind == "lost":
-            log.warning("%s: abandoned %s (%s)", self.worker_id, job.id, result[1])
-        elif kind == "user_error":
-            outcome = self._safely(fail, job.id, self.worker_id, _short(result[1]), USER_ERROR)
-        elif kind == "stalled":
-            reason = f"stalled at {result[1]} (no progress for {self.stall_timeout_s:g} s)"
-            log.error("%s: %s %s", self.worker_id, job.id, reason)
-            outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
-                                   self.retry_delay_s, result[1])
-        elif kind == "budget":
-            reason = f"exceeded the job budget of {self.job_budget_s:g} s (wall clock) at {result[1]}"
-            log.error("%s: %s %s", self.worker_id, job.id, reason)
-            outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
-                                   self.retry_delay_s, None, True)
-        else:  # "error" (an exception in the evaluation) or "died" (killed, out of memory, ...)
-            if kind == "error":
-                log.error("%s: %s failed:\n%s", self.worker_id, job.id, result[3])
-                reason = f"evaluation error ({result[1]}): {result[2]}"
-            else:
-                log.error("%s: %s: %s", self.worker_id, job.id, result[1])
-                reason = result[1]
-            outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
-                                   self.retry_delay_s)
+                child.kill() if isinstance(result, Interrupted) else child.close()
+        match result:
+            case Done():
+                try:
+                    outcome = self._publish(job, result, tracker)
+                except Exception as exc:  # noqa: BLE001 - e.g. the store refused the commit: retry the job
+                    log.error("%s: %s: publishing failed:\n%s", self.worker_id, job.id, traceback.format_exc())
+                    reason = _short(f"could not publish the results ({type(exc).__name__}): {exc}")
+                    outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
+            case UserError(message=message):
+                outcome = self._safely(fail, job.id, self.worker_id, _short(message), USER_ERROR)
+            case Failed():
+                log.error("%s: %s failed:\n%s", self.worker_id, job.id, result.traceback)
+                reason = f"evaluation error ({result.type}): {result.message}"
+                outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
+                                       self.retry_delay_s)
+            case Interrupted(kind="stop"):
+                log.info("%s: releasing %s (shutting down)", self.worker_id, job.id)
+                outcome = self._safely(release, job.id, self.worker_id, "worker shut down")
+            case Interrupted(kind="lost", detail=detail):
+                log.warning("%s: abandoned %s (%s)", self.worker_id, job.id, detail)
+            case Interrupted(kind="stalled", detail=stage):
+                reason = f"stalled at {stage} (no progress for {self.stall_timeout_s:g} s)"
+                log.error("%s: %s %s", self.worker_id, job.id, reason)
+                outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
+                                       self.retry_delay_s, stage)
+            case Interrupted(kind="budget", detail=stage):
+                reason = f"exceeded the job budget of {self.job_budget_s:g} s (wall clock) at {stage}"
+                log.error("%s: %s %s", self.worker_id, job.id, reason)
+                outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
+                                       self.retry_delay_s, None, True)
+            case Interrupted(detail=why):  # "died": killed, out of memory, a broken message, ...
+                log.error("%s: %s: %s", self.worker_id, job.id, why)
+                outcome = self._safely(fail, job.id, self.worker_id, _short(why), INFRASTRUCTURE,
+                                       self.retry_delay_s)
         return self._finalize(job, work, outcome)
 
     def _finalize(self, job: Job, work: Path, outcome: Job | None) -> Job:
@@ -354,13 +348,15 @@ class Worker:
             log.warning("%s: %s", self.worker_id, exc)
             return None
 
-    def _publish(self, job: Job, summary_file: Path, table_file: Path, tracker: ProgressTracker) -> Job | None:
+    def _publish(self, job: Job, done: Done, tracker: ProgressTracker) -> Job | None:
+        """Publish the evaluation the child sent (its summary, with the lifecycle limits
+        added to the provenance, and its table's parquet bytes)."""
         from leaderboard.results import publish
 
-        summary = json.loads(summary_file.read_text())
-        summary.setdefault("provenance", {})["lifecycle"] = self.limits
+        summary = dict(done.summary)
+        summary["provenance"] = {**(summary.get("provenance") or {}), "lifecycle": self.limits}
         progress = tracker.doc()
-        return self._safely(lambda store: publish(store, job, summary, table_file.read_bytes(), self.worker_id,
+        return self._safely(lambda store: publish(store, job, summary, done.table_parquet, self.worker_id,
                                                   progress=progress, stage_rates=tracker.stage_rates()))
 
 
@@ -401,8 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", help="auto, cpu or cuda")
     g.add_argument("--dtype", choices=["float32", "float64"])
     g.add_argument("--reference", help="reference id or path")
-    g.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="family option (EvalConfig.options), e.g. relax_mode=serial; repeatable")
+    g.add_argument("--option", action="append", metavar="FAMILY.NAME=VALUE",
+                   help="family option, e.g. stability.relax_mode=serial (repeatable; overrides "
+                        "$GENBENCH_OPTIONS key by key)")
     g.add_argument("--data-dir", help="data directory (default $GENBENCH_DATA_DIR or ../shared/data)")
     g.add_argument("--evaluate", metavar="MODULE:FUNCTION",
                    help="evaluation function with the signature of evaluator.pipeline.evaluate "
@@ -426,8 +423,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = eval_config_from(args.families, args.relax_steps, args.mlip, args.mlip_model, args.device,
-                              args.dtype, args.reference, parse_options(args.option))
+    try:  # before the store is opened or a job claimed: a misspelled option is the operator's to fix
+        config = build_config(families=args.families, relax_steps=args.relax_steps, mlip=args.mlip,
+                              mlip_model=args.mlip_model, device=args.device, dtype=args.dtype,
+                              reference=args.reference, options=args.option or ())
+        check_config(config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return CONFIG_ERROR
     store = open_store(args.store)
     worker = Worker(store, config, worker_id=args.worker_id, work_root=args.work_dir,
                     data_dir=args.data_dir, lease_s=args.lease, heartbeat_s=args.heartbeat,

@@ -41,6 +41,21 @@ def gated_evaluate(inputs, config, data, work_dir, progress):
     return evaluate(inputs, config, data, work_dir=work_dir, progress=spy)
 
 
+RECORD_FILE = "evaluation.pkl"
+
+
+def recorded_evaluate(inputs, config, data, work_dir, progress):
+    """The real evaluation, also pickled to ``<job>/evaluation.pkl`` so that a test can
+    compare what the worker published with what the evaluation returned."""
+    import pickle
+
+    from evaluator.pipeline import evaluate
+
+    evaluation = evaluate(inputs, config, data, work_dir=work_dir, progress=progress)
+    (_job_dir(work_dir) / RECORD_FILE).write_bytes(pickle.dumps(evaluation))
+    return evaluation
+
+
 def broken_evaluate(inputs, config, data, work_dir, progress):
     """An infrastructure failure; each call is logged in ``<work-root>/calls.txt``."""
     with open(_job_dir(work_dir).parent / "calls.txt", "a") as fh:

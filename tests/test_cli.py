@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 SUMMARY_KEYS = {"schema_version", "n_submitted", "n_parsed", "n_valid", "n_evaluated", "uncertainty",
                 "metrics", "missing", "failures", "provenance", "timings_s"}
@@ -88,3 +89,37 @@ def test_unwritable_output_folder_is_refused_before_evaluating(tmp_path, mp_samp
     proc = score(next(mp_sample.glob("*.cif")), "--out", blocker / "out", "--families", "validity")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: cannot write to the output folder")
+
+
+def test_misspelled_option_is_refused_before_any_work(tmp_path, mp_sample):
+    out = tmp_path / "out"
+    proc = score(next(mp_sample.glob("*.cif")), "--out", out, "--option", "novelty.cheap_frist=false")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error:") and "cheap_frist" in proc.stderr
+    assert not out.exists()  # refused before the output folder was even made
+    proc = score(next(mp_sample.glob("*.cif")), "--out", out, "--option", "cheap_first=false")
+    assert proc.returncode == 2 and "FAMILY.NAME=VALUE" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_options_from_the_environment_are_checked_too(tmp_path, mp_sample, monkeypatch):
+    from evaluator.cli import main
+
+    monkeypatch.setenv("GENBENCH_OPTIONS", '{"novelty": {"cheap_frist": false}}')
+    assert main(["score", str(next(mp_sample.glob("*.cif"))), "--out", str(tmp_path / "out")]) == 2
+    monkeypatch.setenv("GENBENCH_OPTIONS", "not json")
+    assert main(["score", str(next(mp_sample.glob("*.cif"))), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_every_command_is_a_subcommand_of_one_cli(capsys):
+    from evaluator.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    usage = capsys.readouterr().out
+    for command in ("score", "reference", "fd-reference", "lemat-hull"):
+        assert command in usage
+    args = parser.parse_args(["lemat-hull", "--out", "hull.parquet"])
+    assert (args.split, args.threshold) == ("mace_mp", 0.001)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["lemat-hull", "--split", "mace_mq", "--out", "hull.parquet"])

@@ -54,7 +54,7 @@ def _no_survivors(tag: str, what: str) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        raise AssertionError(f"{what} left processes behind: {describe(left)}")
+        raise AssertionError(f"{what} left processes behind: {describe(left)}") from None
 
 
 def _worker(store, tmp_path, name: str, *args: str, hold: str | None = None):
@@ -126,7 +126,7 @@ def test_workers_killed_in_fingerprint_and_relax_stages_job_finishes_once(tmp_pa
     store = local_store(tmp_path)
     job = submit(store, META, _small_upload(data, tmp_path / "up"), "alice", UNLIMITED)
     common = ("--families", "validity,novelty,stability", "--relax-steps", "20", "--option",
-              "relax_mode=pool", "--option", "relax_workers=2", "--heartbeat", "0.5",
+              "stability.relax_mode=pool", "--option", "stability.relax_workers=2", "--heartbeat", "0.5",
               "--progress-interval", "0.05", "--lease", "3", "--evaluate", "lifecycle_helpers:held_evaluate")
     plan = [("w1", "novelty: fingerprints", signal.SIGTERM), ("w2", "novelty: fingerprints", signal.SIGKILL),
             ("w3", "stability: relax", signal.SIGTERM), ("w4", "stability: relax", signal.SIGKILL)]
@@ -135,7 +135,7 @@ def test_workers_killed_in_fingerprint_and_relax_stages_job_finishes_once(tmp_pa
         held.unlink(missing_ok=True)
         proc, tag = _worker(store, tmp_path, name, *common, hold=stage)
         try:
-            def holding():
+            def holding(proc=proc, name=name):
                 assert proc.poll() is None, _log(tmp_path, name)
                 return held.exists()
 
@@ -296,6 +296,21 @@ def test_serve_stopped_or_killed_in_a_stuck_stage_hands_the_job_back(tmp_path):
         doc = q.get_job(store, job.id)
         assert doc.status == q.PENDING and doc.attempts == 0, (tmp_path / f"serve-{sig.name}.log").read_text()
         assert doc.history[-1]["event"] == "released"
+
+
+def test_serve_does_not_restart_a_worker_that_refused_its_configuration(tmp_path):
+    """A misspelled worker option stops the worker with exit status 2 and its reason;
+    restarting it would only refuse the same configuration again."""
+    from leaderboard.serve import WorkerSupervisor
+
+    supervisor = WorkerSupervisor(str(tmp_path / "state"), ["--option", "novelty.cheap_frist=false",
+                                                            "--work-dir", str(tmp_path / "work")]).start()
+    try:
+        supervisor._thread.join(300)  # ends once the worker has exited and was not restarted
+        assert not supervisor._thread.is_alive()
+        assert supervisor.proc.returncode == 2 and supervisor.restarts == 0
+    finally:
+        supervisor.stop()
 
 
 def test_progress_tracker_rates_and_times():

@@ -54,7 +54,7 @@ def test_build_manifest_and_reference(alex_ref, alex_structures):
     assert ref.id == "alex100" and len(ref.content_hash) == 64
     assert ref.content_hash == open_built_reference(alex_ref).content_hash
     with pytest.raises(ValueError, match="no energies"):
-        ref.hull
+        ref.hull  # noqa: B018 - the property raises
     idx = ref.novelty
     assert isinstance(idx, StructureIndex) and len(idx) == N_REF
     assert idx.n_fingerprints == N_REF

@@ -3,21 +3,30 @@ user vs infrastructure failures, clean shutdown, cancellation, concurrent worker
 worker killed mid-run (real subprocesses)."""
 
 import json
+import multiprocessing as mp
+import os
+import pickle
 import signal
+import struct
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
-from conftest_leaderboard import (META, local_store, start_worker, wait_for, write_cifs,
+from conftest_leaderboard import (META, REPO, local_store, start_worker, wait_for, worker_cmd, write_cifs,
                                   write_unique_files)
-from lifecycle_helpers import broken_evaluate, gated_evaluate, slow_evaluate
-from evaluator.config import EvalConfig
+from lifecycle_helpers import RECORD_FILE, broken_evaluate, gated_evaluate, recorded_evaluate, slow_evaluate
+from evaluator.config import EvalConfig, build_config
+from evaluator.outputs import serialize
 from evaluator.pipeline import FAMILIES
+from evaluator.progress import ProgressUpdate
 from leaderboard import queue as q
-from leaderboard.results import LEADERBOARD_PATH, load_results_table, load_structures, load_summary
+from leaderboard.evalproc import Done, receive
+from leaderboard.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary,
+                                 table_path)
 from leaderboard.submissions import SubmissionPolicy, submit
-from leaderboard.worker import Worker, eval_config_from, parse_options
+from leaderboard.worker import Worker
 
 UNLIMITED = SubmissionPolicy(max_per_window=0)
 VALIDITY = EvalConfig(families=["validity"])
@@ -162,16 +171,83 @@ def test_cancel_during_run_abandons_without_publishing(tmp_path):
     assert load_summary(store, job.id) is None and not store.exists(LEADERBOARD_PATH)
 
 
-def test_config_from_env_and_flags(monkeypatch):
+def test_config_from_env_and_flags(tmp_path, monkeypatch):
+    """The worker's default configuration is build_config's: GENBENCH_* variables (options
+    as a JSON object by family), then the defaults."""
     monkeypatch.setenv("GENBENCH_FAMILIES", "validity, uniqueness")
     monkeypatch.setenv("GENBENCH_RELAX_STEPS", "7")
-    monkeypatch.setenv("GENBENCH_OPTIONS", '{"hull": "dft", "relax_workers": 2}')
-    cfg = eval_config_from(device="cpu", options=parse_options(["relax_workers=1", "hull=mace"]))
+    monkeypatch.setenv("GENBENCH_DEVICE", "cpu")
+    monkeypatch.setenv("GENBENCH_OPTIONS", '{"validity": {"workers": 2}}')
+    cfg = Worker(local_store(tmp_path), work_root=tmp_path / "work").config
     assert cfg.families == ["validity", "uniqueness"] and cfg.relax_steps == 7
-    assert cfg.device == "cpu" and cfg.options == {"hull": "mace", "relax_workers": 1}
-    assert eval_config_from(families="hhi", relax_steps=3).families == ["hhi"]
-    with pytest.raises(ValueError):
-        parse_options(["novalue"])
+    assert cfg.device == "cpu" and cfg.mlip == "chgnet" and cfg.options == {"validity": {"workers": 2}}
+
+
+def test_misspelled_option_is_refused_before_a_job_is_claimed(tmp_path, monkeypatch):
+    store = local_store(tmp_path)
+    job = submit(store, META, [write_cifs(tmp_path / "up", 1)], "alice", UNLIMITED)
+    with pytest.raises(ValueError, match="cheap_frist"):
+        make_worker(store, tmp_path, EvalConfig(options={"novelty": {"cheap_frist": False}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(worker_cmd(store.root, "--once", "--work-dir", str(tmp_path / "work"),
+                                     "--option", "novelty.cheap_frist=false"),
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error:") and "cheap_frist" in proc.stderr and "Traceback" not in proc.stderr
+    env["GENBENCH_OPTIONS"] = '{"novelty": {"cheap_frist": false}}'  # the same through the environment
+    proc = subprocess.run(worker_cmd(store.root, "--once", "--work-dir", str(tmp_path / "work")),
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "cheap_frist" in proc.stderr, proc.stderr[-2000:]
+    untouched = q.get_job(store, job.id)
+    assert untouched.status == q.PENDING and untouched.attempts == 0
+    assert [h["event"] for h in untouched.history] == ["submitted"]
+
+
+def test_worker_publishes_the_evaluation_it_received_without_files(tmp_path):
+    """The evaluation process sends the evaluation over its pipe: no summary.json or
+    structures.parquet is written under the work folder, and what is published is
+    exactly what the evaluation returned (plus the leaderboard and lifecycle records)."""
+    store = local_store(tmp_path)
+    job = submit(store, META, [write_cifs(tmp_path / "up", 3)], "alice", UNLIMITED)
+    worker = make_worker(store, tmp_path, evaluate=recorded_evaluate, keep_work=True)
+    final = worker.run_one()
+    assert final.status == q.FINISHED
+    work = tmp_path / "work" / job.id
+    written = sorted(p.name for p in work.rglob("*") if p.is_file())
+    assert RECORD_FILE in written
+    assert not {"summary.json", "structures.parquet"} & set(written), written
+    expected = serialize(pickle.loads((work / RECORD_FILE).read_bytes()))
+    assert store.read(table_path(job.id))[0] == expected.table_parquet
+    published = load_summary(store, job.id)
+    assert published.pop("leaderboard")["submission_id"] == job.id
+    assert published["provenance"].pop("lifecycle") == worker.limits
+    assert published == expected.summary()
+
+
+def _pipe_with(raw: bytes):
+    """The reading end of a pipe that received ``raw`` and was closed."""
+    reader, writer = mp.Pipe(duplex=False)
+    os.write(writer.fileno(), raw)
+    writer.close()
+    return reader
+
+
+def test_a_message_cut_short_or_undecodable_ends_the_stream():
+    """A child killed while sending its (large) result leaves a message cut short: the
+    messages before it are read and the stream counts as ended (the worker then reports
+    the process's death, an infrastructure failure that is retried); garbage or a
+    message of an unknown kind marks the stream broken."""
+    whole = pickle.dumps(ProgressUpdate("validity", 1, 3))
+    done = pickle.dumps(Done({"n_submitted": 3}, b"x" * 100_000))
+    got = receive(_pipe_with(struct.pack("!i", len(whole)) + whole
+                             + struct.pack("!i", len(done)) + done[: len(done) // 2]))
+    assert got.messages == [ProgressUpdate("validity", 1, 3)] and got.closed and got.broken is None
+    garbage = b"\x80\x05not a pickle"
+    got = receive(_pipe_with(struct.pack("!i", len(garbage)) + garbage))
+    assert got.messages == [] and "broken message" in got.broken
+    odd = pickle.dumps(("done", "summary.json", "structures.parquet"))  # the old tuple messages
+    got = receive(_pipe_with(struct.pack("!i", len(odd)) + odd))
+    assert got.messages == [] and "unknown message (tuple)" in got.broken
 
 
 def test_two_worker_processes_run_each_of_ten_jobs_once(tmp_path):
@@ -321,11 +397,11 @@ def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
     store = local_store(tmp_path)
     job = submit(store, META, [_rattled_rocksalts(tmp_path / "up", n)], "alice", UNLIMITED)
     work = tmp_path / "work"
-    common = ("--families", "validity,stability", "--relax-steps", "40", "--option", "relax_mode=pool",
+    common = ("--families", "validity,stability", "--relax-steps", "40", "--option", "stability.relax_mode=pool",
               "--heartbeat", "0.5", "--progress-interval", "0.05", "--lease", "60", "--poll", "0.3",
               "--work-dir", str(work), "--keep-work")
     tag = f"first-{uuid.uuid4().hex[:8]}"
-    first = start_worker(store.root, *common, "--option", "relax_workers=2", "--worker-id", "first",
+    first = start_worker(store.root, *common, "--option", "stability.relax_workers=2", "--worker-id", "first",
                          log=tmp_path / "first.log", env={TAG_VAR: tag})
     try:
         def relaxed_some():
@@ -351,8 +427,8 @@ def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
     assert 2 <= n_checkpointed < n  # the pool was stopped, not drained
 
     # one pool process (one torch thread): a multi-threaded serial relaxation crawls on a loaded machine
-    config = eval_config_from("validity,stability", 40, device="cpu",
-                              options={"relax_mode": "pool", "relax_workers": 1})
+    config = build_config(families="validity,stability", relax_steps=40, device="cpu",
+                          options=["stability.relax_mode=pool", "stability.relax_workers=1"])
     final = make_worker(store, tmp_path, config, worker_id="second", lease_s=60, keep_work=True).run_one()
     assert final.status == q.FINISHED and final.attempts == 1 and final.lease_owner == "second"
     assert [h["event"] for h in final.history] == ["submitted", "claimed", "released", "claimed", "finished"]
