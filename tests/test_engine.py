@@ -86,14 +86,14 @@ def test_engine_follows_the_ase_reference_with_mace(data, tiny_mace):
     assert stats["model_calls"] == stats["iterations"] and stats["max_batch"] > 1
     for k, r in ref.items():
         g = got[k]
-        assert r["status"] == g["status"] == "ok", (k, r.get("reason"), g.get("reason"))
+        assert r.status == g.status == "ok", (k, r.reason, g.reason)
         n = len(dict(items)[k])
-        assert abs(r["energy_unrelaxed"] - g["energy_unrelaxed"]) / n < 1e-8
-        assert abs(r["energy"] - g["energy"]) / n < 1e-6
-        assert r["steps"] == g["steps"] and r["converged"] == g["converged"]
-        assert g["rmsd"] == pytest.approx(r["rmsd"], abs=1e-5)
-        assert g["volume_ratio"] == pytest.approx(r["volume_ratio"], abs=1e-6)
-    assert any(r["steps"] > 3 for r in ref.values())  # the relaxations did real work
+        assert abs(r.energy_unrelaxed - g.energy_unrelaxed) / n < 1e-8
+        assert abs(r.energy - g.energy) / n < 1e-6
+        assert r.steps == g.steps and r.converged == g.converged
+        assert g.rmsd == pytest.approx(r.rmsd, abs=1e-5)
+        assert g.volume_ratio == pytest.approx(r.volume_ratio, abs=1e-6)
+    assert any(r.steps > 3 for r in ref.values())  # the relaxations did real work
 
 
 def test_engine_follows_the_ase_reference_with_sevennet():
@@ -113,10 +113,10 @@ def test_engine_follows_the_ase_reference_with_sevennet():
     ref = relax_serial(mlip, items, fmax=0.02, steps=100)
     got = relax_engine(mlip, items, fmax=0.02, steps=100)
     for k in ref:
-        assert ref[k]["converged"] and got[k]["converged"]
-        assert abs(ref[k]["energy_unrelaxed"] - got[k]["energy_unrelaxed"]) / len(a) < 1e-4
-        assert abs(ref[k]["energy"] - got[k]["energy"]) / len(a) < 1e-4
-        assert abs(ref[k]["steps"] - got[k]["steps"]) <= 2
+        assert ref[k].converged and got[k].converged
+        assert abs(ref[k].energy_unrelaxed - got[k].energy_unrelaxed) / len(a) < 1e-4
+        assert abs(ref[k].energy - got[k].energy) / len(a) < 1e-4
+        assert abs(ref[k].steps - got[k].steps) <= 2
 
 
 class _Faulty:
@@ -167,11 +167,11 @@ def test_one_bad_structure_never_fails_the_batch(data, tiny_mace, how, reason):
     got = relax_engine(_WithModel(faulty), items, fmax=0.02, steps=30, stats=stats)
     assert set(got) == {k for k, _ in items}
     bad = got["mp-2"]
-    assert bad["status"] == "failed" and reason in bad["reason"]
+    assert bad.status == "failed" and reason in bad.reason
     assert stats["retried_alone"] >= 1 and 1 in faulty.calls  # it was retried alone before failing
     if how == "nan":  # the energy at the submitted geometry was fine: it is kept
-        assert np.isfinite(bad["energy_unrelaxed"])
-    assert all(got[k]["status"] == "ok" for k, _ in items if k != "mp-2")
+        assert np.isfinite(bad.energy_unrelaxed)
+    assert all(got[k].status == "ok" for k, _ in items if k != "mp-2")
 
 
 def test_a_batch_wide_model_error_retries_each_structure_alone(data, tiny_mace):
@@ -182,9 +182,9 @@ def test_a_batch_wide_model_error_retries_each_structure_alone(data, tiny_mace):
     faulty = _Faulty(tiny_mace.ts_model(), 46, "raise")  # fails only when batched with Pd
     got = relax_engine(_WithModel(faulty), items, fmax=0.02, steps=30)
     ref = relax_serial(tiny_mace, items, fmax=0.02, steps=30)
-    assert all(r["status"] == "ok" for r in got.values())  # alone, even Pd works
+    assert all(r.status == "ok" for r in got.values())  # alone, even Pd works
     for k in ref:
-        assert got[k]["energy"] == pytest.approx(ref[k]["energy"], abs=1e-6)
+        assert got[k].energy == pytest.approx(ref[k].energy, abs=1e-6)
 
 
 def test_in_flight_batching_respects_the_atom_budget(data, tiny_mace):
@@ -202,12 +202,10 @@ def test_in_flight_batching_respects_the_atom_budget(data, tiny_mace):
     got = relax_engine(_WithModel(Recording(tiny_mace.ts_model(), 0, "")), items, fmax=0.02, steps=40,
                        max_atoms=6, on_result=lambda k, r: order.append(k))
     assert max(sizes) <= 6 and len(got) == len(items) == len(order)
-    assert all(r["status"] == "ok" for r in got.values())
+    assert all(r.status == "ok" for r in got.values())
 
 
 def test_engine_mode_checkpoints_resumes_and_aborts(data, tiny_mace, tmp_path):
-    import json
-
     from pymatgen.core import Structure
 
     from evaluator.families.stability.runner import RelaxSettings, relax_all
@@ -238,10 +236,10 @@ def test_engine_mode_checkpoints_resumes_and_aborts(data, tiny_mace, tmp_path):
     assert info["mode"] == "engine" and info["n_from_checkpoint"] == 2 and info["n_relaxed_now"] == 2
     assert info["mlip"]["engine"].startswith("torch-sim batched engine") and info["mlip"]["device"] == "cpu"
     assert info["mlip"]["checkpoint_sha256"] == tiny_mace.checkpoint_sha256
-    assert all(r["status"] == "ok" for r in results.values()) and len(calls) == 1
+    assert all(r.status == "ok" for r in results.values()) and len(calls) == 1
     again, info2 = relax_all(structures, settings, tmp_path, mlip=Counting())
     assert info2["n_relaxed_now"] == 0 and len(calls) == 1
-    assert json.dumps(again, sort_keys=True) == json.dumps(results, sort_keys=True)
+    assert again == results  # the same records, read back from the checkpoint
 
 
 def test_abort_from_poll_stops_a_batch_in_which_nothing_finishes(data, tiny_mace):
@@ -326,5 +324,5 @@ def test_out_of_memory_halves_the_batch_instead_of_failing(data, tiny_mace):
     model = SmallMemory(tiny_mace.ts_model(), 0, "")
     stats: dict = {}
     got = relax_engine(_WithModel(model), items, fmax=0.02, steps=30, stats=stats)
-    assert all(r["status"] == "ok" for r in got.values()) and len(got) == len(items)
+    assert all(r.status == "ok" for r in got.values()) and len(got) == len(items)
     assert stats["oom_halvings"] >= 1 and stats["retried_alone"] == 0

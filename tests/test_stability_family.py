@@ -42,7 +42,8 @@ def _config(**kw):
     from evaluator.config import EvalConfig
 
     options = {"relax_workers": 1, **kw.pop("options", {})}
-    return EvalConfig(families=["stability"], relax_steps=kw.pop("relax_steps", 80), options=options, **kw)
+    return EvalConfig(families=["stability"], relax_steps=kw.pop("relax_steps", 80),
+                      options={"stability": options}, **kw)
 
 
 def test_family_fills_columns_and_metrics(data, tmp_path):
@@ -112,10 +113,10 @@ def test_interrupted_run_resumes_without_recomputing(data, tmp_path):
 
     results, info = relax_all(structures, settings, tmp_path, mlip=Counting())
     assert info["n_from_checkpoint"] == 1 and info["n_relaxed_now"] == 2 and len(calls) == 2
-    assert all(r["status"] == "ok" for r in results.values())
+    assert all(r.status == "ok" for r in results.values())
     results2, info2 = relax_all(structures, settings, tmp_path, mlip=Counting())
     assert info2["n_relaxed_now"] == 0 and len(calls) == 2
-    assert json.dumps(results2, sort_keys=True) == json.dumps(results, sort_keys=True)
+    assert results2 == results  # the same records, read back from the checkpoint
 
 
 def test_calibration_small_mp20_set_matches_dft_hull(data):
@@ -136,8 +137,8 @@ def test_calibration_small_mp20_set_matches_dft_hull(data):
     err = []
     for i, mid in enumerate(ids):
         r = results[i]
-        s = Structure.from_str(r["structure_relaxed"], fmt="json")
-        err.append(score_energy(hull, "direct", s, r["energy"])["e_above_hull"] - dft.at[mid, "dft_e_above_union_hull"])
+        err.append(score_energy(hull, "direct", r.relaxed_structure(), r.energy).e_above_hull
+                   - dft.at[mid, "dft_e_above_union_hull"])
     assert np.all(np.isfinite(err))
     assert np.mean(np.abs(err)) < 0.1
 
@@ -158,7 +159,7 @@ def test_process_pool_mode(data, tmp_path):
     structures = {i: Structure.from_file(p) for i, p in enumerate(mp_sample_cifs(data, SMALL_MP20[:2]))}
     results, info = relax_all(structures, RelaxSettings(steps=60, mode="pool", workers=2, device="cpu"), tmp_path)
     assert info["mode"] == "pool" and info["workers"] == 2
-    assert all(r["status"] == "ok" for r in results.values())
+    assert all(r.status == "ok" for r in results.values())
 
 
 def test_mace_batched_mode_with_mp2020_corrections(data, tmp_path):
@@ -189,13 +190,14 @@ def test_unspanned_element_gets_nan_with_reason_and_empty_submission(data, tmp_p
     # Po has no MP elemental reference: E_hull is NaN with a reason, the row keeps its energy
     po = Structure(Lattice.cubic(3.35), ["Po"], [[0, 0, 0]])
     from evaluator.context import EvalContext
-    from evaluator.pipeline import build_table
-    from evaluator.stability import family
+    from evaluator.families.stability.family import FAMILY
+    from evaluator.pipeline import build_table, reference_loader
 
     cfg = _config(relax_steps=5)
     table, structures = build_table([Item("po.cif", po)])
-    ctx = EvalContext(table, structures, cfg, data, tmp_path)  # no validity: parsed rows are evaluated
-    res = family.run(ctx)
+    # no validity: parsed rows are evaluated
+    ctx = EvalContext(table, structures, cfg, data, tmp_path, reference_loader=reference_loader(cfg, data))
+    res = FAMILY.run(ctx, FAMILY.options_from(cfg.family_options("stability")))
     row = res.columns.iloc[0]
     assert row["stability_status"] == "failed" and "Po" in row["stability_reason"]
     assert np.isfinite(row["stability_energy_per_atom"]) and np.isnan(row["stability_e_above_hull"])
@@ -216,8 +218,9 @@ def test_failed_relaxation_still_scores_the_submitted_geometry(data, tmp_path, m
     from evaluator.context import EvalContext
     from evaluator.ingest.types import Item
     from evaluator.mlip.relax import relax_one
-    from evaluator.pipeline import build_table
-    from evaluator.stability import family, runner
+    from evaluator.pipeline import build_table, reference_loader
+    from evaluator.families.stability import runner
+    from evaluator.families.stability.family import FAMILY
 
     class EnergyOnly(Calculator):  # energy works, forces blow up (as an MLIP failing mid-relaxation)
         implemented_properties = ["energy", "forces", "stress"]
@@ -236,14 +239,16 @@ def test_failed_relaxation_still_scores_the_submitted_geometry(data, tmp_path, m
                      [[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0],
                       [.5, .5, .5], [.5, 0, 0], [0, .5, 0], [0, 0, .5]])
     res = relax_one(FakeMLIP(), runner._to_atoms(nacl), steps=5)
-    assert res["status"] == "failed" and "no neighbour" in res["reason"]
-    assert res["energy_unrelaxed"] == pytest.approx(-6.8)
+    assert res.status == "failed" and "no neighbour" in res.reason
+    assert res.energy_unrelaxed == pytest.approx(-6.8)
 
     monkeypatch.setattr(runner, "relax_all", lambda structures, *a, **k: (
         {row: res for row in structures}, {"mlip": {}, "mode": "serial", "workers": 1,
                                            "n_relaxed_now": 1, "n_from_checkpoint": 0}))
     table, structures = build_table([Item("nacl.cif", nacl)])
-    out = family.run(EvalContext(table, structures, _config(), data, tmp_path))
+    cfg = _config()
+    ctx = EvalContext(table, structures, cfg, data, tmp_path, reference_loader=reference_loader(cfg, data))
+    out = FAMILY.run(ctx, FAMILY.options_from(cfg.family_options("stability")))
     row = out.columns.iloc[0]
     assert row["stability_status"] == "failed" and "no neighbour" in row["stability_reason"]
     assert np.isnan(row["stability_e_above_hull"])
@@ -298,3 +303,60 @@ def test_sevenn_family_engine_mode_matches_serial_mode(data, tmp_path):
     for col in ("stability_unrelaxed_e_above_hull", "stability_e_above_hull"):
         np.testing.assert_allclose(tables["engine"][col].astype(float), tables["serial"][col].astype(float),
                                    atol=1e-3 if "unrelaxed" not in col else 1e-4)
+
+
+def test_misspelled_or_invalid_stability_option_is_an_error(data, tmp_path):
+    from evaluator.families.stability.family import FAMILY, StabilityOptions
+    from evaluator.pipeline import evaluate_items
+
+    assert FAMILY.options_from({"relax_mode": "serial", "relax_workers": 2}) == StabilityOptions(
+        relax_mode="serial", relax_workers=2)
+    with pytest.raises(ValueError, match="relax_mod"):
+        FAMILY.options_from({"relax_mod": "serial"})
+    for bad in ({"relax_mode": "fast"}, {"relax_workers": 0}, {"relax_workers": True}, {"relax_max_atoms": "4k"},
+                {"hull_declared_compatible": "yes"}, {"hull": ""}):
+        with pytest.raises(ValueError, match="stability\\."):
+            FAMILY.options_from(bad)
+    with pytest.raises(ValueError, match="relax_mod"):  # the pipeline refuses it before any work
+        evaluate_items(_items(data, SMALL_MP20[:1]), _config(options={"relax_mod": "serial"}), data,
+                       work_dir=tmp_path)
+    assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_checkpoint_written_by_older_runs_loads_into_typed_results(data, tmp_path):
+    """Checkpoint lines in the plain-dict format of older runs load as RelaxResult records and
+    are reused as they are; lines that are not results are ignored (relaxed again)."""
+    from pymatgen.core import Structure
+
+    from evaluator.families.stability.checkpoint import settings_key, structure_key
+    from evaluator.families.stability.runner import RelaxSettings, relax_all
+    from evaluator.mlip import describe_mlip
+    from evaluator.mlip.relax_result import RelaxResult
+
+    s0, s1 = (Structure.from_file(p) for p in mp_sample_cifs(data, SMALL_MP20[:2]))
+    old_ok = {"energy_unrelaxed": -7.1, "energy": -7.3, "steps": 12, "converged": True, "fmax_final": 0.011,
+              "rmsd": 0.05, "volume_ratio": 1.02, "structure_relaxed": s0.to_json(), "status": "ok",
+              "reason": None, "wall_s": 0.53}
+    old_failed = {"status": "failed", "reason": "relaxation error: RuntimeError: boom", "energy_unrelaxed": -3.5,
+                  "wall_s": 0.1}
+    settings = RelaxSettings(steps=80, mode="serial")
+    path = tmp_path / f"relax-{settings_key(settings.checkpoint_settings(describe_mlip('chgnet')))}.jsonl"
+    lines = [{"key": structure_key(s0), "result": old_ok}, {"key": structure_key(s1), "result": old_failed},
+             {"key": "not-a-result", "result": {"status": "ok"}}]  # an ok result without its values
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    class NoModel:
+        def calculator(self):
+            raise AssertionError("a checkpointed structure was relaxed again")
+
+    results, info = relax_all({0: s0, 1: s1}, settings, tmp_path, mlip=NoModel())
+    assert info["n_from_checkpoint"] == 2 and info["n_relaxed_now"] == 0
+    ok, failed = results[0], results[1]
+    assert isinstance(ok, RelaxResult) and ok.ok and ok.energy == -7.3 and ok.steps == 12 and ok.converged
+    assert ok.relaxed_structure() == s0 and ok.wall_s == 0.53
+    assert failed.status == "failed" and failed.reason == old_failed["reason"] and failed.energy_unrelaxed == -3.5
+    assert ok.to_dict() == old_ok and failed.to_dict() == {**old_failed, "reason": old_failed["reason"]}
+    with pytest.raises(ValueError, match="lacks"):
+        RelaxResult.from_dict({"status": "ok"})
+    with pytest.raises(ValueError, match="unknown"):
+        RelaxResult.from_dict({**old_ok, "energy_typo": 1.0})
