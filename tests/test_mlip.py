@@ -119,22 +119,22 @@ def test_batched_relaxation_follows_the_plain_ase_trajectory(chgnet):
     batched = relax_batched(chgnet, items, fmax=0.02, steps=60, max_atoms=3)  # forces continuous batching
     for k in serial:
         s, b = serial[k], batched[k]
-        assert s["status"] == b["status"] == "ok"
-        assert s["steps"] == b["steps"] and s["converged"] == b["converged"]
-        assert s["energy"] == pytest.approx(b["energy"], abs=1e-4)
-        assert s["energy_unrelaxed"] == pytest.approx(b["energy_unrelaxed"], abs=1e-5)
-        assert s["rmsd"] == pytest.approx(b["rmsd"], abs=1e-4)
-    assert serial["nacl"]["converged"] and serial["nacl"]["fmax_final"] < 0.02
-    assert serial["nacl"]["energy"] < serial["nacl"]["energy_unrelaxed"]  # relaxing lowers the energy
-    assert serial["nacl"]["volume_ratio"] > 1.05  # NaCl at a = 5.3 Å is compressed; CHGNet expands it
+        assert s.status == b.status == "ok"
+        assert s.steps == b.steps and s.converged == b.converged
+        assert s.energy == pytest.approx(b.energy, abs=1e-4)
+        assert s.energy_unrelaxed == pytest.approx(b.energy_unrelaxed, abs=1e-5)
+        assert s.rmsd == pytest.approx(b.rmsd, abs=1e-4)
+    assert serial["nacl"].converged and serial["nacl"].fmax_final < 0.02
+    assert serial["nacl"].energy < serial["nacl"].energy_unrelaxed  # relaxing lowers the energy
+    assert serial["nacl"].volume_ratio > 1.05  # NaCl at a = 5.3 Å is compressed; CHGNet expands it
 
 
 def test_step_cap_is_recorded_as_not_converged(chgnet):
     from evaluator.mlip.relax import relax_one
 
     res = relax_one(chgnet, _cells()[0], fmax=1e-6, steps=3)
-    assert res["status"] == "ok" and res["steps"] == 3 and res["converged"] is False
-    assert res["fmax_final"] > 1e-6
+    assert res.status == "ok" and res.steps == 3 and res.converged is False
+    assert res.fmax_final > 1e-6
 
 
 def test_mace_batched_relaxation_runs(tiny_mace_path):
@@ -145,7 +145,7 @@ def test_mace_batched_relaxation_runs(tiny_mace_path):
     cells = _cells()
     cells[0].positions[0] += [0.3, 0.0, 0.0]
     out = relax_batched(mace, list(enumerate(cells)), fmax=0.02, steps=20)
-    assert all(r["status"] == "ok" and np.isfinite(r["energy"]) for r in out.values())
+    assert all(r.status == "ok" and np.isfinite(r.energy) for r in out.values())
 
 
 def test_sevenn_batched_predict_matches_ase_calculator(torch_one_thread):
