@@ -46,9 +46,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    from pymatgen.analysis.local_env import EconNN
+    from pymatgen.core.periodic_table import Element, Species
+    from pymatgen.core.sites import PeriodicSite
+    from pymatgen.core.structure import Structure
+
+# pymatgen.analysis.local_env takes seconds to import: only the fallbacks (ambiguous
+# centres, whole structures on pymatgen's path) import it, inside the functions below.
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
 
 TOL = 0.2
 CUTOFF = 10.0
@@ -67,18 +77,18 @@ class BondGraph:
     through pymatgen's path (None when vectorised)."""
 
     n_sites: int
-    pairs: np.ndarray
+    pairs: Ints
     n_pymatgen_centres: int = 0
     whole_structure_pymatgen: str | None = None
 
 
-def _econ(tol: float = TOL, cutoff: float = CUTOFF):
+def _econ(tol: float = TOL, cutoff: float = CUTOFF) -> EconNN:
     from pymatgen.analysis.local_env import EconNN
 
     return EconNN(tol=tol, cutoff=cutoff, use_fictive_radius=True)
 
 
-def _covalent_radii() -> dict:
+def _covalent_radii() -> dict[str, float]:
     try:  # pymatgen-core layout
         from pymatgen.core.molecule_structure_comparator import CovalentRadius
     except ImportError:  # older pymatgen
@@ -86,31 +96,35 @@ def _covalent_radii() -> dict:
     return CovalentRadius.radius
 
 
-def _default_radius(specie) -> float:
-    """pymatgen's ``local_env._get_default_radius``: covalent radius, else atomic radius."""
+def _default_radius(specie: Element | Species) -> float | None:
+    """pymatgen's ``local_env._get_default_radius``: covalent radius, else atomic radius
+    (None when pymatgen knows neither)."""
     try:
         return _covalent_radii()[specie.symbol]
     except Exception:  # noqa: BLE001 - the same fallback as pymatgen's
         return specie.atomic_radius
 
 
-def _pymatgen_radius(site) -> float:
+def _pymatgen_radius(site: PeriodicSite) -> float | None:
     """pymatgen's own ``_get_radius`` (ionic radius of an oxidation state), then default."""
     from pymatgen.analysis.local_env import EconNN
 
     local_env = sys.modules[EconNN.__module__]  # where the private helpers live
-    r = local_env._get_radius(site)
-    return r if r != 0 else local_env._get_default_radius(site)
+    r: float = local_env._get_radius(site)
+    if r != 0:
+        return r
+    default: float | None = local_env._get_default_radius(site)
+    return default
 
 
-def site_radii(structure: Structure) -> np.ndarray:
+def site_radii(structure: Structure) -> Floats:
     """Per site, the radius EconNN's fictive-radius rule uses.
 
     A site without an oxidation state (an Element) gets 0 from pymatgen's ``_get_radius``
     (with a warning), hence ``_get_default_radius``: that rule is applied here directly,
     which spares importing ``local_env`` (seconds per process). Decorated sites go through
     pymatgen's own functions."""
-    cache: dict = {}
+    cache: dict[Element | Species, float | None] = {}
     out = np.empty(len(structure))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "No oxidation states specified on sites!"
@@ -118,13 +132,14 @@ def site_radii(structure: Structure) -> np.ndarray:
             specie = site.specie  # raises on a disordered site, as pymatgen's path does
             if specie not in cache:
                 cache[specie] = _pymatgen_radius(site) if hasattr(specie, "oxi_state") else _default_radius(specie)
-            if cache[specie] is None:  # e.g. Bk: pymatgen's arithmetic fails on None too
+            radius = cache[specie]
+            if radius is None:  # e.g. Bk: pymatgen's arithmetic fails on None too
                 raise TypeError(f"no covalent or atomic radius for {specie} (EconNN cannot weigh its bonds)")
-            out[k] = cache[specie]
+            out[k] = radius
     return out
 
 
-def _pairs_of(n_sites: int, centres: np.ndarray, points: np.ndarray, images: np.ndarray) -> np.ndarray:
+def _pairs_of(n_sites: int, centres: Ints, points: Ints, images: Ints) -> Ints:
     """Unique (min, max) site pairs of directed bonds, dropping a site's bond to itself in
     the same image (StructureGraph.add_edge ignores those)."""
     same_image_self = (centres == points) & ~np.any(images != 0, axis=1)
@@ -134,7 +149,7 @@ def _pairs_of(n_sites: int, centres: np.ndarray, points: np.ndarray, images: np.
     return np.stack([keys // max(n_sites, 1), keys % max(n_sites, 1)], axis=1).astype(np.int64)
 
 
-def pymatgen_pairs(structure: Structure, tol: float = TOL, cutoff: float = CUTOFF) -> np.ndarray:
+def pymatgen_pairs(structure: Structure, tol: float = TOL, cutoff: float = CUTOFF) -> Ints:
     """Bonded pairs of pymatgen's reference path (StructureGraph + EconNN), for comparison."""
     from pymatgen.analysis.graphs import StructureGraph
 
@@ -146,7 +161,7 @@ def pymatgen_pairs(structure: Structure, tol: float = TOL, cutoff: float = CUTOF
     return _pairs_of(n, edges[:, 0], edges[:, 1], np.ones((len(edges), 3), dtype=np.int64))
 
 
-def _mefir(fir: np.ndarray, centres: np.ndarray, m: np.ndarray, n: int) -> np.ndarray:
+def _mefir(fir: Floats, centres: Ints, m: Floats, n: int) -> Floats:
     """Hoppe's mean fictive ionic radius per centre, reference radius ``m`` per centre."""
     e = np.exp(1.0 - (fir / m[centres]) ** 6)
     return np.bincount(centres, weights=fir * e, minlength=n) / np.bincount(centres, weights=e, minlength=n)

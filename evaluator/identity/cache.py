@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from evaluator.identity.fingerprint import TIMED_OUT, fingerprints
+from evaluator.identity.fingerprint import TIMED_OUT, FingerprintResult, fingerprints
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    from pymatgen.core.structure import Structure
 
-_MEMORY: dict[str, tuple] = {}
+_MEMORY: dict[str, FingerprintResult] = {}
 
 
 def structure_key(structure: Structure) -> str:
@@ -36,10 +36,10 @@ def cached_fingerprints(structures: Sequence[Structure], cache_file: Path | None
                         processes: int = 2,
                         progress: Callable[[int, int], None] | None = None,
                         timeout_s: float | None = None, graph: str = "vectorised",
-                        ) -> tuple[list[tuple], int]:
-    """(fingerprint as given, species-sorted fingerprint, error) per structure, computing only those not cached; also returns
-    how many were computed. A timed-out fingerprint is returned but not cached (a later
-    run with a larger bound retries it)."""
+                        ) -> tuple[list[FingerprintResult], int]:
+    """(fingerprint as given, species-sorted fingerprint, error) per structure, computing
+    only those not cached; also returns how many were computed. A timed-out fingerprint is
+    returned but not cached (a later run with a larger bound retries it)."""
     keys = [structure_key(s) for s in structures]
     if cache_file is not None and cache_file.exists():
         for line in cache_file.read_text().splitlines():
@@ -49,7 +49,7 @@ def cached_fingerprints(structures: Sequence[Structure], cache_file: Path | None
             except ValueError:
                 continue  # a torn last line from an interrupted run
     todo = sorted({k: i for i, k in enumerate(keys) if k not in _MEMORY}.values())
-    fresh: dict[str, tuple] = {}
+    fresh: dict[str, FingerprintResult] = {}
     if todo:
         results = fingerprints([structures[i] for i in todo], processes=processes, progress=progress,
                                timeout_s=timeout_s, graph=graph)

@@ -33,6 +33,7 @@ the bound gets ``(None, None, "fingerprint timed out")`` and the batch goes on.
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -41,9 +42,15 @@ import numpy as np
 
 from evaluator.identity import bonding_graph as BG
 from evaluator.identity.wl_hash import wl_hash as wl_hash_pairs
+from evaluator.procpool import run_bounded
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    import networkx as nx
+    from pymatgen.core.structure import Structure
+
+# pymatgen's analysis modules, networkx and structuregraph-helpers are imported inside the
+# functions that use them: the vectorised default path needs none of them (seconds of
+# imports per child process saved).
 
 BAWL_SETTINGS = {"bonding": "EconNN", "tol": 0.2, "cutoff": 10, "use_fictive_radius": True,
                  "wl_iterations": 100, "node_attr": "element", "symprec": 0.01,
@@ -54,7 +61,7 @@ TIMED_OUT = "fingerprint timed out"
 PRELOAD = ("evaluator.identity.fingerprint", "pymatgen.core", "pymatgen.symmetry.analyzer")
 
 
-def bonding_graph(structure: Structure):
+def bonding_graph(structure: Structure) -> nx.MultiDiGraph:
     """networkx MultiDiGraph of the EconNN StructureGraph (edges run from lower to higher
     site index: pymatgen orients them so)."""
     from pymatgen.analysis.graphs import StructureGraph
@@ -67,16 +74,16 @@ def bonding_graph(structure: Structure):
     return sg.graph
 
 
-def _wl(graph) -> str:
+def _wl(graph: nx.DiGraph) -> str:
     # structuregraph_helpers.hash.generate_hash(g, True, False, 100) is exactly this call;
     # its module cannot be imported with current pymatgen (BrunnerNN_relative was removed),
     # so the hasher it wraps is called directly.
     from structuregraph_helpers._hasher import weisfeiler_lehman_graph_hash
 
-    return weisfeiler_lehman_graph_hash(graph, iterations=100, edge_attr=None, node_attr="specie")
+    return str(weisfeiler_lehman_graph_hash(graph, iterations=100, edge_attr=None, node_attr="specie"))
 
 
-def wl_hash(structure: Structure, graph=None) -> str:
+def wl_hash(structure: Structure, graph: nx.MultiDiGraph | None = None) -> str:
     """Weisfeiler-Lehman hash of the species-decorated EconNN bonding graph (site order as given)."""
     graph = graph if graph is not None else bonding_graph(structure)
     for n, site in enumerate(structure):
@@ -84,7 +91,7 @@ def wl_hash(structure: Structure, graph=None) -> str:
     return _wl(graph)
 
 
-def wl_hash_reordered(structure: Structure, graph, order: list[int]) -> str:
+def wl_hash_reordered(structure: Structure, graph: nx.MultiDiGraph, order: list[int]) -> str:
     """The WL hash the same structure would get with its sites listed in ``order``.
 
     The WL hash runs on a *directed* graph whose edges point from the lower to the higher
@@ -174,15 +181,13 @@ def safe_fingerprint_pair(item: tuple[Structure, str]) -> FingerprintResult:
     structure, graph = item
     try:
         return (*bawl_fingerprint_pair(structure, graph), None)
-    except Exception as exc:  # one bad structure never stops the batch
+    except Exception as exc:  # noqa: BLE001 - one bad structure never stops the batch
         return None, None, f"fingerprint failed: {type(exc).__name__}: {exc}"[:300]
 
 
 def warm_up(graph: str = "vectorised") -> None:
     """Import what a fingerprint needs (run in each child before its first item, so the
     per-structure bound measures the fingerprint, not the imports)."""
-    import importlib
-
     for module in PRELOAD + (("pymatgen.analysis.local_env", "pymatgen.analysis.graphs",
                               "structuregraph_helpers._hasher") if graph == "pymatgen" else ()):
         importlib.import_module(module)
@@ -204,14 +209,12 @@ def fingerprints(structures: Sequence[Structure], processes: int = 2,
     if not n:
         return []
     if timeout_s is None and processes <= 1:
-        out = []
+        out: list[FingerprintResult] = []
         for i, s in enumerate(structures, 1):
             out.append(safe_fingerprint_pair((s, graph)))
             if progress:
                 progress(i, n)
         return out
-    from evaluator.procpool import run_bounded
-
     results: list[FingerprintResult | None] = [None] * n
     with run_bounded(safe_fingerprint_pair, [(s, graph) for s in structures],
                      workers=max(1, int(processes)), timeout_s=timeout_s, preload=PRELOAD,

@@ -15,6 +15,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
+
+Digests = npt.NDArray[np.uint64]
 
 
 def digest64(fingerprint: str) -> int:
@@ -22,7 +25,7 @@ def digest64(fingerprint: str) -> int:
     return int.from_bytes(hashlib.blake2b(fingerprint.encode(), digest_size=8).digest(), "little")
 
 
-def digests(fingerprints: Iterable[str]) -> np.ndarray:
+def digests(fingerprints: Iterable[str]) -> Digests:
     return np.fromiter((digest64(f) for f in fingerprints), dtype=np.uint64)
 
 
@@ -41,7 +44,7 @@ class FingerprintIndex:
     kind = "fingerprints"
     equivalence = "BAWL fingerprint equality (sites as submitted, or sorted by species)"
 
-    def __init__(self, fingerprints: Sequence[str], ids: Sequence[str] | None = None, name: str = ""):
+    def __init__(self, fingerprints: Sequence[str], ids: Sequence[str] | None = None, name: str = "") -> None:
         fingerprints = list(fingerprints)  # read twice below
         keys = digests(fingerprints)
         order = np.argsort(keys, kind="stable")
@@ -58,9 +61,9 @@ class FingerprintIndex:
         return self.n_entries
 
     def __contains__(self, fingerprint: str) -> bool:
-        return self.positions([fingerprint])[0] >= 0
+        return bool(self.positions([fingerprint])[0] >= 0)
 
-    def positions(self, fingerprints: Sequence[str | None]) -> np.ndarray:
+    def positions(self, fingerprints: Sequence[str | None]) -> npt.NDArray[np.int64]:
         """Position of each fingerprint in the index, -1 when absent (or None)."""
         q = digests(f or "" for f in fingerprints)
         pos = np.searchsorted(self.keys, q)
@@ -68,7 +71,7 @@ class FingerprintIndex:
         found &= np.array([f is not None for f in fingerprints], dtype=bool)
         return np.where(found, pos, -1)
 
-    def has_cell_formula(self, formulas: Sequence[str]) -> np.ndarray:
+    def has_cell_formula(self, formulas: Sequence[str]) -> npt.NDArray[np.bool_]:
         """Per cell formula (e.g. ``Ti1H1``), whether some fingerprint here ends with it."""
         q = digests(formulas)
         pos = np.searchsorted(self.formula_keys, q)
@@ -93,7 +96,7 @@ class FingerprintIndex:
             n += self.ids.nbytes + sum(len(str(i)) + 49 for i in self.ids)
         return int(n)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, object]:
         return {"kind": self.kind, "equivalence": self.equivalence, "name": self.name,
                 "n_fingerprints": self.n_entries, "n_unique_fingerprints": self.n_unique}
 

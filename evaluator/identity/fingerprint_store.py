@@ -13,6 +13,9 @@ when the builder did not reduce), ``lattice`` (9 floats, Å, row vectors),
 
 Parts are written whole and the manifest is rewritten after each (atomically), so an
 interrupted build resumes from the last recorded part with its ``progress`` state.
+
+pyarrow and pymatgen are imported inside the functions that need them: reading a
+manifest (reference registry, ``reference info``) stays cheap.
 """
 
 from __future__ import annotations
@@ -20,19 +23,41 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import numpy as np
+import numpy.typing as npt
 
 from evaluator.data import sha256_file
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    import pyarrow as pa
+    from pymatgen.core.structure import Structure
 
 FORMAT = "genbench-reference/1"
 PART_ROW_GROUP = 2048  # rows per parquet row group: unit of random access
+# manifest.json as a JSON object: the keys of the module doc, plus what a builder adds
+# at the end (``skipped``, ``rows_read``, ``row_failures``...).
+Manifest = dict[str, Any]
 
 
-def schema():
+class ReferenceRow(TypedDict):
+    """One reference structure as stored in a part (``SCHEMA``, see the module doc)."""
+
+    id: str
+    reduced_formula: str
+    formula: str
+    fingerprint: str | None
+    nsites: int
+    prim_nsites: int | None
+    lattice: list[float]
+    species: list[str]
+    frac_coords: list[float]
+
+
+def schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([
@@ -44,7 +69,7 @@ def schema():
 
 
 def structure_row(structure: Structure, ref_id: str, fingerprint: str | None,
-                  prim_nsites: int | None, reduced_formula: str | None = None) -> dict:
+                  prim_nsites: int | None, reduced_formula: str | None = None) -> ReferenceRow:
     """One reference row from a pymatgen Structure (ordered, element species)."""
     comp = structure.composition
     return {
@@ -60,21 +85,22 @@ def structure_row(structure: Structure, ref_id: str, fingerprint: str | None,
     }
 
 
-def row_structure(lattice, species, frac_coords) -> Structure:
+def row_structure(lattice: Sequence[float] | npt.NDArray[np.float64], species: Sequence[str],
+                  frac_coords: Sequence[float] | npt.NDArray[np.float64]) -> Structure:
     """Inverse of ``structure_row`` (the stored cell)."""
-    import numpy as np
-    from pymatgen.core import Lattice, Structure
+    from pymatgen.core.lattice import Lattice
+    from pymatgen.core.structure import Structure
 
     return Structure(Lattice(np.asarray(lattice, dtype=float).reshape(3, 3)), list(species),
                      np.asarray(frac_coords, dtype=float).reshape(-1, 3))
 
 
-def read_manifest(ref_dir: str | Path) -> dict:
+def read_manifest(ref_dir: str | Path) -> Manifest:
     path = Path(ref_dir) / "manifest.json"
     if not path.exists():
         raise ValueError(f"{ref_dir} is not a built reference (no manifest.json); "
                          "make one with 'python -m evaluator reference build'")
-    manifest = json.loads(path.read_text())
+    manifest: Manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{path}: unknown reference format {manifest.get('format')!r}")
     return manifest
@@ -87,11 +113,12 @@ class ReferenceWriter:
     ``progress``); otherwise the folder must be empty or absent.
     """
 
-    def __init__(self, out_dir: str | Path, ref_id: str, description: str, source: dict,
-                 settings: dict, part_rows: int = 50_000, resume: bool = False):
+    def __init__(self, out_dir: str | Path, ref_id: str, description: str, source: dict[str, Any],
+                 settings: dict[str, Any], part_rows: int = 50_000, resume: bool = False) -> None:
         self.dir = Path(out_dir)
         self.part_rows = part_rows
-        self.buffer: list[dict] = []
+        self.buffer: list[ReferenceRow] = []
+        self.manifest: Manifest
         manifest_path = self.dir / "manifest.json"
         if manifest_path.exists():
             if not resume:
@@ -111,12 +138,13 @@ class ReferenceWriter:
             self._write_manifest()
 
     @property
-    def progress(self):
+    def progress(self) -> Any:
+        """The resume state recorded with the last part (JSON, as the builder gave it)."""
         return self.manifest.get("progress")
 
     @property
     def n_rows(self) -> int:
-        return self.manifest["n_rows"] + len(self.buffer)
+        return int(self.manifest["n_rows"]) + len(self.buffer)
 
     def _drop_unrecorded_parts(self) -> None:
         recorded = {p["file"] for p in self.manifest["parts"]}
@@ -124,13 +152,13 @@ class ReferenceWriter:
             if f"parts/{f.name}" not in recorded:
                 f.unlink()  # written after the last manifest update: redone on resume
 
-    def add(self, row: dict, progress=None) -> None:
+    def add(self, row: ReferenceRow, progress: object = None) -> None:
         """Buffer a row; ``progress`` (JSON) is the resume state *after* this row."""
         self.buffer.append(row)
         if len(self.buffer) >= self.part_rows:
             self.flush(progress)
 
-    def flush(self, progress=None) -> None:
+    def flush(self, progress: object = None) -> None:
         """Write buffered rows as a new part and record ``progress`` in the manifest."""
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -149,7 +177,7 @@ class ReferenceWriter:
             self.manifest["progress"] = progress
         self._write_manifest()
 
-    def finish(self, extra: dict | None = None) -> dict:
+    def finish(self, extra: dict[str, Any] | None = None) -> Manifest:
         self.flush()
         self.manifest["complete"] = True
         if extra:

@@ -25,23 +25,39 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
-
-MATCHER_SETTINGS = dict(ltol=0.1, stol=0.3, angle_tol=5, primitive_cell=True, scale=True,
-                        attempt_supercell=False)
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.core.structure import Structure
 
 
-def make_matcher():
+class MatcherSettings(TypedDict):
+    """StructureMatcher keyword arguments (lengths relative, angles in degrees)."""
+
+    ltol: float
+    stol: float
+    angle_tol: float
+    primitive_cell: bool
+    scale: bool
+    attempt_supercell: bool
+
+
+MATCHER_SETTINGS: MatcherSettings = {"ltol": 0.1, "stol": 0.3, "angle_tol": 5, "primitive_cell": True,
+                                     "scale": True, "attempt_supercell": False}
+# Counters ``equivalence_classes`` fills: "fits", "reductions", "fit_errors".
+MatchStats = dict[str, int]
+
+
+def make_matcher() -> StructureMatcher:
     """The StructureMatcher every identity comparison uses (METRICS.md settings)."""
+    # pymatgen's analysis modules take seconds to import: only where a matcher is made
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     return StructureMatcher(**MATCHER_SETTINGS)
 
 
-def describe() -> dict:
+def describe() -> dict[str, object]:
     """Provenance of the equivalence used for uniqueness / matcher-confirmed novelty."""
     return {"equivalence": "pymatgen StructureMatcher", **MATCHER_SETTINGS,
             "comparator": "SpeciesComparator",
@@ -56,14 +72,14 @@ def group_key(structure: Structure) -> str:
     return structure.composition.reduced_formula
 
 
-def reduce_structure(structure: Structure, matcher=None) -> Structure:
+def reduce_structure(structure: Structure, matcher: StructureMatcher | None = None) -> Structure:
     """Niggli-reduced primitive cell, exactly as the matcher computes it before fitting."""
     matcher = matcher or make_matcher()
-    (s,) = matcher._process_species([structure])
+    (s,) = matcher._process_species([structure])  # type: ignore[no-untyped-call]  # pymatgen: untyped
     return matcher._get_reduced_structure(s, matcher._primitive_cell, niggli=True)
 
 
-def fit_reduced(a: Structure, b: Structure, matcher=None) -> bool:
+def fit_reduced(a: Structure, b: Structure, matcher: StructureMatcher | None = None) -> bool:
     """``matcher.fit`` on two already-reduced structures (a is the earlier / reference one)."""
     if len(a) != len(b):
         return False
@@ -74,7 +90,7 @@ def fit_reduced(a: Structure, b: Structure, matcher=None) -> bool:
 class UnionFind:
     """Disjoint sets over 0..n-1; the root of a set is always its smallest member."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int) -> None:
         self.parent = list(range(n))
 
     def find(self, i: int) -> int:
@@ -94,18 +110,18 @@ class UnionFind:
         return ri
 
 
-def _classes_in_group(members: list[int], reduced: dict[int, Structure], uf: UnionFind, matcher,
-                      stats: dict) -> None:
+def _classes_in_group(members: list[int], reduced: dict[int, Structure], uf: UnionFind,
+                      matcher: StructureMatcher, stats: MatchStats) -> None:
     """Union the members of one (formula, primitive size) group that the matcher joins."""
     components: list[list[int]] = []  # each a list of member indices, first = lowest
     for j in members:
-        hits = []
+        hits: list[int] = []
         for c, comp in enumerate(components):
             for i in comp:
                 stats["fits"] += 1
                 try:
                     joined = fit_reduced(reduced[i], reduced[j], matcher)
-                except Exception:  # a pathological pair: counted, treated as not equivalent
+                except Exception:  # noqa: BLE001 - a pathological pair: counted, treated as not equivalent
                     stats["fit_errors"] = stats.get("fit_errors", 0) + 1
                     joined = False
                 if joined:
@@ -123,7 +139,7 @@ def _classes_in_group(members: list[int], reduced: dict[int, Structure], uf: Uni
         components.append(sorted(merged))
 
 
-def equivalence_classes(structures: Sequence[Structure], stats: dict | None = None,
+def equivalence_classes(structures: Sequence[Structure | None], stats: MatchStats | None = None,
                         reduced: dict[int, Structure] | None = None) -> list[int]:
     """Class label of each structure: the index of its class's first occurrence.
 
@@ -139,16 +155,16 @@ def equivalence_classes(structures: Sequence[Structure], stats: dict | None = No
     n = len(structures)
     uf = UnionFind(n)
     by_formula: dict[str, list[int]] = defaultdict(list)
-    for i, s in enumerate(structures):
-        if s is not None:
-            by_formula[group_key(s)].append(i)
+    parsed = {i: s for i, s in enumerate(structures) if s is not None}
+    for i, s in parsed.items():
+        by_formula[group_key(s)].append(i)
     for members in by_formula.values():
         if len(members) < 2:
             continue
         by_size: dict[int, list[int]] = defaultdict(list)
         for i in members:
             if i not in reduced:
-                reduced[i] = reduce_structure(structures[i], matcher)
+                reduced[i] = reduce_structure(parsed[i], matcher)
                 stats["reductions"] += 1
             by_size[len(reduced[i])].append(i)
         for group in by_size.values():

@@ -21,13 +21,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from evaluator.identity import matcher as M
 from evaluator.identity.fingerprint_index import digests
 from evaluator.identity.fingerprint_store import read_manifest, row_structure
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    from pymatgen.core.structure import Structure
+
+Rows = npt.NDArray[np.int64]
 
 
 @dataclass
@@ -48,16 +54,17 @@ class StructureIndex:
     equivalence = ("pymatgen StructureMatcher against every reference structure of the same "
                    "reduced formula (BAWL fingerprint hits tried first)")
 
-    def __init__(self, ref_dir: str | Path, cache_size: int = 20_000):
-        import pyarrow.parquet as pq
-
+    def __init__(self, ref_dir: str | Path, cache_size: int = 20_000) -> None:
         self.dir = Path(ref_dir)
         self.manifest = read_manifest(self.dir)
         if not self.manifest.get("complete"):
             raise ValueError(f"reference {self.dir} is incomplete ({self.manifest['n_rows']} rows "
                              "so far): finish or resume its build first")
         cols = ["id", "reduced_formula", "fingerprint", "prim_nsites"]
-        ids, formulas, fps, prim = [], [], [], []
+        ids: list[pa.ChunkedArray] = []
+        formulas: list[str] = []
+        fps: list[str | None] = []
+        prim: list[npt.NDArray[np.float64]] = []
         self.part_files: list[Path] = []
         self.part_offsets = [0]
         for part in self.manifest["parts"]:
@@ -68,14 +75,10 @@ class StructureIndex:
             prim.append(t["prim_nsites"].to_numpy(zero_copy_only=False))
             self.part_files.append(self.dir / part["file"])
             self.part_offsets.append(self.part_offsets[-1] + t.num_rows)
-        import pyarrow as pa
-
         self.ids = pa.chunked_array([c for a in ids for c in a.chunks], type=pa.string()) \
             if ids else pa.chunked_array([], type=pa.string())
         self.n = len(formulas)
         # formula -> rows: codes sorted once, slices by code
-        import pandas as pd
-
         codes, uniques = pd.factorize(pd.Series(formulas, dtype=object))
         self.formula_code = {f: c for c, f in enumerate(uniques)}
         self.by_formula = np.argsort(codes, kind="stable")
@@ -94,25 +97,25 @@ class StructureIndex:
         self._reduced: OrderedDict[int, Structure] = OrderedDict()
         self._cache_size = cache_size
         self._matcher = M.make_matcher()
-        self._files: dict = {}
-        self._groups: OrderedDict = OrderedDict()
+        self._files: dict[int, pq.ParquetFile] = {}
+        self._groups: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
 
     def __len__(self) -> int:
         return self.n
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, object]:
         return {"kind": self.kind, "equivalence": self.equivalence, "n_structures": self.n,
                 "n_fingerprints": self.n_fingerprints, "matcher": M.describe(),
                 "source": self.manifest.get("source")}
 
     # ---- lookups -------------------------------------------------------------------
-    def formula_rows(self, reduced_formula: str) -> np.ndarray:
+    def formula_rows(self, reduced_formula: str) -> Rows:
         code = self.formula_code.get(reduced_formula)
         if code is None:
             return np.zeros(0, dtype=np.int64)
         return self.by_formula[self.formula_start[code]:self.formula_start[code + 1]]
 
-    def fingerprint_rows(self, fingerprint: str | None) -> np.ndarray:
+    def fingerprint_rows(self, fingerprint: str | None) -> Rows:
         if not fingerprint:
             return np.zeros(0, dtype=np.int64)
         key = digests([fingerprint])[0]
@@ -121,12 +124,10 @@ class StructureIndex:
         return self.fp_rows[lo:hi]
 
     def row_id(self, row: int) -> str:
-        return self.ids[int(row)].as_py()
+        return str(self.ids[int(row)].as_py())
 
     def structure(self, row: int) -> Structure:
         """The stored cell of reference row ``row``."""
-        import pyarrow.parquet as pq
-
         part = int(np.searchsorted(self.part_offsets, row, side="right") - 1)
         local = int(row - self.part_offsets[part])
         if part not in self._files:
