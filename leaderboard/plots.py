@@ -16,7 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from evaluator.export import atomic_number, element_symbols
-from leaderboard import table as T
+from leaderboard.table.measures import DEFAULT_SHOW, SHOW_MODES, Measure, catalogue
+from leaderboard.table.metadata import NOVELTY_KEYS, evaluated_by, meta_column
+from leaderboard.table.view import ci_level
 
 FRONT_COLOUR = "#c0392b"
 POINT_COLOUR = "#7f8c8d"
@@ -76,7 +78,7 @@ def staircase(x: Iterable[float], y: Iterable[float], x_dir: int = 1, y_dir: int
 
 
 # ---------------------------------------------------------------- scatter
-def _measure_values(df: pd.DataFrame, m: T.Measure, show: str) -> tuple[pd.Series, str]:
+def _measure_values(df: pd.DataFrame, m: Measure, show: str) -> tuple[pd.Series, str]:
     col = m.column(show)
     vals = pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(np.nan, index=df.index)
     if m.is_percent(show):
@@ -84,7 +86,7 @@ def _measure_values(df: pd.DataFrame, m: T.Measure, show: str) -> tuple[pd.Serie
     return vals.astype(float), m.header(show)
 
 
-def _error_bars(df: pd.DataFrame, m: T.Measure, show: str, values: pd.Series) -> dict | None:
+def _error_bars(df: pd.DataFrame, m: Measure, show: str, values: pd.Series) -> dict | None:
     """Plotly asymmetric error bars from the rate's stored confidence interval (None without one)."""
     cols = m.ci_columns(show)
     if cols is None or not all(c in df.columns for c in cols):
@@ -98,7 +100,7 @@ def _error_bars(df: pd.DataFrame, m: T.Measure, show: str, values: pd.Series) ->
 
 
 def _meta(df: pd.DataFrame, canonical: str) -> pd.Series:
-    col = T.meta_column(df, canonical)
+    col = meta_column(df, canonical)
     return df[col].astype(str) if col else pd.Series("—", index=df.index)
 
 
@@ -111,15 +113,15 @@ def _label_positions(x: pd.Series, all_x: pd.Series) -> list[str]:
     return ["top left" if (v > mid or (hi == lo)) else "top right" for v in x]
 
 
-def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT_SHOW,
+def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = DEFAULT_SHOW,
             title: str | None = None) -> go.Figure:
     """Scatter of two measures (catalogue keys) over submissions, Pareto front highlighted.
 
     Submissions missing either value are left out and counted in the subtitle.
     """
-    show = T.SHOW_MODES.get(show, show)
-    df = T._derive(results) if not results.empty else results
-    measures = {m.key: m for m in T.catalogue(df)}
+    show = SHOW_MODES.get(show, show)
+    df = results
+    measures = {m.key: m for m in catalogue(df)}
     fig = go.Figure()
     fig.update_layout(**LAYOUT)
     mx, my = measures.get(x_key), measures.get(y_key)
@@ -135,7 +137,7 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
     ok = np.isfinite(xv) & np.isfinite(yv)
     ex, ey = _error_bars(df, mx, show, xv), _error_bars(df, my, show, yv)
     d = pd.DataFrame({"x": xv, "y": yv, "model": _meta(df, "model"), "train": _meta(df, "training_set"),
-                      "n": _meta(df, "n_structures"), "prov": T.evaluated_by(df),
+                      "n": _meta(df, "n_structures"), "prov": evaluated_by(df),
                       "who": _meta(df, "submitter"), "id": _meta(df, "submission_id")})
     for name, bars in (("ex", ex), ("ey", ey)):
         d[f"{name}+"] = bars["plus"] if bars else np.nan
@@ -156,7 +158,7 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
         fig.add_trace(go.Scatter(x=sx, y=sy, mode="lines", name="Pareto front",
                                  line=dict(color=FRONT_COLOUR, width=2, dash="dash"), hoverinfo="skip"))
     rest = ~front if directed else np.ones(len(d), bool)
-    level = T.ci_level(df)
+    level = ci_level(df)
 
     def bars(sel, axis):  # the rates' confidence intervals as error bars
         if not d[f"e{axis}+"].notna().any():
@@ -185,12 +187,14 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = T.DEFAULT
             pad = 0.12 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.5)
             fig.layout[axis].range = [lo - pad, hi + pad]
     left_out = int((~ok).sum())
-    sub = f"{len(d)} submission{'s' if len(d) != 1 else ''}" + (f"; {left_out} without both values not shown" if left_out else "")
+    sub = f"{len(d)} submission{'s' if len(d) != 1 else ''}"
+    if left_out:
+        sub += f"; {left_out} without both values not shown"
     if not directed:
         sub += "; no Pareto front (a metric without a preferred direction)"
     if d["ex+"].notna().any() or d["ey+"].notna().any():
         sub += f"; error bars: {level} bootstrap confidence intervals"
-    if {x_key, y_key} & set(T.NOVELTY_KEYS):
+    if {x_key, y_key} & set(NOVELTY_KEYS):
         sub += "<br>novelty is relative to the reference: see the note below the plots"
     fig.update_layout(title=dict(text=f"{title or f'{yh} vs {xh}'}<br><sup>{sub}</sup>"),
                       xaxis_title=xh, yaxis_title=yh, legend=dict(orientation="h", y=-0.18))

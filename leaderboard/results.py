@@ -4,28 +4,38 @@
                                      block (submission id, metadata, attempt, worker)
 ``results/<id>/structures.parquet``  the per-structure table (one row per submitted structure)
 ``results/leaderboard.parquet``      one row per FINISHED, non-HIDDEN submission:
-                                     metadata columns, counts, and every metric as
-                                     ``"<family>.<name>"``; readable with
+                                     metadata columns, counts, the summary's
+                                     ``schema_version`` and every metric as
+                                     ``"<block>.<name>"``; readable with
                                      ``datasets.load_dataset("parquet", data_files=...)``
+
+(paths from ``leaderboard.store.layout``). Reading checks each summary's (and row's)
+``schema_version``: one this code does not know is refused (logged, left out of the table,
+named in the table's ``attrs["refused"]``) without stopping the others; rows of older
+summaries are upgraded (``evaluator.summary.upgrade_row``).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import numbers
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from evaluator.summary import UnsupportedSchema, check_schema, upgrade_row
 from leaderboard.queue import FINISHED, Job, finish, list_jobs
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
+from leaderboard.store.layout import (LEADERBOARD_PATH, RESULTS_DIR, SUMMARY_FILE, TABLE_FILE, summary_path,
+                                      table_path)
 from leaderboard.submission_meta import load_meta
 
-RESULTS_DIR = "results"
-LEADERBOARD_PATH = f"{RESULTS_DIR}/leaderboard.parquet"
-SUMMARY_FILE, TABLE_FILE = "summary.json", "structures.parquet"
+log = logging.getLogger(__name__)
 
 # Metadata copied from meta.json into each leaderboard row, in this order.
 META_FIELDS = ("model_name", "model_version", "organisation", "submitter", "training_set",
@@ -33,14 +43,10 @@ META_FIELDS = ("model_name", "model_version", "organisation", "submitter", "trai
                "relaxation_method", "paper_url", "code_url", "checkpoint_url", "license",
                "file_sha256", "notes")
 COUNT_FIELDS = ("n_submitted", "n_parsed", "n_valid", "n_evaluated")
-
-
-def summary_path(job_id: str) -> str:
-    return f"{RESULTS_DIR}/{job_id}/{SUMMARY_FILE}"
-
-
-def table_path(job_id: str) -> str:
-    return f"{RESULTS_DIR}/{job_id}/{TABLE_FILE}"
+__all__ = ["LEADERBOARD_PATH", "RESULTS_DIR", "SUMMARY_FILE", "TABLE_FILE", "UnsupportedSchema",
+           "download_paths", "flatten_metrics", "for_display", "leaderboard_etag", "load_results_table", "load_structures",
+           "load_summary", "publish", "rows_to_frame", "summary_path", "summary_row", "sync_leaderboard",
+           "table_path"]
 
 
 # ------------------------------------------------------------------ rows
@@ -60,7 +66,9 @@ def flatten_metrics(metrics: dict, prefix: str = "") -> dict:
 
 
 def summary_row(job: Job, meta: dict | None, summary: dict) -> dict:
-    """The leaderboard row of one finished submission."""
+    """The leaderboard row of one finished submission; raises ``UnsupportedSchema`` for a
+    summary whose ``schema_version`` this code does not know."""
+    version = check_schema(summary)
     meta = meta or {}
     prov = summary.get("provenance") or {}
     config = prov.get("config") or {}
@@ -72,6 +80,7 @@ def summary_row(job: Job, meta: dict | None, summary: dict) -> dict:
                 "attempts": job.attempts})
     row.update({f: summary.get(f) for f in COUNT_FIELDS})
     row.update({
+        "schema_version": version,
         "provenance": "leaderboard worker",
         "evaluator_version": prov.get("evaluator_version"),
         "families": ",".join(prov.get("families") or []),
@@ -174,46 +183,101 @@ def leaderboard_etag(store: Store) -> str | None:
     return store.etag(LEADERBOARD_PATH)
 
 
-def _reconcile(store: Store, table: pd.DataFrame | None, jobs: list[Job]) -> tuple[pd.DataFrame, bool]:
+def _refusal(row: Mapping[str, Any]) -> str | None:
+    """Why a stored leaderboard row cannot be read by this code (its summary's schema
+    version is unknown), or None. Rows without ``schema_version`` are version 1."""
+    v = row.get("schema_version")
+    if _is_null(v):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    try:
+        check_schema({"schema_version": v})
+    except UnsupportedSchema as exc:
+        return str(exc)
+    return None
+
+
+def _reconcile(store: Store, table: pd.DataFrame | None, jobs: list[Job],
+               display: bool = False) -> tuple[pd.DataFrame, bool, dict[str, str]]:
     """Rows of exactly the FINISHED jobs: keep stored rows, rebuild missing ones from
-    their summaries, drop withdrawn/others. Returns (table, changed)."""
+    their summaries, drop withdrawn/others. Returns (table, changed, refused).
+
+    refused: {job id: why} for results whose schema version this code does not know; they
+    are never rebuilt here. With ``display`` their stored rows are left out of the table too;
+    without (the table is written back) those rows are kept as they are, for the code that
+    knows their version.
+    """
     finished = {j.id: j for j in jobs if j.status == FINISHED}
     rows: dict[str, dict] = {}
+    refused: dict[str, str] = {}
+    kept = 0
     if table is not None and "submission_id" in table:
         for rec in table.to_dict("records"):
             if rec["submission_id"] in finished:
-                rows[rec["submission_id"]] = rec
-    changed = table is None or len(rows) != len(table)
+                kept += 1
+                why = _refusal(rec)
+                if why is not None and display:
+                    refused[rec["submission_id"]] = why
+                else:
+                    rows[rec["submission_id"]] = rec
+    changed = table is None or kept != len(table)
     for job_id, job in finished.items():
-        if job_id in rows:
+        if job_id in rows or job_id in refused:
             continue
         summary = load_summary(store, job_id)
         if summary is None:
             continue  # finished without a summary should not happen; never invent a row
-        rows[job_id] = summary_row(job, load_meta(store, job_id), summary)
+        try:
+            rows[job_id] = summary_row(job, load_meta(store, job_id), summary)
+        except UnsupportedSchema as exc:
+            refused[job_id] = str(exc)
+            continue
         changed = True
+    for job_id, why in refused.items():
+        log.warning("results of %s left out of the leaderboard: %s", job_id, why)
     ordered = [rows[j] for j in sorted(rows, key=lambda i: (finished[i].finished_at or "", i))]
-    return rows_to_frame(ordered), changed
+    return rows_to_frame(ordered), changed, refused
+
+
+def for_display(table: pd.DataFrame, refused: dict[str, str] | None = None) -> pd.DataFrame:
+    """A stored results table as the UI reads it: rows of older summaries upgraded
+    (``evaluator.summary.upgrade_row``), ``attrs["refused"]`` = {job id: why not shown}."""
+    out = rows_to_frame([upgrade_row(r) for r in table.to_dict("records")]) if len(table) else table
+    out.attrs["refused"] = dict(refused or {})
+    return out
 
 
 def load_results_table(store: Store, reconcile: bool = True) -> pd.DataFrame:
-    """One row per FINISHED, non-HIDDEN submission (see module docstring).
+    """One row per FINISHED, non-HIDDEN submission (see module docstring), for display.
 
     Reads ``results/leaderboard.parquet``; with ``reconcile`` also checks it
     against the queue (rows of withdrawn jobs dropped, any missing row rebuilt
-    from its summary), without writing.
+    from its summary), without writing. Results whose schema version this code does
+    not know are left out (logged) and listed in ``attrs["refused"]`` ({job id: why});
+    rows of older summaries are upgraded (``evaluator.summary.upgrade_row``).
     """
     table = _read_frame(store.read_bytes(LEADERBOARD_PATH))
     if not reconcile:
-        return table if table is not None else rows_to_frame([])
-    return _reconcile(store, table, list_jobs(store))[0]
+        refused: dict[str, str] = {}
+        keep = []
+        for rec in ([] if table is None else table.to_dict("records")):
+            why = _refusal(rec)
+            if why is None:
+                keep.append(rec)
+            else:
+                refused[str(rec.get("submission_id"))] = why
+                log.warning("results of %s left out of the leaderboard: %s", rec.get("submission_id"), why)
+        return for_display(rows_to_frame(keep), refused)
+    shown, _, refused = _reconcile(store, table, list_jobs(store), display=True)
+    return for_display(shown, refused)
 
 
 def sync_leaderboard(store: Store, retries: int = 10) -> pd.DataFrame:
     """Rewrite ``results/leaderboard.parquet`` to match the queue (compare-and-swap)."""
     for _ in range(retries):
         data, tag = store.read(LEADERBOARD_PATH)
-        table, changed = _reconcile(store, _read_frame(data), list_jobs(store))
+        table, changed, _ = _reconcile(store, _read_frame(data), list_jobs(store))
         if not changed:
             return table
         try:

@@ -8,7 +8,9 @@ import pandas as pd
 
 from evaluator.export import element_counts
 from leaderboard import plots as P
-from leaderboard import table as T
+from leaderboard.table.measures import DEFAULT_SHOW, Measure, catalogue
+from leaderboard.table.metadata import meta_column, provenance_label, reference_note
+from leaderboard.table.view import ci_text, number_format
 from leaderboard.ui.shared_state import AppContext
 
 MAX_COMPARED = 3
@@ -16,26 +18,26 @@ HELP = ("Pick two or three finished submissions. Rates are % of submitted struct
         "confidence interval in brackets; “—” means not computed (the model page says why).")
 
 
-def _cell(row: pd.Series, m: T.Measure, df: pd.DataFrame) -> str:
-    col = m.column(T.DEFAULT_SHOW)
+def _cell(row: pd.Series, m: Measure, df: pd.DataFrame) -> str:
+    col = m.column(DEFAULT_SHOW)
     v = pd.to_numeric(pd.Series([row.get(col)]), errors="coerce").iloc[0]
     if pd.isna(v):
         return "—"
-    if m.is_percent(T.DEFAULT_SHOW):
+    if m.is_percent(DEFAULT_SHOW):
         text = f"{100 * v:.1f} %"
     else:
-        text = T._fmt_for(m, T.DEFAULT_SHOW).format(v) + (f" {m.unit}" if m.unit else "")
-    ci = m.ci_columns(T.DEFAULT_SHOW)
+        text = number_format(m, DEFAULT_SHOW).format(v) + (f" {m.unit}" if m.unit else "")
+    ci = m.ci_columns(DEFAULT_SHOW)
     if ci is not None and all(c in df.columns for c in ci):
-        iv = T.ci_text(row.get(ci[0]), row.get(ci[1]), True)
+        iv = ci_text(row.get(ci[0]), row.get(ci[1]), True)
         if iv != "—":
             text += f" [{iv}]"
     return text
 
 
 def _names(res: pd.DataFrame, ids: list[str]) -> dict[str, str]:
-    sid, model = T.meta_column(res, "submission_id"), T.meta_column(res, "model")
-    ver = T.meta_column(res, "model_version")
+    sid, model = meta_column(res, "submission_id"), meta_column(res, "model")
+    ver = meta_column(res, "model_version")
     out = {}
     for _, r in res[res[sid].astype(str).isin(ids)].iterrows():
         name = str(r[model]) if model else str(r[sid])
@@ -49,17 +51,17 @@ def metric_table(res: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
     """One row per headline metric (the compact view's), one column per submission."""
     if res.empty or not ids:
         return pd.DataFrame()
-    df = T._derive(res)
-    sid = T.meta_column(df, "submission_id")
+    df = res
+    sid = meta_column(df, "submission_id")
     rows = {str(r[sid]): r for _, r in df.iterrows() if str(r[sid]) in ids}
     names = _names(df, ids)
-    measures = T.catalogue(df)
-    shown = [m for m in measures if m.compact and m.family in T.FAMILY_COLOURS]  # the compact view's
-    prov = T.meta_column(df, "provenance")
-    out = {"Metric": ["Evaluated by"] + [m.header(T.DEFAULT_SHOW) for m in shown]}
+    measures = catalogue(df)
+    shown = [m for m in measures if m.headline]  # the compact view's
+    prov = meta_column(df, "provenance")
+    out = {"Metric": ["Evaluated by"] + [m.header(DEFAULT_SHOW) for m in shown]}
     for i in ids:
         if i in rows:
-            by = T.provenance_label(rows[i][prov], rows[i].get("evaluator_version")) if prov else "—"
+            by = provenance_label(rows[i][prov], rows[i].get("evaluator_version")) if prov else "—"
             out[names.get(i, i)] = [by] + [_cell(rows[i], m, df) for m in shown]
     return pd.DataFrame(out)
 
@@ -104,7 +106,7 @@ def build(ctx: AppContext) -> dict:
                     "Comparison needs at least two finished submissions."), gr.update(visible=False), None, None, None
         res = ctx.results.get()
         fig_h, fig_e = figures(ctx, ids)
-        return (T.reference_note(res[res[T.meta_column(res, "submission_id")].astype(str).isin(ids)]),
+        return (reference_note(res[res[meta_column(res, "submission_id")].astype(str).isin(ids)]),
                 gr.update(visible=True), metric_table(res, ids), fig_h, fig_e)
 
     pick.change(compare, pick, [note, body, table, hist, cover], api_visibility="private")

@@ -5,14 +5,19 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from leaderboard import table as T
+from evaluator import catalogue as C
+from leaderboard.table.measures import DEFAULT_RANK, SHOW_MODES, Measure, families_present, measures_of
+from leaderboard.table.metadata import reference_note
+from leaderboard.table.ranking import choices
+from leaderboard.table.styling import legend_markdown, style
+from leaderboard.table.view import WHY_NO_CI, build_view, ci_level, column_choices, default_full_columns
 from leaderboard.ui.shared_state import AppContext
 
 VIEWS = ["compact", "full"]
 
 
-def _rank_choices(measures: list[T.Measure]) -> list[tuple[str, str]]:
-    return [(f"{m.label}{' (' + m.family + ')' if m.family != m.colour_family else ''} {m.arrow}", m.key)
+def _rank_choices(measures: list[Measure]) -> list[tuple[str, str]]:
+    return [(f"{m.label}{' (' + m.family + ')' if m.family != m.base_family else ''} {m.arrow}", m.key)
             for m in measures if m.direction]
 
 
@@ -20,27 +25,31 @@ def render_table(results: pd.DataFrame, view: str, families: list[str] | None, s
                  training_set: str | None, task: str | None, relaxed: str | None, rank_by: str | None,
                  columns: list[str] | None = None):
     """(Styler for gr.Dataframe, caption markdown) for the current controls."""
-    v = T.build_view(results, view=view or "compact", families=families or None, show=show or "% of submitted",
+    v = build_view(results, view=view or "compact", families=families or None, show=show or "% of submitted",
                      search=search or "", training_set=training_set, task=task, relaxed=relaxed,
-                     rank_by=rank_by or T.DEFAULT_RANK, columns=columns or None)
+                     rank_by=rank_by or DEFAULT_RANK, columns=columns or None)
     n_all = len(results)
     caption = (f"{len(v.frame)} of {n_all} finished submissions shown · ranked by "
                f"**{_rank_label(results, rank_by)}** (use **Rank by** to re-rank; # follows it) · "
                f"counted metrics shown as **{show}**")
     if "CI overlaps (rank metric)" in v.frame.columns:
-        caption += (f" · **CI overlaps**: submissions whose {T.ci_level(results)} confidence intervals on "
+        caption += (f" · **CI overlaps**: submissions whose {ci_level(results)} confidence intervals on "
                     "the rank metric overlap this row's, so their order is not distinguishable; "
-                    + T.WHY_NO_CI)
+                    + WHY_NO_CI)
     if n_all == 0:
         caption = "No finished submissions yet: submit one in the **Submit** tab (try the example)."
     else:
-        caption += "\n\n" + T.reference_note(results)
-    return v.styler(), caption
+        caption += "\n\n" + reference_note(results)
+        refused = results.attrs.get("refused") or {}
+    if refused:
+        caption += (f"\n\n**{len(refused)} finished submission(s) not shown**, their results cannot be read "
+                    "by this leaderboard: " + "; ".join(f"`{k}`: {why}" for k, why in sorted(refused.items())))
+    return style(v), caption
 
 
 def _rank_label(results: pd.DataFrame, rank_by: str | None) -> str:
-    measures = {m.key: m for m in T.measures_of(results)}
-    m = measures.get(rank_by or T.DEFAULT_RANK)
+    measures = {m.key: m for m in measures_of(results)}
+    m = measures.get(rank_by or DEFAULT_RANK)
     if m is None:
         return "SUN + MSUN per submitted structure"
     return f"{m.label} {m.arrow}"
@@ -49,31 +58,31 @@ def _rank_label(results: pd.DataFrame, rank_by: str | None) -> str:
 def build(ctx: AppContext) -> dict:
     """Build the tab's components inside the current Blocks; returns the ones others need."""
     results = ctx.results.get()
-    measures = T.measures_of(results)
-    fams = T.families_present(measures) or list(T.FAMILY_COLOURS)
+    measures = measures_of(results)
+    fams = families_present(measures) or list(C.FAMILIES)
     gr.Markdown("Generative models of inorganic crystals, scored on the same structures by the same "
                 "evaluator. Default rank: **SUN + MSUN per submitted structure** (stable or metastable, "
                 "unique and novel; strict denominator = every submitted structure). Re-rank with **Rank by**.")
     with gr.Row():
         search = gr.Textbox(label="Search", placeholder="model, training set, submitter…", scale=2,
                             elem_id="lb-search")
-        training_set = gr.Dropdown(T.choices(results, "training_set"), value="All", label="Training set",
+        training_set = gr.Dropdown(choices(results, "training_set"), value="All", label="Training set",
                                    scale=1, allow_custom_value=True)
-        task = gr.Dropdown(T.choices(results, "task"), value="All", label="Task", scale=1,
+        task = gr.Dropdown(choices(results, "task"), value="All", label="Task", scale=1,
                            allow_custom_value=True)
         relaxed = gr.Dropdown(["All", "yes", "no"], value="All", label="Relaxed before submission", scale=1)
     with gr.Row():
         view = gr.Radio(VIEWS, value="compact", label="View", scale=1)
-        show = gr.Radio(list(T.SHOW_MODES), value="% of submitted", label="Counted metrics as", scale=2)
-        rank_by = gr.Dropdown(_rank_choices(measures) or [("SUN + MSUN", T.DEFAULT_RANK)], value=T.DEFAULT_RANK,
+        show = gr.Radio(list(SHOW_MODES), value="% of submitted", label="Counted metrics as", scale=2)
+        rank_by = gr.Dropdown(_rank_choices(measures) or [("SUN + MSUN", DEFAULT_RANK)], value=DEFAULT_RANK,
                               label="Rank by", scale=2, allow_custom_value=True, elem_id="lb-rank")
-    families = gr.CheckboxGroup([(T.FAMILY_LABELS.get(f, f), f) for f in fams], value=fams,
+    families = gr.CheckboxGroup([(C.family_label(f) or f, f) for f in fams], value=fams,
                                 label="Metric families")
-    columns = gr.Dropdown(T.column_choices(measures), value=T.default_full_columns(measures), multiselect=True,
+    columns = gr.Dropdown(column_choices(measures), value=default_full_columns(measures), multiselect=True,
                           label="Columns of the full view (grouped by family)", visible=False,
                           elem_id="lb-columns", allow_custom_value=True)
     styler, caption = render_table(results, "compact", fams, "% of submitted", "", "All", "All", "All",
-                                   T.DEFAULT_RANK)
+                                   DEFAULT_RANK)
     caption_md = gr.Markdown(caption, elem_id="lb-caption")
     # One search box (the filter above); the table's own column menu (client-side sort that
     # would leave # stale) is hidden by CSS: ranking is the "Rank by" control's job.
@@ -82,7 +91,7 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="lb-refresh")
         updated = gr.Markdown("", elem_id="lb-updated")
-    legend = gr.Markdown(T.legend_markdown(measures) if measures else "")
+    legend = gr.Markdown(legend_markdown(measures) if measures else "")
     timer = gr.Timer(ctx.refresh_s)
     seen = gr.State(ctx.results.loads)
 
@@ -96,17 +105,17 @@ def build(ctx: AppContext) -> dict:
         import datetime as dt
 
         res = ctx.results.get(force=force)
-        ms = T.measures_of(res)
+        ms = measures_of(res)
         styler, cap = render_table(res, view, families, show, search, training_set, task, relaxed, rank_by,
                                    columns)
-        fam_choices = T.families_present(ms) or list(T.FAMILY_COLOURS)
+        fam_choices = families_present(ms) or list(C.FAMILIES)
         stamp = f"<small>updated {dt.datetime.now().strftime('%H:%M:%S')}</small>"
         return (styler, cap, stamp, ctx.results.loads,
-                gr.update(choices=T.choices(res, "training_set")), gr.update(choices=T.choices(res, "task")),
-                gr.update(choices=_rank_choices(ms) or [("SUN + MSUN", T.DEFAULT_RANK)]),
-                gr.update(choices=[(T.FAMILY_LABELS.get(f, f), f) for f in fam_choices]),
-                T.legend_markdown(ms) if ms else "",
-                gr.update(choices=T.column_choices(ms), value=columns or T.default_full_columns(ms)))
+                gr.update(choices=choices(res, "training_set")), gr.update(choices=choices(res, "task")),
+                gr.update(choices=_rank_choices(ms) or [("SUN + MSUN", DEFAULT_RANK)]),
+                gr.update(choices=[(C.family_label(f) or f, f) for f in fam_choices]),
+                legend_markdown(ms) if ms else "",
+                gr.update(choices=column_choices(ms), value=columns or default_full_columns(ms)))
 
     outs = [table, caption_md, updated, seen, training_set, task, rank_by, families, legend, columns]
 
@@ -125,9 +134,9 @@ def build(ctx: AppContext) -> dict:
     timer.tick(tick, [seen, *controls], outs, api_visibility="private", show_progress="hidden")
 
     def leaderboard_table(view: str = "full", show: str = "% of submitted", search: str = "",
-                          rank_by: str = T.DEFAULT_RANK) -> dict:
+                          rank_by: str = DEFAULT_RANK) -> dict:
         """The leaderboard as plain data: ranked, filtered, with display headers (JSON-safe)."""
-        v = T.build_view(ctx.results.get(), view=view, show=show, search=search, rank_by=rank_by)
+        v = build_view(ctx.results.get(), view=view, show=show, search=search, rank_by=rank_by)
         return {"headers": list(v.frame.columns), "data": json_rows(v.frame), "submission_ids": v.submission_ids}
 
     gr.api(leaderboard_table, api_name="leaderboard_table")

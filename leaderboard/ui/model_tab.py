@@ -13,8 +13,11 @@ import gradio as gr
 import pandas as pd
 
 from evaluator import export
+from evaluator.summary import UnsupportedSchema, check_schema, upgrade_row
 from leaderboard import plots as P
-from leaderboard import table as T
+from leaderboard.table.measures import Measure, catalogue
+from leaderboard.table.metadata import coverage_sentence, meta_column, provenance_label
+from leaderboard.table.view import ci_text
 from leaderboard.ui.shared_state import AppContext
 from leaderboard.ui.jobs import md_link, md_text
 
@@ -104,7 +107,8 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
     out = out.rename(columns={eh: "E_hull [eV/atom]"} if eh else {})
     out = out.rename(columns={c: "space group" for c in out.columns if "spacegroup" in c or "space_group" in c})
     n_sun = sum(1 for k in sel["kind"] if k == "SUN")
-    cap = f"{n_sun} SUN and {len(sel) - n_sun} MSUN structures; showing the first {len(out)} (SUN first, lowest E_hull first)."
+    cap = (f"{n_sun} SUN and {len(sel) - n_sun} MSUN structures; showing the first {len(out)} "
+           "(SUN first, lowest E_hull first).")
     return out, cap
 
 
@@ -130,7 +134,7 @@ def _ci(summary: dict, family: str, key: str) -> str:
     if not isinstance(iv, dict):
         why = ((summary.get("missing") or {}).get("uncertainty") or {}).get(f"{family}.{key}")
         return f"— ({why})" if why else "—"
-    text = T.ci_text(iv.get("lo"), iv.get("hi"), True)
+    text = ci_text(iv.get("lo"), iv.get("hi"), True)
     return text if text == "—" else f"{text} %"
 
 
@@ -138,16 +142,12 @@ def metrics_frame(summary: dict) -> pd.DataFrame:
     """Every metric of a summary: one row per measure, with its reason when absent."""
     metrics = summary.get("metrics") or {}
     missing = summary.get("missing") or {}
-    flat = {f"{fam}.{k}": v for fam, d in metrics.items() if isinstance(d, dict) for k, v in d.items()
-            if not isinstance(v, (dict, list))}
-    for rep in ("count", "frac_submitted", "frac_valid"):
-        a, b = flat.get(f"sun.sun_{rep}"), flat.get(f"sun.msun_{rep}")
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and f"sun.sun_plus_msun_{rep}" not in flat:
-            flat[f"__derived__.sun_plus_msun_{rep}"] = a + b
+    flat = upgrade_row({f"{fam}.{k}": v for fam, d in metrics.items() if isinstance(d, dict)
+                        for k, v in d.items() if not isinstance(v, (dict, list))})
     unc = (summary.get("provenance") or {}).get("uncertainty") or {}
     level = f"{100 * float(unc['level']):.0f} %" if isinstance(unc.get("level"), (int, float)) else "95 %"
     rows = []
-    for m in T.catalogue(flat):
+    for m in catalogue(flat):
         why = (missing.get(m.family) or {}) if isinstance(missing.get(m.family), dict) else {}
         if m.counted:
             c = {r: flat.get(col) for r, col in m.columns.items()}
@@ -158,7 +158,7 @@ def metrics_frame(summary: dict) -> pd.DataFrame:
                          "Missing because": why.get(m.name) or why.get(f"{m.name}_count") or ""})
         else:
             v = flat.get(m.columns["value"])
-            label = T.Measure.header(m) if m.fraction else f"{m.label} {m.arrow}".strip()
+            label = Measure.header(m) if m.fraction else f"{m.label} {m.arrow}".strip()
             rows.append({"Family": m.family, "Metric": label, "Value": _num(v, m.fraction, m.unit),
                          "% of submitted": "", f"{level} CI (of submitted)": "", "% of valid": "",
                          "Missing because": why.get(m.name, "") if v is None else ""})
@@ -171,7 +171,7 @@ def reference_markdown(summary: dict) -> str:
     ref = (summary.get("provenance") or {}).get("reference") or {}
     ref = ref if isinstance(ref, dict) else {"id": ref}
     cov = ref.get("coverage") if isinstance(ref.get("coverage"), dict) else {}
-    sentence = T.coverage_sentence(ref.get("id") or ref.get("name"), cov.get("description"),
+    sentence = coverage_sentence(ref.get("id") or ref.get("name"), cov.get("description"),
                                    cov.get("n_structures"), cov.get("max_sites"))
     unc = (summary.get("provenance") or {}).get("uncertainty") or {}
     ci = (f"Confidence intervals: {md_text(unc.get('method') or 'bootstrap')}, {unc.get('n_resamples')} "
@@ -185,7 +185,8 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
     meta = meta or {}
     summary = summary or {}
     title = f"{meta.get('model_name', 'submission')} {meta.get('model_version', '')}".strip()
-    lines = [f"## {md_text(title)}", f"Submission `{job_id}` · permalink [`?submission={job_id}`](?submission={job_id})", ""]
+    lines = [f"## {md_text(title)}",
+             f"Submission `{job_id}` · permalink [`?submission={job_id}`](?submission={job_id})", ""]
     for k in HEADLINE_META:
         if k in meta and meta[k] not in (None, ""):
             v = meta[k]
@@ -208,7 +209,8 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
             bits.append(f"evaluated {prov['created_at']}")
         lines.append(f"- **Provenance:** {' · '.join(md_text(b) for b in bits)}")
     if summary.get("leaderboard") is not None:  # published by the leaderboard's worker
-        lines.append(f"- **Evaluated by:** {md_text(T.provenance_label('leaderboard worker', prov.get('evaluator_version')))}")
+        by = provenance_label("leaderboard worker", prov.get("evaluator_version"))
+        lines.append(f"- **Evaluated by:** {md_text(by)}")
     fails = summary.get("failures") or {}
     parse = fails.get("parse") or {}
     if parse:
@@ -241,10 +243,10 @@ def _write_tmp(name: str, write, reuse: bool = False, folder: Path | None = None
 # ---------------------------------------------------------------- tab
 def finished_choices(ctx: AppContext) -> list[tuple[str, str]]:
     res = ctx.results.get()
-    sid = T.meta_column(res, "submission_id")
+    sid = meta_column(res, "submission_id")
     if sid is None or res.empty:
         return []
-    model = T.meta_column(res, "model")
+    model = meta_column(res, "model")
     out = []
     for _, row in res.iterrows():
         name = row[model] if model else row[sid]
@@ -395,6 +397,11 @@ def build(ctx: AppContext) -> dict:
         if summary is None:
             return (gr.update(value=f"### No results for {md_text(job_id)}\nNot finished, withdrawn, or an "
                                     "unknown id.", visible=True), gr.update(visible=False)) + blank
+        try:
+            check_schema(summary)
+        except UnsupportedSchema as exc:
+            return (gr.update(value=f"### Results of {md_text(job_id)} cannot be shown\n{md_text(str(exc))}",
+                              visible=True), gr.update(visible=False)) + blank
         meta = load_meta(ctx.store, job_id)
         df = structures(ctx, job_id)
         md = meta_markdown(job_id, meta, summary)
@@ -405,7 +412,8 @@ def build(ctx: AppContext) -> dict:
             from leaderboard.csv_safe import write_csv
 
             csv = _write_tmp(f"{base}_structures.csv", lambda p: write_csv(df, p), reuse=True)
-        sj = _write_tmp(f"{base}_summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=str)), reuse=True)
+        sj = _write_tmp(f"{base}_summary.json",
+                        lambda p: p.write_text(json.dumps(summary, indent=2, default=str)), reuse=True)
         stab = (summary.get("provenance") or {}).get("config") or {}
         if df is not None and (eh := ehull_column(df)):
             fig_h = P.ehull_histogram(df[eh], stab.get("stable_threshold", 0.0),

@@ -6,18 +6,19 @@ import gradio as gr
 import pandas as pd
 
 from leaderboard import plots as P
-from leaderboard import table as T
+from leaderboard.table.measures import SHOW_MODES, catalogue, measures_of
+from leaderboard.table.metadata import meta_column, reference_note
 from leaderboard.ui.shared_state import AppContext
 
 # Default axes (first available key of each list): novelty vs stability rate; MSUN vs diversity.
 DEFAULTS = [
     (["novelty.novel"], ["stability.stable", "stability.metastable"]),
-    (["diversity.vendi_element", "diversity.vendi", "diversity.element_coverage"], ["sun.msun"]),
+    (["diversity.vendi_element", "diversity.element_coverage"], ["sun.msun"]),
 ]
 
 
 def _choices(results: pd.DataFrame) -> list[tuple[str, str]]:
-    return [(f"{m.header()} · {m.family}", m.key) for m in T.measures_of(results)]
+    return [(f"{m.header()} · {m.family}", m.key) for m in measures_of(results)]
 
 
 def _pick(keys: list[str], available: list[str]) -> str:
@@ -34,7 +35,7 @@ def build(ctx: AppContext) -> dict:
     gr.Markdown("Each point is a submission; ★ marks the **Pareto front** (no other submission is at "
                 "least as good on both axes and better on one, using each metric's ↑/↓ direction), "
                 "drawn as a staircase. Hover a point for the model's details.")
-    show = gr.Radio(list(T.SHOW_MODES)[:2], value="% of submitted", label="Rates as")
+    show = gr.Radio(list(SHOW_MODES)[:2], value="% of submitted", label="Rates as")
     plots, selectors = [], []
     with gr.Row():
         for i, (xs, ys) in enumerate(DEFAULTS):
@@ -47,7 +48,7 @@ def build(ctx: AppContext) -> dict:
                 fig = gr.Plot(P.scatter(results, x.value, y.value), elem_id=f"plot{i}", show_label=False)
                 plots.append(fig)
                 selectors.append((x, y))
-    ref_note = gr.Markdown(T.reference_note(results), elem_id="plots-reference")
+    ref_note = gr.Markdown(reference_note(results), elem_id="plots-reference")
     refresh = gr.Button("Refresh", size="sm")
 
     def draw(x_key, y_key, show_mode):
@@ -67,7 +68,7 @@ def build(ctx: AppContext) -> dict:
             out += [gr.update(choices=new_choices), gr.update(choices=new_choices)]
         for i in range(len(plots)):
             out.append(P.scatter(res, args[2 * i], args[2 * i + 1], args[-1]))
-        return out + [T.reference_note(res), ctx.results.loads]
+        return out + [reference_note(res), ctx.results.loads]
 
     def redraw_if_changed(*args):
         """Timer: redraw only when the results table was reloaded (keeps the user's zoom)."""
@@ -84,15 +85,16 @@ def build(ctx: AppContext) -> dict:
 
     def pareto(x_key: str, y_key: str, show: str = "% of submitted") -> dict:
         """Submissions on the Pareto front of two metrics (API)."""
-        res = T._derive(ctx.results.get())
-        ms = {m.key: m for m in T.catalogue(res)}
+        res = ctx.results.get()
+        ms = {m.key: m for m in catalogue(res)}
         mx, my = ms[x_key], ms[y_key]
-        mode = T.SHOW_MODES.get(show, show)
+        mode = SHOW_MODES.get(show, show)
         xv = pd.to_numeric(res[mx.column(mode)], errors="coerce")
         yv = pd.to_numeric(res[my.column(mode)], errors="coerce")
         mask = P.pareto_mask(xv, yv, mx.direction or 1, my.direction or 1)
-        sid = T.meta_column(res, "submission_id")
+        sid = meta_column(res, "submission_id")
         return {"front": [str(s) for s in res[sid][mask]] if sid else [], "n": int(len(res))}
 
     gr.api(pareto, api_name="pareto")
-    return {"plots": plots, "selectors": selectors, "refresh": refresh, "redraw": (redraw_if_changed, inputs + [drawn], outputs + [drawn])}
+    return {"plots": plots, "selectors": selectors, "refresh": refresh,
+            "redraw": (redraw_if_changed, inputs + [drawn], outputs + [drawn])}
