@@ -125,7 +125,7 @@ def test_cap_keeps_the_lowest_e_hull(hull):
 def test_sun_family_writes_candidate_column():
     from evaluator.config import EvalConfig
     from evaluator.context import EvalContext
-    from evaluator.families.sun import family as sun
+    from evaluator.families.sun.family import FAMILY as SUN
     from evaluator.families.stability.family import _flags
 
     h = load_reference("mp20", DataDir()).hull.get("dft")
@@ -141,7 +141,7 @@ def test_sun_family_writes_candidate_column():
                          novelty_novel=pd.array([True, True], dtype="boolean"))
     ctx = EvalContext(table, [nacl, kcl], EvalConfig(), DataDir(),
                       reference_loader=lambda: load_reference("mp20", DataDir()))
-    res = sun.run(ctx)
+    res = SUN.run(ctx, SUN.options_from())
     assert res.metrics["sun_count"] == 1
     page = json.loads(res.columns.loc[0, "sun_candidate"])
     assert page["kind"] == "SUN" and page["structure"]["species"]

@@ -19,13 +19,57 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from pymatgen.core.structure import Structure
 
 DEFAULT_SAMPLE = "structures/lemat_sample"
 CACHE_ENV = "GENBENCH_CACHE_DIR"
 EMBED_BATCH = 32
+
+
+FloatArray = npt.NDArray[np.float64]
+Track = Callable[[Iterable[int], str], Iterable[int]]  # ctx.track(items, stage)
+
+
+class ModelKey(Protocol):
+    """What names a model's statistics: an ``MLIPSpec`` (not loaded) or a loaded ``MLIP``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def checkpoint_sha256(self) -> str | None: ...
+
+
+class Embedder(Protocol):
+    """Anything with ``MLIP.embed``'s call: (n, d) mean-pooled embeddings of ASE Atoms."""
+
+    def embed(self, atoms_list: Sequence[Atoms], /) -> npt.ArrayLike: ...
+
+
+class EmbeddingModel(ModelKey, Embedder, Protocol):
+    """A loaded model that names its statistics and embeds structures (an ``MLIP``)."""
+
+
+class FDStats(TypedDict):
+    """Reference statistics: mean ``mu`` (d,), covariance ``sigma`` (d, d), the cached
+    ``.json`` metadata and the ``.npz`` path."""
+
+    mu: FloatArray
+    sigma: FloatArray
+    meta: dict[str, Any]
+    path: str
 
 
 def cache_dir() -> Path:
@@ -33,12 +77,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or "~/.cache/genbench").expanduser()
 
 
-def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
+def _sqrtm_psd(a: FloatArray) -> FloatArray:
     w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    root: FloatArray = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return root
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+def frechet_distance(mu1: npt.ArrayLike, sigma1: npt.ArrayLike, mu2: npt.ArrayLike,
+                     sigma2: npt.ArrayLike) -> float:
     """Squared Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
 
     Tr((Σ₁Σ₂)^½) is computed as Σ √λ over the eigenvalues of the symmetric PSD
@@ -56,13 +102,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
 
 
-def embedding_stats(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def embedding_stats(emb: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Mean and covariance (ddof = 1) of embeddings (n, d), float64."""
     emb = np.asarray(emb, dtype=np.float64)
     return emb.mean(axis=0), np.cov(emb, rowvar=False).reshape(emb.shape[1], emb.shape[1])
 
 
-def embed_structures(mlip, structures, track=None) -> tuple[np.ndarray, list[str | None]]:
+def embed_structures(mlip: Embedder, structures: Sequence[Structure], track: Track | None = None
+                     ) -> tuple[FloatArray, list[str | None]]:
     """Embeddings (n, d) of pymatgen structures; a row that fails is NaN with its reason.
 
     Batches of EMBED_BATCH; a failing batch is retried one structure at a time.
@@ -71,7 +118,7 @@ def embed_structures(mlip, structures, track=None) -> tuple[np.ndarray, list[str
     from pymatgen.io.ase import AseAtomsAdaptor
 
     n = len(structures)
-    rows: list[np.ndarray | None] = [None] * n
+    rows: list[FloatArray | None] = [None] * n
     errors: list[str | None] = [None] * n
     starts = range(0, n, EMBED_BATCH)
     for start in (track(starts, "distribution: embeddings") if track else starts):
@@ -81,12 +128,12 @@ def embed_structures(mlip, structures, track=None) -> tuple[np.ndarray, list[str
                              dtype=np.float64)
             for j, i in enumerate(idx):
                 rows[i] = out[j]
-        except Exception:
+        except Exception:  # noqa: BLE001 - a failing batch is retried one structure at a time
             for i in idx:  # one at a time: only the structures that fail lose their embedding
                 try:
                     atoms = AseAtomsAdaptor.get_atoms(structures[i])
                     rows[i] = np.asarray(mlip.embed([atoms]), dtype=np.float64)[0]
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - this structure loses its embedding, with the reason
                     errors[i] = f"embedding failed: {type(exc).__name__}: {exc}"[:300]
     dims = {r.shape[0] for r in rows if r is not None}
     if len(dims) > 1:
@@ -121,7 +168,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", str(text)).strip("-")[:60] or "model"
 
 
-def stats_paths(mlip, sample_sha: str, root: Path | None = None) -> tuple[Path, Path]:
+def stats_paths(mlip: ModelKey, sample_sha: str, root: Path | None = None) -> tuple[Path, Path]:
     """(npz, json) cache paths for this model and reference sample."""
     ckpt = (getattr(mlip, "checkpoint_sha256", None) or "nockpt")[:12]
     stem = f"{_slug(mlip.name)}-{_slug(mlip.model_id)}-{ckpt}-{sample_sha[:12]}"
@@ -129,7 +176,7 @@ def stats_paths(mlip, sample_sha: str, root: Path | None = None) -> tuple[Path, 
     return d / f"{stem}.npz", d / f"{stem}.json"
 
 
-def load_stats(mlip, sample_sha: str, root: Path | None = None) -> dict | None:
+def load_stats(mlip: ModelKey, sample_sha: str, root: Path | None = None) -> FDStats | None:
     """Cached statistics for (model, sample), or None when absent or for another model."""
     npz, meta_path = stats_paths(mlip, sample_sha, root)
     if not (npz.exists() and meta_path.exists()):
@@ -143,15 +190,16 @@ def load_stats(mlip, sample_sha: str, root: Path | None = None) -> dict | None:
         return {"mu": z["mu"], "sigma": z["sigma"], "meta": meta, "path": str(npz)}
 
 
-def build_stats(mlip, sample_dir: Path, root: Path | None = None, progress=None,
-                sample_label: str | None = None) -> dict:
+def build_stats(mlip: EmbeddingModel, sample_dir: Path, root: Path | None = None,
+                progress: Callable[[int, int], None] | None = None,
+                sample_label: str | None = None) -> FDStats:
     """Embed every CIF of ``sample_dir`` with ``mlip``, save μ/Σ to the cache, return them.
 
     ``progress(done, total)`` is called after each batch, optional.
     """
     import warnings
 
-    from pymatgen.core import Structure
+    from pymatgen.core.structure import Structure
 
     t0 = time.perf_counter()
     sample_dir = Path(sample_dir)
@@ -159,16 +207,17 @@ def build_stats(mlip, sample_dir: Path, root: Path | None = None, progress=None,
     if not files:
         raise FileNotFoundError(f"no CIF files under {sample_dir}")
     sha = sample_hash(files, sample_dir)
-    structures, parse_errors = [], {}
+    structures: list[Structure] = []
+    parse_errors: dict[str, str] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for p in files:
             try:
                 structures.append(Structure.from_file(p))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - an unreadable sample file is counted, not fatal
                 parse_errors[str(p.relative_to(sample_dir))] = f"{type(exc).__name__}: {exc}"[:200]
 
-    def track(items, stage):
+    def track(items: Iterable[int], stage: str) -> Iterator[int]:
         items = list(items)
         for k, it in enumerate(items, 1):
             yield it
@@ -192,7 +241,7 @@ def build_stats(mlip, sample_dir: Path, root: Path | None = None, progress=None,
         "n_used": int(ok.sum()),
         "n_parse_failed": len(parse_errors),
         "n_embed_failed": int((~ok).sum()),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - t0, 1),
     }
     npz, meta_path = stats_paths(mlip, sha, root)

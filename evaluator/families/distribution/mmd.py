@@ -18,14 +18,18 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Hashable
+from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 _UNDERFLOW_RADIUS = math.sqrt(2 * 745.2)  # exp(-t) is exactly 0.0 in float64 for t > 745.14
-_SELF_SUMS: dict = {}
+CacheKey = tuple[Hashable, ...]  # e.g. ("nd", <reference file sha256>, ..., sigma)
+_SELF_SUMS: dict[CacheKey, float] = {}
 
 
-def gaussian_kernel_sum_1d(x, y, sigma: float = 1.0, block: int = 256) -> float:
+def gaussian_kernel_sum_1d(x: npt.ArrayLike, y: npt.ArrayLike, sigma: float = 1.0, block: int = 256) -> float:
     """Σ_ij exp(-(x_i - y_j)² / (2σ²)) for 1-D samples x, y."""
     ux, wx = np.unique(np.asarray(x, dtype=float), return_counts=True)
     uy, wy = np.unique(np.asarray(y, dtype=float), return_counts=True)
@@ -43,7 +47,7 @@ def gaussian_kernel_sum_1d(x, y, sigma: float = 1.0, block: int = 256) -> float:
     return total
 
 
-def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _sq_dists(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     out = np.zeros((a.shape[0], b.shape[0]))
     for k in range(a.shape[1]):  # exact differences: zero on a diagonal
         d = a[:, k, None] - b[None, :, k]
@@ -51,14 +55,14 @@ def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def gaussian_kernel_sum(x, y, sigma: float, block: int = 512) -> float:
+def gaussian_kernel_sum(x: npt.ArrayLike, y: npt.ArrayLike, sigma: float, block: int = 512) -> float:
     """Σ_ij k(x_i, y_j) for samples x (m, d), y (n, d)."""
     x, y = np.atleast_2d(x), np.atleast_2d(y)
     inv = 1.0 / (2.0 * sigma * sigma)
     return float(sum(np.exp(-_sq_dists(x[i:i + block], y) * inv).sum() for i in range(0, len(x), block)))
 
 
-def gaussian_kernel_self_sum(y, sigma: float, block: int = 512) -> float:
+def gaussian_kernel_self_sum(y: npt.ArrayLike, sigma: float, block: int = 512) -> float:
     """Σ_ij k(y_i, y_j) over all ordered pairs (diagonal included), using symmetry."""
     y = np.atleast_2d(y)
     inv = 1.0 / (2.0 * sigma * sigma)
@@ -71,13 +75,13 @@ def gaussian_kernel_self_sum(y, sigma: float, block: int = 512) -> float:
     return float(total)
 
 
-def _disk_cache_path():
+def _disk_cache_path() -> Path:
     from evaluator.families.distribution.embedding_reference import cache_dir
 
     return cache_dir() / "mmd_reference_self_sums.json"
 
 
-def _cached_self_sum(key, compute):
+def _cached_self_sum(key: CacheKey | None, compute: Callable[[], float]) -> float:
     """Memoise a reference self-sum per process and, for keys naming a file hash, on disk."""
     if key is None:
         return compute()
@@ -85,7 +89,7 @@ def _cached_self_sum(key, compute):
         return _SELF_SUMS[key]
     skey = json.dumps([str(k) for k in key])
     path = _disk_cache_path()
-    stored = {}
+    stored: dict[str, float] = {}
     try:
         stored = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -106,7 +110,8 @@ def _cached_self_sum(key, compute):
     return value
 
 
-def mmd_biased_1d(x, y, sigma: float = 1.0, ref_key=None) -> float:
+def mmd_biased_1d(x: npt.ArrayLike, y: npt.ArrayLike, sigma: float = 1.0,
+                  ref_key: CacheKey | None = None) -> float:
     """LeMat-GenBench MMD: mean(Kxx) + mean(Kyy) - 2·mean(Kxy), one feature, raw units."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -118,7 +123,7 @@ def mmd_biased_1d(x, y, sigma: float = 1.0, ref_key=None) -> float:
     return sxx / m**2 + syy / n**2 - 2.0 * sxy / (m * n)
 
 
-def mmd_unbiased(x, y, sigma: float, ref_key=None) -> float:
+def mmd_unbiased(x: npt.ArrayLike, y: npt.ArrayLike, sigma: float, ref_key: CacheKey | None = None) -> float:
     """Unbiased MMD² (U-statistic) for x (m, d), y (n, d); needs m, n ≥ 2."""
     x, y = np.atleast_2d(np.asarray(x, dtype=float)), np.atleast_2d(np.asarray(y, dtype=float))
     m, n = len(x), len(y)
@@ -131,7 +136,7 @@ def mmd_unbiased(x, y, sigma: float, ref_key=None) -> float:
     return (sxx - m) / (m * (m - 1)) + (syy - n) / (n * (n - 1)) - 2.0 * sxy / (m * n)
 
 
-def median_heuristic(y, max_rows: int = 2000, seed: int = 0) -> float:
+def median_heuristic(y: npt.ArrayLike, max_rows: int = 2000, seed: int = 0) -> float:
     """Median pairwise Euclidean distance among (a fixed random subset of) rows of y."""
     from scipy.spatial.distance import pdist
 
