@@ -1,8 +1,13 @@
-"""The state a metric family sees: the per-structure table and what it needs."""
+"""The state a metric family sees: the per-structure table and what it needs.
+
+The context loads nothing itself: the run's reference comes from a loader the caller
+injects (``evaluator.pipeline.reference_loader`` builds the usual one), so this module
+stays below ``evaluator.reference`` in the layers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -10,12 +15,12 @@ from typing import TYPE_CHECKING, TypeVar
 import pandas as pd
 
 from evaluator.config import EvalConfig
+from evaluator.counts import counted
 from evaluator.data import DataDir
-from evaluator.families.base import counted
 from evaluator.progress import Progress, no_progress
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    from pymatgen.core.structure import Structure
 
     from evaluator.reference import Reference
 
@@ -28,6 +33,9 @@ class EvalContext:
     table: one row per submitted structure, indexed 0..n-1 in upload order.
     structures: the parsed pymatgen Structure of each row (None where parsing failed).
     work_dir: where families may keep checkpoints (None = no checkpointing).
+    reference_loader: returns the run's reference (``config.reference``); called once,
+        on first use of ``reference``. ``evaluator.pipeline`` supplies the usual one when
+        a context built without it is run through the pipeline.
     """
 
     def __init__(
@@ -38,6 +46,7 @@ class EvalContext:
         data: DataDir,
         work_dir: Path | None = None,
         progress: Progress = no_progress,
+        reference_loader: Callable[[], Reference] | None = None,
     ):
         self.table = table
         self.structures = structures
@@ -45,6 +54,7 @@ class EvalContext:
         self.data = data
         self.work_dir = Path(work_dir) if work_dir else None
         self.progress = progress
+        self.reference_loader = reference_loader
 
     @property
     def n_submitted(self) -> int:
@@ -54,21 +64,39 @@ class EvalContext:
     def valid_index(self) -> list[int]:
         """Rows later families evaluate: valid ones (parsed ones before validity ran)."""
         col = "validity_valid" if "validity_valid" in self.table else "parse_ok"
-        return self.table.index[self.table[col].fillna(False).astype(bool)].tolist()
+        rows: list[int] = self.table.index[self.table[col].fillna(False).astype(bool)].tolist()
+        return rows
+
+    def structure(self, row: int) -> Structure:
+        """The parsed structure of ``row``; ValueError for a row that did not parse
+        (rows in ``valid_index`` always have one)."""
+        s = self.structures[row]
+        if s is None:
+            raise ValueError(f"row {row} has no parsed structure")
+        return s
 
     @property
     def n_valid(self) -> int:
         return len(self.valid_index)
 
-    def counted(self, name: str, count: int) -> dict:
+    def counted(self, name: str, count: int) -> dict[str, int | float | None]:
         """``name_count`` with fractions of submitted and of valid structures."""
         return counted(name, count, self.n_submitted, self.n_valid)
 
     @cached_property
     def reference(self) -> Reference:
-        from evaluator.reference.registry import load_reference
+        """The run's reference, loaded once by ``reference_loader``."""
+        if self.reference_loader is None:
+            raise RuntimeError("this EvalContext has no reference loader: pass reference_loader= "
+                               "(evaluator.pipeline.reference_loader(config, data)) or run it "
+                               "through evaluator.pipeline.run_families")
+        return self.reference_loader()
 
-        return load_reference(self.config.reference, self.data)
+    @property
+    def loaded_reference(self) -> Reference | None:
+        """The reference if a family has loaded it, else None (loads nothing)."""
+        loaded: Reference | None = self.__dict__.get("reference")
+        return loaded
 
     def checkpoint_dir(self, family: str) -> Path | None:
         if self.work_dir is None:

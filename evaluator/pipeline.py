@@ -1,71 +1,113 @@
 """The evaluation pipeline: ingest -> table -> families -> summary.
 
-Each family is a module with ``run(ctx) -> FamilyResult``; the pipeline is the
-ordered list below, so ``--families`` is just a selection (dependencies are
-added automatically).
+Each family is a ``Family`` object (``evaluator/families/<name>/family.py``); the
+pipeline is the ordered tuple below, so ``--families`` is just a selection
+(dependencies are added automatically). ``check_config`` turns each family's entry of
+``EvalConfig.options`` into its typed options dataclass, refusing unknown families and
+options, before any work.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
-from evaluator.progress import Progress, no_progress
 from evaluator.data import DataDir
+from evaluator.families.base import Family
+from evaluator.families.distribution.family import FAMILY as DISTRIBUTION
+from evaluator.families.diversity.family import FAMILY as DIVERSITY
+from evaluator.families.hhi.family import FAMILY as HHI
+from evaluator.families.novelty.family import FAMILY as NOVELTY
+from evaluator.families.stability.family import FAMILY as STABILITY
+from evaluator.families.sun.family import FAMILY as SUN
+from evaluator.families.uniqueness.family import FAMILY as UNIQUENESS
+from evaluator.families.validity.family import FAMILY as VALIDITY
+from evaluator.ingest import read_inputs
 from evaluator.ingest.checks import shorten
 from evaluator.ingest.types import IngestError, Item
+from evaluator.progress import Progress, no_progress
+from evaluator.reference import Reference
+from evaluator.reference.registry import load_reference
+from evaluator.summary import Summary, build_summary
 
-
-@dataclass(frozen=True)
-class FamilySpec:
-    module: str
-    requires: tuple[str, ...] = ()
-    description: str = ""
-
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
 
 # Order matters: a family runs after those it requires.
-FAMILIES: dict[str, FamilySpec] = {
-    "validity": FamilySpec("evaluator.families.validity.family", (), "charge neutrality, distances, plausibility"),
-    "uniqueness": FamilySpec("evaluator.families.uniqueness.family", ("validity",), "StructureMatcher classes"),
-    "novelty": FamilySpec("evaluator.families.novelty.family", ("validity",), "vs the reference set"),
-    "stability": FamilySpec("evaluator.families.stability.family", ("validity",), "MLIP relaxation + E_hull"),
-    "sun": FamilySpec("evaluator.families.sun.family", ("stability", "novelty"), "SUN / MSUN"),
-    "diversity": FamilySpec("evaluator.families.diversity.family", ("validity",), "coverage, entropies, Vendi"),
-    "distribution": FamilySpec("evaluator.families.distribution.family", ("validity",), "JSD, MMD, FD to LeMat-Bulk"),
-    "hhi": FamilySpec("evaluator.families.hhi.family", ("validity",), "supply risk"),
-}
+FAMILIES: tuple[Family[Any], ...] = (VALIDITY, UNIQUENESS, NOVELTY, STABILITY, SUN, DIVERSITY,
+                                     DISTRIBUTION, HHI)
+
+
+def families_by_name() -> dict[str, Family[Any]]:
+    """``FAMILIES`` by name, in pipeline order."""
+    return {f.name: f for f in FAMILIES}
 
 
 def resolve_families(selected: list[str] | None) -> list[str]:
     """The families to run, in pipeline order, with their dependencies."""
+    by_name = families_by_name()
     if not selected:
-        return list(FAMILIES)
-    unknown = [f for f in selected if f not in FAMILIES]
+        return list(by_name)
+    unknown = [f for f in selected if f not in by_name]
     if unknown:
-        raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown families {unknown}; choose from {', '.join(by_name)}")
     wanted: set[str] = set()
 
     def add(name: str) -> None:
         if name not in wanted:
             wanted.add(name)
-            for dep in FAMILIES[name].requires:
+            for dep in by_name[name].requires:
                 add(dep)
 
     for f in selected:
         add(f)
-    return [f for f in FAMILIES if f in wanted]
+    return [f for f in by_name if f in wanted]
 
 
-def build_table(items: list[Item]) -> tuple[pd.DataFrame, list]:
+def check_config(config: EvalConfig) -> dict[str, object]:
+    """The typed options of every family ``config`` selects (with its dependencies),
+    by family name, in pipeline order.
+
+    Raises ValueError for an unknown family (in ``config.families`` or as a key of
+    ``config.options``) and for an unknown or ill-typed option of any family named in
+    ``config.options``, selected or not: a misspelled option is an error, never a
+    silent default.
+    """
+    names = resolve_families(config.families)
+    by_name = families_by_name()
+    unknown = sorted(set(config.options) - set(by_name))
+    if unknown:
+        raise ValueError(f"options given for unknown family(ies) {unknown}; "
+                         f"families are {', '.join(by_name)}")
+    resolved: dict[str, object] = {}
+    for family in FAMILIES:
+        if family.name in config.options or family.name in names:
+            try:
+                options = family.options_from(config.options.get(family.name))
+            except TypeError as exc:  # e.g. a value of the wrong kind for a dataclass field
+                raise ValueError(f"family {family.name!r}: {exc}") from None
+            if family.name in names:
+                resolved[family.name] = options
+    return resolved
+
+
+def reference_loader(config: EvalConfig, data: DataDir) -> Callable[[], Reference]:
+    """The usual reference loader of a run: ``config.reference`` from the registry."""
+    return lambda: load_reference(config.reference, data)
+
+
+def build_table(items: list[Item]) -> tuple[pd.DataFrame, list[Structure | None]]:
     """One row per submitted structure with parse status and basic identity."""
-    rows, structures = [], []
+    rows: list[dict[str, Any]] = []
+    structures: list[Structure | None] = []
     for i, item in enumerate(items):
         s = item.structure
         row = {"index": i, "source": item.source, "parse_ok": s is not None,
@@ -87,7 +129,7 @@ def build_table(items: list[Item]) -> tuple[pd.DataFrame, list]:
 @dataclass
 class Evaluation:
     table: pd.DataFrame
-    summary: dict
+    summary: Summary
 
 
 def _merge(ctx: EvalContext, family: str, columns: pd.DataFrame) -> None:
@@ -110,13 +152,25 @@ def _merge(ctx: EvalContext, family: str, columns: pd.DataFrame) -> None:
     table.loc[skipped, status] = "skipped"
 
 
-def run_families(ctx: EvalContext, families: list[str]) -> dict:
-    """Run ``families`` in order on ``ctx``; returns per-family metrics/missing/provenance/timings."""
-    out = {"metrics": {}, "missing": {}, "provenance": {}, "timings": {}}
+def run_families(ctx: EvalContext, families: list[str],
+                 options: dict[str, object] | None = None) -> dict[str, dict[str, Any]]:
+    """Run ``families`` in order on ``ctx``; returns per-family metrics/missing/provenance/timings.
+
+    options: the typed options by family (``check_config``); a family without an entry
+    gets its options from ``ctx.config``. A context built without a reference loader
+    gets the usual one (``reference_loader``).
+    """
+    if ctx.reference_loader is None:
+        ctx.reference_loader = reference_loader(ctx.config, ctx.data)
+    options = dict(options or {})
+    by_name = families_by_name()
+    out: dict[str, dict[str, Any]] = {"metrics": {}, "missing": {}, "provenance": {}, "timings": {}}
     for name in families:
+        family = by_name[name]
+        family_options = options[name] if name in options else family.options_from(ctx.config.options.get(name))
         t0 = time.perf_counter()
         ctx.progress(name, 0, 0)
-        result = importlib.import_module(FAMILIES[name].module).run(ctx)
+        result = family.run(ctx, family_options)
         _merge(ctx, name, result.columns)
         out["metrics"][name] = result.metrics
         out["metrics"].update(result.groups)
@@ -136,16 +190,17 @@ def evaluate_items(
     progress: Progress = no_progress,
     ingest_seconds: float | None = None,
 ) -> Evaluation:
-    """Evaluate already-ingested items (the worker and app call this)."""
-    from evaluator.summary import build_summary
-
+    """Evaluate already-ingested items (the worker and app call this). Raises ValueError
+    for an unknown family or option (``check_config``) before any work."""
     config = config or EvalConfig()
+    options = check_config(config)
     data = data or DataDir()
-    families = resolve_families(config.families)
+    families = list(options)
     t0 = time.perf_counter()
     table, structures = build_table(items)
-    ctx = EvalContext(table, structures, config, data, work_dir, progress)
-    results = run_families(ctx, families)
+    ctx = EvalContext(table, structures, config, data, work_dir, progress,
+                      reference_loader=reference_loader(config, data))
+    results = run_families(ctx, families, options)
     if ingest_seconds is not None:
         results["timings"] = {"ingest": round(ingest_seconds, 3), **results["timings"]}
     results["timings"]["total"] = round(time.perf_counter() - t0 + (ingest_seconds or 0), 3)
@@ -169,10 +224,10 @@ def evaluate(
     work_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> Evaluation:
-    """Ingest ``inputs`` (files or folders) and evaluate them. Raises IngestError."""
-    from evaluator.ingest import read_inputs
-
+    """Ingest ``inputs`` (files or folders) and evaluate them. Raises IngestError, and
+    ValueError for an unknown family or option (``check_config``) before reading anything."""
     config = config or EvalConfig()
+    check_config(config)
     t0 = time.perf_counter()
     items = read_inputs(inputs, config.limits, progress=progress)
     refuse_if_nothing_parsed(items)

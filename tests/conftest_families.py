@@ -12,15 +12,17 @@ from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
 from evaluator.data import DataDir
 from evaluator.ingest.types import Item
-from evaluator.pipeline import build_table
+from evaluator.pipeline import build_table, reference_loader
 
 
-def make_ctx(structures, options=None, data=None, **config) -> EvalContext:
-    """An EvalContext over ``structures`` (all parsed; no validity column)."""
+def make_ctx(structures, data=None, **config) -> EvalContext:
+    """An EvalContext over ``structures`` (all parsed; no validity column), with the
+    usual reference loader. Family options go to ``family.run(ctx, options)``."""
     items = [Item(f"s{i}", s) for i, s in enumerate(structures)]
     table, parsed = build_table(items)
-    cfg = EvalConfig(options=dict(options or {}), **config)
-    return EvalContext(table, parsed, cfg, data or DataDir())
+    cfg = EvalConfig(**config)
+    data = data or DataDir()
+    return EvalContext(table, parsed, cfg, data, reference_loader=reference_loader(cfg, data))
 
 
 @lru_cache(maxsize=4)

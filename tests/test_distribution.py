@@ -13,10 +13,11 @@ from scipy.spatial.distance import cdist
 
 from conftest_families import isolated_cache, make_ctx, read_cifs  # noqa: F401
 from evaluator.families.distribution import family as distribution
+from evaluator.families.distribution.family import DistributionOptions
 from evaluator.families.distribution import mmd
 from evaluator.structure_features import compute_features, crystal_system
 
-NO_FD = {"fd": False}
+NO_FD = DistributionOptions(fd=False)
 METALS = ["Li", "Na", "K", "Rb", "Cs", "Be", "Mg", "Ca", "Sr", "Ba", "Al", "Sc", "Ti", "V", "Cr",
           "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Y", "Zr", "Nb", "Mo", "Ru", "Rh", "Pd", "Ag", "Cd",
           "In", "Sn", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Pb", "La"]
@@ -71,7 +72,7 @@ def test_reference_distributions_read_by_label(data):
 def test_jsd_components_follow_lemat_definitions(data):
     s = [rocksalt("Na", "Cl", 5.64),
          Structure(Lattice.cubic(2.87), ["Fe", "Fe"], [[0, 0, 0], [0.5] * 3])]
-    res = distribution.run(make_ctx(s, NO_FD))
+    res = distribution.run(make_ctx(s), NO_FD)
     ref = distribution.reference_distributions(data)
     m = res.metrics
     sg = np.zeros(230)
@@ -98,7 +99,9 @@ def test_kernel_sums_equal_naive_all_pairs():
     assert mmd.gaussian_kernel_sum_1d(x, y) == pytest.approx(naive, rel=1e-12)
     xs, ys = rng.normal(size=(90, 3)), rng.normal(size=(300, 3)) + 0.3
     for sig in (0.5, 1.7):
-        k = lambda a, b: np.exp(-cdist(a, b, "sqeuclidean") / (2 * sig * sig))  # noqa: E731
+        def k(a, b, sig=sig):
+            return np.exp(-cdist(a, b, "sqeuclidean") / (2 * sig * sig))
+
         assert mmd.gaussian_kernel_self_sum(ys, sig, block=64) == pytest.approx(k(ys, ys).sum(), rel=1e-12)
         u = ((k(xs, xs).sum() - 90) / (90 * 89) + (k(ys, ys).sum() - 300) / (300 * 299)
              - 2 * k(xs, ys).mean())
@@ -108,7 +111,7 @@ def test_kernel_sums_equal_naive_all_pairs():
 def test_lemat_mmd_matches_their_estimator_on_family_features(data):
     """The family's mmd_* = LeMat-GenBench's mean(Kxx)+mean(Kyy)-2mean(Kxy) with σ = 1."""
     s = cubic_elementals()[:12]
-    res = distribution.run(make_ctx(s, NO_FD))
+    res = distribution.run(make_ctx(s), NO_FD)
     ref = pd.read_parquet(data.path(distribution.MMD_FILE))
     feats = compute_features(s, list(range(len(s)))).table
     rng = np.random.default_rng(1)
@@ -134,7 +137,7 @@ def test_corrected_mmd_is_near_zero_for_reference_rows_and_needs_two_structures(
     same = mmd.mmd_unbiased(z[rows], z, bw, ref_key=("test-ref",))
     shifted = mmd.mmd_unbiased(z[rows] + 0.5, z, bw, ref_key=("test-ref",))
     assert abs(same) < 0.01 < shifted
-    one = distribution.run(make_ctx(cubic_elementals()[:1], NO_FD))
+    one = distribution.run(make_ctx(cubic_elementals()[:1]), NO_FD)
     assert one.metrics["mmd_corrected"] is None and "at least 2" in one.missing["mmd_corrected"]
     assert one.metrics["mmd"] is not None
 
@@ -160,9 +163,9 @@ def test_mp_half_is_closer_in_jsd_and_lemat_structures_closest_in_mmd(data, mp_s
     310 Å³, while cubic metals match its densities (6.6 g/cm³, 0.051 atoms/Å³).
     """
     n_mp = len(list(mp_sample.glob("*.cif"))) // 2
-    mp = distribution.run(make_ctx(read_random(mp_sample, n_mp, 7), NO_FD)).metrics
-    cubic = distribution.run(make_ctx(cubic_elementals(), NO_FD)).metrics
-    lemat = distribution.run(make_ctx(read_random(data.path("structures/lemat_sample"), 400, 11), NO_FD)).metrics
+    mp = distribution.run(make_ctx(read_random(mp_sample, n_mp, 7)), NO_FD).metrics
+    cubic = distribution.run(make_ctx(cubic_elementals()), NO_FD).metrics
+    lemat = distribution.run(make_ctx(read_random(data.path("structures/lemat_sample"), 400, 11)), NO_FD).metrics
     assert mp["jsd"] < cubic["jsd"]
     for k in ("jsd_space_group", "jsd_crystal_system", "jsd_element_presence", "jsd_element_counts"):
         assert mp[k] < cubic[k], k
@@ -180,7 +183,7 @@ def test_pipeline_merges_columns_and_skips_unparsed_rows():
 
     items = [Item("a", cubic_elementals()[0]), Item("bad", error="not a CIF"), Item("b", cubic_elementals()[4])]
     table, structures = build_table(items)
-    ctx = EvalContext(table, structures, EvalConfig(options=NO_FD), DataDir())
+    ctx = EvalContext(table, structures, EvalConfig(options={"distribution": {"fd": False}}), DataDir())
     out = run_families(ctx, ["diversity", "distribution", "hhi"])
     t = ctx.table
     assert len(t) == 3

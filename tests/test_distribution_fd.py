@@ -2,14 +2,16 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 from scipy import linalg
 
-from conftest_families import isolated_cache, make_ctx  # noqa: F401
+from conftest_families import isolated_cache, make_ctx  # noqa: F401 - isolated_cache: an autouse fixture
 from evaluator.families.distribution import family as distribution
+from evaluator.families.distribution.family import DistributionOptions
 from evaluator.families.distribution import embedding_reference as er
 
 
@@ -61,9 +63,10 @@ def tiny_reference(tmp_path_factory, data):
     return d
 
 
-def test_fd_end_to_end_with_chgnet_builds_caches_and_reuses_statistics(tiny_reference, isolated_cache, monkeypatch):
-    opts = {"fd_reference_sample": str(tiny_reference), "fd_min_structures": 3}
-    res = distribution.run(make_ctx(tiny_structures(), opts, device="cpu"))
+def test_fd_end_to_end_with_chgnet_builds_caches_and_reuses_statistics(tiny_reference, isolated_cache,  # noqa: F811
+                                                                       monkeypatch):
+    opts = DistributionOptions(fd_reference_sample=str(tiny_reference), fd_min_structures=3)
+    res = distribution.run(make_ctx(tiny_structures(), device="cpu"), opts)
     fd = res.metrics["frechet_chgnet"]
     assert fd is not None and fd > 0
     assert res.metrics["frechet_chgnet_n"] == 5
@@ -82,19 +85,19 @@ def test_fd_end_to_end_with_chgnet_builds_caches_and_reuses_statistics(tiny_refe
         raise AssertionError("rebuilt cached statistics")
 
     monkeypatch.setattr(er, "build_stats", no_build)
-    again = distribution.run(make_ctx(tiny_structures(), opts, device="cpu"))
+    again = distribution.run(make_ctx(tiny_structures(), device="cpu"), opts)
     assert again.metrics["frechet_chgnet"] == pytest.approx(fd, rel=1e-6)
 
     # too few structures for the covariance: absent with the reason
-    few = distribution.run(make_ctx(tiny_structures()[:3], {**opts, "fd_min_structures": 65}, device="cpu"))
+    few = distribution.run(make_ctx(tiny_structures()[:3], device="cpu"), replace(opts, fd_min_structures=65))
     assert few.metrics["frechet_chgnet"] is None
     assert "at least 65" in few.missing["frechet_chgnet"]
 
 
 def test_fd_absent_when_reference_missing_and_building_disabled(tiny_reference, tmp_path, monkeypatch):
     monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path))
-    opts = {"fd_reference_sample": str(tiny_reference), "fd_build_reference": False}
-    res = distribution.run(make_ctx(tiny_structures(), opts, device="cpu"))
+    opts = DistributionOptions(fd_reference_sample=str(tiny_reference), fd_build_reference=False)
+    res = distribution.run(make_ctx(tiny_structures(), device="cpu"), opts)
     assert res.metrics["frechet_chgnet"] is None
     assert "fd-reference" in res.missing["frechet_chgnet"]
     assert res.metrics["jsd"] is not None  # the rest of the family is unaffected
@@ -111,7 +114,8 @@ class FakeMACE:
         rows = []
         for a in atoms_list:
             rng = np.random.default_rng(int(a.get_atomic_numbers().sum()) * 1000 + len(a))
-            base = np.concatenate([[a.get_volume() / len(a) / 20], np.bincount(a.get_atomic_numbers(), minlength=8)[:8] / len(a)])
+            base = np.concatenate([[a.get_volume() / len(a) / 20],
+                                   np.bincount(a.get_atomic_numbers(), minlength=8)[:8] / len(a)])
             rows.append(np.resize(base, dim) * 0.1 + rng.normal(0, 0.05, dim))
         return np.array(rows)
 
@@ -125,9 +129,9 @@ def test_lemat_compatible_fd_uses_their_statistics_with_all_channel_features(tin
     monkeypatch.setattr(mlip_mod, "describe_mlip",
                         lambda name, model=None: MLIPSpec("mace", "medium-mpa-0", None, "raw-pbe"))
     monkeypatch.setattr(MLIPSpec, "checkpoint_sha256", property(lambda self: "f" * 64))
-    opts = {"fd_reference_sample": str(tiny_reference), "fd_min_structures": 3}
+    opts = DistributionOptions(fd_reference_sample=str(tiny_reference), fd_min_structures=3)
     structures = tiny_structures()
-    res = distribution.run(make_ctx(structures, opts, mlip="mace", mlip_model="medium-mpa-0"))
+    res = distribution.run(make_ctx(structures, mlip="mace", mlip_model="medium-mpa-0"), opts)
     from pymatgen.io.ase import AseAtomsAdaptor
 
     emb = fake.embed([AseAtomsAdaptor.get_atoms(s) for s in structures], invariants_only=False)
@@ -140,15 +144,15 @@ def test_lemat_compatible_fd_uses_their_statistics_with_all_channel_features(tin
         assert res.metrics[f"frechet_lemat_{key}"] is None and "no backend" in res.missing[f"frechet_lemat_{key}"]
     # by default a covariance needs dim + 1 structures: 17 for ours (decided before
     # embedding anything), 641 for LeMat-GenBench's MACE features
-    few = distribution.run(make_ctx(structures, {"fd_reference_sample": str(tiny_reference)},
-                                    mlip="mace", mlip_model="medium-mpa-0"))
+    few = distribution.run(make_ctx(structures, mlip="mace", mlip_model="medium-mpa-0"),
+                           DistributionOptions(fd_reference_sample=str(tiny_reference)))
     assert few.metrics["frechet_mace"] is None and "at least 17" in few.missing["frechet_mace"]
     assert few.metrics["frechet_lemat_mace"] is None and "not computed" in few.missing["frechet_lemat_mace"]
     from evaluator.families.base import FamilyResult
 
     part = FamilyResult()
-    ctx = make_ctx(structures, {}, mlip="mace", mlip_model="medium-mpa-0")
-    distribution._lemat_frechet(part, ctx, fake, structures, None, np.ones(len(structures), bool))
+    ctx = make_ctx(structures, mlip="mace", mlip_model="medium-mpa-0")
+    distribution._lemat_frechet(part, ctx, DistributionOptions(), fake, structures, np.ones(len(structures), bool))
     assert part.metrics["frechet_lemat_mace"] is None and "at least 641" in part.missing["frechet_lemat_mace"]
 
 
@@ -167,6 +171,7 @@ def test_fd_reference_command_reports_cache_and_rebuilds(tiny_reference, tmp_pat
 
 def test_small_submission_does_not_build_reference_statistics(tiny_reference, tmp_path, monkeypatch):
     monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path))
-    res = distribution.run(make_ctx(tiny_structures()[:3], {"fd_reference_sample": str(tiny_reference)}, device="cpu"))
+    res = distribution.run(make_ctx(tiny_structures()[:3], device="cpu"),
+                           DistributionOptions(fd_reference_sample=str(tiny_reference)))
     assert "at least 65" in res.missing["frechet_chgnet"]  # CHGNet: 64-dim embedding
     assert not (tmp_path / "fd_reference").exists()

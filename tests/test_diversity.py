@@ -7,6 +7,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from conftest_families import isolated_cache, make_ctx, read_cifs  # noqa: F401
+from evaluator.families.base import NoOptions
 from evaluator.families.diversity import family as diversity
 from evaluator.structure_features import compute_features
 
@@ -22,7 +23,7 @@ def elemental(el, kind, a):
 def test_one_element_set_has_element_coverage_one_over_118():
     structures = [elemental("Fe", "bcc", 2.87), elemental("Fe", "fcc", 3.6), elemental("Fe", "sc", 2.3),
                   elemental("Fe", "bcc", 2.95)]
-    res = diversity.run(make_ctx(structures))
+    res = diversity.run(make_ctx(structures), NoOptions())
     m = res.metrics
     assert m["element_count"] == 1
     assert m["element_coverage"] == pytest.approx(1 / 118)
@@ -71,13 +72,13 @@ def test_binned_normalised_entropy_bounds():
 
 
 def test_small_and_empty_sets_report_absent_with_reasons():
-    one = diversity.run(make_ctx([elemental("Cu", "fcc", 3.61)]))
+    one = diversity.run(make_ctx([elemental("Cu", "fcc", 3.61)]), NoOptions())
     assert one.metrics["physical_size_diversity"] is None
     assert "at least 2" in one.missing["physical_size_diversity"]
     assert one.metrics["element_coverage"] == pytest.approx(1 / 118)
     ctx = make_ctx([elemental("Cu", "fcc", 3.61)])
     ctx.table["validity_valid"] = False
-    empty = diversity.run(ctx)
+    empty = diversity.run(ctx, NoOptions())
     assert empty.metrics["element_coverage"] is None and empty.missing["element_coverage"] == "no valid structures"
 
 
@@ -85,13 +86,13 @@ def test_uses_validity_spacegroup_when_present():
     ctx = make_ctx([elemental("Fe", "bcc", 2.87), elemental("Cu", "fcc", 3.61)])
     ctx.table["validity_valid"] = True
     ctx.table["validity_spacegroup"] = [12, 12]  # deliberately not the true groups
-    res = diversity.run(ctx)
+    res = diversity.run(ctx, NoOptions())
     assert res.metrics["space_group_count"] == 1
     assert list(res.columns["diversity_spacegroup"]) == [12, 12]
 
 
 def test_real_sample_values_in_range(mp_sample):
-    res = diversity.run(make_ctx(list(read_cifs(str(mp_sample), 150))))
+    res = diversity.run(make_ctx(list(read_cifs(str(mp_sample), 150))), NoOptions())
     m = res.metrics
     assert 0 < m["element_coverage"] <= 1 and 0 < m["space_group_coverage"] <= 1
     assert 0 < m["physical_size_diversity"] <= 1

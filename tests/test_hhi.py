@@ -8,6 +8,7 @@ from pymatgen.analysis.hhi import HHI_CSV_PATH
 from pymatgen.core import Lattice, Structure
 
 from conftest_families import isolated_cache, make_ctx, read_cifs  # noqa: F401
+from evaluator.families.base import NoOptions
 from evaluator.families.hhi import family as hhi
 
 
@@ -37,7 +38,7 @@ def nah():
 
 def test_fe2o3_and_a_hydride_match_hand_computed_values():
     t = table_values()
-    res = hhi.run(make_ctx([fe2o3(), nah()]))
+    res = hhi.run(make_ctx([fe2o3(), nah()]), NoOptions())
     c = res.columns
     # Fe2O3: x_Fe = 0.4, x_O = 0.6
     p = (0.4 * t["Fe"][0] + 0.6 * t["O"][0]) / 1000
@@ -63,7 +64,7 @@ def test_atomic_not_mass_fractions():
     """pymatgen's HHIModel.get_hhi weights by mass; ours by atoms (LeMat-GenBench)."""
     from pymatgen.analysis.hhi import HHIModel
 
-    ours = hhi.run(make_ctx([fe2o3()])).columns.loc[0, "hhi_production"]
+    ours = hhi.run(make_ctx([fe2o3()]), NoOptions()).columns.loc[0, "hhi_production"]
     by_mass = HHIModel().get_hhi("Fe2O3")[0] / 1000
     assert ours != pytest.approx(by_mass, rel=1e-3)
 
@@ -71,9 +72,9 @@ def test_atomic_not_mass_fractions():
 def test_oxidation_states_do_not_hide_elements_and_real_values_are_bounded(mp_sample):
     s = fe2o3()
     s.add_oxidation_state_by_element({"Fe": 3, "O": -2})
-    assert hhi.run(make_ctx([s])).columns.loc[0, "hhi_production"] == pytest.approx(
-        hhi.run(make_ctx([fe2o3()])).columns.loc[0, "hhi_production"])
-    res = hhi.run(make_ctx(list(read_cifs(str(mp_sample), 150))))
+    assert hhi.run(make_ctx([s]), NoOptions()).columns.loc[0, "hhi_production"] == pytest.approx(
+        hhi.run(make_ctx([fe2o3()]), NoOptions()).columns.loc[0, "hhi_production"])
+    res = hhi.run(make_ctx(list(read_cifs(str(mp_sample), 150))), NoOptions())
     v = res.columns[["hhi_production", "hhi_reserve", "hhi_combined"]].to_numpy()
     assert np.isfinite(v).all() and (v > 0).all() and (v <= 10).all()
     assert (res.columns["hhi_status"] == "ok").all()

@@ -35,7 +35,7 @@ def _verdict_metrics(m: dict) -> dict:
 
 def _run(items, data, reference="mp20", **options):
     table, structures = build_table(items)
-    ctx = EvalContext(table, structures, EvalConfig(reference=reference, options=options), data)
+    ctx = EvalContext(table, structures, EvalConfig(reference=reference, options={"novelty": options}), data)
     out = run_families(ctx, ["novelty"])
     return ctx.table, out["provenance"]["novelty"], out["metrics"]["novelty"]
 
@@ -52,7 +52,7 @@ def mp_items(data):
 
 
 def test_cheap_first_keeps_mp20_verdicts(data, mp_items):
-    full, prov_full, m_full = _run(mp_items, data, novelty_cheap_first=False)
+    full, prov_full, m_full = _run(mp_items, data, cheap_first=False)
     fast, prov_fast, m_fast = _run(mp_items, data)
     pd.testing.assert_frame_equal(full[VERDICTS], fast[VERDICTS])
     assert _verdict_metrics(m_full) == _verdict_metrics(m_fast)
@@ -69,7 +69,7 @@ def test_cheap_first_keeps_structure_reference_verdicts(data, mp_items, tmp_path
     build_from_cifs(files, tmp_path / "ref", ref_id="alex40", processes=1)
     members = [Item(f"alex{k}", read_cif(f)[0][1]) for k, f in enumerate(files[:12])]
     items = members + mp_items[:12]
-    full, _, m_full = _run(items, data, reference=str(tmp_path / "ref"), novelty_cheap_first=False)
+    full, _, m_full = _run(items, data, reference=str(tmp_path / "ref"), cheap_first=False)
     fast, prov, m_fast = _run(items, data, reference=str(tmp_path / "ref"))
     pd.testing.assert_frame_equal(full[VERDICTS], fast[VERDICTS])
     assert _verdict_metrics(m_full) == _verdict_metrics(m_fast)
@@ -83,7 +83,7 @@ def test_fingerprint_over_the_bound_is_undecided(data, mp_items):
     big = _read(data.path("structures/mp_sample/mp_mp-2715111.cif"))
     big.make_supercell([3, 3, 3])
     items = [mp_items[0], Item("big", big), mp_items[1]]
-    t, prov, m = _run(items, data, novelty_cheap_first=False, fingerprint_graph="pymatgen",
+    t, prov, m = _run(items, data, cheap_first=False, fingerprint_graph="pymatgen",
                       fingerprint_timeout_s=8)
     assert pd.isna(t.loc[1, "novelty_novel"]) and t.loc[1, "novelty_reason"] == TIMED_OUT
     assert t.loc[1, "novelty_status"] == "failed"
@@ -100,7 +100,7 @@ def test_formula_index_decides_where_the_fingerprint_would_fail(data):
     from pymatgen.core import Lattice, Structure
 
     lonely = Structure(Lattice.cubic(30.0), ["Kr", "Xe"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-    full, _, _ = _run([Item("lonely", lonely)], data, novelty_cheap_first=False)
+    full, _, _ = _run([Item("lonely", lonely)], data, cheap_first=False)
     assert full.loc[0, "novelty_status"] == "failed" and pd.isna(full.loc[0, "novelty_novel"])
     assert full.loc[0, "novelty_reason"].startswith("fingerprint failed")
     fast, _, _ = _run([Item("lonely", lonely)], data)

@@ -2,8 +2,7 @@
 columns, dependencies resolve, summaries carry counts, fractions and provenance."""
 
 import json
-import sys
-import types
+from dataclasses import dataclass
 
 import pandas as pd
 import pytest
@@ -11,7 +10,7 @@ from pymatgen.core import Lattice, Structure
 
 from evaluator import pipeline
 from evaluator.config import EvalConfig
-from evaluator.families.base import FamilyResult, counted
+from evaluator.families.base import Family, FamilyResult, MetricSet, NoOptions, counted
 from evaluator.ingest.types import Item
 from evaluator.outputs import read_summary, read_table, write_evaluation
 
@@ -22,11 +21,11 @@ def rocksalt(a=5.64):
 
 @pytest.fixture
 def toy_families(monkeypatch):
-    """Two small real families registered under test names: 'toyvalid' marks
+    """Two small real families in place of the pipeline's: 'validity' marks
     structures with < 10 sites valid; 'toycount' counts sites of valid rows and
     fails (with a reason) on one structure."""
 
-    def run_valid(ctx):
+    def run_valid(ctx, options):
         idx = ctx.table.index[ctx.table["parse_ok"]]
         valid = ctx.table.loc[idx, "nsites"] < 10
         cols = pd.DataFrame({"validity_valid": valid.astype(bool)}, index=idx)
@@ -34,7 +33,7 @@ def toy_families(monkeypatch):
         res.metrics.update(counted("valid", int(valid.sum()), ctx.n_submitted, int(valid.sum())))
         return res
 
-    def run_count(ctx):
+    def run_count(ctx, options):
         rows, status, reason = {}, {}, {}
         for i in ctx.valid_index:
             if ctx.table.at[i, "source"] == "fail-me":
@@ -46,14 +45,10 @@ def toy_families(monkeypatch):
         res.absent("not_computable", "needs at least 1000 structures")
         return res
 
-    mod_v, mod_c = types.ModuleType("toyvalid"), types.ModuleType("toycount")
-    mod_v.run, mod_c.run = run_valid, run_count
-    monkeypatch.setitem(sys.modules, "toyvalid", mod_v)
-    monkeypatch.setitem(sys.modules, "toycount", mod_c)
-    monkeypatch.setattr(pipeline, "FAMILIES", {
-        "validity": pipeline.FamilySpec("toyvalid"),
-        "toycount": pipeline.FamilySpec("toycount", ("validity",)),
-    })
+    monkeypatch.setattr(pipeline, "FAMILIES", (
+        Family("validity", (), NoOptions, MetricSet("validity", "Toy validity", ()), run_valid),
+        Family("toycount", ("validity",), NoOptions, MetricSet("toycount", "Toy count", ()), run_count),
+    ))
 
 
 def items():
@@ -65,9 +60,100 @@ def items():
 
 def test_resolve_families_adds_dependencies_in_order():
     assert pipeline.resolve_families(["sun"]) == ["validity", "novelty", "stability", "sun"]
-    assert pipeline.resolve_families(None) == list(pipeline.FAMILIES)
+    assert pipeline.resolve_families(None) == [f.name for f in pipeline.FAMILIES] == [
+        "validity", "uniqueness", "novelty", "stability", "sun", "diversity", "distribution", "hhi"]
     with pytest.raises(ValueError, match="unknown families"):
         pipeline.resolve_families(["nope"])
+
+
+def test_every_family_runs_after_those_it_requires():
+    seen: set[str] = set()
+    for family in pipeline.FAMILIES:
+        assert set(family.requires) <= seen, family.name
+        assert family.metrics.family == family.name
+        seen.add(family.name)
+
+
+def test_check_config_passes_for_the_defaults_of_every_family():
+    options = pipeline.check_config(EvalConfig())
+    assert list(options) == [f.name for f in pipeline.FAMILIES]
+    for family in pipeline.FAMILIES:
+        assert options[family.name] == family.options()  # every option has a default
+    assert list(pipeline.check_config(EvalConfig(families=["sun"]))) == ["validity", "novelty", "stability", "sun"]
+
+
+def test_check_config_types_the_given_options():
+    options = pipeline.check_config(EvalConfig(families=["novelty", "distribution"], options={
+        "novelty": {"cheap_first": False, "fingerprint_timeout_s": 8},
+        "distribution": {"fd": False, "fd_min_structures": 3}}))
+    novelty, distribution = options["novelty"], options["distribution"]
+    assert (novelty.cheap_first, novelty.fingerprint_timeout_s, novelty.identity_processes) == (False, 8, 1)
+    assert (distribution.fd, distribution.fd_min_structures, distribution.fd_build_reference) == (False, 3, True)
+
+
+def test_a_misspelled_option_names_the_family_and_its_options():
+    with pytest.raises(ValueError, match="cheap_frist") as err:
+        pipeline.check_config(EvalConfig(options={"novelty": {"cheap_frist": False}}))
+    message = str(err.value)
+    assert "'novelty'" in message and "cheap_first" in message and "fingerprint_timeout_s" in message
+    # also for a family the run does not select: the option is wrong either way
+    with pytest.raises(ValueError, match="validity.*workers"):
+        pipeline.check_config(EvalConfig(families=["validity"], options={"distribution": {"fd": False},
+                                                                         "validity": {"worker": 2}}))
+    with pytest.raises(ValueError, match="family 'hhi'.*none"):
+        pipeline.check_config(EvalConfig(options={"hhi": {"anything": 1}}))
+
+
+def test_an_unknown_family_in_options_is_an_error():
+    with pytest.raises(ValueError, match=r"unknown family.*\['novelt'\].*novelty"):
+        pipeline.check_config(EvalConfig(options={"novelt": {"cheap_first": False}}))
+
+
+@pytest.mark.parametrize("family, options, match", [
+    ("novelty", {"cheap_first": "false"}, "novelty.cheap_first"),
+    ("novelty", {"fingerprint_timeout_s": -1}, "novelty.fingerprint_timeout_s"),
+    ("novelty", {"identity_processes": 0}, "novelty.identity_processes"),
+    ("novelty", {"fingerprint_graph": "fast"}, "novelty.fingerprint_graph"),
+    ("validity", {"workers": 1.5}, "validity.workers"),
+    ("validity", {"start_method": "fork"}, "validity.start_method"),
+    ("distribution", {"fd": 0}, "distribution.fd"),
+    ("distribution", {"fd_min_structures": "3"}, "distribution.fd_min_structures"),
+])
+def test_an_ill_typed_option_is_an_error(family, options, match):
+    with pytest.raises(ValueError, match=match):
+        pipeline.check_config(EvalConfig(options={family: options}))
+
+
+def test_evaluation_checks_the_config_before_any_work(monkeypatch):
+    def no_ingest(*args, **kwargs):
+        raise AssertionError("read the upload before checking the options")
+
+    monkeypatch.setattr(pipeline, "read_inputs", no_ingest)
+    with pytest.raises(ValueError, match="cheap_frist"):
+        pipeline.evaluate(["nothing.cif"], EvalConfig(options={"novelty": {"cheap_frist": False}}))
+    with pytest.raises(ValueError, match="cheap_frist"):
+        pipeline.evaluate_items(items(), EvalConfig(options={"novelty": {"cheap_frist": False}}))
+
+
+def test_each_family_gets_its_typed_options(monkeypatch):
+    @dataclass(frozen=True)
+    class ToyOptions:
+        scale: int = 1
+
+    seen = []
+
+    def run(ctx, options):
+        seen.append(options)
+        return FamilyResult(metrics={"scaled": options.scale * ctx.n_submitted})
+
+    monkeypatch.setattr(pipeline, "FAMILIES", (
+        Family("validity", (), NoOptions, MetricSet("validity", "Toy validity", ()),
+               lambda ctx, options: FamilyResult()),
+        Family("toy", ("validity",), ToyOptions, MetricSet("toy", "Toy", ()), run),
+    ))
+    ev = pipeline.evaluate_items(items(), EvalConfig(families=["toy"], options={"toy": {"scale": 3}}))
+    assert seen == [ToyOptions(scale=3)] and ev.summary["metrics"]["toy"] == {"scaled": 12}
+    assert ev.summary["provenance"]["config"]["options"] == {"toy": {"scale": 3}}
 
 
 def test_counted_fractions():

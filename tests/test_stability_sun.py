@@ -19,6 +19,7 @@ def _ctx(rows):
     from evaluator.config import EvalConfig
     from evaluator.context import EvalContext
     from evaluator.data import DataDir
+    from evaluator.pipeline import reference_loader
 
     n = len(rows)
     table = pd.DataFrame({
@@ -28,11 +29,13 @@ def _ctx(rows):
         "stability_reason": [None if not math.isnan(r[1]) else "relaxation failed" for r in rows],
         "novelty_novel": pd.array([r[3] for r in rows], dtype="boolean"),
     })
-    return EvalContext(table, [r[0] for r in rows], EvalConfig(), DataDir())
+    config, data = EvalConfig(), DataDir()
+    return EvalContext(table, [r[0] for r in rows], config, data, reference_loader=reference_loader(config, data))
 
 
 def test_sun_and_msun_counts():
-    from evaluator.stability import sun
+    from evaluator.families.base import NoOptions
+    from evaluator.families.sun import family as sun
 
     nacl, nacl_big = _rocksalt("Na", "Cl", 5.6), _rocksalt("Na", "Cl", 5.7)  # same crystal, scaled
     kcl, mgo, cao, csi = (_rocksalt("K", "Cl", 6.3), _rocksalt("Mg", "O", 4.2), _rocksalt("Ca", "O", 4.8),
@@ -47,7 +50,7 @@ def test_sun_and_msun_counts():
         (csi, float("nan"), float("nan"), True),  # 6 no E_hull: failed, counted in denominators
         (_rocksalt("Li", "F", 4.0), -0.3, -0.3, None),  # 7 novelty unknown: not a success
     ])
-    res = sun.run(ctx)
+    res = sun.run(ctx, NoOptions())
     m = res.metrics
     assert m["sun_count"] == 1 and m["msun_count"] == 1 and m["sun_plus_msun_count"] == 2
     assert m["sun_frac_submitted"] == pytest.approx(1 / 8) and m["sun_plus_msun_frac_valid"] == pytest.approx(2 / 8)
@@ -64,11 +67,12 @@ def test_sun_and_msun_counts():
 
 
 def test_sun_without_stability_is_absent_with_reason():
-    from evaluator.stability import sun
+    from evaluator.families.base import NoOptions
+    from evaluator.families.sun import family as sun
 
     ctx = _ctx([(_rocksalt("Na", "Cl", 5.6), 0.0, 0.0, True)])
     ctx.table = ctx.table.drop(columns=["stability_e_above_hull"])
-    res = sun.run(ctx)
+    res = sun.run(ctx, NoOptions())
     assert res.metrics["sun_count"] is None and "stability" in res.missing["sun_count"]
 
 
@@ -77,7 +81,8 @@ def test_structure_whose_reduction_fails_is_no_success_and_no_crash(monkeypatch)
     undecidable, so it is not counted (as in the uniqueness family) and says why;
     the other structures are still counted."""
     from evaluator.identity import matcher as M
-    from evaluator.stability import sun
+    from evaluator.families.base import NoOptions
+    from evaluator.families.sun import family as sun
 
     bad = _rocksalt("K", "Cl", 6.3)
     real = M.reduce_structure
@@ -94,7 +99,7 @@ def test_structure_whose_reduction_fails_is_no_success_and_no_crash(monkeypatch)
         (_rocksalt("K", "Cl", 6.5), -0.1, -0.1, True),  # same formula: the matcher must compare
         (_rocksalt("Mg", "O", 4.2), -0.1, -0.1, True),
     ])
-    res = sun.run(ctx)
+    res = sun.run(ctx, NoOptions())
     assert res.metrics["sun_count"] == 3 and res.metrics["stable_unique_count"] == 3
     cols = res.columns
     assert cols["sun_sun"].tolist() == [True, False, True, True]

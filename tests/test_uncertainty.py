@@ -122,6 +122,7 @@ def _sun_ctx(rows):
     from evaluator.config import EvalConfig
     from evaluator.context import EvalContext
     from evaluator.data import DataDir
+    from evaluator.pipeline import reference_loader
     from evaluator.families.stability.family import _flags
 
     e = np.array([r[1] for r in rows], float)
@@ -134,7 +135,8 @@ def _sun_ctx(rows):
         "stability_reason": None,
         "novelty_novel": pd.array([r[2] for r in rows], dtype="boolean"),
     })
-    return EvalContext(table, [r[0] for r in rows], EvalConfig(), DataDir())
+    config, data = EvalConfig(), DataDir()
+    return EvalContext(table, [r[0] for r in rows], config, data, reference_loader=reference_loader(config, data))
 
 
 def _rocksalt(a, b, lat):
@@ -145,7 +147,8 @@ def _rocksalt(a, b, lat):
 
 def test_sun_recount_from_the_sun_family_columns():
     """SUN/MSUN recounted from the sun family's per-row columns equal its counts."""
-    from evaluator.stability import sun
+    from evaluator.families.base import NoOptions
+    from evaluator.families.sun import family as sun
 
     rows = [
         (_rocksalt("Na", "Cl", 5.6), -0.02, False),  # 0 stable, first of its class, not novel
@@ -156,7 +159,7 @@ def test_sun_recount_from_the_sun_family_columns():
         (_rocksalt("Ca", "O", 4.8), 0.5, True),      # 5 neither
     ]
     ctx = _sun_ctx(rows)
-    res = sun.run(ctx)
+    res = sun.run(ctx, NoOptions())
     assert res.metrics["sun_count"] == 1 and res.metrics["msun_count"] == 1
     assert res.columns["stability_sparse_chemsys"].tolist() == [False] * 6  # all well-covered rocksalts
     assert "n_elements + 1" in res.provenance["sparse_chemsys"]["rule"]

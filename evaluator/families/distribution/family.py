@@ -26,23 +26,39 @@ metrics.distribution:
   with equivariant channels, 640 dims) gives ``frechet_lemat_mace``; ORB v3 and UMA have
   no backend here, so those are absent with the reason.
 
-Options (``EvalConfig.options``): ``fd`` (default True), ``fd_build_reference``
-(default True: build missing reference statistics on first use),
-``fd_reference_sample`` (data-relative or absolute folder of CIFs),
-``fd_min_structures`` (default embedding dim + 1).
+Options (``DistributionOptions``, ``EvalConfig.options["distribution"]``): ``fd``
+(default True), ``fd_build_reference`` (default True: build missing reference
+statistics on first use), ``fd_reference_sample`` (data-relative or absolute folder of
+CIFs, default ``structures/lemat_sample``), ``fd_min_structures`` (default null =
+embedding dim + 1).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike, NDArray
 
-from evaluator.families.base import FamilyResult, finite_or_none
+from evaluator.context import EvalContext
+from evaluator.families.base import Family, FamilyResult, finite_or_none
 from evaluator.families.distribution import mmd as mmdlib
+from evaluator.families.distribution.embedding_reference import DEFAULT_SAMPLE
+from evaluator.families.distribution.metrics import METRICS
 from evaluator.structure_features import N_ELEMENTS, crystal_system, structure_features
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from pymatgen.core.structure import Structure
+
+    from evaluator.config import EvalConfig
+    from evaluator.data import DataDir
+    from evaluator.mlip import MLIP
 
 JSD_FILE = "lemat/jsd_distributions.json"
 MMD_FILE = "lemat/mmd_reference_15k.parquet"
@@ -71,10 +87,38 @@ LEMAT_FD = {
 }
 
 
-def reference_distributions(data) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class DistributionOptions:
+    """fd: compute the Fréchet distances; fd_build_reference: build missing reference
+    statistics on first use; fd_reference_sample: folder of reference CIFs (relative to
+    the data dir, or absolute); fd_min_structures: fewest embedded structures for an FD
+    (None: the embedding dimension + 1)."""
+
+    fd: bool = True
+    fd_build_reference: bool = True
+    fd_reference_sample: str = DEFAULT_SAMPLE
+    fd_min_structures: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("fd", "fd_build_reference"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"distribution.{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.fd_reference_sample, str) or not self.fd_reference_sample:
+            raise ValueError(f"distribution.fd_reference_sample must be a folder path, "
+                             f"got {self.fd_reference_sample!r}")
+        n = self.fd_min_structures
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ValueError(f"distribution.fd_min_structures must be a whole number >= 0 (or null), got {n!r}")
+
+    def min_structures(self, dim: int) -> int:
+        """Fewest embedded structures for a ``dim``-dimensional FD (never under 2)."""
+        return max(dim + 1 if self.fd_min_structures is None else self.fd_min_structures, 2)
+
+
+def reference_distributions(data: DataDir) -> dict[str, np.ndarray]:
     """LeMat-Bulk probability vectors keyed by our property names."""
     raw = json.loads(data.path(JSD_FILE).read_text())
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for name, (key, k) in JSD_PROPERTIES.items():
         vec = np.zeros(k)
         for label, p in raw[key].items():
@@ -95,14 +139,14 @@ def generated_distributions(spacegroups: np.ndarray, counts: np.ndarray) -> dict
     }
 
 
-def js_distance(p, q) -> float:
+def js_distance(p: ArrayLike, q: ArrayLike) -> float:
     """Jensen-Shannon distance (natural log) of two histograms, as scipy computes it."""
     from scipy.spatial.distance import jensenshannon
 
     return float(jensenshannon(np.asarray(p, float), np.asarray(q, float)))
 
 
-def _jsd(result: FamilyResult, ctx, sg: np.ndarray, counts: np.ndarray) -> None:
+def _jsd(result: FamilyResult, ctx: EvalContext, sg: np.ndarray, counts: np.ndarray) -> None:
     if len(sg) == 0:
         for name in ["jsd", *(f"jsd_{n}" for n in JSD_PROPERTIES)]:
             result.absent(name, "no valid structure with a space group")
@@ -115,7 +159,7 @@ def _jsd(result: FamilyResult, ctx, sg: np.ndarray, counts: np.ndarray) -> None:
         result.metrics[f"jsd_{name}"] = finite_or_none(v)
 
 
-def _mmd(result: FamilyResult, ctx, feats: pd.DataFrame) -> None:
+def _mmd(result: FamilyResult, ctx: EvalContext, feats: pd.DataFrame) -> None:
     path = ctx.data.path(MMD_FILE)
     ref = pd.read_parquet(path)
     ref_key = (MMD_FILE, ctx.data.used.get(MMD_FILE) or "")
@@ -124,7 +168,7 @@ def _mmd(result: FamilyResult, ctx, feats: pd.DataFrame) -> None:
         for name in [*names, "mmd_corrected"]:
             result.absent(name, "no valid structures")
         return
-    values = {}
+    values: dict[str, float] = {}
     for name, (ref_col, col) in MMD_FEATURES.items():
         values[name] = mmdlib.mmd_biased_1d(feats[col].to_numpy(), ref[ref_col].to_numpy(),
                                             MMD_SIGMA, ref_key=(*ref_key, ref_col))
@@ -155,17 +199,15 @@ def _mmd(result: FamilyResult, ctx, feats: pd.DataFrame) -> None:
     }
 
 
-def _sample_dir(ctx) -> tuple[Path, str]:
-    from evaluator.families.distribution.embedding_reference import DEFAULT_SAMPLE
-
-    rel = ctx.config.options.get("fd_reference_sample", DEFAULT_SAMPLE)
-    return ctx.data.path(str(rel)), str(rel)
+def _sample_dir(ctx: EvalContext, options: DistributionOptions) -> tuple[Path, str]:
+    rel = options.fd_reference_sample
+    return ctx.data.path(rel), rel
 
 
-_MLIPS: dict = {}
+_MLIPS: dict[tuple[str, str | None, str, str], MLIP] = {}
 
 
-def _load_mlip(cfg):
+def _load_mlip(cfg: EvalConfig) -> MLIP:
     """The configured MLIP, loaded once per process."""
     from evaluator.mlip import load_mlip
 
@@ -175,14 +217,14 @@ def _load_mlip(cfg):
     return _MLIPS[key]
 
 
-def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Series:
+def _frechet(result: FamilyResult, ctx: EvalContext, options: DistributionOptions,
+             structures: list[Structure], index: list[int]) -> pd.Series:
     """FD against our own reference statistics; returns per-row embedding errors."""
     from evaluator.families.distribution import embedding_reference as er
 
     errors = pd.Series([None] * len(index), index=index, dtype=object)
-    opts = ctx.config.options
     name = f"frechet_{ctx.config.mlip}"
-    if not opts.get("fd", True):
+    if not options.fd:
         result.absent(name, "Fréchet distance disabled (options.fd = False)")
         return errors
     if len(index) < 2:
@@ -193,15 +235,16 @@ def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Ser
         from evaluator.mlip import describe_mlip
 
         spec = describe_mlip(cfg.mlip, cfg.mlip_model)  # identifies the model without loading it
-        sample_dir, sample_label = _sample_dir(ctx)
+        sample_dir, sample_label = _sample_dir(ctx, options)
         files = er.sample_files(sample_dir)
         sha = er.sample_hash(files, sample_dir)
         stats = er.load_stats(spec, sha)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure here makes the FD absent, with the reason
         result.absent(name, f"MLIP '{cfg.mlip}' or reference sample unavailable: {type(exc).__name__}: {exc}"[:300])
         return errors
+
     def too_few(dim: int) -> str | None:
-        required = max(int(opts.get("fd_min_structures", dim + 1)), 2)
+        required = options.min_structures(dim)
         if len(index) < required:
             return f"needs at least {required} structures for a {dim}-dim covariance, got {len(index)}"
         return None
@@ -209,13 +252,13 @@ def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Ser
     if stats is not None and (why := too_few(int(stats["mu"].shape[0]))):
         result.absent(name, why)  # decided before loading the model
         return errors
-    if stats is None and not opts.get("fd_build_reference", True):
+    if stats is None and not options.fd_build_reference:
         result.absent(name, f"no reference statistics for {spec.name} {spec.model_id} in {er.cache_dir()}; "
                             "build them with `python -m evaluator fd-reference`")
         return errors
     try:
         mlip = _load_mlip(cfg)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an MLIP that cannot load makes the FD absent, with the reason
         result.absent(name, f"MLIP '{cfg.mlip}' unavailable: {type(exc).__name__}: {exc}"[:300])
         return errors
     name = f"frechet_{mlip.name}"
@@ -227,7 +270,7 @@ def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Ser
         try:
             stats = er.build_stats(mlip, sample_dir, sample_label=sample_label,
                                    progress=lambda d, t: ctx.progress("distribution: FD reference", d, t))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed build makes the FD absent, with the reason
             result.absent(name, f"reference statistics failed: {type(exc).__name__}: {exc}"[:300])
             return errors
 
@@ -235,10 +278,10 @@ def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Ser
     errors[:] = errs
     ok = np.array([e is None for e in errs])
     dim = int(stats["mu"].shape[0])
-    min_n = int(opts.get("fd_min_structures", dim + 1))
+    min_n = options.min_structures(dim)
     result.metrics[f"{name}_n"] = int(ok.sum())
-    if ok.sum() < max(min_n, 2):
-        result.absent(name, f"needs at least {max(min_n, 2)} embedded structures for a "
+    if ok.sum() < min_n:
+        result.absent(name, f"needs at least {min_n} embedded structures for a "
                             f"{dim}-dim covariance, got {int(ok.sum())}")
     elif emb.shape[1] != dim:
         result.absent(name, f"embedding size {emb.shape[1]} differs from the reference's {dim}")
@@ -253,21 +296,22 @@ def _frechet(result: FamilyResult, ctx, structures: list, index: list) -> pd.Ser
                                                         "created_at", "build_seconds")},
         "convention": "squared Fréchet distance (FID / LeMat-GenBench)",
     }
-    _lemat_frechet(result, ctx, mlip, structures, emb, ok)
+    _lemat_frechet(result, ctx, options, mlip, structures, ok)
     return errors
 
 
 class _AllChannels:
     """MLIP wrapper whose embed keeps equivariant channels (LeMat-GenBench's MACE features)."""
 
-    def __init__(self, mlip):
+    def __init__(self, mlip: MLIP) -> None:
         self.mlip = mlip
 
-    def embed(self, atoms_list):
+    def embed(self, atoms_list: Sequence[Atoms]) -> NDArray[np.float64]:
         return self.mlip.embed(atoms_list, invariants_only=False)
 
 
-def _lemat_frechet(result: FamilyResult, ctx, mlip, structures, emb, ok) -> None:
+def _lemat_frechet(result: FamilyResult, ctx: EvalContext, options: DistributionOptions, mlip: MLIP,
+                   structures: list[Structure], ok: np.ndarray) -> None:
     """``frechet_lemat_<key>``: FD against LeMat-GenBench's own statistics (same model only)."""
     from evaluator.families.distribution import embedding_reference as er
 
@@ -279,15 +323,15 @@ def _lemat_frechet(result: FamilyResult, ctx, mlip, structures, emb, ok) -> None
             continue
         try:
             lemat_emb, errs = er.embed_structures(_AllChannels(mlip), structures, ctx.track)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed embedding makes this FD absent, with the reason
             result.absent(name, f"embedding failed: {type(exc).__name__}: {exc}"[:300])
             continue
         good = np.array([e is None for e in errs]) & ok
-        min_n = int(ctx.config.options.get("fd_min_structures", dim + 1))
+        min_n = options.min_structures(dim)
         if lemat_emb.shape[1] != dim:
             result.absent(name, f"embedding size {lemat_emb.shape[1]} is not LeMat-GenBench's {dim}")
-        elif good.sum() < max(min_n, 2):
-            result.absent(name, f"needs at least {max(min_n, 2)} embedded structures for a {dim}-dim "
+        elif good.sum() < min_n:
+            result.absent(name, f"needs at least {min_n} embedded structures for a {dim}-dim "
                                 f"covariance, got {int(good.sum())}")
         else:
             mu_ref = np.load(ctx.data.path(f"lemat/{key}_mu.npy")).astype(np.float64)
@@ -297,7 +341,8 @@ def _lemat_frechet(result: FamilyResult, ctx, mlip, structures, emb, ok) -> None
             result.metrics[f"{name}_n"] = int(good.sum())
 
 
-def run(ctx) -> FamilyResult:
+def run(ctx: EvalContext, options: DistributionOptions) -> FamilyResult:
+    """JSD, MMD and Fréchet distances of the valid structures, ``metrics.distribution.*``."""
     feats = structure_features(ctx)
     t = feats.table
     has_sg = t["spacegroup"].notna().to_numpy() & (feats.counts.sum(axis=1) > 0)
@@ -307,10 +352,11 @@ def run(ctx) -> FamilyResult:
     result = FamilyResult(cols)
     result.metrics["n_structures"] = int(has_sg.sum())
     _jsd(result, ctx, t.loc[has_sg, "spacegroup"].to_numpy(dtype=int), feats.counts[has_sg])
-    ok_rows = np.isfinite(t[["volume", "density", "atom_density"]]).all(axis=1)  # no space group needed
+    # no space group needed
+    ok_rows = np.isfinite(t[["volume", "density", "atom_density"]].to_numpy(dtype=float)).all(axis=1)
     _mmd(result, ctx, t.loc[ok_rows])
     good = t.index[ok_rows].tolist()
-    emb_errors = _frechet(result, ctx, [ctx.structures[i] for i in good], good)
+    emb_errors = _frechet(result, ctx, options, [ctx.structure(i) for i in good], good)
     fd_missing = next((why for k, why in result.missing.items() if k.startswith("frechet_")), "not computed")
     for key in LEMAT_FD:
         if f"frechet_lemat_{key}" not in result.metrics:
@@ -323,3 +369,7 @@ def run(ctx) -> FamilyResult:
     result.columns = cols
     result.provenance.update({"jsd_reference": JSD_FILE, "jsd": "scipy jensenshannon, natural log (distance)"})
     return result
+
+
+FAMILY = Family(name="distribution", requires=("validity",), options=DistributionOptions, metrics=METRICS,
+                run=run, description="JSD, MMD, FD to LeMat-Bulk")

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
-from evaluator.families.base import FamilyResult, finite_or_none
+from evaluator.context import EvalContext
+from evaluator.families.base import Family, FamilyResult, NoOptions, finite_or_none
+from evaluator.families.diversity.metrics import METRICS
 from evaluator.structure_features import N_ELEMENTS, structure_features
 
 # feature: (bin width, number of bins K); bins start at 0, overflow goes to bin K-1.
@@ -37,7 +40,7 @@ PHYSICAL_BINS = {
 }
 
 
-def shannon_entropy(counts) -> float:
+def shannon_entropy(counts: ArrayLike) -> float:
     """Shannon entropy (nats) of a histogram of counts."""
     c = np.asarray(counts, dtype=float)
     c = c[c > 0]
@@ -47,7 +50,7 @@ def shannon_entropy(counts) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def binned_normalised_entropy(values, width: float, n_bins: int) -> float:
+def binned_normalised_entropy(values: ArrayLike, width: float, n_bins: int) -> float:
     """H / ln(min(n, K)) of ``values`` binned at ``width`` on [0, K·width) (NaN if n < 2)."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
@@ -76,7 +79,7 @@ def vendi_score_cosine(x: np.ndarray) -> float:
     return float(np.exp(-(lam * np.log(lam)).sum()))
 
 
-def run(ctx) -> FamilyResult:
+def run(ctx: EvalContext, options: NoOptions) -> FamilyResult:
     feats = structure_features(ctx)
     t, counts = feats.table, feats.counts
     cols = pd.DataFrame(index=t.index)
@@ -133,3 +136,7 @@ def run(ctx) -> FamilyResult:
         "spacegroup": "validity_spacegroup if present, else spglib symprec 0.01, angle_tolerance 5",
     }
     return result
+
+
+FAMILY = Family(name="diversity", requires=("validity",), options=NoOptions, metrics=METRICS, run=run,
+                description="coverage, entropies, Vendi")

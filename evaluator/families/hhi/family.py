@@ -19,13 +19,15 @@ import json
 import numpy as np
 import pandas as pd
 
-from evaluator.families.base import FamilyResult, finite_or_none
+from evaluator.context import EvalContext
+from evaluator.families.base import Family, FamilyResult, NoOptions, finite_or_none
+from evaluator.families.hhi.metrics import METRICS
 from evaluator.structure_features import N_ELEMENTS, element_tables, structure_features
 
 MAX_HHI = 10.0  # 10,000 / 1000: a single-country monopoly
 PRODUCTION_WEIGHT, RESERVE_WEIGHT = 0.25, 0.75
 
-_TABLE: tuple | None = None
+_TABLE: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def hhi_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,7 +37,8 @@ def hhi_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from pymatgen.analysis.hhi import HHIModel
 
         _, _, symbols = element_tables()
-        data = HHIModel().symbol_hhip_hhir  # {symbol: (production, reserve)} on 0-10,000
+        # {symbol: (production, reserve)} on 0-10,000
+        data = HHIModel().symbol_hhip_hhir  # type: ignore[no-untyped-call]
         prod, res, has = np.full(N_ELEMENTS, MAX_HHI), np.full(N_ELEMENTS, MAX_HHI), np.zeros(N_ELEMENTS, bool)
         for z, sym in enumerate(symbols):
             if sym in data:
@@ -57,7 +60,7 @@ def hhi_of_amounts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[lis
     return x @ prod, x @ res, missing
 
 
-def run(ctx) -> FamilyResult:
+def run(ctx: EvalContext, options: NoOptions) -> FamilyResult:
     feats = structure_features(ctx)
     t, counts = feats.table, feats.counts
     ok = counts.sum(axis=1) > 0
@@ -96,3 +99,7 @@ def run(ctx) -> FamilyResult:
         "missing_element_value": MAX_HHI,
     }
     return result
+
+
+FAMILY = Family(name="hhi", requires=("validity",), options=NoOptions, metrics=METRICS, run=run,
+                description="supply risk")

@@ -16,7 +16,7 @@ Columns: ``novelty_novel``, ``novelty_match_id``, ``novelty_fingerprint`` (sites
 submitted), ``novelty_fingerprint_sorted``, ``novelty_fingerprint_hit`` (either
 fingerprint in the reference), ``novelty_novel_as_submitted``.
 
-Cheap first (option ``novelty_cheap_first``, default on): a structure whose verdict is
+Cheap first (option ``cheap_first``, default on): a structure whose verdict is
 known without its fingerprint gets none (fingerprint columns null, the reason says why):
 against fingerprints, one whose cell formula ends no reference fingerprint; against
 structures, one whose reduced formula has no reference structure. Both are novel, as
@@ -28,21 +28,32 @@ Bounded: each fingerprint runs in a child process (``evaluator.procpool``) for a
 ``fingerprint_timeout_s`` seconds (default 30). Over it the row's reason is "fingerprint
 timed out": against fingerprints its novelty is null (undecided); against structures the
 matcher still decides and only ``novelty_novel_as_submitted`` is null.
-Options: ``identity_processes`` (workers, default 1), ``fingerprint_graph``
-(``"vectorised"``, or ``"pymatgen"`` for the reference path).
+
+Options (``NoveltyOptions``, ``EvalConfig.options["novelty"]``): ``cheap_first``,
+``fingerprint_timeout_s`` (null or 0: unbounded), ``identity_processes`` (workers,
+default 1), ``fingerprint_graph`` (``"vectorised"``, or ``"pymatgen"`` for the
+reference path).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from evaluator.context import EvalContext
-from evaluator.families.base import FamilyResult
+from evaluator.families.base import Family, FamilyResult
+from evaluator.families.novelty.metrics import METRICS
 from evaluator.identity import fingerprint as F
 from evaluator.identity.cache import cached_fingerprints
 from evaluator.reference.coverage import beyond_reference_size
+
+if TYPE_CHECKING:
+    from evaluator.identity.fingerprint_index import FingerprintIndex
+    from evaluator.identity.structure_index import StructureIndex
 
 COLUMNS = ["novelty_novel", "novelty_match_id", "novelty_fingerprint", "novelty_fingerprint_sorted",
            "novelty_fingerprint_hit", "novelty_novel_as_submitted", "novelty_status", "novelty_reason"]
@@ -51,55 +62,89 @@ NA = pd.NA
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_PROCESSES = 1  # see the README: a second worker does not pay off once vectorised
+GRAPHS = ("vectorised", "pymatgen")
 SKIPPED_BY_FORMULA = "fingerprint not needed: no reference fingerprint has this cell formula"
 SKIPPED_BY_REDUCED_FORMULA = "fingerprint not needed: no reference structure has this reduced formula"
 
 
-def fingerprint_settings(ctx: EvalContext) -> dict:
+@dataclass(frozen=True)
+class NoveltyOptions:
+    """cheap_first: decide without a fingerprint where the formula already does;
+    fingerprint_timeout_s: bound per fingerprint in seconds (None or 0: unbounded);
+    identity_processes: fingerprinting processes; fingerprint_graph: how the bonding
+    graph is built ("vectorised" or "pymatgen")."""
+
+    cheap_first: bool = True
+    fingerprint_timeout_s: float | None = DEFAULT_TIMEOUT_S
+    identity_processes: int = DEFAULT_PROCESSES
+    fingerprint_graph: str = "vectorised"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cheap_first, bool):
+            raise ValueError(f"novelty.cheap_first must be true or false, got {self.cheap_first!r}")
+        t = self.fingerprint_timeout_s
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not t >= 0):
+            raise ValueError(f"novelty.fingerprint_timeout_s must be a number of seconds >= 0 "
+                             f"(null or 0: unbounded), got {t!r}")
+        p = self.identity_processes
+        if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+            raise ValueError(f"novelty.identity_processes must be a whole number >= 1, got {p!r}")
+        if self.fingerprint_graph not in GRAPHS:
+            raise ValueError(f"novelty.fingerprint_graph must be one of {list(GRAPHS)}, "
+                             f"got {self.fingerprint_graph!r}")
+
+
+def fingerprint_settings(options: NoveltyOptions) -> dict[str, Any]:
     """Processes, per-structure bound (None: unbounded) and graph from the run's options."""
-    opts = ctx.config.options
-    timeout = opts.get("fingerprint_timeout_s", DEFAULT_TIMEOUT_S)
-    return {"processes": int(opts.get("identity_processes", DEFAULT_PROCESSES)),
+    timeout = options.fingerprint_timeout_s
+    return {"processes": options.identity_processes,
             "timeout_s": float(timeout) if timeout else None,
-            "graph": str(opts.get("fingerprint_graph", "vectorised"))}
+            "graph": options.fingerprint_graph}
 
 
-def compute_fingerprints(ctx: EvalContext, rows: list[int]) -> tuple[list, int]:
+Fingerprints = F.FingerprintResult  # (as given, species-sorted, error)
+Record = list[Any]  # one row of COLUMNS
+
+
+def compute_fingerprints(ctx: EvalContext, rows: list[int],
+                         options: NoveltyOptions) -> tuple[list[Fingerprints], int]:
     """Cached (as given, species-sorted, error) per row, bounded per structure."""
     ckpt = ctx.checkpoint_dir("novelty")
     ctx.progress("novelty: fingerprints", 0, len(rows))
     return cached_fingerprints(
-        [ctx.structures[r] for r in rows], cache_file=ckpt / "bawl.jsonl" if ckpt else None,
-        progress=lambda i, n: ctx.progress("novelty: fingerprints", i, n), **fingerprint_settings(ctx))
+        [ctx.structure(r) for r in rows], cache_file=ckpt / "bawl.jsonl" if ckpt else None,
+        progress=lambda i, n: ctx.progress("novelty: fingerprints", i, n), **fingerprint_settings(options))
 
 
-def verdict_known_without_fingerprint(ctx: EvalContext, index, rows: list[int]) -> dict[int, str]:
+def verdict_known_without_fingerprint(ctx: EvalContext, index: FingerprintIndex | StructureIndex,
+                                      rows: list[int]) -> dict[int, str]:
     """Rows whose novelty is decided without a fingerprint -> why (they are novel)."""
     from evaluator.identity import matcher as M
+    from evaluator.identity.fingerprint_index import FingerprintIndex
 
-    if index.kind == "fingerprints":
-        formulas = [F.cell_formula(ctx.structures[r]) for r in rows]
-        present = index.has_cell_formula(formulas) if rows else []
+    if isinstance(index, FingerprintIndex):
+        formulas = [F.cell_formula(ctx.structure(r)) for r in rows]
+        present: Sequence[bool] = index.has_cell_formula(formulas).tolist() if rows else []
         return {r: SKIPPED_BY_FORMULA for r, p in zip(rows, present) if not p}
     out = {}
     for r in rows:
         try:
-            if not len(index.formula_rows(M.group_key(ctx.structures[r]))):
+            if not len(index.formula_rows(M.group_key(ctx.structure(r)))):
                 out[r] = SKIPPED_BY_REDUCED_FORMULA
         except Exception:  # noqa: BLE001 - undecided here: the full path reports it
             continue
     return out
 
 
-def _skipped_record(reason: str) -> list:
+def _skipped_record(reason: str) -> Record:
     # novel; no reference fingerprint can equal its fingerprint either (same formula needed)
     return [True, None, None, None, False, True, "ok", reason]
 
 
-def _by_fingerprint(index, fps) -> list[list]:
+def _by_fingerprint(index: FingerprintIndex, fps: list[Fingerprints]) -> list[Record]:
     given = index.lookup([fp for fp, _, _ in fps])
     sorted_ = index.lookup([fs for _, fs, _ in fps])
-    records = []
+    records: list[Record] = []
     for (fp, fs, err), m_given, m_sorted in zip(fps, given, sorted_):
         if fp is None:
             records.append([NA, None, None, None, NA, NA, "failed", err])
@@ -109,12 +154,13 @@ def _by_fingerprint(index, fps) -> list[list]:
     return records
 
 
-def _by_structure(ctx, index, rows, fps, extra: dict) -> list[list]:
-    records = []
+def _by_structure(ctx: EvalContext, index: StructureIndex, rows: list[int], fps: list[Fingerprints],
+                  extra: dict[str, int]) -> list[Record]:
+    records: list[Record] = []
     for row, (fp, fs, err) in zip(ctx.track(rows, "novelty: match"), fps):
         try:
-            m = index.match(ctx.structures[row], [fp, fs])
-        except Exception as exc:
+            m = index.match(ctx.structure(row), [fp, fs])
+        except Exception as exc:  # noqa: BLE001 - recorded per structure, never fatal
             records.append([NA, None, fp, fs, NA, NA, "failed",
                             f"matching failed: {type(exc).__name__}: {exc}"[:300]])
             continue
@@ -130,18 +176,20 @@ def _by_structure(ctx, index, rows, fps, extra: dict) -> list[list]:
     return records
 
 
-def run(ctx: EvalContext) -> FamilyResult:
+def run(ctx: EvalContext, options: NoveltyOptions) -> FamilyResult:
+    """Novelty columns for every valid row and ``metrics.novelty.*``."""
+    from evaluator.identity.fingerprint_index import FingerprintIndex
+
     t0 = time.perf_counter()
     result = FamilyResult()
     reference = ctx.reference
     index = reference.novelty
     rows = ctx.valid_index
-    cheap_first = bool(ctx.config.options.get("novelty_cheap_first", True))
-    skipped = verdict_known_without_fingerprint(ctx, index, rows) if cheap_first else {}
+    skipped = verdict_known_without_fingerprint(ctx, index, rows) if options.cheap_first else {}
     need = [r for r in rows if r not in skipped]
-    fps, n_computed = compute_fingerprints(ctx, need)
+    fps, n_computed = compute_fingerprints(ctx, need, options)
     t_fp = time.perf_counter() - t0
-    if index.kind == "fingerprints":
+    if isinstance(index, FingerprintIndex):
         computed = dict(zip(need, _by_fingerprint(index, fps)))
     else:
         extra = dict.fromkeys(["fingerprint_hits", "fingerprint_hits_confirmed",
@@ -176,8 +224,12 @@ def run(ctx: EvalContext) -> FamilyResult:
         "fingerprints_computed": n_computed,
         "fingerprints_cached": len(need) - n_computed,
         "fingerprints_not_needed": len(skipped),
-        "fingerprint_run": fingerprint_settings(ctx),
+        "fingerprint_run": fingerprint_settings(options),
         "seconds_fingerprints": round(t_fp, 3),
         "seconds": round(time.perf_counter() - t0, 3),
     })
     return result
+
+
+FAMILY = Family(name="novelty", requires=("validity",), options=NoveltyOptions, metrics=METRICS, run=run,
+                description="vs the reference set")

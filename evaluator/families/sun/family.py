@@ -3,11 +3,11 @@
 - SUN: E_hull <= stable threshold (0 eV/atom), unique within that stable set,
   novel. MSUN: stable threshold < E_hull <= metastable threshold (0.1, stable
   ones excluded), unique within that set, novel (LeMat-GenBench definitions).
-- "Unique within the set": StructureMatcher equivalence classes
-  (``evaluator.families.uniqueness.family.classes_for``) of the submitted
-  structures in the set; each class counts once, through its first occurrence
-  (upload order). Novelty is the novelty family's ``novelty_novel`` of that
-  representative (computed on the submitted structure, against the reference).
+- "Unique within the set": StructureMatcher equivalence classes (the identity
+  matcher, as the uniqueness family uses) of the submitted structures in the set;
+  each class counts once, through its first occurrence (upload order). Novelty is
+  the novelty family's ``novelty_novel`` of that representative (computed on the
+  submitted structure, against the reference).
 - Headline uses relaxed E_hull (``stability_e_above_hull``); the same counts
   from the submitted geometry (``stability_unrelaxed_e_above_hull``,
   LeMat-GenBench compatible) are published as ``metrics.sun_unrelaxed``.
@@ -24,39 +24,61 @@ first, capped; ``evaluator.candidates``, ``provenance.sun.candidates``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 
-from evaluator.families.base import FamilyResult
-from evaluator.families.stability.family import EHULL_TOL
+from evaluator.context import EvalContext
+from evaluator.families.base import Family, FamilyResult, NoOptions
+from evaluator.families.stability.family import EHULL_TOL, reference_hull
+from evaluator.families.sun.metrics import METRICS
+from evaluator.identity import matcher as M
+
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
+
+    from evaluator.reference.hull import HullReference
 
 
 def _novel_flags(table: pd.DataFrame, rows: list[int]) -> dict[int, bool | None]:
     if "novelty_novel" not in table:
         return dict.fromkeys(rows)
-    col = table["novelty_novel"]
-    return {i: (None if pd.isna(col.at[i]) else bool(col.at[i])) for i in rows}
+    values = table.loc[rows, "novelty_novel"].tolist()
+    return {i: (None if pd.isna(v) else bool(v)) for i, v in zip(rows, values)}
 
 
-def _representatives(ctx, members: list[int], stats: dict, failed: dict) -> list[int]:
+def _representatives(ctx: EvalContext, members: list[int], stats: dict[str, int],
+                     failed: dict[int, str]) -> list[int]:
     """First occurrence of each StructureMatcher class among ``members`` (upload order).
 
     A member the matcher cannot reduce belongs to no class (as in the uniqueness
     family): it is left out and its reason added to ``failed``.
     """
-    from evaluator.families.uniqueness.family import classes_for
-
     if len(members) < 2:
         return list(members)
-    rep, why, st = classes_for(ctx, members, "sun")
-    failed.update(why)
+    matcher = M.make_matcher()
+    reduced: dict[int, Structure] = {}
+    kept: list[int] = []
+    structures: list[Structure] = []
+    for row in ctx.track(members, "sun: reduce"):
+        try:
+            structure = ctx.structure(row)
+            reduced[len(kept)] = M.reduce_structure(structure, matcher)
+        except Exception as exc:  # noqa: BLE001 - recorded per structure, never fatal
+            failed[row] = f"primitive/Niggli reduction failed: {type(exc).__name__}: {exc}"[:300]
+            continue
+        kept.append(row)
+        structures.append(structure)
+    st: dict[str, int] = {}
+    labels = M.equivalence_classes(structures, stats=st, reduced=reduced)
     for k, v in st.items():
         stats[k] = stats.get(k, 0) + v
-    return [i for i in members if rep.get(i) == i]
+    return [row for pos, row in enumerate(kept) if labels[pos] == pos]
 
 
-def count_sun(ctx, e_hull: pd.Series, novel: dict, stats: dict,
-              failed: dict | None = None) -> tuple[list[int], list[int], dict]:
+def count_sun(ctx: EvalContext, e_hull: pd.Series, novel: dict[int, bool | None], stats: dict[str, int],
+              failed: dict[int, str] | None = None) -> tuple[list[int], list[int], dict[str, int]]:
     """(SUN rows, MSUN rows, set sizes) for one E_hull column; ``failed`` collects
     rows whose uniqueness could not be decided."""
     failed = {} if failed is None else failed
@@ -74,25 +96,26 @@ def count_sun(ctx, e_hull: pd.Series, novel: dict, stats: dict,
     return sun, msun, sizes
 
 
-def run(ctx) -> FamilyResult:
+def run(ctx: EvalContext, options: NoOptions) -> FamilyResult:
+    """SUN/MSUN columns and ``metrics.sun`` / ``metrics.sun_unrelaxed``."""
     result = FamilyResult()
     table = ctx.table
     rows = [i for i in ctx.valid_index if ctx.structures[i] is not None]
     novel = _novel_flags(table, rows)
     if "stability_e_above_hull" not in table:
-        reason = "stability family did not run"
-        cols = pd.DataFrame({"sun_status": "failed", "sun_reason": reason}, index=rows)
-        result.columns = cols
+        not_run = "stability family did not run"
+        result.columns = pd.DataFrame({"sun_status": "failed", "sun_reason": not_run}, index=rows)
         for name in ("sun_count", "msun_count", "sun_plus_msun_count"):
-            result.absent(name, reason)
+            result.absent(name, not_run)
         return result
 
     stats = {"fits": 0, "reductions": 0}
-    status, reason = {}, {}
+    status: dict[int, str] = {}
+    reason: dict[int, str | None] = {}
+    no_e_hull = table["stability_e_above_hull"].isna()
     for i in rows:
-        e = table.at[i, "stability_e_above_hull"]
-        why = []
-        if pd.isna(e):
+        why: list[str] = []
+        if no_e_hull.at[i]:
             why.append("no relaxed E_hull: " + str(table.at[i, "stability_reason"] if "stability_reason" in table
                                                  else "stability failed"))
         if novel.get(i) is None:
@@ -103,14 +126,15 @@ def run(ctx) -> FamilyResult:
     cols = pd.DataFrame(index=pd.Index(rows))
     cols["sun_status"] = pd.Series(status)
     cols["sun_reason"] = pd.Series(reason, dtype=object)
-    groups = {}
+    groups: dict[str, dict[str, Any]] = {}
     failed: dict[int, str] = {}
+    headline: tuple[list[int], list[int]] = ([], [])
     for prefix, column in (("", "stability_e_above_hull"), ("unrelaxed_", "stability_unrelaxed_e_above_hull")):
-        e = table.loc[rows, column] if column in table else pd.Series(np.nan, index=rows)
-        sun, msun, sizes = count_sun(ctx, e, novel, stats, failed)
+        e_hull = table.loc[rows, column] if column in table else pd.Series(np.nan, index=rows)
+        sun, msun, sizes = count_sun(ctx, e_hull, novel, stats, failed)
         cols[f"sun_{prefix}sun"] = cols.index.isin(sun)
         cols[f"sun_{prefix}msun"] = cols.index.isin(msun)
-        m = {}
+        m: dict[str, Any] = {}
         m.update(ctx.counted("sun", len(sun)))
         m.update(ctx.counted("msun", len(msun)))
         m.update(ctx.counted("sun_plus_msun", len(sun) + len(msun)))
@@ -121,9 +145,10 @@ def run(ctx) -> FamilyResult:
         else:
             result.metrics = m
             headline = (sun, msun)
-    for i, why in failed.items():  # not counted in either set: say why
+    for i, failure in failed.items():  # not counted in either set: say why
         cols.at[i, "sun_status"] = "failed"
-        cols.at[i, "sun_reason"] = "; ".join(filter(None, [cols.at[i, "sun_reason"], why]))
+        earlier = cols.at[i, "sun_reason"]
+        cols.at[i, "sun_reason"] = "; ".join(str(x) for x in (earlier, failure) if x)
     hull, hull_error = _hull(ctx)
     sparse_rule = _add_sparse_flag(ctx, cols, hull, hull_error)
     candidates = _add_candidates(table, cols, headline, hull, hull_error)
@@ -142,17 +167,17 @@ def run(ctx) -> FamilyResult:
     return result
 
 
-def _hull(ctx):
-    """(the run's reference hull, None) or (None, why it is unavailable)."""
-    from evaluator.families.stability.family import reference_hull
-
+def _hull(ctx: EvalContext) -> tuple[HullReference | None, str | None]:
+    """(the run's reference hull, None) or (None, why it is unavailable): the hull the
+    stability family scores against (``reference_hull`` with the run's stability options)."""
     try:
         return reference_hull(ctx), None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - no hull: the flag and candidate pages say why
         return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _add_sparse_flag(ctx, cols: pd.DataFrame, hull, hull_error: str | None) -> dict:
+def _add_sparse_flag(ctx: EvalContext, cols: pd.DataFrame, hull: HullReference | None,
+                     hull_error: str | None) -> dict[str, Any]:
     """``stability_sparse_chemsys`` (see ``evaluator.reference.coverage.SPARSE_RULE``): a caveat
     on every stable/SUN claim, so it is set where SUN is counted; returns its provenance."""
     from evaluator.reference.coverage import SPARSE_RULE, sparse_chemsys
@@ -164,8 +189,8 @@ def _add_sparse_flag(ctx, cols: pd.DataFrame, hull, hull_error: str | None) -> d
     return {**SPARSE_RULE, "hull": hull.name}
 
 
-def _add_candidates(table: pd.DataFrame, cols: pd.DataFrame, headline: tuple, hull,
-                    hull_error: str | None) -> dict:
+def _add_candidates(table: pd.DataFrame, cols: pd.DataFrame, headline: tuple[list[int], list[int]],
+                    hull: HullReference | None, hull_error: str | None) -> dict[str, Any]:
     """``sun_candidate`` (``evaluator.candidates``) for the headline SUN/MSUN rows."""
     from evaluator.candidates import candidate_pages
 
@@ -176,3 +201,7 @@ def _add_candidates(table: pd.DataFrame, cols: pd.DataFrame, headline: tuple, hu
     for i, page in pages.items():
         cols.at[i, "sun_candidate"] = page
     return provenance
+
+
+FAMILY = Family(name="sun", requires=("stability", "novelty"), options=NoOptions, metrics=METRICS, run=run,
+                description="SUN / MSUN")

@@ -10,40 +10,54 @@ one member). A structure whose reduction fails is "failed" and belongs to no cla
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from evaluator.context import EvalContext
-from evaluator.families.base import FamilyResult
+from evaluator.families.base import Family, FamilyResult, NoOptions
+from evaluator.families.uniqueness.metrics import METRICS
 from evaluator.identity import matcher as M
 
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
 
-def classes_for(ctx: EvalContext, rows: list[int], stage: str = "uniqueness") -> tuple[dict, dict, dict]:
-    """Equivalence classes of table rows ``rows``.
+
+def classes_for(ctx: EvalContext, rows: list[int],
+                stage: str = "uniqueness") -> tuple[dict[int, int], dict[int, str], dict[str, int]]:
+    """Equivalence classes of table rows ``rows`` (which must have a parsed structure).
 
     Returns ({row: representative row}, {row: failure reason}, stats).
     """
     matcher = M.make_matcher()
-    reduced, failed = {}, {}
+    reduced: dict[int, Structure] = {}
+    failed: dict[int, str] = {}
     keep: list[int] = []
-    for pos, row in enumerate(ctx.track(rows, f"{stage}: reduce")):
+    kept: list[Structure] = []
+    for row in ctx.track(rows, f"{stage}: reduce"):
+        structure = ctx.structures[row]
+        if structure is None:
+            failed[row] = "no parsed structure"
+            continue
         try:
-            reduced[len(keep)] = M.reduce_structure(ctx.structures[row], matcher)
+            reduced[len(keep)] = M.reduce_structure(structure, matcher)
             keep.append(row)
-        except Exception as exc:  # recorded per structure, never fatal
+            kept.append(structure)
+        except Exception as exc:  # noqa: BLE001 - recorded per structure, never fatal
             failed[row] = f"primitive/Niggli reduction failed: {type(exc).__name__}: {exc}"[:300]
-    stats: dict = {}
-    labels = M.equivalence_classes([ctx.structures[r] for r in keep], stats=stats, reduced=reduced)
+    stats: dict[str, int] = {}
+    labels = M.equivalence_classes(kept, stats=stats, reduced=reduced)
     return {row: keep[lab] for row, lab in zip(keep, labels)}, failed, stats
 
 
-def run(ctx: EvalContext) -> FamilyResult:
+def run(ctx: EvalContext, options: NoOptions) -> FamilyResult:
+    """Class columns for every valid row and ``metrics.uniqueness.*``."""
     t0 = time.perf_counter()
     result = FamilyResult()
     rows = ctx.valid_index
     rep, failed, stats = classes_for(ctx, rows)
     sizes = pd.Series(list(rep.values())).value_counts().to_dict() if rep else {}
-    records = []
+    records: list[dict[str, Any]] = []
     for row in rows:
         if row in failed:
             records.append({"uniqueness_class": pd.NA, "uniqueness_is_first": pd.NA,
@@ -62,7 +76,7 @@ def run(ctx: EvalContext) -> FamilyResult:
     cols["uniqueness_is_first"] = cols["uniqueness_is_first"].astype("boolean")
     result.columns = cols
 
-    groups = {}
+    groups: dict[int, list[int]] = {}
     for row, r in rep.items():
         groups.setdefault(r, []).append(row)
     dup = [sorted(g) for r, g in sorted(groups.items()) if len(g) > 1]
@@ -83,3 +97,7 @@ def run(ctx: EvalContext) -> FamilyResult:
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return result
+
+
+FAMILY = Family(name="uniqueness", requires=("validity",), options=NoOptions, metrics=METRICS, run=run,
+                description="StructureMatcher classes")

@@ -9,25 +9,56 @@ Columns (rows that parsed): ``validity_valid``, ``validity_charge_neutral``,
 angle tolerance 5°; None where spglib failed), ``validity_status``,
 ``validity_reason`` (readable list of the failed checks).
 
-Options (``EvalConfig.options``): ``validity_workers`` (processes, default 1 =
-in process; see ``core.default_workers``), ``validity_start_method``
-("forkserver" default, or "spawn"; never "fork", which can deadlock in threaded callers).
+Options (``ValidityOptions``, ``EvalConfig.options["validity"]``): ``workers``
+(processes; default None = ``core.default_workers()``, 1 = in process),
+``start_method`` ("forkserver" default, or "spawn"; never "fork", which can deadlock in
+threaded callers).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from evaluator.families.base import FamilyResult, counted
+from evaluator.context import EvalContext
+from evaluator.families.base import Family, FamilyResult, counted
+from evaluator.families.validity.metrics import METRICS
+
+if TYPE_CHECKING:
+    from pymatgen.core.structure import Structure
+
+    from evaluator.families.validity.charge import OxiPriors
+
+START_METHODS = ("forkserver", "spawn")
+Track = Callable[[Iterable[dict[str, Any]], str, int], Iterator[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ValidityOptions:
+    """workers: processes for the checks (None: ``core.default_workers()``);
+    start_method: how they start ("forkserver" or "spawn")."""
+
+    workers: int | None = None
+    start_method: str = "forkserver"
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 1):
+            raise ValueError(f"validity.workers must be a whole number >= 1 (or null), got {self.workers!r}")
+        if self.start_method not in START_METHODS:
+            raise ValueError(f"validity.start_method must be one of {list(START_METHODS)}, "
+                             f"got {self.start_method!r}")
 
 COLUMNS = ("valid", "charge_neutral", "charge_step", "charge_detail", "distance_valid",
            "min_distance_ratio", "plausible", "spacegroup", "status", "reason")
 
 
-def thresholds() -> dict:
+def thresholds() -> dict[str, dict[str, Any]]:
     """Every threshold the verdicts depend on (recorded in provenance)."""
     from evaluator.families.validity import charge, distance, plausibility
 
@@ -48,8 +79,8 @@ def thresholds() -> dict:
     }
 
 
-def validity_rows(structures: list, priors, workers: int | None = None,
-                  start_method: str = "forkserver", track=None) -> list[dict]:
+def validity_rows(structures: Sequence[Structure], priors: OxiPriors, workers: int | None = None,
+                  start_method: str = "forkserver", track: Track | None = None) -> list[dict[str, Any]]:
     """Validity rows (see ``core.check_structure``) for ``structures``, in order.
 
     track: optional ``ctx.track``-like wrapper ``track(iterable, stage, total)``.
@@ -58,11 +89,11 @@ def validity_rows(structures: list, priors, workers: int | None = None,
 
     it = check_many(structures, priors, workers, start_method)
     if track is not None:
-        it = track(it, "validity", total=len(structures))
+        it = track(it, "validity", len(structures))
     return list(it)
 
 
-def run(ctx) -> FamilyResult:
+def run(ctx: EvalContext, options: ValidityOptions) -> FamilyResult:
     """Validity columns for every parsed row and ``metrics.validity.*``."""
     from importlib.metadata import version
 
@@ -70,11 +101,11 @@ def run(ctx) -> FamilyResult:
     from evaluator.families.validity.core import MIN_PARALLEL, default_workers
 
     result = FamilyResult()
-    index = ctx.table.index[ctx.table["parse_ok"].fillna(False).astype(bool)].tolist()
+    index: list[int] = ctx.table.index[ctx.table["parse_ok"].fillna(False).astype(bool)].tolist()
     priors = OxiPriors.load(ctx.data)
-    workers = ctx.config.options.get("validity_workers") or default_workers()
-    start_method = ctx.config.options.get("validity_start_method", "forkserver")
-    rows = validity_rows([ctx.structures[i] for i in index], priors, workers, start_method, ctx.track)
+    workers = options.workers or default_workers()
+    start_method = options.start_method
+    rows = validity_rows([ctx.structure(i) for i in index], priors, workers, start_method, ctx.track)
 
     frame = pd.DataFrame(rows, index=index, columns=list(COLUMNS))
     cols = pd.DataFrame(index=index)
@@ -117,3 +148,7 @@ def run(ctx) -> FamilyResult:
         "versions": {p: version(p) for p in ("pymatgen", "spglib", "smact")},
     }
     return result
+
+
+FAMILY = Family(name="validity", requires=(), options=ValidityOptions, metrics=METRICS, run=run,
+                description="charge neutrality, distances, plausibility")
