@@ -12,6 +12,8 @@ import time
 
 import pandas as pd
 
+from leaderboard.store.layout import meta_path
+
 ACTIVE = ("PENDING", "RUNNING")
 STATUS_ICONS: dict[str, str] = {}  # plain text: headless/offline browsers may lack emoji fonts
 STATUS_COLUMNS = ["Submission", "Model", "Status", "Queue position", "Stage", "Progress", "ETA", "Elapsed",
@@ -156,7 +158,7 @@ def model_of(job, store=None) -> str:
     meta = field(job, "meta")
     if not isinstance(meta, dict) and store is not None:
         try:
-            meta, _ = store.read_json(f"submissions/{field(job, 'id')}/meta.json")
+            meta, _ = store.read_json(meta_path(str(field(job, "id"))))
         except Exception:  # noqa: BLE001 - display only
             meta = None
     if isinstance(meta, dict):
