@@ -11,6 +11,9 @@ Computed once per evaluation (memoised on the EvalContext) for the valid rows:
   (int; from ``validity_spacegroup`` when validity ran, else spglib at symprec
   0.01, angle tolerance 5°; NaN where spglib fails) and ``error`` (None or why the
   structure's features could not be computed).
+
+pymatgen and spglib are imported inside the functions that use them, so importing the
+families that share these features stays light.
 """
 
 from __future__ import annotations

@@ -171,7 +171,8 @@ def test_element_radii_are_pymatgens_default_radius():
 
     local_env = _sys.modules[EconNN.__module__]
     elements = [e for e in Element if e.Z <= 103]
-    s = Structure(Lattice.cubic(30.0), [e.symbol for e in elements], np.random.default_rng(0).random((len(elements), 3)))
+    coords = np.random.default_rng(0).random((len(elements), 3))
+    s = Structure(Lattice.cubic(30.0), [e.symbol for e in elements], coords)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expect = [local_env._get_radius(site) or local_env._get_default_radius(site) for site in s]

@@ -349,9 +349,10 @@ def test_left_handed_poscar_relaxes_normally(tmp_path):
     assert item.error is None and np.linalg.det(item.structure.lattice.matrix) > 0
     res = relax_serial(load_mlip("chgnet", device="cpu"), [("lh", AseAtomsAdaptor.get_atoms(item.structure))],
                        fmax=0.05, steps=100)["lh"]
-    assert res["status"] == "ok", res
-    assert res["energy"] < res["energy_unrelaxed"]  # a left-handed cell relaxed to +16.7 eV (from -7.3)
-    assert 0.7 < res["volume_ratio"] < 1.5  # ... and collapsed to 8 % of its volume
+    assert res.status == "ok", res
+    assert res.energy is not None and res.energy_unrelaxed is not None and res.volume_ratio is not None
+    assert res.energy < res.energy_unrelaxed  # a left-handed cell relaxed to +16.7 eV (from -7.3)
+    assert 0.7 < res.volume_ratio < 1.5  # ... and collapsed to 8 % of its volume
 
 
 # ------------------------------------------------------------ echoed values, metadata type

@@ -48,9 +48,9 @@ if TYPE_CHECKING:
     import networkx as nx
     from pymatgen.core.structure import Structure
 
-# pymatgen's analysis modules, networkx and structuregraph-helpers are imported inside the
-# functions that use them: the vectorised default path needs none of them (seconds of
-# imports per child process saved).
+# pymatgen, networkx and structuregraph-helpers are imported inside the functions that use
+# them: importing this module (families do; the fork server preloads it) stays light, and
+# the vectorised default path never loads the graph libraries (seconds per child process).
 
 BAWL_SETTINGS = {"bonding": "EconNN", "tol": 0.2, "cutoff": 10, "use_fictive_radius": True,
                  "wl_iterations": 100, "node_attr": "element", "symprec": 0.01,
