@@ -37,7 +37,7 @@ SHOW_MODES = {  # UI label -> representation of counted measures
 }
 DEFAULT_SHOW = "frac_submitted"
 DEFAULT_RANK = "sun.sun_plus_msun"  # SUN + MSUN per submitted structure (METRICS.md §4)
-_NOT_METRICS = ("meta", "summary", "provenance", "__derived__", UNCERTAINTY_PREFIX[:-1], "reference")
+_NOT_METRICS = ("meta", "summary", "provenance", UNCERTAINTY_PREFIX[:-1], "reference")
 
 
 @dataclass(frozen=True)
