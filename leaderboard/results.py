@@ -44,9 +44,9 @@ META_FIELDS = ("model_name", "model_version", "organisation", "submitter", "trai
                "file_sha256", "notes")
 COUNT_FIELDS = ("n_submitted", "n_parsed", "n_valid", "n_evaluated")
 __all__ = ["LEADERBOARD_PATH", "RESULTS_DIR", "SUMMARY_FILE", "TABLE_FILE", "UnsupportedSchema",
-           "download_paths", "flatten_metrics", "for_display", "leaderboard_etag", "load_results_table", "load_structures",
-           "load_summary", "publish", "rows_to_frame", "summary_path", "summary_row", "sync_leaderboard",
-           "table_path"]
+           "download_paths", "flatten_metrics", "for_display", "leaderboard_etag", "load_results_table",
+           "load_structures", "load_summary", "publish", "rows_to_frame", "summary_path", "summary_row",
+           "sync_leaderboard", "table_path"]
 
 
 # ------------------------------------------------------------------ rows
