@@ -3,29 +3,26 @@
     .venv/bin/python bench/candidates_speed.py [--n 40]
 
 The first N structures of structures/mp_sample (sorted by file name) are made candidates
-with a formation energy 20 meV/atom above the MP-20 DFT hull; the reference hulls are built (and cached) before timing, as in a
-pipeline run where the stability family has already built them. Baseline in the same run:
+with a formation energy 20 meV/atom above the MP-20 DFT hull; the reference hulls are built (and
+cached) before timing, as in a pipeline run where the stability family has already built them. Baseline in the same run:
 the same pages with bonds from pymatgen's CrystalNN instead of the covalent-radius cutoff.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-warnings.filterwarnings("ignore")
+import pandas as pd
 
-import pandas as pd  # noqa: E402
+from evaluator import candidates as C
+from evaluator.data import DataDir
+from evaluator.build.reference_from_cifs import read_cif
+from evaluator.reference.registry import load_reference
+from evaluator.reference.hull import chemsys_key
 
-from evaluator import candidates as C  # noqa: E402
-from evaluator.data import DataDir  # noqa: E402
-from evaluator.identity.built_reference import read_cif  # noqa: E402
-from evaluator.reference.registry import load_reference  # noqa: E402
-from evaluator.reference.hull import chemsys_key  # noqa: E402
+warnings.filterwarnings("ignore")  # pymatgen and spglib chatter on odd structures
 
 
 def main() -> None:
@@ -50,7 +47,8 @@ def main() -> None:
     sizes = [len(p) for p in pages]
     n_pd = sum('"phase_diagram": null' not in p for p in pages)
     print(f"{len(pages)} pages ({n_pd} with a phase diagram, {len(prov['failures'])} failures): "
-          f"{t:.2f} s, {t / len(pages):.3f} s per candidate; page size median {sorted(sizes)[len(sizes) // 2] / 1e3:.0f} kB")
+          f"{t:.2f} s, {t / len(pages):.3f} s per candidate; "
+          f"page size median {sorted(sizes)[len(sizes) // 2] / 1e3:.0f} kB")
     from pymatgen.analysis.local_env import CrystalNN
 
     cnn = CrystalNN()

@@ -15,23 +15,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from evaluator.config import EvalConfig  # noqa: E402
-from evaluator.context import EvalContext  # noqa: E402
-from evaluator.data import DataDir  # noqa: E402
-from evaluator.ingest.types import Item  # noqa: E402
-from evaluator.pipeline import build_table  # noqa: E402
+from evaluator.config import EvalConfig
+from evaluator.context import EvalContext
+from evaluator.data import DataDir
+from evaluator.ingest.types import Item
+from evaluator.pipeline import build_table
 
 
 def read_structures(data: DataDir, n: int):
@@ -44,12 +42,12 @@ def read_structures(data: DataDir, n: int):
         return [Structure.from_file(p) for p in files[:n]]
 
 
-def make_ctx(structures, data, options, spacegroups=None):
+def make_ctx(structures, data, spacegroups=None):
     table, parsed = build_table([Item(f"s{i}", s) for i, s in enumerate(structures)])
     if spacegroups is not None:
         table["validity_valid"] = True
         table["validity_spacegroup"] = spacegroups
-    return EvalContext(table, parsed, EvalConfig(options=options), data)
+    return EvalContext(table, parsed, EvalConfig(), data)
 
 
 CPU: dict[str, float] = {}  # label -> process CPU seconds of the last timed() call with that label
@@ -67,16 +65,19 @@ def timed(fn, label=None):
 def run_families(ctx) -> dict[str, tuple[float, float]]:
     """{stage: (wall s, CPU s)}."""
     from evaluator import structure_features as features
-    from evaluator.families.distribution import family as distribution
-    from evaluator.families.diversity import family as diversity
-    from evaluator.families.hhi import family as hhi
+    from evaluator.families.base import NoOptions
+    from evaluator.families.distribution.family import FAMILY as DISTRIBUTION
+    from evaluator.families.distribution.family import DistributionOptions
+    from evaluator.families.diversity.family import FAMILY as DIVERSITY
+    from evaluator.families.hhi.family import FAMILY as HHI
 
     times = {}
     _, w = timed(lambda: features.structure_features(ctx), "f")
     times["features (shared)"] = (w, CPU["f"])
-    for mod in (diversity, distribution, hhi):
-        _, w = timed(lambda: mod.run(ctx), "f")
-        times[mod.__name__.rsplit(".", 1)[1]] = (w, CPU["f"])
+    for family, options in ((DIVERSITY, NoOptions()), (DISTRIBUTION, DistributionOptions(fd=False)),
+                            (HHI, NoOptions())):
+        _, w = timed(lambda family=family, options=options: family.run(ctx, options), "f")
+        times[family.name] = (w, CPU["f"])
     return times
 
 
@@ -114,7 +115,8 @@ def naive_baseline(structures, data) -> dict[str, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     for k in range(3):  # LeMat-GenBench MMD, all pairs (their code builds full matrices)
         a, b = x[:, [k]], ref[:, [k]]
-        _ = allpairs(a, a, 1) / len(a) ** 2 + allpairs(b, b, 1) / len(b) ** 2 - 2 * allpairs(a, b, 1) / (len(a) * len(b))
+        _ = (allpairs(a, a, 1) / len(a) ** 2 + allpairs(b, b, 1) / len(b) ** 2
+             - 2 * allpairs(a, b, 1) / (len(a) * len(b)))
     mean, std = ref.mean(0), ref.std(0)
     za, zb = (x - mean) / std, (ref - mean) / std
     _ = allpairs(za, za, 1.78) + allpairs(zb, zb, 1.78) + allpairs(za, zb, 1.78)
@@ -148,11 +150,11 @@ def main() -> int:
     for f in Path("bench/out/cache").glob("mmd_reference_self_sums.json"):
         f.unlink()
 
-    ctx = make_ctx(structures, data, {"fd": False})
+    ctx = make_ctx(structures, data)
     cold = run_families(ctx)
     sg = ctx.__dict__["_families_structure_features"].table["spacegroup"].astype("Int64").tolist()
     mmd._SELF_SUMS.clear()  # the disk cache (written above) stays: a second process's situation
-    warm = run_families(make_ctx(structures, data, {"fd": False}, sg))
+    warm = run_families(make_ctx(structures, data, sg))
 
     cw, cc = report("\nfamilies, space groups by spglib here, cold reference caches:", cold)
     print("  (goal < 20 s)")

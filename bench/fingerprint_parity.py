@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
 import time
 import warnings
 import zipfile
@@ -28,12 +27,12 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-warnings.filterwarnings("ignore")
 
-from evaluator.data import DataDir  # noqa: E402
-from evaluator.identity.bonding_graph import econ_bond_graph  # noqa: E402
-from evaluator.identity.fingerprint import safe_fingerprint_pair  # noqa: E402
+from evaluator.data import DataDir
+from evaluator.identity.bonding_graph import econ_bond_graph
+from evaluator.identity.fingerprint import safe_fingerprint_pair
+
+warnings.filterwarnings("ignore")  # pymatgen and spglib chatter on odd structures
 
 SETS = ("mp_sample", "alexandria_sample", "lemat_sample", "mattergen")
 

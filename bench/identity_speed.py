@@ -25,26 +25,25 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import time
 import tracemalloc
 import warnings
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-warnings.filterwarnings("ignore")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from evaluator.data import DataDir  # noqa: E402
-from evaluator.identity import matcher as M  # noqa: E402
+from evaluator.data import DataDir
+from evaluator.identity import matcher as M
+
+warnings.filterwarnings("ignore")  # pymatgen and spglib chatter on odd structures
 
 
 def load_workload(n: int, seed: int = 0):
     from pymatgen.core import Structure
 
-    from evaluator.identity.built_reference import find_cifs, read_cif
+    from evaluator.build.reference_from_cifs import find_cifs, read_cif
 
     files = find_cifs([DataDir().path("structures/mp_sample")])
     base = [(f.stem, read_cif(f)[0][1]) for f in files]
@@ -82,7 +81,8 @@ def main() -> None:
     n_base = len(base)
     structures = [s for _, s in work]
     print(f"workload: {len(work)} structures ({min(n_base, len(work))} mp_sample + "
-          f"{max(0, len(work) - n_base)} perturbed copies), read in {time.perf_counter() - t:.1f} s; cpu count {os.cpu_count()}")
+          f"{max(0, len(work) - n_base)} perturbed copies), read in {time.perf_counter() - t:.1f} s; "
+          f"cpu count {os.cpu_count()}")
 
     # ---- uniqueness ---------------------------------------------------------------
     stats: dict = {}
@@ -119,7 +119,7 @@ def main() -> None:
     # ---- novelty against a structure reference (mp_sample) ------------------------------
     import tempfile
 
-    from evaluator.identity.built_reference import build_from_cifs, find_cifs
+    from evaluator.build.reference_from_cifs import build_from_cifs, find_cifs
     from evaluator.identity.structure_index import StructureIndex
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,7 +167,7 @@ def main() -> None:
         timings[name] = (time.perf_counter() - t) / reps
     hits = sum(r is not None for r in res)
     t_naive_mp20 = per_pair * len(structures) * 45_229
-    print(f"\n== novelty vs MP-20 fingerprints ==")
+    print("\n== novelty vs MP-20 fingerprints ==")
     print(f"lookup of {len(queries)} fingerprints: {1e3 * timings['45k']:.1f} ms in the {len(idx45):,}-entry "
           f"index, {1e3 * timings['450k']:.1f} ms in a {len(idx450):,}-entry synthetic index "
           f"(ratio {timings['450k'] / timings['45k']:.2f}; {hits} hits)")
@@ -183,7 +183,8 @@ def main() -> None:
     per_entry = idx450.keys.nbytes / len(idx450)
     print(f"\n== memory ==\nfingerprint index: {per_entry:.0f} B/entry without ids (measured) -> "
           f"{per_entry * 5e6 / 2**20:.0f} MiB for 5 M entries; with 12-character string ids (id strings "
-          f"included) {per_entry_ids:.0f} B/entry (tracemalloc) -> {per_entry_ids * 5e6 / 2**20:.0f} MiB for 5 M entries")
+          f"included) {per_entry_ids:.0f} B/entry (tracemalloc) -> "
+          f"{per_entry_ids * 5e6 / 2**20:.0f} MiB for 5 M entries")
     del with_ids
 
 

@@ -12,19 +12,16 @@ MP-20 file was made with); the default vectorised graph must give the same count
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluator.data import DataDir  # noqa: E402
-from evaluator.identity.fingerprint import fingerprints  # noqa: E402
-from evaluator.identity.fingerprint_index import load_fingerprint_file  # noqa: E402
+from evaluator.data import DataDir
+from evaluator.identity.fingerprint import fingerprints
+from evaluator.identity.fingerprint_index import load_fingerprint_file
 
 
 def recall(index, results) -> tuple[int, int, int, int]:

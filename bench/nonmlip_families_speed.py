@@ -15,25 +15,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 import warnings
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-warnings.filterwarnings("ignore")
 
-from novelty_speed import PeakRSS, read_mp_sample  # noqa: E402
+from novelty_speed import PeakRSS, read_mp_sample
 
-from evaluator.config import EvalConfig  # noqa: E402
-from evaluator.context import EvalContext  # noqa: E402
-from evaluator.data import DataDir  # noqa: E402
-from evaluator.identity import cache as fp_cache  # noqa: E402
-from evaluator.ingest.types import Item  # noqa: E402
-from evaluator.pipeline import build_table, resolve_families, run_families  # noqa: E402
+from evaluator.config import EvalConfig
+from evaluator.context import EvalContext
+from evaluator.data import DataDir
+from evaluator.identity import cache as fp_cache
+from evaluator.ingest.types import Item
+from evaluator.pipeline import build_table, resolve_families, run_families
+
+warnings.filterwarnings("ignore")  # pymatgen and spglib chatter on odd structures
 
 NON_MLIP = ["validity", "uniqueness", "novelty", "diversity", "distribution", "hhi"]
 
@@ -58,7 +55,7 @@ def main() -> int:
     structures = [s for _, s in read_mp_sample(data)[: args.n]]
     print(f"{len(structures)} mp_sample structures; {os.cpu_count()} CPUs; load average at start "
           f"{os.getloadavg()[0]:.1f}", flush=True)
-    out, wall, peak = run(structures, data, {"fd": False})
+    out, wall, peak = run(structures, data, {"distribution": {"fd": False}})
     for name, sec in out["timings"].items():
         print(f"  {name:<14s} {sec:8.1f} s")
     print(f"  {'total':<14s} {wall:8.1f} s wall; peak memory {peak:.2f} GiB; valid "
@@ -67,8 +64,9 @@ def main() -> int:
     print(f"  LeMat-GenBench on the same CIFs (issue 13's measurement, not this run): 2,687 s -> "
           f"{2687 / wall:.0f}x", flush=True)
     if args.former_novelty:
-        opts = {"fd": False, "fingerprint_graph": "pymatgen", "identity_processes": 2,
-                "fingerprint_timeout_s": 0, "novelty_cheap_first": False}
+        opts = {"distribution": {"fd": False},
+                "novelty": {"fingerprint_graph": "pymatgen", "identity_processes": 2,
+                            "fingerprint_timeout_s": None, "cheap_first": False}}
         old, wall_old, peak_old = run(structures, data, opts)
         print(f"former novelty (pymatgen graph, 2 workers, unbounded, all fingerprinted), same run: "
               f"novelty {old['timings']['novelty']:.1f} s vs {out['timings']['novelty']:.1f} s; total "

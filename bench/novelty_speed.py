@@ -27,25 +27,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import threading
 import time
 import warnings
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-warnings.filterwarnings("ignore")
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from evaluator.config import EvalConfig  # noqa: E402
-from evaluator.context import EvalContext  # noqa: E402
-from evaluator.data import DataDir  # noqa: E402
-from evaluator.identity import cache as fp_cache  # noqa: E402
-from evaluator.ingest.types import Item  # noqa: E402
-from evaluator.pipeline import build_table, run_families  # noqa: E402
+from evaluator.config import EvalConfig
+from evaluator.context import EvalContext
+from evaluator.data import DataDir
+from evaluator.identity import cache as fp_cache
+from evaluator.ingest.types import Item
+from evaluator.pipeline import build_table, run_families
+
+warnings.filterwarnings("ignore")  # pymatgen and spglib chatter on odd structures
 
 VERDICTS = ["novelty_novel", "novelty_match_id", "novelty_fingerprint_hit", "novelty_novel_as_submitted",
             "novelty_status"]
@@ -71,7 +69,7 @@ class PeakRSS:
                 pass
         return total
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         def loop() -> None:
             while not self._stop.is_set():
                 self.peak = max(self.peak, self._sample())
@@ -97,11 +95,12 @@ def read_mp_sample(data: DataDir) -> list[tuple[str, object]]:
 
 
 def novelty_run(structures, data, options) -> tuple[pd.DataFrame, dict, float, float]:
-    """(novelty columns, provenance, wall s, peak GiB) with cold fingerprint caches."""
+    """(novelty columns, provenance, wall s, peak GiB) with cold fingerprint caches;
+    ``options``: the novelty family's (``NoveltyOptions`` fields)."""
     fp_cache._MEMORY.clear()
     table, parsed = build_table([Item(f"s{i}", s) for i, s in enumerate(structures)])
     table["validity_valid"] = True
-    ctx = EvalContext(table, parsed, EvalConfig(options=options), data)
+    ctx = EvalContext(table, parsed, EvalConfig(options={"novelty": options}), data)
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         out = run_families(ctx, ["novelty"])
@@ -128,27 +127,26 @@ def main() -> int:
     args = ap.parse_args()
     data = DataDir()
     named = read_mp_sample(data)[: args.n]
-    names = [n for n, _ in named]
     structures = [s for _, s in named]
     print(f"{len(structures)} mp_sample structures ({sum(len(s) for s in structures)} sites); "
           f"{os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     # the reference index is built once per process; build it outside the timed runs
     from evaluator.reference.registry import load_reference
 
-    load_reference("mp20", data).novelty
+    _ = load_reference("mp20", data).novelty
 
     # the fork server starts (and imports) once per process: time that apart, on 20 structures
     t0 = time.perf_counter()
-    novelty_run(structures[:20], data, {"novelty_cheap_first": False})
+    novelty_run(structures[:20], data, {"cheap_first": False})
     print(f"cold start (fork server + first child, 20 structures): {time.perf_counter() - t0:.1f} s; "
           "the runs below find the fork server running", flush=True)
     configs = {
         "1. vectorised, cheap first, 1 worker, bounded (default)": {},
-        "1b. vectorised, cheap first, in-process, unbounded": {"identity_processes": 1, "fingerprint_timeout_s": 0},
+        "1b. vectorised, cheap first, in-process, unbounded": {"identity_processes": 1, "fingerprint_timeout_s": None},
         "2. vectorised, cheap first, 2 workers, bounded": {"identity_processes": 2},
-        "3. vectorised, all fingerprinted, 1 worker, bounded": {"novelty_cheap_first": False},
+        "3. vectorised, all fingerprinted, 1 worker, bounded": {"cheap_first": False},
         "4. vectorised, all fingerprinted, in-process, unbounded": {
-            "novelty_cheap_first": False, "identity_processes": 1, "fingerprint_timeout_s": 0},
+            "cheap_first": False, "identity_processes": 1, "fingerprint_timeout_s": None},
     }
     results: dict[str, tuple] = {}
     for label, opts in configs.items():
@@ -181,8 +179,8 @@ def main() -> int:
     if not args.skip_pymatgen:
         n = args.pymatgen_n or len(structures)
         sub = structures[:n]
-        opts = {"fingerprint_graph": "pymatgen", "identity_processes": 2, "fingerprint_timeout_s": 0,
-                "novelty_cheap_first": False}
+        opts = {"fingerprint_graph": "pymatgen", "identity_processes": 2, "fingerprint_timeout_s": None,
+                "cheap_first": False}
         t_p, _, wall_p, peak_p = novelty_run(sub, data, opts)
         label_v = "3. vectorised, all fingerprinted, 1 worker, bounded"
         if n < len(structures):

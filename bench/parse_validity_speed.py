@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 import warnings
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
@@ -28,7 +25,7 @@ def run_validity(items, workers: int, start_method: str):
     from evaluator.pipeline import evaluate_items
 
     config = EvalConfig(families=["validity"],
-                        options={"validity_workers": workers, "validity_start_method": start_method})
+                        options={"validity": {"workers": workers, "start_method": start_method}})
     t0, c0 = time.perf_counter(), time.process_time()
     ev = evaluate_items(items, config)
     return ev, time.perf_counter() - t0, time.process_time() - c0

@@ -15,14 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from evaluator import uncertainty as U  # noqa: E402
-from evaluator.families.base import counted  # noqa: E402
-from test_uncertainty import synthetic  # noqa: E402
+from evaluator import uncertainty as U
+from evaluator.families.base import counted
+from test_uncertainty import synthetic
 
 
 def with_sun(table, metrics):

@@ -12,13 +12,11 @@ charge step) decided each disagreement.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CATEGORIES = {"both_valid": True, "ours_valid_smact_invalid": True,
               "smact_valid_ours_invalid": False, "both_invalid": False}
@@ -73,7 +71,8 @@ def main() -> None:
     agree = sum(a == b for a, b in zip(lemat, ours))
     n = len(files)
     print(f"structures: {n}   wall (parse + validity): {wall:.1f} s")
-    print(f"LeMat-GenBench valid: {sum(lemat)}/{n} = {sum(lemat) / n:.2%}   ours valid: {sum(ours)}/{n} = {sum(ours) / n:.2%}")
+    print(f"LeMat-GenBench valid: {sum(lemat)}/{n} = {sum(lemat) / n:.2%}   "
+          f"ours valid: {sum(ours)}/{n} = {sum(ours) / n:.2%}")
     print(f"AGREEMENT with LeMat-GenBench overall validity: {agree}/{n} = {agree / n:.2%}")
     print(f"  LeMat valid, ours invalid: {sum(a and not b for a, b in zip(lemat, ours))}")
     print(f"  LeMat invalid, ours valid: {sum(b and not a for a, b in zip(lemat, ours))}")

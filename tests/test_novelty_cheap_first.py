@@ -11,7 +11,7 @@ import pytest
 
 from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
-from evaluator.identity.built_reference import build_from_cifs, find_cifs, read_cif
+from evaluator.build.reference_from_cifs import build_from_cifs, find_cifs, read_cif
 from evaluator.identity.fingerprint import TIMED_OUT
 from evaluator.families.novelty.family import SKIPPED_BY_FORMULA, SKIPPED_BY_REDUCED_FORMULA
 from evaluator.ingest.types import Item
