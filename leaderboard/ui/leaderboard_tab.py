@@ -26,8 +26,8 @@ def render_table(results: pd.DataFrame, view: str, families: list[str] | None, s
                  columns: list[str] | None = None):
     """(Styler for gr.Dataframe, caption markdown) for the current controls."""
     v = build_view(results, view=view or "compact", families=families or None, show=show or "% of submitted",
-                     search=search or "", training_set=training_set, task=task, relaxed=relaxed,
-                     rank_by=rank_by or DEFAULT_RANK, columns=columns or None)
+                   search=search or "", training_set=training_set, task=task, relaxed=relaxed,
+                   rank_by=rank_by or DEFAULT_RANK, columns=columns or None)
     n_all = len(results)
     caption = (f"{len(v.frame)} of {n_all} finished submissions shown · ranked by "
                f"**{_rank_label(results, rank_by)}** (use **Rank by** to re-rank; # follows it) · "
@@ -40,7 +40,7 @@ def render_table(results: pd.DataFrame, view: str, families: list[str] | None, s
         caption = "No finished submissions yet: submit one in the **Submit** tab (try the example)."
     else:
         caption += "\n\n" + reference_note(results)
-        refused = results.attrs.get("refused") or {}
+    refused = results.attrs.get("refused") or {}
     if refused:
         caption += (f"\n\n**{len(refused)} finished submission(s) not shown**, their results cannot be read "
                     "by this leaderboard: " + "; ".join(f"`{k}`: {why}" for k, why in sorted(refused.items())))
