@@ -22,14 +22,15 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evaluator.mlip.relax_result import RelaxResult
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def mattergen_structures(data, n: int, max_sites: int, seed: int) -> dict:
@@ -75,7 +76,7 @@ def main(argv=None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from bench.stability_speed import sample
+    from stability_speed import sample  # bench/ is on sys.path when this runs as a script
     from evaluator.data import DataDir
     from evaluator.mlip import describe_mlip, load_mlip
     from evaluator.mlip.engine import relax_engine
@@ -84,7 +85,6 @@ def main(argv=None) -> None:
     from evaluator.families.stability.family import score_energy
     from evaluator.reference.hull import load_mp20_hull
     from evaluator.families.stability.runner import _to_atoms
-    from pymatgen.core import Structure
 
     data = DataDir(args.data_dir)
     structures = {f"mp:{k}": s for k, s in sample(data, args.n_mp, args.seed, args.max_sites, args.rattle).items()}
@@ -96,10 +96,11 @@ def main(argv=None) -> None:
     print(f"{len(items)} structures ({sum(k.startswith('mp:') for k in structures)} mp_sample rattled "
           f"{args.rattle} Å, {sum(k.startswith('mattergen:') for k in structures)} MatterGen), "
           f"{args.mlip} {mlip.model_id}, fmax {args.fmax}, <= {args.steps} steps", flush=True)
+
     def show(which):
-        def on_result(key, r):
-            print(f"{which} {key}: {r.get('status')} steps {r.get('steps')} converged {r.get('converged')} "
-                  f"E {r.get('energy')} ({r.get('reason') or ''})", flush=True)
+        def on_result(key, r: RelaxResult):
+            print(f"{which} {key}: {r.status} steps {r.steps} converged {r.converged} "
+                  f"E {r.energy} ({r.reason or ''})", flush=True)
         return on_result
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -111,22 +112,21 @@ def main(argv=None) -> None:
                        on_result=show("engine"))
     t_eng, c_eng = time.perf_counter() - t0, time.process_time() - c0
 
-    def ehull(key, r):
-        if r.get("status") != "ok":
+    def ehull(key, r: RelaxResult) -> float:
+        if not r.ok:
             return math.nan
-        s = Structure.from_str(r["structure_relaxed"], fmt="json")
-        return score_energy(hull, route, s, r["energy"])["e_above_hull"]
+        return score_energy(hull, route, r.relaxed_structure(), r.energy).e_above_hull
 
     rows, de0 = [], []
     for key, atoms in items:
         r, g = ref[key], got[key]
         n = len(atoms)
-        if r.get("energy_unrelaxed") is not None and g.get("energy_unrelaxed") is not None:
-            de0.append(abs(r["energy_unrelaxed"] - g["energy_unrelaxed"]) / n)
-        both = r.get("status") == g.get("status") == "ok" and r["converged"] and g["converged"]
+        if r.energy_unrelaxed is not None and g.energy_unrelaxed is not None:
+            de0.append(abs(r.energy_unrelaxed - g.energy_unrelaxed) / n)
+        both = r.ok and g.ok and r.converged and g.converged
         h_r, h_g = ehull(key, r), ehull(key, g)
-        rows.append({"key": key, "n_atoms": n, "ref_status": r.get("status"), "engine_status": g.get("status"),
-                     "ref_steps": r.get("steps"), "engine_steps": g.get("steps"),
+        rows.append({"key": key, "n_atoms": n, "ref_status": r.status, "engine_status": g.status,
+                     "ref_steps": r.steps, "engine_steps": g.steps,
                      "converged_both": bool(both), "ref_e_hull": h_r, "engine_e_hull": h_g,
                      "d_e_hull": abs(h_r - h_g) if both else None})
     conv = [r for r in rows if r["converged_both"] and r["d_e_hull"] is not None and math.isfinite(r["d_e_hull"])]

@@ -21,14 +21,15 @@ import json
 import math
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evaluator.mlip.relax_result import RelaxResult
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 PARTS = {  # part: (mlip, driver, default n, default cap s)
     "a": ("sevenn", "serial", 20, 60.0),
@@ -52,13 +53,13 @@ class Progress:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
-    def add(self, key, result: dict) -> None:
+    def add(self, key, result: RelaxResult) -> None:
         with self.lock:
             self.done += 1
-            if result.get("status") == "ok":
+            if result.ok:
                 self.ok += 1
-                self.converged += bool(result.get("converged"))
-                self.steps += int(result.get("steps") or 0)
+                self.converged += bool(result.converged)
+                self.steps += int(result.steps or 0)
 
     def snapshot(self, **extra) -> dict:
         import torch
@@ -113,7 +114,7 @@ def main(argv=None) -> None:
     t_start = time.perf_counter()
     import torch
 
-    from bench.stability_speed import sample
+    from stability_speed import sample  # bench/ is on sys.path when this runs as a script
     from evaluator.data import DataDir
     from evaluator.mlip import load_mlip
     from evaluator.families.stability.runner import _to_atoms
@@ -132,7 +133,7 @@ def main(argv=None) -> None:
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     prog = Progress(args.part, len(items), out, args.every, info)
-    results: dict = {}
+    results: dict[int, RelaxResult] = {}
 
     def on_result(key, res):
         results[key] = res
@@ -171,8 +172,6 @@ def main(argv=None) -> None:
 
 def _score(data, mlip_name, structures, results, budget_s: float) -> dict:
     """E_hull of the relaxed structures against the MP-20 DFT hull (MP2020 corrections)."""
-    from pymatgen.core import Structure
-
     from evaluator.mlip import describe_mlip
     from evaluator.families.stability.energy import energy_route
     from evaluator.families.stability.family import score_energy
@@ -186,10 +185,9 @@ def _score(data, mlip_name, structures, results, budget_s: float) -> dict:
     capped = False
     try:
         for r in results.values():
-            if r.get("status") != "ok":
+            if not r.ok:
                 continue
-            s = Structure.from_str(r["structure_relaxed"], fmt="json")
-            n_finite += math.isfinite(score_energy(hull, route, s, r["energy"])["e_above_hull"])
+            n_finite += math.isfinite(score_energy(hull, route, r.relaxed_structure(), r.energy).e_above_hull)
             n_scored += 1
     except CapReached:
         capped = True

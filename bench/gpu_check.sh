@@ -21,6 +21,8 @@ shift
 export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 PY=${PYTHON:-python}
 cd "$(dirname "$0")/.."
+# the evaluator package: installed (pip install -e .), else this checkout (a bare device machine)
+"$PY" -c "import evaluator" 2>/dev/null || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUTDIR"
 rc=0
 for part in a b c; do

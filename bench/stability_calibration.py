@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def mp20_sample(data, n: int | None):
@@ -75,17 +73,17 @@ def run(args) -> dict:
         print(f"{len(results)}/{len(structures)} done, {time.perf_counter() - t0:.0f} s", flush=True)
     rows = []
     for i, r in results.items():
-        if r.get("status") != "ok":
-            rows.append({"material_id": df["material_id"].iat[i], "status": r.get("reason")})
+        if not r.ok or r.energy is None or r.energy_unrelaxed is None:
+            rows.append({"material_id": df["material_id"].iat[i], "status": r.reason})
             continue
-        rel = score_energy(hull, route, Structure.from_str(r["structure_relaxed"], fmt="json"), r["energy"])
-        unrel = score_energy(hull, route, structures[i], r["energy_unrelaxed"])
+        rel = score_energy(hull, route, r.relaxed_structure(), r.energy)
+        unrel = score_energy(hull, route, structures[i], r.energy_unrelaxed)
         rows.append({"material_id": df["material_id"].iat[i], "nsites": int(df["nsites"].iat[i]),
                      "dft_e_hull": float(df["dft_e_above_union_hull"].iat[i]),
                      "dft_e_form": float(df["e_form_per_atom_mp2020_dft"].iat[i]),
-                     "e_hull": rel["e_above_hull"], "e_form": rel["formation_energy_per_atom"],
-                     "e_hull_unrelaxed": unrel["e_above_hull"], "steps": r["steps"],
-                     "converged": r["converged"], "status": "ok"})
+                     "e_hull": rel.e_above_hull, "e_form": rel.formation_energy_per_atom,
+                     "e_hull_unrelaxed": unrel.e_above_hull, "steps": r.steps,
+                     "converged": r.converged, "status": "ok"})
     ok = [r for r in rows if r["status"] == "ok" and np.isfinite(r["e_hull"])]
     e, d = np.array([r["e_hull"] for r in ok]), np.array([r["dft_e_hull"] for r in ok])
     eu = np.array([r["e_hull_unrelaxed"] for r in ok])

@@ -27,7 +27,6 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def sample(data, n: int, seed: int, max_sites: int | None, rattle: float):
@@ -85,21 +84,18 @@ def one_mode(args) -> dict:
     t0 = time.perf_counter()
     results, info = relax_all(structures, settings, None, mlip=mlip)
     t_relax = time.perf_counter() - t0
-    from pymatgen.core import Structure
-
     n_hull = 0
     for r in results.values():
-        if r.get("status") == "ok":
-            s = Structure.from_str(r["structure_relaxed"], fmt="json")
-            n_hull += bool(math.isfinite(score_energy(hull, route, s, r["energy"])["e_above_hull"]))
+        if r.ok:
+            n_hull += bool(math.isfinite(score_energy(hull, route, r.relaxed_structure(), r.energy).e_above_hull))
     wall = time.perf_counter() - t0
-    ok = [r for r in results.values() if r.get("status") == "ok"]
+    ok = [r for r in results.values() if r.ok]
     rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     out = {"mode": args.mode, "workers": info["workers"], "device": info["device"], "n": len(structures),
            "n_ok": len(ok), "n_hull": n_hull, "atoms": int(sum(len(s) for s in structures.values())),
-           "mean_steps": sum(r["steps"] for r in ok) / max(len(ok), 1),
-           "converged": sum(r["converged"] for r in ok), "relax_s": round(t_relax, 2),
+           "mean_steps": sum(r.steps or 0 for r in ok) / max(len(ok), 1),
+           "converged": sum(bool(r.converged) for r in ok), "relax_s": round(t_relax, 2),
            "wall_s": round(wall, 2), "structures_per_s": len(structures) / wall,
            "peak_rss_mb_self_plus_largest_child": round(rss, 1)}
     if args.device.startswith("cuda"):
