@@ -12,7 +12,8 @@ import pytest
 from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
 from evaluator.data import DataDir
-from evaluator.identity.built_reference import build_from_cifs, find_cifs, open_built_reference, read_cif
+from evaluator.build.reference_from_cifs import build_from_cifs, find_cifs, read_cif
+from evaluator.identity.built_reference import open_built_reference
 from evaluator.build.lemat_fingerprints import LEMAT_ROWS, load_lemat
 from evaluator.identity.fingerprint_store import read_manifest
 from evaluator.identity.structure_index import StructureIndex

@@ -22,7 +22,7 @@ import numpy as np
 
 from evaluator.identity import fingerprint as F
 from evaluator.identity import matcher as M
-from evaluator.identity.fingerprint_store import ReferenceWriter, read_manifest
+from evaluator.identity.fingerprint_store import ReferenceRow, ReferenceWriter, read_manifest
 
 LEMAT_DATASET = "LeMaterial/LeMat-Bulk"
 LEMAT_CONFIG = "compatible_pbe"
@@ -31,7 +31,7 @@ COLUMNS = ["immutable_id", "species_at_sites", "cartesian_site_positions", "latt
            "entalpic_fingerprint"]
 
 
-def lemat_row(row: Mapping[str, Any], compute_fingerprint: bool = False) -> dict[str, Any]:
+def lemat_row(row: Mapping[str, Any], compute_fingerprint: bool = False) -> ReferenceRow:
     """One reference row from one LeMat-Bulk row (fractional coordinates, pymatgen formula)."""
     from pymatgen.core.composition import Composition
 
@@ -49,7 +49,7 @@ def lemat_row(row: Mapping[str, Any], compute_fingerprint: bool = False) -> dict
             fp = F.bawl_fingerprint(row_structure(lattice.reshape(-1), species, frac.reshape(-1)))
         except Exception:  # noqa: BLE001 - a row whose fingerprint fails is stored without one
             fp = None
-    return {"id": str(row["immutable_id"]), "reduced_formula": comp.reduced_formula,
+    return {"id": str(row["immutable_id"]), "reduced_formula": str(comp.reduced_formula),
             "formula": comp.formula.replace(" ", ""), "fingerprint": fp, "nsites": len(species),
             "prim_nsites": None, "lattice": lattice.reshape(-1).tolist(), "species": species,
             "frac_coords": frac.reshape(-1).tolist()}

@@ -17,7 +17,7 @@ from evaluator.cli.common import StageBars, bar, fail
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from evaluator.identity.built_reference import build_from_cifs
+    from evaluator.build.reference_from_cifs import build_from_cifs
 
     progress = StageBars()
     try:
