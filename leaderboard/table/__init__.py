@@ -7,10 +7,4 @@
 - ``view``: the displayed table (``build_view``);
 - ``styling``: family colours, cell tints, the legend;
 - ``cache``: the TTL cache of the store's results table.
-
-``CachedResults`` is re-exported here for ``leaderboard.ui.shared_state``.
 """
-
-from leaderboard.table.cache import CachedResults
-
-__all__ = ["CachedResults"]

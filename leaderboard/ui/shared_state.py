@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from leaderboard.table import CachedResults
+from leaderboard.table.cache import CachedResults
 
 LOCAL_USER_ENV = "GENBENCH_LOCAL_USER"
 DEFAULT_LOCAL_USER = "local-user"
