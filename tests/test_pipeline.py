@@ -228,3 +228,29 @@ def test_summary_has_bootstrap_intervals_reproducible_from_the_table(toy_familie
     write_evaluation(ev, tmp_path)
     again, _ = bootstrap_intervals(read_table(tmp_path), read_summary(tmp_path)["metrics"])
     assert again == read_summary(tmp_path)["uncertainty"]
+
+
+def test_pipeline_families_are_the_catalogue_in_the_same_order():
+    from evaluator import catalogue
+
+    assert tuple(f.name for f in pipeline.FAMILIES) == catalogue.FAMILIES
+    assert tuple(f.metrics for f in pipeline.FAMILIES) == catalogue.CATALOGUE
+
+
+def test_the_reference_comes_from_the_injected_loader():
+    from evaluator.context import EvalContext
+    from evaluator.data import DataDir
+
+    table, structures = pipeline.build_table([Item("a", rocksalt())])
+    bare = EvalContext(table, structures, EvalConfig(), DataDir())
+    with pytest.raises(RuntimeError, match="no reference loader"):
+        _ = bare.reference
+    assert bare.loaded_reference is None
+    calls = []
+    ctx = EvalContext(table, structures, EvalConfig(), DataDir(),
+                      reference_loader=lambda: calls.append(1) or "the reference")
+    assert ctx.reference == ctx.reference == "the reference" and calls == [1]  # loaded once
+    assert ctx.loaded_reference == "the reference"
+    # a context built without a loader, run through the pipeline, gets the usual one
+    pipeline.run_families(bare, ["novelty"])
+    assert bare.loaded_reference is not None and bare.loaded_reference.id == "mp20"

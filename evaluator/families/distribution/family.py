@@ -225,7 +225,7 @@ def _frechet(result: FamilyResult, ctx: EvalContext, options: DistributionOption
     errors = pd.Series([None] * len(index), index=index, dtype=object)
     name = f"frechet_{ctx.config.mlip}"
     if not options.fd:
-        result.absent(name, "Fréchet distance disabled (options.fd = False)")
+        result.absent(name, "Fréchet distance disabled (option distribution.fd = false)")
         return errors
     if len(index) < 2:
         result.absent(name, "needs at least 2 valid structures for a covariance")
