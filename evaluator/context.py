@@ -2,7 +2,9 @@
 
 The context loads nothing itself: the run's reference comes from a loader the caller
 injects (``evaluator.pipeline.reference_loader`` builds the usual one), so this module
-stays below ``evaluator.reference`` in the layers.
+stays below ``evaluator.reference`` in the layers and does not import it, not even for
+the type: a family that uses the reference names its type
+(``reference: Reference = ctx.reference``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -22,8 +24,6 @@ from evaluator.progress import Progress, no_progress
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
 
-    from evaluator.reference import Reference
-
 T = TypeVar("T")
 
 
@@ -33,9 +33,10 @@ class EvalContext:
     table: one row per submitted structure, indexed 0..n-1 in upload order.
     structures: the parsed pymatgen Structure of each row (None where parsing failed).
     work_dir: where families may keep checkpoints (None = no checkpointing).
-    reference_loader: returns the run's reference (``config.reference``); called once,
-        on first use of ``reference``. ``evaluator.pipeline`` supplies the usual one when
-        a context built without it is run through the pipeline.
+    reference_loader: returns the run's reference (an ``evaluator.reference.Reference``
+        for ``config.reference``); called once, on first use of ``reference``.
+        ``evaluator.pipeline`` supplies the usual one when a context built without it is
+        run through the pipeline.
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class EvalContext:
         data: DataDir,
         work_dir: Path | None = None,
         progress: Progress = no_progress,
-        reference_loader: Callable[[], Reference] | None = None,
+        reference_loader: Callable[[], Any] | None = None,
     ):
         self.table = table
         self.structures = structures
@@ -84,8 +85,9 @@ class EvalContext:
         return counted(name, count, self.n_submitted, self.n_valid)
 
     @cached_property
-    def reference(self) -> Reference:
-        """The run's reference, loaded once by ``reference_loader``."""
+    def reference(self) -> Any:
+        """The run's reference (``evaluator.reference.Reference``), loaded once by
+        ``reference_loader``."""
         if self.reference_loader is None:
             raise RuntimeError("this EvalContext has no reference loader: pass reference_loader= "
                                "(evaluator.pipeline.reference_loader(config, data)) or run it "
@@ -93,10 +95,9 @@ class EvalContext:
         return self.reference_loader()
 
     @property
-    def loaded_reference(self) -> Reference | None:
+    def loaded_reference(self) -> Any:
         """The reference if a family has loaded it, else None (loads nothing)."""
-        loaded: Reference | None = self.__dict__.get("reference")
-        return loaded
+        return self.__dict__.get("reference")
 
     def checkpoint_dir(self, family: str) -> Path | None:
         if self.work_dir is None:
