@@ -36,6 +36,8 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from evaluator.catalogue import FAMILIES
+
 STALL_WARN_ENV = "GENBENCH_STALL_WARN_S"
 STALL_TIMEOUT_ENV = "GENBENCH_STALL_TIMEOUT"  # the worker's watchdog (leaderboard.worker, default 600 s)
 DEFAULT_STALL_TIMEOUT_S = 600.0
@@ -218,12 +220,8 @@ def history_rates(jobs: Iterable, limit: int = HISTORY_JOBS) -> tuple[dict[str, 
 
 # ------------------------------------------------------------------ stage order
 def _family_order() -> list[str]:
-    try:
-        from evaluator.pipeline import FAMILIES
-
-        return ["ingest", *FAMILIES]
-    except Exception:  # noqa: BLE001 - order unknown: every stage counts as still to come
-        return ["ingest"]
+    """Stage names in the order a job runs them: ingest, then the families in pipeline order."""
+    return ["ingest", *FAMILIES]
 
 
 def stage_key(stage: str, order: list[str] | None = None) -> tuple[int, int] | None:

@@ -236,3 +236,12 @@ def test_example_is_the_base_models_unconditional_samples(data, tmp_path):
     check = inspect_upload([str(path)])
     assert check.n_items == check.n_parsed == 21
     assert EXAMPLE_META["task"] == "unconditional" and "base model" in EXAMPLE_META["model_name"]
+
+
+def test_stages_follow_the_pipeline_order() -> None:
+    from leaderboard.eta import is_later, stage_key
+
+    assert stage_key("ingest") == (0, 0)
+    assert stage_key("validity") < stage_key("novelty: match") < stage_key("stability: relax") < stage_key("hhi")
+    assert stage_key("starting") is None
+    assert is_later("sun", "stability: relax") and not is_later("validity", "stability: relax")
