@@ -24,7 +24,7 @@ them. The label of a class is its lowest index (the first occurrence).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
@@ -180,3 +180,37 @@ def duplicate_groups(labels: Sequence[int], index: Sequence[int] | None = None) 
     for pos, lab in enumerate(labels):
         groups[lab].append(index[pos])
     return [sorted(g) for _, g in sorted(groups.items()) if len(g) > 1]
+
+
+def row_classes(
+    rows: Sequence[int],
+    structure_of: Callable[[int], Structure | None],
+    track: Callable[[Sequence[int]], Iterable[int]] = iter,
+) -> tuple[dict[int, int], dict[int, str], MatchStats]:
+    """Equivalence classes of table rows: ({row: its class's first row in ``rows`` order},
+    {row: why it belongs to no class}, matcher stats).
+
+    A row without a structure, or one the matcher cannot reduce (primitive/Niggli), is
+    in no class and gets a reason; it never stops the others. ``track`` wraps the
+    iteration over ``rows`` (progress reporting).
+    """
+    matcher = make_matcher()
+    reduced: dict[int, Structure] = {}
+    failed: dict[int, str] = {}
+    keep: list[int] = []
+    kept: list[Structure] = []
+    for row in track(rows):
+        structure = structure_of(row)
+        if structure is None:
+            failed[row] = "no parsed structure"
+            continue
+        try:
+            reduced[len(keep)] = reduce_structure(structure, matcher)
+        except Exception as exc:  # noqa: BLE001 - recorded per structure, never fatal
+            failed[row] = f"primitive/Niggli reduction failed: {type(exc).__name__}: {exc}"[:300]
+            continue
+        keep.append(row)
+        kept.append(structure)
+    stats: MatchStats = {}
+    labels = equivalence_classes(kept, stats=stats, reduced=reduced)
+    return {row: keep[lab] for row, lab in zip(keep, labels)}, failed, stats

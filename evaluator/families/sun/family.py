@@ -36,7 +36,6 @@ from evaluator.families.sun.metrics import METRICS
 from evaluator.identity import matcher as M
 
 if TYPE_CHECKING:
-    from pymatgen.core.structure import Structure
 
     from evaluator.reference.hull import HullReference
 
@@ -57,24 +56,12 @@ def _representatives(ctx: EvalContext, members: list[int], stats: dict[str, int]
     """
     if len(members) < 2:
         return list(members)
-    matcher = M.make_matcher()
-    reduced: dict[int, Structure] = {}
-    kept: list[int] = []
-    structures: list[Structure] = []
-    for row in ctx.track(members, "sun: reduce"):
-        try:
-            structure = ctx.structure(row)
-            reduced[len(kept)] = M.reduce_structure(structure, matcher)
-        except Exception as exc:  # noqa: BLE001 - recorded per structure, never fatal
-            failed[row] = f"primitive/Niggli reduction failed: {type(exc).__name__}: {exc}"[:300]
-            continue
-        kept.append(row)
-        structures.append(structure)
-    st: dict[str, int] = {}
-    labels = M.equivalence_classes(structures, stats=st, reduced=reduced)
+    rep, why, st = M.row_classes(members, lambda row: ctx.structures[row],
+                                 lambda rows: ctx.track(rows, "sun: reduce"))
+    failed.update(why)
     for k, v in st.items():
         stats[k] = stats.get(k, 0) + v
-    return [row for pos, row in enumerate(kept) if labels[pos] == pos]
+    return [row for row in members if rep.get(row) == row]
 
 
 def count_sun(ctx: EvalContext, e_hull: pd.Series, novel: dict[int, bool | None], stats: dict[str, int],

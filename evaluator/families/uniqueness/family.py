@@ -20,34 +20,15 @@ from evaluator.families.uniqueness.metrics import METRICS
 from evaluator.identity import matcher as M
 
 if TYPE_CHECKING:
-    from pymatgen.core.structure import Structure
+    pass
 
 
 def classes_for(ctx: EvalContext, rows: list[int],
                 stage: str = "uniqueness") -> tuple[dict[int, int], dict[int, str], dict[str, int]]:
-    """Equivalence classes of table rows ``rows`` (which must have a parsed structure).
-
-    Returns ({row: representative row}, {row: failure reason}, stats).
-    """
-    matcher = M.make_matcher()
-    reduced: dict[int, Structure] = {}
-    failed: dict[int, str] = {}
-    keep: list[int] = []
-    kept: list[Structure] = []
-    for row in ctx.track(rows, f"{stage}: reduce"):
-        structure = ctx.structures[row]
-        if structure is None:
-            failed[row] = "no parsed structure"
-            continue
-        try:
-            reduced[len(keep)] = M.reduce_structure(structure, matcher)
-            keep.append(row)
-            kept.append(structure)
-        except Exception as exc:  # noqa: BLE001 - recorded per structure, never fatal
-            failed[row] = f"primitive/Niggli reduction failed: {type(exc).__name__}: {exc}"[:300]
-    stats: dict[str, int] = {}
-    labels = M.equivalence_classes(kept, stats=stats, reduced=reduced)
-    return {row: keep[lab] for row, lab in zip(keep, labels)}, failed, stats
+    """Equivalence classes of table rows ``rows``: ({row: representative row},
+    {row: failure reason}, stats); see ``matcher.row_classes``."""
+    return M.row_classes(rows, lambda row: ctx.structures[row],
+                         lambda rs: ctx.track(rs, f"{stage}: reduce"))
 
 
 def run(ctx: EvalContext, options: NoOptions) -> FamilyResult:
