@@ -21,7 +21,7 @@ import pandas as pd
 
 import evaluator
 from evaluator.families.base import COUNT_KEYS
-from evaluator.uncertainty import bootstrap_intervals
+from evaluator.uncertainty import BootstrapDescription, Interval, bootstrap_intervals
 from evaluator.uncertainty import describe as describe_uncertainty
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class SummaryProvenance(TypedDict):
     data_files: dict[str, str]  # {data-relative path: sha256}
     data_dir: str
     family: dict[str, dict[str, Any]]  # per-family provenance
-    uncertainty: dict[str, Any]  # method, n_resamples, seed, level
+    uncertainty: BootstrapDescription  # method, n_resamples, seed, level
     python: str
     platform: str
 
@@ -60,7 +60,7 @@ class Summary(TypedDict):
     n_valid: int | None
     n_evaluated: int | None
     metrics: dict[str, dict[str, Any]]
-    uncertainty: dict[str, dict[str, dict[str, float]]]  # block -> rate key -> {lo, hi}
+    uncertainty: dict[str, dict[str, Interval]]  # block -> rate key -> {lo, hi}
     missing: dict[str, dict[str, str]]
     failures: dict[str, dict[str, int]]  # "parse" or a family -> {reason: structures}
     provenance: SummaryProvenance
