@@ -12,13 +12,6 @@ from evaluator.identity.fingerprint_store import read_manifest
 from evaluator.identity.structure_index import StructureIndex
 from evaluator.reference import Reference
 
-# TEMPORARY (issue 14): the builder moved to evaluator.build.reference_from_cifs. Delete
-# this re-export (an import against the layers) once evaluator/cli/reference.py and
-# tests/test_reference.py import find_cifs / read_cif / build_from_cifs from there.
-from evaluator.build.reference_from_cifs import build_from_cifs as build_from_cifs
-from evaluator.build.reference_from_cifs import find_cifs as find_cifs
-from evaluator.build.reference_from_cifs import read_cif as read_cif
-
 
 def open_built_reference(path: str | Path, data: DataDir | None = None) -> Reference:
     """A reference folder made by ``python -m evaluator reference build`` (or ``lemat``).
