@@ -1,4 +1,7 @@
-"""Shared test set-up: single-threaded BLAS (2-core machines) and data paths."""
+"""Shared test set-up: single-threaded BLAS (2-core machines), data paths, and the app
+server fixtures (``tests/support/app_fixtures.py``: the UI tests and the hostile-upload
+endpoint test use them). Tests live in folders mirroring the packages; helper modules
+shared across folders are in ``tests/support`` (on pytest's pythonpath)."""
 
 import os
 
@@ -10,6 +13,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from evaluator.data import DataDir  # noqa: E402
+
+pytest_plugins = ["app_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from repo_paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO  # the repository root
 PACKAGES = ("evaluator", "leaderboard")
 SCIENCE = frozenset({"pymatgen", "ase", "spglib", "torch", "torch_sim", "chgnet", "mace",
                      "sevenn", "smact"})
