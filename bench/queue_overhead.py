@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "suppo
 
 
 def main(n: int = 10) -> None:
-    from conftest_leaderboard import META, hub_store, write_unique_files
+    from store_helpers import META, hub_store, write_unique_files
     from evaluator.config import EvalConfig
     from evaluator.data import DataDir
     from evaluator.pipeline import evaluate

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/uncertainty_speed.py [--n 2500] [--resamples 1000]
 
-The table is the synthetic one of tests/test_uncertainty.py (validity, uniqueness,
+The table is the synthetic one of tests/evaluator/test_uncertainty.py (validity, uniqueness,
 novelty, stability columns) plus SUN/MSUN flags for both geometries. Baseline, in the
 same run: the naive bootstrap (pandas ``sample(replace=True)`` per resample, recounting
 every rate with pandas), timed on 50 resamples and scaled to the requested number.

@@ -17,7 +17,7 @@ as its family defines it:
   Why not count the distinct classes present in each resample: resampling with
   replacement draws about 37 % of rows twice or more, and those copies are duplicates
   the model never generated. Distinct-class counts on resamples are biased low: on a
-  400-row table (``tests/test_uncertainty.py::synthetic``) with unique_frac_submitted =
+  400-row table (``tests/evaluator/test_uncertainty.py::synthetic``) with unique_frac_submitted =
   0.405 that recount gave the interval [0.333, 0.368], which misses the point estimate.
   The first-occurrence flags are the family's own per-structure decomposition of the
   count (the sum of the flags is the count), so their bootstrap is centred on it.

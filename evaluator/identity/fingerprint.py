@@ -22,7 +22,7 @@ Two ways to the same bonding graph (``graph=``):
 - ``"vectorised"`` (default): ``evaluator.identity.bonding_graph`` (one neighbour list for
   all sites, Hoppe's weights in numpy) and ``evaluator.identity.wl_hash``; fingerprints
   are identical to the reference path (``bench/fingerprint_parity.py`` checks every
-  structure of the shipped sets, ``tests/test_fingerprint_parity.py`` a fixed sample);
+  structure of the shipped sets, ``tests/evaluator/identity/test_fingerprint_parity.py`` a fixed sample);
 - ``"pymatgen"``: the reference, pymatgen's StructureGraph with EconNN and
   structuregraph-helpers' hasher, kept to compare against.
 

@@ -1,4 +1,5 @@
-"""Fixtures for the app tests (imported explicitly by tests/test_app*.py and test_browser*.py).
+"""Fixtures for the app tests: a pytest plugin registered by tests/conftest.py, used by
+tests/leaderboard/ui/ and the hostile-upload endpoint test.
 
 ``app_server``: the real Gradio app on 127.0.0.1 (free port) over a fresh local
 store, one per test session. ``start_worker``: a real ``python -m

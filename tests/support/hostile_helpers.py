@@ -1,4 +1,4 @@
-"""Generators of hostile uploads and a measured read, for tests/test_hostile_uploads.py.
+"""Generators of hostile uploads and a measured read, for tests/evaluator/ingest/test_hostile_uploads.py.
 
 Everything is built at test time in a temporary folder: no large file is committed.
 ``measured_read`` runs in a child process (evaluator.procpool imports it by name) so

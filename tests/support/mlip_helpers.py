@@ -51,7 +51,7 @@ def mp_sample_cifs(data, material_ids):
 SMALL_MP20 = ["mp-2", "mp-1487", "mp-20411", "mp-22924", "mp-348", "mp-11564", "mp-22704", "mp-22898"]
 
 
-# --- the conformance check every MLIP backend passes (tests/test_mlip_conformance.py) ---
+# --- the conformance check every MLIP backend passes (tests/evaluator/mlip/test_mlip_conformance.py) ---
 
 # (finite-difference step Å / strain, force tolerance eV/Å, stress tolerance eV/Å³, energy tolerance eV)
 # per dtype: float32 energies carry ~1e-6 relative round-off, so its differences need a larger step.

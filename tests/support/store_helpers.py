@@ -1,4 +1,4 @@
-"""Helpers for the leaderboard back-end tests (imported explicitly by tests/test_{schema,store,queue,worker}*.py)."""
+"""Helpers for the leaderboard back-end tests (store, queue, worker, lifecycle, schema) and bench/queue_overhead.py."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ empty model page, the reference's limits, number formatting, confidence interval
 candidate page and the comparison view.
 
 The app runs on its own store holding three finished submissions published in the
-evaluator's layout (tests/leaderboard_fixtures.py): Alpha and Beta with confidence
+evaluator's layout (tests/support/leaderboard_fixtures.py): Alpha and Beta with confidence
 intervals, reference coverage and candidate records, Gamma evaluated "before" those
 existed. Every request to another host is blocked (the page works offline).
 """
