@@ -9,6 +9,7 @@ options, before any work.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -154,7 +155,8 @@ def _merge(ctx: EvalContext, family: str, columns: pd.DataFrame) -> None:
 
 def run_families(ctx: EvalContext, families: list[str],
                  options: dict[str, object] | None = None) -> dict[str, dict[str, Any]]:
-    """Run ``families`` in order on ``ctx``; returns per-family metrics/missing/provenance/timings.
+    """Run ``families`` in order on ``ctx``; returns per-family metrics/missing/provenance/timings
+    and the effective options (defaults included) each family ran with.
 
     options: the typed options by family (``check_config``); a family without an entry
     gets its options from ``ctx.config``. A context built without a reference loader
@@ -164,12 +166,14 @@ def run_families(ctx: EvalContext, families: list[str],
         ctx.reference_loader = reference_loader(ctx.config, ctx.data)
     options = dict(options or {})
     by_name = families_by_name()
-    out: dict[str, dict[str, Any]] = {"metrics": {}, "missing": {}, "provenance": {}, "timings": {}}
+    out: dict[str, dict[str, Any]] = {"metrics": {}, "missing": {}, "provenance": {}, "timings": {},
+                                      "options": {}}
     for name in families:
         family = by_name[name]
         family_options = options[name] if name in options else family.options_from(ctx.config.options.get(name))
         t0 = time.perf_counter()
         ctx.progress(name, 0, 0)
+        out["options"][name] = dataclasses.asdict(family_options)  # type: ignore[arg-type]  # options are dataclasses
         result = family.run(ctx, family_options)
         _merge(ctx, name, result.columns)
         out["metrics"][name] = result.metrics

@@ -40,6 +40,7 @@ class SummaryProvenance(TypedDict):
     created_at: str  # ISO 8601, UTC
     families: list[str]
     config: dict[str, Any]  # EvalConfig.to_dict()
+    options: dict[str, dict[str, Any]]  # each family's effective options, defaults included
     reference: dict[str, Any] | None  # Reference.describe() when a family loaded one
     data_files: dict[str, str]  # {data-relative path: sha256}
     data_dir: str
@@ -167,6 +168,7 @@ def build_summary(ctx: EvalContext, families: list[str], results: Mapping[str, A
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "families": families,
             "config": ctx.config.to_dict(),
+            "options": dict(results.get("options", {})),
             "reference": reference,
             "data_files": ctx.data.provenance(),
             "data_dir": str(ctx.data.root),

@@ -254,3 +254,12 @@ def test_the_reference_comes_from_the_injected_loader():
     # a context built without a loader, run through the pipeline, gets the usual one
     pipeline.run_families(bare, ["novelty"])
     assert bare.loaded_reference is not None and bare.loaded_reference.id == "mp20"
+
+
+def test_provenance_records_each_familys_effective_options():
+    """Defaults included, so a result says every option it depended on."""
+    cfg = EvalConfig(families=["validity"], options={"validity": {"start_method": "spawn"}})
+    ev = pipeline.evaluate_items(items()[:1], cfg)
+    recorded = ev.summary["provenance"]["options"]
+    assert recorded == {"validity": {"workers": None, "start_method": "spawn"}}
+    assert json.loads(json.dumps(recorded)) == recorded
