@@ -2,9 +2,8 @@
 
 The context loads nothing itself: the run's reference comes from a loader the caller
 injects (``evaluator.pipeline.reference_loader`` builds the usual one), so this module
-stays below ``evaluator.reference`` in the layers and does not import it, not even for
-the type: a family that uses the reference names its type
-(``reference: Reference = ctx.reference``).
+stays below the reference registry in the layers; it names the ``Reference`` type only
+for the type checker.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
@@ -23,6 +22,8 @@ from evaluator.progress import Progress, no_progress
 
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
+
+    from evaluator.reference import Reference
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ class EvalContext:
         data: DataDir,
         work_dir: Path | None = None,
         progress: Progress = no_progress,
-        reference_loader: Callable[[], Any] | None = None,
+        reference_loader: Callable[[], Reference] | None = None,
     ):
         self.table = table
         self.structures = structures
@@ -85,9 +86,8 @@ class EvalContext:
         return counted(name, count, self.n_submitted, self.n_valid)
 
     @cached_property
-    def reference(self) -> Any:
-        """The run's reference (``evaluator.reference.Reference``), loaded once by
-        ``reference_loader``."""
+    def reference(self) -> Reference:
+        """The run's reference, loaded once by ``reference_loader``."""
         if self.reference_loader is None:
             raise RuntimeError("this EvalContext has no reference loader: pass reference_loader= "
                                "(evaluator.pipeline.reference_loader(config, data)) or run it "
@@ -95,7 +95,7 @@ class EvalContext:
         return self.reference_loader()
 
     @property
-    def loaded_reference(self) -> Any:
+    def loaded_reference(self) -> Reference | None:
         """The reference if a family has loaded it, else None (loads nothing)."""
         return self.__dict__.get("reference")
 

@@ -54,7 +54,6 @@ from evaluator.reference.coverage import beyond_reference_size
 if TYPE_CHECKING:
     from evaluator.identity.fingerprint_index import FingerprintIndex
     from evaluator.identity.structure_index import StructureIndex
-    from evaluator.reference import Reference
 
 COLUMNS = ["novelty_novel", "novelty_match_id", "novelty_fingerprint", "novelty_fingerprint_sorted",
            "novelty_fingerprint_hit", "novelty_novel_as_submitted", "novelty_status", "novelty_reason"]
@@ -183,7 +182,7 @@ def run(ctx: EvalContext, options: NoveltyOptions) -> FamilyResult:
 
     t0 = time.perf_counter()
     result = FamilyResult()
-    reference: Reference = ctx.reference
+    reference = ctx.reference
     index = reference.novelty
     rows = ctx.valid_index
     skipped = verdict_known_without_fingerprint(ctx, index, rows) if options.cheap_first else {}
