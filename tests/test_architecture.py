@@ -32,6 +32,23 @@ def project_modules() -> dict[str, Path]:
     return mods
 
 
+def names_of(node: ast.AST, package: list[str]) -> set[str]:
+    """The dotted names one import statement refers to (none for other nodes).
+
+    ``from a.b import c`` gives both ``a.b`` and ``a.b.c`` (``c`` may be a submodule);
+    relative imports are resolved against ``package``.
+    """
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if not isinstance(node, ast.ImportFrom):
+        return set()
+    base = node.module or ""
+    if node.level:
+        parent = package[:len(package) - node.level + 1]
+        base = ".".join(parent + ([base] if base else []))
+    return {base} | {f"{base}.{alias.name}" for alias in node.names if alias.name != "*"}
+
+
 def type_only_nodes(tree: ast.AST) -> set[int]:
     """ids of the statements inside ``if TYPE_CHECKING:`` blocks (never run)."""
     out: set[int] = set()
@@ -42,27 +59,15 @@ def type_only_nodes(tree: ast.AST) -> set[int]:
 
 
 def imported_names(module: str, path: Path, tree: ast.AST, type_only: bool = True) -> set[str]:
-    """Every dotted name an import statement anywhere in the module refers to
-    (``type_only=False``: not those in ``if TYPE_CHECKING:`` blocks).
-
-    ``from a.b import c`` gives both ``a.b`` and ``a.b.c`` (``c`` may be a submodule);
-    relative imports are resolved against the module's package.
-    """
+    """Every dotted name an import statement anywhere in the module refers to (see
+    ``names_of``); ``type_only=False``: not those in ``if TYPE_CHECKING:`` blocks."""
     out: set[str] = set()
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
     skip = set() if type_only else type_only_nodes(tree)
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
-        if isinstance(node, ast.Import):
-            out.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package[:len(package) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
-            out.add(base)
-            out.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+        out |= names_of(node, package)
     return out
 
 
@@ -177,16 +182,8 @@ def runtime_imports(module: str, path: Path) -> set[str]:
 
     def visit(body: list[ast.stmt]) -> None:
         for node in body:
-            if isinstance(node, ast.Import):
-                out.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    parent = package[:len(package) - node.level + 1]
-                    base = ".".join(parent + ([base] if base else []))
-                out.add(base)
-                out.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-            elif isinstance(node, ast.If):
+            out.update(names_of(node, package))
+            if isinstance(node, ast.If):
                 if "TYPE_CHECKING" not in ast.unparse(node.test):
                     visit(node.body)
                 visit(node.orelse)
