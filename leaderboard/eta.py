@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from evaluator.catalogue import FAMILIES
+from evaluator.mlip import default_mlip, resolve_device
 
 STALL_WARN_ENV = "GENBENCH_STALL_WARN_S"
 STALL_TIMEOUT_ENV = "GENBENCH_STALL_TIMEOUT"  # the worker's watchdog (leaderboard.worker, default 600 s)
@@ -87,15 +88,12 @@ def deployment_hardware(env: Mapping[str, str] | None = None) -> Hardware:
     if device == "auto":
         if "auto" not in _DEVICE_CACHE:
             try:
-                from evaluator.mlip import resolve_device
-
                 _DEVICE_CACHE["auto"] = resolve_device("auto")
             except Exception:  # noqa: BLE001 - no torch: the worker would run on the CPU
                 _DEVICE_CACHE["auto"] = "cpu"
         device = _DEVICE_CACHE["auto"]
     device = "cuda" if device.startswith("cuda") else "cpu"
     steps = env.get("GENBENCH_RELAX_STEPS")
-    from evaluator.mlip import default_mlip  # the worker's own rule: SevenNet on a GPU, CHGNet on CPU
 
     return Hardware(device, (env.get("GENBENCH_MLIP") or default_mlip(device)).lower(),
                     int(steps) if steps and steps.strip().isdigit() else 300)

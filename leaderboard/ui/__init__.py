@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from evaluator.config import IngestLimits
+from leaderboard.queue import FINISHED, get_job
 from leaderboard.ui import compare_tab, leaderboard_tab, model_tab, plots_tab, status_tab, submit_tab
 from leaderboard.ui.shared_state import AppContext, make_context
 
@@ -32,8 +34,6 @@ def theme() -> gr.themes.Base:
 def launch_kwargs() -> dict:
     """Arguments for ``Blocks.launch`` that belong to the app (theme, CSS, and an upload size
     limit equal to the ingestion limit, so Gradio refuses a bigger file before storing it)."""
-    from evaluator.config import IngestLimits
-
     return {"theme": theme(), "css": CSS, "footer_links": ["api"],
             "max_file_size": IngestLimits().max_upload_bytes}
 
@@ -71,8 +71,6 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
         def on_load(request: gr.Request, profile=None):
             """Identity, then the permalink ``?submission=<id>``: open its model page when
             finished, its status otherwise."""
-            from leaderboard.queue import FINISHED, get_job
-
             user = ctx.user(profile)
             sid = (dict(request.query_params).get("submission") or "").strip() if request else ""
             tab, pick, status_pick = gr.update(), gr.update(choices=model_tab.finished_choices(ctx)), None

@@ -11,6 +11,8 @@ from leaderboard import plots as P
 from leaderboard.table.measures import DEFAULT_SHOW, Measure, catalogue
 from leaderboard.table.metadata import meta_column, provenance_label, reference_note
 from leaderboard.table.view import ci_text, number_format
+from leaderboard.ui import model_tab as M
+from leaderboard.ui.model_tab import finished_choices
 from leaderboard.ui.shared_state import AppContext
 
 MAX_COMPARED = 3
@@ -68,8 +70,6 @@ def metric_table(res: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
 
 def figures(ctx: AppContext, ids: list[str]):
     """(E_hull overlay, element coverage) of the chosen submissions."""
-    from leaderboard.ui import model_tab as M
-
     names = _names(ctx.results.get(), ids)
     ehull, counts, totals = {}, {}, {}
     for i in ids:
@@ -87,8 +87,6 @@ def figures(ctx: AppContext, ids: list[str]):
 
 
 def build(ctx: AppContext) -> dict:
-    from leaderboard.ui.model_tab import finished_choices
-
     gr.Markdown(HELP)
     pick = gr.Dropdown(finished_choices(ctx), multiselect=True, max_choices=MAX_COMPARED,
                        label="Submissions to compare (2–3)", elem_id="compare-pick")

@@ -12,6 +12,7 @@ import time
 
 import pandas as pd
 
+from leaderboard.eta import measured_rate, seconds_since_progress, stall_timeout_s, stall_warn_s
 from leaderboard.store.layout import meta_path
 
 ACTIVE = ("PENDING", "RUNNING")
@@ -121,8 +122,6 @@ def fmt_rate(rate: float | None) -> str:
 
 def progress_text(job, now: float | None = None) -> tuple[str, str]:
     """(stage, 'done/total (pct)' and the running stage's measured rate when known) of a job."""
-    from leaderboard.eta import measured_rate
-
     p = field(job, "progress") or {}
     stage = str(p.get("stage") or "") if isinstance(p, dict) else ""
     done, total = (p.get("done"), p.get("total")) if isinstance(p, dict) else (None, None)
@@ -134,8 +133,6 @@ def progress_text(job, now: float | None = None) -> tuple[str, str]:
 
 def stalled_for(job, now: float | None = None, threshold_s: float | None = None) -> float | None:
     """Seconds without progress of a RUNNING job when past the stall-warning threshold, else None."""
-    from leaderboard.eta import seconds_since_progress, stall_warn_s
-
     if status_of(job) != "RUNNING":
         return None
     idle = seconds_since_progress(job, now or time.time())
@@ -250,15 +247,11 @@ def job_detail(job, position: int | None, store=None, *, now: float | None = Non
     for label, text in eta or []:
         lines.append(f"- **{label}:** {text}")
     if st == "RUNNING":
-        from leaderboard.eta import seconds_since_progress
-
         idle = seconds_since_progress(job, now)
         if idle is not None:
             lines.append(f"- **Last progress:** {fmt_duration(idle)} ago")
         stalled = stalled_for(job, now, stall_s)
         if stalled is not None:
-            from leaderboard.eta import stall_timeout_s
-
             lines.append(f"- **STALLED:** no progress for {fmt_duration(stalled)}. The worker's watchdog "
                          f"stops a job after {fmt_duration(stall_timeout_s())} without progress and retries "
                          "it (an infrastructure failure, up to the attempt limit).")

@@ -14,12 +14,18 @@ import pandas as pd
 
 from evaluator import export
 from evaluator.summary import UnsupportedSchema, check_schema, upgrade_row
+from leaderboard import candidate as C
 from leaderboard import plots as P
+from leaderboard.candidate import BEYOND_REFERENCE_COLUMN, SPARSE_CHEMSYS_COLUMN, candidate_rows, flags_text, parse
+from leaderboard.csv_safe import write_csv
+from leaderboard.queue import FINISHED, get_job
+from leaderboard.results import load_structures, load_summary
+from leaderboard.submission_meta import load_meta
 from leaderboard.table.measures import Measure, catalogue
 from leaderboard.table.metadata import coverage_sentence, meta_column, provenance_label
 from leaderboard.table.view import ci_text
-from leaderboard.ui.shared_state import AppContext
 from leaderboard.ui.jobs import md_link, md_text
+from leaderboard.ui.shared_state import AppContext
 
 N_CANDIDATES = 25
 HEADLINE_META = ("model_name", "model_version", "organisation", "training_set", "training_set_other", "task",
@@ -95,7 +101,6 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
                         first_column(df, (), ("spacegroup",)) or first_column(df, (), ("space_group",)))
             if c and c in sel.columns]
     out = sel[list(dict.fromkeys(cols))].head(n).reset_index(drop=True)
-    from leaderboard.candidate import BEYOND_REFERENCE_COLUMN, SPARSE_CHEMSYS_COLUMN
 
     for col, label in ((BEYOND_REFERENCE_COLUMN, "larger than any reference cell"),
                        (SPARSE_CHEMSYS_COLUMN, "sparse chemical system")):
@@ -259,8 +264,6 @@ _STRUCTURES: dict[tuple[int, str], pd.DataFrame | None] = {}
 
 def structures(ctx: AppContext, job_id: str) -> pd.DataFrame | None:
     """Per-structure results of a finished submission (a few kept in memory: results are write-once)."""
-    from leaderboard.results import load_structures
-
     key = (id(ctx.store), job_id)
     if key not in _STRUCTURES:
         _STRUCTURES[key] = load_structures(ctx.store, job_id)
@@ -296,16 +299,12 @@ _LB_FILES: dict[int, tuple[int, tuple[str, str]]] = {}  # id(ctx) -> (results lo
 
 def whole_table(res: pd.DataFrame, kind: str, folder: Path | None = None) -> str:
     if kind == "csv":
-        from leaderboard.csv_safe import write_csv
-
         return _write_tmp("leaderboard.csv", lambda p: write_csv(res, p), folder=folder)
     return _write_tmp("leaderboard.parquet", lambda p: res.to_parquet(p, index=False), folder=folder)
 
 
 def candidate_choices(df: pd.DataFrame | None) -> list[tuple[str, int]]:
     """(label, structure index) of every SUN/MSUN candidate with a stored record."""
-    from leaderboard.candidate import candidate_rows, flags_text, parse
-
     rows = candidate_rows(df)
     if rows.empty:
         return []
@@ -323,8 +322,6 @@ def candidate_choices(df: pd.DataFrame | None) -> list[tuple[str, int]]:
 
 
 def build(ctx: AppContext) -> dict:
-    from leaderboard import candidate as C
-
     gr.Markdown("### Downloads\nThe whole leaderboard (every metric column, one row per finished submission):")
     csv0, pq0 = _leaderboard_files(ctx)
     with gr.Row():
@@ -381,8 +378,6 @@ def build(ctx: AppContext) -> dict:
                 gr.update(value=C.phase_diagram_figure(rec), visible=True))
 
     def show(job_id):
-        from leaderboard.results import load_summary
-        from leaderboard.submission_meta import load_meta
 
         hidden = gr.update(visible=False)
         blank = ("", hidden, hidden, hidden, "", None, None, None, "", None, gr.update(choices=[], value=None),
@@ -390,7 +385,6 @@ def build(ctx: AppContext) -> dict:
         if not job_id:
             return (gr.update(value=EMPTY_TEXT if finished_choices(ctx) else NO_RESULTS_TEXT, visible=True),
                     gr.update(visible=False)) + blank
-        from leaderboard.queue import FINISHED, get_job
 
         job = get_job(ctx.store, job_id)
         summary = load_summary(ctx.store, job_id) if job is not None and job.status == FINISHED else None
@@ -409,7 +403,6 @@ def build(ctx: AppContext) -> dict:
         pq = csv = None
         if df is not None:
             pq = _write_tmp(f"{base}_structures.parquet", lambda p: df.to_parquet(p, index=False), reuse=True)
-            from leaderboard.csv_safe import write_csv
 
             csv = _write_tmp(f"{base}_structures.csv", lambda p: write_csv(df, p), reuse=True)
         sj = _write_tmp(f"{base}_summary.json",
@@ -441,8 +434,6 @@ def build(ctx: AppContext) -> dict:
                 figpd, job_id)
 
     def on_candidate(job_id, index):
-        from leaderboard.results import load_summary
-
         df = structures(ctx, job_id) if job_id else None
         summary = load_summary(ctx.store, job_id) if job_id else None
         return (cif_text(df, index), *candidate_page(df, index, summary))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from leaderboard.results import leaderboard_etag, load_results_table
+from leaderboard.store import Store, open_store
 from leaderboard.table.cache import CachedResults
 
 LOCAL_USER_ENV = "GENBENCH_LOCAL_USER"
@@ -42,14 +44,10 @@ class AppContext:
         self.results = CachedResults(self._load_results, ttl=self.ttl_s, fingerprint=self._fingerprint)
 
     def _load_results(self) -> pd.DataFrame:
-        from leaderboard.results import load_results_table
-
         return load_results_table(self.store)
 
     def _fingerprint(self) -> object:
         """Cheap token of the results table's state (its etag in the store)."""
-        from leaderboard.results import leaderboard_etag
-
         return leaderboard_etag(self.store)
 
     def user(self, profile=None) -> str | None:
@@ -61,8 +59,6 @@ class AppContext:
 
 def make_context(store=None, **kwargs) -> AppContext:
     """An AppContext on ``store`` (a Store, a URI, or None for $GENBENCH_STORE / ./state)."""
-    from leaderboard.store import Store, open_store
-
     if not isinstance(store, Store):
         store = open_store(store)
     return AppContext(store, **kwargs)

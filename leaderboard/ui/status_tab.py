@@ -8,7 +8,10 @@ import time
 import gradio as gr
 import pandas as pd
 
-from leaderboard.eta import Estimate, Estimator, fmt_estimate
+from leaderboard.eta import Estimate, Estimator, fmt_estimate, seconds_since_progress
+from leaderboard.queue import ACTIVE, PENDING, QueueError, get_job, list_jobs
+from leaderboard.submission_meta import load_meta
+from leaderboard.submissions import withdraw as do_withdraw
 from leaderboard.ui import jobs as J
 from leaderboard.ui.shared_state import AppContext
 
@@ -30,8 +33,6 @@ def remember_size(job_id: str, n_structures: int) -> None:
 
 def job_sizes(ctx: AppContext, jobs: list) -> dict[str, int | None]:
     """{job id: number of structures or None} for the active jobs among ``jobs``."""
-    from leaderboard.queue import ACTIVE
-    from leaderboard.submission_meta import load_meta
 
     for j in jobs:
         if j.status in ACTIVE and j.id not in _SIZES:
@@ -47,16 +48,12 @@ class Snapshot:
     """Every job read once, with what the estimates need."""
 
     def __init__(self, ctx: AppContext, now: float | None = None):
-        from leaderboard.queue import list_jobs
-
         self.now = now or time.time()
         self.jobs = list_jobs(ctx.store)
         self.estimator = Estimator.from_jobs(self.jobs)
         self.sizes = job_sizes(ctx, self.jobs)
 
     def position(self, job_id: str) -> int | None:
-        from leaderboard.queue import PENDING
-
         pending = [j.id for j in self.jobs if j.status == PENDING]
         return pending.index(job_id) + 1 if job_id in pending else None
 
@@ -86,8 +83,6 @@ class Snapshot:
             return ""
         job = next((j for j in self.jobs if j.id == job_id), None)
         if job is None:
-            from leaderboard.queue import get_job
-
             job = get_job(ctx.store, job_id)
         if job is None:
             return f"No submission with id {J.md_text(job_id)}."
@@ -106,8 +101,6 @@ def my_jobs(ctx: AppContext, user: str | None, snap: Snapshot | None = None) -> 
 
 def queue_rows(ctx: AppContext, snap: Snapshot | None = None) -> pd.DataFrame:
     """Everyone's pending and running submissions, in queue order (public)."""
-    from leaderboard.queue import ACTIVE
-
     snap = snap or Snapshot(ctx)
     df = snap.rows([j for j in snap.jobs if j.status in ACTIVE])
     return df.drop(columns=["Failure reason"]).iloc[::-1].reset_index(drop=True)
@@ -159,8 +152,6 @@ def build(ctx: AppContext, user_state) -> dict:
 
     def ask(user, job_id):
         """First click: say what withdrawing does and ask to confirm."""
-        from leaderboard.queue import get_job
-
         job = get_job(ctx.store, job_id) if job_id else None
         if job is None:
             return gr.Group(visible=False), "", "Choose a submission first."
@@ -180,8 +171,6 @@ def build(ctx: AppContext, user_state) -> dict:
 
     def withdraw(user, job_id):
         """Confirmed: withdraw, then redraw the table and the detail from the same read."""
-        from leaderboard.queue import QueueError
-        from leaderboard.submissions import withdraw as do_withdraw
 
         if not job_id:
             return (gr.Group(visible=False), *refresh(user, job_id, "Choose a submission first."))
@@ -202,8 +191,6 @@ def build(ctx: AppContext, user_state) -> dict:
         api_status_btn, api_withdraw_btn = gr.Button("status"), gr.Button("withdraw")
 
     def status_api(job_id):
-        from leaderboard.queue import get_job
-
         job = get_job(ctx.store, job_id)
         if job is None:
             return {"id": job_id, "status": None, "message": "no such submission"}
@@ -217,15 +204,12 @@ def build(ctx: AppContext, user_state) -> dict:
         out["history"] = d.get("history") or []
         out["estimates"] = {label: {"seconds": e.seconds, "text": e.text(), "basis": e.basis}
                             for label, e in snap.estimates(job)}
-        from leaderboard.eta import seconds_since_progress
 
         out["last_progress_s"] = seconds_since_progress(job, snap.now) if job.status == "RUNNING" else None
         out["stalled"] = J.stalled_for(job, snap.now) is not None
         return out
 
     def withdraw_api(job_id):
-        from leaderboard.queue import QueueError
-        from leaderboard.submissions import withdraw as do_withdraw
 
         if ctx.space:
             return {"ok": False, "message": "use the page (signed in) to withdraw on the Space"}

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import gradio as gr
 
+from evaluator.ingest import IngestError, inspect_upload
+from leaderboard.eta import fmt_estimate
 from leaderboard.example import EXAMPLE_META, build_example
-from leaderboard.ui.shared_state import AppContext
+from leaderboard.queue import queue_position
+from leaderboard.submissions import SubmissionError, submit
 from leaderboard.ui.forms import build_form
 from leaderboard.ui.jobs import md_text
+from leaderboard.ui.shared_state import AppContext
+from leaderboard.ui.status_tab import Snapshot, remember_size
 from leaderboard.uploads import discard_refused
 
 ACCEPTED_TEXT = ("CIF (one or many blocks), POSCAR/CONTCAR, extxyz/xyz, CSV/JSON/JSONL "
@@ -31,7 +36,6 @@ def inspect(paths: list[str]):
     submit button share one parse. Returns an UploadCheck or raises IngestError."""
     import os
 
-    from evaluator.ingest import IngestError, inspect_upload
 
     key = tuple((p, os.path.getsize(p), os.path.getmtime(p)) for p in paths)
     if key not in _CHECKS:
@@ -53,7 +57,6 @@ def check_files(files, ctx: AppContext | None = None) -> str:
     paths = _paths(files)
     if not paths:
         return ""
-    from evaluator.ingest import IngestError
 
     try:
         check = inspect(paths)
@@ -80,8 +83,6 @@ def check_files(files, ctx: AppContext | None = None) -> str:
 def upload_estimate(ctx: AppContext, n_structures: int, verb: str = "would start") -> str:
     """Markdown: how long ``n_structures`` parsed structures take to evaluate on this
     deployment, and the wait behind the submissions now in the queue."""
-    from leaderboard.eta import fmt_estimate
-    from leaderboard.ui.status_tab import Snapshot
 
     snap = Snapshot(ctx)
     est = snap.estimator.job(n_structures)
@@ -101,14 +102,12 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
     """Validate and enqueue; returns (markdown message, submission id or None)."""
     from pathlib import Path
 
-    from leaderboard.submissions import SubmissionError, submit
 
     if not user:
         return "**Please sign in with Hugging Face** first (top of the page).", None
     paths = _paths(files)
     if not paths:
         return "**Please upload at least one file.**", None
-    from evaluator.ingest import IngestError
 
     try:  # fast checks before enqueueing: format, size, count, parse errors
         check = inspect(paths)
@@ -124,9 +123,7 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
         job = submit(ctx.store, meta, [Path(p) for p in paths], user)
     except SubmissionError as exc:
         return f"**Submission refused:** {md_text(exc)}", None
-    from leaderboard.queue import queue_position
 
-    from leaderboard.ui.status_tab import remember_size
 
     remember_size(job.id, check.n_parsed)
     pos = queue_position(ctx.store, job.id)
