@@ -121,7 +121,7 @@ def default_workers() -> int:
     stays well under a minute in one process), while a process pool costs 1-4 s to
     start and, with forkserver/spawn, re-imports the caller's ``__main__`` script
     (unsafe for unguarded scripts such as some app.py files). Set the
-    ``validity_workers`` option for large uploads on idle multi-core machines.
+    ``validity.workers`` option for large uploads on idle multi-core machines.
     """
     return 1
 
