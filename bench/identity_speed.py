@@ -107,7 +107,7 @@ def main() -> None:
     print(f"speed-up uniqueness: {t_naive / t_ours:.0f}x")
 
     # ---- fingerprints (shared by both novelty modes) ----------------------------------
-    from evaluator.identity.cache import cached_fingerprints
+    from evaluator.identity.fingerprint_cache import cached_fingerprints
 
     t = time.perf_counter()
     fps, _ = cached_fingerprints(structures, processes=args.processes)

@@ -26,7 +26,7 @@ from novelty_speed import PeakRSS, read_mp_sample
 from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
 from evaluator.data import DataDir
-from evaluator.identity import cache as fp_cache
+from evaluator.identity import fingerprint_cache as fp_cache
 from evaluator.ingest.types import Item
 from evaluator.pipeline import build_table, resolve_families, run_families
 

@@ -39,7 +39,7 @@ import pandas as pd
 from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
 from evaluator.data import DataDir
-from evaluator.identity import cache as fp_cache
+from evaluator.identity import fingerprint_cache as fp_cache
 from evaluator.ingest.types import Item
 from evaluator.pipeline import build_table, run_families
 

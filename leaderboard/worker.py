@@ -59,7 +59,7 @@ from evaluator.config import EvalConfig, build_config
 from evaluator.procpool import die_with_parent
 from evaluator.progress import ProgressUpdate
 from leaderboard.evalproc import Done, EvalProcess, Failed, UserError
-from leaderboard.progress import ProgressTracker
+from leaderboard.job_progress import ProgressTracker
 from leaderboard.queue import (INFRASTRUCTURE, USER_ERROR, Job, LeaseLost, claim, fail, get_job,
                                heartbeat, release)
 from leaderboard.store import Store, open_store

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from evaluator.identity import fingerprint as F
 from evaluator.identity import matcher as M
-from evaluator.identity.cache import cached_fingerprints
+from evaluator.identity.fingerprint_cache import cached_fingerprints
 from evaluator.identity.fingerprint_store import Manifest, ReferenceWriter, structure_row
 from evaluator.progress import Progress
 

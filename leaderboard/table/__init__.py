@@ -6,5 +6,5 @@
 - ``ranking``: filters and ranking;
 - ``view``: the displayed table (``build_view``);
 - ``styling``: family colours, cell tints, the legend;
-- ``cache``: the TTL cache of the store's results table.
+- ``results_cache``: the TTL cache of the store's results table.
 """

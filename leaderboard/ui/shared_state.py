@@ -9,7 +9,7 @@ import pandas as pd
 
 from leaderboard.results import leaderboard_etag, load_results_table
 from leaderboard.store import Store, open_store
-from leaderboard.table.cache import CachedResults
+from leaderboard.table.results_cache import CachedResults
 
 LOCAL_USER_ENV = "GENBENCH_LOCAL_USER"
 DEFAULT_LOCAL_USER = "local-user"

@@ -316,7 +316,7 @@ def test_serve_does_not_restart_a_worker_that_refused_its_configuration(tmp_path
 
 def test_progress_tracker_rates_and_times():
     """The progress document and per-stage rates, on a fake monotonic clock."""
-    from leaderboard.progress import ProgressTracker
+    from leaderboard.job_progress import ProgressTracker
 
     t = [100.0]
     p = ProgressTracker(clock=lambda: t[0])

@@ -48,7 +48,7 @@ from evaluator.context import EvalContext
 from evaluator.families.base import Family, FamilyResult
 from evaluator.families.novelty.metrics import METRICS
 from evaluator.identity import fingerprint as F
-from evaluator.identity.cache import cached_fingerprints
+from evaluator.identity.fingerprint_cache import cached_fingerprints
 from evaluator.reference.coverage import beyond_reference_size
 
 if TYPE_CHECKING:

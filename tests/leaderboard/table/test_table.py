@@ -16,7 +16,7 @@ import pytest
 from evaluator import catalogue as C
 from evaluator.summary import UnsupportedSchema, check_schema
 from leaderboard.results import for_display
-from leaderboard.table.cache import CachedResults
+from leaderboard.table.results_cache import CachedResults
 from leaderboard.table.measures import measures_of
 from leaderboard.table.metadata import provenance_label, reference_note
 from leaderboard.table.ranking import choices
