@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import pandas as pd
@@ -117,14 +120,51 @@ class Family(Generic[OptionsT]):
     description: str = ""
 
     def options_from(self, values: Mapping[str, Any] | None = None) -> OptionsT:
-        """The options dataclass from ``values``; unknown keys raise ValueError."""
+        """The options dataclass from ``values``. ValueError for an unknown key or for a
+        value that does not match its field's annotation (``bool``, ``int`` — a bool is
+        not a whole number —, ``float``, ``str``, ``Path``, ``None``, ``Literal[...]``
+        and unions of them); the dataclass's ``__post_init__`` then checks ranges."""
         values = dict(values or {})
+        hints = typing.get_type_hints(self.options)
         known = {f.name for f in dataclasses.fields(self.options)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for family {self.name!r}; "
                              f"its options are {sorted(known) or 'none'}")
+        for name, value in values.items():
+            if not _matches(value, hints[name]):
+                raise ValueError(f"{self.name}.{name} must be {_describe(hints[name])}, got {value!r}")
         return self.options(**values)
+
+
+def _matches(value: object, hint: Any) -> bool:
+    """Whether an option value (JSON-like) has the annotated type."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if origin is Literal:
+        return any(value == arg and type(value) is type(arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # an annotation this check does not know: the dataclass checks it
+
+
+def _describe(hint: Any) -> str:
+    """An annotation in words, for the error message."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in typing.get_args(hint))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(hint))
+    words = {bool: "true or false", int: "a whole number", float: "a number", str: "a text",
+             Path: "a path", type(None): "null"}
+    return words.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 @dataclass

@@ -115,6 +115,7 @@ def test_an_unknown_family_in_options_is_an_error():
     ("novelty", {"identity_processes": 0}, "novelty.identity_processes"),
     ("novelty", {"fingerprint_graph": "fast"}, "novelty.fingerprint_graph"),
     ("validity", {"workers": 1.5}, "validity.workers"),
+    ("validity", {"workers": True}, "validity.workers must be a whole number or null"),
     ("validity", {"start_method": "fork"}, "validity.start_method"),
     ("distribution", {"fd": 0}, "distribution.fd"),
     ("distribution", {"fd_min_structures": "3"}, "distribution.fd_min_structures"),

@@ -40,7 +40,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -62,7 +62,6 @@ NA = pd.NA
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_PROCESSES = 1  # see the README: a second worker does not pay off once vectorised
-GRAPHS = ("vectorised", "pymatgen")
 SKIPPED_BY_FORMULA = "fingerprint not needed: no reference fingerprint has this cell formula"
 SKIPPED_BY_REDUCED_FORMULA = "fingerprint not needed: no reference structure has this reduced formula"
 
@@ -77,21 +76,14 @@ class NoveltyOptions:
     cheap_first: bool = True
     fingerprint_timeout_s: float | None = DEFAULT_TIMEOUT_S
     identity_processes: int = DEFAULT_PROCESSES
-    fingerprint_graph: str = "vectorised"
+    fingerprint_graph: Literal["vectorised", "pymatgen"] = "vectorised"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.cheap_first, bool):
-            raise ValueError(f"novelty.cheap_first must be true or false, got {self.cheap_first!r}")
         t = self.fingerprint_timeout_s
-        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not t >= 0):
-            raise ValueError(f"novelty.fingerprint_timeout_s must be a number of seconds >= 0 "
-                             f"(null or 0: unbounded), got {t!r}")
-        p = self.identity_processes
-        if isinstance(p, bool) or not isinstance(p, int) or p < 1:
-            raise ValueError(f"novelty.identity_processes must be a whole number >= 1, got {p!r}")
-        if self.fingerprint_graph not in GRAPHS:
-            raise ValueError(f"novelty.fingerprint_graph must be one of {list(GRAPHS)}, "
-                             f"got {self.fingerprint_graph!r}")
+        if t is not None and not t >= 0:
+            raise ValueError(f"novelty.fingerprint_timeout_s must be >= 0 s (null or 0: unbounded), got {t!r}")
+        if self.identity_processes < 1:
+            raise ValueError(f"novelty.identity_processes must be >= 1, got {self.identity_processes!r}")
 
 
 def fingerprint_settings(options: NoveltyOptions) -> dict[str, Any]:

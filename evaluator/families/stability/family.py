@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ import pandas as pd
 from evaluator.context import EvalContext
 from evaluator.families.base import Family, FamilyResult
 from evaluator.families.stability.metrics import METRICS
-from evaluator.families.stability.runner import RELAX_MODES, RelaxSettings
+from evaluator.families.stability.runner import RelaxMode, RelaxSettings
 
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
@@ -45,10 +45,6 @@ if TYPE_CHECKING:
 
 EHULL_TOL = 1e-9  # eV/atom: numerical noise allowed at the stability thresholds
 ENERGY_KEYS = ("energy_per_atom", "corrected_energy_per_atom", "formation_energy_per_atom", "e_above_hull")
-
-
-def _whole(x: object, minimum: int) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x >= minimum
 
 
 @dataclass(frozen=True)
@@ -65,28 +61,19 @@ class StabilityOptions:
     hull: str | None = None
     hull_file: str | Path | None = None
     hull_declared_compatible: bool = False
-    relax_mode: str = "auto"
-    relax_workers: int | str = "auto"
+    relax_mode: RelaxMode = "auto"
+    relax_workers: int | Literal["auto"] = "auto"
     relax_max_atoms: int = 4096
     mlip_energy_scale: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("hull", "mlip_energy_scale"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"stability.{name} must be a name (or null), got {value!r}")
-        if self.hull_file is not None and (not isinstance(self.hull_file, str | Path) or not str(self.hull_file)):
-            raise ValueError(f"stability.hull_file must be a path (or null), got {self.hull_file!r}")
-        if not isinstance(self.hull_declared_compatible, bool):
-            raise ValueError(f"stability.hull_declared_compatible must be true or false, "
-                             f"got {self.hull_declared_compatible!r}")
-        if self.relax_mode not in RELAX_MODES:
-            raise ValueError(f"stability.relax_mode must be one of {list(RELAX_MODES)}, got {self.relax_mode!r}")
-        if self.relax_workers != "auto" and not _whole(self.relax_workers, 1):
-            raise ValueError(f"stability.relax_workers must be a whole number >= 1 or \"auto\", "
-                             f"got {self.relax_workers!r}")
-        if not _whole(self.relax_max_atoms, 1):
-            raise ValueError(f"stability.relax_max_atoms must be a whole number >= 1, got {self.relax_max_atoms!r}")
+        for name in ("hull", "mlip_energy_scale", "hull_file"):
+            if getattr(self, name) is not None and not str(getattr(self, name)):
+                raise ValueError(f"stability.{name} must not be empty (null: the default)")
+        if self.relax_workers != "auto" and self.relax_workers < 1:
+            raise ValueError(f"stability.relax_workers must be >= 1 or \"auto\", got {self.relax_workers!r}")
+        if self.relax_max_atoms < 1:
+            raise ValueError(f"stability.relax_max_atoms must be >= 1, got {self.relax_max_atoms!r}")
 
 
 def relax_settings(cfg: EvalConfig, options: StabilityOptions) -> RelaxSettings:

@@ -28,7 +28,7 @@ import os
 from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
 from evaluator.families.stability.checkpoint import Checkpoint, structure_key
 from evaluator.mlip.relax_result import RelaxResult
@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound=Hashable)  # the caller's row key
 POOL_POLL_S = 1.0  # seconds between progress re-calls while waiting on the pool
-RELAX_MODES = ("auto", "engine", "batched", "pool", "serial")
+RelaxMode = Literal["auto", "engine", "batched", "pool", "serial"]
+RELAX_MODES: tuple[str, ...] = get_args(RelaxMode)
 ENGINE_NAMES = {"engine": "torch-sim batched engine (evaluator.mlip.engine)",
                 "batched": "ASE FIRE lock-step batched (evaluator.mlip.relax.relax_batched)",
                 "pool": "ASE FIRE one at a time, process pool", "serial": "ASE FIRE one at a time"}

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
     from evaluator.families.validity.charge import OxiPriors
 
-START_METHODS = ("forkserver", "spawn")
 Track = Callable[[Iterable[dict[str, Any]], str, int], Iterator[dict[str, Any]]]
 
 
@@ -44,15 +43,11 @@ class ValidityOptions:
     start_method: how they start ("forkserver" or "spawn")."""
 
     workers: int | None = None
-    start_method: str = "forkserver"
+    start_method: Literal["forkserver", "spawn"] = "forkserver"
 
     def __post_init__(self) -> None:
-        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
-                                         or self.workers < 1):
-            raise ValueError(f"validity.workers must be a whole number >= 1 (or null), got {self.workers!r}")
-        if self.start_method not in START_METHODS:
-            raise ValueError(f"validity.start_method must be one of {list(START_METHODS)}, "
-                             f"got {self.start_method!r}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"validity.workers must be >= 1 (or null), got {self.workers!r}")
 
 COLUMNS = ("valid", "charge_neutral", "charge_step", "charge_detail", "distance_valid",
            "min_distance_ratio", "plausible", "spacegroup", "status", "reason")
