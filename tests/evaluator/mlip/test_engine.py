@@ -12,8 +12,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from mlip_helpers import build_tiny_mace, mp_sample_cifs
 
-pytestmark = pytest.mark.timeout(180)
-
 # SMALL_MP20 materials whose elements the tiny MACE knows (mp-2 is Pd: the "bad" one below)
 TINY_IDS = ["mp-2", "mp-1487", "mp-20411", "mp-22924", "mp-22898"]
 

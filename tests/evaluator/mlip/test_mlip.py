@@ -11,8 +11,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from mlip_helpers import build_tiny_mace
 
-pytestmark = pytest.mark.timeout(120)
-
 
 @pytest.fixture(scope="session")
 def torch_one_thread():

@@ -17,8 +17,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from mlip_helpers import build_tiny_mace, conformance_cells, validate_mlip
 
-pytestmark = pytest.mark.timeout(180)
-
 TINY_MACE = "<tiny random MACE>"
 # backend -> (model, dtype) cases; every registered backend needs at least one
 CASES = {
