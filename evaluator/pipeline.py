@@ -73,7 +73,7 @@ def resolve_families(selected: list[str] | None) -> list[str]:
     return [f for f in by_name if f in wanted]
 
 
-def check_config(config: EvalConfig) -> dict[str, object]:
+def check_config(config: EvalConfig) -> dict[str, Any]:
     """The typed options of every family ``config`` selects (with its dependencies),
     by family name, in pipeline order.
 
@@ -88,7 +88,7 @@ def check_config(config: EvalConfig) -> dict[str, object]:
     if unknown:
         raise ValueError(f"options given for unknown family(ies) {unknown}; "
                          f"families are {', '.join(by_name)}")
-    resolved: dict[str, object] = {}
+    resolved: dict[str, Any] = {}
     for family in FAMILIES:
         if family.name in config.options or family.name in names:
             try:
@@ -154,7 +154,7 @@ def _merge(ctx: EvalContext, family: str, columns: pd.DataFrame) -> None:
 
 
 def run_families(ctx: EvalContext, families: list[str],
-                 options: dict[str, object] | None = None) -> dict[str, dict[str, Any]]:
+                 options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Run ``families`` in order on ``ctx``; returns per-family metrics/missing/provenance/timings
     and the effective options (defaults included) each family ran with.
 
@@ -173,7 +173,7 @@ def run_families(ctx: EvalContext, families: list[str],
         family_options = options[name] if name in options else family.options_from(ctx.config.options.get(name))
         t0 = time.perf_counter()
         ctx.progress(name, 0, 0)
-        out["options"][name] = dataclasses.asdict(family_options)  # type: ignore[arg-type]  # options are dataclasses
+        out["options"][name] = dataclasses.asdict(family_options)
         result = family.run(ctx, family_options)
         _merge(ctx, name, result.columns)
         out["metrics"][name] = result.metrics
