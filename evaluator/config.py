@@ -16,7 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from evaluator.mlip import default_mlip  # imports torch only when it probes the device
+from evaluator.mlip import default_mlip
+
+# Named protocols (evaluator.protocol): the config values a service pins by name
+# (GENBENCH_PROTOCOL / build_config(protocol=...)); everything else keeps the defaults below.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"mlip": "sevenn", "mlip_model": None},  # SevenNet-l3i5 + MP2020 corrections, every device
+    "chgnet": {"mlip": "chgnet", "mlip_model": None},  # CHGNet 0.3.0 (trained on MP2020-corrected labels), opt-in
+}
+DEFAULT_PRESET = "default"
 
 
 @dataclass
@@ -44,13 +52,13 @@ class EvalConfig:
 
     options: family name -> {option name: value}, e.g. ``{"stability": {"relax_mode":
     "serial"}}``; each family turns its entry into its typed options dataclass.
-    mlip: backend name; ``None`` means the default for ``device`` (resolved by
-    ``build_config``: SevenNet on a GPU, CHGNet on CPU).
+    mlip: backend name (``build_config`` takes it from the named protocol, by default
+    SevenNet-l3i5 on every device).
     """
 
     families: list[str] | None = None  # None = all registered families
     reference: str = "mp20"  # reference id (registry name) or path to a built reference
-    mlip: str = "chgnet"  # build_config picks the device's default when none is given
+    mlip: str = "sevenn"  # SevenNet-l3i5 (evaluator.mlip.default_mlip), on CPU as on GPU
     mlip_model: str | None = None  # checkpoint path or foundation-model name
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "float32"
@@ -111,14 +119,16 @@ def build_config(
     relax_steps: int | None = None,
     options: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
     env: Mapping[str, str] | None = None,
+    protocol: str | None = None,
 ) -> EvalConfig:
     """The EvalConfig of one run: explicit values, else ``GENBENCH_<NAME>`` variables
     (``GENBENCH_FAMILIES``, ``_REFERENCE``, ``_MLIP``, ``_MLIP_MODEL``, ``_DEVICE``,
     ``_DTYPE``, ``_RELAX_STEPS``, ``_OPTIONS`` = a JSON object ``{family: {name: value}}``),
     else the EvalConfig defaults. ``options`` is a list of ``FAMILY.NAME=VALUE`` strings
-    or a mapping; it overrides ``GENBENCH_OPTIONS`` key by key. The MLIP defaults to the
-    device's (``evaluator.mlip.default_mlip``). Option names are checked by the pipeline
-    (``check_config``), not here.
+    or a mapping; it overrides ``GENBENCH_OPTIONS`` key by key. ``protocol`` (else
+    ``GENBENCH_PROTOCOL``, else ``default``) names the preset (``PRESETS``) the MLIP comes
+    from when none is given: SevenNet-l3i5 on every device, or ``chgnet``. Option names
+    are checked by the pipeline (``check_config``), not here.
     """
     env = os.environ if env is None else env
 
@@ -137,8 +147,13 @@ def build_config(
     steps = pick(relax_steps, "RELAX_STEPS")
     if steps is not None:
         cfg.relax_steps = int(steps)
-    cfg.mlip = pick(mlip, "MLIP") or default_mlip(cfg.device)
-    cfg.mlip_model = pick(mlip_model, "MLIP_MODEL") or cfg.mlip_model
+    named = pick(protocol, "PROTOCOL") or DEFAULT_PRESET
+    if named not in PRESETS:
+        raise ValueError(f"unknown protocol {named!r}: named protocols are {', '.join(PRESETS)}")
+    base = PRESETS[named]
+    chosen_mlip = pick(mlip, "MLIP")
+    cfg.mlip = chosen_mlip or base["mlip"] or default_mlip(cfg.device)
+    cfg.mlip_model = pick(mlip_model, "MLIP_MODEL") or (None if chosen_mlip else base["mlip_model"])
     try:
         from_env = json.loads(env.get(ENV_PREFIX + "OPTIONS") or "{}")
     except json.JSONDecodeError as exc:

@@ -23,18 +23,12 @@ from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
 from evaluator.data import DataDir
 from evaluator.families.base import Family
-from evaluator.families.distribution.family import FAMILY as DISTRIBUTION
-from evaluator.families.diversity.family import FAMILY as DIVERSITY
-from evaluator.families.hhi.family import FAMILY as HHI
-from evaluator.families.novelty.family import FAMILY as NOVELTY
-from evaluator.families.stability.family import FAMILY as STABILITY
-from evaluator.families.sun.family import FAMILY as SUN
-from evaluator.families.uniqueness.family import FAMILY as UNIQUENESS
-from evaluator.families.validity.family import FAMILY as VALIDITY
+from evaluator.families.registry import FAMILIES
 from evaluator.ingest import read_inputs
 from evaluator.ingest.checks import shorten
 from evaluator.ingest.types import IngestError, Item
 from evaluator.progress import Progress, no_progress
+from evaluator.protocol import execution_of, protocol_of
 from evaluator.reference import Reference
 from evaluator.reference.registry import load_reference
 from evaluator.summary import Summary, build_summary
@@ -42,9 +36,9 @@ from evaluator.summary import Summary, build_summary
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
 
-# Order matters: a family runs after those it requires.
-FAMILIES: tuple[Family[Any], ...] = (VALIDITY, UNIQUENESS, NOVELTY, STABILITY, SUN, DIVERSITY,
-                                     DISTRIBUTION, HHI)
+__all__ = ["FAMILIES", "Evaluation", "build_table", "check_config", "evaluate", "evaluate_items",
+           "families_by_name", "protocol_of", "reference_loader", "refuse_if_nothing_parsed", "resolve_families",
+           "run_families"]
 
 
 def families_by_name() -> dict[str, Family[Any]]:
@@ -199,6 +193,7 @@ def evaluate_items(
     config = config or EvalConfig()
     options = check_config(config)
     data = data or DataDir()
+    protocol = protocol_of(config, data)  # before any work: refuses missing weights or reference files
     families = list(options)
     t0 = time.perf_counter()
     table, structures = build_table(items)
@@ -208,7 +203,8 @@ def evaluate_items(
     if ingest_seconds is not None:
         results["timings"] = {"ingest": round(ingest_seconds, 3), **results["timings"]}
     results["timings"]["total"] = round(time.perf_counter() - t0 + (ingest_seconds or 0), 3)
-    return Evaluation(ctx.table, build_summary(ctx, families, results))
+    execution = execution_of(config, results["provenance"].get("stability"))
+    return Evaluation(ctx.table, build_summary(ctx, families, results, protocol.block(), execution))
 
 
 def refuse_if_nothing_parsed(items: list[Item], examples: int = 3) -> None:
@@ -232,6 +228,7 @@ def evaluate(
     ValueError for an unknown family or option (``check_config``) before reading anything."""
     config = config or EvalConfig()
     check_config(config)
+    protocol_of(config, data)  # missing weights or reference files: refused before reading anything
     t0 = time.perf_counter()
     items = read_inputs(inputs, config.limits, progress=progress)
     refuse_if_nothing_parsed(items)

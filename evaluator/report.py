@@ -17,7 +17,13 @@ def _fmt(value: object) -> str:
 def format_summary(summary: Mapping[str, Any]) -> str:
     """Counts, then one block per metric family (scalar metrics, with why a metric is
     missing), then the ten most common failure reasons of each stage."""
-    lines = [
+    lines = []
+    protocol = summary.get("protocol")
+    if isinstance(protocol, Mapping):
+        execution = summary.get("execution") or {}
+        lines.append(f"protocol {protocol.get('id')}: {protocol.get('label')}"
+                     f"   (device {execution.get('device') or '?'}, relax mode {execution.get('relax_mode') or '?'})")
+    lines += [
         f"submitted {summary['n_submitted']}  parsed {summary['n_parsed']}  "
         f"valid {_fmt(summary['n_valid'])}  evaluated {_fmt(summary['n_evaluated'])}",
     ]

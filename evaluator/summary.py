@@ -27,9 +27,10 @@ from evaluator.uncertainty import describe as describe_uncertainty
 if TYPE_CHECKING:
     from evaluator.context import EvalContext
 
-SCHEMA_VERSION = 1
-"""The version ``build_summary`` writes; bump it when the format changes."""
-SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})
+SCHEMA_VERSION = 2
+"""The version ``build_summary`` writes; bump it when the format changes (2: the ``protocol``
+and ``execution`` blocks)."""
+SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1, 2})
 """Versions a reader of this code understands (after ``upgrade_row``)."""
 
 
@@ -50,12 +51,22 @@ class SummaryProvenance(TypedDict):
     platform: str
 
 
+class ProtocolBlock(TypedDict):
+    """``summary["protocol"]`` (``evaluator.protocol``): everything the numbers depend on."""
+
+    id: str  # first 12 hex digits of the sha256 of the record's canonical JSON
+    label: str  # e.g. "SevenNet-l3i5 · MP-20 hull · FIRE fmax 0.02, 300 steps"
+    record: dict[str, Any]
+
+
 class Summary(TypedDict):
     """``summary.json``. ``metrics`` maps a block (a family, or one of its groups such as
     ``stability_unrelaxed``) to its values, as declared in ``evaluator.catalogue``;
     ``missing`` maps a block (or "summary", "uncertainty") to {key: why it is absent}."""
 
     schema_version: int
+    protocol: ProtocolBlock
+    execution: dict[str, Any]  # device, engine, batch size, processes: beside the protocol, not in it
     n_submitted: int
     n_parsed: int
     n_valid: int | None
@@ -123,9 +134,11 @@ def _reason_counts(table: pd.DataFrame, status_col: str, reason_col: str, failed
     return dict(Counter(table.loc[mask, reason_col].fillna("unknown")).most_common())
 
 
-def build_summary(ctx: EvalContext, families: list[str], results: Mapping[str, Any]) -> Summary:
+def build_summary(ctx: EvalContext, families: list[str], results: Mapping[str, Any],
+                  protocol: ProtocolBlock, execution: dict[str, Any]) -> Summary:
     """The summary of an evaluation whose families ``families`` ran on ``ctx`` and gave
-    ``results`` ({"metrics", "missing", "provenance", "timings"}, see ``pipeline.run_families``)."""
+    ``results`` ({"metrics", "missing", "provenance", "timings"}, see ``pipeline.run_families``),
+    under ``protocol`` (``evaluator.protocol``), executed as ``execution`` says."""
     table = ctx.table
     n_parsed = int(table["parse_ok"].sum())
     n_valid = int(table["validity_valid"].fillna(False).astype(bool).sum()) if "validity_valid" in table else None
@@ -152,6 +165,8 @@ def build_summary(ctx: EvalContext, families: list[str], results: Mapping[str, A
     parse_failures = Counter(table.loc[~table["parse_ok"], "parse_reason"].fillna("unknown"))
     return {
         "schema_version": SCHEMA_VERSION,
+        "protocol": protocol,
+        "execution": execution,
         "n_submitted": ctx.n_submitted,
         "n_parsed": n_parsed,
         "n_valid": n_valid,

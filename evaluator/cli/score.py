@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from evaluator.cli.common import StageBars, fail
-from evaluator.config import EvalConfig, build_config
+from evaluator.config import PRESETS, EvalConfig, build_config
 from evaluator.mlip import BACKENDS
 
 
@@ -24,7 +24,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     """The EvalConfig of the parsed flags (raises ValueError on a malformed option)."""
     return build_config(families=args.families, reference=args.reference, mlip=args.mlip,
                         mlip_model=args.mlip_model, device=args.device, dtype=args.dtype,
-                        relax_steps=args.relax_steps, options=args.option or ())
+                        relax_steps=args.relax_steps, options=args.option or (), protocol=args.protocol)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -70,8 +70,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                       "default $GENBENCH_FAMILIES or all)")
     p.add_argument("--reference", help=f"reference id or path to a built reference (default $GENBENCH_REFERENCE "
                                        f"or {d.reference})")
-    p.add_argument("--mlip", choices=BACKENDS, help="MLIP backend (default $GENBENCH_MLIP, else sevenn on a GPU "
-                                                    "and chgnet on CPU)")
+    p.add_argument("--protocol", choices=sorted(PRESETS),
+                   help="named protocol the MLIP comes from (default $GENBENCH_PROTOCOL or default: "
+                        "SevenNet-l3i5 with MP2020 corrections on every device; chgnet: CHGNet 0.3.0)")
+    p.add_argument("--mlip", choices=BACKENDS, help="MLIP backend (default $GENBENCH_MLIP, else the named "
+                                                    "protocol's: sevenn)")
     p.add_argument("--mlip-model", help="checkpoint path or foundation-model name for the MLIP")
     p.add_argument("--device", help=f"auto, cpu or cuda (default $GENBENCH_DEVICE or {d.device})")
     p.add_argument("--dtype", choices=["float32", "float64"], help=f"default $GENBENCH_DTYPE or {d.dtype}")

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "7net-l3i5"
 NAMES = ("7net-l3i5", "7net-0", "7net-0_22may2024")
+# the checkpoints inside the sevenn wheel (sevenn.util.pretrained_name_to_path, sevenn._const)
+_PRETRAINED = {"7net-l3i5": "pretrained_potentials/SevenNet_l3i5/checkpoint_l3i5.pth",
+               "7net-0": "pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth",
+               "7net-0_22may2024": "pretrained_potentials/SevenNet_0__22May2024/checkpoint_sevennet_0.pth"}
 
 
 def _import_sevenn() -> None:
@@ -41,11 +45,14 @@ def _checkpoint_path(model: str | None) -> tuple[str, str]:
         return f"file:{os.path.basename(model)}", os.path.abspath(model)
     if model.lower() not in NAMES:
         raise ValueError(f"unknown SevenNet model '{model}': use one of {list(NAMES)} or a checkpoint path")
-    _import_sevenn()
-    from sevenn.util import pretrained_name_to_path
+    # found without importing sevenn (which imports torch, e3nn and mace): the protocol of a
+    # run (evaluator.protocol) hashes the checkpoint in processes that never load a model
+    import importlib.util
 
-    path: str = pretrained_name_to_path(model)
-    return model.lower(), path
+    found = importlib.util.find_spec("sevenn")
+    if found is None or found.origin is None:
+        raise ValueError("SevenNet is not installed (pip install sevenn)")
+    return model.lower(), os.path.join(os.path.dirname(found.origin), _PRETRAINED[model.lower()])
 
 
 def _load_network(path: str) -> Any:
