@@ -125,6 +125,8 @@ class Job:
     history: list = field(default_factory=list)
     seq: int = 0  # submission order, assigned by create_job (0: created before sequencing)
     stage_rates: dict | None = None  # {stage: items/s}, set when FINISHED
+    protocol: str = ""  # id of the evaluation protocol it was queued under ("": before protocols, any)
+    source: str = ""  # a re-scoring job: the submission whose upload and metadata it scores again
 
     @property
     def order_key(self) -> tuple:
@@ -159,7 +161,7 @@ class CorruptDocument(ValueError):
     """A status document that is not a well-formed job document."""
 
 
-_STR = ("submitter", "model_name", "model_version", "file_sha256")
+_STR = ("submitter", "model_name", "model_version", "file_sha256", "protocol", "source")
 _OPT_STR = ("lease_owner", "hidden_from")
 _TIMES = ("created_at", "updated_at", "started_at", "finished_at", "lease_expires", "heartbeat",
           "not_before")
@@ -379,9 +381,13 @@ def update_job(store: Store, job_id: str, change: Callable[[Job], Job | None], *
     raise QueueError(f"could not update {job_id}: too much contention, try again")
 
 
-def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None = None) -> Job | None:
+def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None = None,
+          protocol: str | None = None) -> Job | None:
     """Atomically take the oldest runnable job: PENDING (past ``not_before``) or
     RUNNING with an expired lease. Returns the claimed job or None.
+
+    ``protocol``: the id of the protocol this worker produces; jobs queued under another
+    protocol are left for a worker that produces theirs (jobs without one are anyone's).
 
     A job whose lease expired after ``max_attempts`` attempts is FAILED
     (infrastructure) instead of being run again.
@@ -391,6 +397,8 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
         if job.status == PENDING and job.not_before and parse_time(job.not_before) > t:
             continue
         if job.status == RUNNING and not job.lease_expired:
+            continue
+        if protocol and job.protocol and job.protocol != protocol:
             continue
 
         def take(j: Job) -> Job | None:

@@ -6,8 +6,11 @@ if it dies, but not when it refused its configuration, e.g. a misspelled
 Gradio app on the same store. The worker stops (hands its job back to the queue,
 kills its evaluation) when this process ends, however it ends: SIGTERM/Ctrl-C are
 passed on, and the worker watches this process's pid (``GENBENCH_WORKER_PARENT_PID``)
-in case it is killed. Everything runs on the embedded default (CHGNet + MP-20
-reference, local ``./state`` store) and needs no network. Port: ``--port``, else
+in case it is killed. Everything runs on the embedded default protocol (SevenNet-l3i5
+with MP2020 corrections + MP-20 reference, on CPU as on GPU; ``GENBENCH_PROTOCOL=chgnet``
+pins CHGNet instead), local ``./state`` store, and needs no network. The app pins the
+protocol of the service's configuration (``GENBENCH_*``) and the worker is started with
+``--expect-protocol`` set to it, so a worker that cannot produce it refuses to start. Port: ``--port``, else
 ``GRADIO_SERVER_PORT``, else 7860; host: ``--host``, else ``GRADIO_SERVER_NAME``,
 else 127.0.0.1.
 """
@@ -27,8 +30,9 @@ RESTART_DELAY_S = 5.0
 class WorkerSupervisor:
     """Runs the worker subprocess and restarts it (after a pause) when it exits."""
 
-    def __init__(self, store: str, extra: list[str] | None = None):
-        self.cmd = [sys.executable, "-m", "leaderboard.worker", "--store", store, *(extra or [])]
+    def __init__(self, store: str, extra: list[str] | None = None, protocol: str | None = None):
+        pin = ["--expect-protocol", protocol] if protocol else []
+        self.cmd = [sys.executable, "-m", "leaderboard.worker", "--store", store, *pin, *(extra or [])]
         self.proc: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
@@ -101,9 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     # SIGTERM (process managers, `timeout`, Space shutdown) must also stop the worker:
     # turn it into SystemExit so the finally block below runs.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    worker = None if args.no_worker else WorkerSupervisor(store, args.worker_arg).start()
+    from leaderboard.ui.shared_state import make_context
+
+    ctx = make_context(store)
+    pinned = ctx.protocol  # the service's protocol: the app shows it, the worker must produce it
+    worker = None if args.no_worker else WorkerSupervisor(store, args.worker_arg,
+                                                          pinned.id if pinned else None).start()
     try:
-        demo = build_app(store=store)
+        demo = build_app(ctx)
         demo.queue(default_concurrency_limit=4)
         print(f"[serve] app on http://{host}:{port} (store {store})", flush=True)
         demo.launch(server_name=host, server_port=port, **launch_kwargs())

@@ -171,14 +171,15 @@ def _counts_for_rate(job: Job) -> bool:
 
 
 def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
-           policy: SubmissionPolicy | None = None) -> Job:
+           policy: SubmissionPolicy | None = None, protocol: str = "") -> Job:
     """Validate, deduplicate, rate-limit and enqueue one submission; returns its PENDING Job.
 
     ``submitter`` (the logged-in account) overrides any ``meta["submitter"]``;
     ``file_sha256`` is computed here. Raises SubmissionError for invalid
     metadata, a duplicate upload (same file hash by the same submitter, unless
     that one failed or was cancelled), too many submissions in the window, or
-    a refused upload (no file, too many/large files, unsafe file name).
+    a refused upload (no file, too many/large files, unsafe file name). ``protocol``: the id
+    of the protocol the service pins; the job carries it (only a worker producing it runs it).
     """
     policy = policy or SubmissionPolicy.from_env()
     problem = meta_type_problem(meta)
@@ -234,7 +235,7 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
 
     job = Job(id=new_job_id(), submitter=submitter, model_name=meta["model_name"],
               model_version=meta["model_version"], files=infos, file_sha256=meta["file_sha256"],
-              max_attempts=policy.max_attempts)
+              max_attempts=policy.max_attempts, protocol=protocol)
     writes = {meta_path(job.id): dumps(meta)}
     for p, info in zip(paths, infos):
         writes[upload_path(job.id, info["name"])] = p.read_bytes()
@@ -250,5 +251,5 @@ def withdraw(store: Store, job_id: str, user: str | None, *, admin: bool = False
 
 
 def file_paths(job: Job) -> list[str]:
-    """Store paths of the job's uploaded files."""
-    return [upload_path(job.id, f["name"]) for f in job.files]
+    """Store paths of the job's uploaded files (a re-scoring job's are its source submission's)."""
+    return [upload_path(job.source or job.id, f["name"]) for f in job.files]

@@ -36,6 +36,13 @@ GENBENCH_DTYPE, GENBENCH_REFERENCE, GENBENCH_OPTIONS (a JSON object
 key); also GENBENCH_DATA_DIR and GENBENCH_WORK_DIR. The configuration is checked
 (``evaluator.pipeline.check_config``) before the worker claims anything: an unknown
 family or option stops it with ``error: ...`` and exit status 2.
+
+Protocol (``evaluator.protocol``): at start the worker computes the protocol its
+configuration produces (hashing the MLIP checkpoint and the reference files). It refuses
+to start (exit status 2, a message naming both) when that fails (missing weights or
+data) or differs from the protocol the service pins (``--expect-protocol ID|NAME``, else
+``$GENBENCH_EXPECT_PROTOCOL``; ``leaderboard.serve`` passes its own). It claims only jobs
+queued under its protocol (or under none).
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evaluator.config import EvalConfig, build_config
+from evaluator.protocol import Protocol
 from evaluator.procpool import die_with_parent
 from evaluator.progress import ProgressUpdate
 from leaderboard.evalproc import Done, EvalProcess, Failed, UserError
@@ -72,6 +80,7 @@ STALL_TIMEOUT_S = 600.0  # no progress for this long: "stalled at <stage>", retr
 JOB_BUDGET_S = 86400.0  # wall-clock budget of one attempt: past it the job fails
 POLL_S = 0.25  # how often the supervising loop checks stop/stall/heartbeat
 PARENT_PID_VAR = "GENBENCH_WORKER_PARENT_PID"
+EXPECT_PROTOCOL_VAR = "GENBENCH_EXPECT_PROTOCOL"  # the protocol the service pins (leaderboard.serve sets it)
 CONFIG_ERROR = 2  # exit status of a worker that refused its configuration (leaderboard.serve does not restart it)
 
 
@@ -86,6 +95,45 @@ def check_config(config: EvalConfig) -> None:
     from evaluator.pipeline import check_config as check
 
     check(config)
+
+
+def check_protocol(config: EvalConfig, expected: str | None, data_dir: str | Path | None = None) -> Protocol:
+    """The protocol this worker produces; ValueError (naming both) when it cannot produce it
+    (missing weights or data) or when it is not ``expected`` (the pinned id, or a named protocol)."""
+    from evaluator.data import DataDir
+    from evaluator.protocol import ProtocolError, protocol_of
+
+    data = DataDir(data_dir)
+    pinned_id, pinned = _pinned(expected, data)
+    try:
+        own = protocol_of(config, data)
+    except ProtocolError as exc:
+        raise ValueError(f"this worker cannot produce {pinned or 'its protocol'}: {exc}") from None
+    if pinned_id is not None and own.id != pinned_id:
+        raise ValueError(f"the service pins {pinned}, but this worker's configuration produces protocol "
+                         f"{own.describe()} (mlip {config.mlip}, model {config.mlip_model or 'default'}, "
+                         f"dtype {config.dtype}, {config.relax_steps} relaxation steps); start it with the "
+                         "pinned protocol's settings")
+    return own
+
+
+def _pinned(expected: str | None, data: Any) -> tuple[str | None, str]:
+    """(id, description) of the pinned protocol ``expected`` (an id or a named protocol)."""
+    from evaluator.config import PRESETS
+    from evaluator.protocol import ProtocolError, protocol_of
+
+    if not expected:
+        return None, ""
+    for name in PRESETS:  # a named protocol, or the name of a pinned id
+        try:
+            p = protocol_of(build_config(env={}, protocol=name), data)
+        except ProtocolError as exc:
+            if expected == name:
+                raise ValueError(f"this worker cannot produce the pinned protocol {name!r}: {exc}") from None
+            continue
+        if expected in (name, p.id):
+            return p.id, f"protocol {p.describe()} (named {name!r})"
+    return expected, f"protocol {expected}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +163,10 @@ class Worker:
     in a child process (see ``leaderboard.evalproc``), so it must be a module-level function.
     config: the EvalConfig (default ``build_config()``: GENBENCH_* variables, then the
     defaults); checked here, so an unknown family or option raises ValueError.
+    expect_protocol: the protocol the service pins (id or named protocol; default
+    $GENBENCH_EXPECT_PROTOCOL, else none); ValueError when this worker cannot produce it
+    (``check_protocol``). ``self.protocol`` is what it produces; it claims only jobs queued
+    under it (or under none).
     """
 
     def __init__(self, store: Store, config: EvalConfig | None = None, *, worker_id: str | None = None,
@@ -124,10 +176,11 @@ class Worker:
                  max_attempts: int | None = None, drain: bool = False, keep_work: bool = False,
                  evaluate: Callable[..., Any] | None = None, stall_timeout_s: float | None = None,
                  job_budget_s: float | None = None,
-                 start_method: str = "forkserver"):
+                 start_method: str = "forkserver", expect_protocol: str | None = None):
         env = os.environ
         self.config = config if config is not None else build_config()
         check_config(self.config)
+        self.protocol = check_protocol(self.config, expect_protocol or env.get(EXPECT_PROTOCOL_VAR), data_dir)
         self.store = store
         self.worker_id = worker_id or default_worker_id()
         self.work_root = Path(work_root or env.get("GENBENCH_WORK_DIR") or DEFAULT_WORK_DIR)
@@ -187,7 +240,7 @@ class Worker:
 
     def run_one(self) -> Job | None:
         """Claim one job and process it; returns its final document or None if idle."""
-        job = claim(self.store, self.worker_id, self.lease_s, self.max_attempts)
+        job = claim(self.store, self.worker_id, self.lease_s, self.max_attempts, self.protocol.id)
         if job is None:
             return None
         log.info("%s: claimed %s (attempt %d)", self.worker_id, job.id, job.attempts)
@@ -392,7 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("evaluator (defaults from GENBENCH_* variables)")
     g.add_argument("--families", help="comma-separated families (default: all)")
     g.add_argument("--relax-steps", type=int, help="FIRE step cap of the MLIP relaxation")
-    g.add_argument("--mlip", help="MLIP backend (chgnet, sevenn, mace; default sevenn on a GPU, chgnet on CPU)")
+    g.add_argument("--expect-protocol", metavar="ID|NAME",
+                   help="the protocol the service pins (an id, or default/chgnet); the worker refuses to start "
+                        f"when its configuration does not produce it (default ${EXPECT_PROTOCOL_VAR})")
+    g.add_argument("--protocol", help="named protocol the MLIP comes from (default $GENBENCH_PROTOCOL or "
+                                      "default: SevenNet-l3i5; chgnet: CHGNet 0.3.0)")
+    g.add_argument("--mlip", help="MLIP backend (chgnet, sevenn, mace; default: the named protocol's, sevenn)")
     g.add_argument("--mlip-model", help="MLIP checkpoint path or foundation-model name")
     g.add_argument("--device", help="auto, cpu or cuda")
     g.add_argument("--dtype", choices=["float32", "float64"])
@@ -426,14 +484,15 @@ def main(argv: list[str] | None = None) -> int:
     try:  # before the store is opened or a job claimed: a misspelled option is the operator's to fix
         config = build_config(families=args.families, relax_steps=args.relax_steps, mlip=args.mlip,
                               mlip_model=args.mlip_model, device=args.device, dtype=args.dtype,
-                              reference=args.reference, options=args.option or ())
+                              reference=args.reference, options=args.option or (), protocol=args.protocol)
         check_config(config)
+        check_protocol(config, args.expect_protocol or os.environ.get(EXPECT_PROTOCOL_VAR), args.data_dir)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return CONFIG_ERROR
     store = open_store(args.store)
     worker = Worker(store, config, worker_id=args.worker_id, work_root=args.work_dir,
-                    data_dir=args.data_dir, lease_s=args.lease, heartbeat_s=args.heartbeat,
+                    expect_protocol=args.expect_protocol, data_dir=args.data_dir, lease_s=args.lease, heartbeat_s=args.heartbeat,
                     progress_interval_s=args.progress_interval,
                     retry_delay_s=args.retry_delay, max_attempts=args.max_attempts, drain=args.drain,
                     keep_work=args.keep_work, stall_timeout_s=args.stall_timeout, job_budget_s=args.job_budget,
@@ -443,8 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     parent = os.environ.get(PARENT_PID_VAR)
     if parent:  # started by leaderboard.serve: stop (release the job) when it ends, however it ends
         die_with_parent(int(parent), signal.SIGTERM)
-    log.info("%s: serving %s (families=%s, mlip=%s, device=%s)", worker.worker_id, store.uri,
-             ",".join(config.families or ["all"]), config.mlip, config.device)
+    log.info("%s: serving %s (protocol %s, families=%s, device=%s)", worker.worker_id, store.uri,
+             worker.protocol.describe(), ",".join(config.families or ["all"]), config.device)
     n = worker.run(once=args.once, poll_s=args.poll, max_jobs=args.max_jobs)
     log.info("%s: processed %d job(s), exiting", worker.worker_id, n)
     return 0

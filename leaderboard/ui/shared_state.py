@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
+
+from evaluator.protocol import Protocol
 
 from leaderboard.results import leaderboard_etag, load_results_table
 from leaderboard.store import Store, open_store
@@ -38,6 +41,7 @@ class AppContext:
     refresh_s: float = 15.0
     status_refresh_s: float = 3.0
     space: bool = field(default_factory=on_space)
+    pinned: Protocol | None = None  # the service's protocol; None: computed from the GENBENCH_* settings
     results: CachedResults = field(init=False)
 
     def __post_init__(self):
@@ -49,6 +53,27 @@ class AppContext:
     def _fingerprint(self) -> object:
         """Cheap token of the results table's state (its etag in the store)."""
         return leaderboard_etag(self.store)
+
+    @cached_property
+    def protocol_status(self) -> tuple[Protocol | None, str | None]:
+        """(the protocol this service pins, why there is none): the given one, else the
+        protocol of the service's configuration (``GENBENCH_PROTOCOL`` names it, default
+        SevenNet-l3i5; the other ``GENBENCH_*`` settings as the worker reads them)."""
+        if self.pinned is not None:
+            return self.pinned, None
+        from evaluator.config import build_config
+        from evaluator.protocol import protocol_of
+
+        try:
+            return protocol_of(build_config()), None
+        except ValueError as exc:  # ProtocolError (missing weights or data) or a bad setting
+            return None, str(exc)
+
+    @property
+    def protocol(self) -> Protocol | None:
+        """The protocol this service pins (new submissions are queued under it; the
+        leaderboard ranks it by default), or None when it cannot be computed here."""
+        return self.protocol_status[0]
 
     def user(self, profile=None) -> str | None:
         """Who is acting: the HF username on a Space (None if not logged in), else the local identity."""

@@ -120,7 +120,8 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
         return f"**Upload refused:** none of the {check.n_items} structures could be read ({first}).", None
     estimate = upload_estimate(ctx, check.n_parsed, verb="starts")  # the queue as it was before this one
     try:
-        job = submit(ctx.store, meta, [Path(p) for p in paths], user)
+        pinned = ctx.protocol
+        job = submit(ctx.store, meta, [Path(p) for p in paths], user, protocol=pinned.id if pinned else "")
     except SubmissionError as exc:
         return f"**Submission refused:** {md_text(exc)}", None
 
@@ -133,7 +134,24 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
             + estimate), job.id
 
 
+def protocol_text(ctx: AppContext) -> str:
+    """What the service scores new submissions under (its pinned protocol)."""
+    pinned, why = ctx.protocol_status
+    if pinned is None:
+        return (f"**Evaluation protocol:** not available on this deployment ({md_text(why or 'unknown')}); "
+                "submissions are queued for any worker.")
+    rec = pinned.record
+    mlip, ref = rec.get("mlip", {}), rec.get("reference", {})
+    return (f"**Evaluation protocol:** {md_text(pinned.label)} (id `{pinned.id}`). Every submission is scored "
+            f"under it: MLIP {md_text(mlip.get('backend'))} {md_text(mlip.get('model'))} "
+            f"(checkpoint sha256 `{str(mlip.get('checkpoint_sha256'))[:12]}…`, {md_text(mlip.get('dtype'))}, "
+            f"energies {md_text(mlip.get('energy_scale'))}), reference {md_text(ref.get('id'))} "
+            f"(content hash `{str(ref.get('content_hash'))[:12]}…`). The leaderboard ranks results of one "
+            "protocol at a time; the device, batch size and engine a worker used are recorded beside it.")
+
+
 def build(ctx: AppContext, user_state) -> dict:
+    gr.Markdown(protocol_text(ctx), elem_id="submit-protocol")
     gr.Markdown(f"Upload the structures your model generated (one file or several): {ACCEPTED_TEXT}. "
                 "Files are checked as soon as they are uploaded; a bad upload is refused before it is "
                 "queued. Every structure counts, including those that fail to parse.")
