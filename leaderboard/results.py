@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evaluator.protocol import summary_protocol
 from evaluator.summary import UnsupportedSchema, check_schema, upgrade_row
 from leaderboard.queue import FINISHED, Job, finish, list_jobs
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
@@ -67,7 +68,9 @@ def flatten_metrics(metrics: dict, prefix: str = "") -> dict:
 
 def summary_row(job: Job, meta: dict | None, summary: dict) -> dict:
     """The leaderboard row of one finished submission; raises ``UnsupportedSchema`` for a
-    summary whose ``schema_version`` this code does not know."""
+    summary whose ``schema_version`` this code does not know. It names the protocol
+    (``protocol_id``, ``protocol_label``, ``protocol_source``: summary, derived or unknown;
+    ``protocol_record`` as JSON) and, beside it, the device and engine."""
     version = check_schema(summary)
     meta = meta or {}
     prov = summary.get("provenance") or {}
@@ -87,6 +90,21 @@ def summary_row(job: Job, meta: dict | None, summary: dict) -> dict:
         "reference": reference.get("id") if isinstance(reference, dict) else reference,
         "mlip": config.get("mlip"),
         "mlip_model": config.get("mlip_model"),
+        "rescore_of": job.source or None,
+    })
+    # The protocol (evaluator.protocol): the ranking never mixes two; "unknown" is never ranked
+    # with a known one. Device, engine and batch size are recorded beside it.
+    protocol, source = summary_protocol(summary)
+    execution = summary.get("execution") if isinstance(summary.get("execution"), dict) else {}
+    relax = ((prov.get("family") or {}).get("stability") or {}).get("relaxation") or {}
+    row.update({
+        "protocol_id": protocol.id if protocol else None,
+        "protocol_label": protocol.label if protocol else "protocol unknown",
+        "protocol_source": source,
+        "protocol_record": json.dumps(protocol.record, sort_keys=True) if protocol else None,
+        "device": execution.get("device") or relax.get("device"),
+        "engine": execution.get("engine") or relax.get("engine"),
+        "relax_mode": execution.get("relax_mode") or relax.get("mode"),
     })
     coverage = reference.get("coverage") if isinstance(reference, dict) else None
     coverage = coverage if isinstance(coverage, dict) else {}
@@ -214,7 +232,8 @@ def _reconcile(store: Store, table: pd.DataFrame | None, jobs: list[Job],
     kept = 0
     if table is not None and "submission_id" in table:
         for rec in table.to_dict("records"):
-            if rec["submission_id"] in finished:
+            if rec["submission_id"] in finished and not _is_null(rec.get("protocol_source")):
+                # (a row written before protocols existed is rebuilt from its summary below)
                 kept += 1
                 why = _refusal(rec)
                 if why is not None and display:
@@ -305,7 +324,8 @@ def publish(store: Store, job: Job, summary: dict, table_bytes: bytes, worker_id
 
     def writes(new: Job) -> dict[str, bytes]:
         summary["leaderboard"] = {"submission_id": new.id, "attempt": new.attempts, "worker": worker_id,
-                                  "published_at": new.finished_at, "metadata": meta}
+                                  "published_at": new.finished_at, "metadata": meta,
+                                  "protocol_queued": new.protocol or None, "rescore_of": new.source or None}
         data, tag = store.read(LEADERBOARD_PATH)
         state["tag"] = tag or ABSENT
         current = _read_frame(data)

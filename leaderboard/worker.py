@@ -492,8 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         return CONFIG_ERROR
     store = open_store(args.store)
     worker = Worker(store, config, worker_id=args.worker_id, work_root=args.work_dir,
-                    expect_protocol=args.expect_protocol, data_dir=args.data_dir, lease_s=args.lease, heartbeat_s=args.heartbeat,
-                    progress_interval_s=args.progress_interval,
+                    expect_protocol=args.expect_protocol, data_dir=args.data_dir, lease_s=args.lease,
+                    heartbeat_s=args.heartbeat, progress_interval_s=args.progress_interval,
                     retry_delay_s=args.retry_delay, max_attempts=args.max_attempts, drain=args.drain,
                     keep_work=args.keep_work, stall_timeout_s=args.stall_timeout, job_budget_s=args.job_budget,
                     evaluate=load_function(args.evaluate))

@@ -25,16 +25,19 @@ META_ALIASES: dict[str, tuple[str, ...]] = {
     "mlip": ("mlip",),
     "reference": ("reference",),
     "evaluator_version": ("evaluator_version",),
+    "protocol": ("protocol_label",),
+    "protocol_id": ("protocol_id",),
 }
 META_LABELS = {
     "model": "Model", "training_set": "Training set", "task": "Task",
     "n_structures": "N structures", "n_valid": "N valid", "provenance": "Evaluated by",
     "relaxed": "Pre-relaxed", "submitter": "Submitter", "finished_at": "Finished",
     "submission_id": "Submission", "organisation": "Organisation", "mlip": "MLIP", "reference": "Reference",
+    "protocol": "Protocol", "protocol_id": "Protocol id",
 }
 COMPACT_META = ("model", "training_set", "n_structures", "provenance", "relaxed")
 FULL_META = ("model", "organisation", "training_set", "task", "n_structures", "n_valid", "provenance",
-             "relaxed", "mlip", "reference", "submitter", "finished_at", "submission_id")
+             "relaxed", "mlip", "reference", "protocol", "protocol_id", "submitter", "finished_at", "submission_id")
 EVALUATOR_NAME = "leaderboard evaluator"
 NOVELTY_KEYS = ("novelty.novel", "sun.sun", "sun.msun", "sun.sun_plus_msun")  # measures relative to the reference
 

@@ -13,6 +13,7 @@ import pandas as pd
 from evaluator import catalogue as C
 from leaderboard.table.measures import DEFAULT_RANK, DEFAULT_SHOW, SHOW_MODES, Measure, catalogue, family_label
 from leaderboard.table.metadata import COMPACT_META, FULL_META, META_LABELS, evaluated_by, meta_column
+from leaderboard.table.protocols import ID_COLUMN, UNKNOWN, protocol_keys
 from leaderboard.table.ranking import filter_rows, norm_bool, rank
 
 # The full view's default columns (the picker adds any other measure): per family its
@@ -123,6 +124,15 @@ def indistinguishable(df: pd.DataFrame, m: Measure, show: str, ranks: pd.Series,
     return out
 
 
+def rankable(df: pd.DataFrame) -> bool:
+    """Whether the rows of ``df`` may be ranked together: all of one known protocol (a table
+    without a protocol column, e.g. built by hand, counts as one)."""
+    if ID_COLUMN not in df.columns or df.empty:
+        return True
+    keys = set(protocol_keys(df))
+    return len(keys) == 1 and UNKNOWN not in keys
+
+
 def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterable[str] | None = None,
                show: str = DEFAULT_SHOW, search: str = "", training_set: str | None = None,
                task: str | None = None, relaxed: str | None = None, rank_by: str = DEFAULT_RANK,
@@ -134,7 +144,9 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
     (the column picker; None/empty = the default_full_columns of the chosen families). The
     full view adds a confidence-interval column after every rate that has one; both views
     add "CI overlaps (rank metric)" naming the submissions whose interval on the rank
-    metric overlaps the row's: their order is not distinguishable at that level.
+    metric overlaps the row's: their order is not distinguishable at that level. Rows of
+    several protocols (or of an unknown one) get no rank (``rankable``): pass the rows of
+    one protocol (``leaderboard.table.protocols.rows_of``).
     """
     show = SHOW_MODES.get(show, show)
     df = results.copy()
@@ -151,6 +163,8 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
 
     out = pd.DataFrame(index=df.index)
     out["#"] = df["__rank__"] if "__rank__" in df else pd.Series(dtype="Int64")
+    if not rankable(df):  # rows of several protocols, or of an unknown one: listed, never ranked
+        out["#"] = pd.Series(pd.NA, index=df.index, dtype="Int64")
     for canonical in (COMPACT_META if view == "compact" else FULL_META):
         col = meta_column(df, canonical)
         if col is None:

@@ -10,6 +10,7 @@ from evaluator.export import element_counts
 from leaderboard import plots as P
 from leaderboard.table.measures import DEFAULT_SHOW, Measure, catalogue
 from leaderboard.table.metadata import meta_column, provenance_label, reference_note
+from leaderboard.table.protocols import UNKNOWN, mixed, protocol_keys, protocol_labels
 from leaderboard.table.view import ci_text, number_format
 from leaderboard.ui import model_tab as M
 from leaderboard.ui.model_tab import finished_choices
@@ -60,12 +61,30 @@ def metric_table(res: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
     measures = catalogue(df)
     shown = [m for m in measures if m.headline]  # the compact view's
     prov = meta_column(df, "provenance")
-    out = {"Metric": ["Evaluated by"] + [m.header(DEFAULT_SHOW) for m in shown]}
+    keys, labels = protocol_keys(df), protocol_labels(df)
+    out = {"Metric": ["Evaluated by", "Protocol"] + [m.header(DEFAULT_SHOW) for m in shown]}
     for i in ids:
         if i in rows:
             by = provenance_label(rows[i][prov], rows[i].get("evaluator_version")) if prov else "—"
-            out[names.get(i, i)] = [by] + [_cell(rows[i], m, df) for m in shown]
+            key = keys.loc[rows[i].name]
+            proto = labels.get(key, key) + ("" if key == UNKNOWN else f" ({key})")
+            out[names.get(i, i)] = [by, proto] + [_cell(rows[i], m, df) for m in shown]
     return pd.DataFrame(out)
+
+
+def protocol_warning(res: pd.DataFrame, ids: list[str]) -> str:
+    """A warning when the compared submissions were scored under different protocols."""
+    sid = meta_column(res, "submission_id")
+    if sid is None:
+        return ""
+    chosen = res[res[sid].astype(str).isin(ids)]
+    found = mixed(chosen)
+    if not found:
+        return ""
+    listed = "; ".join(f"{lab}" + ("" if k == UNKNOWN else f" (`{k}`)") for k, lab in found.items())
+    return (f"⚠ **Different protocols**: these submissions were scored under {len(found)} protocols ({listed}). "
+            "Their numbers differ by the scorer as well as by the generator, so nothing here is ranked "
+            "across them; re-score them under one protocol to compare.\n\n")
 
 
 def figures(ctx: AppContext, ids: list[str]):
@@ -104,7 +123,8 @@ def build(ctx: AppContext) -> dict:
                     "Comparison needs at least two finished submissions."), gr.update(visible=False), None, None, None
         res = ctx.results.get()
         fig_h, fig_e = figures(ctx, ids)
-        return (reference_note(res[res[meta_column(res, "submission_id")].astype(str).isin(ids)]),
+        return (protocol_warning(res, ids)
+                + reference_note(res[res[meta_column(res, "submission_id")].astype(str).isin(ids)]),
                 gr.update(visible=True), metric_table(res, ids), fig_h, fig_e)
 
     pick.change(compare, pick, [note, body, table, hist, cover], api_visibility="private")

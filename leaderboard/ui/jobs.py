@@ -242,6 +242,12 @@ def job_detail(job, position: int | None, store=None, *, now: float | None = Non
     lines = [f"### {STATUS_ICONS.get(st, '')} `{jid}` — {md_text(model_of(job, store) or 'submission')}",
              f"- **Status:** {st}" + (f" · queue position **{position}**" if position else "") + attempt,
              f"- **Submitter:** {md_text(field(job, 'submitter', '—'))}"]
+    if field(job, "protocol"):
+        lines.append(f"- **Protocol:** `{md_text(field(job, 'protocol'))}` (queued under it; only a worker that "
+                     "produces it runs it)")
+    if field(job, "source"):
+        lines.append(f"- **Re-scoring of:** `{md_text(field(job, 'source'))}` (its upload, scored again under "
+                     "this protocol; its earlier results stay under their own)")
     if st in ACTIVE and (stage or prog):
         lines.append(f"- **Stage:** {md_text(stage or '—')}" + (f" · **{prog}**" if prog else ""))
     for label, text in eta or []:

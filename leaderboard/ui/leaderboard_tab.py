@@ -8,6 +8,7 @@ import pandas as pd
 from evaluator import catalogue as C
 from leaderboard.table.measures import DEFAULT_RANK, SHOW_MODES, Measure, families_present, measures_of
 from leaderboard.table.metadata import reference_note
+from leaderboard.table.protocols import UNKNOWN, default_protocol, protocol_choices, protocol_labels, rows_of
 from leaderboard.table.ranking import choices
 from leaderboard.table.styling import legend_markdown, style
 from leaderboard.table.view import WHY_NO_CI, build_view, ci_level, column_choices, default_full_columns
@@ -23,23 +24,35 @@ def _rank_choices(measures: list[Measure]) -> list[tuple[str, str]]:
 
 def render_table(results: pd.DataFrame, view: str, families: list[str] | None, show: str, search: str,
                  training_set: str | None, task: str | None, relaxed: str | None, rank_by: str | None,
-                 columns: list[str] | None = None):
-    """(Styler for gr.Dataframe, caption markdown) for the current controls."""
+                 columns: list[str] | None = None, protocol: str | None = None):
+    """(Styler for gr.Dataframe, caption markdown) for the current controls. ``protocol``:
+    the rows of that protocol only (None: every row, as one ranking; the app always names one)."""
+    everything = results
+    results = rows_of(results, protocol)
     v = build_view(results, view=view or "compact", families=families or None, show=show or "% of submitted",
                    search=search or "", training_set=training_set, task=task, relaxed=relaxed,
                    rank_by=rank_by or DEFAULT_RANK, columns=columns or None)
     n_all = len(results)
-    caption = (f"{len(v.frame)} of {n_all} finished submissions shown · ranked by "
+    caption = (f"{len(v.frame)} of {n_all} finished submissions of this protocol shown · ranked by "
                f"**{_rank_label(results, rank_by)}** (use **Rank by** to re-rank; # follows it) · "
                f"counted metrics shown as **{show}**")
     if "CI overlaps (rank metric)" in v.frame.columns:
         caption += (f" · **CI overlaps**: submissions whose {ci_level(results)} confidence intervals on "
                     "the rank metric overlap this row's, so their order is not distinguishable; "
                     + WHY_NO_CI)
-    if n_all == 0:
+    if n_all == 0 and len(everything):
+        caption = (f"No finished submissions under this protocol yet; {len(everything)} under other protocols: "
+                   "pick one with **Protocol**.")
+    elif n_all == 0:
         caption = "No finished submissions yet: submit one in the **Submit** tab (try the example)."
     else:
         caption += "\n\n" + reference_note(results)
+    if protocol:
+        label = protocol_labels(everything).get(protocol, protocol)
+        caption = (f"**Protocol:** {label}" + ("" if protocol == UNKNOWN else f" (`{protocol}`)")
+                   + " · rows of other protocols are never ranked with these (pick them with **Protocol**)"
+                   + (" · results whose protocol is unknown are listed unranked" if protocol == UNKNOWN else "")
+                   + "\n\n" + caption)
     refused = results.attrs.get("refused") or {}
     if refused:
         caption += (f"\n\n**{len(refused)} finished submission(s) not shown**, their results cannot be read "
@@ -60,6 +73,12 @@ def build(ctx: AppContext) -> dict:
     results = ctx.results.get()
     measures = measures_of(results)
     fams = families_present(measures) or list(C.FAMILIES)
+    pinned = ctx.protocol
+
+    def proto_choices(res: pd.DataFrame) -> list[tuple[str, str]]:
+        return protocol_choices(res, pinned.id if pinned else None, pinned.label if pinned else None)
+
+    first = default_protocol(results, pinned.id if pinned else None)
     gr.Markdown("Generative models of inorganic crystals, scored on the same structures by the same "
                 "evaluator. Default rank: **SUN + MSUN per submitted structure** (stable or metastable, "
                 "unique and novel; strict denominator = every submitted structure). Re-rank with **Rank by**.")
@@ -71,6 +90,8 @@ def build(ctx: AppContext) -> dict:
         task = gr.Dropdown(choices(results, "task"), value="All", label="Task", scale=1,
                            allow_custom_value=True)
         relaxed = gr.Dropdown(["All", "yes", "no"], value="All", label="Relaxed before submission", scale=1)
+    protocol = gr.Dropdown(proto_choices(results) or [("—", "")], value=first, label="Protocol (ranked one at a time)",
+                           elem_id="lb-protocol", allow_custom_value=True)
     with gr.Row():
         view = gr.Radio(VIEWS, value="compact", label="View", scale=1)
         show = gr.Radio(list(SHOW_MODES), value="% of submitted", label="Counted metrics as", scale=2)
@@ -82,7 +103,7 @@ def build(ctx: AppContext) -> dict:
                           label="Columns of the full view (grouped by family)", visible=False,
                           elem_id="lb-columns", allow_custom_value=True)
     styler, caption = render_table(results, "compact", fams, "% of submitted", "", "All", "All", "All",
-                                   DEFAULT_RANK)
+                                   DEFAULT_RANK, None, first)
     caption_md = gr.Markdown(caption, elem_id="lb-caption")
     # One search box (the filter above); the table's own column menu (client-side sort that
     # would leave # stale) is hidden by CSS: ranking is the "Rank by" control's job.
@@ -95,19 +116,20 @@ def build(ctx: AppContext) -> dict:
     timer = gr.Timer(ctx.refresh_s)
     seen = gr.State(ctx.results.loads)
 
-    controls = [view, families, show, search, training_set, task, relaxed, rank_by, columns]
+    controls = [view, families, show, search, training_set, task, relaxed, rank_by, columns, protocol]
 
-    def update(view, families, show, search, training_set, task, relaxed, rank_by, columns):
+    def update(view, families, show, search, training_set, task, relaxed, rank_by, columns, protocol):
         res = ctx.results.get()
-        return render_table(res, view, families, show, search, training_set, task, relaxed, rank_by, columns)
+        return render_table(res, view, families, show, search, training_set, task, relaxed, rank_by, columns,
+                            protocol)
 
-    def reload(force, view, families, show, search, training_set, task, relaxed, rank_by, columns):
+    def reload(force, view, families, show, search, training_set, task, relaxed, rank_by, columns, protocol):
         import datetime as dt
 
         res = ctx.results.get(force=force)
         ms = measures_of(res)
         styler, cap = render_table(res, view, families, show, search, training_set, task, relaxed, rank_by,
-                                   columns)
+                                   columns, protocol)
         fam_choices = families_present(ms) or list(C.FAMILIES)
         stamp = f"<small>updated {dt.datetime.now().strftime('%H:%M:%S')}</small>"
         return (styler, cap, stamp, ctx.results.loads,
@@ -115,9 +137,10 @@ def build(ctx: AppContext) -> dict:
                 gr.update(choices=_rank_choices(ms) or [("SUN + MSUN", DEFAULT_RANK)]),
                 gr.update(choices=[(C.family_label(f) or f, f) for f in fam_choices]),
                 legend_markdown(ms) if ms else "",
-                gr.update(choices=column_choices(ms), value=columns or default_full_columns(ms)))
+                gr.update(choices=column_choices(ms), value=columns or default_full_columns(ms)),
+                gr.update(choices=proto_choices(res) or [("—", "")]))
 
-    outs = [table, caption_md, updated, seen, training_set, task, rank_by, families, legend, columns]
+    outs = [table, caption_md, updated, seen, training_set, task, rank_by, families, legend, columns, protocol]
 
     def tick(seen_loads, *args):
         """Timer: rebuild only when the results were reloaded (keeps the user's sorting)."""
@@ -134,10 +157,15 @@ def build(ctx: AppContext) -> dict:
     timer.tick(tick, [seen, *controls], outs, api_visibility="private", show_progress="hidden")
 
     def leaderboard_table(view: str = "full", show: str = "% of submitted", search: str = "",
-                          rank_by: str = DEFAULT_RANK) -> dict:
-        """The leaderboard as plain data: ranked, filtered, with display headers (JSON-safe)."""
-        v = build_view(ctx.results.get(), view=view, show=show, search=search, rank_by=rank_by)
-        return {"headers": list(v.frame.columns), "data": json_rows(v.frame), "submission_ids": v.submission_ids}
+                          rank_by: str = DEFAULT_RANK, protocol: str = "") -> dict:
+        """The leaderboard of one protocol (default: the service's) as plain data: ranked,
+        filtered, with display headers (JSON-safe)."""
+        res = ctx.results.get()
+        chosen = protocol or default_protocol(res, pinned.id if pinned else None)
+        v = build_view(rows_of(res, chosen), view=view, show=show, search=search, rank_by=rank_by)
+        return {"headers": list(v.frame.columns), "data": json_rows(v.frame), "submission_ids": v.submission_ids,
+                "protocol": chosen, "protocol_label": protocol_labels(res).get(chosen) or
+                (pinned.label if pinned and pinned.id == chosen else chosen)}
 
     gr.api(leaderboard_table, api_name="leaderboard_table")
     return {"table": table, "timer": timer, "refresh": refresh,

@@ -17,6 +17,7 @@ from evaluator.summary import UnsupportedSchema, check_schema, upgrade_row
 from leaderboard import candidate as C
 from leaderboard import plots as P
 from leaderboard.candidate import BEYOND_REFERENCE_COLUMN, SPARSE_CHEMSYS_COLUMN, candidate_rows, flags_text, parse
+from evaluator.protocol import summary_protocol
 from leaderboard.csv_safe import write_csv
 from leaderboard.queue import FINISHED, get_job
 from leaderboard.results import load_structures, load_summary
@@ -213,6 +214,21 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
         if prov.get("created_at"):
             bits.append(f"evaluated {prov['created_at']}")
         lines.append(f"- **Provenance:** {' · '.join(md_text(b) for b in bits)}")
+    protocol, source = summary_protocol(summary)
+    if protocol is None:
+        lines.append("- **Protocol:** unknown (these results were evaluated before protocols were recorded and "
+                     "their provenance does not name every setting); they are never ranked with a known protocol")
+    else:
+        how = {"derived": " (derived from the provenance of results evaluated before protocols were recorded)"}
+        lines.append(f"- **Protocol:** {md_text(protocol.label)} (`{protocol.id}`){how.get(source, '')}")
+    execution = summary.get("execution") if isinstance(summary.get("execution"), dict) else {}
+    if execution:
+        bits = [f"{k.replace('_', ' ')} {execution[k]}" for k in ("device", "relax_mode", "engine", "relax_max_atoms")
+                if execution.get(k) not in (None, "")]
+        lines.append(f"- **Executed on:** {md_text(' · '.join(bits))} (beside the protocol, not part of it)")
+    rescore = (summary.get("leaderboard") or {}).get("rescore_of")
+    if rescore:
+        lines.append(f"- **Re-scoring of:** submission `{md_text(rescore)}` (its upload, under this protocol)")
     if summary.get("leaderboard") is not None:  # published by the leaderboard's worker
         by = provenance_label("leaderboard worker", prov.get("evaluator_version"))
         lines.append(f"- **Evaluated by:** {md_text(by)}")
@@ -399,7 +415,11 @@ def build(ctx: AppContext) -> dict:
         meta = load_meta(ctx.store, job_id)
         df = structures(ctx, job_id)
         md = meta_markdown(job_id, meta, summary)
-        base = f"{job_id}"
+        protocol, _ = summary_protocol(summary)
+        base = f"{job_id}_protocol-{protocol.id if protocol else 'unknown'}"
+        if df is not None:  # the per-structure downloads name the protocol in every row
+            df = df.assign(protocol_id=protocol.id if protocol else None,
+                           protocol_label=protocol.label if protocol else "protocol unknown")
         pq = csv = None
         if df is not None:
             pq = _write_tmp(f"{base}_structures.parquet", lambda p: df.to_parquet(p, index=False), reuse=True)

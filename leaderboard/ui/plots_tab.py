@@ -8,6 +8,7 @@ import pandas as pd
 from leaderboard import plots as P
 from leaderboard.table.measures import SHOW_MODES, catalogue, measures_of
 from leaderboard.table.metadata import meta_column, reference_note
+from leaderboard.table.protocols import default_protocol, protocol_choices, protocol_labels, rows_of
 from leaderboard.ui.shared_state import AppContext
 
 # Default axes (first available key of each list): novelty vs stability rate; MSUN vs diversity.
@@ -28,14 +29,35 @@ def _pick(keys: list[str], available: list[str]) -> str:
     return keys[0]
 
 
+def _note(results: pd.DataFrame, protocol: str | None) -> str:
+    """The protocol shown, then the reference note of its rows."""
+    if not protocol:
+        return reference_note(results)
+    label = protocol_labels(results).get(protocol, protocol)
+    head = (f"**Protocol:** {label} (`{protocol}`): only its submissions are plotted; pick another with "
+            "**Protocol**.")
+    shown = rows_of(results, protocol)
+    return head + ("\n\n" + reference_note(shown) if len(shown) else "")
+
+
 def build(ctx: AppContext) -> dict:
     results = ctx.results.get()
+    pinned = ctx.protocol
+    pinned_id = pinned.id if pinned else None
+    first = default_protocol(results, pinned_id)
+
+    def proto_choices(res: pd.DataFrame) -> list[tuple[str, str]]:
+        return protocol_choices(res, pinned_id, pinned.label if pinned else None) or [("—", "")]
+
     choices = _choices(results)
     keys = [k for _, k in choices]
     gr.Markdown("Each point is a submission; ★ marks the **Pareto front** (no other submission is at "
                 "least as good on both axes and better on one, using each metric's ↑/↓ direction), "
                 "drawn as a staircase. Hover a point for the model's details.")
-    show = gr.Radio(list(SHOW_MODES)[:2], value="% of submitted", label="Rates as")
+    with gr.Row():
+        show = gr.Radio(list(SHOW_MODES)[:2], value="% of submitted", label="Rates as")
+        protocol = gr.Dropdown(proto_choices(results), value=first, label="Protocol (one at a time)",
+                               elem_id="plots-protocol", allow_custom_value=True)
     plots, selectors = [], []
     with gr.Row():
         for i, (xs, ys) in enumerate(DEFAULTS):
@@ -45,30 +67,35 @@ def build(ctx: AppContext) -> dict:
                                     elem_id=f"plot{i}-x")
                     y = gr.Dropdown(choices, value=_pick(ys, keys), label="y axis", allow_custom_value=True,
                                     elem_id=f"plot{i}-y")
-                fig = gr.Plot(P.scatter(results, x.value, y.value), elem_id=f"plot{i}", show_label=False)
+                fig = gr.Plot(P.scatter(rows_of(results, first), x.value, y.value), elem_id=f"plot{i}",
+                              show_label=False)
                 plots.append(fig)
                 selectors.append((x, y))
-    ref_note = gr.Markdown(reference_note(results), elem_id="plots-reference")
+    ref_note = gr.Markdown(_note(results, first), elem_id="plots-reference")
     refresh = gr.Button("Refresh", size="sm")
 
-    def draw(x_key, y_key, show_mode):
-        return P.scatter(ctx.results.get(), x_key, y_key, show_mode)
+    def draw(x_key, y_key, show_mode, proto):
+        return P.scatter(rows_of(ctx.results.get(), proto), x_key, y_key, show_mode)
 
     for (x, y), fig in zip(selectors, plots):
-        for c in (x, y, show):
-            c.change(draw, [x, y, show], fig, api_visibility="private", show_progress="hidden")
+        for c in (x, y, show, protocol):
+            c.change(draw, [x, y, show, protocol], fig, api_visibility="private", show_progress="hidden")
+    protocol.change(lambda p: _note(ctx.results.get(), p), protocol, ref_note, api_visibility="private",
+                    show_progress="hidden")
 
     drawn = gr.State(ctx.results.loads)
 
     def redraw_all(*args):
+        *args, proto = args
         res = ctx.results.get()
         new_choices = _choices(res)
         out = []
         for _ in range(len(plots)):
             out += [gr.update(choices=new_choices), gr.update(choices=new_choices)]
+        shown = rows_of(res, proto)
         for i in range(len(plots)):
-            out.append(P.scatter(res, args[2 * i], args[2 * i + 1], args[-1]))
-        return out + [reference_note(res), ctx.results.loads]
+            out.append(P.scatter(shown, args[2 * i], args[2 * i + 1], args[-1]))
+        return out + [_note(res, proto), gr.update(choices=proto_choices(res)), ctx.results.loads]
 
     def redraw_if_changed(*args):
         """Timer: redraw only when the results table was reloaded (keeps the user's zoom)."""
@@ -78,14 +105,15 @@ def build(ctx: AppContext) -> dict:
             return [gr.update() for _ in range(len(outputs))] + [seen]
         return redraw_all(*rest)
 
-    inputs = [c for pair in selectors for c in pair] + [show]
-    outputs = [c for pair in selectors for c in pair] + plots + [ref_note]
+    inputs = [c for pair in selectors for c in pair] + [show, protocol]
+    outputs = [c for pair in selectors for c in pair] + plots + [ref_note, protocol]
     refresh.click(lambda *a: (ctx.results.get(force=True), redraw_all(*a))[1], inputs, outputs + [drawn],
                   api_visibility="private")
 
-    def pareto(x_key: str, y_key: str, show: str = "% of submitted") -> dict:
-        """Submissions on the Pareto front of two metrics (API)."""
+    def pareto(x_key: str, y_key: str, show: str = "% of submitted", protocol: str = "") -> dict:
+        """Submissions of one protocol (default: the service's) on the Pareto front of two metrics (API)."""
         res = ctx.results.get()
+        res = rows_of(res, protocol or default_protocol(res, pinned_id))
         ms = {m.key: m for m in catalogue(res)}
         mx, my = ms[x_key], ms[y_key]
         mode = SHOW_MODES.get(show, show)
