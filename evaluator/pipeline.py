@@ -23,7 +23,7 @@ from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
 from evaluator.data import DataDir
 from evaluator.families.base import Family
-from evaluator.families.registry import FAMILIES
+from evaluator.family_registry import FAMILIES
 from evaluator.ingest import read_inputs
 from evaluator.ingest.checks import shorten
 from evaluator.ingest.types import IngestError, Item

@@ -215,14 +215,17 @@ def test_serve_end_to_end_under_cpu_load(tmp_path, data):
     store.write_bytes(q.SEQUENCE_PATH, b"not a number\n")
     env = {**os.environ, TAG_VAR: tag, "PYTHONPATH": str(REPO), "GENBENCH_LOCAL_USER": "tester",
            "GENBENCH_RATE_LIMIT": "0", "GRADIO_ANALYTICS_ENABLED": "False", "OPENBLAS_NUM_THREADS": "1",
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1",
+           # the service's configuration, read by the app (which pins its protocol) and the worker alike
+           # (--worker-arg settings would make the worker refuse the app's protocol); CHGNet: a model, cheaply
+           "GENBENCH_PROTOCOL": "chgnet", "GENBENCH_FAMILIES": "validity,novelty,stability",
+           "GENBENCH_RELAX_STEPS": "10"}
     env.pop("SPACE_ID", None)
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                for _ in range(2 * (os.cpu_count() or 1))]
     log = open(tmp_path / "serve.log", "wb")
     serve = subprocess.Popen([sys.executable, "-m", "leaderboard.serve", "--store", str(store_dir), "--port",
-                              str(port), "--worker-arg=--families=validity,novelty,stability",
-                              "--worker-arg=--relax-steps=10", "--worker-arg=--poll=0.5",
+                              str(port), "--worker-arg=--poll=0.5",
                               f"--worker-arg=--work-dir={tmp_path / 'work'}"],
                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -249,7 +252,10 @@ def test_serve_end_to_end_under_cpu_load(tmp_path, data):
             return job.status == q.FINISHED
 
         wait_for(finished, 600, 0.5, "the upload to be evaluated")
-        assert load_results_table(store)["submission_id"].tolist() == [out["id"]]
+        table = load_results_table(store)
+        assert table["submission_id"].tolist() == [out["id"]]
+        assert table["protocol_label"].tolist() == ["CHGNet 0.3.0 · MP-20 hull · FIRE fmax 0.02, 10 steps"]
+        assert q.get_job(store, out["id"]).protocol == table["protocol_id"].iloc[0]  # queued under the pinned one
         assert q.get_job(store, planted).failure["reason"] == q.CORRUPT_REASON
     finally:
         for b in burners:

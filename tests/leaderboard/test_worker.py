@@ -429,7 +429,7 @@ def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
 
     # relax_workers=1: the second worker relaxes serially in its evaluation process (OMP_NUM_THREADS torch
     # threads; on an oversubscribed machine that crawls, minutes per cell: the 1800 s limit allows for it)
-    config = build_config(families="validity,stability", relax_steps=40, device="cpu",
+    config = build_config(families="validity,stability", relax_steps=40, device="cpu", mlip="chgnet",
                           options=["stability.relax_mode=pool", "stability.relax_workers=1"])
     final = make_worker(store, tmp_path, config, worker_id="second", lease_s=60, keep_work=True).run_one()
     assert final.status == q.FINISHED and final.attempts == 1 and final.lease_owner == "second"

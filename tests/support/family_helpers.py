@@ -16,9 +16,11 @@ from evaluator.pipeline import build_table, reference_loader
 
 def make_ctx(structures, data=None, **config) -> EvalContext:
     """An EvalContext over ``structures`` (all parsed; no validity column), with the
-    usual reference loader. Family options go to ``family.run(ctx, options)``."""
+    usual reference loader (and CHGNet unless ``mlip`` is given). Family options go to
+    ``family.run(ctx, options)``."""
     items = [Item(f"s{i}", s) for i, s in enumerate(structures)]
     table, parsed = build_table(items)
+    config.setdefault("mlip", "chgnet")  # tests that need *a* model pin CHGNet (the default, SevenNet-l3i5, is ~3.5x)
     cfg = EvalConfig(**config)
     data = data or DataDir()
     return EvalContext(table, parsed, cfg, data, reference_loader=reference_loader(cfg, data))

@@ -7,7 +7,10 @@ The summaries carry what the evaluator stores for the science on screen: the top
 record (structure with bonds, phase diagram as plotly JSON, energies, RMSD, nearest
 reference), plus the flags ``novelty_beyond_reference_size`` and
 ``stability_sparse_chemsys``. ``old_style=True`` leaves all of that out (results evaluated
-before those existed). The numbers are test inputs chosen by hand, not anyone's scores.
+before those existed). Each summary carries a ``protocol`` block: by default the protocol
+this process's settings pin (``service_protocol``, what the app under test pins), so the
+rows are ranked together; ``protocol=None`` leaves it out ("protocol unknown"). The numbers
+are test inputs chosen by hand, not anyone's scores.
 """
 
 from __future__ import annotations
@@ -22,6 +25,25 @@ import pandas as pd
 COVERAGE = {"description": "MP-20 holds only cells of ≤ 20 atoms; a structure larger than any reference "
                            "cell cannot be matched", "n_structures": 45229, "max_sites": 20}
 EVALUATOR_VERSION = "9.9.9-test"
+PINNED = "pinned"  # publish_fixture(protocol=PINNED): the protocol the app under test pins
+
+
+def service_protocol():
+    """The protocol an app started in this process pins (``AppContext.protocol``)."""
+    from evaluator.config import build_config
+    from evaluator.protocol import protocol_of
+
+    return protocol_of(build_config())
+
+
+def protocol_block(name: str | None = None, relax_steps: int | None = None) -> dict:
+    """The protocol block of the named protocol (default: the service's), optionally with another step cap."""
+    from evaluator.config import build_config
+    from evaluator.protocol import protocol_of
+
+    if name is None and relax_steps is None:
+        return dict(service_protocol().block())
+    return dict(protocol_of(build_config(env={}, protocol=name, relax_steps=relax_steps)).block())
 
 
 def rock_salt(a: float, species=("Na", "Cl")):
@@ -79,7 +101,8 @@ def counted(name: str, count: int, n_sub: int, n_valid: int) -> dict:
     return {f"{name}_count": count, f"{name}_frac_submitted": count / n_sub, f"{name}_frac_valid": count / n_valid}
 
 
-def summary(table: pd.DataFrame, ci_halfwidth: float, *, old_style: bool = False) -> dict:
+def summary(table: pd.DataFrame, ci_halfwidth: float, *, old_style: bool = False,
+            protocol: dict | str | None = PINNED) -> dict:
     n = len(table)
     n_sun, n_msun = int(table["sun_sun"].sum()), int(table["sun_msun"].sum())
     n_stable = int((table["stability_e_above_hull"] <= 0).sum())
@@ -97,6 +120,8 @@ def summary(table: pd.DataFrame, ci_halfwidth: float, *, old_style: bool = False
             "reference": {"id": "mp20"}, "config": {"mlip": "chgnet"}}
     out = {"n_submitted": n, "n_parsed": n, "n_valid": n, "n_evaluated": n, "metrics": metrics,
            "provenance": prov}
+    if protocol is not None:
+        out["protocol"] = protocol_block() if protocol == PINNED else protocol
     if not old_style:
         prov["reference"]["coverage"] = COVERAGE
         prov["uncertainty"] = {"method": "percentile bootstrap over structures", "n_resamples": 1000, "seed": 0,
@@ -111,7 +136,7 @@ def summary(table: pd.DataFrame, ci_halfwidth: float, *, old_style: bool = False
 
 
 def publish_fixture(store, tmp: Path, model: str, n: int, n_sun: int, n_msun: int, ci_halfwidth: float = 0.1,
-                    old_style: bool = False) -> str:
+                    old_style: bool = False, protocol: dict | str | None = PINNED) -> str:
     """Submit, claim and publish one finished submission; returns its id."""
     from store_helpers import write_unique_files
 
@@ -128,7 +153,8 @@ def publish_fixture(store, tmp: Path, model: str, n: int, n_sun: int, n_msun: in
     table = structures_table(n, n_sun, n_msun, old_style=old_style)
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
-    publish(store, claimed, summary(table, ci_halfwidth, old_style=old_style), buf.getvalue(), "fixture-worker")
+    publish(store, claimed, summary(table, ci_halfwidth, old_style=old_style, protocol=protocol), buf.getvalue(),
+            "fixture-worker")
     return job.id
 
 

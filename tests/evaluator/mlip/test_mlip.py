@@ -161,8 +161,19 @@ def test_sevenn_batched_predict_matches_ase_calculator(torch_one_thread):
         describe_mlip("sevenn", "7net-nonexistent")
 
 
-def test_default_mlip_is_sevenn_on_a_gpu_and_chgnet_on_cpu():
+def test_default_mlip_is_sevenn_on_every_device():
+    """One default protocol on every device: SevenNet-l3i5 on CPU as on GPU; CHGNet is opt-in."""
+    from evaluator.config import EvalConfig, build_config
     from evaluator.mlip import default_mlip
 
     assert default_mlip("cuda") == "sevenn" and default_mlip("cuda:1") == "sevenn"
-    assert default_mlip("cpu") == "chgnet"
+    assert default_mlip("cpu") == "sevenn" and default_mlip("auto") == "sevenn"
+    assert EvalConfig().mlip == "sevenn"
+    for device in ("cpu", "cuda", "auto"):
+        cfg = build_config(device=device, env={})
+        assert (cfg.mlip, cfg.mlip_model) == ("sevenn", None)
+    assert build_config(env={}, protocol="chgnet").mlip == "chgnet"
+    assert build_config(env={"GENBENCH_PROTOCOL": "chgnet"}).mlip == "chgnet"
+    assert build_config(env={"GENBENCH_PROTOCOL": "chgnet"}, mlip="mace").mlip == "mace"  # explicit wins
+    with pytest.raises(ValueError, match="unknown protocol 'chgnt'"):
+        build_config(env={}, protocol="chgnt")

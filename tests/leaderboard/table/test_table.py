@@ -343,7 +343,7 @@ def test_schema_version_is_checked_with_a_clear_message():
     assert check_schema({"schema_version": 1}) == 1
     with pytest.raises(UnsupportedSchema) as err:
         check_schema({"schema_version": 7})
-    assert str(err.value) == ("summary schema_version 7 is not supported by this leaderboard (knows 1); "
+    assert str(err.value) == ("summary schema_version 7 is not supported by this leaderboard (knows 1, 2); "
                               "upgrade the leaderboard")
     with pytest.raises(UnsupportedSchema, match="not a version number"):
         check_schema({"schema_version": "1"})

@@ -40,6 +40,7 @@ def _config(**kw):
     from evaluator.config import EvalConfig
 
     options = {"relax_workers": 1, **kw.pop("options", {})}
+    kw.setdefault("mlip", "chgnet")  # a model, not the default one: CHGNet is ~3.5x cheaper than SevenNet-l3i5 on CPU
     return EvalConfig(families=["stability"], relax_steps=kw.pop("relax_steps", 80),
                       options={"stability": options}, **kw)
 
@@ -258,8 +259,9 @@ def test_failed_relaxation_still_scores_the_submitted_geometry(data, tmp_path, m
 
 @pytest.mark.timeout(1200)  # hang detection only: the CLI subprocess relaxes with SevenNet on CPU
 def test_sevenn_end_to_end_in_the_cli(data, tmp_path):
-    """``--mlip sevenn``: SevenNet-l3i5 (ASE path on CPU), MP2020-corrected energies
-    on the MP-20 DFT hull, provenance names engine, model, checkpoint sha256 and device."""
+    """The CPU default is SevenNet-l3i5 (no ``--mlip``): ASE path on CPU, MP2020-corrected
+    energies on the MP-20 DFT hull, provenance names engine, model, checkpoint sha256 and
+    device, and the summary's protocol block names it (device beside it, not in it)."""
     import shutil
     import subprocess
     import sys
@@ -271,11 +273,18 @@ def test_sevenn_end_to_end_in_the_cli(data, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "GENBENCH_DATA_DIR": str(data.root)}
     proc = subprocess.run([sys.executable, "-m", "evaluator", "score", str(upload), "--out", str(out),
-                           "--families", "stability", "--mlip", "sevenn", "--relax-steps", "40", "--device", "cpu"],
+                           "--families", "stability", "--relax-steps", "40", "--device", "cpu"],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["provenance"]["config"]["mlip"] == "sevenn"
+    protocol = summary["protocol"]
+    assert protocol["label"] == "SevenNet-l3i5 · MP-20 hull · FIRE fmax 0.02, 40 steps"
+    assert protocol["record"]["mlip"]["model"] == "7net-l3i5" and len(protocol["id"]) == 12
+    assert protocol["record"]["mlip"]["checkpoint_sha256"] == summary["provenance"]["family"]["stability"]["mlip"][
+        "checkpoint_sha256"]
+    assert "device" not in json.dumps(protocol["record"]) and summary["execution"]["device"] == "cpu"
+    assert f"protocol {protocol['id']}: SevenNet-l3i5" in proc.stdout
     prov = summary["provenance"]["family"]["stability"]
     assert prov["mlip"]["name"] == "sevenn" and prov["mlip"]["model_id"] == "7net-l3i5"
     assert len(prov["mlip"]["checkpoint_sha256"]) == 64 and prov["mlip"]["device"] == "cpu"
@@ -291,17 +300,22 @@ def test_sevenn_end_to_end_in_the_cli(data, tmp_path):
 def test_sevenn_family_engine_mode_matches_serial_mode(data, tmp_path):
     from evaluator.pipeline import evaluate_items
 
+    from evaluator.protocol import ENGINE_AGREEMENT_EV_PER_ATOM as TOL
+
     items = _items(data, ["mp-1487", "mp-22898"], broken=False)
-    tables = {}
+    tables, protocols = {}, {}
     for mode in ("engine", "serial"):
         cfg = _config(mlip="sevenn", relax_steps=40, options={"relax_mode": mode})
         ev = evaluate_items(items, cfg, data, work_dir=tmp_path / mode)
         prov = ev.summary["provenance"]["family"]["stability"]
         assert prov["relaxation"]["mode"] == mode and prov["mlip"]["model_id"] == "7net-l3i5"
-        tables[mode] = ev.table
+        tables[mode], protocols[mode] = ev.table, ev.summary["protocol"]["id"]
+        assert ev.summary["execution"]["relax_mode"] == mode  # recorded beside the protocol
+    # the engine is not part of the protocol: the two paths agree within the stated tolerance
+    assert protocols["engine"] == protocols["serial"]
     for col in ("stability_unrelaxed_e_above_hull", "stability_e_above_hull"):
         np.testing.assert_allclose(tables["engine"][col].astype(float), tables["serial"][col].astype(float),
-                                   atol=1e-3 if "unrelaxed" not in col else 1e-4)
+                                   atol=TOL["relaxed"] if "unrelaxed" not in col else TOL["unrelaxed"])
 
 
 def test_misspelled_or_invalid_stability_option_is_an_error(data, tmp_path):
