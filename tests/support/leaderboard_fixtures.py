@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,12 @@ def protocol_block(name: str | None = None, relax_steps: int | None = None) -> d
 
 
 def rock_salt(a: float, species=("Na", "Cl")):
+    return _rock_salt(float(a), tuple(species)).copy()
+
+
+@lru_cache(maxsize=64)
+def _rock_salt(a: float, species: tuple[str, ...]):
+    # from_spacegroup builds the space group's operations each time (seconds on a loaded machine)
     from pymatgen.core import Lattice, Structure
 
     return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), list(species), [[0, 0, 0], [0.5, 0.5, 0.5]])
