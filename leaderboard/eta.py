@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from evaluator.catalogue import FAMILIES
+from evaluator.config import DEFAULT_PRESET, PRESETS
 from evaluator.mlip import default_mlip, resolve_device
 
 STALL_WARN_ENV = "GENBENCH_STALL_WARN_S"
@@ -95,7 +96,8 @@ def deployment_hardware(env: Mapping[str, str] | None = None) -> Hardware:
     device = "cuda" if device.startswith("cuda") else "cpu"
     steps = env.get("GENBENCH_RELAX_STEPS")
 
-    return Hardware(device, (env.get("GENBENCH_MLIP") or default_mlip(device)).lower(),
+    named = PRESETS.get(env.get("GENBENCH_PROTOCOL") or DEFAULT_PRESET, {}).get("mlip")  # the worker's default
+    return Hardware(device, (env.get("GENBENCH_MLIP") or named or default_mlip(device)).lower(),
                     int(steps) if steps and steps.strip().isdigit() else 300)
 
 

@@ -60,10 +60,11 @@ def test_cpu_cost_model_says_hours_for_2500_structures():
 def test_deployment_hardware_reads_the_worker_settings():
     hw = deployment_hardware({"GENBENCH_DEVICE": "cuda:0", "GENBENCH_MLIP": "MACE", "GENBENCH_RELAX_STEPS": "50"})
     assert hw == Hardware("cuda", "mace", 50)
-    # without GENBENCH_MLIP, the worker's own default: SevenNet-l3i5 on a GPU, CHGNet on CPU
+    # without GENBENCH_MLIP, the worker's own default: SevenNet-l3i5 on every device (the default protocol),
+    # CHGNet when the service pins the named protocol "chgnet"
     assert deployment_hardware({"GENBENCH_DEVICE": "cuda"}).mlip == "sevenn"
-    assert deployment_hardware({"GENBENCH_DEVICE": "cpu"}).mlip == "chgnet"
-    assert deployment_hardware({"GENBENCH_DEVICE": "cpu"}) == Hardware("cpu", "chgnet", 300)
+    assert deployment_hardware({"GENBENCH_DEVICE": "cpu"}) == Hardware("cpu", "sevenn", 300)
+    assert deployment_hardware({"GENBENCH_DEVICE": "cpu", "GENBENCH_PROTOCOL": "chgnet"}) == Hardware("cpu", "chgnet", 300)
 
 
 def test_measured_rate_from_the_worker_or_from_timestamps_and_absent_in_old_documents():
@@ -196,9 +197,13 @@ def test_upload_estimate_states_device_and_mlip(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GENBENCH_DEVICE", "cpu")
     monkeypatch.delenv("GENBENCH_MLIP", raising=False)
+    monkeypatch.delenv("GENBENCH_PROTOCOL", raising=False)
+    text = upload_estimate(make_context(str(tmp_path / "store")), 2500)  # the default protocol: SevenNet-l3i5
+    assert "Estimated evaluation time on this deployment: about 5 h" in text
+    assert "CPU" in text and "SevenNet" in text and "estimated from the cost model" in text
+    monkeypatch.setenv("GENBENCH_PROTOCOL", "chgnet")  # the opt-in CHGNet protocol
     text = upload_estimate(make_context(str(tmp_path / "store")), 2500)
-    assert "Estimated evaluation time on this deployment: about 1 h" in text
-    assert "CPU" in text and "CHGNet" in text and "estimated from the cost model" in text
+    assert "Estimated evaluation time on this deployment: about 1 h" in text and "CHGNet" in text
 
 
 @pytest.mark.slow
@@ -209,6 +214,7 @@ def test_upload_check_of_2500_structures_says_hours_on_a_cpu(mp_sample, tmp_path
 
     monkeypatch.setenv("GENBENCH_DEVICE", "cpu")
     monkeypatch.delenv("GENBENCH_MLIP", raising=False)
+    monkeypatch.setenv("GENBENCH_PROTOCOL", "chgnet")  # the opt-in CHGNet protocol (the default is ~3.5x)
     upload = tmp_path / "mp_sample.zip"
     with zipfile.ZipFile(upload, "w") as z:
         for cif in sorted(mp_sample.glob("*.cif")):
