@@ -2,8 +2,10 @@
 
     python scripts/readme_screenshots.py [--store DIR] [--out docs/screenshots]
 
-Three submissions go into a fresh local store and are evaluated by the real worker (embedded
-default: CHGNet, MP-20; about 2-4 min each on 2 CPU cores): the example submission (21
+Three submissions go into a fresh local store and are evaluated by the real worker under the
+service's protocol (``GENBENCH_PROTOCOL``: the default SevenNet-l3i5 + MP-20, or ``chgnet``,
+which the current screenshots show; with CHGNet about 2-4 min each on 2 CPU cores, SevenNet-l3i5
+about 3.5x that): the example submission (21
 MatterGen base samples), 10 Materials Project structures (the 4 first of 24-32 sites, larger
 than any MP-20 cell) and 12 Alexandria structures. Then the app is started on that store and
 headless Debian chromium takes leaderboard.png, plots.png, model.png, candidate.png and
