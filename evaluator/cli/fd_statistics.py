@@ -17,8 +17,16 @@ def cmd_fd_reference(args: argparse.Namespace) -> int:
     from evaluator.data import DataDir, MissingDataError
     from evaluator.families.distribution import embedding_reference as er
     from evaluator.mlip import describe_mlip, load_mlip
+    from evaluator.mlip.base import backend_class
 
-    cfg = build_config(mlip=args.mlip, mlip_model=args.mlip_model, device=args.device, dtype=args.dtype)
+    try:
+        cfg = build_config(mlip=args.mlip, mlip_model=args.mlip_model, device=args.device, dtype=args.dtype,
+                           protocol=args.protocol)
+    except ValueError as exc:
+        return fail(exc)
+    if not backend_class(cfg.mlip).supports_embeddings:
+        return fail(f"MLIP {cfg.mlip} gives no embeddings, so runs with it compute no Fréchet distance "
+                    "(the default protocol, SevenNet-l3i5, is one); use --protocol chgnet or --mlip chgnet|mace")
     data = DataDir(args.data_dir)
     try:
         sample_dir = data.path(args.sample)
@@ -55,8 +63,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("fd-reference", help="build the MLIP-embedding statistics the Fréchet "
                                                    "distance compares against (cached)",
                               description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--mlip", help="MLIP backend (default as for score: $GENBENCH_MLIP, else sevenn on a GPU "
-                                  "and chgnet on CPU)")
+    p.add_argument("--protocol", help="named protocol the MLIP comes from, as for score (default "
+                                      "$GENBENCH_PROTOCOL or default: SevenNet-l3i5, which has no embeddings)")
+    p.add_argument("--mlip", help="MLIP backend (default as for score: $GENBENCH_MLIP, else the named protocol's)")
     p.add_argument("--mlip-model", help="checkpoint path or model name (default $GENBENCH_MLIP_MODEL or the "
                                         "backend's default)")
     p.add_argument("--device", help=f"auto, cpu or cuda (default $GENBENCH_DEVICE or {EvalConfig.device})")

@@ -64,7 +64,8 @@ def test_deployment_hardware_reads_the_worker_settings():
     # CHGNet when the service pins the named protocol "chgnet"
     assert deployment_hardware({"GENBENCH_DEVICE": "cuda"}).mlip == "sevenn"
     assert deployment_hardware({"GENBENCH_DEVICE": "cpu"}) == Hardware("cpu", "sevenn", 300)
-    assert deployment_hardware({"GENBENCH_DEVICE": "cpu", "GENBENCH_PROTOCOL": "chgnet"}) == Hardware("cpu", "chgnet", 300)
+    chgnet = deployment_hardware({"GENBENCH_DEVICE": "cpu", "GENBENCH_PROTOCOL": "chgnet"})
+    assert chgnet == Hardware("cpu", "chgnet", 300)
 
 
 def test_measured_rate_from_the_worker_or_from_timestamps_and_absent_in_old_documents():

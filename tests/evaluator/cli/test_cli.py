@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from repo_paths import BAD_INPUTS
 
-SUMMARY_KEYS = {"schema_version", "protocol", "execution", "n_submitted", "n_parsed", "n_valid", "n_evaluated", "uncertainty",
-                "metrics", "missing", "failures", "provenance", "timings_s"}
+SUMMARY_KEYS = {"schema_version", "protocol", "execution", "n_submitted", "n_parsed", "n_valid", "n_evaluated",
+                "uncertainty", "metrics", "missing", "failures", "provenance", "timings_s"}
 PROVENANCE_KEYS = {"evaluator_version", "created_at", "families", "config", "options", "reference",
                    "data_files", "data_dir", "family", "uncertainty", "python", "platform"}
 

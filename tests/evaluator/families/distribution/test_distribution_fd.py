@@ -160,7 +160,10 @@ def test_fd_reference_command_reports_cache_and_rebuilds(tiny_reference, tmp_pat
     from evaluator.cli import main
 
     monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path))
-    args = ["fd-reference", "--sample", str(tiny_reference), "--device", "cpu"]
+    # the default protocol's SevenNet-l3i5 has no embeddings: refused with the way out
+    assert main(["fd-reference", "--sample", str(tiny_reference), "--device", "cpu"]) == 2
+    assert "--protocol chgnet" in capsys.readouterr().err
+    args = ["fd-reference", "--sample", str(tiny_reference), "--device", "cpu", "--protocol", "chgnet"]
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     assert main(args) == 0
