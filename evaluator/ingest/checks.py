@@ -10,6 +10,7 @@ upload check) imports this module for ``shorten`` alone and stays light.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,50 @@ def symbol_problem(symbol: str) -> str | None:
     if Element.is_valid_symbol(letters) or Element.is_valid_symbol(letters.title()):
         return None
     return unknown_element(letters)
+
+
+def occupancy_problem(value: float, site: str) -> str | None:
+    """The one reason every format gives for an occupancy that is zero, negative or not finite
+    (a site that would otherwise be dropped or mis-read without a word); None when it is fine.
+    Occupancies above 1 are left to the readers (overlapping atoms)."""
+    if math.isfinite(value) and value > 0:
+        return None
+    return shorten(f"invalid occupancy {value:g} on site {site}: occupancies must be greater than 0 "
+                   "(and at most 1)")
+
+
+def occupancy_sum_problem(total: float) -> str:
+    """The one reason every format gives when the occupancies on one site add up to more than 1."""
+    return f"invalid occupancy: occupancies on one site sum to {total:g} > 1 (overlapping atoms?)"
+
+
+def missing_species(where: str) -> str:
+    """The one reason every format gives when atoms have no element: ``missing species: <where>``."""
+    return shorten(f"missing species: {where}")
+
+
+def count_mismatch(declared: int, listed: int, where: str) -> str:
+    """The one reason every format gives when a declared atom count and the atoms listed differ."""
+    return shorten(f"atom count mismatch: {where} declares {declared} atoms but {listed} positions follow")
+
+
+def cell_volume_problem(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> str | None:
+    """Why cell parameters (Å, degrees) give no usable cell: angles that close no
+    parallelepiped, or a volume of (near) zero (same text as ``problem``); else None."""
+    ca, cb, cg = (math.cos(math.radians(x)) for x in (alpha, beta, gamma))
+    factor = 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg
+    if factor <= 0:
+        return shorten(f"degenerate cell: the angles alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} "
+                       "degrees close no cell (zero volume)")
+    volume = a * b * c * math.sqrt(factor)
+    lengths = a * b * c
+    if volume < MIN_VOLUME or volume < MIN_NORMALISED_VOLUME * lengths:
+        return degenerate_volume(volume)
+    return None
+
+
+def degenerate_volume(volume: float) -> str:
+    return f"degenerate cell: volume {volume:.3g} Å³ is zero or near zero"
 
 
 def is_placeholder_symbol(symbol: str) -> bool:
@@ -98,7 +143,7 @@ def problem(structure: Structure, limits: IngestLimits) -> str | None:
     volume = abs(float(np.linalg.det(matrix)))
     lengths = np.linalg.norm(matrix, axis=1)
     if volume < MIN_VOLUME or volume < MIN_NORMALISED_VOLUME * float(np.prod(lengths)):
-        return f"degenerate cell: volume {volume:.3g} Å³ is zero or near zero"
+        return degenerate_volume(volume)
     dummies = sorted({el.symbol for el in structure.composition if isinstance(el, DummySpecies)})
     if dummies:
         return unknown_element(", ".join(dummies))

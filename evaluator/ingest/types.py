@@ -51,3 +51,9 @@ class Unit:
     source: str
     kind: UnitKind
     payload: str | StructureDict
+
+
+def too_many_structures(limit: int) -> IngestError:
+    """The refusal for an upload holding more than ``limit`` structures (raised while files
+    are cut, as soon as the count passes the limit)."""
+    return IngestError(f"too many structures: more than {limit:,} (max_structures); submit fewer structures")

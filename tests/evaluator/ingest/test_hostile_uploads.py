@@ -207,7 +207,7 @@ def _deep_files(tmp_path: Path) -> dict[str, str]:
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    return {"deep.json": "deep.json", "deep.jsonl": "deep.jsonl:line 2", "deep.csv": "deep.csv:row 1",
+    return {"deep.json": "deep.json:item 1", "deep.jsonl": "deep.jsonl:line 2", "deep.csv": "deep.csv:row 1",
             "props.json": "props.json"}
 
 
