@@ -138,7 +138,13 @@ def read_inputs(inputs: str | Path | Sequence[str | Path], limits: IngestLimits 
     whole read (the app's upload check); each structure is bounded by
     ``limits.max_read_seconds`` anyway.
     """
-    limits = limits or IngestLimits()
+    return _read(inputs, limits or IngestLimits(), progress, max_seconds, keep=True)
+
+
+def _read(inputs: str | Path | Sequence[str | Path], limits: IngestLimits, progress: Progress,
+          max_seconds: float | None, keep: bool) -> list[Item]:
+    """``read_inputs``; unless ``keep``, structures are dropped as soon as they are read
+    (a read structure is then an Item with neither structure nor error)."""
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
 
     def too_slow() -> IngestError:  # only called past the deadline, so max_seconds is set
@@ -155,7 +161,8 @@ def read_inputs(inputs: str | Path | Sequence[str | Path], limits: IngestLimits 
         entries.check_time()
     units = [e for e in entries if isinstance(e, Unit)]
     progress("ingest", 0, len(units))
-    parsed = iter(parse_units(units, limits, lambda n: progress("ingest", n, len(units)), deadline, too_slow))
+    parsed = iter(parse_units(units, limits, lambda n: progress("ingest", n, len(units)), deadline, too_slow,
+                              keep=keep))
     out: list[Item] = []
     for entry in entries:
         for item in next(parsed) if isinstance(entry, Unit) else [entry]:
@@ -202,6 +209,6 @@ def inspect_upload(inputs: str | Path | Sequence[str | Path], limits: IngestLimi
     """Counts and the first ``max_errors`` failures. Raises IngestError like read_inputs, also
     when the whole check takes longer than ``limits.max_check_seconds``."""
     limits = limits or IngestLimits()
-    items = read_inputs(inputs, limits, max_seconds=limits.max_check_seconds)
+    items = _read(inputs, limits, no_progress, limits.max_check_seconds, keep=False)
     failed = [(shorten(it.source, 160), it.error) for it in items if it.error]
     return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors])

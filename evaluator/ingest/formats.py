@@ -28,7 +28,7 @@ from evaluator.ingest.checks import (cell_volume_problem, count_mismatch, is_pla
                                      unknown_element)
 from evaluator.ingest.jsonload import JsonTooDeep, duplicate_message, first_duplicate, load_json
 from evaluator.ingest.shapes import cif_like, is_structure_dict, record_structure
-from evaluator.ingest.types import Item, Parsed, StructureDict, Unit
+from evaluator.ingest.types import IngestError, Item, Parsed, StructureDict, Unit
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -212,7 +212,9 @@ def cif_cell_problem(parser: CifParser) -> str | None:
 def split_cif(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
     """One Unit per data block holding a structure, whatever the block's name; source gets
     ``:block N`` (N counts every block) when the file has several. Blocks without cell or
-    atom-site data describe no structure and give no row, unless no block has any."""
+    atom-site data describe no structure and give no row, unless no block has any; more than
+    ``max_structures`` of them refuse the upload (each costs a cut; structures are counted
+    by the caller)."""
     blocks = cif_blocks(text)
     first = next(blocks, None)
     if first is None:
@@ -227,6 +229,9 @@ def split_cif(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | I
         if is_structure_block(block):
             n_structures += 1
             yield Unit(f"{source}:block {i}", "cif", block)
+        elif i - n_structures > limits.max_structures:
+            raise IngestError(f"too many CIF data blocks without a structure in {shorten(source, 160)}: more "
+                              f"than {limits.max_structures:,} (max_structures); leave them out of the upload")
     if not n_structures:
         yield Item(source, error=f"no structure in the CIF: none of its {i} data blocks has cell or atom-site data")
 
@@ -379,21 +384,23 @@ def structure_from_ase(atoms: Atoms, limits: IngestLimits | None = None) -> Pars
 _XYZ_BLANK = re.compile(r"(?:[ \t]*\r?\n)*")
 
 
-def xyz_frames(text: str, limit: int | None = None) -> Iterator[tuple[int, str]] | None:
-    """(declared atoms, frame text) for each frame of an (ext)xyz text, cut at its atom-count
-    lines, one at a time; None when a count line cannot be read (the whole text then goes to
-    ase, which says where). Blank lines between frames are skipped. The text is checked
-    first without holding any frame, stopping past ``limit`` frames (the caller's structure
-    limit then refuses the upload), so millions of empty frames cost neither time nor memory.
-    A last frame shorter than its count is cut as it is (its row says so)."""
-    spans: list[tuple[int, int, int]] = []  # (declared, start, end), at most limit + 1
+def xyz_frames(text: str, limit: int) -> tuple[list[tuple[int, int, int]], str | None]:
+    """([(declared atoms, start, end) of each frame], why the rest could not be cut) for an
+    (ext)xyz text cut at its atom-count lines, without holding any frame; blank lines between
+    frames are skipped. Stops past ``limit`` frames (the caller's structure limit then
+    refuses the upload), so millions of empty frames cost neither time nor memory. A last
+    frame shorter than its count is cut as it is (ase then says so)."""
+    spans: list[tuple[int, int, int]] = []
     pos, end = _XYZ_BLANK.match(text, 0).end(), len(text)  # type: ignore[union-attr]  # matches ""
-    while pos < end:
+    while pos < end and len(spans) <= limit:
         eol = text.find("\n", pos)
         eol = end if eol < 0 else eol
         fields = text[pos:eol].split()
         if len(fields) != 1 or not fields[0].isdigit():
-            return None
+            line = text.count("\n", 0, pos) + 1
+            found = shorten(text[pos:min(eol, pos + 60)], 40)
+            return spans, (f"unreadable extxyz: line {line} should hold the number of atoms of a frame, "
+                           f"found {found!r}" + ("; the rest of the file was not read" if spans else ""))
         n = int(fields[0])
         stop = eol
         for _ in range(min(n, 10**7) + 1):  # the comment line and n atom lines
@@ -402,28 +409,22 @@ def xyz_frames(text: str, limit: int | None = None) -> Iterator[tuple[int, str]]
             nxt = text.find("\n", stop + 1)
             stop = end if nxt < 0 else nxt
         spans.append((n, pos, stop))
-        if limit is not None and len(spans) > limit:
-            break
         pos = _XYZ_BLANK.match(text, min(stop + 1, end)).end()  # type: ignore[union-attr]
-    if not spans:
-        return None
-    return ((n, text[a:b].rstrip("\r\n") + "\n") for n, a, b in spans)
+    return spans, None
 
 
 def split_xyz(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
     """One Unit per frame (``:frame N`` when there are several); a frame whose count line is
-    over the atom limit is refused before ase reads it."""
-    frames = xyz_frames(text, limits.max_structures)
-    if frames is None:
-        yield Unit(source, "xyz", text)
-        return
-    first = next(frames)
-    second = next(frames, None)
-    single = second is None
-    for i, (n, frame) in enumerate(itertools.chain([first], [] if second is None else [second], frames), 1):
+    over the atom limit is refused before ase reads it; a line that should be a count and
+    is not ends the file with a row saying where."""
+    spans, problem = xyz_frames(text, limits.max_structures)
+    single = len(spans) + (problem is not None) == 1
+    for i, (n, a, b) in enumerate(spans, 1):
         src = source if single else f"{source}:frame {i}"
         too_many = count_problem(n, limits)
-        yield Item(src, error=too_many) if too_many else Unit(src, "xyz", frame)
+        yield Item(src, error=too_many) if too_many else Unit(src, "xyz", text[a:b].rstrip("\r\n") + "\n")
+    if problem:
+        yield Item(source if single else f"{source}:frame {len(spans) + 1}", error=shorten(problem))
 
 
 _ASE_COUNT = re.compile(r"Frame has (\d+) atoms, expected (\d+)")

@@ -15,7 +15,6 @@ given explicitly.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Iterable, Iterator
 
@@ -71,27 +70,44 @@ def _unit(source: str, text: str, entry: Entry) -> Unit | Item:
     return Item(source, error=f"not a structure: a JSON {_type_name(value)}")
 
 
+class _Overflow(Exception):
+    """More than the structure limit of entries held, none of them a structure."""
+
+
 class _Pending:
-    """Entries held until the file is known to hold structures, at most ``limit`` of them;
-    past that, only whether a structure turns up is remembered (the upload is then refused:
-    too many structures), so a file of millions of non-structure entries stays small."""
+    """Entries held until the file is known to hold structures (then they flow through, and
+    the caller's structure limit applies), at most ``limit`` of them: past that with no
+    structure seen, _Overflow (see ``_overflow``), so a file of millions of non-structure
+    entries is never held or parsed whole."""
 
     def __init__(self, limit: int):
-        self.limit, self.held, self.overflow, self.found = limit, list[Unit | Item](), False, False
+        self.limit, self.held, self.found = limit, list[Unit | Item](), False
 
     def add(self, entry: Unit | Item, is_structure: bool) -> Iterator[Unit | Item]:
         self.found = self.found or is_structure
-        if self.overflow or (not self.found and len(self.held) >= self.limit):
-            self.overflow = True
-            self.held.clear()
-            if self.found:
-                raise too_many_structures(self.limit)
-        elif self.found:
+        if self.found:
             yield from self.held
             self.held.clear()
             yield entry
+        elif len(self.held) >= self.limit:
+            raise _Overflow
         else:
             self.held.append(entry)
+
+
+# Text that a structure anywhere after the first ``limit`` entries would have to contain.
+_MAYBE_STRUCTURE = re.compile(r'"(?:lattice|sites)"|^[ \t]*data_|_cell_length_a|_atom_site_fract_', re.M)
+
+
+def _overflow(text: str, pos: int, source: str, limit: int) -> ValueError:
+    """What to raise when the first ``limit`` entries of a file hold no structure: metadata
+    (NotStructureData) when nothing after ``pos`` could be one either, else a refusal that
+    says why (reading on would mean parsing the whole file to find them)."""
+    if _MAYBE_STRUCTURE.search(text, pos) is None:
+        return NotStructureData(f"no structures found in its first {limit:,} entries, nor after them")
+    return IngestError(shorten(f"{source}: none of its first {limit:,} entries is a structure, but later ones "
+                               "may be; put the structures first, or leave the other entries out of the upload",
+                               300))
 
 
 def split_csv(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
@@ -99,7 +115,10 @@ def split_csv(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | I
     unbalanced quote, a row whose field count differs from the header's) is refused as a
     whole: cutting it would invent or merge rows."""
     csv.field_size_limit(max(csv.field_size_limit(), limits.max_upload_bytes))
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    if _BLANK_RUN.search(text):  # runs of blank lines, skipped in C (a row each would cost ~1 µs)
+        text = _BLANK_RUN.sub("\n", text)
+    # Lines cut in C, one at a time (io.StringIO would copy the text at 4 bytes a character).
+    reader = csv.reader(map(re.Match.group, _ANY_LINE.finditer(text)), strict=True)
     rows = _checked_rows(reader, source)
     header = next(rows, (0, []))[1]
     lowered = [h.strip().lower() for h in header]
@@ -117,6 +136,8 @@ def split_csv(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | I
             held.append((i, row))
         elif cols:
             raise too_many_structures(limits.max_structures)
+        else:
+            raise _overflow(text, 0, source, limits.max_structures)
     if not cols:
         raise NotStructureData(
             f"no structure column; expected one of {', '.join(STRUCTURE_COLUMNS)} or a column of CIF text or "
@@ -179,7 +200,11 @@ def _array(text: str, start: int, source: str, prefix: str, limits: IngestLimits
     pending = _Pending(limits.max_structures)
     for i, entry in enumerate(iter_values(text, start, limits.max_json_depth, ends=ends), 1):
         kind = "other" if entry.error else _kind(entry.value)
-        yield from pending.add(_unit(f"{source}:{prefix}item {i}", text, entry), kind != "other" or bool(entry.error))
+        try:
+            yield from pending.add(_unit(f"{source}:{prefix}item {i}", text, entry),
+                                   kind != "other" or bool(entry.error))
+        except _Overflow:
+            raise _overflow(text, entry.end, source, limits.max_structures) from None
     if not pending.found:
         raise NotStructureData("no structures")
 
@@ -246,8 +271,10 @@ def _object(text: str, pos: int, source: str, limits: IngestLimits,
                 hold(_array(text, entry.start, source, "" if key == "structures" else f"{label[len(source) + 1:]} ",
                             limits, ends))
             except NotStructureData:
-                pass  # an array of metadata
-            entry.end = ends[0] if ends else -1
+                if not ends:  # cut short: nothing after it can be a structure (``_overflow``)
+                    break
+                # else an array of metadata
+            entry.end = ends[0]
         elif isinstance(value, dict) and not is_structure_dict(value) and \
                 sum(_is_structure(v) for v in value.values()) > 1:  # {id: structure} under a key
             sub_seen: dict[str, int] = {}
@@ -260,30 +287,36 @@ def _object(text: str, pos: int, source: str, limits: IngestLimits,
     yield from held
 
 
-_LINE = re.compile(r"[^\r\n]*\S[^\r\n]*")  # a non-blank line (blank runs are skipped in C)
+_LINE = re.compile(r"[^\r\n]*\S[^\r\n]*")
+_ANY_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+_BLANK_RUN = re.compile(r"\n[ \t\r\n]*\n")  # a non-blank line (blank runs are skipped in C)
 
 
 def split_jsonl(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | Item]:
     """One Structure dict (or record, or CIF string) per line; ``:line N`` counts every line
-    from 1, blank ones included."""
+    from 1, blank ones included (runs of blank lines are skipped in C)."""
     pending = _Pending(limits.max_structures)
     line, last = 1, 0
-    deep = False
     for m in _LINE.finditer(text):
         line += text.count("\n", last, m.start())
         last = m.start()
-        src = f"{source}:line {line}"
+        row, counts = _jsonl_row(f"{source}:line {line}", m.group(), limits)
         try:
-            value, end = decode_at(m.group(), 0, limits.max_json_depth)
-            if skip_ws(m.group(), end) != len(m.group()):
-                raise ValueError(f"extra data after the value at character {end}")
-            entry = Entry(None, 0, len(m.group()), value)
-            yield from pending.add(_unit(src, m.group(), entry), _kind(value) != "other")
-        except JsonTooDeep as exc:
-            deep = True
-            yield from pending.add(Item(src, error=str(exc)), True)
-        except ValueError as exc:
-            yield from pending.add(Item(src, error=shorten(f"invalid JSON: {exc}")), False)
-    if not pending.found and not deep:
+            yield from pending.add(row, counts)
+        except _Overflow:
+            raise _overflow(text, m.end(), source, limits.max_structures) from None
+    if not pending.found:
         raise NotStructureData("no structures found (one pymatgen Structure dict per line expected)")
-    yield from pending.held
+
+
+def _jsonl_row(src: str, line: str, limits: IngestLimits) -> tuple[Unit | Item, bool]:
+    """(row, whether it makes the file one of structures) for one non-blank JSONL line."""
+    try:
+        value, end = decode_at(line, 0, limits.max_json_depth)
+    except JsonTooDeep as exc:
+        return Item(src, error=str(exc)), True
+    except ValueError as exc:
+        return Item(src, error=shorten(f"invalid JSON: {exc}")), False
+    if skip_ws(line, end) != len(line):
+        return Item(src, error=f"invalid JSON: extra data after the value at character {end}"), False
+    return _unit(src, line, Entry(None, 0, len(line), value)), _kind(value) != "other"
