@@ -27,6 +27,7 @@ MIN_VOLUME = 1e-3  # Å³: below this the cell is degenerate
 MIN_NORMALISED_VOLUME = 1e-6  # V / (a b c): flat or collinear cells
 MAX_REASON = 200  # characters
 
+_THIN = re.compile(r"thickness=\[(.*?)\] Å below threshold")
 _NONFINITE = re.compile(r"\b(nan|inf|infinity)\b", re.I)
 _BAD_SYMBOL = re.compile(r"'([^']{1,40})' is not a valid Element|Can't parse Element or Species from '([^']{1,40})'")
 # IUPAC systematic (placeholder) symbols of elements 100-299: Uue, Ubn, Uuo, ...
@@ -116,6 +117,10 @@ def reason(prefix: str, exc: BaseException) -> str:
         return shorten(f"{prefix}: missing field {msg}")
     if _NONFINITE.search(msg):
         return NONFINITE
+    thin = _THIN.search(msg)
+    if thin:
+        least = min(float(x) for x in re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", thin.group(1)))
+        return f"degenerate cell: {least:.3g} Å thick along one axis (too flat to be a crystal)"
     if "singular matrix" in msg.lower():
         return "degenerate cell: singular lattice (zero volume)"
     bad = _BAD_SYMBOL.search(msg)

@@ -335,8 +335,11 @@ def structure_from_poscar(text: str, limits: IngestLimits) -> Parsed:
         try:
             structure = Poscar.from_str(text, read_velocities=False).structure
         except IndexError as exc:
-            listed = _poscar_positions(text, header) if header else None
-            if header and listed is not None and listed < header.n_atoms:
+            if header is None:
+                return None, ("unreadable POSCAR: the header ends before the counts line (7 lines: comment, "
+                              "scale, 3 lattice vectors, symbols, counts; no blank line among them)")
+            listed = _poscar_positions(text, header)
+            if listed < header.n_atoms:
                 return None, count_mismatch(header.n_atoms, listed, "the POSCAR counts line")
             return None, reason("unreadable POSCAR", exc)
         except Exception as exc:  # noqa: BLE001 - any parse failure is this structure's reason
