@@ -454,6 +454,8 @@ def test_app_endpoints_answer_hostile_uploads_and_metadata(app_server, tmp_path)
     for bad_meta, kind in ((["model_name", "x"], "list"), ("just a string", "string")):
         out = client.predict([handle_file(str(good))], bad_meta, api_name="/submit")
         assert out["ok"] is False and "metadata must be a JSON object" in out["message"] and kind in out["message"]
+    status = client.predict("x" * 2**20, api_name="/status")  # issue 25: a 1 MB id is not echoed in full
+    assert status["status"] is None and status["id"] == "x" * 40 + "… (1,048,576 characters)"
 
 
 # ------------------------------------------------------------ every structure accounted for (issue 25)
