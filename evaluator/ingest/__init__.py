@@ -10,7 +10,7 @@ then each Unit is parsed under a wall-clock limit in a child process (``units``)
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -23,7 +23,7 @@ from evaluator.ingest.detect import (ACCEPTED, ARCHIVE_KINDS, PICKLE_MESSAGE, ba
 from evaluator.ingest.checks import shorten
 from evaluator.ingest.formats import split_cif, split_poscar, split_xyz
 from evaluator.ingest.tables import NotStructureData, split_csv, split_json, split_jsonl
-from evaluator.ingest.types import IngestError, Item, Unit
+from evaluator.ingest.types import IngestError, Item, Unit, too_many_structures
 from evaluator.ingest.units import parse_units
 
 __all__ = ["ACCEPTED", "IngestError", "Item", "UploadCheck", "inspect_upload", "read_inputs"]
@@ -58,20 +58,25 @@ def _collect(inputs: Sequence[str | Path]) -> list[_File]:
 
 
 class _Items(list[Item | Unit]):
-    """The Items (or Units still to parse) so far; refuses more than ``max_structures``."""
+    """The Items (or Units still to parse) so far, added while files are cut; refuses more
+    than ``max_structures``, and stops past ``deadline`` (``time.monotonic()``)."""
 
-    def __init__(self, limits: IngestLimits) -> None:
+    def __init__(self, limits: IngestLimits, deadline: float | None = None,
+                 too_slow: Callable[[], IngestError] | None = None) -> None:
         super().__init__()
         self.limit = limits.max_structures
+        self.deadline, self.too_slow = deadline, too_slow
 
     def add(self, item: Item | Unit) -> None:
         if len(self) >= self.limit:
-            raise _too_many(self.limit)
+            raise too_many_structures(self.limit)
         self.append(item)
+        if self.deadline is not None and len(self) % 64 == 0:
+            self.check_time()
 
-
-def _too_many(limit: int) -> IngestError:
-    return IngestError(f"too many structures: more than {limit:,} (max_structures); submit fewer structures")
+    def check_time(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise self.too_slow() if self.too_slow else IngestError("reading the upload took too long")
 
 
 def _decode(data: bytes) -> str:
@@ -107,16 +112,17 @@ def _read_blob(source: str, name: str, data: bytes, explicit: bool, nested: bool
         suffix = shorten(Path(basename(name)).suffix or basename(name), 40)
         out.add(Item(source, error=f"unsupported format {suffix!r}: not a structure file"))
         return
-    if not data.strip():
+    if not data or data.isspace():  # (no stripped copy of a big file)
         out.add(Item(source, error="empty file"))
         return
+    entries = SPLITTERS[kind](_decode(data), source, budget.limits)
     try:
-        for entry in SPLITTERS[kind](_decode(data), source, budget.limits):
+        for entry in entries:  # cut one structure at a time: the limits apply while cutting
             out.add(entry)
     except NotStructureData as exc:
         if explicit:
             raise IngestError(f"{shorten(source, 160)}: {exc}") from exc
-        # a metadata table beside the structures: not part of the submission
+        # a metadata table or file beside the structures, holding none: not part of the submission
 
 
 def _too_slow(max_seconds: float) -> IngestError:
@@ -132,7 +138,13 @@ def read_inputs(inputs: str | Path | Sequence[str | Path], limits: IngestLimits 
     whole read (the app's upload check); each structure is bounded by
     ``limits.max_read_seconds`` anyway.
     """
-    limits = limits or IngestLimits()
+    return _read(inputs, limits or IngestLimits(), progress, max_seconds, keep=True)
+
+
+def _read(inputs: str | Path | Sequence[str | Path], limits: IngestLimits, progress: Progress,
+          max_seconds: float | None, keep: bool) -> list[Item]:
+    """``read_inputs``; unless ``keep``, structures are dropped as soon as they are read
+    (a read structure is then an Item with neither structure nor error)."""
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
 
     def too_slow() -> IngestError:  # only called past the deadline, so max_seconds is set
@@ -143,19 +155,19 @@ def read_inputs(inputs: str | Path | Sequence[str | Path], limits: IngestLimits 
     if size > limits.max_upload_bytes:
         raise IngestError(f"upload too large: {size:,} bytes > {limits.max_upload_bytes:,} "
                           "(max_upload_bytes)")
-    entries, budget = _Items(limits), Budget(limits)
+    entries, budget = _Items(limits, deadline, too_slow), Budget(limits)
     for f in files:
         _read_blob(f.source, f.source, f.path.read_bytes(), f.explicit, False, entries, budget)
-        if deadline is not None and time.monotonic() > deadline:
-            raise too_slow()
+        entries.check_time()
     units = [e for e in entries if isinstance(e, Unit)]
     progress("ingest", 0, len(units))
-    parsed = iter(parse_units(units, limits, lambda n: progress("ingest", n, len(units)), deadline, too_slow))
+    parsed = iter(parse_units(units, limits, lambda n: progress("ingest", n, len(units)), deadline, too_slow,
+                              keep=keep))
     out: list[Item] = []
     for entry in entries:
         for item in next(parsed) if isinstance(entry, Unit) else [entry]:
             if len(out) >= limits.max_structures:
-                raise _too_many(limits.max_structures)
+                raise too_many_structures(limits.max_structures)
             out.append(item)
     if not out:
         raise IngestError(f"no structures found in the upload; accepted: {ACCEPTED}")
@@ -197,6 +209,6 @@ def inspect_upload(inputs: str | Path | Sequence[str | Path], limits: IngestLimi
     """Counts and the first ``max_errors`` failures. Raises IngestError like read_inputs, also
     when the whole check takes longer than ``limits.max_check_seconds``."""
     limits = limits or IngestLimits()
-    items = read_inputs(inputs, limits, max_seconds=limits.max_check_seconds)
+    items = _read(inputs, limits, no_progress, limits.max_check_seconds, keep=False)
     failed = [(shorten(it.source, 160), it.error) for it in items if it.error]
     return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors])

@@ -10,6 +10,7 @@ upload check) imports this module for ``shorten`` alone and stays light.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ MIN_VOLUME = 1e-3  # Å³: below this the cell is degenerate
 MIN_NORMALISED_VOLUME = 1e-6  # V / (a b c): flat or collinear cells
 MAX_REASON = 200  # characters
 
+_THIN = re.compile(r"thickness=\[(.*?)\] Å below threshold")
 _NONFINITE = re.compile(r"\b(nan|inf|infinity)\b", re.I)
 _BAD_SYMBOL = re.compile(r"'([^']{1,40})' is not a valid Element|Can't parse Element or Species from '([^']{1,40})'")
 # IUPAC systematic (placeholder) symbols of elements 100-299: Uue, Ubn, Uuo, ...
@@ -52,6 +54,50 @@ def symbol_problem(symbol: str) -> str | None:
     return unknown_element(letters)
 
 
+def occupancy_problem(value: float, site: str) -> str | None:
+    """The one reason every format gives for an occupancy that is zero, negative or not finite
+    (a site that would otherwise be dropped or mis-read without a word); None when it is fine.
+    Occupancies above 1 are left to the readers (overlapping atoms)."""
+    if math.isfinite(value) and value > 0:
+        return None
+    return shorten(f"invalid occupancy {value:g} on site {site}: occupancies must be greater than 0 "
+                   "(and at most 1)")
+
+
+def occupancy_sum_problem(total: float) -> str:
+    """The one reason every format gives when the occupancies on one site add up to more than 1."""
+    return f"invalid occupancy: occupancies on one site sum to {total:g} > 1 (overlapping atoms?)"
+
+
+def missing_species(where: str) -> str:
+    """The one reason every format gives when atoms have no element: ``missing species: <where>``."""
+    return shorten(f"missing species: {where}")
+
+
+def count_mismatch(declared: int, listed: int, where: str) -> str:
+    """The one reason every format gives when a declared atom count and the atoms listed differ."""
+    return shorten(f"atom count mismatch: {where} declares {declared} atoms but {listed} positions follow")
+
+
+def cell_volume_problem(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> str | None:
+    """Why cell parameters (Å, degrees) give no usable cell: angles that close no
+    parallelepiped, or a volume of (near) zero (same text as ``problem``); else None."""
+    ca, cb, cg = (math.cos(math.radians(x)) for x in (alpha, beta, gamma))
+    factor = 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg
+    if factor <= 0:
+        return shorten(f"degenerate cell: the angles alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} "
+                       "degrees close no cell (zero volume)")
+    volume = a * b * c * math.sqrt(factor)
+    lengths = a * b * c
+    if volume < MIN_VOLUME or volume < MIN_NORMALISED_VOLUME * lengths:
+        return degenerate_volume(volume)
+    return None
+
+
+def degenerate_volume(volume: float) -> str:
+    return f"degenerate cell: volume {volume:.3g} Å³ is zero or near zero"
+
+
 def is_placeholder_symbol(symbol: str) -> bool:
     """True for a name starting with an IUPAC placeholder symbol (``Uue``, ``Uue1``)."""
     m = re.match(r"[A-Za-z]+", str(symbol).strip())
@@ -71,6 +117,10 @@ def reason(prefix: str, exc: BaseException) -> str:
         return shorten(f"{prefix}: missing field {msg}")
     if _NONFINITE.search(msg):
         return NONFINITE
+    thin = _THIN.search(msg)
+    if thin:
+        least = min(float(x) for x in re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", thin.group(1)))
+        return f"degenerate cell: {least:.3g} Å thick along one axis (too flat to be a crystal)"
     if "singular matrix" in msg.lower():
         return "degenerate cell: singular lattice (zero volume)"
     bad = _BAD_SYMBOL.search(msg)
@@ -98,7 +148,7 @@ def problem(structure: Structure, limits: IngestLimits) -> str | None:
     volume = abs(float(np.linalg.det(matrix)))
     lengths = np.linalg.norm(matrix, axis=1)
     if volume < MIN_VOLUME or volume < MIN_NORMALISED_VOLUME * float(np.prod(lengths)):
-        return f"degenerate cell: volume {volume:.3g} Å³ is zero or near zero"
+        return degenerate_volume(volume)
     dummies = sorted({el.symbol for el in structure.composition if isinstance(el, DummySpecies)})
     if dummies:
         return unknown_element(", ".join(dummies))

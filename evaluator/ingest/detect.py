@@ -81,9 +81,15 @@ def strip_gz(name: str) -> str:
 
 
 def is_ignored(relpath: str) -> bool:
-    """Hidden files, macOS/Windows junk and documentation: not part of a submission."""
+    """Hidden files, macOS/Windows junk and documentation: not part of a submission.
+
+    A name that is a structure format (or an archive, or a pickle, which is refused) is
+    never documentation, whatever it looks like (``README.cif``, ``LICENSE.vasp``,
+    ``POSCAR.txt``): it is read."""
     parts = [p for p in relpath.replace("\\", "/").split("/") if p]
     if any(p.startswith(".") or p == "__MACOSX" for p in parts):
         return True
     name = parts[-1] if parts else ""
-    return name.lower() in _JUNK_NAMES or bool(_DOC_RE.search(name))
+    if name.lower() in _JUNK_NAMES:
+        return True
+    return bool(_DOC_RE.search(name)) and detect(name) == "unknown"

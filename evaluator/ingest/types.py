@@ -22,7 +22,8 @@ class Item:
 
     ``source`` names where it came from: file, archive member, CSV row or block
     (e.g. ``"gen.zip:cifs/a.cif"``, ``"table.csv:row 17"``, ``"multi.cif:block 3"``).
-    Exactly one of ``structure`` / ``error`` is set.
+    Exactly one of ``structure`` / ``error`` is set (the upload check alone drops read
+    structures: ``inspect_upload`` counts an Item without error as read).
     """
 
     source: str
@@ -51,3 +52,9 @@ class Unit:
     source: str
     kind: UnitKind
     payload: str | StructureDict
+
+
+def too_many_structures(limit: int) -> IngestError:
+    """The refusal for an upload holding more than ``limit`` structures (raised while files
+    are cut, as soon as the count passes the limit)."""
+    return IngestError(f"too many structures: more than {limit:,} (max_structures); submit fewer structures")

@@ -67,10 +67,18 @@ def parse_unit(task: tuple[Unit, IngestLimits]) -> list[Item]:
     return items
 
 
-def parse_batch(task: tuple[list[Unit], IngestLimits]) -> list[list[Item]]:
-    """``parse_unit`` for each Unit of a batch (module-level: runs in the reading processes)."""
-    units, limits = task
-    return [parse_unit((unit, limits)) for unit in units]
+def parse_batch(task: tuple[list[Unit], IngestLimits, bool]) -> list[list[Item]]:
+    """``parse_unit`` for each Unit of a batch (module-level: runs in the reading processes).
+    Unless ``keep`` (the third element), structures are dropped once read (``drop_structures``)."""
+    units, limits, keep = task
+    out = [parse_unit((unit, limits)) for unit in units]
+    return out if keep else [drop_structures(items) for items in out]
+
+
+def drop_structures(items: list[Item]) -> list[Item]:
+    """The Items without their structures (a read structure keeps ``error`` None): what the
+    upload check needs, at a fraction of the memory (10,000 structures of 500 atoms are GBs)."""
+    return [Item(it.source, error=it.error) for it in items]
 
 
 def _size(unit: Unit) -> int:
@@ -111,11 +119,12 @@ def _bounded(limits: IngestLimits) -> bool:
 
 
 def parse_units(units: list[Unit], limits: IngestLimits, on_done: Callable[[int], None] = lambda n: None,
-                deadline: float | None = None, on_late: Callable[[], IngestError] | None = None
-                ) -> list[list[Item]]:
+                deadline: float | None = None, on_late: Callable[[], IngestError] | None = None,
+                keep: bool = True) -> list[list[Item]]:
     """Items of each Unit, in order. ``on_done(n)`` after each of the n Units read so far;
     past ``deadline`` (``time.monotonic()``) the IngestError from ``on_late`` is raised and
-    every reading process is killed. When no reading process can start (e.g. a script
+    every reading process is killed. Unless ``keep``, structures are dropped once read (the
+    Items of a read structure have neither structure nor error). When no reading process can start (e.g. a script
     without an ``if __name__ == "__main__":`` guard), the rest is read in this process,
     without the time limit, and a warning is logged."""
     results: list[list[Item] | None] = [None] * len(units)
@@ -128,7 +137,7 @@ def parse_units(units: list[Unit], limits: IngestLimits, on_done: Callable[[int]
     groups = batches(units) if _bounded(limits) else []
     while groups:
         again: list[list[int]] = []  # failed batches, one structure per task
-        tasks = [([units[i] for i in group], limits) for group in groups]
+        tasks = [([units[i] for i in group], limits, keep) for group in groups]
         with run_bounded(parse_batch, tasks, workers=max(1, min(limits.read_workers, len(tasks))),
                          timeout_s=limits.max_read_seconds, preload=PRELOAD,
                          max_memory_bytes=limits.max_read_memory_bytes) as outcomes:
@@ -155,7 +164,7 @@ def parse_units(units: list[Unit], limits: IngestLimits, on_done: Callable[[int]
     parsed: list[list[Item]] = []
     for unit, items in zip(units, results):  # unbounded: by choice, in a daemonic process, or no child started
         if items is None:
-            items = parse_unit((unit, limits))
+            items = parse_unit((unit, limits)) if keep else drop_structures(parse_unit((unit, limits)))
             done += 1
             on_done(done)
             late()

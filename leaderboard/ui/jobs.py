@@ -34,6 +34,16 @@ def md_text(value) -> str:
     return _MD_PUNCT.sub(r"\\\1", s)
 
 
+MAX_SHOWN_ID = 100  # characters: the longest id the queue makes (queue.JOB_ID)
+
+
+def shown_id(job_id) -> str:
+    """A submission id as echoed back in messages: a user-typed id longer than any real one
+    (e.g. 1 MB pasted into /status) is cut, with its length."""
+    s = str(job_id)
+    return s if len(s) <= MAX_SHOWN_ID else f"{s[:40]}… ({len(s):,} characters)"
+
+
 def md_link(url) -> str:
     """A Markdown link for a plain http(s) URL, else the value as literal text."""
     url = str(url).strip()

@@ -85,7 +85,7 @@ class Snapshot:
         if job is None:
             job = get_job(ctx.store, job_id)
         if job is None:
-            return f"No submission with id {J.md_text(job_id)}."
+            return f"No submission with id {J.md_text(J.shown_id(job_id))}."
         eta = [(label, J.md_text(e.text())) for label, e in self.estimates(job)]
         return J.job_detail(job, self.position(job.id), ctx.store, now=self.now, eta=eta)
 
@@ -193,7 +193,7 @@ def build(ctx: AppContext, user_state) -> dict:
     def status_api(job_id):
         job = get_job(ctx.store, job_id)
         if job is None:
-            return {"id": job_id, "status": None, "message": "no such submission"}
+            return {"id": J.shown_id(job_id), "status": None, "message": "no such submission"}
         d = job.to_dict()
         keep = ("id", "status", "submitter", "model_name", "model_version", "created_at", "started_at",
                 "finished_at", "progress", "failure", "attempts")
@@ -216,7 +216,7 @@ def build(ctx: AppContext, user_state) -> dict:
         try:
             job = do_withdraw(ctx.store, job_id, ctx.user())
         except QueueError as exc:
-            return {"ok": False, "message": str(exc)}
+            return {"ok": False, "message": str(exc).replace(str(job_id), J.shown_id(job_id))}
         ctx.results.invalidate()
         return {"ok": True, "status": job.status}
 

@@ -207,7 +207,7 @@ def _deep_files(tmp_path: Path) -> dict[str, str]:
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    return {"deep.json": "deep.json", "deep.jsonl": "deep.jsonl:line 2", "deep.csv": "deep.csv:row 1",
+    return {"deep.json": "deep.json:item 1", "deep.jsonl": "deep.jsonl:line 2", "deep.csv": "deep.csv:row 1",
             "props.json": "props.json"}
 
 
@@ -454,3 +454,149 @@ def test_app_endpoints_answer_hostile_uploads_and_metadata(app_server, tmp_path)
     for bad_meta, kind in ((["model_name", "x"], "list"), ("just a string", "string")):
         out = client.predict([handle_file(str(good))], bad_meta, api_name="/submit")
         assert out["ok"] is False and "metadata must be a JSON object" in out["message"] and kind in out["message"]
+    status = client.predict("x" * 2**20, api_name="/status")  # issue 25: a 1 MB id is not echoed in full
+    assert status["status"] is None and status["id"] == "x" * 40 + "… (1,048,576 characters)"
+
+
+# ------------------------------------------------------------ every structure accounted for (issue 25)
+#
+# Each case is an upload with a known number of structures; the rows must be exactly that many
+# (a lost or an invented structure fails here), with the rows that should read, read.
+
+def _nacl_cif(name: str = "NaCl", extra: str = "", occupancy: str = "1") -> str:
+    return (f"data_{name}\n{extra}_cell_length_a 5.64\n_cell_length_b 5.64\n_cell_length_c 5.64\n"
+            "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+            "_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+            "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_occupancy\n"
+            f"Na1 Na 0 0 0 {occupancy}\nCl1 Cl 0.5 0.5 0.5 1\n")
+
+
+VASP4 = "NaCl, no species line\n1.0\n5.64 0 0\n0 5.64 0\n0 0 5.64\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+
+
+def _csv_of(cifs: list[str], column: str = "structure") -> str:
+    import csv
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", column])
+    w.writerows([i, c] for i, c in enumerate(cifs))
+    return buf.getvalue()
+
+
+def _accounting_cases(tmp_path: Path) -> dict[str, tuple[list[Path], int, int]]:
+    """name -> (files, structures in them, structures that should read)."""
+    nacl = json.dumps(nacl_dict())
+    text_field = "_publ_section_abstract\n;\nA field that quotes a CIF:\ndata_not_a_block\n_cell_length_a 3\n;\n"
+    files: dict[str, tuple[dict[str, str | bytes], int, int]] = {
+        "block names": ({"b.cif": _nacl_cif("powder_pattern_1") + _nacl_cif("NaCl") + _nacl_cif("NaCl")}, 3, 3),
+        "data_ in a text field": ({"t.cif": _nacl_cif("a", text_field) + _nacl_cif("b")}, 2, 2),
+        "publication block": ({"p.cif": "data_global\n_journal_name_full 'X'\n" + _nacl_cif("a") + _nacl_cif("b")},
+                              2, 2),
+        "repeated JSON keys": ({"d.json": f'{{"a": {nacl}, "a": {nacl}, "b": {nacl}}}'}, 3, 3),
+        "repeated key in a structure": ({"k.json": "[" + nacl[:-1] + ', "lattice": {}}, ' + nacl + "]"}, 2, 1),
+        "JSON under any key": ({"m.json": json.dumps({"model": "x", "crystals": [nacl_dict(), nacl_dict()],
+                                                     "by_id": {"a": nacl_dict(), "b": nacl_dict()}})}, 4, 4),
+        "JSON records": ({"r.json": json.dumps([{"id": 1, "cif": _nacl_cif()}, {"id": 2, "poscar_free": nacl}]),
+                          "r.jsonl": json.dumps({"id": 3, "my_cif": _nacl_cif()}) + "\n\n\n"}, 3, 3),
+        "CSV column by content": ({"c.csv": _csv_of([_nacl_cif()] * 3, "generated_cif")}, 3, 3),
+        "occupancy and species": ({"neg.cif": _nacl_cif(occupancy="-1"), "nan.cif": _nacl_cif(occupancy="nan"),
+                                   "POSCAR": VASP4,
+                                   "CONTCAR": poscar(np.eye(3) * 5.64, ["Na", "Cl", "O"], "1 1",
+                                                     [[0, 0, 0], [0.5, 0.5, 0.5]])}, 4, 0),
+    }
+    archive = tmp_path / "docs_like.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("README.cif", _nacl_cif())
+        zf.writestr("docs/LICENSE.vasp", poscar(np.eye(3) * 5.64, ["Na", "Cl"], "1 1", [[0, 0, 0], [0.5, 0.5, 0.5]]))
+        zf.writestr("POSCAR.txt", poscar(np.eye(3) * 5.64, ["Na", "Cl"], "1 1", [[0, 0, 0], [0.5, 0.5, 0.5]]))
+        zf.writestr("tables/gen.csv", _csv_of([_nacl_cif()] * 2, "cif_text"))
+        zf.writestr("tables/gen.json", json.dumps({"generated": [nacl_dict(), nacl_dict()]}))
+        zf.writestr("README.md", "# not a structure\n")
+        zf.writestr("metadata.csv", "id,energy\n1,-3.2\n")
+    cases: dict[str, tuple[list[Path], int, int]] = {"archive members and columns": ([archive], 7, 7)}
+    for case, (members, n, n_ok) in files.items():
+        folder = tmp_path / case.replace(" ", "_")
+        folder.mkdir()
+        for name, text in members.items():
+            (folder / name).write_text(text) if isinstance(text, str) else (folder / name).write_bytes(text)
+        cases[case] = (sorted(folder.iterdir()), n, n_ok)
+    return cases
+
+
+def test_every_structure_gets_exactly_one_row(tmp_path):
+    """Before: 16 structures lost in 4 inputs (a block name, a repeated key, an unknown column or key in
+    an archive member, documentation-like member names) and NaCl read as Cl or H1He1."""
+    t0 = time.perf_counter()
+    for case, (paths, n, n_ok) in _accounting_cases(tmp_path).items():
+        items = read_inputs(paths)
+        rows = [(it.source, it.error) for it in items]
+        assert len(items) == n, (case, rows)
+        assert sum(it.error is None for it in items) == n_ok, (case, rows)
+        for it in items:
+            assert it.error or it.structure.composition.reduced_formula == "NaCl", (case, it.source)
+    assert time.perf_counter() - t0 < 120
+
+
+def test_the_same_problem_gets_the_same_reason_in_every_format(tmp_path):
+    neg = nacl_dict()
+    neg["sites"][0]["species"][0]["occu"] = -1
+    (tmp_path / "neg.cif").write_text(_nacl_cif(occupancy="-1"))
+    (tmp_path / "neg.json").write_text(json.dumps(neg))
+    (tmp_path / "POSCAR_v4").write_text(VASP4)
+    (tmp_path / "s.extxyz").write_text('2\nLattice="5.64 0 0 0 5.64 0 0 0 5.64" Properties=pos:R:3 pbc="T T T"\n'
+                                       "0 0 0\n2.82 2.82 2.82\n")
+    (tmp_path / "POSCAR_short").write_text(poscar(np.eye(3) * 5.64, ["Na", "Cl"], "4 4", [[0, 0, 0], [0.5, 0.5, 0.5]]))
+    (tmp_path / "short.extxyz").write_text('8\nLattice="5.64 0 0 0 5.64 0 0 0 5.64" Properties=species:S:1:pos:R:3 '
+                                           'pbc="T T T"\nNa 0 0 0\nCl 2.82 2.82 2.82\n')
+    names = ["neg.cif", "neg.json", "POSCAR_v4", "s.extxyz", "POSCAR_short", "short.extxyz"]
+    errors = {it.source: it.error for it in read_inputs([tmp_path / n for n in names])}
+    assert len(errors) == len(names)
+    assert errors["neg.cif"] == "invalid occupancy -1 on site Na1: occupancies must be greater than 0 (and at most 1)"
+    assert errors["neg.json"] == errors["neg.cif"].replace("Na1", "Na")  # the dict's site label
+    assert errors["POSCAR_v4"].startswith("missing species: the POSCAR has no element symbols")
+    assert errors["s.extxyz"].startswith("missing species: atom 1 has no element")
+    assert errors["POSCAR_short"] == ("atom count mismatch: the POSCAR counts line declares 8 atoms but 2 "
+                                      "positions follow")
+    assert errors["short.extxyz"] == ("atom count mismatch: the frame's count line declares 8 atoms but 2 "
+                                      "positions follow")
+
+
+@pytest.mark.parametrize("change,expected", [
+    (("_cell_length_a 5.64", "_cell_length_a 1e-300"), "degenerate cell: volume 3.18e-299 Å³ is zero or near zero"),
+    (("_cell_angle_alpha 90", "_cell_angle_alpha 0"),
+     "degenerate cell: _cell_angle_alpha = 0 degrees (angles must be strictly between 0 and 180)"),
+    (("_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90",
+      "_cell_angle_alpha 130\n_cell_angle_beta 130\n_cell_angle_gamma 130"),
+     "degenerate cell: the angles alpha=130, beta=130, gamma=130 degrees close no cell (zero volume)"),
+    (("_cell_angle_gamma 90", "_cell_angle_gamma 179.9"),
+     "degenerate cell: 0.00984 Å thick along one axis (too flat to be a crystal)"),
+    (("Na1 Na 0 0 0 1\nCl1 Cl 0.5 0.5 0.5 1\n", ""),
+     "unreadable CIF: a loop_ lists column names but no values, or a number of values that does not fill its "
+     "columns (an empty atom-site loop?)"),
+])
+def test_cif_cell_and_loop_messages_in_the_users_terms(tmp_path, change, expected):
+    """Before: 'non-finite (NaN or inf)' for a tiny cell or a zero angle, 'integer modulo by zero' for an
+    empty atom loop."""
+    f = tmp_path / "x.cif"
+    f.write_text(_nacl_cif().replace(*change))
+    (item,) = read_inputs([f])
+    assert item.error == expected
+
+
+def test_a_stray_quote_in_a_csv_never_invents_rows(tmp_path):
+    """Before: one stray quote in a CSV of 10 structures gave 142 rows."""
+    text = _csv_of([_nacl_cif(f"s{i}") for i in range(10)])
+    f = tmp_path / "ten.csv"
+    f.write_text(text.replace("_cell_angle_beta 90", '_cell_angle_beta 90"', 1))
+    with pytest.raises(IngestError, match=r"ten\.csv: malformed CSV.*no row of this file was read"):
+        read_inputs([f])
+    f.write_text(text)
+    assert len(read_inputs([f])) == 10
+
+
+def test_long_ids_are_cut_in_status_messages():
+    from leaderboard.ui.jobs import shown_id
+
+    assert shown_id("20250101-120000-1a2b3c4d") == "20250101-120000-1a2b3c4d"
+    assert shown_id("x" * 2**20) == "x" * 40 + "… (1,048,576 characters)"

@@ -189,7 +189,7 @@ def test_folder_sorted_recursive_skips_metadata_and_hidden(tmp_path, cif_paths, 
     check(items, [structures[1], structures[0]], ["gen/a.cif", "gen/b/z.cif"])
     with pytest.raises(IngestError, match="no structure column"):
         read_inputs([root / "metadata.csv"])
-    with pytest.raises(IngestError, match="no pymatgen Structure dicts"):
+    with pytest.raises(IngestError, match="no structures found"):
         read_inputs([root / "statistics.json"])
 
 

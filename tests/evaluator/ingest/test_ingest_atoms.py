@@ -170,13 +170,14 @@ def test_unreadable_rows_are_left_to_pymatgen(tmp_path):
     assert item.error.startswith("unreadable CIF")
 
 
-def test_zero_occupancy_and_non_atom_rows_are_not_counted(tmp_path):
+def test_zero_occupancy_rows_are_a_reason_not_dropped(tmp_path):
+    """pymatgen drops a row of occupancy 0 without a word (issue 25: nothing dropped silently)."""
     text = make_cif(NEAR_LIMIT_ROWS)
     extra = "".join(f"C9{i} C {x:.5f} {y:.5f} {z:.5f} 0\n" for i, (x, y, z) in enumerate(general_sites(5)))
     f = tmp_path / "occ0.cif"
     f.write_text(text + extra)
     (item,) = read_inputs([f])
-    assert item.error is None and len(item.structure) == 496
+    assert item.error == "invalid occupancy 0 on site C90: occupancies must be greater than 0 (and at most 1)"
 
 
 @pytest.mark.timeout(30)

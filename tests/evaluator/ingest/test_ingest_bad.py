@@ -193,7 +193,7 @@ def test_nonfinite_and_degenerate_in_other_formats(tmp_path, mp_sample):
     assert errors[1].startswith("degenerate cell")
     assert errors[2].startswith("unknown element")
     assert errors[3].startswith("no periodic cell")
-    assert errors[4] == "not a structure: a JSON int"
+    assert errors[4] == "not a structure: a JSON number"
 
 
 def test_garbage_everywhere_never_crashes(tmp_path):
