@@ -181,7 +181,8 @@ def test_config_from_env_and_flags(tmp_path, monkeypatch):
     monkeypatch.setenv("GENBENCH_OPTIONS", '{"validity": {"workers": 2}}')
     cfg = Worker(local_store(tmp_path), work_root=tmp_path / "work").config
     assert cfg.families == ["validity", "uniqueness"] and cfg.relax_steps == 7
-    assert cfg.device == "cpu" and cfg.mlip == "chgnet" and cfg.options == {"validity": {"workers": 2}}
+    # SevenNet-l3i5: the default protocol on every device, CPU included
+    assert cfg.device == "cpu" and cfg.mlip == "sevenn" and cfg.options == {"validity": {"workers": 2}}
 
 
 def test_misspelled_option_is_refused_before_a_job_is_claimed(tmp_path, monkeypatch):
