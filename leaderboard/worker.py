@@ -407,6 +407,9 @@ class Worker:
         from leaderboard.results import publish
 
         summary = dict(done.summary)
+        produced = (summary.get("protocol") or {}).get("id")
+        if job.protocol and produced != job.protocol:  # e.g. weights replaced on disk mid-run: never publish
+            raise RuntimeError(f"the evaluation produced protocol {produced}, not {job.protocol} it was queued under")
         summary["provenance"] = {**(summary.get("provenance") or {}), "lifecycle": self.limits}
         progress = tracker.doc()
         return self._safely(lambda store: publish(store, job, summary, done.table_parquet, self.worker_id,
