@@ -222,19 +222,23 @@ def split_json(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | 
     try:
         pos = skip_ws(text, 0)
         opener = text[pos:pos + 1]
+        ends: list[int] = []
         if opener == "[":
             try:
-                yield from _array(text, pos, source, "", limits)
+                yield from _array(text, pos, source, "", limits, ends)
             except NotStructureData:
                 raise no_structures from None
-            return
-        if opener != "{":
-            value, _ = decode_at(text, pos, limits.max_json_depth)
-            if isinstance(value, str) and structure_text(value):
-                yield Unit(source, "text", value)
-                return
-            raise no_structures
-        yield from _object(text, pos, source, limits, no_structures)
+        elif opener == "{":
+            yield from _object(text, pos, source, limits, no_structures, ends)
+        else:
+            value, end = decode_at(text, pos, limits.max_json_depth)
+            if not (isinstance(value, str) and structure_text(value)):
+                raise no_structures
+            yield Unit(source, "text", value)
+            ends.append(end)
+        if ends and skip_ws(text, ends[0]) < len(text):
+            yield Item(source, error=f"invalid JSON: extra data after the value (character {ends[0]}); "
+                                     "the rest of the file was not read")
     except JsonTooDeep as exc:
         yield Item(source, error=str(exc))
     except NotStructureData:
@@ -246,7 +250,7 @@ def split_json(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | 
 
 
 def _object(text: str, pos: int, source: str, limits: IngestLimits,
-            no_structures: NotStructureData) -> Iterator[Unit | Item]:
+            no_structures: NotStructureData, ends: list[int]) -> Iterator[Unit | Item]:
     """The rows of a top-level object: itself when it is a Structure dict, else its values."""
     held: list[Unit | Item] = []
     seen: dict[str, int] = {}
@@ -257,7 +261,7 @@ def _object(text: str, pos: int, source: str, limits: IngestLimits,
             if len(held) > limits.max_structures:
                 raise too_many_structures(limits.max_structures)
 
-    for entry in iter_values(text, pos, limits.max_json_depth, lazy_arrays=True):
+    for entry in iter_values(text, pos, limits.max_json_depth, lazy_arrays=True, ends=ends):
         key = entry.key or ""
         if key in STRUCTURE_KEYS or (key == "@class" and str(entry.value).endswith(("Structure", "Molecule"))):
             yield Unit(source, "text", text[pos:])  # one structure: parsed, bounded, by the reader
@@ -267,21 +271,21 @@ def _object(text: str, pos: int, source: str, limits: IngestLimits,
         if entry.error:
             hold([Item(label, error=entry.error)])
         elif value is LAZY:
-            ends: list[int] = []
+            array_end: list[int] = []
             try:
                 hold(_array(text, entry.start, source, "" if key == "structures" else f"{label[len(source) + 1:]} ",
-                            limits, ends))
+                            limits, array_end))
             except NotStructureData:
-                if not ends:  # cut short: nothing after it can be a structure (``_overflow``)
+                if not array_end:  # cut short: nothing after it can be a structure (``_overflow``)
                     break
                 # else an array of metadata
-            entry.end = ends[0]
+            entry.end = array_end[0]
         elif isinstance(value, dict) and not is_structure_dict(value) and \
                 sum(_is_structure(v) for v in value.values()) > 1:  # {id: structure} under a key
             sub_seen: dict[str, int] = {}
             hold(_unit(f"{label}:{_labelled('', sub, 0, sub_seen)}", text, sub)
                  for sub in iter_values(text, entry.start, limits.max_json_depth))
-        elif _kind(value) != "other":
+        elif _kind(value) != "other" or (key.lower() in _NAMED and isinstance(value, (str, dict))):
             hold([_unit(label, text, entry)])
     if not held:
         raise no_structures
@@ -289,6 +293,7 @@ def _object(text: str, pos: int, source: str, limits: IngestLimits,
 
 
 _LINE = re.compile(r"[^\r\n]*\S[^\r\n]*")
+_NAMED = {c.lower() for c in STRUCTURE_COLUMNS}
 _ANY_LINE = re.compile(r"[^\n]*\n|[^\n]+")
 _BLANK_RUN = re.compile(r"\n[ \t\r\n]*\n")  # a non-blank line (blank runs are skipped in C)
 
