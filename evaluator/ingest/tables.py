@@ -158,8 +158,8 @@ def _cell(source: str, i: int, row: list[str], col: int) -> Unit | Item:
 
 
 def _checked_rows(reader: Iterable[list[str]], source: str) -> Iterator[tuple[int, list[str]]]:
-    """(record number, row) for each non-blank record (the header is record 0); raises
-    IngestError naming the line where the CSV stops making sense."""
+    """(record number, row) for each non-blank record, blank ones not counted (the header is
+    record 0); raises IngestError naming the line where the CSV stops making sense."""
     width: int | None = None
     it = iter(reader)
     i = -1
@@ -173,8 +173,7 @@ def _checked_rows(reader: Iterable[list[str]], source: str) -> Iterator[tuple[in
             raise IngestError(shorten(f"{source}: malformed CSV near line {line}: {exc} (an unbalanced "
                                       "double quote?); no row of this file was read", 300)) from exc
         if not any(cell.strip() for cell in row):
-            i += 1 if width is not None else 0
-            continue
+            continue  # a blank record (runs of blank lines were removed before)
         i += 1
         if width is None:
             width = len(row)
