@@ -5,6 +5,8 @@ safety limit); every structure that cannot be read keeps its row as an Item
 with an ``error``. Nothing is ever extracted to disk. Files are first cut into
 Units (one per structure; archives, decompression and JSON depth bounded here),
 then each Unit is parsed under a wall-clock limit in a child process (``units``).
+Cutting is bounded too: files are cut one structure at a time, so ``max_structures``
+and the check's deadline stop a file of millions of entries while it is cut.
 """
 
 from __future__ import annotations

@@ -158,8 +158,8 @@ def _cell(source: str, i: int, row: list[str], col: int) -> Unit | Item:
 
 
 def _checked_rows(reader: Iterable[list[str]], source: str) -> Iterator[tuple[int, list[str]]]:
-    """(record number, row) for each non-blank record (the header is record 0); raises
-    IngestError naming the line where the CSV stops making sense."""
+    """(record number, row) for each non-blank record, blank ones not counted (the header is
+    record 0); raises IngestError naming the line where the CSV stops making sense."""
     width: int | None = None
     it = iter(reader)
     i = -1
@@ -173,8 +173,7 @@ def _checked_rows(reader: Iterable[list[str]], source: str) -> Iterator[tuple[in
             raise IngestError(shorten(f"{source}: malformed CSV near line {line}: {exc} (an unbalanced "
                                       "double quote?); no row of this file was read", 300)) from exc
         if not any(cell.strip() for cell in row):
-            i += 1 if width is not None else 0
-            continue
+            continue  # a blank record (runs of blank lines were removed before)
         i += 1
         if width is None:
             width = len(row)
@@ -222,19 +221,23 @@ def split_json(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | 
     try:
         pos = skip_ws(text, 0)
         opener = text[pos:pos + 1]
+        ends: list[int] = []
         if opener == "[":
             try:
-                yield from _array(text, pos, source, "", limits)
+                yield from _array(text, pos, source, "", limits, ends)
             except NotStructureData:
                 raise no_structures from None
-            return
-        if opener != "{":
-            value, _ = decode_at(text, pos, limits.max_json_depth)
-            if isinstance(value, str) and structure_text(value):
-                yield Unit(source, "text", value)
-                return
-            raise no_structures
-        yield from _object(text, pos, source, limits, no_structures)
+        elif opener == "{":
+            yield from _object(text, pos, source, limits, no_structures, ends)
+        else:
+            value, end = decode_at(text, pos, limits.max_json_depth)
+            if not (isinstance(value, str) and structure_text(value)):
+                raise no_structures
+            yield Unit(source, "text", value)
+            ends.append(end)
+        if ends and skip_ws(text, ends[0]) < len(text):
+            yield Item(source, error=f"invalid JSON: extra data after the value (character {ends[0]}); "
+                                     "the rest of the file was not read")
     except JsonTooDeep as exc:
         yield Item(source, error=str(exc))
     except NotStructureData:
@@ -246,7 +249,7 @@ def split_json(text: str, source: str, limits: IngestLimits) -> Iterator[Unit | 
 
 
 def _object(text: str, pos: int, source: str, limits: IngestLimits,
-            no_structures: NotStructureData) -> Iterator[Unit | Item]:
+            no_structures: NotStructureData, ends: list[int]) -> Iterator[Unit | Item]:
     """The rows of a top-level object: itself when it is a Structure dict, else its values."""
     held: list[Unit | Item] = []
     seen: dict[str, int] = {}
@@ -257,7 +260,7 @@ def _object(text: str, pos: int, source: str, limits: IngestLimits,
             if len(held) > limits.max_structures:
                 raise too_many_structures(limits.max_structures)
 
-    for entry in iter_values(text, pos, limits.max_json_depth, lazy_arrays=True):
+    for entry in iter_values(text, pos, limits.max_json_depth, lazy_arrays=True, ends=ends):
         key = entry.key or ""
         if key in STRUCTURE_KEYS or (key == "@class" and str(entry.value).endswith(("Structure", "Molecule"))):
             yield Unit(source, "text", text[pos:])  # one structure: parsed, bounded, by the reader
@@ -267,21 +270,21 @@ def _object(text: str, pos: int, source: str, limits: IngestLimits,
         if entry.error:
             hold([Item(label, error=entry.error)])
         elif value is LAZY:
-            ends: list[int] = []
+            array_end: list[int] = []
             try:
                 hold(_array(text, entry.start, source, "" if key == "structures" else f"{label[len(source) + 1:]} ",
-                            limits, ends))
+                            limits, array_end))
             except NotStructureData:
-                if not ends:  # cut short: nothing after it can be a structure (``_overflow``)
+                if not array_end:  # cut short: nothing after it can be a structure (``_overflow``)
                     break
                 # else an array of metadata
-            entry.end = ends[0]
+            entry.end = array_end[0]
         elif isinstance(value, dict) and not is_structure_dict(value) and \
                 sum(_is_structure(v) for v in value.values()) > 1:  # {id: structure} under a key
             sub_seen: dict[str, int] = {}
             hold(_unit(f"{label}:{_labelled('', sub, 0, sub_seen)}", text, sub)
                  for sub in iter_values(text, entry.start, limits.max_json_depth))
-        elif _kind(value) != "other":
+        elif _kind(value) != "other" or (key.lower() in _NAMED and isinstance(value, (str, dict))):
             hold([_unit(label, text, entry)])
     if not held:
         raise no_structures
@@ -289,6 +292,7 @@ def _object(text: str, pos: int, source: str, limits: IngestLimits,
 
 
 _LINE = re.compile(r"[^\r\n]*\S[^\r\n]*")
+_NAMED = {c.lower() for c in STRUCTURE_COLUMNS}
 _ANY_LINE = re.compile(r"[^\n]*\n|[^\n]+")
 _BLANK_RUN = re.compile(r"\n[ \t\r\n]*\n")  # a non-blank line (blank runs are skipped in C)
 

@@ -228,3 +228,19 @@ def test_missing_path_and_empty_upload(tmp_path):
     (tmp_path / "d" / "metadata.csv").write_text("id\n1\n")
     with pytest.raises(IngestError, match="no structures found"):
         read_inputs([tmp_path / "d"])
+
+
+def test_json_text_after_the_value_and_a_named_record_of_garbage_are_rows(tmp_path, mp_sample):
+    """Issue 25: nothing after a JSON value is ignored without a word, and a record that names its
+    structure column keeps its row even when the cell is not a structure."""
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = Structure.from_str((mp_sample / "mp_mp-8.cif").read_text(), fmt="cif").as_dict()
+    (tmp_path / "tail.json").write_text(json.dumps({"structures": [d, d]}) + ' {"more": 1}')
+    (tmp_path / "rec.json").write_text(json.dumps({"structure": "garbage", "id": 1}))
+    rows = [(it.source, it.error) for it in read_inputs([tmp_path / "tail.json", tmp_path / "rec.json"])]
+    assert rows[:2] == [("tail.json:item 1", None), ("tail.json:item 2", None)]
+    assert rows[2][0] == "tail.json" and rows[2][1].startswith("invalid JSON: extra data after the value")
+    assert rows[3] == ("rec.json:structure", "neither CIF text nor pymatgen Structure JSON")
