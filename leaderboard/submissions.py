@@ -19,7 +19,7 @@ from pathlib import Path
 
 from leaderboard.queue import (CANCELLED, FAILED, INFRASTRUCTURE, Job, create_job, hide, list_jobs,
                                new_job_id, now, parse_time)
-from leaderboard.results import sync_leaderboard
+from leaderboard.publishing import unpublish_hidden
 from leaderboard.store import Store, dumps
 from leaderboard.store.layout import meta_path, upload_path
 
@@ -243,11 +243,10 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
 
 
 def withdraw(store: Store, job_id: str, user: str | None, *, admin: bool = False) -> Job:
-    """Hide a submission (owner only, or admin): it is kept but no longer shown;
-    a pending/running one stops. Removes it from ``results/leaderboard.parquet``."""
-    job = hide(store, job_id, user, admin=admin)
-    sync_leaderboard(store)
-    return job
+    """Hide a submission (owner only, or admin): it is kept in the requests store but no
+    longer shown; a pending/running one stops. Removes it from the public results (its
+    leaderboard row, per-structure rows, summary and card entry: ``leaderboard.publishing``)."""
+    return unpublish_hidden(store, lambda: hide(store, job_id, user, admin=admin))
 
 
 def file_paths(job: Job) -> list[str]:

@@ -1,10 +1,20 @@
 """Key/value file store with compare-and-swap, behind one small interface.
 
-``open_store(uri)`` picks the back end:
+``open_store(uri, results=None)`` picks the back end of each store:
 
-* ``None``: ``$GENBENCH_STORE`` if set, else the local folder ``./state``;
 * a path or ``file://PATH``: :class:`~leaderboard.store.local.LocalStore`;
 * ``hf://datasets/ORG/NAME``: :class:`~leaderboard.store.hub.HubStore`.
+
+Two stores (:func:`resolve_uris`): the *requests* store (private: uploads, metadata,
+the queue; ``uri``, else ``$GENBENCH_STORE``) and the *results* store (public: the
+dataset of summaries, per-structure tables and the leaderboard table; ``results``,
+else ``$GENBENCH_RESULTS_STORE``). With neither set they are the local folders
+``./state/requests`` and ``./state/results`` side by side. A requests store given
+without a results store is a *single store* holding both, the layout of earlier
+versions (so an existing ``./state`` or ``$GENBENCH_STORE`` keeps working; a
+``./state`` with a ``queue/`` folder and no ``requests/`` is opened that way, with a
+warning). The returned store is the requests store; ``store.results_store`` is the
+results store (the store itself in the single-store layout).
 
 Paths are POSIX-style and relative (``queue/<id>.json``); the layout, every
 path the leaderboard uses, is :mod:`leaderboard.store.layout`. An *etag* is the
@@ -17,12 +27,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 ENV_VAR = "GENBENCH_STORE"
-DEFAULT_LOCAL = "state"
+RESULTS_ENV_VAR = "GENBENCH_RESULTS_STORE"
+DEFAULT_LOCAL = "state/requests"
+DEFAULT_RESULTS_LOCAL = "state/results"
+LEGACY_LOCAL = "state"  # the single store of earlier versions
+log = logging.getLogger("leaderboard.store")
 ABSENT = ""  # if_match value meaning "the file must not exist yet"
 
 
@@ -60,6 +75,14 @@ class Store(ABC):
     uri: str
     heartbeat_interval_s: float = 10.0
     lease_s: float = 120.0
+    results: Store | None = None  # the paired public results store (None: this store holds both)
+    max_commits_per_hour: int | None = None  # the repo's commit budget (None: unlimited)
+
+    @property
+    def results_store(self) -> Store:
+        """Where the public results of this (requests) store go: the paired results
+        store, or this store itself in the single-store layout."""
+        return self.results if self.results is not None else self
 
     # -- primitives ---------------------------------------------------------
     @abstractmethod
@@ -134,15 +157,47 @@ def dumps(obj) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
 
 
-def open_store(uri: str | os.PathLike | None = None) -> Store:
-    """Open the store named by ``uri`` (see module docstring)."""
-    if uri is None:
-        uri = os.environ.get(ENV_VAR) or DEFAULT_LOCAL
+def resolve_uris(uri: str | os.PathLike | None = None,
+                 results: str | os.PathLike | None = None) -> tuple[str, str | None]:
+    """(requests store URI, results store URI or None for the single-store layout).
+
+    requests: ``uri``, else ``$GENBENCH_STORE``, else ``state/requests`` (or the
+    legacy single store ``./state`` when it holds a queue and no ``requests/``);
+    results: ``results``, else ``$GENBENCH_RESULTS_STORE``, else ``state/results``
+    when the requests store is the default one, else None (single store).
+    """
+    res = str(results) if results else os.environ.get(RESULTS_ENV_VAR) or None
+    if uri is not None:
+        return str(uri), res
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return env, res
+    legacy = Path(LEGACY_LOCAL)
+    if (legacy / "queue").is_dir() and not Path(DEFAULT_LOCAL).exists():
+        log.warning("./%s holds a single store of an earlier version (queue, uploads and results "
+                    "together): using it as is. To publish results separately, move its submissions/, "
+                    "queue/ and quarantine/ into %s/ and run python -m leaderboard.publishing sync "
+                    "(see README, Stores)", LEGACY_LOCAL, DEFAULT_LOCAL)
+        return LEGACY_LOCAL, res
+    return DEFAULT_LOCAL, res or DEFAULT_RESULTS_LOCAL
+
+
+def open_store(uri: str | os.PathLike | None = None, results: str | os.PathLike | None = None) -> Store:
+    """Open the requests store and pair it with its results store (see module docstring)."""
+    req, res = resolve_uris(uri, results)
+    store = open_one(req)
+    if res is not None and res != req:
+        store.results = open_one(res, public=True)
+    return store
+
+
+def open_one(uri: str | os.PathLike, public: bool = False) -> Store:
+    """Open one store (no pairing); ``public``: a Hub repo created for it is public."""
     uri = str(uri)
     if uri.startswith("hf://"):
         from leaderboard.store.hub import HubStore
 
-        return HubStore.from_uri(uri)
+        return HubStore.from_uri(uri, private=not public)
     from leaderboard.store.local import LocalStore
 
     if uri.startswith("file://"):
@@ -150,5 +205,5 @@ def open_store(uri: str | os.PathLike | None = None) -> Store:
     return LocalStore(uri)
 
 
-__all__ = ["ABSENT", "ENV_VAR", "PreconditionFailed", "Store", "StoreError", "check_path",
-           "dumps", "etag_of", "open_store"]
+__all__ = ["ABSENT", "ENV_VAR", "RESULTS_ENV_VAR", "PreconditionFailed", "Store", "StoreError",
+           "check_path", "dumps", "etag_of", "open_one", "open_store", "resolve_uris"]

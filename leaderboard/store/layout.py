@@ -11,6 +11,9 @@ without importing each other::
     results/<id>/summary.json           evaluator summary (+ "leaderboard" block)
     results/<id>/structures.parquet     per-structure table
     results/leaderboard.parquet         one row per finished, visible submission
+    results/published.json              what the results store shows (ids, revision, schema)
+    README.md                           the results store's dataset card
+    queue/index.json                    queue index: id -> state, seq, lease (compare-and-swap)
     quarantine/<path>.<etag12>.<ext>    copy of a corrupt store file, kept when repaired
 
 Paths are POSIX-style and relative to the store's root. Changing a name here
@@ -43,6 +46,14 @@ TABLE_FILE = "structures.parquet"
 LEADERBOARD_PATH = f"{RESULTS_DIR}/leaderboard.parquet"
 """The leaderboard table: one row per finished, visible submission."""
 
+PUBLISHED_PATH = f"{RESULTS_DIR}/published.json"
+"""The results store's record of what it shows: published submission ids (with protocol),
+a revision bumped by every change, and the per-structure tables' common schema."""
+CARD_PATH = "README.md"
+"""The results store's dataset card (YAML ``configs:`` + column documentation)."""
+QUEUE_INDEX_PATH = f"{QUEUE_DIR}/index.json"
+"""The queue index: every job's id, state, sequence number and lease, in one document."""
+
 QUARANTINE_DIR = "quarantine"
 """Folder of the copies of corrupt files, mirroring their store paths."""
 QUARANTINE_TAG_CHARS = 12
@@ -71,9 +82,9 @@ def job_path(job_id: str) -> str:
 
 def job_id_of(path: str) -> str | None:
     """The job id a listed ``queue/`` path names (inverse of :func:`job_path`), or None
-    for another file there (``queue/sequence.txt``). The id is not validated."""
+    for another file there (``queue/sequence.txt``, ``queue/index.json``). The id is not validated."""
     prefix = QUEUE_DIR + "/"
-    if not (path.startswith(prefix) and path.endswith(JOB_SUFFIX)):
+    if path == QUEUE_INDEX_PATH or not (path.startswith(prefix) and path.endswith(JOB_SUFFIX)):
         return None
     return path[len(prefix):-len(JOB_SUFFIX)]
 
@@ -101,7 +112,8 @@ def quarantine_path(path: str, etag: str) -> str:
 
 
 __all__ = [
-    "JOB_SUFFIX", "LEADERBOARD_PATH", "META_FILE", "QUARANTINE_DIR", "QUARANTINE_TAG_CHARS",
+    "CARD_PATH", "JOB_SUFFIX", "LEADERBOARD_PATH", "PUBLISHED_PATH", "QUEUE_INDEX_PATH",
+    "META_FILE", "QUARANTINE_DIR", "QUARANTINE_TAG_CHARS",
     "QUEUE_DIR", "RESULTS_DIR", "SEQUENCE_PATH", "SUBMISSIONS_DIR", "SUMMARY_FILE", "TABLE_FILE",
     "UPLOADS_DIR", "job_id_of", "job_path", "meta_path", "quarantine_path", "result_dir",
     "submission_dir", "summary_path", "table_path", "upload_path",
