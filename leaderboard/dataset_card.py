@@ -61,6 +61,14 @@ FIXED_COLUMNS: dict[str, tuple[str, str]] = {  # name -> (unit, meaning)
 STRUCTURE_KEYS: dict[str, str] = {
     "submission_id": "Submission id (joins the leaderboard config)",
     "protocol": "Id of the evaluation protocol (null: recorded before protocols were named)",
+    "index": "Position of the structure in the upload",
+    "source": "Where in the upload it came from (file, archive member, CSV row or CIF block)",
+    "parse_ok": "Whether the structure could be read",
+    "parse_reason": "Why it could not be read (null when it could)",
+    "formula": "Chemical formula", "reduced_formula": "Reduced chemical formula",
+    "chemsys": "Chemical system (elements joined by '-')", "nsites": "Sites in the cell",
+    "structure": "The structure as submitted (pymatgen JSON)",
+    "sun_candidate": "JSON page of a counted SUN/MSUN representative (relaxed structure, phase diagram)",
 }
 REP_UNITS = {"count": "count", "frac_submitted": "fraction of submitted (0-1)",
              "frac_valid": "fraction of valid (0-1)"}
@@ -95,6 +103,8 @@ def describe(column: str) -> tuple[str, str, str]:
         return "", "", ""
     metric, rep = found
     unit = REP_UNITS[rep] if rep is not None else metric.unit
+    if not unit and "_frac_" in key:  # e.g. valid_frac_parsed
+        unit = f"fraction of {key.rsplit('_frac_', 1)[1]} (0-1)"
     meaning = f"{metric.label}: {metric.description}".rstrip(": ")
     part = key.split(".", 1)[1] if "." in key and rep is None else ""
     if part:
@@ -174,9 +184,10 @@ def render_card(*, leaderboard: pd.DataFrame, structures_files: Sequence[str],
               "`_frac_submitted` and `_frac_valid`. Null means not computed (the family did not run, or "
               "the value is undefined for the submission).", "",
               "| column | type | unit | better | meaning |", "|---|---|---|---|---|"]
+    arrow = pa.Table.from_pandas(leaderboard, preserve_index=False).schema
     for col in leaderboard.columns:
         unit, better, meaning = describe(str(col))
-        lines.append(f"| `{_cell(col)}` | {_type_name(leaderboard[col].dtype)} | {_cell(unit)} | "
+        lines.append(f"| `{_cell(col)}` | {_type_name(arrow.field(str(col)).type)} | {_cell(unit)} | "
                      f"{better} | {_cell(meaning or '(not in the metric catalogue)')} |")
     if structures_schema is not None and structures_files:
         lines += ["", f"## Config `{STRUCTURES_CONFIG}`", "",
@@ -185,9 +196,12 @@ def render_card(*, leaderboard: pd.DataFrame, structures_files: Sequence[str],
                   "produce (its family did not run) is null in its rows.", "",
                   "| column | type | meaning |", "|---|---|---|"]
         for f in structures_schema:
+            fam = _family_of_column(f.name)
             meaning = STRUCTURE_KEYS.get(f.name) or (
-                f"per-structure output of the {_family_of_column(f.name)} family"
-                if _family_of_column(f.name) else "per-structure bookkeeping of the evaluator")
+                f"{fam}: {'ok, failed or skipped' if f.name.endswith('_status') else ''}"
+                f"{'why it failed or was skipped' if f.name.endswith('_reason') else ''}".rstrip(": ")
+                + ("" if f.name.endswith(("_status", "_reason")) else " (per-structure output)")
+                if fam else "per-structure output of the evaluator")
             lines.append(f"| `{_cell(f.name)}` | {_type_name(f.type)} | {_cell(meaning)} |")
     lines += ["", "## Licence", "",
               f"The scores in this dataset are released under `{license_id}`. The reference data they are "
