@@ -4,18 +4,26 @@ Compare-and-swap uses ``HfApi.create_commit(parent_commit=head)``: the Hub
 refuses the commit (HTTP 412, sometimes 409) when the branch moved since
 ``head`` was read; we then re-read, re-check the caller's etags and retry, so
 unrelated commits never cause a spurious conflict. Every call retries with
-exponential backoff on 429/5xx and network errors. Commits are paced to stay
-under the Hub's limit (~128 commits/hour/repo; default budget 100/hour per
-process), and callers batch several files per commit via ``Store.commit``.
+exponential backoff on 429/5xx and network errors (a 429's ``Retry-After`` is
+honoured). Callers batch several files per commit via ``Store.commit``.
+
+Commit budget: the Hub refuses more than about 128 commits per hour per repo, however
+many processes write to it. So the budget (``max_commits_per_hour``, default 120,
+leaving room for processes that check at the same instant) is counted from the repo's
+own commits of the last hour (their ``created_at``), not per process: before each
+commit the store reads them and, when the hour is full, waits until the oldest ages
+out. The app and every worker writing to one repo share it. On the Hub the commit list
+is read page by page, newest first, only as far back as the hour
+(``huggingface_hub.utils.paginate`` on the endpoint ``list_repo_commits`` uses); an
+API object without an ``endpoint`` (the offline fake) is asked ``list_repo_commits``.
 
 Only a small ``HfApi`` surface is used (``repo_info``, ``list_repo_files``,
-``hf_hub_download``, ``create_commit``, ``create_repo``) so tests run offline
-against :class:`leaderboard.store.hubfake.FakeHfApi`.
+``list_repo_commits``, ``hf_hub_download``, ``create_commit``, ``create_repo``) so tests
+run offline against :class:`leaderboard.store.hubfake.FakeHfApi`.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import random
 import time
@@ -36,15 +44,17 @@ class HubStore(Store):
     """A dataset repo on the Hub as a store.
 
     api: an ``HfApi`` (default: ``HfApi(token=token or $HF_TOKEN)``).
-    max_commits_per_hour: commit budget of this process (sleeps when spent).
+    max_commits_per_hour: the repo's commit budget, shared with every process writing
+    to it (counted from the repo's commits; sleeps when spent). clock: epoch seconds
+    (a simulation passes its virtual clock, with ``sleep``).
     """
 
     heartbeat_interval_s = 240.0  # ~15 commits/hour per running worker
     lease_s = 900.0
 
     def __init__(self, repo_id: str, *, api=None, token: str | None = None, revision: str = "main",
-                 private: bool = True, max_commits_per_hour: int = 100, retries: int = 6,
-                 backoff_s: float = 2.0, max_conflict_retries: int = 20, sleep=time.sleep):
+                 private: bool = True, max_commits_per_hour: int = 120, retries: int = 6,
+                 backoff_s: float = 2.0, max_conflict_retries: int = 20, sleep=time.sleep, clock=time.time):
         if api is None:
             from huggingface_hub import HfApi
 
@@ -59,8 +69,9 @@ class HubStore(Store):
         self.backoff_s = backoff_s
         self.max_conflict_retries = max_conflict_retries
         self._sleep = sleep
-        self._commit_times: collections.deque[float] = collections.deque()
+        self._clock = clock
         self._repo_checked = False
+        self.budget_waits: list[float] = []  # seconds waited for the commit budget
 
     @classmethod
     def from_uri(cls, uri: str, **kwargs) -> HubStore:
@@ -143,14 +154,45 @@ class HubStore(Store):
                        exist_ok=True)
             self._repo_checked = True
 
+    def recent_commit_times(self, window_s: float = 3600.0) -> list[float]:
+        """Creation times (epoch seconds, newest first) of the repo's commits of the last
+        ``window_s`` seconds, whoever made them."""
+        since = self._clock() - window_s
+        out: list[float] = []
+        for created in self._commit_dates():
+            t = created.timestamp()
+            if t <= since:
+                break  # newest first: the rest is older
+            out.append(t)
+        return out
+
+    def _commit_dates(self):
+        """The repo's commit dates, newest first, fetched lazily page by page."""
+        endpoint = getattr(self.api, "endpoint", None)
+        if endpoint is None:  # the offline fake: the public call
+            commits = self._call(self.api.list_repo_commits, self.repo_id, repo_type="dataset",
+                                 revision=self.revision)
+            for c in commits:
+                yield c.created_at
+            return
+        from urllib.parse import quote
+
+        from huggingface_hub.utils import paginate, parse_datetime
+
+        url = f"{endpoint}/api/datasets/{self.repo_id}/commits/{quote(self.revision, safe='')}"
+        for item in paginate(url, params={}, headers=self.api._build_hf_headers()):
+            yield parse_datetime(item["date"])
+
     def _pace(self) -> None:
-        """Sleep if this process already made ``max_commits_per_hour`` commits this hour."""
-        now = time.time()
-        while self._commit_times and now - self._commit_times[0] > 3600:
-            self._commit_times.popleft()
-        if len(self._commit_times) >= self.max_commits_per_hour:
-            self._sleep(max(0.0, 3600 - (now - self._commit_times[0])))
-        self._commit_times.append(time.time())
+        """Wait while the repo already has ``max_commits_per_hour`` commits in the last hour."""
+        while True:
+            times = self._call(self.recent_commit_times)
+            if len(times) < self.max_commits_per_hour:
+                return
+            # the (budget)-th newest commit must age out of the hour
+            wait = max(1.0, times[self.max_commits_per_hour - 1] + 3600 - self._clock() + random.random())
+            self.budget_waits.append(wait)
+            self._sleep(wait)
 
     def commit(self, writes, *, if_match=None, message=""):
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete

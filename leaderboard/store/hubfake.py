@@ -4,13 +4,22 @@ Behaves like the Hub where it matters: every ``create_commit`` makes a new
 commit sha, a stale ``parent_commit`` is refused with ``HfHubHTTPError`` 412,
 missing repos/files raise ``RepositoryNotFoundError``/``RemoteEntryNotFoundError``.
 ``fail_next`` injects HTTP errors (e.g. ``[429, 503]``) into the next calls.
+
+Like the Hub, a repo takes at most ``max_commits_per_hour`` (128) commits in any
+hour: one more is refused with HTTP 429 (and a ``Retry-After`` header saying when
+the oldest commit of the hour ages out); ``refused`` counts those refusals.
+``list_repo_commits`` gives each commit's ``created_at``. ``clock`` (default
+``time.time``) dates the commits, so a simulation can run on virtual time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +30,7 @@ class _Commit:
     sha: str
     title: str
     files: dict[str, bytes]
+    created_at: float = 0.0
 
 
 @dataclass
@@ -28,19 +38,28 @@ class _Repo:
     commits: list[_Commit] = field(default_factory=list)
 
 
-def _response(status: int, url: str):
+HUB_COMMITS_PER_HOUR = 128  # the figure the Hub's refusals report
+RATE_LIMIT_MESSAGE = ("429 Too Many Requests: you have exceeded the rate limit for repository commits "
+                      "(128 per hour). Please retry later.")
+
+
+def _response(status: int, url: str, headers: dict | None = None):
     import httpx2
 
-    return httpx2.Response(status, request=httpx2.Request("GET", url))
+    return httpx2.Response(status, request=httpx2.Request("GET", url), headers=headers)
 
 
 class FakeHfApi:
     """In-memory repos; thread-safe; counts calls in ``calls``."""
 
-    def __init__(self):
+    def __init__(self, clock: Callable[[], float] = time.time,
+                 max_commits_per_hour: int | None = HUB_COMMITS_PER_HOUR):
         self.repos: dict[str, _Repo] = {}
         self.fail_next: list[int] = []
         self.calls: dict[str, int] = {}
+        self.clock = clock
+        self.max_commits_per_hour = max_commits_per_hour
+        self.refused = 0  # commits refused with 429 (rate limit)
         self._lock = threading.RLock()
         self._tmp = Path(tempfile.mkdtemp(prefix="fake-hf-"))
 
@@ -79,7 +98,8 @@ class FakeHfApi:
             self._enter("create_repo")
             if repo_id not in self.repos:
                 sha = hashlib.sha1(f"{repo_id}/init".encode()).hexdigest()
-                self.repos[repo_id] = _Repo([_Commit(sha, "initial commit", {".gitattributes": b""})])
+                self.repos[repo_id] = _Repo([_Commit(sha, "initial commit", {".gitattributes": b""},
+                                                     self.clock())])
             elif not exist_ok:
                 raise ValueError(f"repo {repo_id} exists")
             return SimpleNamespace(repo_id=repo_id, url=f"https://huggingface.co/datasets/{repo_id}")
@@ -97,7 +117,8 @@ class FakeHfApi:
     def list_repo_commits(self, repo_id, *, repo_type=None, revision=None, **kwargs):
         with self._lock:
             self._enter("list_repo_commits")
-            return [SimpleNamespace(commit_id=c.sha, title=c.title)
+            return [SimpleNamespace(commit_id=c.sha, title=c.title,
+                                    created_at=dt.datetime.fromtimestamp(c.created_at, dt.UTC))
                     for c in reversed(self._repo(repo_id).commits)]
 
     def hf_hub_download(self, repo_id, filename, *, repo_type=None, revision=None, **kwargs):
@@ -125,6 +146,14 @@ class FakeHfApi:
             self._enter("create_commit")
             repo = self._repo(repo_id)
             head = repo.commits[-1]
+            t = self.clock()
+            if self.max_commits_per_hour is not None:
+                hour = [c.created_at for c in repo.commits[1:] if c.created_at > t - 3600]
+                if len(hour) >= self.max_commits_per_hour:
+                    self.refused += 1
+                    wait = int(hour[-self.max_commits_per_hour] + 3600 - t) + 1
+                    raise HfHubHTTPError(RATE_LIMIT_MESSAGE, response=_response(
+                        429, f"fake://{repo_id}/commit", {"retry-after": str(wait)}))
             if parent_commit is not None and parent_commit != head.sha:
                 raise HfHubHTTPError("412 Precondition Failed: A commit has happened since. "
                                      "Please refresh and try again.",
@@ -146,7 +175,7 @@ class FakeHfApi:
                 else:  # pragma: no cover
                     raise TypeError(f"unsupported operation {op!r}")
             sha = hashlib.sha1(f"{head.sha}/{len(repo.commits)}/{commit_message}".encode()).hexdigest()
-            repo.commits.append(_Commit(sha, commit_message, files))
+            repo.commits.append(_Commit(sha, commit_message, files, t))
             return SimpleNamespace(oid=sha, commit_message=commit_message,
                                    commit_url=f"https://huggingface.co/datasets/{repo_id}/commit/{sha}")
 

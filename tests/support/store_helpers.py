@@ -27,14 +27,34 @@ def local_store(tmp_path: Path):
     return open_store(str(tmp_path / "state"))
 
 
-def hub_store(api=None, **kwargs):
-    """A HubStore on an in-memory FakeHfApi, never sleeping for real."""
+class VirtualClock:
+    """Epoch seconds that pass only when someone sleeps (``sleep`` records each sleep)."""
+
+    def __init__(self, start: float | None = None):
+        self.t = time.time() if start is None else start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += max(0.0, seconds)
+
+
+def hub_store(api=None, repo="test-org/leaderboard-state", clock=None, **kwargs):
+    """A HubStore on an in-memory FakeHfApi, never sleeping for real: its sleeps advance a
+    virtual clock (shared with a FakeHfApi made here)."""
     from leaderboard.store.hub import HubStore
     from leaderboard.store.hubfake import FakeHfApi
 
-    sleeps: list[float] = []
-    store = HubStore("test-org/leaderboard-state", api=api or FakeHfApi(), sleep=sleeps.append, **kwargs)
-    store.sleeps = sleeps
+    clock = clock or (api.clock if isinstance(getattr(api, "clock", None), VirtualClock) else VirtualClock())
+    if api is None:
+        api = FakeHfApi(clock=clock)
+    elif not isinstance(api.clock, VirtualClock):
+        api.clock = clock
+    store = HubStore(repo, api=api, sleep=clock.sleep, clock=clock, **kwargs)
+    store.sleeps = clock.sleeps
     return store
 
 

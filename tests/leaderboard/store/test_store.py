@@ -164,7 +164,42 @@ def test_hub_commits_are_paced():
     for i in range(5):
         store.write_bytes(f"f{i}", b"x")
     assert api.n_commits == 5
-    assert len([s for s in store.sleeps if s > 3000]) == 2  # the 4th and 5th waited ~1 h
+    # the repo's hour holds the initial commit, f0 and f1: f2 waits ~1 h, then f3, f4 fit
+    assert len([s for s in store.sleeps if s > 3000]) == 1 and api.refused == 0
+
+
+def test_hub_commit_budget_is_the_repos_shared_by_every_process():
+    """The budget is counted from the repo's own commits: a process that made none waits
+    when others filled the hour."""
+    from store_helpers import VirtualClock
+
+    api = FakeHfApi(clock=VirtualClock())
+    a, b = hub_store(api, max_commits_per_hour=4), hub_store(api, max_commits_per_hour=4)
+    for i in range(3):
+        a.write_bytes(f"a{i}", b"x")  # with the initial commit: 4 in the hour
+    assert a.budget_waits == []
+    b.write_bytes("b0", b"x")
+    assert len(b.budget_waits) == 1 and b.budget_waits[0] > 3000 and api.refused == 0
+
+
+def test_fake_hub_refuses_the_129th_commit_of_an_hour_with_429():
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import HfHubHTTPError
+    from store_helpers import VirtualClock
+
+    clock = VirtualClock()
+    api = FakeHfApi(clock=clock)
+    api.create_repo("o/r", repo_type="dataset")
+    for i in range(128):
+        api.create_commit("o/r", [CommitOperationAdd(f"f{i}", b"x")], commit_message="c", repo_type="dataset")
+    with pytest.raises(HfHubHTTPError) as err:
+        api.create_commit("o/r", [CommitOperationAdd("g", b"x")], commit_message="c", repo_type="dataset")
+    assert err.value.response.status_code == 429 and api.refused == 1
+    assert 3500 < int(err.value.response.headers["retry-after"]) <= 3601
+    # a store whose own budget is above the Hub's waits out the 429 (Retry-After) and commits
+    store = hub_store(api, repo="o/r", max_commits_per_hour=1000)
+    store.write_bytes("h", b"x")
+    assert api.refused == 2 and store.read_bytes("h") == b"x" and max(clock.sleeps) > 3500
 
 
 def test_hub_lazily_creates_repo_and_reads_empty():
