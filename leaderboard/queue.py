@@ -25,6 +25,17 @@ job, the workers and the app keep working and the owner can still withdraw it.
 A corrupt ``queue/sequence.txt`` is quarantined the same way and recomputed from
 the jobs' ``seq``.
 
+Index: ``queue/index.json`` (:mod:`leaderboard.queue_index`) names every job with its
+state, sequence number and lease; every commit that writes a status document writes its
+entry too, under the same compare-and-swap. Polling (``claim``) and filtered listing
+read it instead of listing the store and reading every document.
+
+Leases at scale: ``renew_leases`` renews every lease a process holds in one commit; on
+a store with a commit budget (the Hub) it commits a renewal only when due, at an
+interval that grows with the number of running jobs so that all heartbeats together
+stay within ``HEARTBEAT_SHARE`` of the repo's hourly budget, and writes leases long
+enough (``LEASE_INTERVALS`` intervals) to survive it.
+
 Store paths (``job_path``, ``SEQUENCE_PATH``, the quarantine) come from
 :mod:`leaderboard.store.layout`.
 """
@@ -39,10 +50,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
+from leaderboard import queue_index
 from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, dumps, etag_of
 from leaderboard.store import layout
 from leaderboard.store.layout import QUARANTINE_DIR as QUARANTINE_DIR  # re-export: tests use q.QUARANTINE_DIR
-from leaderboard.store.layout import SEQUENCE_PATH, job_path
+from leaderboard.store.layout import QUEUE_INDEX_PATH, SEQUENCE_PATH, job_path
 from leaderboard.submission_meta import load_meta
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN = (
@@ -234,9 +246,13 @@ def _quarantine(store: Store, job_id: str, data: bytes, tag: str, why: str) -> t
     body = dumps(job.to_dict())
     log.error("corrupt status document %s (%s): quarantined, copy kept at %s; the job is FAILED (%s)",
               path, why, copy, CORRUPT_REASON)
+    writes, conds = {copy: data, path: body}, {path: tag}
+    entries, index_tag = queue_index.read(store)
+    if entries is not None:  # keep the index's entry in step (without one, the next write builds it)
+        writes[QUEUE_INDEX_PATH] = queue_index.updated(entries, [job])
+        conds[QUEUE_INDEX_PATH] = index_tag
     try:
-        store.commit({copy: data, path: body}, if_match={path: tag},
-                     message=f"{job_id}: quarantine corrupt status document")
+        store.commit(writes, if_match=conds, message=f"{job_id}: quarantine corrupt status document")
     except PreconditionFailed:
         raise  # changed meanwhile: the caller reads it again
     except StoreError:
@@ -269,13 +285,10 @@ def get_job(store: Store, job_id: str) -> Job | None:
 
 def list_jobs(store: Store, statuses: tuple[str, ...] | None = None,
               submitter: str | None = None) -> list[Job]:
-    """All jobs (oldest first), optionally filtered by status and submitter."""
+    """All jobs (oldest first), optionally filtered by status and submitter. With a queue
+    index only the matching jobs' documents are read."""
     jobs = []
-    for path in store.list(layout.QUEUE_DIR + "/"):
-        job_id = layout.job_id_of(path)
-        job = None if job_id is None else get_job(store, job_id)
-        if job is None:
-            continue
+    for job in _indexed_jobs(store, statuses, submitter):
         if statuses and job.status not in statuses:
             continue
         if submitter is not None and job.submitter != submitter:
@@ -340,13 +353,17 @@ def create_job(store: Store, job: Job, extra_writes: dict[str, bytes] | None = N
         conds = {p: ABSENT for p in writes if p != SEQUENCE_PATH}
         conds[SEQUENCE_PATH] = seq_tag
         writes.update(quarantine)
+        index_writes, index_conds = _index_commit(store, [job])
+        writes.update(index_writes)
+        conds.update(index_conds)
         try:
             store.commit(writes, if_match=conds, message=message or f"submit {job.id}")
             return job
         except PreconditionFailed:
-            if store.read(SEQUENCE_PATH)[1] == (seq_tag or None):
-                raise  # the counter did not move: a file of this submission already exists
-            continue  # another submission took this number: take the next one
+            if (store.read(SEQUENCE_PATH)[1] == (seq_tag or None)
+                    and (store.read(QUEUE_INDEX_PATH)[1] or ABSENT) == index_conds[QUEUE_INDEX_PATH]):
+                raise  # neither the counter nor the index moved: a file of this submission already exists
+            continue  # another submission took this number (or another job changed): try again
     raise QueueError("could not submit: too many simultaneous submissions, try again")
 
 
@@ -373,6 +390,9 @@ def update_job(store: Store, job_id: str, change: Callable[[Job], Job | None], *
         writes = dict(extra_writes(new)) if extra_writes else {}
         writes[job_path(job_id)] = dumps(new.to_dict())
         conds = {job_path(job_id): tag, **(extra_if_match(new) if extra_if_match else {})}
+        index_writes, index_conds = _index_commit(store, [new])
+        writes.update(index_writes)
+        conds.update(index_conds)
         try:
             store.commit(writes, if_match=conds, message=message or f"{job_id}: {new.status}")
             return new
@@ -393,7 +413,7 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
     (infrastructure) instead of being run again.
     """
     t = now()
-    for job in list_jobs(store, (PENDING, RUNNING)):
+    for job in _claim_candidates(store, t):
         if job.status == PENDING and job.not_before and parse_time(job.not_before) > t:
             continue
         if job.status == RUNNING and not job.lease_expired:
@@ -445,17 +465,12 @@ def _owned(j: Job, worker_id: str) -> None:
 
 def heartbeat(store: Store, job_id: str, worker_id: str, lease_s: float,
               progress: dict | None = None) -> Job:
-    """Extend the lease and record progress; raises LeaseLost if not the owner."""
-
-    def beat(j: Job) -> Job:
-        _owned(j, worker_id)
-        j.heartbeat = iso()
-        j.lease_expires = iso(now() + dt.timedelta(seconds=lease_s))
-        if progress is not None:
-            j.progress = dict(progress)
-        return j
-
-    return update_job(store, job_id, beat, message=f"{job_id}: heartbeat")
+    """Extend the lease and record progress (when due, see ``renew_leases``); raises
+    LeaseLost if not the owner."""
+    renewed, lost = renew_leases(store, worker_id, {job_id: progress}, lease_s)
+    if job_id in lost:
+        raise LeaseLost(lost[job_id])
+    return renewed[job_id]
 
 
 def release(store: Store, job_id: str, worker_id: str, why: str = "worker shut down") -> Job:
@@ -585,3 +600,130 @@ def requeue(store: Store, job_id: str, by: str = "admin") -> Job:
         return j
 
     return update_job(store, job_id, again, message=f"{job_id}: requeued")
+
+
+# ------------------------------------------------------------------ the queue index (issue 23)
+def _listed_jobs(store: Store) -> list[Job]:
+    """Every job, found by listing the store's ``queue/`` folder (no index needed)."""
+    jobs = []
+    for path in store.list(layout.QUEUE_DIR + "/"):
+        job_id = layout.job_id_of(path)
+        job = None if job_id is None else get_job(store, job_id)
+        if job is not None:
+            jobs.append(job)
+    return jobs
+
+
+def _indexed_jobs(store: Store, statuses: tuple[str, ...] | None, submitter: str | None) -> list[Job]:
+    """The jobs the index says match (all listed jobs when there is no usable index)."""
+    entries, _ = queue_index.read(store)
+    if entries is None:
+        return _listed_jobs(store)
+    return [j for j in (get_job(store, i) for i in queue_index.select(entries, statuses, submitter))
+            if j is not None]
+
+
+def _claim_candidates(store: Store, t: dt.datetime) -> list[Job]:
+    """Jobs that may be claimable at ``t``: from the index, only the runnable ones' documents
+    are read (an idle poll reads one document); without an index, every active job."""
+    entries, _ = queue_index.read(store)
+    if entries is None:
+        return list_jobs(store, (PENDING, RUNNING))
+    return [j for j in (get_job(store, i) for i in queue_index.runnable(entries, t)) if j is not None]
+
+
+def _index_commit(store: Store, jobs: list[Job]) -> tuple[dict[str, bytes], dict[str, str]]:
+    """(writes, if_match) that put ``jobs``' entries into the index in the commit writing
+    their documents; a missing or unreadable index is rebuilt from the documents."""
+    entries, tag = queue_index.read(store)
+    if entries is None:
+        entries = {j.id: queue_index.entry(j) for j in _listed_jobs(store)}
+    return {QUEUE_INDEX_PATH: queue_index.updated(entries, jobs)}, {QUEUE_INDEX_PATH: tag}
+
+
+# ------------------------------------------------------------------ leases at scale (issue 23)
+HEARTBEAT_SHARE = 0.5  # of a budgeted repo's commits/hour that heartbeats may use, all workers together
+LEASE_INTERVALS = 3.0  # a lease lasts this many renewal intervals
+
+
+@dataclass(frozen=True)
+class LeasePlan:
+    """How often a lease is renewed (``interval_s``; 0: at every call) and for how long."""
+
+    interval_s: float
+    lease_s: float
+
+
+def lease_plan(store: Store, running: int, lease_s: float) -> LeasePlan:
+    """The renewal interval and lease length for ``running`` jobs sharing ``store``'s
+    commit budget: without a budget, every call renews for ``lease_s``; with one, the
+    interval is the store's advice, stretched so that ``running`` leases renewed at it
+    take at most HEARTBEAT_SHARE of the budget, and the lease is LEASE_INTERVALS intervals.
+    A lease of 0 s or less (one that ends now) is always written as asked."""
+    budget = getattr(store, "max_commits_per_hour", None)
+    if not budget or lease_s <= 0:
+        return LeasePlan(0.0, lease_s)
+    interval = max(store.heartbeat_interval_s, max(1, running) * 3600.0 / (budget * HEARTBEAT_SHARE))
+    return LeasePlan(interval, max(lease_s, LEASE_INTERVALS * interval))
+
+
+def _due(job: Job, plan: LeasePlan, t: dt.datetime) -> bool:
+    if plan.interval_s <= 0:
+        return True
+    last, expires = parse_time(job.heartbeat), parse_time(job.lease_expires)
+    if last is None or expires is None:
+        return True
+    # renew once the interval has (nearly) passed, or early if the lease would not outlast another
+    return ((t - last).total_seconds() >= 0.9 * plan.interval_s
+            or (expires - t).total_seconds() < 2 * plan.interval_s)
+
+
+def renew_leases(store: Store, worker_id: str, progress: dict[str, dict | None], lease_s: float,
+                 retries: int = 20) -> tuple[dict[str, Job], dict[str, str]]:
+    """Renew the leases of every job in ``progress`` ({job id: progress doc or None}) that
+    ``worker_id`` holds, recording the progress, in one commit (documents and index).
+
+    Returns (jobs, lost): the current document of each job still held (renewed, or not yet
+    due on a budgeted store, see ``lease_plan``) and {job id: why} for the ones no longer
+    held (expired and taken over, cancelled, withdrawn, gone).
+    """
+    for _ in range(retries):
+        entries, _tag = queue_index.read(store)
+        plan = lease_plan(store, queue_index.running(entries or {}), lease_s)
+        t = now()
+        held: dict[str, Job] = {}
+        lost: dict[str, str] = {}
+        writes: dict[str, bytes] = {}
+        conds: dict[str, str] = {}
+        for job_id, prog in progress.items():
+            job, tag = _read(store, job_id)
+            if job is None:
+                lost[job_id] = f"{job_id} no longer exists"
+                continue
+            try:
+                _owned(job, worker_id)
+            except LeaseLost as exc:
+                lost[job_id] = str(exc)
+                continue
+            held[job_id] = job
+            if not _due(job, plan, t):
+                continue
+            job.heartbeat = iso(t)
+            job.lease_expires = iso(t + dt.timedelta(seconds=plan.lease_s))
+            if prog is not None:
+                job.progress = dict(prog)
+            job.version += 1
+            job.updated_at = iso(t)
+            writes[job_path(job_id)] = dumps(job.to_dict())
+            conds[job_path(job_id)] = tag
+        if not writes:
+            return held, lost
+        renewed = [held[job_id] for job_id in held if job_path(job_id) in writes]
+        index_writes, index_conds = _index_commit(store, renewed)
+        try:
+            store.commit({**writes, **index_writes}, if_match={**conds, **index_conds},
+                         message=f"{worker_id}: renew {len(renewed)} lease(s)")
+            return held, lost
+        except PreconditionFailed:
+            continue
+    raise QueueError(f"could not renew the leases of {worker_id}: too much contention, try again")
