@@ -34,7 +34,8 @@ Leases at scale: ``renew_leases`` renews every lease a process holds in one comm
 a store with a commit budget (the Hub) it commits a renewal only when due, at an
 interval that grows with the number of running jobs so that all heartbeats together
 stay within ``HEARTBEAT_SHARE`` of the repo's hourly budget, and writes leases long
-enough (``LEASE_INTERVALS`` intervals) to survive it.
+enough (``LEASE_INTERVALS`` intervals) to survive it. Renewals are urgent commits
+(``leaderboard.store.urgent_commits``): they may use the budget's reserve.
 
 Store paths (``job_path``, ``SEQUENCE_PATH``, the quarantine) come from
 :mod:`leaderboard.store.layout`.
@@ -51,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 from leaderboard import queue_index
-from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, dumps, etag_of
+from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, dumps, etag_of, urgent_commits
 from leaderboard.store import layout
 from leaderboard.store.layout import QUARANTINE_DIR as QUARANTINE_DIR  # re-export: tests use q.QUARANTINE_DIR
 from leaderboard.store.layout import QUEUE_INDEX_PATH, SEQUENCE_PATH, job_path
@@ -642,7 +643,8 @@ def _index_commit(store: Store, jobs: list[Job]) -> tuple[dict[str, bytes], dict
 
 
 # ------------------------------------------------------------------ leases at scale (issue 23)
-HEARTBEAT_SHARE = 0.5  # of a budgeted repo's commits/hour that heartbeats may use, all workers together
+HEARTBEAT_SHARE = 0.25  # of a budgeted repo's commits/hour that heartbeats may use, all workers together
+# (below the store's reserve for urgent commits, so renewals never wait for the budget)
 LEASE_INTERVALS = 3.0  # a lease lasts this many renewal intervals
 
 
@@ -721,8 +723,9 @@ def renew_leases(store: Store, worker_id: str, progress: dict[str, dict | None],
         renewed = [held[job_id] for job_id in held if job_path(job_id) in writes]
         index_writes, index_conds = _index_commit(store, renewed)
         try:
-            store.commit({**writes, **index_writes}, if_match={**conds, **index_conds},
-                         message=f"{worker_id}: renew {len(renewed)} lease(s)")
+            with urgent_commits():
+                store.commit({**writes, **index_writes}, if_match={**conds, **index_conds},
+                             message=f"{worker_id}: renew {len(renewed)} lease(s)")
             return held, lost
         except PreconditionFailed:
             continue

@@ -25,11 +25,14 @@ file does not exist) and otherwise raises :class:`PreconditionFailed`.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ENV_VAR = "GENBENCH_STORE"
@@ -39,6 +42,26 @@ DEFAULT_RESULTS_LOCAL = "state/results"
 LEGACY_LOCAL = "state"  # the single store of earlier versions
 log = logging.getLogger("leaderboard.store")
 ABSENT = ""  # if_match value meaning "the file must not exist yet"
+
+
+_URGENT = contextvars.ContextVar("genbench_urgent_commits", default=False)
+
+
+@contextmanager
+def urgent_commits() -> Iterator[None]:
+    """Commits made inside are urgent (lease renewals): they may use the part of a budgeted
+    repo's hourly commits kept in reserve (see ``HubStore``), so submissions, claims and
+    results filling the hour never starve the leases of running jobs."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
+
+
+def commits_are_urgent() -> bool:
+    """Whether the current commit is made inside :func:`urgent_commits`."""
+    return _URGENT.get()
 
 
 class StoreError(RuntimeError):
@@ -206,4 +229,5 @@ def open_one(uri: str | os.PathLike, public: bool = False) -> Store:
 
 
 __all__ = ["ABSENT", "ENV_VAR", "RESULTS_ENV_VAR", "PreconditionFailed", "Store", "StoreError",
-           "check_path", "dumps", "etag_of", "open_one", "open_store", "resolve_uris"]
+           "check_path", "commits_are_urgent", "dumps", "etag_of", "open_one", "open_store", "resolve_uris",
+           "urgent_commits"]

@@ -12,7 +12,11 @@ many processes write to it. So the budget (``max_commits_per_hour``, default 120
 leaving room for processes that check at the same instant) is counted from the repo's
 own commits of the last hour (their ``created_at``), not per process: before each
 commit the store reads them and, when the hour is full, waits until the oldest ages
-out. The app and every worker writing to one repo share it. On the Hub the commit list
+out. The app and every worker writing to one repo share it. ``URGENT_RESERVE`` of the
+budget is kept for urgent commits (``leaderboard.store.urgent_commits``: lease
+renewals, which ``leaderboard.queue`` keeps within a smaller share): other commits
+(submissions, claims, results, withdrawals) wait once the hour holds ``budget -
+reserve`` commits, so renewals never wait for the budget. On the Hub the commit list
 is read page by page, newest first, only as far back as the hour
 (``huggingface_hub.utils.paginate`` on the endpoint ``list_repo_commits`` uses); an
 API object without an ``endpoint`` (the offline fake) is asked ``list_repo_commits``.
@@ -29,9 +33,11 @@ import random
 import time
 from pathlib import Path
 
-from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, check_path, etag_of
+from leaderboard.store import (ABSENT, PreconditionFailed, Store, StoreError, check_path, commits_are_urgent,
+                               etag_of)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+URGENT_RESERVE = 0.3  # of the hourly budget, kept for urgent commits
 CONFLICT_STATUS = {409, 412}
 
 
@@ -53,7 +59,7 @@ class HubStore(Store):
     lease_s = 900.0
 
     def __init__(self, repo_id: str, *, api=None, token: str | None = None, revision: str = "main",
-                 private: bool = True, max_commits_per_hour: int = 120, retries: int = 6,
+                 private: bool = True, max_commits_per_hour: int | None = 120, retries: int = 6,
                  backoff_s: float = 2.0, max_conflict_retries: int = 20, sleep=time.sleep, clock=time.time):
         if api is None:
             from huggingface_hub import HfApi
@@ -72,6 +78,7 @@ class HubStore(Store):
         self._clock = clock
         self._repo_checked = False
         self.budget_waits: list[float] = []  # seconds waited for the commit budget
+        self.urgent_waits: list[float] = []  # of those, by urgent commits (lease renewals)
 
     @classmethod
     def from_uri(cls, uri: str, **kwargs) -> HubStore:
@@ -184,14 +191,20 @@ class HubStore(Store):
             yield parse_datetime(item["date"])
 
     def _pace(self) -> None:
-        """Wait while the repo already has ``max_commits_per_hour`` commits in the last hour."""
-        while True:
+        """Wait while the repo already has ``max_commits_per_hour`` commits in the last hour
+        (no budget: never)."""
+        while self.max_commits_per_hour:
+            limit = self.max_commits_per_hour
+            if not commits_are_urgent():
+                limit = max(1, limit - int(limit * URGENT_RESERVE))
             times = self._call(self.recent_commit_times)
-            if len(times) < self.max_commits_per_hour:
+            if len(times) < limit:
                 return
-            # the (budget)-th newest commit must age out of the hour
-            wait = max(1.0, times[self.max_commits_per_hour - 1] + 3600 - self._clock() + random.random())
+            # the (limit)-th newest commit must age out of the hour
+            wait = max(1.0, times[limit - 1] + 3600 - self._clock() + random.random())
             self.budget_waits.append(wait)
+            if commits_are_urgent():
+                self.urgent_waits.append(wait)
             self._sleep(wait)
 
     def commit(self, writes, *, if_match=None, message=""):

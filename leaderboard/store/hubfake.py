@@ -19,10 +19,59 @@ import hashlib
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+
+
+class SimClock:
+    """Virtual epoch seconds for simulations and tests: time passes only through ``sleep``.
+
+    Threads that take part (``with clock.participant():``) share it as discrete-event
+    time: a ``sleep`` blocks until the clock reaches its wake time, and the clock jumps to
+    the earliest wake time only when every participant is asleep, so one thread's long
+    wait never skips over the others' work. A thread that does not take part (a plain
+    test) advances the clock at once when it sleeps. ``sleeps`` records every sleep.
+    """
+
+    def __init__(self, start: float | None = None):
+        self.t = time.time() if start is None else float(start)
+        self.sleeps: list[float] = []
+        self._cv = threading.Condition()
+        self._participants = 0
+        self._wakes: dict[int, float] = {}
+
+    def __call__(self) -> float:
+        return self.t
+
+    @contextmanager
+    def participant(self) -> Iterator[None]:
+        with self._cv:
+            self._participants += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._participants -= 1
+                self._advance()
+
+    def sleep(self, seconds: float) -> None:
+        me = threading.get_ident()
+        with self._cv:
+            self.sleeps.append(seconds)
+            wake = self.t + max(0.0, seconds)
+            self._wakes[me] = wake
+            self._advance()
+            while self.t < wake:
+                self._cv.wait()
+            del self._wakes[me]
+
+    def _advance(self) -> None:
+        if self._wakes and len(self._wakes) >= self._participants:
+            self.t = max(self.t, min(self._wakes.values()))
+            self._cv.notify_all()
 
 
 @dataclass

@@ -27,19 +27,11 @@ def local_store(tmp_path: Path):
     return open_store(str(tmp_path / "state"))
 
 
-class VirtualClock:
-    """Epoch seconds that pass only when someone sleeps (``sleep`` records each sleep)."""
+def VirtualClock(start=None):  # noqa: N802 - the tests' name for the fake Hub's simulation clock
+    """Epoch seconds that pass only when someone sleeps (``leaderboard.store.hubfake.SimClock``)."""
+    from leaderboard.store.hubfake import SimClock
 
-    def __init__(self, start: float | None = None):
-        self.t = time.time() if start is None else start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += max(0.0, seconds)
+    return SimClock(start)
 
 
 def hub_store(api=None, repo="test-org/leaderboard-state", clock=None, **kwargs):
@@ -48,10 +40,12 @@ def hub_store(api=None, repo="test-org/leaderboard-state", clock=None, **kwargs)
     from leaderboard.store.hub import HubStore
     from leaderboard.store.hubfake import FakeHfApi
 
-    clock = clock or (api.clock if isinstance(getattr(api, "clock", None), VirtualClock) else VirtualClock())
+    from leaderboard.store.hubfake import SimClock
+
+    clock = clock or (api.clock if isinstance(getattr(api, "clock", None), SimClock) else VirtualClock())
     if api is None:
         api = FakeHfApi(clock=clock)
-    elif not isinstance(api.clock, VirtualClock):
+    elif not isinstance(api.clock, SimClock):
         api.clock = clock
     store = HubStore(repo, api=api, sleep=clock.sleep, clock=clock, **kwargs)
     store.sleeps = clock.sleeps
