@@ -362,7 +362,7 @@ def create_job(store: Store, job: Job, extra_writes: dict[str, bytes] | None = N
             return job
         except PreconditionFailed:
             if (store.read(SEQUENCE_PATH)[1] == (seq_tag or None)
-                    and (store.read(QUEUE_INDEX_PATH)[1] or ABSENT) == index_conds[QUEUE_INDEX_PATH]):
+                    and (store.read(QUEUE_INDEX_PATH)[1] or ABSENT) == index_conds.get(QUEUE_INDEX_PATH, ABSENT)):
                 raise  # neither the counter nor the index moved: a file of this submission already exists
             continue  # another submission took this number (or another job changed): try again
     raise QueueError("could not submit: too many simultaneous submissions, try again")
@@ -414,7 +414,9 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
     (infrastructure) instead of being run again.
     """
     t = now()
-    for job in _claim_candidates(store, t):
+    entries, _ = queue_index.read(store)
+    lease_s = _claim_lease(store, entries, lease_s)
+    for job in _claim_candidates(store, entries, t):
         if job.status == PENDING and job.not_before and parse_time(job.not_before) > t:
             continue
         if job.status == RUNNING and not job.lease_expired:
@@ -624,13 +626,18 @@ def _indexed_jobs(store: Store, statuses: tuple[str, ...] | None, submitter: str
             if j is not None]
 
 
-def _claim_candidates(store: Store, t: dt.datetime) -> list[Job]:
-    """Jobs that may be claimable at ``t``: from the index, only the runnable ones' documents
-    are read (an idle poll reads one document); without an index, every active job."""
-    entries, _ = queue_index.read(store)
+def _claim_candidates(store: Store, entries: queue_index.Entries | None, t: dt.datetime) -> list[Job]:
+    """Jobs that may be claimable at ``t``: from the index (``entries``), only the runnable
+    ones' documents are read (an idle poll reads one document); without one, every active job."""
     if entries is None:
         return list_jobs(store, (PENDING, RUNNING))
     return [j for j in (get_job(store, i) for i in queue_index.runnable(entries, t)) if j is not None]
+
+
+def _claim_lease(store: Store, entries: queue_index.Entries | None, lease_s: float) -> float:
+    """The lease a claim writes: on a budgeted store, as long as its renewals will be apart
+    (``lease_plan``), so no renewal is forced right after the claim."""
+    return lease_plan(store, queue_index.running(entries or {}) + 1, lease_s).lease_s
 
 
 def _index_commit(store: Store, jobs: list[Job]) -> tuple[dict[str, bytes], dict[str, str]]:
@@ -661,9 +668,10 @@ def lease_plan(store: Store, running: int, lease_s: float) -> LeasePlan:
     commit budget: without a budget, every call renews for ``lease_s``; with one, the
     interval is the store's advice, stretched so that ``running`` leases renewed at it
     take at most HEARTBEAT_SHARE of the budget, and the lease is LEASE_INTERVALS intervals.
-    A lease of 0 s or less (one that ends now) is always written as asked."""
+    A lease shorter than the store's renewal advice (one that ends now, or a test's) is the
+    caller's explicit choice: written as asked, at every call."""
     budget = getattr(store, "max_commits_per_hour", None)
-    if not budget or lease_s <= 0:
+    if not budget or lease_s < store.heartbeat_interval_s:
         return LeasePlan(0.0, lease_s)
     interval = max(store.heartbeat_interval_s, max(1, running) * 3600.0 / (budget * HEARTBEAT_SHARE))
     return LeasePlan(interval, max(lease_s, LEASE_INTERVALS * interval))

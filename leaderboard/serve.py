@@ -8,9 +8,10 @@ kills its evaluation) when this process ends, however it ends: SIGTERM/Ctrl-C ar
 passed on, and the worker watches this process's pid (``GENBENCH_WORKER_PARENT_PID``)
 in case it is killed. Everything runs on the embedded default protocol (SevenNet-l3i5
 with MP2020 corrections + MP-20 reference, on CPU as on GPU; ``GENBENCH_PROTOCOL=chgnet``
-pins CHGNet instead), local ``./state`` store, and needs no network. The app pins the
-protocol of the service's configuration (``GENBENCH_*``) and the worker is started with
-``--expect-protocol`` set to it, so a worker that cannot produce it refuses to start. Port: ``--port``, else
+pins CHGNet instead), local stores ``./state/requests`` and ``./state/results``, and needs no
+network. The app pins the protocol of the service's configuration (``GENBENCH_*``) and the
+worker is started with ``--expect-protocol`` set to it, so a worker that cannot produce it
+refuses to start. Port: ``--port``, else
 ``GRADIO_SERVER_PORT``, else 7860; host: ``--host``, else ``GRADIO_SERVER_NAME``,
 else 127.0.0.1.
 """
@@ -30,9 +31,12 @@ RESTART_DELAY_S = 5.0
 class WorkerSupervisor:
     """Runs the worker subprocess and restarts it (after a pause) when it exits."""
 
-    def __init__(self, store: str, extra: list[str] | None = None, protocol: str | None = None):
+    def __init__(self, store: str | None, extra: list[str] | None = None, protocol: str | None = None,
+                 results_store: str | None = None):
         pin = ["--expect-protocol", protocol] if protocol else []
-        self.cmd = [sys.executable, "-m", "leaderboard.worker", "--store", store, *pin, *(extra or [])]
+        stores = ([] if store is None else ["--store", store]) + (
+            [] if results_store is None else ["--results-store", results_store])
+        self.cmd = [sys.executable, "-m", "leaderboard.worker", *stores, *pin, *(extra or [])]
         self.proc: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
@@ -85,7 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m leaderboard.serve", description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
     ap.add_argument("--host", default=None, help="interface (default $GRADIO_SERVER_NAME or 127.0.0.1)")
-    ap.add_argument("--store", default=None, help="store URI (default $GENBENCH_STORE or ./state)")
+    ap.add_argument("--store", default=None, help="requests store URI (default $GENBENCH_STORE or "
+                                                  "./state/requests)")
+    ap.add_argument("--results-store", default=None, help="public results store URI (default "
+                                                          "$GENBENCH_RESULTS_STORE or ./state/results)")
     ap.add_argument("--no-worker", action="store_true", help="serve the app only")
     ap.add_argument("--worker-arg", action="append", default=[],
                     help="extra argument for the worker (repeatable)")
@@ -95,8 +102,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    store = args.store or os.environ.get("GENBENCH_STORE") or "state"
-    os.environ["GENBENCH_STORE"] = store  # the worker and the app use the same store
+    from leaderboard.store import RESULTS_ENV_VAR, resolve_uris
+
+    store, results = resolve_uris(args.store, args.results_store)
+    os.environ["GENBENCH_STORE"] = store  # the worker and the app use the same stores
+    if results is not None:
+        os.environ[RESULTS_ENV_VAR] = results
     port = args.port or int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
 
@@ -110,11 +121,12 @@ def main(argv: list[str] | None = None) -> None:
     ctx = make_context(store)
     pinned = ctx.protocol  # the service's protocol: the app shows it, the worker must produce it
     worker = None if args.no_worker else WorkerSupervisor(store, args.worker_arg,
-                                                          pinned.id if pinned else None).start()
+                                                          pinned.id if pinned else None, results).start()
     try:
         demo = build_app(ctx)
         demo.queue(default_concurrency_limit=4)
-        print(f"[serve] app on http://{host}:{port} (store {store})", flush=True)
+        print(f"[serve] app on http://{host}:{port} (requests store {store}, results store "
+              f"{results or store})", flush=True)
         demo.launch(server_name=host, server_port=port, **launch_kwargs())
     finally:
         if worker is not None:

@@ -76,9 +76,13 @@ def _as_text(col: pa.ChunkedArray) -> pa.Array:
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` with exactly ``schema``'s columns and types (missing ones null)."""
+    """``table`` with exactly ``schema``'s columns and types (missing ones null); the
+    table's own metadata (pandas dtypes, e.g. nullable integers) is kept."""
     cols = []
+    changed: set[str] = set()
     for f in schema:
+        if f.name in table.column_names and not table.schema.field(f.name).type.equals(f.type):
+            changed.add(f.name)
         if f.name not in table.column_names:
             cols.append(pa.nulls(table.num_rows, f.type))
             continue
@@ -91,7 +95,18 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
             cols.append(pc.cast(_as_text(col), f.type))
         else:
             cols.append(pc.cast(col, f.type))
-    return pa.Table.from_arrays(cols, schema=schema)
+    return pa.Table.from_arrays(cols, schema=schema).replace_schema_metadata(_metadata(table, changed))
+
+
+def _metadata(table: pa.Table, changed: set[str]) -> dict | None:
+    """The table's metadata without the pandas dtypes of ``changed`` columns (their arrow type
+    was widened, so the recorded pandas dtype no longer fits)."""
+    meta = dict(table.schema.metadata or {})
+    if b"pandas" in meta and changed:
+        doc = json.loads(meta[b"pandas"])
+        doc["columns"] = [c for c in doc.get("columns", []) if c.get("name") not in changed]
+        meta[b"pandas"] = json.dumps(doc).encode()
+    return meta or None
 
 
 def public_table(table_bytes: bytes, submission_id: str, protocol: str | None) -> pa.Table | None:
@@ -101,7 +116,6 @@ def public_table(table_bytes: bytes, submission_id: str, protocol: str | None) -
         table = pq.read_table(io.BytesIO(table_bytes))
     except (pa.ArrowInvalid, OSError):
         return None
-    table = table.replace_schema_metadata(None)  # pandas index metadata of the evaluator's frame
     for name in KEY_COLUMNS:
         if name in table.column_names:
             table = table.drop_columns([name])
@@ -110,7 +124,7 @@ def public_table(table_bytes: bytes, submission_id: str, protocol: str | None) -
                     PROTOCOL_COLUMN: pa.array([protocol] * n, pa.string())})
     for i, name in enumerate(table.column_names):
         key = key.append_column(name, table.column(i))
-    return key
+    return key.replace_schema_metadata(table.schema.metadata)
 
 
 def to_parquet(table: pa.Table) -> bytes:

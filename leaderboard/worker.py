@@ -423,7 +423,10 @@ def _short(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m leaderboard.worker", description=__doc__.splitlines()[0])
-    p.add_argument("--store", help="store URI (default $GENBENCH_STORE or ./state; hf://datasets/ORG/NAME)")
+    p.add_argument("--store", help="requests store URI (default $GENBENCH_STORE or ./state/requests; "
+                                   "hf://datasets/ORG/NAME)")
+    p.add_argument("--results-store", help="public results store URI (default $GENBENCH_RESULTS_STORE, or "
+                                           "./state/results beside the default requests store; see README, Stores)")
     p.add_argument("--once", action="store_true", help="process at most one job, then exit")
     p.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     p.add_argument("--poll", type=float, default=5.0, help="seconds between polls of an empty queue")
@@ -493,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return CONFIG_ERROR
-    store = open_store(args.store)
+    store = open_store(args.store, args.results_store)
     worker = Worker(store, config, worker_id=args.worker_id, work_root=args.work_dir,
                     expect_protocol=args.expect_protocol, data_dir=args.data_dir, lease_s=args.lease,
                     heartbeat_s=args.heartbeat, progress_interval_s=args.progress_interval,

@@ -16,7 +16,8 @@ out. The app and every worker writing to one repo share it. ``URGENT_RESERVE`` o
 budget is kept for urgent commits (``leaderboard.store.urgent_commits``: lease
 renewals, which ``leaderboard.queue`` keeps within a smaller share): other commits
 (submissions, claims, results, withdrawals) wait once the hour holds ``budget -
-reserve`` commits, so renewals never wait for the budget. On the Hub the commit list
+reserve`` of them (urgent commits are told apart by ``URGENT_TAG`` at the end of their
+title), and every commit once it holds ``budget``, so renewals never wait for the budget. On the Hub the commit list
 is read page by page, newest first, only as far back as the hour
 (``huggingface_hub.utils.paginate`` on the endpoint ``list_repo_commits`` uses); an
 API object without an ``endpoint`` (the offline fake) is asked ``list_repo_commits``.
@@ -38,6 +39,7 @@ from leaderboard.store import (ABSENT, PreconditionFailed, Store, StoreError, ch
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 URGENT_RESERVE = 0.3  # of the hourly budget, kept for urgent commits
+URGENT_TAG = " [lease]"  # ends the title of an urgent commit, so every process can count them
 CONFLICT_STATUS = {409, 412}
 
 
@@ -161,26 +163,30 @@ class HubStore(Store):
                        exist_ok=True)
             self._repo_checked = True
 
-    def recent_commit_times(self, window_s: float = 3600.0) -> list[float]:
-        """Creation times (epoch seconds, newest first) of the repo's commits of the last
-        ``window_s`` seconds, whoever made them."""
+    def recent_commits(self, window_s: float = 3600.0) -> list[tuple[float, bool]]:
+        """(creation time in epoch seconds, urgent?) of the repo's commits of the last
+        ``window_s`` seconds, newest first, whoever made them."""
         since = self._clock() - window_s
-        out: list[float] = []
-        for created in self._commit_dates():
+        out: list[tuple[float, bool]] = []
+        for created, title in self._commit_dates():
             t = created.timestamp()
             if t <= since:
                 break  # newest first: the rest is older
-            out.append(t)
+            out.append((t, str(title or "").endswith(URGENT_TAG)))
         return out
 
+    def recent_commit_times(self, window_s: float = 3600.0) -> list[float]:
+        """Creation times (newest first) of the repo's commits of the last ``window_s`` seconds."""
+        return [t for t, _ in self.recent_commits(window_s)]
+
     def _commit_dates(self):
-        """The repo's commit dates, newest first, fetched lazily page by page."""
+        """(date, title) of the repo's commits, newest first, fetched lazily page by page."""
         endpoint = getattr(self.api, "endpoint", None)
         if endpoint is None:  # the offline fake: the public call
             commits = self._call(self.api.list_repo_commits, self.repo_id, repo_type="dataset",
                                  revision=self.revision)
             for c in commits:
-                yield c.created_at
+                yield c.created_at, c.title
             return
         from urllib.parse import quote
 
@@ -188,20 +194,24 @@ class HubStore(Store):
 
         url = f"{endpoint}/api/datasets/{self.repo_id}/commits/{quote(self.revision, safe='')}"
         for item in paginate(url, params={}, headers=self.api._build_hf_headers()):
-            yield parse_datetime(item["date"])
+            yield parse_datetime(item["date"]), item.get("title")
 
     def _pace(self) -> None:
-        """Wait while the repo already has ``max_commits_per_hour`` commits in the last hour
-        (no budget: never)."""
+        """Wait while the repo's last hour holds the budget (no budget: never); a commit that
+        is not urgent also waits while the hour holds ``budget - reserve`` non-urgent ones."""
         while self.max_commits_per_hour:
-            limit = self.max_commits_per_hour
+            budget = self.max_commits_per_hour
+            recent = self._call(self.recent_commits)
+            times = [t for t, _ in recent]
             if not commits_are_urgent():
-                limit = max(1, limit - int(limit * URGENT_RESERVE))
-            times = self._call(self.recent_commit_times)
-            if len(times) < limit:
+                limit = max(1, budget - int(budget * URGENT_RESERVE))
+                plain = [t for t, urgent in recent if not urgent]
+                if len(plain) >= limit:
+                    times, budget = plain, limit
+            if len(times) < budget:
                 return
-            # the (limit)-th newest commit must age out of the hour
-            wait = max(1.0, times[limit - 1] + 3600 - self._clock() + random.random())
+            # the (budget)-th newest commit counted must age out of the hour
+            wait = max(1.0, times[budget - 1] + 3600 - self._clock() + random.random())
             self.budget_waits.append(wait)
             if commits_are_urgent():
                 self.urgent_waits.append(wait)
@@ -238,7 +248,8 @@ class HubStore(Store):
             self._pace()
             retried: list = []
             try:
-                self._call(self.api.create_commit, self.repo_id, ops, commit_message=message or "update",
+                title = (message or "update") + (URGENT_TAG if commits_are_urgent() else "")
+                self._call(self.api.create_commit, self.repo_id, ops, commit_message=title,
                            repo_type="dataset", revision=self.revision, parent_commit=head,
                            _retried=retried)
                 return

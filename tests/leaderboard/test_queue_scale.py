@@ -64,7 +64,7 @@ def test_the_index_follows_every_change_and_is_rebuilt_when_missing(store, tmp_p
     # an unreadable index is read around and rebuilt the same way
     store.write_bytes(QUEUE_INDEX_PATH, b"{not json")
     assert len(q.list_jobs(store)) == 4
-    q.heartbeat(store, b.id, "w3", 60)
+    q.release(store, b.id, "w3")
     assert queue_index.read(store)[0] == _index_from_documents(store)
 
 

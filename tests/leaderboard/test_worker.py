@@ -23,8 +23,7 @@ from evaluator.pipeline import FAMILIES
 from evaluator.progress import ProgressUpdate
 from leaderboard import queue as q
 from leaderboard.evalproc import Done, receive
-from leaderboard.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary,
-                                 table_path)
+from leaderboard.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary)
 from leaderboard.submissions import SubmissionPolicy, submit
 from leaderboard.worker import Worker
 from repo_paths import BAD_INPUTS, REPO
