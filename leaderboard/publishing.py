@@ -49,7 +49,8 @@ import pyarrow as pa
 
 from evaluator.summary import UnsupportedSchema, check_schema
 from leaderboard.dataset_card import render_card
-from leaderboard.queue import FINISHED, Job, finish, list_jobs
+from leaderboard import queue_index
+from leaderboard.queue import FINISHED, Job, finish, get_job, list_jobs
 from leaderboard.result_rows import (frame_to_parquet, protocol_of, read_frame, rows_to_frame,
                                      summary_row)
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
@@ -98,9 +99,13 @@ def own_columns(results: Store, job_id: str) -> list[str] | None:
     return list(cols) if isinstance(cols, list) else None
 
 
-def visible_jobs(store: Store) -> dict[str, Job]:
-    """The submissions the results store must show: the FINISHED ones."""
-    return {j.id: j for j in list_jobs(store, (FINISHED,))}
+def visible_ids(store: Store) -> set[str]:
+    """The submissions the results store must show: the FINISHED ones (from the queue index,
+    so no status document is read; by listing where the store has none)."""
+    entries, _ = queue_index.read(store)
+    if entries is None:
+        return {j.id for j in list_jobs(store, (FINISHED,))}
+    return set(queue_index.select(entries, (FINISHED,)))
 
 
 def _entry(store: Store, job: Job) -> Entry | None:
@@ -124,15 +129,24 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     results = store.results_store
     pub, pub_tag = _published(results)  # read before the queue (see module docstring)
     subs: dict[str, dict] = dict(pub["submissions"])
-    visible = visible_jobs(store)
+    visible = visible_ids(store)
+    jobs: dict[str, Job | None] = {}
+
+    def job_of(job_id: str) -> Job | None:
+        if job_id not in jobs:
+            jobs[job_id] = get_job(store, job_id)
+        return jobs[job_id]
+
     if extra is not None:
-        visible[extra.job.id] = extra.job
+        visible.add(extra.job.id)
+        jobs[extra.job.id] = extra.job
     current = read_frame(results.read_bytes(LEADERBOARD_PATH))
     stored_rows = {} if current is None or "submission_id" not in current else {
         r["submission_id"]: r for r in current.to_dict("records")}
     adds: dict[str, Entry] = {} if extra is None else {extra.job.id: extra}
-    for job_id in sorted(set(visible) - set(subs) - set(adds)):
-        found = _entry(store, visible[job_id])
+    for job_id in sorted(visible - set(subs) - set(adds)):
+        job = job_of(job_id)
+        found = _entry(store, job) if job is not None and job.status == FINISHED else None
         if found is not None:
             adds[job_id] = found
     removed = sorted(set(subs) - set(visible))
@@ -145,9 +159,10 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
             rows[job_id] = stored_rows[job_id]  # kept as stored (a newer schema version included)
             continue
         summary = results.read_json(summary_path(job_id))[0]
+        job = job_of(job_id)
         try:
-            if summary is not None:
-                rows[job_id] = summary_row(visible[job_id], _meta_of(summary), summary)
+            if summary is not None and job is not None:
+                rows[job_id] = summary_row(job, _meta_of(summary), summary)
         except UnsupportedSchema as exc:
             log.warning("results of %s left out of the leaderboard: %s", job_id, exc)
     for job_id, e in adds.items():
@@ -314,4 +329,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["Entry", "Plan", "own_columns", "plan", "publish", "sync_leaderboard", "sync_public",
-           "unpublish_hidden", "visible_jobs"]
+           "unpublish_hidden", "visible_ids"]

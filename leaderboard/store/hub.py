@@ -12,15 +12,19 @@ many processes write to it. So the budget (``max_commits_per_hour``, default 120
 leaving room for processes that check at the same instant) is counted from the repo's
 own commits of the last hour (their ``created_at``), not per process: before each
 commit the store reads them and, when the hour is full, waits until the oldest ages
-out. The app and every worker writing to one repo share it. ``URGENT_RESERVE`` of the
-budget is kept for urgent commits (``leaderboard.store.urgent_commits``: lease
-renewals, which ``leaderboard.queue`` keeps within a smaller share): other commits
-(submissions, claims, results, withdrawals) wait once the hour holds ``budget -
-reserve`` of them (urgent commits are told apart by ``URGENT_TAG`` at the end of their
-title), and every commit once it holds ``budget``, so renewals never wait for the budget. On the Hub the commit list
-is read page by page, newest first, only as far back as the hour
-(``huggingface_hub.utils.paginate`` on the endpoint ``list_repo_commits`` uses); an
-API object without an ``endpoint`` (the offline fake) is asked ``list_repo_commits``.
+out. The app and every worker writing to one repo share it.
+
+``URGENT_RESERVE`` of the budget is kept for urgent commits
+(``leaderboard.store.urgent_commits``: lease renewals, which ``leaderboard.queue`` keeps
+within a smaller share, ``HEARTBEAT_SHARE``): other commits (submissions, claims,
+results, withdrawals) wait once the hour holds ``budget - reserve`` of them, every
+commit once it holds ``budget``, so renewals never wait for the budget and no lease
+lapses because the hour is full. (A reserve sized from recent renewals would free it
+for short jobs, but lets ordinary commits fill the hour before renewals need it.)
+Urgent commits are told apart by ``URGENT_TAG`` at the end of their title.
+On the Hub the commit list is read page by page, newest first, only as far back as the
+hour (``huggingface_hub.utils.paginate`` on the endpoint ``list_repo_commits`` uses);
+an API object without an ``endpoint`` (the offline fake) is asked ``list_repo_commits``.
 
 Only a small ``HfApi`` surface is used (``repo_info``, ``list_repo_files``,
 ``list_repo_commits``, ``hf_hub_download``, ``create_commit``, ``create_repo``) so tests

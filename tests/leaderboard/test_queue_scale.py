@@ -194,5 +194,6 @@ def test_the_commit_budget_holds_with_the_app_and_three_workers_writing_together
     assert sum(len(s.budget_waits) for s in (app, *workers)) > 0  # ... so processes waited for it
     renewals = [c for c in api.repos["org/requests"].commits if "renew" in c.title]
     assert renewals and not any(s.urgent_waits for s in workers)  # renewals never waited for the budget
+    assert not lost  # so no lease lapsed
     for repo in ("org/requests", "org/results"):
         assert _commits_per_hour_peak(api, repo) <= BUDGET + 3 < HUB_COMMITS_PER_HOUR
