@@ -197,3 +197,6 @@ def test_the_commit_budget_holds_with_the_app_and_three_workers_writing_together
     assert not lost  # so no lease lapsed
     for repo in ("org/requests", "org/results"):
         assert _commits_per_hour_peak(api, repo) <= BUDGET + 3 < HUB_COMMITS_PER_HOUR
+    public = api.repos["org/results"].commits[-1].files  # the results repo: a dataset, no request
+    assert "README.md" in public and sum(p.endswith("/structures.parquet") for p in public) == 40
+    assert not [p for p in public if p.startswith(("queue/", "submissions/"))]
