@@ -33,8 +33,14 @@ LEADERBOARD_CONFIG, STRUCTURES_CONFIG = "leaderboard", "structures"
 # Columns of the leaderboard table that are neither submission metadata nor metrics.
 FIXED_COLUMNS: dict[str, tuple[str, str]] = {  # name -> (unit, meaning)
     "submission_id": ("", "Submission id (one per upload; the key shared with the structures config)"),
-    "protocol": ("", "Id of the evaluation protocol that produced the row (null: recorded before "
-                     "protocols were named)"),
+    "protocol_id": ("", "Id of the evaluation protocol that produced the row (null: unknown)"),
+    "protocol_label": ("", "That protocol in words"),
+    "protocol_source": ("", "Where the protocol comes from: the summary, derived from its provenance, or unknown"),
+    "protocol_record": ("", "The protocol's full record (JSON): every setting a score depends on"),
+    "device": ("", "Device the evaluation ran on"),
+    "engine": ("", "Relaxation engine"),
+    "relax_mode": ("", "How structures were relaxed (batched or serial)"),
+    "rescore_of": ("", "For a re-scoring under another protocol: the submission it scores again"),
     "n_structures_declared": ("count", "Number of structures the submitter declared"),
     "submitted_at": ("ISO-8601 UTC", "When the submission was received"),
     "finished_at": ("ISO-8601 UTC", "When its evaluation was published"),
@@ -60,7 +66,7 @@ FIXED_COLUMNS: dict[str, tuple[str, str]] = {  # name -> (unit, meaning)
 }
 STRUCTURE_KEYS: dict[str, str] = {
     "submission_id": "Submission id (joins the leaderboard config)",
-    "protocol": "Id of the evaluation protocol (null: recorded before protocols were named)",
+    "protocol_id": "Id of the evaluation protocol (joins the leaderboard config's protocol_id; null: unknown)",
     "index": "Position of the structure in the upload",
     "source": "Where in the upload it came from (file, archive member, CSV row or CIF block)",
     "parse_ok": "Whether the structure could be read",
@@ -175,7 +181,7 @@ def render_card(*, leaderboard: pd.DataFrame, structures_files: Sequence[str],
         lines += ["| protocol | submissions | description |", "|---|---|---|"]
         for pid, n in sorted(protocols.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
             label = protocol_labels.get(pid, "") if pid is not None else \
-                "recorded before protocols were named (see the provenance columns)"
+                "unknown (see the provenance columns)"
             lines.append(f"| {_cell(pid if pid is not None else '(none)')} | {n} | {_cell(label)} |")
     else:
         lines.append("No submission is published yet.")

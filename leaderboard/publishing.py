@@ -5,7 +5,7 @@ Layout of the results store (paths from ``leaderboard.store.layout``)::
     README.md                          dataset card: YAML ``configs:`` + every column documented
     results/leaderboard.parquet        config "leaderboard": one row per visible submission
     results/<id>/structures.parquet    config "structures": that submission's per-structure rows,
-                                       after ``submission_id`` and ``protocol`` columns, conformed
+                                       after ``submission_id`` and ``protocol_id`` columns, conformed
                                        to the schema all published tables share
     results/<id>/summary.json          the evaluator's summary (+ its ``leaderboard`` block)
     results/published.json             what is shown: ids (protocol, own columns), a revision
@@ -47,6 +47,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from evaluator.protocol import summary_protocol
 from evaluator.summary import UnsupportedSchema, check_schema
 from leaderboard.dataset_card import render_card
 from leaderboard import queue_index
@@ -231,9 +232,8 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
 
 
 def _protocol_label(summary: dict) -> str | None:
-    block = summary.get("protocol")
-    label = block.get("label") if isinstance(block, dict) else None
-    return str(label) if label is not None else None
+    protocol, _ = summary_protocol(summary)
+    return protocol.label if protocol else None
 
 
 def sync_public(store: Store, bump: bool = False, retries: int = 10) -> pd.DataFrame:

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 SUBMISSION_COLUMN = "submission_id"
-PROTOCOL_COLUMN = "protocol"
+PROTOCOL_COLUMN = "protocol_id"  # the leaderboard config's name for it
 KEY_COLUMNS = (SUBMISSION_COLUMN, PROTOCOL_COLUMN)
 
 
@@ -111,7 +111,7 @@ def _metadata(table: pa.Table, changed: set[str]) -> dict | None:
 
 def public_table(table_bytes: bytes, submission_id: str, protocol: str | None) -> pa.Table | None:
     """The per-structure table as published: its columns after a ``submission_id`` and a
-    ``protocol`` column; None when ``table_bytes`` is not a parquet table."""
+    ``protocol_id`` column; None when ``table_bytes`` is not a parquet table."""
     try:
         table = pq.read_table(io.BytesIO(table_bytes))
     except (pa.ArrowInvalid, OSError):

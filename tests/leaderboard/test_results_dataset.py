@@ -62,7 +62,7 @@ def test_load_dataset_after_real_jobs_and_withdrawal(tmp_path, offline):
 
     board = offline(results_root, "leaderboard")
     assert sorted(board["submission_id"]) == sorted(ids)
-    for col in ("protocol", "model_name", "validity.valid_count", "n_submitted", "mlip", "families"):
+    for col in ("protocol_id", "protocol_label", "model_name", "validity.valid_count", "n_submitted", "mlip"):
         assert col in board.column_names
     by_id = {r["submission_id"]: r for r in board}
     assert [by_id[i]["n_submitted"] for i in ids] == [3, 2, 1]
@@ -72,8 +72,10 @@ def test_load_dataset_after_real_jobs_and_withdrawal(tmp_path, offline):
     assert structures.num_rows == 6
     frame = structures.to_pandas()
     assert frame.groupby("submission_id").size().to_dict() == dict(zip(ids, [3, 2, 1]))
-    assert {"submission_id", "protocol", "validity_valid"} <= set(frame.columns)
-    assert frame.columns[:2].tolist() == ["submission_id", "protocol"]
+    assert {"submission_id", "protocol_id", "validity_valid"} <= set(frame.columns)
+    assert frame.columns[:2].tolist() == ["submission_id", "protocol_id"]
+    assert (frame.groupby("submission_id")["protocol_id"].first().to_dict()
+            == {r["submission_id"]: r["protocol_id"] for r in board})  # the same protocol as the row
     unique_cols = [c for c in frame.columns if c.startswith("uniqueness_")]
     assert unique_cols and frame.loc[frame.submission_id == ids[0], unique_cols].isna().all().all()
     # the app still reads each submission's table as the evaluator wrote it
