@@ -52,7 +52,7 @@ from evaluator.summary import UnsupportedSchema, check_schema
 from leaderboard.dataset_card import render_card
 from leaderboard import queue_index
 from leaderboard.queue import FINISHED, Job, finish, get_job, list_jobs
-from leaderboard.result_rows import (frame_to_parquet, protocol_of, read_frame, rows_to_frame,
+from leaderboard.result_rows import (frame_to_parquet, is_null, protocol_of, read_frame, rows_to_frame,
                                      summary_row)
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
 from leaderboard.store.layout import (CARD_PATH, LEADERBOARD_PATH, PUBLISHED_PATH, summary_path,
@@ -156,9 +156,9 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     for job_id in subs:
         if job_id not in visible or job_id in adds:
             continue
-        if job_id in stored_rows:
+        if job_id in stored_rows and not is_null(stored_rows[job_id].get("protocol_source")):
             rows[job_id] = stored_rows[job_id]  # kept as stored (a newer schema version included)
-            continue
+            continue  # (a row written before protocols existed is rebuilt from its summary below)
         summary = results.read_json(summary_path(job_id))[0]
         job = job_of(job_id)
         try:
