@@ -56,6 +56,15 @@ class StabilityOptions:
     relax_workers: pool processes, or "auto" (CPU cores when there are >= 8 structures).
     relax_max_atoms: atoms per batched forward pass.
     mlip_energy_scale: overrides the backend's energy scale (e.g. ``raw-pbe-omat``).
+    relax_budget_atom_steps: the per-structure relaxation budget in atoms × FIRE steps: an
+        n-atom cell takes at most ``relax_budget_atom_steps // n`` steps (never more than the
+        step cap, never fewer than ``relax_budget_min_steps``); deterministic, so scores do
+        not depend on the machine. Cells of up to 40 atoms keep the full 300 steps by default.
+        null: no budget beyond the step cap. A cell stopped by it is scored from its last
+        state and flagged (``stability_stopped_by = "budget"``).
+    relax_budget_min_steps: the fewest steps the budget leaves any cell.
+    relax_max_seconds: wall-clock safety net per structure (null: none); a cell stopped by
+        it is flagged ``wall_time`` (machine dependent, unlike the budget).
     """
 
     hull: str | None = None
@@ -65,6 +74,9 @@ class StabilityOptions:
     relax_workers: int | Literal["auto"] = "auto"
     relax_max_atoms: int = 4096
     mlip_energy_scale: str | None = None
+    relax_budget_atom_steps: int | None = 12_000
+    relax_budget_min_steps: int = 20
+    relax_max_seconds: float | None = 1200.0
 
     def __post_init__(self) -> None:
         for name in ("hull", "mlip_energy_scale", "hull_file"):
@@ -74,6 +86,13 @@ class StabilityOptions:
             raise ValueError(f"stability.relax_workers must be >= 1 or \"auto\", got {self.relax_workers!r}")
         if self.relax_max_atoms < 1:
             raise ValueError(f"stability.relax_max_atoms must be >= 1, got {self.relax_max_atoms!r}")
+        if self.relax_budget_atom_steps is not None and self.relax_budget_atom_steps < 1:
+            raise ValueError("stability.relax_budget_atom_steps must be >= 1 or null, "
+                             f"got {self.relax_budget_atom_steps!r}")
+        if self.relax_budget_min_steps < 0:
+            raise ValueError(f"stability.relax_budget_min_steps must be >= 0, got {self.relax_budget_min_steps!r}")
+        if self.relax_max_seconds is not None and not self.relax_max_seconds > 0:
+            raise ValueError(f"stability.relax_max_seconds must be > 0 or null, got {self.relax_max_seconds!r}")
 
 
 def relax_settings(cfg: EvalConfig, options: StabilityOptions) -> RelaxSettings:
@@ -81,7 +100,9 @@ def relax_settings(cfg: EvalConfig, options: StabilityOptions) -> RelaxSettings:
     return RelaxSettings(mlip=cfg.mlip, model=cfg.mlip_model, device=cfg.device, dtype=cfg.dtype,
                          fmax=cfg.relax_fmax, steps=cfg.relax_steps, mode=options.relax_mode,
                          workers=options.relax_workers, max_atoms=options.relax_max_atoms,
-                         energy_scale=options.mlip_energy_scale)
+                         energy_scale=options.mlip_energy_scale,
+                         budget_atom_steps=options.relax_budget_atom_steps,
+                         budget_min_steps=options.relax_budget_min_steps, max_seconds=options.relax_max_seconds)
 
 
 def reference_hull(ctx: EvalContext, options: StabilityOptions | None = None) -> HullReference:
