@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 Progress = Callable[[str, int, int], None]
 
@@ -54,13 +53,15 @@ class StepProgress:
         return f"relaxing {len(cells)} cells: {first}; {rest}{more}"
 
 
-@runtime_checkable
-class StepReporter(Protocol):
-    """A progress callback that also takes progress inside items (see the module doc)."""
+class StepReporter:
+    """Base class of a progress callback that also takes progress inside items (see the
+    module doc); stages test ``isinstance(progress, StepReporter)``. This base ignores both."""
 
-    def __call__(self, stage: str, done: int, total: int) -> None: ...
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        return None
 
-    def steps(self, stage: str, done: int, total: int, detail: StepProgress) -> None: ...
+    def steps(self, stage: str, done: int, total: int, detail: StepProgress) -> None:
+        return None
 
 
 @dataclass(frozen=True)

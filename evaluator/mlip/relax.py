@@ -98,6 +98,12 @@ class RelaxBudget:
         return "budget" if self.step_limit(n_atoms) < self.steps else "step_cap"
 
 
+# The defaults of StabilityOptions (relax_budget_atom_steps, relax_budget_min_steps,
+# relax_max_seconds) with the default step cap: cells of up to 40 atoms keep 300 steps,
+# a 246-atom cell gets 48; the wall-time net is far above what the budget allows on a CPU.
+DEFAULT_BUDGET = RelaxBudget(steps=300, atom_steps=12_000, min_steps=20, max_seconds=1200.0)
+
+
 def periodic_rmsd(initial_frac: ArrayLike, final_frac: ArrayLike, final_lattice: ArrayLike) -> float:
     """RMSD (Å) between two fractional-coordinate sets of the same atoms (see module doc)."""
     d = np.asarray(final_frac, float) - np.asarray(initial_frac, float)
