@@ -10,11 +10,16 @@ per band the measured seconds and steps against the prediction of
 estimate: per cell (mean absolute % error) and for the band's total (what an ETA needs).
 
 It also fits the model's constants on the cells measured here (seconds per step =
-a + b·atoms by least squares over the cells; typical steps = mean steps of the cells the
+a + b·atoms by least squares on the relative error; typical steps = mean steps of the cells the
 budget did not cap), and reports the same errors for the refit constants, fitted on the
 even-numbered cells and scored on the odd-numbered ones (held out).
 
     python bench/relax_cost.py --per-band 3
+    python bench/relax_cost.py --estimate-only   # the committed model's estimate for all of mp_sample
+
+``--estimate-only`` relaxes nothing: it prints what the committed model (and so the upload
+check, ``leaderboard.eta``) estimates for relaxing all 2,473 ``mp_sample`` cells, from their
+sizes, on a 2-worker CPU pool, with the default budget and without it.
 """
 
 from __future__ import annotations
@@ -56,7 +61,10 @@ def fit(rows):
 
     n = np.array([r["atoms"] for r in rows], float)
     per_step = np.array([r["seconds"] / max(1, r["steps"] + 1) for r in rows])
-    a, b = np.linalg.lstsq(np.stack([np.ones_like(n), n], 1), per_step, rcond=None)[0]
+    # least squares on the relative error (each row divided by its own per-step time), so
+    # the many small cells weigh as much as the few large ones
+    design = np.stack([np.ones_like(n), n], 1) / per_step[:, None]
+    a, b = np.linalg.lstsq(design, np.ones_like(per_step), rcond=None)[0]
     free = [r["steps"] for r in rows if r["stopped_by"] in ("converged", "step_cap")]
     return max(float(a), 0.0), max(float(b), 1e-6), float(np.mean(free)) if free else 130.0
 
@@ -92,7 +100,17 @@ def main(argv=None):
     p.add_argument("--mlip", default="chgnet")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="write the measurements as JSON here")
+    p.add_argument("--estimate-only", action="store_true", help="no relaxation: the model's mp_sample estimate")
+    p.add_argument("--rows", help="report on the JSON lines an earlier run printed (its log) instead of relaxing")
     args = p.parse_args(argv)
+    if args.estimate_only:
+        estimate(args)
+        return
+    if args.rows:
+        with open(args.rows) as fh:
+            rows = [json.loads(line) for line in fh if line.startswith('{"band"')]
+        report(rows, args, load0=None)
+        return
 
     import torch
 
@@ -114,13 +132,26 @@ def main(argv=None):
         t0 = time.perf_counter()
         res = relax_one(mlip, _to_atoms(s), 0.02, 300, budget=budget)
         rows.append({"band": band, "id": mid, "atoms": len(s), "seconds": time.perf_counter() - t0,
-                     "steps": res.steps or 0, "stopped_by": res.stopped_by, "status": res.status})
+                     "steps": res.steps or 0, "stopped_by": res.stopped_by, "status": res.status,
+                     "load_avg_1min": round(os.getloadavg()[0], 1)})
         print(json.dumps(rows[-1]), flush=True)
+    report(rows, args, load0)
+
+
+def report(rows, args, load0) -> None:
+    from evaluator.families.stability.family import StabilityOptions
+    from evaluator.mlip.cost import cost_model
+    from evaluator.mlip.relax import RelaxBudget
+
+    opts = StabilityOptions()
+    budget = RelaxBudget(steps=300, atom_steps=opts.relax_budget_atom_steps, min_steps=opts.relax_budget_min_steps)
     committed = cost_model(args.mlip, "cpu")
     a, b, typical = fit(rows[0::2])
     refit = replace(committed, step_base_s=a, step_per_atom_s=b, typical_steps=typical)
     a_all, b_all, typical_all = fit(rows)
-    report = {"load_avg_1min": [round(load0, 1), round(os.getloadavg()[0], 1)],
+    loads = [r["load_avg_1min"] for r in rows if "load_avg_1min" in r]
+    out = {"load_avg_1min": {"start": None if load0 is None else round(load0, 1),
+                             "mean_at_cells": round(sum(loads) / len(loads), 1) if loads else None},
               "budget": {"steps": budget.steps, "atom_steps": budget.atom_steps, "min_steps": budget.min_steps},
               "committed_model": {"step_base_s": committed.step_base_s, "step_per_atom_s": committed.step_per_atom_s,
                                   "typical_steps": committed.typical_steps,
@@ -130,10 +161,30 @@ def main(argv=None):
                                       "errors_on_odd_cells": errors(rows[1::2], refit, budget)},
               "fit_on_all_cells": {"step_base_s": round(a_all, 4), "step_per_atom_s": round(b_all, 5),
                                    "typical_steps": round(typical_all, 1)}}
-    print(json.dumps(report, indent=1))
+    print(json.dumps(out, indent=1))
     if args.out:
         with open(args.out, "w") as fh:
-            json.dump({"rows": rows, "report": report}, fh, indent=1)
+            json.dump({"rows": rows, "report": out}, fh, indent=1)
+
+
+def estimate(args) -> None:
+    import pandas as pd
+
+    from evaluator.data import DataDir
+    from evaluator.mlip.cost import cost_model
+    from evaluator.mlip.relax import DEFAULT_BUDGET, RelaxBudget
+
+    meta = pd.read_csv(DataDir(args.data_dir).path("structures/mp_sample/metadata.csv"))
+    model = cost_model(args.mlip, "cpu")
+    sizes = [int(n) for n in meta["nsites"]]
+    out = {"n_cells": len(sizes), "workers": 2, "mlip": args.mlip}
+    for name, budget in (("default_budget", DEFAULT_BUDGET), ("no_budget", RelaxBudget(steps=300))):
+        total = model.total_seconds(sizes, budget)
+        largest = max(model.seconds(n, budget) for n in sizes)
+        out[name] = {"relax_hours_2_workers": round(total / 2 / 3600, 2),
+                     "largest_cell_minutes": round(largest / 60, 1),
+                     "per_structure_s_2_workers": round(total / 2 / len(sizes), 2)}
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def test_large_cells_finish_step_by_step_and_a_killed_worker_resumes(tmp_path, d
     # the status showed step progress inside the large cells while nothing finished
     seen = [d for d in watch.details if STEP_DETAIL.search(d["detail"])]
     assert seen, [d["detail"] for d in watch.details][:5]
-    assert all(d["work_total"] >= d["work_done"] > 0 for d in seen)
+    assert all(d["work_total"] >= d["work_done"] >= 0 for d in seen) and any(d["work_done"] > 0 for d in seen)
     assert any(d["done"] == 0 for d in seen)  # before any structure had finished
 
     config = build_config(families="validity,stability", device="cpu", options=list(OPTIONS))
