@@ -10,7 +10,8 @@ per band the measured seconds and steps against the prediction of
 estimate: per cell (mean absolute % error) and for the band's total (what an ETA needs).
 
 It also fits the model's constants on the cells measured here (seconds per step =
-a + b·atoms by least squares on the relative error; typical steps = mean steps of the cells the
+a + b·atoms by ordinary least squares, so the large cells that dominate a job's time
+weigh the most; typical steps = mean steps of the cells the
 budget did not cap), and reports the same errors for the refit constants, fitted on the
 even-numbered cells and scored on the odd-numbered ones (held out).
 
@@ -61,10 +62,9 @@ def fit(rows):
 
     n = np.array([r["atoms"] for r in rows], float)
     per_step = np.array([r["seconds"] / max(1, r["steps"] + 1) for r in rows])
-    # least squares on the relative error (each row divided by its own per-step time), so
-    # the many small cells weigh as much as the few large ones
-    design = np.stack([np.ones_like(n), n], 1) / per_step[:, None]
-    a, b = np.linalg.lstsq(design, np.ones_like(per_step), rcond=None)[0]
+    # ordinary least squares on the seconds per step: the large cells, which dominate a job's
+    # time (what an ETA must get right), weigh the most
+    a, b = np.linalg.lstsq(np.stack([np.ones_like(n), n], 1), per_step, rcond=None)[0]
     free = [r["steps"] for r in rows if r["stopped_by"] in ("converged", "step_cap")]
     return max(float(a), 0.0), max(float(b), 1e-6), float(np.mean(free)) if free else 130.0
 
@@ -118,7 +118,6 @@ def main(argv=None):
     from evaluator.families.stability.family import StabilityOptions
     from evaluator.families.stability.runner import _to_atoms
     from evaluator.mlip import load_mlip
-    from evaluator.mlip.cost import cost_model
     from evaluator.mlip.relax import RelaxBudget, relax_one
 
     torch.set_num_threads(1)

@@ -59,9 +59,13 @@ class RelaxCostModel:
         return sum(self.seconds(n, budget) for n in sizes)
 
 
-# Fitted by bench/relax_cost.py (CPU, CHGNet); the README's benchmark table has the run.
-CPU_CHGNET = RelaxCostModel(step_base_s=0.012, step_per_atom_s=0.0072, setup_s=0.3, typical_steps=130.0,
-                            source="bench/relax_cost.py, CHGNet on a 2-core CPU, one torch thread per worker")
+# Fitted by bench/relax_cost.py (CPU, CHGNet, 17 rattled mp_sample cells of 4-210 atoms,
+# bench/relax_cost_rows.jsonl) on the shared 2-core machine while other jobs ran (load
+# average 1 to 23): the per-atom step cost is that of a loaded machine (about 5x the idle
+# per-call figures of MLIP-NOTES for large cells), so on an idle machine it overestimates;
+# a running job's ETA uses its own measured work rate, and finished jobs replace the model.
+CPU_CHGNET = RelaxCostModel(step_base_s=0.0, step_per_atom_s=0.0348, setup_s=0.3, typical_steps=61.0,
+                            source="bench/relax_cost.py, CHGNet on a loaded 2-core CPU, one torch thread per worker")
 CUDA_CHGNET = RelaxCostModel(step_base_s=0.095, step_per_atom_s=0.0, setup_s=0.5, typical_steps=131.0,
                              source="MLIP-NOTES: CHGNet on one H200, 95 ms per step (not fitted per atom)")
 

@@ -3,8 +3,9 @@ killed worker resumes without redoing finished structures (real worker processes
 the relaxation pool of two processes).
 
 Two Materials Project cells of more than 200 atoms and four small rattled cells, a short
-stall timeout (30 s) and a small atom-step budget set by option (3,000: the large cells get
-at most 12 FIRE steps, the 8-atom cells the full step cap). The first worker is killed
+stall timeout (60 s, a tenth of the default; the pool must load CHGNet within it) and a
+small atom-step budget set by option (2,000: the large cells get at most 8-9 FIRE steps,
+the 8-atom cells 250, more than they need). The first worker is killed
 (SIGKILL) once a structure is checkpointed; a second worker reclaims the job, relaxes only
 what was not finished and publishes it. Waits are on job states, never fixed sleeps; the
 time limits only detect hangs.
@@ -25,11 +26,11 @@ from leaderboard.submissions import SubmissionPolicy, submit
 from leaderboard.worker import Worker
 
 LARGE = ("mp-2716122", "mp-2714338")  # 210 and 246 atoms
-BUDGET = 3000  # atoms x steps: 14 steps for 210 atoms, 12 for 246; 8-atom cells keep the 300-step cap
+BUDGET = 2000  # atoms x steps: 9 steps for 210 atoms, 8 for 246; 8-atom cells 250
 STALL_S = 60
 OPTIONS = ("stability.relax_mode=pool", "stability.relax_workers=2",
            f"stability.relax_budget_atom_steps={BUDGET}", "stability.relax_budget_min_steps=3")
-STEP_DETAIL = re.compile(r"relaxing (2 cells: )?2\d\d-atom cell, step \d+/1[24]")
+STEP_DETAIL = re.compile(r"relaxing (2 cells: )?2\d\d-atom cell, step \d+/[89]")
 
 
 def _upload(folder, data):
@@ -131,7 +132,7 @@ def test_large_cells_finish_step_by_step_and_a_killed_worker_resumes(tmp_path, d
             assert row["stability_stop_note"].startswith("relaxation stopped at the atom-step budget after ")
             assert "max force" in row["stability_stop_note"]
     small = table[table["nsites"] <= 8]
-    assert (small["stability_step_limit"] == 300).all() and small["stability_stop_note"].isna().all()
+    assert (small["stability_step_limit"] == BUDGET // 8).all() and small["stability_stop_note"].isna().all()
     stab = summary["metrics"]["stability"]
     assert stab["budget_stopped_count"] == int((table["stability_stopped_by"] == "budget").sum())
     assert stab["wall_time_stopped_count"] == 0

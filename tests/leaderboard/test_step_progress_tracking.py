@@ -44,3 +44,19 @@ def test_the_evaluation_process_relays_step_details_once_per_change():
     assert got == [ProgressUpdate("stability: relax", 0, 2),
                    ProgressUpdate("stability: relax", 0, 2, "relaxing 246-atom cell, step 3/48", 738, 12_000),
                    ProgressUpdate("stability: relax", 1, 2)]
+
+
+def test_model_page_lists_the_relaxations_stopped_by_the_budget():
+    import pandas as pd
+
+    from leaderboard.ui.model_tab import budget_markdown
+
+    summary = {"metrics": {"stability": {"budget_stopped_count": 1, "wall_time_stopped_count": 0}},
+               "provenance": {"family": {"stability": {"relaxation": {"budget": {"atom_steps": 12000}}}}}}
+    note = "relaxation stopped at the atom-step budget after 48 of 48 steps, max force 0.31 eV/Å"
+    df = pd.DataFrame({"index": [0, 1], "formula": ["Na14Ta4Al4Si11SO48", "NaCl"], "nsites": [246, 8],
+                       "stability_stop_note": [note, None]})
+    text = budget_markdown(summary, df)
+    assert "1 stopped at the relaxation budget (at most 12,000 atoms × steps per structure)" in text
+    assert "#0 Na14Ta4Al4Si11SO48, 246 atoms: relaxation stopped at the atom" in text and "NaCl" not in text
+    assert budget_markdown({"metrics": {"stability": {"budget_stopped_count": 0}}}, df) == ""
