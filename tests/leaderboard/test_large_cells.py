@@ -74,8 +74,9 @@ def test_large_cells_finish_step_by_step_and_a_killed_worker_resumes(tmp_path, d
     files = _upload(tmp_path / "up", data)
     job = submit(store, META, files, "alice", SubmissionPolicy(max_per_window=0))
     work = tmp_path / "work"
-    args = ["--families", "validity,stability", "--stall-timeout", str(STALL_S), "--heartbeat", "0.5",
-            "--progress-interval", "0.05", "--lease", "3", "--poll", "0.3", "--work-dir", str(work), "--keep-work"]
+    args = ["--families", "validity,stability", "--mlip", "chgnet", "--stall-timeout", str(STALL_S),
+            "--heartbeat", "0.5", "--progress-interval", "0.05", "--lease", "3", "--poll", "0.3",
+            "--work-dir", str(work), "--keep-work"]
     for opt in OPTIONS:
         args += ["--option", opt]
     watch = _Watch(store, job.id)
@@ -103,7 +104,7 @@ def test_large_cells_finish_step_by_step_and_a_killed_worker_resumes(tmp_path, d
     assert all(d["work_total"] >= d["work_done"] >= 0 for d in seen) and any(d["work_done"] > 0 for d in seen)
     assert any(d["done"] == 0 for d in seen)  # before any structure had finished
 
-    config = build_config(families="validity,stability", device="cpu", options=list(OPTIONS))
+    config = build_config(families="validity,stability", device="cpu", mlip="chgnet", options=list(OPTIONS))
     second = Worker(store, config, worker_id="rescuer", work_root=work, lease_s=30, heartbeat_s=0.5,
                     progress_interval_s=0.05, stall_timeout_s=STALL_S, keep_work=True)
     final = wait_for(lambda: (j := second.run_one()) is not None and j, 120, 0.5,
