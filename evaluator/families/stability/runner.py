@@ -18,6 +18,14 @@ Every finished structure is appended to the checkpoint at once (a
 :class:`~evaluator.mlip.relax_result.RelaxResult` per structure), so an
 interrupted run resumes without recomputing finished structures.
 
+Each structure's relaxation is bounded by ``RelaxSettings.budget`` (the step cap, the
+deterministic atom-step budget and a wall-time safety net; ``evaluator.mlip.relax.RelaxBudget``).
+Every path reports the running cells' FIRE steps to a ``StepBoard`` (``step_progress``),
+which passes them on to a progress callback that takes them; pool workers publish theirs
+through a shared-memory side channel. Relaxations run largest expected cost first
+(``evaluator.mlip.cost``). :func:`relax_chunk` relaxes a chunk of structures in this
+process with a result and a step callback (what another executor calls).
+
 Cancellation: ``progress`` may raise to stop the run; in pool mode that kills
 the pool's processes at once (no waiting for running relaxations).
 """
