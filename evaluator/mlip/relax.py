@@ -101,7 +101,7 @@ class RelaxBudget:
 # The defaults of StabilityOptions (relax_budget_atom_steps, relax_budget_min_steps,
 # relax_max_seconds) with the default step cap: cells of up to 40 atoms keep 300 steps,
 # a 246-atom cell gets 48; the wall-time net is far above what the budget allows on a CPU.
-DEFAULT_BUDGET = RelaxBudget(steps=300, atom_steps=12_000, min_steps=20, max_seconds=1200.0)
+DEFAULT_BUDGET = RelaxBudget(steps=300, atom_steps=12_000, min_steps=20, max_seconds=3600.0)
 
 
 def periodic_rmsd(initial_frac: ArrayLike, final_frac: ArrayLike, final_lattice: ArrayLike) -> float:
