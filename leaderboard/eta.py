@@ -7,21 +7,22 @@ Three sources, best first:
 2. **Past jobs on this deployment**: the median ``stage_rates`` (items/s per stage) of
    recently finished jobs. One item per submitted structure is assumed for every stage
    except those in ``NOT_PER_STRUCTURE``.
-3. **A per-structure cost model** when no job has finished yet (``COST_MODEL``), from the
-   figures measured for this project (README "Benchmarks", docs MLIP-NOTES.md):
+3. **A per-structure cost model** when no job has finished yet: the relaxation of each
+   structure from its number of atoms, the MLIP and the device
+   (``evaluator.mlip.cost``, fitted by ``bench/relax_cost.py``; the atom-step budget caps
+   a large cell's steps), its single-worker seconds shared among the relaxation pool's
+   workers (the CPU cores); every other stage together 0.1 s per structure
+   (``OTHER_STAGES_S``: parse + validity 7 ms, ``bench/parse_validity_speed.py``; the
+   CHGNet embedding 50 ms; diversity/distribution/HHI 4 ms, ``bench/families_speed.py``;
+   identity < 1 ms, ``bench/identity_speed.py``; rounded up). Where the cells' sizes are
+   not known (a job not uploaded through this app process), structures of
+   ``TYPICAL_ATOMS`` atoms are assumed, and the basis says so.
 
-   - CPU, CHGNet: relaxation + E_hull 2.4 s per structure (``bench/stability_speed.py``:
-     0.42 structures/s on a 2-core CPU, pool of 2 workers, rattled cells of <= 12 atoms,
-     FIRE to fmax 0.02, <= 300 steps); every other stage together 0.1 s per structure
-     (parse + validity 7 ms, ``bench/parse_validity_speed.py``; the CHGNet embedding
-     50 ms; diversity/distribution/HHI 4 ms, ``bench/families_speed.py``; identity < 1 ms,
-     ``bench/identity_speed.py``; rounded up).
-   - CUDA (H200), CHGNet: 12.5 s per structure, the one GPU figure measured (MLIP-NOTES:
-     0.08 structures/s relaxing one structure at a time with plain ASE, rattled cells,
-     fmax 0.02, <= 300 steps); the batched GPU runner has not been measured.
-   - Other MLIPs scale CHGNet's relaxation cost (MLIP-NOTES): MACE-MP-0 medium by its
-     single-point cost at 10 atoms (0.075 s vs CHGNet 0.068 s), SevenNet (default
-     SevenNet-l3i5) by 3.5 (its measured cost per relaxation on CPU).
+The relaxation's own progress counts work inside the cells (atoms × FIRE steps, see
+``evaluator.progress.StepProgress``): while it runs, its remaining time is the expected
+work left at the measured work rate, so one large cell that takes minutes still gives an
+honest estimate. A finished job keeps that rate (``progress.work_rates``), and later jobs
+of known cell sizes use it (expected work of each cell / the measured rate).
 
 A job waiting in the queue starts after the running jobs' remaining time plus the
 estimated duration of every job ahead of it, divided among the workers seen running
@@ -31,14 +32,17 @@ estimated duration of every job ahead of it, divided among the workers seen runn
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from evaluator.catalogue import FAMILIES
 from evaluator.config import DEFAULT_PRESET, PRESETS
 from evaluator.mlip import default_mlip, resolve_device
+from evaluator.mlip.cost import MLIP_FACTOR, RelaxCostModel, cost_model
+from evaluator.mlip.relax import DEFAULT_BUDGET, RelaxBudget
 
 STALL_WARN_ENV = "GENBENCH_STALL_WARN_S"
 STALL_TIMEOUT_ENV = "GENBENCH_STALL_TIMEOUT"  # the worker's watchdog (leaderboard.worker, default 600 s)
@@ -48,17 +52,12 @@ RELAX_STAGE = "stability: relax"
 OTHER_STAGES = "other stages"
 NOT_PER_STRUCTURE = ("ingest", "distribution: FD reference")  # items are files / reference entries
 
-# Seconds per submitted structure, by device, for CHGNet with the default settings (see the
-# module docstring for where each figure was measured).
-COST_MODEL: dict[str, dict[str, float]] = {
-    "cpu": {RELAX_STAGE: 2.4, OTHER_STAGES: 0.1},
-    "cuda": {RELAX_STAGE: 12.5, OTHER_STAGES: 0.1},
-}
+OTHER_STAGES_S = 0.1  # seconds per structure of every stage but the relaxation (module doc)
+TYPICAL_ATOMS = 20  # cell size assumed where a job's sizes are not known
 COST_MODEL_NOTES = {
-    "cpu": "2-core CPU as measured for this project",
+    "cpu": "per-cell cost model fitted on a 2-core CPU (bench/relax_cost.py)",
     "cuda": "one GPU, structures relaxed one at a time (the batched GPU runner is not measured)",
 }
-MLIP_RELAX_FACTOR = {"chgnet": 1.0, "mace": 0.075 / 0.068, "sevenn": 3.5}
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,23 @@ class Hardware:
     device: str  # "cpu" or "cuda"
     mlip: str
     relax_steps: int | None = None
+    budget_atom_steps: int | None = DEFAULT_BUDGET.atom_steps
+    budget_min_steps: int = DEFAULT_BUDGET.min_steps
+    workers: int = 0  # relaxation pool workers (0: this machine's CPU cores on CPU, 1 on a GPU)
+
+    @property
+    def budget(self) -> RelaxBudget:
+        return RelaxBudget(steps=self.relax_steps or 300, atom_steps=self.budget_atom_steps,
+                           min_steps=self.budget_min_steps)
+
+    @property
+    def relax_workers(self) -> int:
+        if self.workers > 0:
+            return self.workers
+        return 1 if self.device == "cuda" else max(1, os.cpu_count() or 1)
+
+    def cost_model(self) -> RelaxCostModel:
+        return cost_model(self.mlip, self.device)
 
     def describe(self) -> str:
         steps = f", ≤ {self.relax_steps} relaxation steps" if self.relax_steps else ""
@@ -83,7 +99,8 @@ _DEVICE_CACHE: dict[str, str] = {}
 
 def deployment_hardware(env: Mapping[str, str] | None = None) -> Hardware:
     """The device and MLIP the worker of this deployment uses (GENBENCH_DEVICE, GENBENCH_MLIP,
-    GENBENCH_RELAX_STEPS, as ``leaderboard.worker`` reads them); ``auto`` asks torch once."""
+    GENBENCH_RELAX_STEPS and the relaxation budget and workers of GENBENCH_OPTIONS'
+    ``stability`` options, as ``leaderboard.worker`` reads them); ``auto`` asks torch once."""
     env = os.environ if env is None else env
     device = (env.get("GENBENCH_DEVICE") or "auto").lower()
     if device == "auto":
@@ -95,10 +112,20 @@ def deployment_hardware(env: Mapping[str, str] | None = None) -> Hardware:
         device = _DEVICE_CACHE["auto"]
     device = "cuda" if device.startswith("cuda") else "cpu"
     steps = env.get("GENBENCH_RELAX_STEPS")
-
+    try:
+        options = json.loads(env.get("GENBENCH_OPTIONS") or "{}").get("stability") or {}
+    except (ValueError, AttributeError):  # the worker refuses such options; estimate with the defaults
+        options = {}
+    options = options if isinstance(options, Mapping) else {}
+    atom_steps = options.get("relax_budget_atom_steps", DEFAULT_BUDGET.atom_steps)
+    min_steps = options.get("relax_budget_min_steps", DEFAULT_BUDGET.min_steps)
+    workers = options.get("relax_workers")
     named = PRESETS.get(env.get("GENBENCH_PROTOCOL") or DEFAULT_PRESET, {}).get("mlip")  # the worker's default
     return Hardware(device, (env.get("GENBENCH_MLIP") or named or default_mlip(device)).lower(),
-                    int(steps) if steps and steps.strip().isdigit() else 300)
+                    int(steps) if steps and steps.strip().isdigit() else 300,
+                    atom_steps if isinstance(atom_steps, int) or atom_steps is None else DEFAULT_BUDGET.atom_steps,
+                    min_steps if isinstance(min_steps, int) else DEFAULT_BUDGET.min_steps,
+                    workers if isinstance(workers, int) and workers > 0 else 0)
 
 
 @dataclass(frozen=True)
@@ -202,6 +229,21 @@ def stall_warn_s(env: Mapping[str, str] | None = None) -> float:
     return value if value is not None and value > 0 else stall_timeout_s(env) / 2
 
 
+def history_work_rate(jobs: Iterable, limit: int = HISTORY_JOBS) -> float | None:
+    """Median relaxation work rate (atoms × steps / s) over the ``limit`` most recently
+    finished jobs that recorded one (``progress.work_rates``), or None."""
+    done = [j for j in jobs if str(_get(j, "status", "")).upper() == "FINISHED"]
+    done.sort(key=lambda j: to_epoch(_get(j, "finished_at")) or 0.0, reverse=True)
+    rates = []
+    for j in done:
+        r = _num((progress_of(j).get("work_rates") or {}).get(RELAX_STAGE))
+        if r is not None and r > 0:
+            rates.append(r)
+        if len(rates) >= limit:
+            break
+    return statistics.median(rates) if rates else None
+
+
 def history_rates(jobs: Iterable, limit: int = HISTORY_JOBS) -> tuple[dict[str, float], int]:
     """({stage: median items/s}, number of jobs used) over the ``limit`` most recently
     finished jobs that recorded ``stage_rates``."""
@@ -251,16 +293,19 @@ def _per_structure(stage: str) -> bool:
 # ------------------------------------------------------------------ estimates
 @dataclass(frozen=True)
 class Estimator:
-    """Estimates on one deployment: its hardware and its past jobs' stage rates."""
+    """Estimates on one deployment: its hardware and its past jobs' stage rates (and
+    relaxation work rate)."""
 
     hardware: Hardware
     rates: dict[str, float]
     n_history: int = 0
+    work_rate: float | None = None  # atoms × steps / s of past jobs' relaxations
 
     @classmethod
     def from_jobs(cls, jobs: Iterable, hardware: Hardware | None = None) -> Estimator:
+        jobs = list(jobs)
         rates, n = history_rates(jobs)
-        return cls(hardware or deployment_hardware(), rates, n)
+        return cls(hardware or deployment_hardware(), rates, n, history_work_rate(jobs))
 
     @property
     def uses_history(self) -> bool:
@@ -271,34 +316,53 @@ class Estimator:
             last = "the last finished job" if self.n_history == 1 else f"the last {self.n_history} finished jobs"
             return f"rates of {last} on this deployment ({self.hardware.describe()})"
         note = COST_MODEL_NOTES.get(self.hardware.device, COST_MODEL_NOTES["cpu"])
-        unmeasured = ("" if self.hardware.mlip in MLIP_RELAX_FACTOR else
+        unmeasured = ("" if self.hardware.mlip in MLIP_FACTOR else
                       f"; {self.hardware.mlip_label} not measured, CHGNet's cost assumed")
         return (f"cost model for {self.hardware.describe()} ({note}{unmeasured}; "
                 "no job has finished on this deployment yet)")
 
-    def stage_costs(self) -> dict[str, float]:
-        """Seconds per structure per stage, from past jobs or else the cost model."""
+    def relax_seconds(self, n_structures: int, atoms: Sequence[int] | None = None) -> float:
+        """Seconds to relax ``n_structures`` cells of ``atoms`` atoms each (None: TYPICAL_ATOMS):
+        the expected work at past jobs' work rate, else their structures/s (sizes unknown
+        to them), else the cost model shared among the pool's workers."""
+        model, budget = self.hardware.cost_model(), self.hardware.budget
+        sizes = list(atoms) if atoms else [TYPICAL_ATOMS] * n_structures
+        if self.work_rate:
+            return sum(model.atom_steps(n, budget) for n in sizes) / self.work_rate
+        rate = self.rates.get(RELAX_STAGE)
+        if self.uses_history and rate:
+            return n_structures / rate
         if self.uses_history:
-            return {s: 1.0 / r for s, r in self.rates.items() if _per_structure(s)}
-        model = COST_MODEL.get(self.hardware.device, COST_MODEL["cpu"])
-        factor = MLIP_RELAX_FACTOR.get(self.hardware.mlip, 1.0)
-        # the measured figures used the default cap of 300 steps; a lower cap can only shorten
-        cap = min(1.0, (self.hardware.relax_steps or 300) / 300)
-        return {RELAX_STAGE: model[RELAX_STAGE] * factor * cap, OTHER_STAGES: model[OTHER_STAGES]}
+            return 0.0  # past jobs did not relax (the deployment runs other families)
+        return model.total_seconds(sizes, budget) / self.hardware.relax_workers
 
-    def seconds_per_structure(self) -> float:
-        return sum(self.stage_costs().values())
+    def stage_costs(self) -> dict[str, float]:
+        """Seconds per structure of every stage but the relaxation, from past jobs or else
+        the cost model's ``OTHER_STAGES_S``."""
+        if self.uses_history:
+            return {s: 1.0 / r for s, r in self.rates.items() if _per_structure(s) and s != RELAX_STAGE}
+        return {OTHER_STAGES: OTHER_STAGES_S}
 
-    def job(self, n_structures: int | None) -> Estimate:
-        """Whole-job duration for ``n_structures`` structures."""
+    def seconds_per_structure(self, atoms: int | None = None) -> float:
+        """Seconds per structure of ``atoms`` atoms (None: TYPICAL_ATOMS), all stages."""
+        return self.relax_seconds(1, None if atoms is None else [atoms]) + sum(self.stage_costs().values())
+
+    def _sizes_note(self, atoms: Sequence[int] | None) -> str:
+        return "" if atoms else f"; cells of {TYPICAL_ATOMS} atoms assumed (sizes not known)"
+
+    def job(self, n_structures: int | None, atoms: Sequence[int] | None = None) -> Estimate:
+        """Whole-job duration for ``n_structures`` structures of ``atoms`` atoms each."""
         if not n_structures:
             return Estimate(None, "number of structures not known")
-        return Estimate(n_structures * self.seconds_per_structure(), self.basis())
+        seconds = self.relax_seconds(n_structures, atoms) + n_structures * sum(self.stage_costs().values())
+        return Estimate(seconds, self.basis() + self._sizes_note(atoms))
 
-    def remaining(self, job, now: float, n_structures: int | None = None) -> Estimate:
-        """Time left for a RUNNING job: the rest of its stage at the measured rate, plus the
-        later stages at past (or modelled) per-structure costs. ``n_structures`` is used
-        when the running stage does not count structures. A stalled job (no progress for
+    def remaining(self, job, now: float, n_structures: int | None = None,
+                  atoms: Sequence[int] | None = None) -> Estimate:
+        """Time left for a RUNNING job: the rest of its stage at the measured rate (the
+        relaxation: its expected work left at the measured work rate), plus the later
+        stages at past (or modelled) costs. ``n_structures`` (and ``atoms``) are used when
+        the running stage does not count structures. A stalled job (no progress for
         ``stall_warn_s``) has no estimate: its last rate no longer says anything."""
         p = progress_of(job)
         stage = str(p.get("stage") or "")
@@ -306,9 +370,14 @@ class Estimator:
         if idle is not None and idle >= stall_warn_s():
             return Estimate(None, f"no progress for {round(idle / 60)} min: stalled")
         done, total = _num(p.get("done")) or 0.0, _num(p.get("total")) or 0.0
+        work_done, work_total = _num(p.get("work_done")) or 0.0, _num(p.get("work_total")) or 0.0
+        work_rate = _num(p.get("work_rate"))
         rate = measured_rate(p, now)
         if total <= 0 or done >= total:
             here = Estimate(0.0, "")  # a stage marker without items, or a stage just completed
+        elif work_total > 0 and work_rate:
+            here = Estimate(max(0.0, work_total - work_done) / work_rate,
+                            f"measured speed of {stage} (atoms × steps per second), expected work left")
         elif rate:
             here = Estimate((total - done) / rate, f"measured rate of {stage}")
         else:
@@ -318,16 +387,20 @@ class Estimator:
             return here
         order = _family_order()
         later_costs = [c for s, c in self.stage_costs().items() if s != stage and is_later(s, stage, order)]
-        if not later_costs:
+        relax_later = stage != RELAX_STAGE and is_later(RELAX_STAGE, stage, order)
+        if not later_costs and not relax_later:
             return here
         if not n:
             return Estimate(None, "number of structures not known yet")
-        return here + Estimate(n * sum(later_costs), f"later stages from the {self.basis()}")
+        later = n * sum(later_costs) + (self.relax_seconds(n, atoms) if relax_later else 0.0)
+        return here + Estimate(later, f"later stages from the {self.basis()}{self._sizes_note(atoms)}")
 
-    def wait(self, job, jobs: list, sizes: Mapping[str, int | None], now: float) -> tuple[Estimate, Estimate]:
+    def wait(self, job, jobs: list, sizes: Mapping[str, int | None], now: float,
+             atoms: Mapping[str, Sequence[int]] | None = None) -> tuple[Estimate, Estimate]:
         """(time until a PENDING ``job`` starts, time until it finishes): the running jobs'
         remaining time plus every pending job ahead of it, shared among the workers seen
-        running (at least one)."""
+        running (at least one). ``atoms``: {job id: atoms per structure} where known."""
+        atoms = atoms or {}
         mine = str(_get(job, "id"))
         running = [j for j in jobs if str(_get(j, "status", "")).upper() == "RUNNING"]
         pending = sorted((j for j in jobs if str(_get(j, "status", "")).upper() == "PENDING"),
@@ -338,11 +411,11 @@ class Estimator:
         workers = max(1, len({_get(j, "lease_owner") for j in running if _get(j, "lease_owner")}))
         queue = Estimate(0.0, "")
         for j in running:
-            queue = queue + self.remaining(j, now, sizes.get(str(_get(j, "id"))))
+            queue = queue + self.remaining(j, now, sizes.get(str(_get(j, "id"))), atoms.get(str(_get(j, "id"))))
         for j in ahead:
-            queue = queue + self.job(sizes.get(str(_get(j, "id"))))
+            queue = queue + self.job(sizes.get(str(_get(j, "id"))), atoms.get(str(_get(j, "id"))))
         if queue.seconds is not None:
             note = f"; shared among {workers} workers" if workers > 1 else ""
             queue = Estimate(queue.seconds / workers,
                              (queue.basis + note).lstrip("; ") or "nothing ahead in the queue")
-        return queue, queue + self.job(sizes.get(mine))
+        return queue, queue + self.job(sizes.get(mine), atoms.get(mine))

@@ -17,7 +17,9 @@ imports (seconds on a loaded machine).
 The worker sends the child one :class:`EvalJob`; the child answers over the same
 pipe with typed messages (:data:`ChildMessage`):
 
-* :class:`~evaluator.progress.ProgressUpdate`: only when (stage, done, total) changes;
+* :class:`~evaluator.progress.ProgressUpdate`: only when (stage, done, total) or the step
+  detail inside a stage's items changes (e.g. "relaxing 123-atom cell, step 140/300" and
+  the work done in atoms × steps, about once a second while a cell relaxes);
 * :class:`Done`: the evaluation itself, the summary and the per-structure table as
   parquet bytes (``evaluator.outputs.serialize``); nothing is written to disk for it,
   the worker publishes these (only the evaluator's checkpoints live in ``work_dir``);
@@ -35,6 +37,7 @@ import importlib
 import multiprocessing as mp
 import os
 import signal
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.procpool import die_with_parent
-from evaluator.progress import ProgressUpdate
+from evaluator.progress import ProgressUpdate, StepProgress, StepReporter
 
 # Nothing is preloaded into the fork server: importing pandas starts threads (pyarrow's
 # jemalloc background thread and others), and a fork server must stay single-threaded, or
@@ -115,14 +118,7 @@ def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> Non
     from evaluator.data import DataDir
     from evaluator.ingest.types import IngestError
 
-    last: list[ProgressUpdate | None] = [None]
-
-    def progress(stage: str, done: int, total: int) -> None:
-        msg = ProgressUpdate(str(stage), int(done), int(total))
-        if msg != last[0]:  # pools re-call progress with unchanged counts: not progress
-            last[0] = msg
-            conn.send(msg)
-
+    progress = _Relay(conn)
     try:
         fn = job.evaluate
         if fn is None:
@@ -138,6 +134,34 @@ def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> Non
         conn.send(Failed(type(exc).__name__, str(exc), traceback.format_exc()))
     finally:
         conn.close()
+
+
+class _Relay(StepReporter):
+    """The evaluation's progress callback: sends a ProgressUpdate when (stage, done, total)
+    or, inside a stage's items, the step detail changes (a ``StepReporter``). Thread-safe:
+    the relaxation's pool reports steps from a reader thread."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.last: ProgressUpdate | None = None
+        self.lock = threading.Lock()
+
+    def _send(self, msg: ProgressUpdate) -> None:
+        with self.lock:
+            if msg != self.last:  # pools re-call progress with unchanged counts: not progress
+                self.last = msg
+                self.conn.send(msg)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        last = self.last
+        keep = last is not None and (last.stage, last.done, last.total) == (stage, done, total)
+        # a step report stays until the next one or the next item count of another stage
+        self._send(ProgressUpdate(str(stage), int(done), int(total),
+                                  *((last.detail, last.work_done, last.work_total) if keep and last else ())))
+
+    def steps(self, stage: str, done: int, total: int, detail: StepProgress) -> None:
+        self._send(ProgressUpdate(str(stage), int(done), int(total), detail.text() or None,
+                                  int(detail.work_done), int(detail.work_total)))
 
 
 @dataclass

@@ -6,7 +6,16 @@ evaluation; ``doc()`` is the job document's ``progress``::
     {"stage", "done", "total",
      "stage_started_at": ISO time the running stage started,
      "updated_at": ISO time of the last change of (stage, done, total),
-     "rate": items/s of the running stage so far, or None (nothing counted yet)}
+     "rate": items/s of the running stage so far, or None (nothing counted yet),
+     "detail": what runs inside the items, e.g. "relaxing 123-atom cell, step 140/300" (or None),
+     "work_done", "work_total": work inside the items (atoms × FIRE steps for the relaxation;
+         the total is an expectation that settles as cells finish), 0 when not reported,
+     "work_rate": work units/s of the running stage so far, or None,
+     "work_rates": {stage: work units/s} of every stage that reported work (kept on the
+         finished job, so later jobs' estimates can use the measured relaxation speed)}
+
+A change of the detail or of the work counts is progress as much as a finished item: a
+large cell relaxing step by step keeps the stall watchdog quiet, a hang does not.
 
 ``stage_rates()`` gives ``{stage: items/s}`` measured over the whole job (stages that
 counted items), recorded on the finished job so that ETAs of queued jobs can be
@@ -39,17 +48,30 @@ class ProgressTracker:
         self._items: dict[str, int] = {}
         self._seconds: dict[str, float] = {}
         self._counted_s: dict[str, float] = {}
+        self.detail: str | None = None
+        self.work_done = self.work_total = self.first_work = 0
+        self.work_started: float | None = None  # first work report of the running stage
+        self._work_rates: dict[str, float] = {}
 
-    def update(self, stage: str, done: int, total: int) -> bool:
-        """Record a report; True if (stage, done, total) changed (real progress)."""
-        if (stage, done, total) == (self.stage, self.done, self.total):
+    def update(self, stage: str, done: int, total: int, detail: str | None = None, work_done: int = 0,
+               work_total: int = 0) -> bool:
+        """Record a report; True if anything changed (real progress: an item, or a step inside one)."""
+        new = (stage, done, total, detail, work_done, work_total)
+        if new == (self.stage, self.done, self.total, self.detail, self.work_done, self.work_total):
             return False
         t = self._clock()
         if stage != self.stage:
             self._close_stage(t)
             self.stage, self.stage_started, self.first_done = stage, t, done
+            self.work_started, self.first_work = None, 0
+        if work_total and self.work_started is None:
+            self.work_started, self.first_work = t, work_done
         self.done, self.total = done, total
+        self.detail, self.work_done, self.work_total = detail, work_done, work_total
         self.last_change = t
+        rate = self.work_rate()
+        if rate is not None:
+            self._work_rates[stage] = rate
         return True
 
     def _close_stage(self, t: float) -> None:
@@ -73,13 +95,21 @@ class ProgressTracker:
         span = self.last_change - self.stage_started
         return round(counted / span, 4) if counted > 0 and span > 0 else None
 
+    def work_rate(self) -> float | None:
+        """Work units/s of the running stage (from its first work report to the last change)."""
+        if self.work_started is None:
+            return None
+        counted, span = self.work_done - self.first_work, self.last_change - self.work_started
+        return round(counted / span, 4) if counted > 0 and span > 0 else None
+
     def _iso(self, t: float) -> str:
         return dt.datetime.fromtimestamp(self._wall0 + t, dt.UTC).isoformat(timespec="milliseconds")
 
     def doc(self) -> dict:
         return {"stage": self.stage, "done": self.done, "total": self.total,
                 "stage_started_at": self._iso(self.stage_started), "updated_at": self._iso(self.last_change),
-                "rate": self.rate()}
+                "rate": self.rate(), "detail": self.detail, "work_done": self.work_done,
+                "work_total": self.work_total, "work_rate": self.work_rate(), "work_rates": dict(self._work_rates)}
 
     def _totals(self) -> tuple[dict, dict, dict]:
         items, seconds, counted = dict(self._items), dict(self._seconds), dict(self._counted_s)

@@ -9,7 +9,8 @@ document (which renews the lease), publish the results, repeat. Several workers
   evaluation: it kills the child's whole process group (pools included), even
   when a stage is stuck in C code or in a child that ignores SIGTERM. While more
   jobs may follow, a spare evaluation process imports the evaluator in advance.
-* Stage watchdog: the lease is renewed only while progress moves. No progress for
+* Stage watchdog: the lease is renewed only while progress moves (a finished item, or a
+  step inside one: a relaxation reports its FIRE steps about once a second). No progress for
   ``--stall-timeout`` s (default 600): the evaluation is killed and the job retried
   as an infrastructure failure "stalled at <stage>". An attempt past
   ``--job-budget`` s of wall clock (default 86400) fails for good. Both limits are
@@ -298,7 +299,8 @@ class Worker:
         while True:
             for msg in child.messages(POLL_S):
                 if isinstance(msg, ProgressUpdate):
-                    dirty |= tracker.update(msg.stage, msg.done, msg.total)
+                    dirty |= tracker.update(msg.stage, msg.done, msg.total, msg.detail, msg.work_done,
+                                            msg.work_total)
                 else:
                     return msg
             if child.broken is not None:

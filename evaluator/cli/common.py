@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from evaluator.progress import StepProgress, StepReporter
+
 USAGE_ERROR = 2  # the exit status of a refused command (bad input, configuration or data)
 
 
@@ -21,9 +23,10 @@ def bar(desc: str, total: int | None, unit: str = "struct") -> Any:
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, mininterval=1.0)
 
 
-class StageBars:
+class StageBars(StepReporter):
     """A ``Progress`` callback drawing one bar per stage (``min_total``: only for stages
-    with at least that many items)."""
+    with at least that many items); a stage's step detail (the relaxation's "relaxing
+    123-atom cell, step 140/300") shows after its bar."""
 
     def __init__(self, min_total: int = 0) -> None:
         self.min_total = min_total
@@ -44,6 +47,11 @@ class StageBars:
             else:
                 self._bar.n = done
                 self._bar.refresh()
+
+    def steps(self, stage: str, done: int, total: int, detail: StepProgress) -> None:
+        self(stage, done, total)
+        if self._bar is not None:
+            self._bar.set_postfix_str(detail.text(), refresh=False)  # drawn at the bar's next refresh
 
     def close(self) -> None:
         if self._bar is not None:

@@ -193,6 +193,7 @@ class UploadCheck:
     n_parsed: int
     n_failed: int
     failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason), first few
+    atoms: list[int] = field(default_factory=list)  # atoms per parsed structure (time estimates)
 
     def as_dict(self) -> UploadCheckDict:
         return {"n_items": self.n_items, "n_parsed": self.n_parsed, "n_failed": self.n_failed,
@@ -213,4 +214,5 @@ def inspect_upload(inputs: str | Path | Sequence[str | Path], limits: IngestLimi
     limits = limits or IngestLimits()
     items = _read(inputs, limits, no_progress, limits.max_check_seconds, keep=False)
     failed = [(shorten(it.source, 160), it.error) for it in items if it.error]
-    return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors])
+    atoms = [len(it.structure) for it in items if it.structure is not None]
+    return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors], atoms)

@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM, K, OnResult, final_result
-from evaluator.mlip.relax_result import RelaxResult
+from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM, K, OnResult, OnStep, RelaxBudget, final_result
+from evaluator.mlip.relax_result import RelaxResult, StopReason
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -87,6 +87,8 @@ class _Job(Generic[K]):
     alone: bool = False  # retried alone after a failure inside a batch
     e0: float | None = None
     t0: float = field(default_factory=time.perf_counter)
+    limit: int = 300  # the most FIRE steps this cell may take (step cap or atom-step budget)
+    joined: float | None = None  # when it joined a batch (the wall-time safety net counts from there)
 
     @property
     def n(self) -> int:
@@ -160,6 +162,9 @@ class _Batch(Generic[K]):
         n = len(jobs)
         counts = self._tensor([j.n for j in jobs], dtype=long)
         masses = np.concatenate([j.atoms.get_masses() for j in jobs])
+        now = time.perf_counter()
+        for j in jobs:
+            j.joined = now if j.joined is None else j.joined
         self.jobs += jobs
         self.ref_cell = torch.cat([self.ref_cell, cells])
         self.cell = torch.cat([self.cell, cells.clone()])
@@ -268,7 +273,7 @@ class _Batch(Generic[K]):
 
 
 def _result(job: _Job[K], batch: _Batch[K], i: int, F: torch.Tensor, energy: float, converged: bool,
-            fmax_final: float) -> RelaxResult:
+            fmax_final: float, stopped_by: StopReason | None = None) -> RelaxResult:
     """The reference path's result for structure ``i`` of the batch."""
     atoms: Atoms = job.atoms.copy()  # type: ignore[no-untyped-call]
     lo = int(batch.counts[:i].sum())
@@ -279,7 +284,7 @@ def _result(job: _Job[K], batch: _Batch[K], i: int, F: torch.Tensor, energy: flo
     initial_volume = job.atoms.get_volume()  # type: ignore[no-untyped-call]
     assert job.e0 is not None  # set at the first step, whose energy was finite
     out = final_result(atoms, initial_frac, initial_volume, job.e0, energy, int(batch.steps[i]), converged,
-                       fmax_final)
+                       fmax_final, stopped_by, job.limit)
     return out.timed(time.perf_counter() - job.t0)
 
 
@@ -290,7 +295,8 @@ def _is_oom(exc: BaseException) -> bool:
 def relax_engine(mlip: TorchSimMLIP, items: Iterable[tuple[K, Atoms]], fmax: float = 0.02, steps: int = 300,
                  max_atoms: int = 4096, on_result: OnResult[K] | None = None,
                  memory_fraction: float = 0.6, stats: dict[str, Any] | None = None,
-                 poll: Callable[[], None] | None = None, poll_s: float = 1.0) -> dict[K, RelaxResult]:
+                 poll: Callable[[], None] | None = None, poll_s: float = 1.0, *,
+                 budget: RelaxBudget | None = None, on_step: OnStep[K] | None = None) -> dict[K, RelaxResult]:
     """Relax ``(key, ase.Atoms)`` pairs with the batched engine; returns {key: result}.
 
     ``mlip`` must provide ``ts_model()`` (a torch-sim model; MACE and SevenNet do).
@@ -298,23 +304,27 @@ def relax_engine(mlip: TorchSimMLIP, items: Iterable[tuple[K, Atoms]], fmax: flo
     raises (e.g. a shutdown request) stops the run at once. ``poll()`` is called about
     every ``poll_s`` seconds between iterations (so a shutdown request raised from it
     stops a long batch in which nothing finishes). ``stats``, when given,
-    receives iterations, model calls, largest batch and the budget used.
+    receives iterations, model calls, largest batch and the budget used. ``budget``
+    (default: the step cap ``steps``) bounds each structure's steps by its size and its
+    wall time from joining a batch; ``on_step(key, n_atoms, step, step_limit)`` is called
+    after every iteration for each structure still running.
     """
     model = mlip.ts_model()
     device, dtype = model.device, model.dtype
-    pending: deque[_Job[K]] = deque(_Job(k, a) for k, a in items)
+    budget = budget if budget is not None else RelaxBudget(steps=steps)
+    pending: deque[_Job[K]] = deque(_Job(k, a, limit=budget.step_limit(len(a))) for k, a in items)
     solo: deque[_Job[K]] = deque()  # structures to retry alone
     results: dict[K, RelaxResult] = {}
     st = stats if stats is not None else {}
     st.update(iterations=0, model_calls=0, max_batch=0, retried_alone=0, oom_halvings=0)
-    budget: float | None = None
+    mem_budget: float | None = None
     if device.type == "cuda":
         try:
-            budget = _memory_budget(model, list(pending), max_atoms, memory_fraction)
+            mem_budget = _memory_budget(model, list(pending), max_atoms, memory_fraction)
         except Exception as exc:  # noqa: BLE001 - the probe itself failed (e.g. out of memory): atom budget only
             st["memory_budget_error"] = f"{type(exc).__name__}: {exc}"
             torch.cuda.empty_cache()
-    st["memory_budget"] = budget
+    st["memory_budget"] = mem_budget
 
     def done(job: _Job[K], res: RelaxResult) -> None:
         results[job.key] = res
@@ -326,7 +336,7 @@ def relax_engine(mlip: TorchSimMLIP, items: Iterable[tuple[K, Atoms]], fmax: flo
             done(job, RelaxResult.failed(reason, job.e0).timed(time.perf_counter() - job.t0))
         else:
             st["retried_alone"] += 1
-            solo.append(_Job(job.key, job.atoms, alone=True))
+            solo.append(_Job(job.key, job.atoms, alone=True, limit=job.limit))
 
     batch: _Batch[K] = _Batch(device, dtype)
     last_poll = time.monotonic()
@@ -342,7 +352,8 @@ def relax_engine(mlip: TorchSimMLIP, items: Iterable[tuple[K, Atoms]], fmax: flo
             n_atoms, metric = batch.n_atoms, sum(memory_metric(j.atoms) for j in batch.jobs)
             while pending:
                 job = pending[0]
-                fits = n_atoms + job.n <= max_atoms and (budget is None or metric + memory_metric(job.atoms) <= budget)
+                fits = n_atoms + job.n <= max_atoms and (
+                    mem_budget is None or metric + memory_metric(job.atoms) <= mem_budget)
                 if (batch.jobs or joining) and not fits:
                     break
                 pending.popleft()
@@ -365,9 +376,10 @@ def relax_engine(mlip: TorchSimMLIP, items: Iterable[tuple[K, Atoms]], fmax: flo
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             if _is_oom(exc) and len(jobs) > 1:  # out of memory: half the budget, same structures again
-                budget = (budget if budget is not None else sum(memory_metric(j.atoms) for j in jobs)) / 2
+                mem_budget = (mem_budget if mem_budget is not None
+                              else sum(memory_metric(j.atoms) for j in jobs)) / 2
                 st["oom_halvings"] += 1
-                pending.extendleft(reversed([_Job(j.key, j.atoms, j.alone, t0=j.t0) for j in jobs]))
+                pending.extendleft(reversed([_Job(j.key, j.atoms, j.alone, t0=j.t0, limit=j.limit) for j in jobs]))
                 continue
             for j in jobs:
                 retry_or_fail(j, f"relaxation error: {type(exc).__name__}: {exc}")
@@ -394,11 +406,16 @@ def relax_engine(mlip: TorchSimMLIP, items: Iterable[tuple[K, Atoms]], fmax: flo
                                    f"at step {int(steps_np[i])} ({e:.3g} eV)")
                 continue
             converged = bool(fmax_np[i] < fmax)
-            if converged or steps_np[i] >= steps:
+            at_limit = bool(steps_np[i] >= job.limit)
+            out_of_time = (budget.max_seconds is not None and job.joined is not None
+                           and time.perf_counter() - job.joined >= budget.max_seconds)
+            if converged or at_limit or out_of_time:
                 keep[i] = False
                 F = batch.deform_grad() if F is None else F
+                stop: StopReason = ("wall_time" if out_of_time and not (converged or at_limit)
+                                    else budget.stop_reason(job.n, converged))
                 try:
-                    res = _result(job, batch, i, F, e, converged, float(fmax_np[i]))
+                    res = _result(job, batch, i, F, e, converged, float(fmax_np[i]), stop)
                 except Exception as exc:  # noqa: BLE001 - building one result failed: that structure fails alone
                     res = RelaxResult.failed(f"relaxation error: {type(exc).__name__}: {exc}", job.e0).timed(
                         time.perf_counter() - job.t0)
@@ -409,6 +426,9 @@ def relax_engine(mlip: TorchSimMLIP, items: Iterable[tuple[K, Atoms]], fmax: flo
             f_cell = f_cell[mask]
             batch.keep(mask)
         if batch.jobs:
+            if on_step is not None:
+                for j, st_i in zip(batch.jobs, batch.steps.tolist(), strict=True):
+                    on_step(j.key, j.n, int(st_i), j.limit)
             batch.fire_step(f_atoms, f_cell)
     return results
 

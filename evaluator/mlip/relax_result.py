@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
 
 Status = Literal["ok", "failed"]
+# Why a relaxation ended: converged (max force < fmax), step_cap (the FIRE step cap,
+# --relax-steps), budget (the cell's atom-step budget, below the step cap), wall_time
+# (the per-structure wall-clock safety net; machine dependent).
+StopReason = Literal["converged", "step_cap", "budget", "wall_time"]
+STOP_REASONS: tuple[str, ...] = ("converged", "step_cap", "budget", "wall_time")
+FLAGGED_STOPS = ("budget", "wall_time")  # stopped before convergence by a budget: flagged rows
 # fields an "ok" result always carries (a failed one may carry any of them, or none)
 _REQUIRED_WHEN_OK = ("energy_unrelaxed", "energy", "steps", "converged", "fmax_final", "rmsd",
                      "volume_ratio", "structure_relaxed")
@@ -39,6 +45,8 @@ class RelaxResult:
     volume_ratio: final / submitted cell volume.
     structure_relaxed: the relaxed structure as pymatgen JSON.
     wall_s: wall-clock seconds this structure took (None where nothing was timed).
+    stopped_by: why it ended (``StopReason``; None in results written before it existed).
+    step_limit: the most steps this cell was allowed (step cap or its atom-step budget).
     """
 
     status: Status
@@ -52,10 +60,14 @@ class RelaxResult:
     volume_ratio: float | None = None
     structure_relaxed: str | None = None
     wall_s: float | None = None
+    stopped_by: StopReason | None = None
+    step_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):
             raise ValueError(f"relaxation status must be 'ok' or 'failed', not {self.status!r}")
+        if self.stopped_by is not None and self.stopped_by not in STOP_REASONS:
+            raise ValueError(f"stopped_by must be one of {STOP_REASONS}, not {self.stopped_by!r}")
         if self.status == "failed" and not self.reason:
             raise ValueError("a failed relaxation needs a reason")
         if self.status == "ok":
@@ -66,6 +78,21 @@ class RelaxResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def flagged(self) -> bool:
+        """Stopped by the atom-step budget or the wall-time safety net, not converged."""
+        return self.stopped_by in FLAGGED_STOPS
+
+    def stop_note(self) -> str | None:
+        """Why a flagged relaxation stopped, in words (None unless flagged)."""
+        if not self.flagged:
+            return None
+        fmax = "unknown" if self.fmax_final is None else f"{self.fmax_final:.3g} eV/Å"
+        what = ("the atom-step budget" if self.stopped_by == "budget"
+                else "the wall-time limit (machine dependent)")
+        limit = f" of {self.step_limit}" if self.stopped_by == "budget" and self.step_limit is not None else ""
+        return f"relaxation stopped at {what} after {self.steps}{limit} steps, max force {fmax}"
 
     @classmethod
     def failed(cls, reason: str, energy_unrelaxed: float | None = None,
@@ -121,7 +148,17 @@ class RelaxResult:
             steps=_int(d, "steps"), converged=_bool(d, "converged"), fmax_final=_float(d, "fmax_final"),
             rmsd=_float(d, "rmsd"), volume_ratio=_float(d, "volume_ratio"),
             structure_relaxed=structure, wall_s=_float(d, "wall_s"),
+            stopped_by=_stop(d), step_limit=_int(d, "step_limit"),
         )
+
+
+def _stop(d: Mapping[str, Any]) -> StopReason | None:
+    x = d.get("stopped_by")
+    if x is None:
+        return None
+    if x not in STOP_REASONS:
+        raise ValueError(f"stopped_by must be one of {STOP_REASONS}, not {x!r}")
+    return x  # type: ignore[no-any-return]
 
 
 def _float(d: Mapping[str, Any], key: str) -> float | None:

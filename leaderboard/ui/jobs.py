@@ -130,15 +130,44 @@ def fmt_rate(rate: float | None) -> str:
     return f"1 per {1 / rate:.0f} s"
 
 
+def fmt_count(x: float) -> str:
+    """A large count, short: 950, 12.3 k, 4.56 M."""
+    if x >= 1e6:
+        return f"{x / 1e6:.3g} M"
+    if x >= 1e4:
+        return f"{x / 1e3:.3g} k"
+    return f"{x:,.0f}"
+
+
+def step_text(job) -> str:
+    """What runs inside the items of the running stage, e.g. 'relaxing 123-atom cell, step
+    140/300 (1.2 M of 3.4 M atom-steps)'; '' when the stage does not report it."""
+    p = field(job, "progress") or {}
+    if not isinstance(p, dict):
+        return ""
+    detail = str(p.get("detail") or "")
+    try:
+        done, total = float(p.get("work_done") or 0), float(p.get("work_total") or 0)
+    except (TypeError, ValueError):
+        done = total = 0.0
+    work = f"{fmt_count(done)} of ~{fmt_count(total)} atom-steps" if total > 0 else ""
+    if detail and work:
+        return f"{detail} ({work})"
+    return detail or work
+
+
 def progress_text(job, now: float | None = None) -> tuple[str, str]:
-    """(stage, 'done/total (pct)' and the running stage's measured rate when known) of a job."""
+    """(stage, 'done/total (pct)' and the running stage's measured rate when known, then
+    what runs inside the items, e.g. 'relaxing 123-atom cell, step 140/300') of a job."""
     p = field(job, "progress") or {}
     stage = str(p.get("stage") or "") if isinstance(p, dict) else ""
     done, total = (p.get("done"), p.get("total")) if isinstance(p, dict) else (None, None)
+    inside = step_text(job)
     if total:
         rate = fmt_rate(measured_rate(p, now))
-        return stage, f"{done or 0}/{total} ({100 * (done or 0) / total:.0f} %)" + (f", {rate}" if rate else "")
-    return stage, ""
+        text = f"{done or 0}/{total} ({100 * (done or 0) / total:.0f} %)" + (f", {rate}" if rate else "")
+        return stage, text + (f"; {inside}" if inside else "")
+    return stage, inside
 
 
 def stalled_for(job, now: float | None = None, threshold_s: float | None = None) -> float | None:

@@ -240,6 +240,38 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
     return "\n".join(lines)
 
 
+BUDGET_ROWS_SHOWN = 5
+
+
+def budget_markdown(summary: dict, df: pd.DataFrame | None) -> str:
+    """The relaxations stopped by the per-structure budget (or the wall-time safety net):
+    how many, and the first few rows with why (``stability_stop_note``); '' when none."""
+    stab = (summary.get("metrics") or {}).get("stability") or {}
+    n_budget, n_wall = stab.get("budget_stopped_count"), stab.get("wall_time_stopped_count")
+    if not n_budget and not n_wall:
+        return ""
+    relax = ((summary.get("provenance") or {}).get("family") or {}).get("stability", {}).get("relaxation", {})
+    budget = relax.get("budget") or {} if isinstance(relax, dict) else {}
+    rule = (f" (at most {budget['atom_steps']:,} atoms × steps per structure)"
+            if isinstance(budget, dict) and budget.get("atom_steps") else "")
+    parts = []
+    if n_budget:
+        parts.append(f"{n_budget} stopped at the relaxation budget{rule}")
+    if n_wall:
+        parts.append(f"{n_wall} stopped by the wall-time safety net (machine dependent)")
+    lines = [f"- **Relaxations not converged by a budget:** {'; '.join(parts)}. They are scored from their "
+             "last state and flagged per structure (`stability_stopped_by`, `stability_stop_note`)."]
+    if df is not None and "stability_stop_note" in df:
+        flagged = df[df["stability_stop_note"].notna()]
+        for _, row in flagged.head(BUDGET_ROWS_SHOWN).iterrows():
+            what = row.get("formula") or row.get("source") or ""
+            atoms = f", {int(row['nsites'])} atoms" if "nsites" in row and pd.notna(row["nsites"]) else ""
+            lines.append(f"  - #{row.get('index', '')} {md_text(what)}{atoms}: {md_text(row['stability_stop_note'])}")
+        if len(flagged) > BUDGET_ROWS_SHOWN:
+            lines.append(f"  - … {len(flagged) - BUDGET_ROWS_SHOWN} more in the per-structure results")
+    return "\n".join(lines)
+
+
 DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "genbench-downloads"
 
 
@@ -415,6 +447,8 @@ def build(ctx: AppContext) -> dict:
         meta = load_meta(ctx.store, job_id)
         df = structures(ctx, job_id)
         md = meta_markdown(job_id, meta, summary)
+        budget = budget_markdown(summary, df)
+        md = f"{md}\n{budget}" if budget else md
         protocol, _ = summary_protocol(summary)
         base = f"{job_id}_protocol-{protocol.id if protocol else 'unknown'}"
         if df is not None:  # the per-structure downloads name the protocol in every row

@@ -24,11 +24,15 @@ QUEUE_WIDTHS = ["14%", "13%", "10%", "10%", "12%", "13%", "10%", "9%", "9%"]
 # Number of structures per job id: from the upload check in this process (``remember_size``)
 # or the submitter's declared ``n_structures``; uploads are write-once, so the values stay valid.
 _SIZES: dict[str, int | None] = {}
+_ATOMS: dict[str, list[int]] = {}  # atoms per parsed structure, from the upload check in this process
 
 
-def remember_size(job_id: str, n_structures: int) -> None:
-    """Record a submission's structure count (known from its upload check) for queue ETAs."""
+def remember_size(job_id: str, n_structures: int, atoms: list[int] | None = None) -> None:
+    """Record a submission's structure count (and cell sizes), known from its upload check,
+    for queue ETAs (the relaxation's cost grows with the cells' atoms)."""
     _SIZES[job_id] = int(n_structures)
+    if atoms:
+        _ATOMS[job_id] = list(atoms)
 
 
 def job_sizes(ctx: AppContext, jobs: list) -> dict[str, int | None]:
@@ -52,6 +56,7 @@ class Snapshot:
         self.jobs = list_jobs(ctx.store)
         self.estimator = Estimator.from_jobs(self.jobs)
         self.sizes = job_sizes(ctx, self.jobs)
+        self.atoms = {j.id: _ATOMS[j.id] for j in self.jobs if j.id in _ATOMS}
 
     def position(self, job_id: str) -> int | None:
         pending = [j.id for j in self.jobs if j.status == PENDING]
@@ -60,9 +65,9 @@ class Snapshot:
     def estimates(self, job) -> list[tuple[str, Estimate]]:
         """(label, estimate) lines: time left for a running job, start/finish for a pending one."""
         if job.status == "RUNNING":
-            return [("ETA", self.estimator.remaining(job, self.now, self.sizes.get(job.id)))]
+            return [("ETA", self.estimator.remaining(job, self.now, self.sizes.get(job.id), self.atoms.get(job.id)))]
         if job.status == "PENDING":
-            start, finish = self.estimator.wait(job, self.jobs, self.sizes, self.now)
+            start, finish = self.estimator.wait(job, self.jobs, self.sizes, self.now, self.atoms)
             return [("Starts in", start), ("Finishes in", finish)]
         return []
 

@@ -76,19 +76,28 @@ def check_files(files, ctx: AppContext | None = None) -> str:
     if check.n_failed > len(check.failures):
         lines.append(f"- … and {check.n_failed - len(check.failures)} more")
     if ctx is not None:
-        lines.append(upload_estimate(ctx, check.n_parsed))
+        lines.append(upload_estimate(ctx, check.n_parsed, atoms=check.atoms))
     return "\n".join(lines)
 
 
-def upload_estimate(ctx: AppContext, n_structures: int, verb: str = "would start") -> str:
-    """Markdown: how long ``n_structures`` parsed structures take to evaluate on this
-    deployment, and the wait behind the submissions now in the queue."""
+def upload_estimate(ctx: AppContext, n_structures: int, verb: str = "would start",
+                    atoms: list[int] | None = None) -> str:
+    """Markdown: how long ``n_structures`` parsed structures (of ``atoms`` atoms each, when
+    known: the relaxation's cost grows with the cell) take to evaluate on this deployment,
+    and the wait behind the submissions now in the queue."""
 
     snap = Snapshot(ctx)
-    est = snap.estimator.job(n_structures)
-    queue, _ = snap.estimator.wait({"id": None}, snap.jobs, snap.sizes, snap.now)
-    text = (f"**Estimated evaluation time on this deployment: {fmt_estimate(est.seconds)}** for "
-            f"{n_structures} parsed structures ({snap.estimator.seconds_per_structure():.1f} s per structure, "
+    est = snap.estimator.job(n_structures, atoms)
+    queue, _ = snap.estimator.wait({"id": None}, snap.jobs, snap.sizes, snap.now, snap.atoms)
+    sizes = ""
+    if atoms:
+        big = sum(1 for n in atoms if n > 100)
+        sizes = (f"; cells of {min(atoms)}–{max(atoms)} atoms"
+                 + (f", {big} of more than 100 atoms (their relaxation is capped by the atom-step budget)"
+                    if big else ""))
+    per = est.seconds / n_structures if est.seconds is not None and n_structures else 0.0
+    text = (f"**Estimated evaluation time on this deployment: {fmt_estimate(est.seconds or 0.0)}** for "
+            f"{n_structures} parsed structures ({per:.1f} s per structure on average{sizes}; "
             f"estimated from the {md_text(est.basis)}).")
     busy = [j for j in snap.jobs if j.status in ("PENDING", "RUNNING")]
     if busy:
@@ -118,7 +127,8 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
         discard_refused(paths)
         first = "; ".join(f"{md_text(s)}: {md_text(w)}" for s, w in check.failures[:3])
         return f"**Upload refused:** none of the {check.n_items} structures could be read ({first}).", None
-    estimate = upload_estimate(ctx, check.n_parsed, verb="starts")  # the queue as it was before this one
+    # the queue as it was before this one
+    estimate = upload_estimate(ctx, check.n_parsed, verb="starts", atoms=check.atoms)
     try:
         pinned = ctx.protocol
         job = submit(ctx.store, meta, [Path(p) for p in paths], user, protocol=pinned.id if pinned else "")
@@ -126,7 +136,7 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
         return f"**Submission refused:** {md_text(exc)}", None
 
 
-    remember_size(job.id, check.n_parsed)
+    remember_size(job.id, check.n_parsed, check.atoms)
     pos = queue_position(ctx.store, job.id)
     where = f"position **{pos}** in the queue" if pos else "queued"
     return (f"**Accepted:** submission **`{job.id}`** ({where}). Follow it in **My submissions**; "

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import pytest
 
-from leaderboard.eta import (COST_MODEL, Estimate, Estimator, Hardware, deployment_hardware, fmt_estimate,
-                             history_rates, is_later, measured_rate)
+from evaluator.mlip.cost import cost_model
+from leaderboard.eta import (OTHER_STAGES_S, TYPICAL_ATOMS, Estimate, Estimator, Hardware, deployment_hardware,
+                             fmt_estimate, history_rates, is_later, measured_rate)
 from leaderboard.queue import Job
 from leaderboard.ui import jobs as J
 
 NOW = J.to_epoch("2026-01-01T01:00:00+00:00")
-CPU = Hardware("cpu", "chgnet", 300)
+CPU = Hardware("cpu", "chgnet", 300, workers=2)
 
 
 def at(seconds_ago: float) -> str:
@@ -49,8 +51,17 @@ def test_cpu_cost_model_says_hours_for_2500_structures():
     job = est.job(2500)
     assert job.seconds >= 3600  # the issue: a 2,500-structure upload on a CPU must say hours
     assert " h" in fmt_estimate(job.seconds)
-    assert job.seconds == pytest.approx(2500 * sum(COST_MODEL["cpu"].values()))
+    model = cost_model("chgnet", "cpu")
+    per_cell = model.seconds(TYPICAL_ATOMS, CPU.budget)
+    assert job.seconds == pytest.approx(2500 * (per_cell / 2 + OTHER_STAGES_S))  # 2 pool workers
     assert "cost model" in job.basis and "CPU" in job.basis and "CHGNet" in job.basis
+    assert f"{TYPICAL_ATOMS} atoms assumed" in job.basis
+    # known cell sizes: the cost grows with the atoms, and the atom-step budget caps large cells
+    small, large, huge = (est.job(100, [n] * 100).seconds for n in (8, 120, 240))
+    assert small < large and "assumed" not in est.job(100, [8] * 100).basis
+    assert huge < 2 * large  # 240 atoms get half the steps of 120 (12,000 atom-steps)
+    assert est.job(2, [8, 240]).seconds == pytest.approx(
+        (model.seconds(8, CPU.budget) + model.seconds(240, CPU.budget)) / 2 + 2 * OTHER_STAGES_S)
     assert est.job(None).seconds is None and "not known" in est.job(None).basis
     # an unmeasured MLIP says so; fewer relaxation steps can only shorten the estimate
     assert "not measured" in Estimator.from_jobs([], Hardware("cpu", "newmlip", 300)).basis()
@@ -60,6 +71,9 @@ def test_cpu_cost_model_says_hours_for_2500_structures():
 def test_deployment_hardware_reads_the_worker_settings():
     hw = deployment_hardware({"GENBENCH_DEVICE": "cuda:0", "GENBENCH_MLIP": "MACE", "GENBENCH_RELAX_STEPS": "50"})
     assert hw == Hardware("cuda", "mace", 50)
+    hw = deployment_hardware({"GENBENCH_DEVICE": "cpu", "GENBENCH_OPTIONS":
+                              '{"stability": {"relax_budget_atom_steps": 3000, "relax_workers": 3}}'})
+    assert hw.budget.step_limit(100) == 30 and hw.relax_workers == 3
     # without GENBENCH_MLIP, the worker's own default: SevenNet-l3i5 on every device (the default protocol),
     # CHGNet when the service pins the named protocol "chgnet"
     assert deployment_hardware({"GENBENCH_DEVICE": "cuda"}).mlip == "sevenn"
@@ -89,6 +103,28 @@ def test_history_rates_are_medians_of_recent_finished_jobs():
     assert est.uses_history and "3 finished jobs" in est.basis()
     # ingest counts files, not structures: not part of the per-structure cost
     assert est.seconds_per_structure() == pytest.approx(1 / 0.4 + 1 / 100)
+
+
+def test_relaxation_eta_and_status_use_the_step_progress_of_a_large_cell():
+    """While one large cell relaxes, no structure finishes: the remaining time comes from the
+    work (atoms × steps) left at the measured work rate, and the status shows the step."""
+    job = running(done=3, total=29, rate=None)
+    job.progress.update(detail="relaxing 123-atom cell, step 140/300", work_done=40_000, work_total=100_000,
+                        work_rate=200.0)
+    left = Estimator.from_jobs([], CPU).remaining(job, NOW)
+    assert left.seconds == pytest.approx(60_000 / 200.0) and "atoms × steps" in left.basis
+    stage, prog = J.progress_text(job, NOW)
+    assert prog.startswith("3/29 (10 %)") and "relaxing 123-atom cell, step 140/300" in prog
+    assert "(40 k of ~100 k atom-steps)" in prog
+    assert "relaxing 123-atom cell, step 140/300" in J.job_detail(job, None, now=NOW)
+    # a finished job's measured work rate estimates later jobs of known sizes
+    done = finished("f", {"stability: relax": 0.1, "validity": 100.0}, 100)
+    done.progress = {"stage": "finished", "work_rates": {"stability: relax": 500.0}}
+    est = Estimator.from_jobs([done], CPU)
+    model = cost_model("chgnet", "cpu")
+    assert est.work_rate == 500.0
+    assert est.job(2, [10, 200]).seconds == pytest.approx(
+        (model.atom_steps(10, CPU.budget) + model.atom_steps(200, CPU.budget)) / 500.0 + 2 / 100.0)
 
 
 def test_remaining_time_of_a_running_job():
@@ -199,12 +235,15 @@ def test_upload_estimate_states_device_and_mlip(tmp_path, monkeypatch):
     monkeypatch.setenv("GENBENCH_DEVICE", "cpu")
     monkeypatch.delenv("GENBENCH_MLIP", raising=False)
     monkeypatch.delenv("GENBENCH_PROTOCOL", raising=False)
-    text = upload_estimate(make_context(str(tmp_path / "store")), 2500)  # the default protocol: SevenNet-l3i5
-    assert "Estimated evaluation time on this deployment: about 5 h" in text
+    ctx = make_context(str(tmp_path / "store"))
+    text = upload_estimate(ctx, 2500)  # the default protocol: SevenNet-l3i5
+    assert re.search(r"Estimated evaluation time on this deployment: about \d+ h", text), text
     assert "CPU" in text and "SevenNet" in text and "estimated from the cost model" in text
     monkeypatch.setenv("GENBENCH_PROTOCOL", "chgnet")  # the opt-in CHGNet protocol
     text = upload_estimate(make_context(str(tmp_path / "store")), 2500)
-    assert "Estimated evaluation time on this deployment: about 1 h" in text and "CHGNet" in text
+    assert re.search(r"Estimated evaluation time on this deployment: about \d+ h", text) and "CHGNet" in text
+    sized = upload_estimate(ctx, 3, atoms=[4, 8, 246])
+    assert "cells of 4–246 atoms, 1 of more than 100 atoms" in sized and "assumed" not in sized
 
 
 @pytest.mark.slow
@@ -222,8 +261,10 @@ def test_upload_check_of_2500_structures_says_hours_on_a_cpu(mp_sample, tmp_path
             z.write(cif, cif.name)
     text = check_files([str(upload)], make_context(str(tmp_path / "store")))
     assert "2473 structures found" in text
-    assert "Estimated evaluation time on this deployment: about 1 h" in text, text
+    assert re.search(r"Estimated evaluation time on this deployment: about \d+ h", text), text
     assert "CPU, CHGNet" in text
+    # the cells' sizes are known: the estimate is per cell and says how many are large
+    assert re.search(r"cells of \d+–246 atoms, \d+ of more than 100 atoms", text) and "assumed" not in text
 
 
 # ------------------------------------------------------------------ example submission

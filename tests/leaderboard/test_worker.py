@@ -400,7 +400,8 @@ def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
     store = local_store(tmp_path)
     job = submit(store, META, [_rattled_rocksalts(tmp_path / "up", n)], "alice", UNLIMITED)
     work = tmp_path / "work"
-    common = ("--families", "validity,stability", "--relax-steps", "40", "--option", "stability.relax_mode=pool",
+    common = ("--families", "validity,stability", "--mlip", "chgnet", "--relax-steps", "40",
+              "--option", "stability.relax_mode=pool",
               "--heartbeat", "0.5", "--progress-interval", "0.05", "--lease", "60", "--poll", "0.3",
               "--work-dir", str(work), "--keep-work")
     tag = f"first-{uuid.uuid4().hex[:8]}"

@@ -11,15 +11,21 @@ geometry, also scored when the relaxation itself failed): ``energy_per_atom``
 (on the hull's scale, e.g. after MP2020 corrections), ``formation_energy_per_atom``,
 ``e_above_hull`` (eV/atom, may be negative), ``stable``, ``metastable``; relaxed
 only: ``steps``, ``converged``, ``fmax_final`` (eV/Å), ``rmsd`` (Å),
-``volume_ratio``, ``relaxed_structure`` (pymatgen JSON), ``n_ref_entries``.
+``volume_ratio``, ``relaxed_structure`` (pymatgen JSON), ``n_ref_entries``,
+``stopped_by`` (converged, step_cap, budget or wall_time), ``step_limit`` (the cell's
+most steps under the budget) and ``stop_note`` (why a budget-stopped row stopped, in
+words: "relaxation stopped at the atom-step budget after 48 of 48 steps, max force
+0.31 eV/Å"; null otherwise).
 
 Options (``StabilityOptions``, ``EvalConfig.options["stability"]``): ``hull`` (hull
 mode of the reference: ``dft`` default, or an own-MLIP hull such as ``mace``),
 ``hull_file`` (a compact hull parquet, e.g. a LeMat hull written by
 ``evaluator.build.lemat_hull``), ``hull_declared_compatible``, ``relax_mode``
 (auto/engine/batched/pool/serial), ``relax_workers``, ``relax_max_atoms``,
-``mlip_energy_scale``. The MLIP, device, dtype, fmax and step cap are ``EvalConfig``
-fields (they are recorded with every result).
+``mlip_energy_scale``, ``relax_budget_atom_steps``, ``relax_budget_min_steps``,
+``relax_max_seconds`` (the per-structure budget, ``StabilityOptions``). The MLIP,
+device, dtype, fmax and step cap are ``EvalConfig`` fields (they are recorded with every
+result).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from evaluator.context import EvalContext
 from evaluator.families.base import Family, FamilyResult
 from evaluator.families.stability.metrics import METRICS
 from evaluator.families.stability.runner import RelaxMode, RelaxSettings
+from evaluator.mlip.relax import DEFAULT_BUDGET
 
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
@@ -56,6 +63,15 @@ class StabilityOptions:
     relax_workers: pool processes, or "auto" (CPU cores when there are >= 8 structures).
     relax_max_atoms: atoms per batched forward pass.
     mlip_energy_scale: overrides the backend's energy scale (e.g. ``raw-pbe-omat``).
+    relax_budget_atom_steps: the per-structure relaxation budget in atoms × FIRE steps: an
+        n-atom cell takes at most ``relax_budget_atom_steps // n`` steps (never more than the
+        step cap, never fewer than ``relax_budget_min_steps``); deterministic, so scores do
+        not depend on the machine. Cells of up to 40 atoms keep the full 300 steps by default.
+        null: no budget beyond the step cap. A cell stopped by it is scored from its last
+        state and flagged (``stability_stopped_by = "budget"``).
+    relax_budget_min_steps: the fewest steps the budget leaves any cell.
+    relax_max_seconds: wall-clock safety net per structure (null: none); a cell stopped by
+        it is flagged ``wall_time`` (machine dependent, unlike the budget).
     """
 
     hull: str | None = None
@@ -65,6 +81,9 @@ class StabilityOptions:
     relax_workers: int | Literal["auto"] = "auto"
     relax_max_atoms: int = 4096
     mlip_energy_scale: str | None = None
+    relax_budget_atom_steps: int | None = DEFAULT_BUDGET.atom_steps
+    relax_budget_min_steps: int = DEFAULT_BUDGET.min_steps
+    relax_max_seconds: float | None = DEFAULT_BUDGET.max_seconds
 
     def __post_init__(self) -> None:
         for name in ("hull", "mlip_energy_scale", "hull_file"):
@@ -74,6 +93,13 @@ class StabilityOptions:
             raise ValueError(f"stability.relax_workers must be >= 1 or \"auto\", got {self.relax_workers!r}")
         if self.relax_max_atoms < 1:
             raise ValueError(f"stability.relax_max_atoms must be >= 1, got {self.relax_max_atoms!r}")
+        if self.relax_budget_atom_steps is not None and self.relax_budget_atom_steps < 1:
+            raise ValueError("stability.relax_budget_atom_steps must be >= 1 or null, "
+                             f"got {self.relax_budget_atom_steps!r}")
+        if self.relax_budget_min_steps < 0:
+            raise ValueError(f"stability.relax_budget_min_steps must be >= 0, got {self.relax_budget_min_steps!r}")
+        if self.relax_max_seconds is not None and not self.relax_max_seconds > 0:
+            raise ValueError(f"stability.relax_max_seconds must be > 0 or null, got {self.relax_max_seconds!r}")
 
 
 def relax_settings(cfg: EvalConfig, options: StabilityOptions) -> RelaxSettings:
@@ -81,7 +107,9 @@ def relax_settings(cfg: EvalConfig, options: StabilityOptions) -> RelaxSettings:
     return RelaxSettings(mlip=cfg.mlip, model=cfg.mlip_model, device=cfg.device, dtype=cfg.dtype,
                          fmax=cfg.relax_fmax, steps=cfg.relax_steps, mode=options.relax_mode,
                          workers=options.relax_workers, max_atoms=options.relax_max_atoms,
-                         energy_scale=options.mlip_energy_scale)
+                         energy_scale=options.mlip_energy_scale,
+                         budget_atom_steps=options.relax_budget_atom_steps,
+                         budget_min_steps=options.relax_budget_min_steps, max_seconds=options.relax_max_seconds)
 
 
 def reference_hull(ctx: EvalContext, options: StabilityOptions | None = None) -> HullReference:
@@ -165,6 +193,9 @@ def _summary(ctx: EvalContext, cols: pd.DataFrame, prefix: str, relaxed: bool,
     means = {"mean_e_above_hull": e, "median_e_above_hull": e, "mean_formation_energy_per_atom": ef}
     if relaxed:
         m.update(ctx.counted("converged", int(cols["stability_converged"].fillna(False).astype(bool).sum())))
+        stopped = cols["stability_stopped_by"]
+        m.update(ctx.counted("budget_stopped", int((stopped == "budget").sum())))
+        m.update(ctx.counted("wall_time_stopped", int((stopped == "wall_time").sum())))
         means["mean_rmsd"] = cols["stability_rmsd"].to_numpy(float)
         means["mean_steps"] = cols["stability_steps"].to_numpy(float)
     for name, arr in means.items():
@@ -215,7 +246,8 @@ def run(ctx: EvalContext, options: StabilityOptions) -> FamilyResult:
         rec.update(stability_n_ref_entries=rel.n_ref_entries, stability_steps=r.steps,
                    stability_converged=r.converged, stability_fmax_final=r.fmax_final,
                    stability_rmsd=r.rmsd, stability_volume_ratio=r.volume_ratio,
-                   stability_relaxed_structure=r.structure_relaxed)
+                   stability_relaxed_structure=r.structure_relaxed, stability_stopped_by=r.stopped_by,
+                   stability_step_limit=r.step_limit, stability_stop_note=r.stop_note())
         ok = math.isfinite(rel.e_above_hull)
         rec["stability_status"] = "ok" if ok else "failed"
         rec["stability_reason"] = None if ok else (rel.reason or "no energy above hull")
@@ -230,8 +262,10 @@ def run(ctx: EvalContext, options: StabilityOptions) -> FamilyResult:
     absent = pd.Series(pd.NA, index=cols.index)
     cols["stability_n_ref_entries"] = cols.get("stability_n_ref_entries", absent).astype("Int64")
     cols["stability_steps"] = cols.get("stability_steps", absent).astype("Int64")
+    cols["stability_step_limit"] = cols.get("stability_step_limit", absent).astype("Int64")
     cols["stability_converged"] = cols.get("stability_converged", absent).astype("boolean")
-    for c in ("stability_relaxed_structure", "stability_status", "stability_reason"):
+    for c in ("stability_relaxed_structure", "stability_status", "stability_reason", "stability_stopped_by",
+              "stability_stop_note"):
         if c not in cols:
             cols[c] = None
     for p in ("", "unrelaxed_"):
@@ -252,6 +286,13 @@ def run(ctx: EvalContext, options: StabilityOptions) -> FamilyResult:
                        "filter": ("Frechet cell filter (ASE's FrechetCellFilter, batched)"
                                   if engine else "ase.filters.FrechetCellFilter"),
                        "fmax_eV_per_A": cfg.relax_fmax, "max_steps": cfg.relax_steps,
+                       "budget": {"atom_steps": settings.budget_atom_steps, "min_steps": settings.budget_min_steps,
+                                  "max_seconds": settings.max_seconds,
+                                  "rule": "an n-atom cell takes at most min(max_steps, max(min_steps, "
+                                          "atom_steps // n)) FIRE steps; a cell stopped there (or by the "
+                                          "wall-time safety net) is scored from its last state and flagged "
+                                          "in stability_stopped_by / stability_stop_note"},
+                       "predicted_s": info.get("predicted_s"), "step_reports": info.get("step_reports"),
                        "mode": info["mode"], "workers": info["workers"],
                        "engine": (info.get("mlip") or {}).get("engine"), "device": info.get("device"),
                        "n_relaxed_now": info["n_relaxed_now"], "n_from_checkpoint": info["n_from_checkpoint"]},

@@ -19,6 +19,11 @@ METRICS = MetricSet(
         Metric("evaluated", "Got an energy", +1, counted=True),
         Metric("hull_scored", "Hull scored", +1, counted=True),
         Metric("converged", "Relax converged", +1, counted=True),
+        Metric("budget_stopped", "Stopped at budget", 0, counted=True,
+               description="relaxations stopped by the per-structure atom-step budget before converging "
+                           "(scored from their last state; flagged per structure)"),
+        Metric("wall_time_stopped", "Stopped at wall time", 0, counted=True,
+               description="relaxations stopped by the wall-time safety net (machine dependent)"),
         Metric("mean_formation_energy_per_atom", "Mean E_form", -1, "eV/atom"),
         Metric("mean_rmsd", "Mean relax RMSD", -1, "Å"),
         Metric("mean_steps", "Mean relax steps", 0),

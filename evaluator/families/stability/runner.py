@@ -18,6 +18,14 @@ Every finished structure is appended to the checkpoint at once (a
 :class:`~evaluator.mlip.relax_result.RelaxResult` per structure), so an
 interrupted run resumes without recomputing finished structures.
 
+Each structure's relaxation is bounded by ``RelaxSettings.budget`` (the step cap, the
+deterministic atom-step budget and a wall-time safety net; ``evaluator.mlip.relax.RelaxBudget``).
+Every path reports the running cells' FIRE steps to a ``StepBoard`` (``step_progress``),
+which passes them on to a progress callback that takes them; pool workers publish theirs
+through a shared-memory side channel. Relaxations run largest expected cost first
+(``evaluator.mlip.cost``). :func:`relax_chunk` relaxes a chunk of structures in this
+process with a result and a step callback (what another executor calls).
+
 Cancellation: ``progress`` may raise to stop the run; in pool mode that kills
 the pool's processes at once (no waiting for running relaxations).
 """
@@ -25,12 +33,16 @@ the pool's processes at once (no waiting for running relaxations).
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Mapping
+import time
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
 from evaluator.families.stability.checkpoint import Checkpoint, structure_key
+from evaluator.families.stability.step_progress import PoolSteps, StepBoard, attach_worker, worker_step
+from evaluator.mlip.cost import cost_model
+from evaluator.mlip.relax import OnResult, OnStep, RelaxBudget
 from evaluator.mlip.relax_result import RelaxResult
 from evaluator.progress import Progress
 
@@ -41,7 +53,8 @@ if TYPE_CHECKING:
     from evaluator.mlip import MLIP, MLIPSpec
 
 R = TypeVar("R", bound=Hashable)  # the caller's row key
-POOL_POLL_S = 1.0  # seconds between progress re-calls while waiting on the pool
+RELAX_STAGE = "stability: relax"
+POOL_POLL_S = 1.0  # seconds between polls of the engine (step progress, shutdown requests)
 RelaxMode = Literal["auto", "engine", "batched", "pool", "serial"]
 RELAX_MODES: tuple[str, ...] = get_args(RelaxMode)
 ENGINE_NAMES = {"engine": "torch-sim batched engine (evaluator.mlip.engine)",
@@ -61,12 +74,22 @@ class RelaxSettings:
     workers: int | str = "auto"  # pool size; auto = CPU cores when there are >= 8 structures
     max_atoms: int = 4096  # atoms per batched forward pass
     energy_scale: str | None = None  # override the backend's energy scale
+    budget_atom_steps: int | None = None  # per-structure budget in atoms x steps (None: the step cap only)
+    budget_min_steps: int = 0  # the fewest steps the budget leaves a cell
+    max_seconds: float | None = None  # wall-clock safety net per structure (flagged "wall_time")
+
+    @property
+    def budget(self) -> RelaxBudget:
+        """How far each structure's relaxation may go (step cap, atom-step budget, wall time)."""
+        return RelaxBudget(steps=self.steps, atom_steps=self.budget_atom_steps, min_steps=self.budget_min_steps,
+                           max_seconds=self.max_seconds)
 
     def checkpoint_settings(self, spec: MLIPSpec) -> dict[str, object]:
         """What a result depends on (device and parallelism do not change it)."""
         return {"mlip": spec.name, "model_id": spec.model_id, "checkpoint_sha256": spec.checkpoint_sha256,
                 "dtype": self.dtype, "fmax": self.fmax, "steps": self.steps, "optimizer": "FIRE",
-                "filter": "FrechetCellFilter"}
+                "filter": "FrechetCellFilter", "budget_atom_steps": self.budget_atom_steps,
+                "budget_min_steps": self.budget_min_steps, "max_seconds": self.max_seconds}
 
 
 def _to_atoms(structure: Structure) -> Atoms:
@@ -81,9 +104,11 @@ def _to_atoms(structure: Structure) -> Atoms:
 
 # ---- pool workers ---------------------------------------------------------------------------
 _WORKER_MLIP: MLIP | None = None
+WORKER_STEP_S = 0.5  # a pool worker publishes its step at most this often
 
 
-def _init_worker(name: str, model: str | None, device: str, dtype: str, energy_scale: str | None) -> None:
+def _init_worker(name: str, model: str | None, device: str, dtype: str, energy_scale: str | None,
+                 steps_array: Any = None, steps_counter: Any = None, slots: int = 0) -> None:
     global _WORKER_MLIP
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import torch
@@ -91,17 +116,32 @@ def _init_worker(name: str, model: str | None, device: str, dtype: str, energy_s
     torch.set_num_threads(1)
     from evaluator.mlip import load_mlip
 
+    if steps_array is not None:
+        attach_worker(steps_array, steps_counter, slots)
     _WORKER_MLIP = load_mlip(name, model, device, dtype, energy_scale)
 
 
-def _worker_relax(key: str, structure_json: str, fmax: float, steps: int) -> tuple[str, RelaxResult]:
+def _worker_relax(index: int, structure_json: str, fmax: float, budget: RelaxBudget) -> RelaxResult:
     from pymatgen.core.structure import Structure
 
     from evaluator.mlip.relax import relax_one
 
     if _WORKER_MLIP is None:
         raise RuntimeError("the relaxation worker was started without its model (_init_worker)")
-    return key, relax_one(_WORKER_MLIP, _to_atoms(Structure.from_str(structure_json, fmt="json")), fmax, steps)
+    atoms = _to_atoms(Structure.from_str(structure_json, fmt="json"))
+    last = [-float("inf")]
+
+    def on_step(step: int, limit: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= WORKER_STEP_S or step >= limit:
+            last[0] = now
+            worker_step(index, len(atoms), step, limit)
+
+    return relax_one(_WORKER_MLIP, atoms, fmax, budget.steps, budget=budget, on_step=on_step)
+
+
+def _relax_item(item: tuple[int, str, float, RelaxBudget]) -> RelaxResult:
+    return _worker_relax(*item)
 
 
 def resolve_mode(settings: RelaxSettings, device: str, n: int) -> tuple[str, int]:
@@ -127,13 +167,53 @@ def resolve_mode(settings: RelaxSettings, device: str, n: int) -> tuple[str, int
     return mode, workers
 
 
+def cost_order(todo: Mapping[str, Structure], settings: RelaxSettings, device: str) -> list[str]:
+    """Keys by expected cost (``evaluator.mlip.cost``), largest first: a pool keeps every core
+    busy to the end (longest-processing-time-first) and the largest cells never come last."""
+    model = cost_model(settings.mlip, device)
+    budget = settings.budget
+    return sorted(todo, key=lambda k: (-model.seconds(len(todo[k]), budget), -len(todo[k])))
+
+
+def relax_chunk(mlip: MLIP, items: list[tuple[str, Atoms]], settings: RelaxSettings, mode: str,
+                on_result: OnResult[str], on_step: OnStep[str] | None = None,
+                poll: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Relax ``(key, atoms)`` pairs in this process with ``mode`` (engine, batched or serial);
+    ``on_result(key, result)`` as each finishes (checkpoint it there), ``on_step(key, atoms,
+    step, limit)`` at every step, ``poll()`` about once a second (engine). Returns run stats.
+    An exception raised by a callback stops the chunk."""
+    stats: dict[str, Any] = {}
+    budget = settings.budget
+    if mode == "engine":
+        from evaluator.mlip.engine import TorchSimMLIP, relax_engine
+
+        if not isinstance(mlip, TorchSimMLIP):
+            raise ValueError(f"relax mode 'engine' needs a torch-sim model, which {settings.mlip} does not give")
+        relax_engine(mlip, items, settings.fmax, settings.steps, max_atoms=settings.max_atoms,
+                     on_result=on_result, stats=stats, poll=poll, poll_s=POOL_POLL_S, budget=budget,
+                     on_step=on_step)
+    elif mode == "batched":
+        from evaluator.mlip.relax import relax_batched
+
+        relax_batched(mlip, items, settings.fmax, settings.steps, max_atoms=settings.max_atoms,
+                      on_result=on_result, budget=budget, on_step=on_step)
+    else:
+        from evaluator.mlip.relax import relax_serial
+
+        relax_serial(mlip, items, settings.fmax, settings.steps, on_result=on_result, budget=budget,
+                     on_step=on_step)
+    return stats
+
+
 def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkpoint_dir: Path | None = None,
               progress: Progress | None = None,
               mlip: MLIP | None = None) -> tuple[dict[R, RelaxResult], dict[str, Any]]:
     """Relax ``{row: Structure}``; returns ({row: result}, run info).
 
     Structures already in the checkpoint are not recomputed (nor are duplicates
-    within the submission: identical structures share one relaxation).
+    within the submission: identical structures share one relaxation). Every finished
+    structure is checkpointed at once; ``progress`` gets the structures done and, if it
+    takes them (``StepReporter``), the running cells' steps (``step_progress`` module).
     """
     from evaluator.mlip import describe_mlip, resolve_device
 
@@ -147,29 +227,28 @@ def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkp
             todo[keys[row]] = s
     n_total, n_cached = len(set(keys.values())), len(set(keys.values())) - len(todo)
     mode, workers = resolve_mode(settings, device, len(todo))
+    budget = settings.budget
+    costs = cost_model(settings.mlip, device)
     info: dict[str, Any] = {"mode": mode, "workers": workers, "device": device, "n_relaxed_now": len(todo),
                             "n_from_checkpoint": n_cached, "checkpoint": str(ck.path) if ck.path else None,
-                            "settings": asdict(settings)}
-    done = [n_cached]
+                            "settings": asdict(settings),
+                            "predicted_s": round(costs.total_seconds((len(s) for s in todo.values()), budget), 1)}
+    board = StepBoard(RELAX_STAGE, {k: (len(s), costs.atom_steps(len(s), budget)) for k, s in todo.items()},
+                      progress, n_cached, n_total)
 
     def record(key: str, result: RelaxResult, persist: bool = True) -> None:
         if persist:
             ck.add(key, result)
         else:  # transient (worker crash): report it, but retry on the next run
             ck.results[key] = result
-        done[0] += 1
-        if progress:
-            progress("stability: relax", done[0], n_total)
+        board.finish(key, result)
+        board.raise_error()
 
-    def poll() -> None:
-        if progress:
-            progress("stability: relax", done[0], n_total)
-
-    poll()
-    # biggest first: better load balance in a pool, fuller batches early
-    order = sorted(todo, key=lambda k: -len(todo[k]))
+    if progress:
+        progress(RELAX_STAGE, n_cached, n_total)
+    order = cost_order(todo, settings, device)
     if todo and mode == "pool" and workers > 1:
-        _run_pool(order, todo, settings, device, workers, record)
+        _run_pool(order, todo, settings, device, workers, record, board)
     elif todo:
         if mlip is None:
             from evaluator.mlip import load_mlip
@@ -181,24 +260,10 @@ def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkp
                 items.append((k, _to_atoms(todo[k])))
             except Exception as exc:  # noqa: BLE001 - a structure ASE cannot represent fails alone
                 record(k, RelaxResult.failed(f"cannot convert to ASE Atoms: {exc}"))
+        stats = relax_chunk(mlip, items, settings, mode, record, board.step, board.report)
         if mode == "engine":
-            from evaluator.mlip.engine import TorchSimMLIP, relax_engine
-
-            if not isinstance(mlip, TorchSimMLIP):
-                raise ValueError(f"relax mode 'engine' needs a torch-sim model, which {settings.mlip} does not give")
-            engine_stats: dict[str, Any] = {}
-            relax_engine(mlip, items, settings.fmax, settings.steps, max_atoms=settings.max_atoms,
-                         on_result=record, stats=engine_stats, poll=poll, poll_s=POOL_POLL_S)
-            info["engine"] = engine_stats
-        elif mode == "batched":
-            from evaluator.mlip.relax import relax_batched
-
-            relax_batched(mlip, items, settings.fmax, settings.steps, max_atoms=settings.max_atoms,
-                          on_result=record)
-        else:
-            from evaluator.mlip.relax import relax_serial
-
-            relax_serial(mlip, items, settings.fmax, settings.steps, on_result=record)
+            info["engine"] = stats
+    info["step_reports"] = board.reports
     info["mlip"] = {"name": spec.name, "model_id": spec.model_id, "checkpoint_sha256": spec.checkpoint_sha256,
                     "energy_scale": spec.energy_scale, "device": device, "dtype": settings.dtype,
                     "engine": ENGINE_NAMES.get(mode, mode)}
@@ -209,29 +274,30 @@ class _Record(Protocol):
     def __call__(self, key: str, result: RelaxResult, persist: bool = True) -> None: ...
 
 
-def _relax_item(item: tuple[str, str, float, int]) -> tuple[str, RelaxResult]:
-    return _worker_relax(*item)
-
-
 def _run_pool(order: list[str], todo: Mapping[str, Structure], settings: RelaxSettings, device: str, workers: int,
-              record: _Record) -> None:
+              record: _Record, board: StepBoard) -> None:
     """Relax ``todo`` in a bounded process pool, calling ``record`` as each finishes.
 
-    If ``record`` raises, the pool's processes are killed at once (no waiting for
-    running relaxations) before the exception propagates; a pool process that dies
-    (e.g. out of memory) fails only the structure it was relaxing (not checkpointed,
-    so the next run retries it).
+    The workers publish their steps through a shared-memory side channel
+    (``step_progress.PoolSteps``) that a thread reads into ``board``. If ``record``
+    raises, the pool's processes are killed at once (no waiting for running
+    relaxations) before the exception propagates; a pool process that dies (e.g. out of
+    memory) fails only the structure it was relaxing (not checkpointed, so the next run
+    retries it).
     """
+    import multiprocessing as mp
+
     from evaluator.procpool import run_bounded
 
-    items = [(k, todo[k].to_json(), settings.fmax, settings.steps) for k in order]
-    with run_bounded(_relax_item, items, workers=workers, start_method="forkserver",
-                     initializer=_init_worker,
-                     initargs=(settings.mlip, settings.model, device, settings.dtype,
-                               settings.energy_scale)) as outcomes:
-        for out in outcomes:
-            k = order[out.index]
-            if out.ok:
-                record(k, out.value[1])
-            else:  # worker crashed (e.g. out of memory, model failed to load)
-                record(k, RelaxResult.failed(f"worker error: {out.error}"), persist=False)
+    items = [(i, todo[k].to_json(), settings.fmax, settings.budget) for i, k in enumerate(order)]
+    with PoolSteps(mp.get_context("forkserver"), workers, order, board) as channel:
+        with run_bounded(_relax_item, items, workers=workers, start_method="forkserver",
+                         initializer=_init_worker,
+                         initargs=(settings.mlip, settings.model, device, settings.dtype,
+                                   settings.energy_scale, *channel.initargs)) as outcomes:
+            for out in outcomes:
+                k = order[out.index]
+                if out.ok:
+                    record(k, out.value)
+                else:  # worker crashed (e.g. out of memory, model failed to load)
+                    record(k, RelaxResult.failed(f"worker error: {out.error}"), persist=False)

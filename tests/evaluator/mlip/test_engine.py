@@ -94,6 +94,30 @@ def test_engine_follows_the_ase_reference_with_mace(data, tiny_mace):
     assert any(r.steps > 3 for r in ref.values())  # the relaxations did real work
 
 
+def test_engine_applies_the_atom_step_budget_like_the_ase_reference(data, tiny_mace):
+    """Issue 21: the same per-cell step limits and stop reasons as the reference path, and a
+    step report for every running structure at every iteration."""
+    from evaluator.mlip.engine import relax_engine
+    from evaluator.mlip.relax import RelaxBudget, relax_serial
+
+    items = _rattled_atoms(data, TINY_IDS)
+    budget = RelaxBudget(steps=60, atom_steps=12, min_steps=1)  # 2-4 atoms: 3-6 steps
+    ref = relax_serial(tiny_mace, items, fmax=1e-9, budget=budget)
+    steps: dict = {}
+    got = relax_engine(tiny_mace, items, fmax=1e-9, max_atoms=10, budget=budget,
+                       on_step=lambda k, n, s, lim: steps.setdefault(k, []).append((n, s, lim)))
+    for k, r in ref.items():
+        n = len(dict(items)[k])
+        g = got[k]
+        assert r.ok and g.ok and r.step_limit == g.step_limit == 12 // n
+        assert (r.steps, r.stopped_by) == (g.steps, g.stopped_by) == (12 // n, "budget")
+        assert abs(r.energy - g.energy) / n < 1e-6
+        assert [s for _, s, _ in steps[k]] == list(range(12 // n))  # reported before each FIRE step
+        assert {(m, lim) for m, _, lim in steps[k]} == {(n, 12 // n)}
+    timed = relax_engine(tiny_mace, items[:1], fmax=1e-9, budget=RelaxBudget(steps=60, max_seconds=1e-9))
+    assert next(iter(timed.values())).stopped_by == "wall_time"
+
+
 def test_engine_follows_the_ase_reference_with_sevennet():
     from ase.build import bulk
 

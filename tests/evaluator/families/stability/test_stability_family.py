@@ -69,7 +69,12 @@ def test_family_fills_columns_and_metrics(data, tmp_path):
     assert m["stable_count"] == int((e <= 0).sum()) and m["metastable_count"] == int((e <= 0.1).sum())
     assert m["median_e_above_hull"] == pytest.approx(float(e.median()))
     assert "stable_count" in s["metrics"]["stability_unrelaxed"]
+    # small converged cells: the full step cap, nothing flagged by the budget (issue 21)
+    assert (ok["stability_stopped_by"] == "converged").all() and ok["stability_stop_note"].isna().all()
+    assert (ok["stability_step_limit"] == 80).all()
+    assert m["budget_stopped_count"] == 0 and m["wall_time_stopped_count"] == 0
     prov = s["provenance"]["family"]["stability"]
+    assert prov["relaxation"]["budget"]["atom_steps"] == 12_000 and prov["relaxation"]["predicted_s"] > 0
     assert prov["mlip"]["checkpoint_sha256"] and prov["energy_route"] == "direct"
     assert prov["hull"]["energy_scale"] == "dft-mp2020"
     # the table is parquet-friendly (users download it)
