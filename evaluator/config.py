@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from evaluator.execution import ExecutionSettings
 from evaluator.mlip import default_mlip
 
 # Named protocols (evaluator.protocol): the config values a service pins by name
@@ -68,6 +69,8 @@ class EvalConfig:
     metastable_threshold: float = 0.1  # eV/atom, inclusive
     limits: IngestLimits = field(default_factory=IngestLimits)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # where the relaxations run (local or Ray): execution only, no value depends on it
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,17 +121,22 @@ def build_config(
     dtype: str | None = None,
     relax_steps: int | None = None,
     options: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    ray_actors: int | None = None,
     env: Mapping[str, str] | None = None,
     protocol: str | None = None,
 ) -> EvalConfig:
     """The EvalConfig of one run: explicit values, else ``GENBENCH_<NAME>`` variables
     (``GENBENCH_FAMILIES``, ``_REFERENCE``, ``_MLIP``, ``_MLIP_MODEL``, ``_DEVICE``,
-    ``_DTYPE``, ``_RELAX_STEPS``, ``_OPTIONS`` = a JSON object ``{family: {name: value}}``),
-    else the EvalConfig defaults. ``options`` is a list of ``FAMILY.NAME=VALUE`` strings
-    or a mapping; it overrides ``GENBENCH_OPTIONS`` key by key. ``protocol`` (else
-    ``GENBENCH_PROTOCOL``, else ``default``) names the preset (``PRESETS``) the MLIP comes
-    from when none is given: SevenNet-l3i5 on every device, or ``chgnet``. Option names
-    are checked by the pipeline (``check_config``), not here.
+    ``_DTYPE``, ``_RELAX_STEPS``, ``_OPTIONS`` = a JSON object ``{family: {name: value}}``,
+    ``_EXECUTOR`` = local|ray, ``_RAY_ACTORS``), else the EvalConfig defaults. ``options`` is
+    a list of ``FAMILY.NAME=VALUE`` strings or a mapping; it overrides ``GENBENCH_OPTIONS``
+    key by key. ``protocol`` (else ``GENBENCH_PROTOCOL``, else ``default``) names the preset
+    (``PRESETS``) the MLIP comes from when none is given: SevenNet-l3i5 on every device, or
+    ``chgnet``. The Ray executor joins ``ray_address``, else ``$RAY_ADDRESS`` (read where it
+    runs), else starts a local cluster. Option names are checked by the pipeline
+    (``check_config``), not here.
     """
     env = os.environ if env is None else env
 
@@ -168,4 +176,11 @@ def build_config(
             family, name, value = parse_option(pair)
             given.setdefault(family, {})[name] = value
     cfg.options = merge_options(from_env, given)
+    actors = pick(ray_actors, "RAY_ACTORS")
+    try:
+        actors = int(actors) if actors is not None else None
+    except ValueError:
+        raise ValueError(f"the number of Ray actors must be a whole number, got {actors!r}") from None
+    cfg.execution = ExecutionSettings(executor=pick(executor, "EXECUTOR") or "local",
+                                      ray_address=ray_address or None, ray_actors=actors)
     return cfg

@@ -223,7 +223,8 @@ def run(ctx: EvalContext, options: StabilityOptions) -> FamilyResult:
     route = energy_route(spec, hull, declared)  # refuses an incompatible pair before any work
 
     structures = {i: s for i in ctx.valid_index if (s := ctx.structures[i]) is not None}
-    relaxed, info = relax_all(structures, settings, ctx.checkpoint_dir("stability"), ctx.progress)
+    relaxed, info = relax_all(structures, settings, ctx.checkpoint_dir("stability"), ctx.progress,
+                              execution=cfg.execution)
 
     records: list[dict[str, Any]] = []
     for i in ctx.track(list(structures), "stability: hull"):
@@ -296,6 +297,8 @@ def run(ctx: EvalContext, options: StabilityOptions) -> FamilyResult:
                        "mode": info["mode"], "workers": info["workers"],
                        "engine": (info.get("mlip") or {}).get("engine"), "device": info.get("device"),
                        "n_relaxed_now": info["n_relaxed_now"], "n_from_checkpoint": info["n_from_checkpoint"]},
+        # where it ran (executor, cluster size, actors): execution only, it changes no value
+        "execution": info["execution"],
         "thresholds_eV_per_atom": {"stable": cfg.stable_threshold, "metastable": cfg.metastable_threshold,
                                    "tolerance": EHULL_TOL},
         "rmsd": "minimum-image fractional displacements (cells aligned), mean translation removed, in Å "

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from ase import Atoms
     from pymatgen.core.structure import Structure
 
+    from evaluator.execution import ExecutionSettings
     from evaluator.mlip import MLIP, MLIPSpec
 
 R = TypeVar("R", bound=Hashable)  # the caller's row key
@@ -206,14 +207,16 @@ def relax_chunk(mlip: MLIP, items: list[tuple[str, Atoms]], settings: RelaxSetti
 
 
 def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkpoint_dir: Path | None = None,
-              progress: Progress | None = None,
-              mlip: MLIP | None = None) -> tuple[dict[R, RelaxResult], dict[str, Any]]:
+              progress: Progress | None = None, mlip: MLIP | None = None,
+              execution: ExecutionSettings | None = None) -> tuple[dict[R, RelaxResult], dict[str, Any]]:
     """Relax ``{row: Structure}``; returns ({row: result}, run info).
 
     Structures already in the checkpoint are not recomputed (nor are duplicates
     within the submission: identical structures share one relaxation). Every finished
     structure is checkpointed at once; ``progress`` gets the structures done and, if it
     takes them (``StepReporter``), the running cells' steps (``step_progress`` module).
+    ``execution``: where they run (default: here; ``ray``: ``executors.ray_executor``,
+    whose actors run :func:`relax_chunk` on chunks of structures).
     """
     from evaluator.mlip import describe_mlip, resolve_device
 
@@ -231,7 +234,7 @@ def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkp
     costs = cost_model(settings.mlip, device)
     info: dict[str, Any] = {"mode": mode, "workers": workers, "device": device, "n_relaxed_now": len(todo),
                             "n_from_checkpoint": n_cached, "checkpoint": str(ck.path) if ck.path else None,
-                            "settings": asdict(settings),
+                            "settings": asdict(settings), "execution": {"executor": "local"},
                             "predicted_s": round(costs.total_seconds((len(s) for s in todo.values()), budget), 1)}
     board = StepBoard(RELAX_STAGE, {k: (len(s), costs.atom_steps(len(s), budget)) for k, s in todo.items()},
                       progress, n_cached, n_total)
@@ -247,7 +250,18 @@ def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkp
     if progress:
         progress(RELAX_STAGE, n_cached, n_total)
     order = cost_order(todo, settings, device)
-    if todo and mode == "pool" and workers > 1:
+    if todo and execution is not None and execution.executor == "ray":
+        from evaluator.families.stability.executors.ray_executor import LocalFunctions, relax_on_ray
+
+        def poll() -> None:  # while chunks run on the cluster: progress may raise to stop the run
+            if progress:
+                progress(RELAX_STAGE, board.done, board.total)
+            board.raise_error()
+
+        info.update(relax_on_ray(order, todo, settings, execution,
+                                 LocalFunctions(resolve_mode, relax_chunk, _to_atoms), record, poll))
+        mode, device = info["mode"], info["device"]
+    elif todo and mode == "pool" and workers > 1:
         _run_pool(order, todo, settings, device, workers, record, board)
     elif todo:
         if mlip is None:
