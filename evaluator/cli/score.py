@@ -17,6 +17,7 @@ from pathlib import Path
 
 from evaluator.cli.common import StageBars, fail
 from evaluator.config import PRESETS, EvalConfig, build_config
+from evaluator.execution import EXECUTORS
 from evaluator.mlip import BACKENDS
 
 
@@ -24,7 +25,8 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     """The EvalConfig of the parsed flags (raises ValueError on a malformed option)."""
     return build_config(families=args.families, reference=args.reference, mlip=args.mlip,
                         mlip_model=args.mlip_model, device=args.device, dtype=args.dtype,
-                        relax_steps=args.relax_steps, options=args.option or (), protocol=args.protocol)
+                        relax_steps=args.relax_steps, options=args.option or (), protocol=args.protocol,
+                        executor=args.executor, ray_address=args.ray_address, ray_actors=args.ray_actors)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -85,4 +87,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "false or 2 are parsed; overrides $GENBENCH_OPTIONS, a JSON object "
                         "{family: {name: value}})")
     p.add_argument("--data-dir", help="data directory (default $GENBENCH_DATA_DIR or ../shared/data)")
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_score)
+
+
+def add_executor_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--executor``, ``--ray-address``, ``--ray-actors`` (the CLI's and the worker's)."""
+    p.add_argument("--executor", choices=EXECUTORS,
+                   help="where the relaxations run: local (this machine) or ray (the actors of a Ray cluster; "
+                        "needs pip install '.[ray]'); default $GENBENCH_EXECUTOR or local. Execution only: "
+                        "it changes no value")
+    p.add_argument("--ray-address", help="Ray cluster to join (host:port of `ray start --head`); default "
+                                         "$RAY_ADDRESS, else a local cluster started for the run")
+    p.add_argument("--ray-actors", type=int, help="at most this many Ray actors (default $GENBENCH_RAY_ACTORS, "
+                                                  "else one per GPU of the cluster, or one per CPU without GPUs)")

@@ -158,6 +158,10 @@ def relax_on_ray(order: list[str], todo: Mapping[str, Structure], settings: Rela
     """Relax ``todo`` ({structure key: Structure}, ``order`` = keys in the runner's order) on
     the cluster, handing each result to ``record``. Returns the run info the runner merges
     into its own: ``mode``, ``workers`` (actors), ``device`` (the actors') and ``execution``."""
+    # Ray's C++ crash handler would catch SIGTERM and abort the driver, skipping the cleanup
+    # below; without it ray.init's handler raises SystemExit and the finally block runs.
+    # (Read when ray is first imported; a caller that imported ray already keeps its choice.)
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     import ray
 
     connection = connect(execution)
