@@ -34,9 +34,10 @@ Evaluator settings come from flags or the environment, through
 GENBENCH_RELAX_STEPS, GENBENCH_MLIP, GENBENCH_MLIP_MODEL, GENBENCH_DEVICE,
 GENBENCH_DTYPE, GENBENCH_REFERENCE, GENBENCH_OPTIONS (a JSON object
 ``{family: {name: value}}``; ``--option FAMILY.NAME=VALUE`` overrides it key by
-key); also GENBENCH_DATA_DIR and GENBENCH_WORK_DIR. The configuration is checked
-(``evaluator.pipeline.check_config``) before the worker claims anything: an unknown
-family or option stops it with ``error: ...`` and exit status 2.
+key), GENBENCH_EXECUTOR (local or ray: the Ray executor joins $RAY_ADDRESS, else starts a
+local cluster per job) and GENBENCH_RAY_ACTORS; also GENBENCH_DATA_DIR and GENBENCH_WORK_DIR.
+The configuration is checked (``evaluator.pipeline.check_config``) before the worker
+claims anything: an unknown family or option stops it with ``error: ...`` and exit status 2.
 
 Protocol (``evaluator.protocol``): at start the worker computes the protocol its
 configuration produces (hashing the MLIP checkpoint and the reference files). It refuses
@@ -63,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from evaluator.cli.common import add_executor_arguments
 from evaluator.config import EvalConfig, build_config
 from evaluator.protocol import Protocol
 from evaluator.procpool import die_with_parent
@@ -467,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="family option, e.g. stability.relax_mode=serial (repeatable; overrides "
                         "$GENBENCH_OPTIONS key by key)")
     g.add_argument("--data-dir", help="data directory (default $GENBENCH_DATA_DIR or ../shared/data)")
+    add_executor_arguments(g)  # --executor local|ray, --ray-address, --ray-actors (README "Scaling out")
     g.add_argument("--evaluate", metavar="MODULE:FUNCTION",
                    help="evaluation function with the signature of evaluator.pipeline.evaluate "
                         "(default that one; tests and custom pipelines)")
@@ -492,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     try:  # before the store is opened or a job claimed: a misspelled option is the operator's to fix
         config = build_config(families=args.families, relax_steps=args.relax_steps, mlip=args.mlip,
                               mlip_model=args.mlip_model, device=args.device, dtype=args.dtype,
-                              reference=args.reference, options=args.option or (), protocol=args.protocol)
+                              reference=args.reference, options=args.option or (), protocol=args.protocol,
+                              executor=args.executor, ray_address=args.ray_address, ray_actors=args.ray_actors)
         check_config(config)
         check_protocol(config, args.expect_protocol or os.environ.get(EXPECT_PROTOCOL_VAR), args.data_dir)
     except ValueError as exc:

@@ -15,9 +15,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from evaluator.cli.common import StageBars, fail
+from evaluator.cli.common import StageBars, add_executor_arguments, fail
 from evaluator.config import PRESETS, EvalConfig, build_config
-from evaluator.execution import EXECUTORS
 from evaluator.mlip import BACKENDS
 
 
@@ -90,14 +89,3 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_executor_arguments(p)
     p.set_defaults(func=cmd_score)
 
-
-def add_executor_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--executor``, ``--ray-address``, ``--ray-actors`` (the CLI's and the worker's)."""
-    p.add_argument("--executor", choices=EXECUTORS,
-                   help="where the relaxations run: local (this machine) or ray (the actors of a Ray cluster; "
-                        "needs pip install '.[ray]'); default $GENBENCH_EXECUTOR or local. Execution only: "
-                        "it changes no value")
-    p.add_argument("--ray-address", help="Ray cluster to join (host:port of `ray start --head`); default "
-                                         "$RAY_ADDRESS, else a local cluster started for the run")
-    p.add_argument("--ray-actors", type=int, help="at most this many Ray actors (default $GENBENCH_RAY_ACTORS, "
-                                                  "else one per GPU of the cluster, or one per CPU without GPUs)")
