@@ -101,6 +101,7 @@ class _Stats:
     actor_deaths: int = 0
     chunk_retries: int = 0
     structures_alone: int = 0
+    busy_s: float = 0.0  # actor seconds spent in relax_chunk (utilisation = busy / (actors x wall))
     nodes_used: set[str] = field(default_factory=set)
     last_error: str | None = None
 
@@ -200,7 +201,8 @@ def relax_on_ray(order: list[str], todo: Mapping[str, Structure], settings: Rela
                               "actors_ready": stats.actors_ready, "actor_deaths": stats.actor_deaths,
                               "nodes_used": len(stats.nodes_used), "chunks": count, "chunk_atoms": chunk_atoms,
                               "chunk_retries": stats.chunk_retries,
-                              "structures_retried_alone": stats.structures_alone}}
+                              "structures_retried_alone": stats.structures_alone,
+                              "actor_busy_s": round(stats.busy_s, 3)}}
     finally:
         for actor in actors:
             try:
@@ -284,6 +286,7 @@ def _drive(actors: list[Any], pending: deque[_Chunk], todo: Mapping[str, Structu
                 continue
             idle.append(i)
             stats.nodes_used.add(done.node_id)
+            stats.busy_s += done.wall_s
             for key, result in done.results:
                 record(key, result)
 
