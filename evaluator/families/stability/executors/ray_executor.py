@@ -259,7 +259,7 @@ def _drive(actors: list[Any], pending: deque[_Chunk], todo: Mapping[str, Structu
         elif time.monotonic() - last_available > ACTOR_WAIT_S:
             raise ClusterLost(f"no Ray actor could take work for {ACTOR_WAIT_S:g} s (the cluster lacks the "
                               f"resources to start or restart one); last error: {stats.last_error}")
-        ready, _ = ray.wait([*running, *waking], num_returns=1, timeout=POLL_S)
+        ready = _wait([*running, *waking])
         if not ready:
             poll()
             continue
@@ -289,6 +289,22 @@ def _drive(actors: list[Any], pending: deque[_Chunk], todo: Mapping[str, Structu
             stats.busy_s += done.wall_s
             for key, result in done.results:
                 record(key, result)
+
+
+def _wait(refs: list[Any]) -> list[Any]:
+    """``ray.wait`` for the first of ``refs`` (at most ``POLL_S``). A signal handler that raises
+    while Ray's C++ waits (ray.init's SIGTERM handler: SystemExit; Ctrl-C; a caller's alarm)
+    surfaces as a SystemError around that exception: the exception itself is raised instead."""
+    import ray
+
+    try:
+        ready, _ = ray.wait(refs, num_returns=1, timeout=POLL_S)
+    except SystemError as exc:
+        cause = exc.__context__
+        if isinstance(cause, BaseException) and not isinstance(cause, Exception):
+            raise cause from None
+        raise
+    return ready
 
 
 def _short(exc: BaseException) -> str:
