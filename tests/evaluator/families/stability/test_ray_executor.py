@@ -220,13 +220,18 @@ relax_all(structures, RelaxSettings(steps=100000, fmax=1e-9), None, execution=Ex
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", ["sigterm", "sigkill-group"])
-def test_stopping_a_job_leaves_no_ray_process(data, stop, tmp_path):
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill-group", "sigkill-joined"])
+def test_stopping_a_job_leaves_no_ray_process(data, stop, request):
     """SIGTERM (the CLI stopped) or SIGKILL to the process group (the worker's stop, withdraw,
-    stall and budget kills) while both actors relax: no process of the cluster survives."""
+    stall and budget kills) while both actors relax: no process of the local cluster the job
+    started survives; a job that joined a cluster (``sigkill-joined``: the module's 2-node
+    cluster, via ``RAY_ADDRESS``) leaves no actor holding it."""
     psutil = pytest.importorskip("psutil")
     pytest.importorskip("ray")
+    joined = stop == "sigkill-joined"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    if joined:
+        env["RAY_ADDRESS"] = request.getfixturevalue("cluster").address
     cifs = [str(p) for p in mp_sample_cifs(data, SMALL_MP20[:4])]
     proc = subprocess.Popen([sys.executable, "-c", CHILD, *cifs], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -234,25 +239,33 @@ def test_stopping_a_job_leaves_no_ray_process(data, stop, tmp_path):
         deadline = time.monotonic() + 400  # hang limit: ray start + two CHGNet loads on a loaded machine
 
         def tree():
-            try:
-                return psutil.Process(proc.pid).children(recursive=True)
+            try:  # a joined job's actors are children of the cluster's raylets, started by this process
+                return psutil.Process(os.getpid() if joined else proc.pid).children(recursive=True)
             except psutil.NoSuchProcess:
                 return []
 
-        while len([p for p in tree() if p.name().startswith("ray::RelaxActor.relax")]) < 2:
+        def actors():
+            return [p for p in tree() if p.name().startswith("ray::RelaxActor.relax")]
+
+        while len(actors()) < 2:
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             assert time.monotonic() < deadline, "the actors never started relaxing"
             time.sleep(0.5)
-        descendants = tree()
-        names = {p.name() for p in descendants}
-        assert "raylet" in names and "gcs_server" in names
+        watched = actors() if joined else tree()
+        if not joined:
+            names = {p.name() for p in watched}
+            assert "raylet" in names and "gcs_server" in names
         if stop == "sigterm":
             proc.send_signal(signal.SIGTERM)
         else:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=120)
-        _, alive = psutil.wait_procs(descendants, timeout=120)
+        _, alive = psutil.wait_procs(watched, timeout=120)
         assert alive == [], [(p.pid, p.name()) for p in alive]
+        if joined:
+            import ray
+
+            _wait_for_free_cpus(ray, 2)  # the cluster is whole again, nothing holds it
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
