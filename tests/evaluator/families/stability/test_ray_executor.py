@@ -4,9 +4,9 @@ Chunking and the executor setting need no cluster. The rest runs on one module-s
 ``ray.cluster_utils.Cluster`` of 2 simulated nodes with 1 CPU each (so 2 CHGNet actors, one
 per node): the same energies as the local executor, a withdrawn job that leaves no actor
 holding the cluster, and a node killed mid-job after which every structure still has
-exactly one result. The slow tests run the executor in a child process that starts its own
-local cluster and check that stopping it (SIGTERM, or SIGKILL to its process group as the
-worker does) leaves no Ray process behind.
+exactly one result. The last tests run the executor in a child process and check that
+stopping it (SIGTERM; SIGKILL to its process group, as the worker does) leaves no Ray process
+or actor behind.
 """
 
 from __future__ import annotations
@@ -220,12 +220,13 @@ relax_all(structures, RelaxSettings(steps=100000, fmax=1e-9), None, execution=Ex
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", ["sigterm", "sigkill-group", "sigkill-joined"])
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill-joined"])
 def test_stopping_a_job_leaves_no_ray_process(data, stop, request):
-    """SIGTERM (the CLI stopped) or SIGKILL to the process group (the worker's stop, withdraw,
-    stall and budget kills) while both actors relax: no process of the local cluster the job
-    started survives; a job that joined a cluster (``sigkill-joined``: the module's 2-node
-    cluster, via ``RAY_ADDRESS``) leaves no actor holding it."""
+    """SIGTERM (the CLI stopped) while both actors relax: no process of the local cluster the
+    job started survives. SIGKILL to the process group (the worker's stop, withdraw, stall and
+    budget kills) of a job that joined a cluster (the module's 2-node cluster, via
+    ``RAY_ADDRESS``): no actor is left holding it. (SIGKILL to a job that started its own
+    cluster: ``tests/leaderboard/test_worker_ray.py``, through the worker.)"""
     psutil = pytest.importorskip("psutil")
     pytest.importorskip("ray")
     joined = stop == "sigkill-joined"
