@@ -49,9 +49,9 @@ def test_worker_on_ray_stops_cleanly_and_resumes(tmp_path):
     store = local_store(tmp_path)
     job = submit(store, META, _rattled_cells(tmp_path / "up", n), "alice", SubmissionPolicy(max_per_window=0))
     work = tmp_path / "work"
-    common = ("--families", "validity,stability", "--relax-steps", "300", "--executor", "ray", "--ray-actors", "2",
-              "--heartbeat", "0.5", "--progress-interval", "0.05", "--lease", "60", "--poll", "0.3",
-              "--work-dir", str(work), "--keep-work", "--once")
+    common = ("--families", "validity,stability", "--mlip", "chgnet", "--relax-steps", "300", "--executor", "ray",
+              "--ray-actors", "2", "--heartbeat", "0.5", "--progress-interval", "0.05", "--lease", "60",
+              "--poll", "0.3", "--work-dir", str(work), "--keep-work", "--once")
     env_no_cluster = {"RAY_ADDRESS": ""}  # a local cluster per job
     tag = f"ray-first-{uuid.uuid4().hex[:8]}"
     first = start_worker(store.root, *common, "--worker-id", "first", log=tmp_path / "first.log",
