@@ -61,7 +61,10 @@ EXECUTION_ONLY_LIMITS = frozenset({"read_workers", "max_read_seconds", "max_read
 # EvalConfig fields and where the record takes them from (a new field must be placed here).
 CONFIG_IN_RECORD = frozenset({"reference", "mlip", "mlip_model", "dtype", "relax_fmax", "relax_steps",
                               "stable_threshold", "metastable_threshold", "limits", "options"})
-CONFIG_EXECUTION_ONLY = frozenset({"device", "families"})  # families: which numbers, not their values
+# families: which numbers, not their values; execution: the local or Ray executor (issue 22: the Ray actors
+# run the local executor's functions, energies equal within 1e-6 eV/atom, tests/evaluator/families/
+# stability/test_ray_executor.py)
+CONFIG_EXECUTION_ONLY = frozenset({"device", "families", "execution"})
 
 # Why the engine is beside the protocol, not in it: the batched engine and the ASE path give the
 # same E_hull within these tolerances (eV/atom) on CPU (tests/evaluator/families/stability/
@@ -243,10 +246,14 @@ def protocol_of(config: EvalConfig, data: DataDir | None = None) -> Protocol:
 
 
 def execution_of(config: EvalConfig, stability_provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """What is recorded beside the protocol: device, engine, batch size and processes."""
+    """What is recorded beside the protocol: device, engine, batch size, processes and the
+    executor (``ray``: the cluster and actors, from the stability provenance)."""
     relax = (stability_provenance or {}).get("relaxation") or {}
+    ran = (stability_provenance or {}).get("execution") or {}
     stability = config.options.get("stability") or {}
-    return {"device": relax.get("device") or config.device,
+    return {"executor": ran.get("executor") or config.execution.executor,
+            "ray": {k: v for k, v in ran.items() if k != "executor"} if ran.get("executor") == "ray" else None,
+            "device": relax.get("device") or config.device,
             "relax_mode": relax.get("mode") or stability.get("relax_mode", "auto"),
             "engine": relax.get("engine"),
             "relax_workers": relax.get("workers", stability.get("relax_workers")),

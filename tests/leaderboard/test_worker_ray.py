@@ -90,6 +90,8 @@ def test_worker_on_ray_stops_cleanly_and_resumes(tmp_path):
     assert ex["executor"] == "ray" and ex["cluster"] == "local (started for this run)"
     assert ex["actors"] == ex["actors_ready"] == 2 and ex["actor_deaths"] == 0
     assert prov["config"]["execution"]["executor"] == "ray"
+    summary = load_summary(store, job.id)
+    assert summary["execution"]["executor"] == "ray" and summary["execution"]["ray"]["actors"] == 2
     relax = stability["relaxation"]
     assert relax["n_from_checkpoint"] + relax["n_relaxed_now"] == n
     (checkpoint,) = (work / job.id / "eval").rglob("relax-*.jsonl")

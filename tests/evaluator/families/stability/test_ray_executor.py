@@ -61,6 +61,12 @@ def test_executor_setting_from_flags_and_environment():
     cfg = build_config(executor="local", ray_address="10.0.0.1:6379", env={"GENBENCH_EXECUTOR": "ray"})
     assert cfg.execution.executor == "local" and cfg.execution.ray_address == "10.0.0.1:6379"
     assert cfg.to_dict()["execution"]["executor"] == "local"  # recorded in provenance.config
+    # execution only: the executor is not part of the evaluation protocol
+    from evaluator.protocol import execution_of, protocol_of
+
+    local, ray = build_config(env={}, mlip="chgnet"), build_config(env={}, mlip="chgnet", executor="ray")
+    assert protocol_of(ray).id == protocol_of(local).id
+    assert execution_of(ray)["executor"] == "ray" and execution_of(local)["executor"] == "local"
     with pytest.raises(ValueError, match="unknown executor 'dask'"):
         build_config(executor="dask", env={})
     with pytest.raises(ValueError, match="ray_actors must be a whole number >= 1"):
