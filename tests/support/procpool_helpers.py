@@ -44,3 +44,27 @@ def record_pid_then_sleep(path: str) -> None:
         fh.write(str(os.getpid()))
     while True:
         time.sleep(1)
+
+
+def wait_to_be_killed_once(path: str) -> str:
+    """First run: record this process's pid in ``path`` and wait (the test kills it).
+    A later run (the retry, in another worker process) returns at once."""
+    if os.path.exists(path):
+        return f"retried in {os.getpid()}"
+    with open(path + ".tmp", "w") as fh:
+        fh.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    while True:
+        time.sleep(0.05)
+
+
+def kill_own_worker(x: int) -> int:
+    """Every run SIGKILLs its own worker process (what memory pressure or an operator's
+    signal does to every worker, whatever it runs)."""
+    os.kill(os.getpid(), 9)
+    return x
+
+
+def exit_at_start() -> None:
+    """An initializer whose process dies before it is ready (a worker that cannot start)."""
+    os._exit(1)
