@@ -17,7 +17,8 @@ because the standard pools fail the evaluator's needs in three ways:
   kills or times out its worker again, alone, gets ``Outcome(ok=False)`` with the reason
   (``item_attempts`` runs in all). When worker processes keep failing whatever they run
   (``max_lost_workers`` losses in a row without any item completing: they cannot start,
-  memory pressure, a signal) or an initializer fails, the run raises :class:`PoolFailure`
+  memory pressure, a signal; or several items "killed" their workers and none completed)
+  or an initializer fails, the run raises :class:`PoolFailure`
   (an infrastructure failure: its callers must not turn it into per-item failures).
 * **Whatever drives the caller.** Children never re-run the caller's ``__main__``
   (multiprocessing does so for ``spawn``/``forkserver`` children, which breaks when the
@@ -329,6 +330,9 @@ class _Run(Iterator[Outcome]):
         self.runs: dict[int, int] = {}  # index -> runs that killed or timed out their worker
         self.lost_in_a_row = 0  # workers lost since an item last completed
         self.last_loss = ""
+        self.n_items = len(self.pending)
+        self.completed_any = False  # some item completed: the workers can work
+        self.deferred: list[Outcome] = []  # verdicts held until workers are shown to work
         _LIVE.add(self)
 
     # -- context manager and iterator
@@ -350,6 +354,9 @@ class _Run(Iterator[Outcome]):
                 self.close()
                 raise PoolFailure(self.failure)
             if self.closed or not (self.pending or self.suspects or self._busy()):
+                if self.deferred and not self.closed:
+                    self._settle_deferred()
+                    continue
                 self.close()
                 raise StopIteration
             self._step()
@@ -436,7 +443,21 @@ class _Run(Iterator[Outcome]):
             child.task = child.item = None
             child.deadline = float("inf")
             self.lost_in_a_row = 0  # a worker completed an item: workers can work
+            self.completed_any = True
             self.ready.append(Outcome(index, ok, value=value, error=error))
+            self.ready.extend(self.deferred)
+            self.deferred.clear()
+
+    def _settle_deferred(self) -> None:
+        """The run is over and items killed their workers but none completed: one item
+        alone may be at fault; several say the workers die whatever they run."""
+        if self.completed_any or self.n_items == 1:
+            self.ready.extend(self.deferred)
+            self.deferred.clear()
+        else:
+            self._fail_run(f"none of the {self.n_items} items completed: every worker process died, "
+                           f"whatever it ran (last: {self.last_loss}): a failure of the machine, "
+                           f"not of the items")
 
     def _worker_lost(self, why: str) -> None:
         """Count a worker lost for no reason of its item; too many in a row fail the run."""
@@ -461,8 +482,12 @@ class _Run(Iterator[Outcome]):
         if runs >= self.item_attempts and alone:
             # reproducible, and not the pool's doing: this item's own failure
             how = f"{error}; {runs} times, the last alone in its worker" if runs > 1 else error
-            self.ready.append(Outcome(index, False, error=how if not timed_out else error,
-                                      timed_out=timed_out))
+            if timed_out:
+                self.ready.append(Outcome(index, False, error=error, timed_out=True))
+            elif self.completed_any:
+                self.ready.append(Outcome(index, False, error=how))
+            else:  # blamed only once some item shows that the workers can work
+                self.deferred.append(Outcome(index, False, error=how))
         else:
             self.suspects.append((index, item))
 
