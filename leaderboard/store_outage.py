@@ -23,6 +23,9 @@ def store_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the store did not answer or could not write (an outage)."""
     if isinstance(exc, (PreconditionFailed, FileNotFoundError)):
         return False  # the store answered: a lost compare-and-swap, a file that is not there
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+        return False  # the Hub answered and refused the request: waiting will not change that
     return isinstance(exc, (StoreError, OSError))  # OSError: network (requests, Hub) and disk errors
 
 

@@ -138,3 +138,11 @@ def test_what_counts_as_a_store_outage():
     assert store_unavailable(StoreError("could not commit")) and store_unavailable(OSError("unreachable"))
     assert not store_unavailable(PreconditionFailed("changed"))
     assert not store_unavailable(FileNotFoundError("missing")) and not store_unavailable(ValueError("bug"))
+
+    class HTTPError(OSError):  # as requests raises it (huggingface_hub's errors subclass it)
+        def __init__(self, status):
+            super().__init__(f"HTTP {status}")
+            self.response = type("Response", (), {"status_code": status})()
+
+    assert store_unavailable(HTTPError(503)) and store_unavailable(HTTPError(429))
+    assert not store_unavailable(HTTPError(413)) and not store_unavailable(HTTPError(403))
