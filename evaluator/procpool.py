@@ -327,6 +327,7 @@ class _Run(Iterator[Outcome]):
         self.closed = False
         self.failure: str | None = None  # why the run failed as infrastructure (PoolFailure)
         self.suspects: deque[tuple[int, Any]] = deque()  # to run again, alone
+        self.solo: int | None = None  # the suspect running alone now (nothing else starts meanwhile)
         self.runs: dict[int, int] = {}  # index -> runs that killed or timed out their worker
         self.lost_in_a_row = 0  # workers lost since an item last completed
         self.last_loss = ""
@@ -383,16 +384,19 @@ class _Run(Iterator[Outcome]):
         self.failure = self.failure or why
 
     def _step(self) -> None:
-        # a suspect runs alone: nothing new starts until the running items are done
-        wanted = 1 if self.suspects else min(self.workers, len(self.pending) + len(self._busy()))
+        # a suspect runs alone: nothing new starts until the running items are done, nor
+        # while it runs
+        exclusive = bool(self.suspects) or self.solo is not None
+        wanted = 1 if exclusive else min(self.workers, len(self.pending) + len(self._busy()))
         while len(self.children) < max(wanted, 1) and (self.pending or self.suspects) and self.failure is None:
             self._spawn()
         if self.failure is not None or not self.children:
             return
         idle = [c for c in self.children if c.ready and c.task is None]
-        if self.suspects:
-            if idle and not self._busy():
+        if exclusive:
+            if idle and not self._busy() and self.solo is None:
                 index, item = self.suspects.popleft()
+                self.solo = index
                 idle[0].assign(index, item, self.timeout_s, alone=True)
         else:
             for child in idle:
@@ -440,6 +444,8 @@ class _Run(Iterator[Outcome]):
             self._fail_run(f"worker process could not start: {msg[1]}" if msg[0] == "init_error" else msg[1])
         else:
             _, index, ok, value, error = msg
+            if index == self.solo:
+                self.solo = None
             child.task = child.item = None
             child.deadline = float("inf")
             self.lost_in_a_row = 0  # a worker completed an item: workers can work
@@ -476,6 +482,8 @@ class _Run(Iterator[Outcome]):
             self._worker_lost(error if child.ready else f"worker process could not start: {error}")
             return
         index, item, alone = child.task, child.item, child.alone
+        if index == self.solo:
+            self.solo = None
         if not timed_out:
             self._worker_lost(error)
         runs = self.runs[index] = self.runs.get(index, 0) + 1

@@ -52,6 +52,18 @@ def test_an_item_that_kills_its_worker_alone_twice_fails_alone():
     assert outs[1].error == "worker process died (exit code 3); 2 times, the last alone in its worker"
 
 
+def test_the_retry_of_an_item_whose_worker_died_runs_alone(tmp_path):
+    """Nothing else runs in the pool while the item whose worker died runs again (so a
+    second death is its own, not memory pressure from its neighbours)."""
+    tasks = [(str(tmp_path), "good", i) for i in range(12)]
+    tasks.insert(3, (str(tmp_path), "crash", 99))
+    outs = list(run_bounded(h.overlap_probe, tasks, workers=2, timeout_s=120))
+    assert len(outs) == 13 and all(o.ok for o in outs), [o.error for o in outs if not o.ok]
+    beside = {o.value[0]: o.value[1] for o in outs}
+    assert beside[99] == []  # no good item ran during the retry
+    assert all(beside[i] == [] for i in range(12))  # no good item started during it
+
+
 def test_a_worker_killed_mid_item_costs_the_item_nothing(tmp_path):
     """A worker killed from outside (a signal, the OOM killer) while it runs an item: the
     item runs again in another worker process and succeeds; no failure is recorded."""
