@@ -177,6 +177,8 @@ class Worker:
     $GENBENCH_EXPECT_PROTOCOL, else none); ValueError when this worker cannot produce it
     (``check_protocol``). ``self.protocol`` is what it produces; it claims only jobs queued
     under it (or under none).
+    outage_retry_s: first wait before retrying a store that did not answer (doubling up
+    to OUTAGE_RETRY_MAX_S).
     """
 
     def __init__(self, store: Store, config: EvalConfig | None = None, *, worker_id: str | None = None,
