@@ -355,8 +355,8 @@ class Worker:
             reason = _short(f"evaluation error ({type(exc).__name__}): {exc}")
             outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
             return self._finalize(job, work, outcome)
-        if inputs is None:  # stopped while the store was unavailable: the lease expires, the job is retried
-            return self._finalize(job, work, None)
+        if inputs is None:  # stopped while the store was unavailable: hand the job back if it answers now
+            return self._finalize(job, work, self._release_after_outage(job))
         result: Outcome
         try:
             child = self._evaluation_process()
@@ -380,6 +380,8 @@ class Worker:
                     log.error("%s: %s: publishing failed:\n%s", self.worker_id, job.id, traceback.format_exc())
                     reason = _short(f"could not publish the results ({type(exc).__name__}): {exc}")
                     outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
+                if outcome is None and self.stopping.is_set():  # stopped while the store did not answer
+                    outcome = self._release_after_outage(job)
             case UserError(message=message):
                 outcome = self._safely(fail, job.id, self.worker_id, _short(message), USER_ERROR)
             case Failed():
@@ -418,6 +420,15 @@ class Worker:
             shutil.rmtree(work, ignore_errors=True)
         log.info("%s: %s -> %s", self.worker_id, job.id, final.status)
         return final
+
+    def _release_after_outage(self, job: Job) -> Job | None:
+        """Stopped during a store outage: give the job back (attempt not counted) if the store
+        answers now; if not, its lease expires and another worker reclaims it."""
+        try:
+            return release(self.store, job.id, self.worker_id, "worker shut down during a store outage")
+        except Exception as exc:  # noqa: BLE001 - still unavailable, or no longer ours
+            self._store_errors.error(exc)
+            return None
 
     def _safely(self, fn, *args):
         """``fn(store, *args)`` (a queue write), waiting out a store outage; None if the lease

@@ -88,3 +88,24 @@ def test_a_failure_reason_holds_no_server_path(tmp_path):
     assert reason == ("evaluation error (FileNotFoundError): [Errno 2] No such file or directory: "
                       "'…/mp20_hull.parquet'"), reason
     assert str(tmp_path) not in str(final.to_dict())
+
+
+def test_a_worker_stopped_during_an_outage_hands_the_job_back(tmp_path):
+    """SIGTERM while the results wait for the store: the job goes back to the queue (attempt
+    not counted) as soon as the store takes that small write; nothing is failed."""
+    store = OutageStore(local_store(tmp_path))
+    job = submit(store.inner, META, [write_cifs(tmp_path / "up", 1)], "alice", SubmissionPolicy(max_per_window=0))
+    worker = Worker(store, EvalConfig(families=["validity"]), worker_id="w-stop", work_root=tmp_path / "work",
+                    lease_s=30, heartbeat_s=0.2, progress_interval_s=0.05, outage_retry_s=0.01)
+    store.down.set()
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(worker.run_one()), daemon=True)
+    thread.start()
+    wait_for(lambda: q.get_job(store, job.id).progress.get("stage") == STORE_UNAVAILABLE_STAGE, 300, 0.05,
+             "the outage stage in the status document")
+    worker.stop()
+    thread.join(120)
+    assert not thread.is_alive()
+    final = q.get_job(store, job.id)
+    assert final.status == q.PENDING and final.attempts == 0 and final.failure is None
+    assert final.history[-1]["event"] == "released" and "store outage" in final.history[-1]["why"]
