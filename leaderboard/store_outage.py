@@ -13,10 +13,21 @@ makes one traceback and one summary line, not one traceback per retry.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
 from leaderboard.store import PreconditionFailed, StoreError
+
+
+# what varies between two reports of one error (request ids, counters, times) is left out of
+# the comparison: a Hub 503 carries a new request id each time
+_VARYING = re.compile(r"[0-9a-fA-F-]{8,}|\d+")
+
+
+def _same_error_key(exc: BaseException) -> tuple[str, str]:
+    first_line = (str(exc).splitlines() or [""])[0]
+    return type(exc).__name__, _VARYING.sub("#", first_line)
 
 
 def store_unavailable(exc: BaseException) -> bool:
@@ -35,19 +46,20 @@ class RepeatedErrorLog:
     def __init__(self, logger: logging.Logger, what: str, clock: Callable[[], float] = time.monotonic):
         self.logger, self.what, self._clock = logger, what, clock
         self.key: tuple[str, str] | None = None
+        self.first = ""  # the first report's text
         self.count = 0
         self.since = 0.0
 
     def error(self, exc: BaseException) -> None:
         """Record one occurrence of ``exc`` (logged only if it differs from the last one)."""
-        key = (type(exc).__name__, str(exc))
+        key = _same_error_key(exc)
         if key == self.key:
             self.count += 1
             return
         self._summarise("")
         self.key, self.count, self.since = key, 1, self._clock()
-        self.logger.error("%s: %s: %s (logged once; repeats are counted)", self.what, key[0], key[1],
-                          exc_info=exc)
+        self.first = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+        self.logger.error("%s: %s (logged once; repeats are counted)", self.what, self.first, exc_info=exc)
 
     def ok(self) -> None:
         """The operation succeeded: summarise the errors before it, if any."""
@@ -57,5 +69,5 @@ class RepeatedErrorLog:
     def _summarise(self, end: str) -> None:
         if self.key is None:
             return
-        self.logger.warning("%s: %s: %s happened %d time(s) in %.0f s%s", self.what, *self.key, self.count,
+        self.logger.warning("%s: %s happened %d time(s) in %.0f s%s", self.what, self.first, self.count,
                             self._clock() - self.since, end)

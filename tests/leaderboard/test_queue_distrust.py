@@ -123,15 +123,21 @@ def test_a_repeated_error_is_logged_once_with_a_count(caplog):
     clock = [0.0]
     errors = RepeatedErrorLog(logging.getLogger("test.outage"), "w1: store", clock=lambda: clock[0])
     with caplog.at_level(logging.WARNING, logger="test.outage"):
-        for i in range(208):  # 208 retries in 70 s
+        for i in range(208):  # 208 retries in 70 s, each with its own request id
             clock[0] = i * 70 / 207
-            errors.error(StoreError("503 Service Unavailable"))
+            errors.error(StoreError(f"503 Service Unavailable (Request ID: Root=1-{i:08x}-{7 * i:016x})"))
         errors.ok()
         errors.ok()  # nothing more to say
     records = [r for r in caplog.records if r.name == "test.outage"]
     assert [r.levelname for r in records] == ["ERROR", "WARNING"]
     assert records[0].exc_info is not None  # one traceback
     assert "happened 208 time(s) in 70 s; it works again" in records[1].getMessage()
+    assert "Root=1-00000000-" in records[1].getMessage()  # the first report's text
+    with caplog.at_level(logging.WARNING, logger="test.outage"):
+        errors.error(StoreError("503 Service Unavailable"))
+        errors.error(PermissionError("read-only file system"))  # another error: the first is summed up
+    records = [r for r in caplog.records if r.name == "test.outage"][2:]
+    assert [r.levelname for r in records] == ["ERROR", "WARNING", "ERROR"]
 
 
 def test_what_counts_as_a_store_outage():
