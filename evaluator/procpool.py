@@ -2,7 +2,7 @@
 
 ``run_bounded(fn, items, workers=2, timeout_s=30)`` runs ``fn(item)`` for every item in
 child processes and yields one :class:`Outcome` per item, in completion order. It exists
-because the standard pools fail the evaluator's needs in three ways:
+because the standard pools fail the evaluator's needs in these ways:
 
 * **No fork.** The worker and the app run threads (heartbeat, Gradio, torch's pools);
   forking a threaded process can copy a lock in its held state and deadlock the child.
