@@ -183,7 +183,8 @@ class Job:
         del self.history[:-MAX_HISTORY]
 
 
-def lease_distrusted(job: Job, at: dt.datetime | None = None) -> str | None:
+def lease_distrusted(job: Job, at: dt.datetime | None = None, max_lease_s: float = MAX_LEASE_S,
+                     stale_s: float = STALE_HEARTBEAT_S) -> str | None:
     """Why a RUNNING job's unexpired lease cannot be trusted, or None: it ends further ahead
     than any worker grants (``MAX_LEASE_S``; a worker clock running ahead), or the last
     heartbeat is older than ``STALE_HEARTBEAT_S`` (the worker stopped beating)."""
@@ -194,11 +195,11 @@ def lease_distrusted(job: Job, at: dt.datetime | None = None) -> str | None:
         exp, beat = parse_time(job.lease_expires), parse_time(job.heartbeat)
     except (TypeError, ValueError):
         return "unreadable lease times"
-    if exp is not None and (exp - t).total_seconds() > MAX_LEASE_S:
+    if exp is not None and (exp - t).total_seconds() > max_lease_s:
         return (f"its lease ends {(exp - t).total_seconds() / 3600:.1f} h from now, longer than any worker "
-                f"grants ({MAX_LEASE_S:g} s): the worker's clock runs ahead")
-    if beat is not None and (t - beat).total_seconds() > STALE_HEARTBEAT_S:
-        return f"no heartbeat for {(t - beat).total_seconds():.0f} s (stall limit {STALE_HEARTBEAT_S:g} s)"
+                f"grants ({max_lease_s:g} s): the worker's clock runs ahead")
+    if beat is not None and (t - beat).total_seconds() > stale_s:
+        return f"no heartbeat for {(t - beat).total_seconds():.0f} s (stall limit {stale_s:g} s)"
     return None
 
 
@@ -477,10 +478,20 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
     t = now()
     entries, _ = queue_index.read(store)
     lease_s = _claim_lease(store, entries, lease_s)
-    for job in _claim_candidates(store, entries, t):
+    plan = lease_plan(store, queue_index.running(entries or {}), lease_s)
+    # what a worker may write under lease batching (issue 23) is trusted: a lease up to twice
+    # the plan's, a heartbeat as old as a lease plus a renewal interval
+    limits = {"max_lease_s": max(MAX_LEASE_S, 2 * plan.lease_s),
+              "stale_s": max(STALE_HEARTBEAT_S, plan.lease_s + 2 * plan.interval_s)}
+
+    def over(j: Job) -> bool:
+        exp = parse_time(j.lease_expires)
+        return exp is None or exp <= now() or lease_distrusted(j, None, **limits) is not None
+
+    for job in sorted(_claim_candidates(store, entries, t, limits), key=lambda j: j.order_key):
         if job.status == PENDING and job.not_before and parse_time(job.not_before) > t:
             continue
-        if job.status == RUNNING and not job.lease_expired:
+        if job.status == RUNNING and not over(job):
             continue
         if protocol and job.protocol and job.protocol != protocol:
             continue
@@ -489,7 +500,7 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
             if j.status == PENDING:
                 if j.not_before and parse_time(j.not_before) > now():
                     return None
-            elif not (j.status == RUNNING and j.lease_expired):
+            elif not (j.status == RUNNING and over(j)):
                 return None
             limit = max_attempts or j.max_attempts
             if j.status == RUNNING and j.attempts >= limit:
@@ -498,7 +509,7 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
                 return j
             reclaimed = j.status == RUNNING
             previous = j.lease_owner
-            distrusted = lease_distrusted(j) if reclaimed else None
+            distrusted = lease_distrusted(j, None, **limits) if reclaimed else None
             if distrusted is not None:  # shown as stalled: its worker no longer counts
                 j.log("stalled", worker_id, stage=str((j.progress or {}).get("stage") or ""),
                       reason=distrusted, attempt=j.attempts)
@@ -694,12 +705,19 @@ def _indexed_jobs(store: Store, statuses: tuple[str, ...] | None, submitter: str
             if j is not None]
 
 
-def _claim_candidates(store: Store, entries: queue_index.Entries | None, t: dt.datetime) -> list[Job]:
+def _claim_candidates(store: Store, entries: queue_index.Entries | None, t: dt.datetime,
+                      limits: dict[str, float] | None = None) -> list[Job]:
     """Jobs that may be claimable at ``t``: from the index (``entries``), only the runnable
-    ones' documents are read (an idle poll reads one document); without one, every active job."""
+    ones' documents are read (an idle poll reads one document), and RUNNING ones whose
+    lease the queue distrusts (``lease_distrusted`` with ``limits``); without an index,
+    every active job."""
     if entries is None:
         return list_jobs(store, (PENDING, RUNNING))
-    return [j for j in (get_job(store, i) for i in queue_index.runnable(entries, t)) if j is not None]
+    ids = queue_index.runnable(entries, t)
+    ids += [i for i, e in entries.items() if i not in ids and e.get("status") == RUNNING
+            and lease_distrusted(Job(id=i, status=RUNNING, lease_expires=e.get("lease_expires"),
+                                     heartbeat=e.get("heartbeat")), t, **(limits or {})) is not None]
+    return [j for j in (get_job(store, i) for i in ids) if j is not None]
 
 
 def _claim_lease(store: Store, entries: queue_index.Entries | None, lease_s: float) -> float:
