@@ -43,6 +43,7 @@ from evaluator.config import DEFAULT_PRESET, PRESETS
 from evaluator.mlip import default_mlip, resolve_device
 from evaluator.mlip.cost import MLIP_FACTOR, RelaxCostModel, cost_model
 from evaluator.mlip.relax import DEFAULT_BUDGET, RelaxBudget
+from leaderboard.job_progress import STORE_UNAVAILABLE_STAGE
 
 STALL_WARN_ENV = "GENBENCH_STALL_WARN_S"
 STALL_TIMEOUT_ENV = "GENBENCH_STALL_TIMEOUT"  # the worker's watchdog (leaderboard.worker, default 600 s)
@@ -366,6 +367,8 @@ class Estimator:
         ``stall_warn_s``) has no estimate: its last rate no longer says anything."""
         p = progress_of(job)
         stage = str(p.get("stage") or "")
+        if stage == STORE_UNAVAILABLE_STAGE:  # done, but the store does not take the results yet
+            return Estimate(None, stage)
         idle = seconds_since_progress(job, now)
         if idle is not None and idle >= stall_warn_s():
             return Estimate(None, f"no progress for {round(idle / 60)} min: stalled")

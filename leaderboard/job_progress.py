@@ -29,6 +29,10 @@ import time
 from collections.abc import Callable
 
 
+# the stage of a job whose results wait for the store to answer (leaderboard.worker)
+STORE_UNAVAILABLE_STAGE = "publishing: store unavailable, retrying"
+
+
 class ProgressTracker:
     """Stage timing and rates from (stage, done, total) reports.
 

@@ -37,6 +37,14 @@ stay within ``HEARTBEAT_SHARE`` of the repo's hourly budget, and writes leases l
 enough (``LEASE_INTERVALS`` intervals) to survive it. Renewals are urgent commits
 (``leaderboard.store.urgent_commits``): they may use the budget's reserve.
 
+What no worker can have written is not trusted (``lease_distrusted``, ``_last_seq``):
+a lease that ends further ahead than the longest a worker grants (``MAX_LEASE_S``: a
+worker whose clock runs ahead) or a heartbeat older than the stall limit
+(``STALE_HEARTBEAT_S``) counts as expired, so the job is reclaimed (a "stalled" event);
+a sequence counter behind the highest ``seq`` of the jobs (rolled back, e.g. a restored
+backup) is repaired to it, its copy kept in the quarantine. Failure reasons are
+user-facing: ``public_reason`` strips server file paths from them (logs keep them).
+
 Store paths (``job_path``, ``SEQUENCE_PATH``, the quarantine) come from
 :mod:`leaderboard.store.layout`.
 """
@@ -46,6 +54,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import secrets
 from collections.abc import Callable
@@ -65,6 +74,10 @@ ACTIVE = (PENDING, RUNNING)
 USER_ERROR, INFRASTRUCTURE = "user", "infrastructure"  # failure kinds
 MAX_HISTORY = 50
 CORRUPT_REASON = "corrupt status document"
+MAX_LEASE_S = 3600.0  # the longest lease a worker grants (defaults: 60 s locally, 900 s on the Hub)
+# a RUNNING job whose worker has not heartbeaten for this long is stalled, whatever its lease
+# says (workers heartbeat every few minutes at most; default: the worker's stall limit)
+STALE_HEARTBEAT_S = float(os.environ.get("GENBENCH_STALL_TIMEOUT") or 600.0)
 log = logging.getLogger("leaderboard.queue")
 
 
@@ -156,8 +169,9 @@ class Job:
 
     @property
     def lease_expired(self) -> bool:
+        """The lease ended, or cannot be trusted (``lease_distrusted``)."""
         exp = parse_time(self.lease_expires)
-        return exp is None or exp <= now()
+        return exp is None or exp <= now() or lease_distrusted(self) is not None
 
     @property
     def visible(self) -> bool:
@@ -167,6 +181,36 @@ class Job:
     def log(self, event: str, by: str | None = None, **extra) -> None:
         self.history.append({"at": iso(), "event": event, "by": by, **extra})
         del self.history[:-MAX_HISTORY]
+
+
+def lease_distrusted(job: Job, at: dt.datetime | None = None, max_lease_s: float = MAX_LEASE_S,
+                     stale_s: float = STALE_HEARTBEAT_S) -> str | None:
+    """Why a RUNNING job's unexpired lease cannot be trusted, or None: it ends further ahead
+    than any worker grants (``MAX_LEASE_S``; a worker clock running ahead), or the last
+    heartbeat is older than ``STALE_HEARTBEAT_S`` (the worker stopped beating)."""
+    if job.status != RUNNING:
+        return None
+    t = at or now()
+    try:
+        exp, beat = parse_time(job.lease_expires), parse_time(job.heartbeat)
+    except (TypeError, ValueError):
+        return "unreadable lease times"
+    if exp is not None and (exp - t).total_seconds() > max_lease_s:
+        return (f"its lease ends {(exp - t).total_seconds() / 3600:.1f} h from now, longer than any worker "
+                f"grants ({max_lease_s:g} s): the worker's clock runs ahead")
+    if beat is not None and (t - beat).total_seconds() > stale_s:
+        return f"no heartbeat for {(t - beat).total_seconds():.0f} s (stall limit {stale_s:g} s)"
+    return None
+
+
+# absolute file paths (two parts at least) not inside a URL or a word: /srv/state/queue/x.json
+_SERVER_PATH = re.compile(r"(?<![\w.:/~-])(?:~/|/)(?:[^\s/'\"()\[\]<>,;]+/)+([^\s/'\"()\[\]<>,;]*)")
+
+
+def public_reason(text: str) -> str:
+    """``text`` without server file paths (each becomes ``…/<its last part>``): failure
+    reasons are shown to everyone; the worker's log keeps the full message."""
+    return _SERVER_PATH.sub(lambda m: f"…/{m.group(1)}" if m.group(1) else "…/", text)
 
 
 # ------------------------------------------------------------------ reading
@@ -317,11 +361,14 @@ def _last_seq(store: Store) -> tuple[int, str, dict[str, bytes]]:
     """
     data, tag = store.read(SEQUENCE_PATH)
     quarantine: dict[str, bytes] = {}
+    highest = _highest_seq(store)
     if data is not None:
         try:
             value = int(data.decode().strip() or 0)
-            if value >= 0:
+            if value >= highest:
                 return value, tag, quarantine
+            if value >= 0:
+                return _repaired_sequence(data, tag, highest)
         except (ValueError, UnicodeDecodeError):
             pass
         copy = quarantine_path(SEQUENCE_PATH, data)
@@ -330,7 +377,22 @@ def _last_seq(store: Store) -> tuple[int, str, dict[str, bytes]]:
         quarantine[copy] = data
     # no counter yet (new store, or one from before sequencing), or a corrupt one:
     # continue after any job
-    return max((j.seq for j in list_jobs(store)), default=0), tag or ABSENT, quarantine
+    return highest, tag or ABSENT, quarantine
+
+
+def _highest_seq(store: Store) -> int:
+    """The highest ``seq`` of the jobs in the queue (0 if none)."""
+    return max((j.seq for j in list_jobs(store)), default=0)
+
+
+def _repaired_sequence(data: bytes, tag: str | None, highest: int) -> tuple[int, str, dict[str, bytes]]:
+    """A counter behind the jobs' highest ``seq`` (rolled back: a restored copy, a lost
+    write) would hand out numbers already taken: continue after the highest instead and
+    keep a copy of the bad counter, committed with the repaired one."""
+    copy = quarantine_path(SEQUENCE_PATH, data)
+    log.error("sequence counter %s says %s but the queue holds seq %d: rolled back; repaired to %d, "
+              "copy kept at %s", SEQUENCE_PATH, data.decode(errors="replace").strip(), highest, highest, copy)
+    return highest, tag or ABSENT, {copy: data}
 
 
 def create_job(store: Store, job: Job, extra_writes: dict[str, bytes] | None = None,
@@ -416,10 +478,20 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
     t = now()
     entries, _ = queue_index.read(store)
     lease_s = _claim_lease(store, entries, lease_s)
-    for job in _claim_candidates(store, entries, t):
+    plan = lease_plan(store, queue_index.running(entries or {}), lease_s)
+    # what a worker may write under lease batching (issue 23) is trusted: a lease up to twice
+    # the plan's, a heartbeat as old as a lease plus a renewal interval
+    limits = {"max_lease_s": max(MAX_LEASE_S, 2 * plan.lease_s),
+              "stale_s": max(STALE_HEARTBEAT_S, plan.lease_s + 2 * plan.interval_s)}
+
+    def over(j: Job) -> bool:
+        exp = parse_time(j.lease_expires)
+        return exp is None or exp <= now() or lease_distrusted(j, None, **limits) is not None
+
+    for job in sorted(_claim_candidates(store, entries, t, limits), key=lambda j: j.order_key):
         if job.status == PENDING and job.not_before and parse_time(job.not_before) > t:
             continue
-        if job.status == RUNNING and not job.lease_expired:
+        if job.status == RUNNING and not over(job):
             continue
         if protocol and job.protocol and job.protocol != protocol:
             continue
@@ -428,7 +500,7 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
             if j.status == PENDING:
                 if j.not_before and parse_time(j.not_before) > now():
                     return None
-            elif not (j.status == RUNNING and j.lease_expired):
+            elif not (j.status == RUNNING and over(j)):
                 return None
             limit = max_attempts or j.max_attempts
             if j.status == RUNNING and j.attempts >= limit:
@@ -437,6 +509,10 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
                 return j
             reclaimed = j.status == RUNNING
             previous = j.lease_owner
+            distrusted = lease_distrusted(j, None, **limits) if reclaimed else None
+            if distrusted is not None:  # shown as stalled: its worker no longer counts
+                j.log("stalled", worker_id, stage=str((j.progress or {}).get("stage") or ""),
+                      reason=distrusted, attempt=j.attempts)
             j.status = RUNNING
             j.attempts += 1
             j.lease_owner = worker_id
@@ -491,6 +567,7 @@ def release(store: Store, job_id: str, worker_id: str, why: str = "worker shut d
 
 
 def _set_failed(j: Job, kind: str, reason: str, by: str | None) -> None:
+    reason = public_reason(reason)
     j.status = FAILED
     j.failure = {"reason": reason, "kind": kind, "at": iso()}
     j.finished_at = iso()
@@ -503,6 +580,8 @@ def fail(store: Store, job_id: str, worker_id: str, reason: str, kind: str,
     """Record a failed attempt. User errors (and ``final`` ones) are final; infrastructure
     errors go back to PENDING (after ``retry_delay_s``) until ``max_attempts`` is reached.
     ``stalled_at``: the stage where the job stopped making progress ("stalled" event)."""
+
+    reason = public_reason(reason)
 
     def record(j: Job) -> Job:
         _owned(j, worker_id)
@@ -626,12 +705,19 @@ def _indexed_jobs(store: Store, statuses: tuple[str, ...] | None, submitter: str
             if j is not None]
 
 
-def _claim_candidates(store: Store, entries: queue_index.Entries | None, t: dt.datetime) -> list[Job]:
+def _claim_candidates(store: Store, entries: queue_index.Entries | None, t: dt.datetime,
+                      limits: dict[str, float] | None = None) -> list[Job]:
     """Jobs that may be claimable at ``t``: from the index (``entries``), only the runnable
-    ones' documents are read (an idle poll reads one document); without one, every active job."""
+    ones' documents are read (an idle poll reads one document), and RUNNING ones whose
+    lease the queue distrusts (``lease_distrusted`` with ``limits``); without an index,
+    every active job."""
     if entries is None:
         return list_jobs(store, (PENDING, RUNNING))
-    return [j for j in (get_job(store, i) for i in queue_index.runnable(entries, t)) if j is not None]
+    ids = queue_index.runnable(entries, t)
+    ids += [i for i, e in entries.items() if i not in ids and e.get("status") == RUNNING
+            and lease_distrusted(Job(id=i, status=RUNNING, lease_expires=e.get("lease_expires"),
+                                     heartbeat=e.get("heartbeat")), t, **(limits or {})) is not None]
+    return [j for j in (get_job(store, i) for i in ids) if j is not None]
 
 
 def _claim_lease(store: Store, entries: queue_index.Entries | None, lease_s: float) -> float:

@@ -21,6 +21,12 @@ document (which renews the lease), publish the results, repeat. Several workers
 * ``IngestError`` (unusable upload) fails the job for good with the message as
   reason; any other error is an infrastructure failure, retried (after
   ``--retry-delay``) until the job's ``max_attempts``.
+* Store outages (``leaderboard.store_outage``) are waited out, never a failure of the
+  job: a write or read the store does not answer (claiming, reading the upload,
+  publishing, recording a result) is retried with backoff (up to ``OUTAGE_RETRY_MAX_S``
+  apart) until it answers or the worker is stopped; while results wait to be published
+  the job's stage says "publishing: store unavailable, retrying". A repeated error is
+  logged once, then counted (``RepeatedErrorLog``).
 * SIGTERM/SIGINT: kill the evaluation, release the job (back to PENDING, attempt not
   counted) and exit 0, in every stage; with ``--drain`` finish it first.
   ``GENBENCH_WORKER_PARENT_PID`` (set by ``leaderboard.serve``): the worker
@@ -70,10 +76,11 @@ from evaluator.protocol import Protocol
 from evaluator.procpool import die_with_parent
 from evaluator.progress import ProgressUpdate
 from leaderboard.evalproc import Done, EvalProcess, Failed, UserError
-from leaderboard.job_progress import ProgressTracker
+from leaderboard.job_progress import STORE_UNAVAILABLE_STAGE, ProgressTracker
 from leaderboard.queue import (INFRASTRUCTURE, USER_ERROR, Job, LeaseLost, claim, fail, get_job,
-                               heartbeat, release)
+                               heartbeat, public_reason, release)
 from leaderboard.store import Store, open_store
+from leaderboard.store_outage import RepeatedErrorLog, store_unavailable
 from leaderboard.submissions import file_paths
 
 log = logging.getLogger("leaderboard.worker")
@@ -85,6 +92,8 @@ POLL_S = 0.25  # how often the supervising loop checks stop/stall/heartbeat
 PARENT_PID_VAR = "GENBENCH_WORKER_PARENT_PID"
 EXPECT_PROTOCOL_VAR = "GENBENCH_EXPECT_PROTOCOL"  # the protocol the service pins (leaderboard.serve sets it)
 CONFIG_ERROR = 2  # exit status of a worker that refused its configuration (leaderboard.serve does not restart it)
+OUTAGE_RETRY_S = 2.0  # first wait before retrying a store the worker could not reach; doubles up to
+OUTAGE_RETRY_MAX_S = 60.0
 
 
 def default_worker_id() -> str:
@@ -170,6 +179,8 @@ class Worker:
     $GENBENCH_EXPECT_PROTOCOL, else none); ValueError when this worker cannot produce it
     (``check_protocol``). ``self.protocol`` is what it produces; it claims only jobs queued
     under it (or under none).
+    outage_retry_s: first wait before retrying a store that did not answer (doubling up
+    to OUTAGE_RETRY_MAX_S).
     """
 
     def __init__(self, store: Store, config: EvalConfig | None = None, *, worker_id: str | None = None,
@@ -179,7 +190,8 @@ class Worker:
                  max_attempts: int | None = None, drain: bool = False, keep_work: bool = False,
                  evaluate: Callable[..., Any] | None = None, stall_timeout_s: float | None = None,
                  job_budget_s: float | None = None,
-                 start_method: str = "forkserver", expect_protocol: str | None = None):
+                 start_method: str = "forkserver", expect_protocol: str | None = None,
+                 outage_retry_s: float = OUTAGE_RETRY_S):
         env = os.environ
         self.config = config if config is not None else build_config()
         check_config(self.config)
@@ -199,6 +211,8 @@ class Worker:
         self.stall_timeout_s = float(stall_timeout_s or env.get("GENBENCH_STALL_TIMEOUT") or STALL_TIMEOUT_S)
         self.job_budget_s = float(job_budget_s or env.get("GENBENCH_JOB_BUDGET") or JOB_BUDGET_S)
         self.start_method = start_method
+        self.outage_retry_s = float(outage_retry_s)
+        self._store_errors = RepeatedErrorLog(log, f"{self.worker_id}: store")
         self._evaluate = evaluate
         self._spare: EvalProcess | None = None  # an idle evaluation process, imports done
         self._keep_spare = False  # start the next spare as a job starts (run() with more jobs to come)
@@ -227,10 +241,11 @@ class Worker:
                 self._ensure_spare()
             try:
                 job = self.run_one()
-            except Exception:  # noqa: BLE001 - store trouble (network, Hub): a long-lived worker waits and retries
-                log.exception("%s: store error; retrying in %g s", self.worker_id, poll_s)
+            except Exception as exc:  # noqa: BLE001 - store trouble (network, Hub): a long-lived worker waits and retries
+                self._store_errors.error(exc)  # logged once, then counted
                 self.stopping.wait(poll_s)
                 continue
+            self._store_errors.ok()
             if job is not None:
                 n += 1
                 if once or (max_jobs is not None and n >= max_jobs):
@@ -298,6 +313,7 @@ class Worker:
         """Relay the child's progress to the job document until it ends or must be stopped;
         returns the child's result (Done, UserError, Failed) or why it was interrupted."""
         last_write, dirty = time.monotonic(), False
+        beats = RepeatedErrorLog(log, f"{self.worker_id}: heartbeat for {job.id}")
         while True:
             for msg in child.messages(POLL_S):
                 if isinstance(msg, ProgressUpdate):
@@ -321,10 +337,11 @@ class Worker:
                 try:
                     heartbeat(self.store, job.id, self.worker_id, self.lease_s, tracker.doc())
                     dirty = False
+                    beats.ok()
                 except LeaseLost as exc:
                     return Interrupted("lost", str(exc))
-                except Exception:  # noqa: BLE001 - transient store trouble: try again next beat
-                    log.exception("%s: heartbeat for %s failed", self.worker_id, job.id)
+                except Exception as exc:  # noqa: BLE001 - transient store trouble: try again next beat
+                    beats.error(exc)
                 last_write = t
 
     def process(self, job: Job) -> Job:
@@ -334,12 +351,14 @@ class Worker:
         tracker = ProgressTracker()
         outcome = None
         try:
-            inputs = self._inputs(job, work)
+            inputs = self._through_outage(f"reading the upload of {job.id}", lambda: self._inputs(job, work))
         except Exception as exc:  # noqa: BLE001 - the store lost the upload: ours, not the user's
             log.error("%s: %s: inputs unavailable:\n%s", self.worker_id, job.id, traceback.format_exc())
             reason = _short(f"evaluation error ({type(exc).__name__}): {exc}")
             outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
             return self._finalize(job, work, outcome)
+        if inputs is None:  # stopped while the store was unavailable: hand the job back if it answers now
+            return self._finalize(job, work, self._release_after_outage(job))
         result: Outcome
         try:
             child = self._evaluation_process()
@@ -363,6 +382,8 @@ class Worker:
                     log.error("%s: %s: publishing failed:\n%s", self.worker_id, job.id, traceback.format_exc())
                     reason = _short(f"could not publish the results ({type(exc).__name__}): {exc}")
                     outcome = self._safely(fail, job.id, self.worker_id, reason, INFRASTRUCTURE, self.retry_delay_s)
+                if outcome is None and self.stopping.is_set():  # stopped while the store did not answer
+                    outcome = self._release_after_outage(job)
             case UserError(message=message):
                 outcome = self._safely(fail, job.id, self.worker_id, _short(message), USER_ERROR)
             case Failed():
@@ -392,18 +413,72 @@ class Worker:
         return self._finalize(job, work, outcome)
 
     def _finalize(self, job: Job, work: Path, outcome: Job | None) -> Job:
-        final = outcome or get_job(self.store, job.id) or job
+        try:
+            final = outcome or get_job(self.store, job.id) or job
+        except Exception as exc:  # noqa: BLE001 - the store is unavailable: what we know
+            self._store_errors.error(exc)
+            final = job
         if final.status in ("FINISHED", "FAILED") and not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
         log.info("%s: %s -> %s", self.worker_id, job.id, final.status)
         return final
 
-    def _safely(self, fn, *args):
+    def _release_after_outage(self, job: Job) -> Job | None:
+        """Stopped during a store outage: give the job back (attempt not counted) if the store
+        answers now; if not, its lease expires and another worker reclaims it."""
         try:
-            return fn(self.store, *args)
-        except LeaseLost as exc:
-            log.warning("%s: %s", self.worker_id, exc)
+            return release(self.store, job.id, self.worker_id, "worker shut down during a store outage")
+        except Exception as exc:  # noqa: BLE001 - still unavailable, or no longer ours
+            self._store_errors.error(exc)
             return None
+
+    def _safely(self, fn, *args):
+        """``fn(store, *args)`` (a queue write), waiting out a store outage; None if the lease
+        was lost or the worker was stopped during the outage."""
+        return self._through_outage(f"{getattr(fn, '__name__', 'write')} {args[0] if args else ''}".strip(),
+                                    lambda: fn(self.store, *args))
+
+    def _through_outage(self, what: str, call: Callable[[], Any], job: Job | None = None,
+                        tracker: ProgressTracker | None = None) -> Any:
+        """``call()``, retried while the store is unavailable (backoff from ``outage_retry_s``
+        to OUTAGE_RETRY_MAX_S; one log entry for the outage, with a count). With ``job`` and
+        ``tracker`` the job's stage says "publishing: store unavailable, retrying" (and the
+        lease is renewed) whenever the store lets that through. Returns None if the lease
+        is lost, or if the worker is stopped before the store answers; other errors raise."""
+        errors = RepeatedErrorLog(log, f"{self.worker_id}: {what}")
+        delay = self.outage_retry_s
+        last_beat = -float("inf")  # heartbeats at most every heartbeat_s (the Hub's commit budget)
+        while True:
+            try:
+                result = call()
+            except LeaseLost as exc:
+                errors.ok()
+                log.warning("%s: %s", self.worker_id, exc)
+                return None
+            except Exception as exc:
+                if not store_unavailable(exc):
+                    raise
+                errors.error(exc)
+                if (job is not None and tracker is not None
+                        and (tracker.update(STORE_UNAVAILABLE_STAGE, tracker.done, tracker.total)
+                             or time.monotonic() - last_beat >= self.heartbeat_s)):
+                    last_beat = time.monotonic()
+                    try:
+                        heartbeat(self.store, job.id, self.worker_id, self.lease_s, tracker.doc())
+                    except LeaseLost as lost:
+                        log.warning("%s: %s", self.worker_id, lost)
+                        return None
+                    except Exception:  # noqa: BLE001 - the outage again: counted above
+                        pass
+                if self.stopping.is_set() and not self.drain:
+                    log.warning("%s: %s: stopped while the store is unavailable (%s failures)", self.worker_id,
+                                what, errors.count)
+                    return None
+                self.stopping.wait(delay)
+                delay = min(2 * delay, OUTAGE_RETRY_MAX_S)
+                continue
+            errors.ok()
+            return result
 
     def _publish(self, job: Job, done: Done, tracker: ProgressTracker) -> Job | None:
         """Publish the evaluation the child sent (its summary, with the lifecycle limits
@@ -416,12 +491,15 @@ class Worker:
             raise RuntimeError(f"the evaluation produced protocol {produced}, not {job.protocol} it was queued under")
         summary["provenance"] = {**(summary.get("provenance") or {}), "lifecycle": self.limits}
         progress = tracker.doc()
-        return self._safely(lambda store: publish(store, job, summary, done.table_parquet, self.worker_id,
-                                                  progress=progress, stage_rates=tracker.stage_rates()))
+        rates = tracker.stage_rates()
+        return self._through_outage(f"publishing {job.id}", lambda: publish(
+            self.store, job, summary, done.table_parquet, self.worker_id, progress=progress, stage_rates=rates),
+            job, tracker)
 
 
 def _short(text: str) -> str:
-    text = " ".join(text.split())
+    """A failure reason as users see it: one line, no server paths, at most MAX_REASON characters."""
+    text = public_reason(" ".join(text.split()))
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 

@@ -11,12 +11,13 @@ from evaluator.execution import EXECUTORS
 from evaluator.progress import StepProgress, StepReporter
 
 USAGE_ERROR = 2  # the exit status of a refused command (bad input, configuration or data)
+INFRASTRUCTURE_ERROR = 3  # the machine failed (e.g. worker processes that cannot start): try again
 
 
-def fail(message: object) -> int:
-    """Print ``error: <message>`` on stderr; returns the exit status of a refused command."""
+def fail(message: object, status: int = USAGE_ERROR) -> int:
+    """Print ``error: <message>`` on stderr; returns ``status`` (default: a refused command's)."""
     print(f"error: {message}", file=sys.stderr)
-    return USAGE_ERROR
+    return status
 
 
 def bar(desc: str, total: int | None, unit: str = "struct") -> Any:

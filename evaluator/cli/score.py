@@ -5,7 +5,9 @@ builder too): the flags, else ``GENBENCH_*`` variables, else the ``EvalConfig``
 defaults; family options are ``--option FAMILY.NAME=VALUE`` (repeatable). The
 configuration is checked (``evaluator.pipeline.check_config``: unknown families and
 options are refused) and the output folder tested for writing before anything is
-evaluated; a refusal prints ``error: ...`` and exits with status 2.
+evaluated; a refusal prints ``error: ...`` and exits with status 2. When the machine
+fails (worker processes that cannot start or keep dying: ``evaluator.procpool.PoolFailure``)
+nothing is written and the exit status is 3.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from evaluator.cli.common import StageBars, add_executor_arguments, fail
+from evaluator.cli.common import INFRASTRUCTURE_ERROR, StageBars, add_executor_arguments, fail
 from evaluator.config import PRESETS, EvalConfig, build_config
 from evaluator.mlip import BACKENDS
 
@@ -33,6 +35,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from evaluator.ingest.types import IngestError
     from evaluator.outputs import write_evaluation
     from evaluator.pipeline import check_config, evaluate
+    from evaluator.procpool import PoolFailure
     from evaluator.report import format_summary
 
     try:
@@ -53,6 +56,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         evaluation = evaluate(args.inputs, config, DataDir(args.data_dir), work_dir=out, progress=progress)
     except (IngestError, MissingDataError, ValueError) as exc:
         return fail(exc)
+    except PoolFailure as exc:  # the machine's failure: no scorecard from rows it would have spoiled
+        return fail(f"infrastructure failure, no scorecard written: {exc}", INFRASTRUCTURE_ERROR)
     finally:
         progress.close()
     summary_path, table_path = write_evaluation(evaluation, out)

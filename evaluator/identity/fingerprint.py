@@ -202,7 +202,9 @@ def fingerprints(structures: Sequence[Structure], processes: int = 2,
     ``timeout_s`` (None: unbounded) bounds each structure: over it, the child computing it
     is killed and the structure gets ``(None, None, "fingerprint timed out")``. With a bound
     or ``processes`` > 1 the work runs in ``processes`` child processes
-    (``evaluator.procpool``, forkserver); otherwise in this process.
+    (``evaluator.procpool``, forkserver); otherwise in this process. Workers that die
+    for reasons that are not a structure's (cannot start, killed whatever they run)
+    raise ``evaluator.procpool.PoolFailure``: no structure gets a failure for them.
     """
     _check_graph(graph)
     n = len(structures)
@@ -224,7 +226,7 @@ def fingerprints(structures: Sequence[Structure], processes: int = 2,
                 results[o.index] = o.value
             elif o.timed_out:
                 results[o.index] = (None, None, TIMED_OUT)
-            else:
+            else:  # fn raised, or this structure alone, reproducibly, killed its worker
                 results[o.index] = (None, None, f"fingerprint failed: {o.error}"[:300])
             if progress:
                 progress(done, n)

@@ -13,6 +13,8 @@ import time
 import pandas as pd
 
 from leaderboard.eta import measured_rate, seconds_since_progress, stall_timeout_s, stall_warn_s
+from leaderboard.job_progress import STORE_UNAVAILABLE_STAGE
+from leaderboard.queue import Job, lease_distrusted
 from leaderboard.store.layout import meta_path
 
 ACTIVE = ("PENDING", "RUNNING")
@@ -171,12 +173,31 @@ def progress_text(job, now: float | None = None) -> tuple[str, str]:
 
 
 def stalled_for(job, now: float | None = None, threshold_s: float | None = None) -> float | None:
-    """Seconds without progress of a RUNNING job when past the stall-warning threshold, else None."""
+    """Seconds without progress of a RUNNING job when past the stall-warning threshold, else None.
+    A job whose lease the queue distrusts (``distrusted_lease``) is stalled whatever its progress
+    says (a worker clock running ahead dates its progress in the future)."""
     if status_of(job) != "RUNNING":
         return None
     idle = seconds_since_progress(job, now or time.time())
+    if distrusted_lease(job, now) is not None:
+        return idle or 0.0
+    progress = field(job, "progress")
+    if isinstance(progress, dict) and progress.get("stage") == STORE_UNAVAILABLE_STAGE:
+        return None  # done; its worker retries publishing (and says so) until the store answers
     limit = stall_warn_s() if threshold_s is None else threshold_s
     return idle if idle is not None and idle >= limit else None
+
+
+def distrusted_lease(job, now: float | None = None) -> str | None:
+    """Why the queue no longer trusts a RUNNING job's lease (``queue.lease_distrusted``), or None."""
+    doc = job if isinstance(job, Job) else None
+    if doc is None and isinstance(job, dict):
+        try:
+            doc = Job.from_dict(job)
+        except TypeError:
+            return None
+    at = dt.datetime.fromtimestamp(now, dt.UTC) if now else None
+    return lease_distrusted(doc, at) if doc is not None else None
 
 
 def failure_text(job) -> str:
@@ -296,7 +317,10 @@ def job_detail(job, position: int | None, store=None, *, now: float | None = Non
         if idle is not None:
             lines.append(f"- **Last progress:** {fmt_duration(idle)} ago")
         stalled = stalled_for(job, now, stall_s)
-        if stalled is not None:
+        distrusted = distrusted_lease(job, now)
+        if distrusted is not None:
+            lines.append(f"- **STALLED:** {md_text(distrusted)}; the next free worker takes it over.")
+        elif stalled is not None:
             lines.append(f"- **STALLED:** no progress for {fmt_duration(stalled)}. The worker's watchdog "
                          f"stops a job after {fmt_duration(stall_timeout_s())} without progress and retries "
                          "it (an infrastructure failure, up to the attempt limit).")

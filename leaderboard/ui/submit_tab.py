@@ -5,9 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 from evaluator.ingest import IngestError, inspect_upload
+from evaluator.procpool import PoolFailure
 from leaderboard.eta import fmt_estimate
 from leaderboard.example import EXAMPLE_META, build_example
-from leaderboard.queue import queue_position
+from leaderboard.queue import public_reason, queue_position
 from leaderboard.submissions import SubmissionError, submit
 from leaderboard.ui.forms import build_form
 from leaderboard.ui.jobs import md_text
@@ -51,6 +52,11 @@ def inspect(paths: list[str]):
     return out
 
 
+def _machine_failure(exc: PoolFailure) -> str:
+    return (f"the server could not read the upload just now ({public_reason(str(exc))}). "
+            "The upload is not refused: try again in a minute.")
+
+
 def check_files(files, ctx: AppContext | None = None) -> str:
     """Fast pre-check of an upload (format, size, count, parse errors): markdown. With ``ctx``
     it ends with the estimated evaluation time on this deployment."""
@@ -60,6 +66,8 @@ def check_files(files, ctx: AppContext | None = None) -> str:
 
     try:
         check = inspect(paths)
+    except PoolFailure as exc:  # the server's failure, not the upload's: nothing refused or discarded
+        return f"**Not checked:** {md_text(_machine_failure(exc))}"
     except (IngestError, OSError) as exc:
         discard_refused(paths)
         return f"**Refused:** {md_text(exc)}\n\nAccepted formats: {ACCEPTED_TEXT}."
@@ -120,6 +128,8 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
 
     try:  # fast checks before enqueueing: format, size, count, parse errors
         check = inspect(paths)
+    except PoolFailure as exc:
+        return f"**Not submitted:** {md_text(_machine_failure(exc))}", None
     except (IngestError, OSError) as exc:
         discard_refused(paths)
         return f"**Upload refused:** {md_text(exc)}", None

@@ -249,6 +249,9 @@ def test_claims_are_fifo_when_created_in_the_same_millisecond(store, files, monk
     monkeypatch.setattr(subs, "new_job_id", lambda: next(ids))
     jobs = [submit(store, META, [f], f"user{i}", POLICY) for i, f in enumerate(files)]
     assert len({j.created_at for j in jobs}) == 1
+    # claims stamp real times: a heartbeat dated by the frozen clock would be months old,
+    # and the queue distrusts a heartbeat older than the stall limit
+    monkeypatch.setattr(q, "iso", real_iso)
     assert [q.claim(store, "w", 60).id for _ in jobs[:3]] == [j.id for j in jobs[:3]]
     assert [q.queue_position(store, j.id) for j in jobs[3:]] == [1, 2, 3]
     assert [j.id for j in q.list_jobs(store)] == [j.id for j in jobs]

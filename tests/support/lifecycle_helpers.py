@@ -141,3 +141,8 @@ def held_evaluate(inputs, config, data, work_dir, progress):
                 time.sleep(60)
 
     return evaluate(inputs, config, data, work_dir=work_dir, progress=spy)
+
+
+def path_leaking_evaluate(inputs, config, data, work_dir, progress):
+    """An infrastructure failure whose message names a server path (the work folder)."""
+    raise FileNotFoundError(f"[Errno 2] No such file or directory: '{work_dir}/reference/mp20_hull.parquet'")

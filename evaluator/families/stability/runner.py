@@ -295,9 +295,11 @@ def _run_pool(order: list[str], todo: Mapping[str, Structure], settings: RelaxSe
     The workers publish their steps through a shared-memory side channel
     (``step_progress.PoolSteps``) that a thread reads into ``board``. If ``record``
     raises, the pool's processes are killed at once (no waiting for running
-    relaxations) before the exception propagates; a pool process that dies (e.g. out of
-    memory) fails only the structure it was relaxing (not checkpointed, so the next run
-    retries it).
+    relaxations) before the exception propagates. A pool process that dies costs its
+    structure nothing unless the structure kills a process again, alone (then it fails,
+    not checkpointed, so the next run retries it); processes that cannot start (e.g. the
+    model fails to load) or keep dying raise ``PoolFailure`` (infrastructure: the job is
+    retried, no row fails for it).
     """
     import multiprocessing as mp
 
@@ -313,5 +315,5 @@ def _run_pool(order: list[str], todo: Mapping[str, Structure], settings: RelaxSe
                 k = order[out.index]
                 if out.ok:
                     record(k, out.value)
-                else:  # worker crashed (e.g. out of memory, model failed to load)
+                else:  # this structure alone, reproducibly, crashed or timed out its worker
                     record(k, RelaxResult.failed(f"worker error: {out.error}"), persist=False)

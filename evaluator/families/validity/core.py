@@ -155,7 +155,8 @@ def check_many(structures: Sequence[Structure], priors: OxiPriors, workers: int 
         for out in outcomes:
             if out.ok:
                 done[out.index] = out.value
-            else:  # the worker process died or could not start: this structure only
+            else:  # this structure alone, reproducibly, killed its worker (a pool that
+                # cannot start or keeps losing workers raises PoolFailure instead)
                 done[out.index] = _failed_row(f"validity worker: {out.error}")
             while following in done:
                 yield done.pop(following)

@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
-from repo_paths import BAD_INPUTS
+from repo_paths import BAD_INPUTS, REPO, SUPPORT
 
 SUMMARY_KEYS = {"schema_version", "protocol", "execution", "n_submitted", "n_parsed", "n_valid", "n_evaluated",
                 "uncertainty", "metrics", "missing", "failures", "provenance", "timings_s"}
@@ -123,3 +123,50 @@ def test_every_command_is_a_subcommand_of_one_cli(capsys):
     assert (args.split, args.threshold) == ("mace_mp", 0.001)
     with pytest.raises(SystemExit):
         parser.parse_args(["lemat-hull", "--split", "mace_mq", "--out", "hull.parquet"])
+
+
+def _score_from_stdin(mp_sample, tmp_path, n: int, patch: str = ""):
+    """``python - < script.py``: a script read from standard input runs the score command
+    in its own process (``patch``: lines run before it, e.g. to break the worker processes)."""
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    for cif in sorted(mp_sample.glob("*.cif"))[:n]:
+        shutil.copy(cif, upload)
+    out = tmp_path / "out"
+    script = "\n".join([
+        "import sys",
+        f"sys.path[:0] = [{str(REPO)!r}, {str(SUPPORT)!r}]",
+        "import procpool_helpers",
+        "import evaluator.identity.fingerprint as F",
+        patch,
+        "from evaluator.cli import main",
+        f"sys.exit(main(['score', {str(upload)!r}, '--out', {str(out)!r}, '--families', 'novelty',"
+        "            '--option', 'novelty.identity_processes=2']))",
+    ])
+    proc = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    return proc, out
+
+
+def test_score_driven_from_standard_input_fingerprints_every_structure(mp_sample, tmp_path):
+    """Forkserver workers used to die at start when __main__ was "<stdin>", and every
+    structure was published as "fingerprint failed" with exit status 0."""
+    proc, out = _score_from_stdin(mp_sample, tmp_path, 12)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_parquet(out / "structures.parquet")
+    assert len(table) == 12 and table["validity_valid"].all()
+    assert not table["novelty_reason"].fillna("").str.contains("fingerprint failed|timed out").any()
+    assert table["novelty_status"].eq("ok").all() and table["novelty_fingerprint"].notna().sum() >= 3
+
+
+@pytest.mark.parametrize("patch, cause", [
+    ("F.warm_up = procpool_helpers.exit_at_start", "could not start"),
+    ("F.safe_fingerprint_pair = procpool_helpers.kill_own_worker", "every worker process died"),
+], ids=["workers-cannot-start", "workers-killed-whatever-they-run"])
+def test_workers_failing_for_the_machine_fail_the_command_not_the_structures(mp_sample, tmp_path, patch, cause):
+    """No scorecard is written from rows that the machine's failure would have spoiled:
+    exit status 3 and a clear message instead."""
+    proc, out = _score_from_stdin(mp_sample, tmp_path, 6, patch)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert "error: infrastructure failure, no scorecard written: " in proc.stderr and cause in proc.stderr
+    assert not (out / "summary.json").exists() and not (out / "structures.parquet").exists()
