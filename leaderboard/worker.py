@@ -87,6 +87,10 @@ log = logging.getLogger("leaderboard.worker")
 DEFAULT_WORK_DIR = "state/work"
 MAX_REASON = 500
 STALL_TIMEOUT_S = 600.0  # no progress for this long: "stalled at <stage>", retried
+# Before its first progress message the evaluation process is starting (a fresh interpreter
+# importing torch and the MLIP: tens of seconds on a loaded machine), which a short stall
+# limit must not mistake for a stalled stage; a start that hangs is still caught.
+START_TIMEOUT_S = 300.0
 JOB_BUDGET_S = 86400.0  # wall-clock budget of one attempt: past it the job fails
 POLL_S = 0.25  # how often the supervising loop checks stop/stall/heartbeat
 PARENT_PID_VAR = "GENBENCH_WORKER_PARENT_PID"
@@ -170,7 +174,9 @@ class Worker:
     stall_timeout_s: a job whose progress does not move for this long is stopped and
     retried as an infrastructure failure "stalled at <stage>" (default
     $GENBENCH_STALL_TIMEOUT or 600); job_budget_s: wall-clock budget of one attempt,
-    past which the job fails for good (default $GENBENCH_JOB_BUDGET or 86400).
+    past which the job fails for good (default $GENBENCH_JOB_BUDGET or 86400). Before the
+    evaluation process reports its first stage the limit is at least $GENBENCH_START_TIMEOUT
+    (default 300 s), so a slow start on a loaded machine is not taken for a stall.
     evaluate: the evaluation function (default ``evaluator.pipeline.evaluate``); it runs
     in a child process (see ``leaderboard.evalproc``), so it must be a module-level function.
     config: the EvalConfig (default ``build_config()``: GENBENCH_* variables, then the
@@ -210,6 +216,7 @@ class Worker:
         self.keep_work = keep_work
         self.stall_timeout_s = float(stall_timeout_s or env.get("GENBENCH_STALL_TIMEOUT") or STALL_TIMEOUT_S)
         self.job_budget_s = float(job_budget_s or env.get("GENBENCH_JOB_BUDGET") or JOB_BUDGET_S)
+        self.start_timeout_s = float(env.get("GENBENCH_START_TIMEOUT") or START_TIMEOUT_S)
         self.start_method = start_method
         self.outage_retry_s = float(outage_retry_s)
         self._store_errors = RepeatedErrorLog(log, f"{self.worker_id}: store")
@@ -306,7 +313,8 @@ class Worker:
     @property
     def limits(self) -> dict:
         """The lifecycle limits, as recorded in the summary's provenance."""
-        return {"stall_timeout_s": self.stall_timeout_s, "job_budget_s": self.job_budget_s,
+        return {"stall_timeout_s": self.stall_timeout_s, "start_timeout_s": self.start_timeout_s,
+                "job_budget_s": self.job_budget_s,
                 "lease_s": self.lease_s, "heartbeat_s": self.heartbeat_s}
 
     def _supervise(self, job: Job, child: EvalProcess, tracker: ProgressTracker) -> Outcome:
@@ -327,7 +335,7 @@ class Worker:
                 return Interrupted("died", child.exit_description())
             if self.stopping.is_set() and not self.drain:
                 return Interrupted("stop")
-            if tracker.idle_s() > self.stall_timeout_s:
+            if tracker.idle_s() > self._stall_limit_s(tracker.stage):
                 return Interrupted("stalled", tracker.stage)
             if tracker.elapsed_s() > self.job_budget_s:
                 return Interrupted("budget", tracker.stage)
@@ -397,7 +405,7 @@ class Worker:
             case Interrupted(kind="lost", detail=detail):
                 log.warning("%s: abandoned %s (%s)", self.worker_id, job.id, detail)
             case Interrupted(kind="stalled", detail=stage):
-                reason = f"stalled at {stage} (no progress for {self.stall_timeout_s:g} s)"
+                reason = f"stalled at {stage} (no progress for {self._stall_limit_s(stage):g} s)"
                 log.error("%s: %s %s", self.worker_id, job.id, reason)
                 outcome = self._safely(fail, job.id, self.worker_id, _short(reason), INFRASTRUCTURE,
                                        self.retry_delay_s, stage)
@@ -431,6 +439,10 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - still unavailable, or no longer ours
             self._store_errors.error(exc)
             return None
+
+    def _stall_limit_s(self, stage: str) -> float:
+        """Seconds without progress after which ``stage`` counts as stalled (longer while starting)."""
+        return max(self.stall_timeout_s, self.start_timeout_s) if stage == "starting" else self.stall_timeout_s
 
     def _safely(self, fn, *args):
         """``fn(store, *args)`` (a queue write), waiting out a store outage; None if the lease

@@ -214,5 +214,5 @@ def inspect_upload(inputs: str | Path | Sequence[str | Path], limits: IngestLimi
     limits = limits or IngestLimits()
     items = _read(inputs, limits, no_progress, limits.max_check_seconds, keep=False)
     failed = [(shorten(it.source, 160), it.error) for it in items if it.error]
-    atoms = [len(it.structure) for it in items if it.structure is not None]
+    atoms = [it.n_atoms for it in items if it.n_atoms is not None]
     return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors], atoms)

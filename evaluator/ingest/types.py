@@ -23,12 +23,14 @@ class Item:
     ``source`` names where it came from: file, archive member, CSV row or block
     (e.g. ``"gen.zip:cifs/a.cif"``, ``"table.csv:row 17"``, ``"multi.cif:block 3"``).
     Exactly one of ``structure`` / ``error`` is set (the upload check alone drops read
-    structures: ``inspect_upload`` counts an Item without error as read).
+    structures: ``inspect_upload`` counts an Item without error as read, and keeps only its
+    number of atoms, ``n_atoms``, for the time estimate).
     """
 
     source: str
     structure: Structure | None = None
     error: str | None = None
+    n_atoms: int | None = None  # set where the structure was dropped after reading
 
 
 UnitKind = Literal["cif", "poscar", "xyz", "text", "dict"]

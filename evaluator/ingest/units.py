@@ -78,7 +78,8 @@ def parse_batch(task: tuple[list[Unit], IngestLimits, bool]) -> list[list[Item]]
 def drop_structures(items: list[Item]) -> list[Item]:
     """The Items without their structures (a read structure keeps ``error`` None): what the
     upload check needs, at a fraction of the memory (10,000 structures of 500 atoms are GBs)."""
-    return [Item(it.source, error=it.error) for it in items]
+    return [Item(it.source, error=it.error, n_atoms=len(it.structure) if it.structure is not None else None)
+            for it in items]
 
 
 def _size(unit: Unit) -> int:

@@ -89,6 +89,16 @@ def test_stuck_stage_is_stopped_by_the_watchdog_and_retried(tmp_path):
     wait_for(lambda: not pid_alive(grandchild), GONE_S, 0.1, "the stuck stage's child to be killed")
 
 
+def test_a_slow_start_is_not_a_stall(tmp_path, monkeypatch):
+    """Before the first stage the stall limit is at least the start limit (a fresh interpreter
+    importing torch on a busy machine); every stage after it has the plain stall limit."""
+    worker = Worker(local_store(tmp_path), None, worker_id="w", work_root=tmp_path / "work", stall_timeout_s=2)
+    assert worker._stall_limit_s("starting") == 300 and worker._stall_limit_s("novelty") == 2
+    monkeypatch.setenv("GENBENCH_START_TIMEOUT", "45")
+    worker = Worker(local_store(tmp_path), None, worker_id="w", work_root=tmp_path / "work", stall_timeout_s=2)
+    assert worker._stall_limit_s("starting") == 45 and worker.limits["start_timeout_s"] == 45
+
+
 def test_job_past_its_budget_fails_for_good(tmp_path):
     store = local_store(tmp_path)
     submit(store, META, [write_cifs(tmp_path / "up", 1)], "alice", UNLIMITED)

@@ -75,7 +75,8 @@ def test_submit_pending_running_finished_readable_by_datasets(tmp_path):
     summary = load_summary(store, job.id)
     assert summary["n_submitted"] == 3 and summary["n_valid"] == 3
     assert summary["provenance"]["families"] == ["validity"]
-    assert summary["provenance"]["lifecycle"] == {"stall_timeout_s": 600.0, "job_budget_s": 86400.0,
+    assert summary["provenance"]["lifecycle"] == {"stall_timeout_s": 600.0, "start_timeout_s": 300.0,
+                                                  "job_budget_s": 86400.0,
                                                   "lease_s": 30.0, "heartbeat_s": 0.2}
     assert summary["leaderboard"] == {**summary["leaderboard"], "submission_id": job.id, "attempt": 1,
                                       "worker": "w-test"}

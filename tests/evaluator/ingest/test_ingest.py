@@ -200,6 +200,8 @@ def test_inspect_upload_counts_and_first_failures(tmp_path, cif_paths):
     assert (check_.n_items, check_.n_parsed, check_.n_failed) == (5, 3, 2)
     assert check_.failures == [("bad.cif", "not a CIF: no 'data_' block found")]
     assert "and 1 more" in check_.text() and check_.as_dict()["n_failed"] == 2
+    # the check drops the structures it read but keeps their sizes (the time estimate is per cell)
+    assert check_.atoms == [len(it.structure) for it in read_inputs(cif_paths)]
 
 
 def test_mp_sample_folder_all_parsed(mp_sample):
