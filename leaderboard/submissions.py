@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from leaderboard.queue import (CANCELLED, FAILED, INFRASTRUCTURE, Job, create_job, hide, list_jobs,
+from leaderboard.queue import (CANCELLED, FAILED, HIDDEN, INFRASTRUCTURE, Job, create_job, hide, list_jobs,
                                new_job_id, now, parse_time)
 from leaderboard.publishing import unpublish_hidden
 from leaderboard.store import Store, dumps
@@ -165,6 +165,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# A submission whose files may be uploaded again: failed, cancelled or withdrawn (the
+# duplicate refusal tells the submitter to withdraw the first one).
+REUPLOADABLE = (FAILED, CANCELLED, HIDDEN)
+
+
 def _counts_for_rate(job: Job) -> bool:
     """Submissions that count against the rate limit: all but those the service failed."""
     return not (job.status == FAILED and (job.failure or {}).get("kind") == INFRASTRUCTURE)
@@ -177,7 +182,7 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
     ``submitter`` (the logged-in account) overrides any ``meta["submitter"]``;
     ``file_sha256`` is computed here. Raises SubmissionError for invalid
     metadata, a duplicate upload (same file hash by the same submitter, unless
-    that one failed or was cancelled), too many submissions in the window, or
+    that one failed, was cancelled or was withdrawn), too many submissions in the window, or
     a refused upload (no file, too many/large files, unsafe file name). ``protocol``: the id
     of the protocol the service pins; the job carries it (only a worker producing it runs it).
     """
@@ -220,7 +225,7 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
 
     mine = list_jobs(store, submitter=submitter)
     for job in mine:
-        if job.file_sha256 == meta["file_sha256"] and job.status not in (FAILED, CANCELLED):
+        if job.file_sha256 == meta["file_sha256"] and job.status not in REUPLOADABLE:
             raise SubmissionError(f"you already submitted this file (submission {job.id}, "
                                   f"{job.status.lower()}); withdraw it or upload different structures")
     if policy.max_per_window > 0:

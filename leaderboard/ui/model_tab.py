@@ -22,6 +22,7 @@ from leaderboard.csv_safe import write_csv
 from leaderboard.queue import FINISHED, get_job
 from leaderboard.results import load_structures, load_summary
 from leaderboard.submission_meta import load_meta
+from leaderboard.table.download import ranked_table
 from leaderboard.table.measures import Measure, catalogue
 from leaderboard.table.metadata import coverage_sentence, meta_column, provenance_label
 from leaderboard.table.view import ci_text
@@ -332,12 +333,14 @@ NO_RESULTS_TEXT = ("### No finished submissions yet\n"
 
 
 def _leaderboard_files(ctx: AppContext) -> tuple[str, str]:
-    """The whole leaderboard as CSV and parquet files, rewritten when the results were reloaded."""
+    """The whole leaderboard as CSV and parquet files, rewritten when the results were reloaded:
+    every row, with the on-screen rank (``rank``, default ranking, per protocol) and order."""
     res = ctx.results.get()
     loads, paths = _LB_FILES.get(id(ctx), (None, ()))
     if loads != ctx.results.loads or not paths or not all(Path(p).exists() for p in paths):
         folder = DOWNLOAD_DIR / f"app-{os.getpid()}-{id(ctx):x}"  # one app's table, never another's
-        paths = (whole_table(res, "csv", folder), whole_table(res, "parquet", folder))
+        table = ranked_table(res, ctx.protocol.id if ctx.protocol else None)
+        paths = (whole_table(table, "csv", folder), whole_table(table, "parquet", folder))
         _LB_FILES[id(ctx)] = (ctx.results.loads, paths)
     return paths
 
@@ -370,7 +373,9 @@ def candidate_choices(df: pd.DataFrame | None) -> list[tuple[str, int]]:
 
 
 def build(ctx: AppContext) -> dict:
-    gr.Markdown("### Downloads\nThe whole leaderboard (every metric column, one row per finished submission):")
+    gr.Markdown("### Downloads\nThe whole leaderboard (every metric column, one row per finished submission), "
+                "with its `rank` column and in the order the leaderboard opens with (default ranking, "
+                "one protocol after another, this service's first):")
     csv0, pq0 = _leaderboard_files(ctx)
     with gr.Row():
         dl_csv = gr.DownloadButton("Leaderboard CSV", value=csv0, size="sm", elem_id="dl-csv")

@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from leaderboard.eta import Estimate, Estimator, fmt_estimate, seconds_since_progress
-from leaderboard.queue import ACTIVE, PENDING, QueueError, get_job, list_jobs
+from leaderboard.queue import ACTIVE, HIDDEN, PENDING, QueueError, get_job, list_jobs
 from leaderboard.submission_meta import load_meta
 from leaderboard.submissions import withdraw as do_withdraw
 from leaderboard.ui import jobs as J
@@ -117,6 +117,18 @@ def detail(ctx: AppContext, job_id: str | None, snap: Snapshot | None = None) ->
     return (snap or Snapshot(ctx)).detail(ctx, job_id)
 
 
+def can_withdraw(job, user: str | None) -> bool:
+    """Whether ``user`` is offered the Withdraw button for ``job``: their own submission,
+    not already withdrawn."""
+    return job is not None and bool(user) and job.submitter == user and job.status != HIDDEN
+
+
+def withdraw_button(snap: Snapshot, user: str | None, job_id: str | None):
+    """The Withdraw button shown only for a submission ``user`` can still withdraw."""
+    job = next((j for j in snap.jobs if j.id == job_id), None) if job_id else None
+    return gr.update(visible=can_withdraw(job, user))
+
+
 def build(ctx: AppContext, user_state) -> dict:
     who = gr.Markdown(elem_id="status-user")
     table = gr.Dataframe(pd.DataFrame(columns=J.STATUS_COLUMNS), interactive=False, wrap=True,
@@ -125,7 +137,7 @@ def build(ctx: AppContext, user_state) -> dict:
     with gr.Row():
         pick = gr.Dropdown([], label="Submission", allow_custom_value=True, scale=3, elem_id="status-pick")
         withdraw_btn = gr.Button("Withdraw (hide) this submission", variant="stop", scale=1,
-                                 elem_id="status-withdraw")
+                                 elem_id="status-withdraw", visible=False)  # shown for a withdrawable pick
     with gr.Group(visible=False, elem_id="status-confirm") as confirm_box:
         confirm_md = gr.Markdown(elem_id="status-confirm-text")
         with gr.Row():
@@ -148,11 +160,15 @@ def build(ctx: AppContext, user_state) -> dict:
             label = f"Local identity: **{J.md_text(user)}** (set `GENBENCH_LOCAL_USER` to change)."
         body = detail(ctx, cur, snap)
         return (label, rows, gr.update(choices=ids, value=cur), f"{note}\n\n{body}" if note else body,
-                queue_rows(ctx, snap))
+                queue_rows(ctx, snap), withdraw_button(snap, user, cur))
 
-    outs = [who, table, pick, info, queue_table]
+    outs = [who, table, pick, info, queue_table, withdraw_btn]
     timer.tick(refresh, [user_state, pick], outs, api_visibility="private", show_progress="hidden")
-    pick.change(lambda jid: (detail(ctx, jid), gr.Group(visible=False)), pick, [info, confirm_box],
+    def on_pick(user, jid):
+        snap = Snapshot(ctx)
+        return detail(ctx, jid, snap), gr.Group(visible=False), withdraw_button(snap, user, jid)
+
+    pick.change(on_pick, [user_state, pick], [info, confirm_box, withdraw_btn],
                 api_visibility="private", show_progress="hidden")
 
     def ask(user, job_id):

@@ -84,11 +84,16 @@ def test_duplicates_and_rate_limit(store, files):
         submit(store, {**META, "model_version": "0.2"}, [files[0]], "alice", POLICY)
     submit(store, META, [files[0]], "bob", POLICY)  # dedup is per submitter
     q.cancel(store, first.id, "alice")
-    submit(store, META, [files[0]], "alice", POLICY)  # a cancelled one may be resubmitted
+    again = submit(store, META, [files[0]], "alice", POLICY)  # a cancelled one may be resubmitted
     submit(store, META, [files[1]], "alice", POLICY)
     with pytest.raises(SubmissionError, match="rate limit: at most 3 submissions per 7 days"):
         submit(store, META, [files[2]], "alice", POLICY)
     submit(store, META, [files[2]], "alice", SubmissionPolicy(max_per_window=0))  # 0 = unlimited
+    unlimited = SubmissionPolicy(max_per_window=0)
+    with pytest.raises(SubmissionError, match="withdraw it"):
+        submit(store, META, [files[0]], "alice", unlimited)
+    withdraw(store, again.id, "alice")
+    submit(store, META, [files[0]], "alice", unlimited)  # a withdrawn one may be uploaded again (issue 26)
 
 
 def test_rate_window_and_infrastructure_failures_do_not_count(store, files):

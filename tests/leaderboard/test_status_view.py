@@ -293,3 +293,13 @@ def test_stages_follow_the_pipeline_order() -> None:
     assert stage_key("validity") < stage_key("novelty: match") < stage_key("stability: relax") < stage_key("hhi")
     assert stage_key("starting") is None
     assert is_later("sun", "stability: relax") and not is_later("validity", "stability: relax")
+
+
+def test_withdraw_button_only_for_the_owner_of_a_submission_not_yet_withdrawn():
+    from leaderboard.ui.status_tab import can_withdraw
+
+    assert can_withdraw(running(), "me")
+    assert not can_withdraw(running(), "someone-else") and not can_withdraw(running(), None)
+    assert can_withdraw(Job("f", "FINISHED", "me", "Gen", "1"), "me")
+    assert not can_withdraw(Job("h", "HIDDEN", "me", "Gen", "1", hidden_from="FINISHED"), "me")  # withdrawn
+    assert not can_withdraw(None, "me")

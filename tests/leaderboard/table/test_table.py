@@ -22,6 +22,9 @@ from leaderboard.table.metadata import provenance_label, reference_note
 from leaderboard.table.ranking import choices
 from leaderboard.table.styling import FAMILY_COLOURS, cell_alpha, style
 from leaderboard.table.view import build_view
+from leaderboard.table.download import RANK_COLUMN, ranked_table
+from leaderboard.table.protocols import ID_COLUMN
+from leaderboard.ui.model_tab import whole_table
 
 
 def stored() -> pd.DataFrame:
@@ -383,3 +386,35 @@ def test_unknown_schema_versions_are_left_out_and_the_others_load(tmp_path, capl
     with pytest.raises(UnsupportedSchema, match="schema_version 9"):
         _publish(store, tmp_path, "Delta", 1, 1, schema_version=9)
     assert load_results_table(store)["submission_id"].tolist() == [a]
+
+
+# ---------------------------------------------------------------- download (issue 26 item 6)
+
+def test_download_carries_the_on_screen_rank_and_order():
+    res = results()
+    table = ranked_table(res)
+    v = build_view(res)
+    assert list(table.columns[:2]) == [RANK_COLUMN, "ranked_by"]
+    assert list(table["submission_id"]) == v.submission_ids == ["c", "a", "b", "d"]
+    assert list(table[RANK_COLUMN]) == list(v.frame["#"]) == [1, 2, 3, 4]
+    assert set(table.columns[2:]) == set(res.columns)  # every stored column kept
+
+
+def test_download_ranks_each_protocol_separately_pinned_first_unknown_unranked():
+    res = results()
+    res[ID_COLUMN] = ["p1", "p2", "p2", None]  # d: protocol unknown
+    table = ranked_table(res, pinned="p2")
+    assert list(table["submission_id"]) == ["c", "b", "a", "d"]  # p2 (pinned) ranked first, then p1, unknown last
+    assert list(table[RANK_COLUMN][:3]) == [1, 2, 1]
+    assert pd.isna(table[RANK_COLUMN].iloc[3]) and pd.isna(table["ranked_by"].iloc[3])
+    assert len(ranked_table(res.iloc[0:0])) == 0
+
+
+def test_csv_and_parquet_files_keep_rank_and_order(tmp_path):
+    table = ranked_table(results())
+    csv = pd.read_csv(whole_table(table, "csv", tmp_path))
+    pq = pd.read_parquet(whole_table(table, "parquet", tmp_path))
+    for got in (csv, pq):
+        assert got.columns[0] == RANK_COLUMN
+        assert list(got["submission_id"]) == ["c", "a", "b", "d"]
+        assert list(got[RANK_COLUMN]) == [1, 2, 3, 4]

@@ -205,3 +205,4 @@ def test_withdraw_asks_for_confirmation_then_table_and_detail_agree(page, status
     row = page.locator('#status-table [role="row"]').filter(has_text=jid)
     expect(row).to_contain_text("HIDDEN")  # the table agrees with the detail at once
     assert get_job(ctx.store, jid).status == "HIDDEN"
+    expect(page.locator("#status-withdraw")).to_be_hidden()  # nothing left to withdraw (issue 26)
