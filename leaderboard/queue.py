@@ -146,6 +146,7 @@ class Job:
     last_error: dict | None = None
     files: list = field(default_factory=list)
     file_sha256: str = ""
+    structures_sha256: str = ""  # content digest of the parsed structures (evaluator.ingest.fingerprint)
     hidden_from: str | None = None  # status before HIDDEN
     version: int = 0
     history: list = field(default_factory=list)
@@ -218,7 +219,7 @@ class CorruptDocument(ValueError):
     """A status document that is not a well-formed job document."""
 
 
-_STR = ("submitter", "model_name", "model_version", "file_sha256", "protocol", "source")
+_STR = ("submitter", "model_name", "model_version", "file_sha256", "structures_sha256", "protocol", "source")
 _OPT_STR = ("lease_owner", "hidden_from")
 _TIMES = ("created_at", "updated_at", "started_at", "finished_at", "lease_expires", "heartbeat",
           "not_before")

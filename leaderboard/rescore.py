@@ -91,7 +91,8 @@ def rescore(store: Store, protocol_id: str, job_ids: list[str] | None = None, *,
             continue
         meta = store.read_bytes(meta_path(src.id))
         job = Job(id=new_id, submitter=src.submitter, model_name=src.model_name, model_version=src.model_version,
-                  files=list(src.files), file_sha256=src.file_sha256, max_attempts=src.max_attempts,
+                  files=list(src.files), file_sha256=src.file_sha256, structures_sha256=src.structures_sha256,
+                  max_attempts=src.max_attempts,
                   protocol=protocol_id, source=src.id)
         writes = {meta_path(new_id): meta} if meta is not None else {}
         try:

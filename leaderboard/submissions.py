@@ -176,15 +176,18 @@ def _counts_for_rate(job: Job) -> bool:
 
 
 def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
-           policy: SubmissionPolicy | None = None, protocol: str = "") -> Job:
+           policy: SubmissionPolicy | None = None, protocol: str = "", structures_sha256: str = "") -> Job:
     """Validate, deduplicate, rate-limit and enqueue one submission; returns its PENDING Job.
 
     ``submitter`` (the logged-in account) overrides any ``meta["submitter"]``;
     ``file_sha256`` is computed here. Raises SubmissionError for invalid
-    metadata, a duplicate upload (same file hash by the same submitter, unless
-    that one failed, was cancelled or was withdrawn), too many submissions in the window, or
+    metadata, a duplicate upload (same file hash, or same ``structures_sha256``, by the same
+    submitter, unless that one failed, was cancelled or was withdrawn), too many submissions in the window, or
     a refused upload (no file, too many/large files, unsafe file name). ``protocol``: the id
     of the protocol the service pins; the job carries it (only a worker producing it runs it).
+    ``structures_sha256``: the upload check's content digest of the parsed structures
+    (``evaluator.ingest.UploadCheck.structures_sha256``), so the same structures in a rebuilt
+    or renamed archive are recognised; the job carries it ("": not known, bytes only).
     """
     policy = policy or SubmissionPolicy.from_env()
     problem = meta_type_problem(meta)
@@ -225,9 +228,14 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
 
     mine = list_jobs(store, submitter=submitter)
     for job in mine:
-        if job.file_sha256 == meta["file_sha256"] and job.status not in REUPLOADABLE:
+        if job.status in REUPLOADABLE:
+            continue
+        if job.file_sha256 == meta["file_sha256"]:
             raise SubmissionError(f"you already submitted this file (submission {job.id}, "
                                   f"{job.status.lower()}); withdraw it or upload different structures")
+        if structures_sha256 and job.structures_sha256 == structures_sha256:
+            raise SubmissionError(f"you already submitted these structures, in other files (submission "
+                                  f"{job.id}, {job.status.lower()}); withdraw it or upload different structures")
     if policy.max_per_window > 0:
         since = now() - dt.timedelta(days=policy.window_days)
         recent = [j for j in mine if parse_time(j.created_at) >= since and _counts_for_rate(j)]
@@ -240,6 +248,7 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
 
     job = Job(id=new_job_id(), submitter=submitter, model_name=meta["model_name"],
               model_version=meta["model_version"], files=infos, file_sha256=meta["file_sha256"],
+              structures_sha256=structures_sha256,
               max_attempts=policy.max_attempts, protocol=protocol)
     writes = {meta_path(job.id): dumps(meta)}
     for p, info in zip(paths, infos):

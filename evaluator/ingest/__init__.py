@@ -23,6 +23,7 @@ from evaluator.ingest.archive import Budget, decompress, iter_archive
 from evaluator.ingest.detect import (ACCEPTED, ARCHIVE_KINDS, PICKLE_MESSAGE, basename, detect,
                                      is_ignored, strip_gz)
 from evaluator.ingest.checks import shorten
+from evaluator.ingest.fingerprint import upload_digest
 from evaluator.ingest.formats import split_cif, split_poscar, split_xyz
 from evaluator.ingest.tables import NotStructureData, split_csv, split_json, split_jsonl
 from evaluator.ingest.types import IngestError, Item, Unit, too_many_structures
@@ -194,6 +195,8 @@ class UploadCheck:
     n_failed: int
     failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason), first few
     atoms: list[int] = field(default_factory=list)  # atoms per parsed structure (time estimates)
+    # fingerprint.upload_digest of the parsed structures: the same structures in any archive
+    structures_sha256: str = ""
 
     def as_dict(self) -> UploadCheckDict:
         return {"n_items": self.n_items, "n_parsed": self.n_parsed, "n_failed": self.n_failed,
@@ -215,4 +218,5 @@ def inspect_upload(inputs: str | Path | Sequence[str | Path], limits: IngestLimi
     items = _read(inputs, limits, no_progress, limits.max_check_seconds, keep=False)
     failed = [(shorten(it.source, 160), it.error) for it in items if it.error]
     atoms = [it.n_atoms for it in items if it.n_atoms is not None]
-    return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors], atoms)
+    digest = upload_digest([it.digest for it in items if it.digest is not None], len(failed))
+    return UploadCheck(len(items), len(items) - len(failed), len(failed), failed[:max_errors], atoms, digest)

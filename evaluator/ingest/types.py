@@ -24,13 +24,15 @@ class Item:
     (e.g. ``"gen.zip:cifs/a.cif"``, ``"table.csv:row 17"``, ``"multi.cif:block 3"``).
     Exactly one of ``structure`` / ``error`` is set (the upload check alone drops read
     structures: ``inspect_upload`` counts an Item without error as read, and keeps only its
-    number of atoms, ``n_atoms``, for the time estimate).
+    number of atoms, ``n_atoms``, for the time estimate, and its content digest, ``digest``
+    (``evaluator.ingest.fingerprint``), to recognise the same structures uploaded again).
     """
 
     source: str
     structure: Structure | None = None
     error: str | None = None
     n_atoms: int | None = None  # set where the structure was dropped after reading
+    digest: str | None = None  # likewise: fingerprint.structure_digest of the dropped structure
 
 
 UnitKind = Literal["cif", "poscar", "xyz", "text", "dict"]

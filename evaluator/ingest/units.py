@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from evaluator.config import IngestLimits
 from evaluator.ingest.checks import finish, shorten
+from evaluator.ingest.fingerprint import structure_digest
 from evaluator.ingest.formats import (structure_from_cif, structure_from_dict, structure_from_poscar,
                                       structure_from_text, structures_from_xyz)
 from evaluator.ingest.types import IngestError, Item, Parsed, Unit
@@ -76,9 +77,11 @@ def parse_batch(task: tuple[list[Unit], IngestLimits, bool]) -> list[list[Item]]
 
 
 def drop_structures(items: list[Item]) -> list[Item]:
-    """The Items without their structures (a read structure keeps ``error`` None): what the
-    upload check needs, at a fraction of the memory (10,000 structures of 500 atoms are GBs)."""
-    return [Item(it.source, error=it.error, n_atoms=len(it.structure) if it.structure is not None else None)
+    """The Items without their structures (a read structure keeps ``error`` None, its number
+    of atoms and its content digest): what the upload check needs, at a fraction of the
+    memory (10,000 structures of 500 atoms are GBs)."""
+    return [Item(it.source, error=it.error, n_atoms=len(it.structure) if it.structure is not None else None,
+                 digest=structure_digest(it.structure) if it.structure is not None else None)
             for it in items]
 
 

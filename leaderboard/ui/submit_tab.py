@@ -141,7 +141,8 @@ def do_submit(ctx: AppContext, files, user: str | None, meta: dict) -> tuple[str
     estimate = upload_estimate(ctx, check.n_parsed, verb="starts", atoms=check.atoms)
     try:
         pinned = ctx.protocol
-        job = submit(ctx.store, meta, [Path(p) for p in paths], user, protocol=pinned.id if pinned else "")
+        job = submit(ctx.store, meta, [Path(p) for p in paths], user, protocol=pinned.id if pinned else "",
+                     structures_sha256=check.structures_sha256)
     except SubmissionError as exc:
         return f"**Submission refused:** {md_text(exc)}", None
 

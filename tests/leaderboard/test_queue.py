@@ -96,6 +96,19 @@ def test_duplicates_and_rate_limit(store, files):
     submit(store, META, [files[0]], "alice", unlimited)  # a withdrawn one may be uploaded again (issue 26)
 
 
+def test_the_same_structures_in_other_files_are_a_duplicate(store, files):
+    digest = "ab" * 32  # the upload check's structures_sha256 (evaluator.ingest.fingerprint)
+    free = SubmissionPolicy(max_per_window=0)
+    first = submit(store, META, [files[0]], "alice", free, structures_sha256=digest)
+    assert q.get_job(store, first.id).structures_sha256 == digest
+    with pytest.raises(SubmissionError, match="already submitted these structures, in other files"):
+        submit(store, META, [files[1]], "alice", free, structures_sha256=digest)  # a rebuilt archive
+    submit(store, META, [files[2]], "bob", free, structures_sha256=digest)  # per submitter
+    submit(store, META, [files[3]], "alice", free)  # digest unknown: bytes only
+    withdraw(store, first.id, "alice")
+    assert submit(store, META, [files[1]], "alice", free, structures_sha256=digest).structures_sha256 == digest
+
+
 def test_rate_window_and_infrastructure_failures_do_not_count(store, files):
     old = submit(store, META, [files[0]], "alice", POLICY)
     q.update_job(store, old.id, lambda j: setattr(j, "created_at", q.iso(q.now() - dt.timedelta(days=8))) or j)

@@ -303,3 +303,31 @@ def test_withdraw_button_only_for_the_owner_of_a_submission_not_yet_withdrawn():
     assert can_withdraw(Job("f", "FINISHED", "me", "Gen", "1"), "me")
     assert not can_withdraw(Job("h", "HIDDEN", "me", "Gen", "1", hidden_from="FINISHED"), "me")  # withdrawn
     assert not can_withdraw(None, "me")
+
+
+def test_the_example_submitted_twice_is_a_duplicate_though_its_zip_is_rebuilt(data, tmp_path, monkeypatch):
+    """What the Submit tab does (issue 26): the example's zip is rebuilt on each load (new
+    bytes), its structures are the same, so the second submission is refused."""
+    from leaderboard.example import EXAMPLE_META, build_example
+    from leaderboard.submissions import withdraw
+    from leaderboard.ui.shared_state import make_context
+    from leaderboard.ui.submit_tab import do_submit
+
+    monkeypatch.delenv("GENBENCH_PROTOCOL", raising=False)
+    source = data.path("structures/mattergen_paper/cifs.zip")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, _ = build_example(source, tmp_path / "a")
+    second, _ = build_example(source, tmp_path / "b")
+    with zipfile.ZipFile(second, "a") as z:
+        z.comment = b"rebuilt"  # the bytes differ whatever the clock did between the builds
+    assert first.read_bytes() != second.read_bytes()
+    ctx = make_context(str(tmp_path / "store"))
+    meta = {**EXAMPLE_META, "model_version": "1"}
+    msg, jid = do_submit(ctx, [str(first)], "alice", meta)
+    assert jid is not None, msg
+    msg, again = do_submit(ctx, [str(second)], "alice", meta)
+    assert again is None and "already submitted these structures" in msg and jid in msg
+    withdraw(ctx.store, jid, "alice")
+    msg, again = do_submit(ctx, [str(second)], "alice", meta)
+    assert again is not None, msg  # withdrawn: the same structures may be submitted again

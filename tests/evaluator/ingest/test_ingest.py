@@ -213,3 +213,42 @@ def test_mp_sample_folder_all_parsed(mp_sample):
     assert calls[0] == ("ingest", 0, 2473) and calls[-1] == ("ingest", 2473, 2473)  # structures read
     done = [c[1] for c in calls]
     assert done == sorted(done) and {c[2] for c in calls} == {2473}
+
+
+# ------------------------------------------------------------ content fingerprint (issue 26)
+def test_structure_digest_ignores_site_order_and_periodic_images(structures):
+    from evaluator.ingest.fingerprint import structure_digest, upload_digest
+
+    s = structures[1]
+    moved = s.copy()
+    moved.translate_sites([0], [1.0, -1.0, 0.0], frac_coords=True, to_unit_cell=False)  # same site, next cell
+    shuffled = type(s).from_sites(list(reversed(s.sites)))
+    assert structure_digest(s) == structure_digest(moved) == structure_digest(shuffled)
+    other = s.copy()
+    other.translate_sites([0], [0.01, 0.0, 0.0], frac_coords=True)
+    assert structure_digest(other) != structure_digest(s)
+    assert len({structure_digest(x) for x in structures}) == len(structures)
+    a, b = (structure_digest(x) for x in structures[:2])
+    assert upload_digest([a, b]) == upload_digest([b, a]) != upload_digest([a, b, b])
+    assert upload_digest([a]) != upload_digest([a], n_failed=1)
+
+
+def test_upload_check_recognises_the_same_structures_in_a_rebuilt_archive(tmp_path, cif_paths, structures):
+    first = tmp_path / "gen.zip"
+    with zipfile.ZipFile(first, "w") as zf:
+        for p in cif_paths:
+            zf.write(p, f"cifs/{p.name}")
+    rebuilt = tmp_path / "again.zip"  # other names, other order, other compression: other bytes
+    with zipfile.ZipFile(rebuilt, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for i, p in enumerate(reversed(cif_paths)):
+            zf.writestr(f"s{i}.cif", p.read_text())
+    assert first.read_bytes() != rebuilt.read_bytes()
+    poscars = []
+    for i, s in enumerate(structures):
+        poscars.append(tmp_path / f"POSCAR_{i}")
+        s.to(filename=str(poscars[-1]), fmt="poscar")
+    a, b, c = (inspect_upload(x) for x in ([first], [rebuilt], poscars))
+    assert a.n_parsed == 3 and a.structures_sha256
+    assert a.structures_sha256 == b.structures_sha256 == c.structures_sha256  # same structures, any format
+    fewer = inspect_upload(cif_paths[:2])
+    assert fewer.structures_sha256 != a.structures_sha256
