@@ -12,6 +12,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 
 def atomic_number(symbol: str) -> int | None:
@@ -65,12 +66,42 @@ def element_counts(formulas: Iterable[str | None]) -> Counter[str]:
     return counts
 
 
+COORD_DECIMALS = 8  # fractional coordinates are rounded to this (float noise such as 8.8e-33 → 0)
+COORD_ZERO = 10.0 ** -COORD_DECIMALS  # lattice entries below this are 0
+
+
+def _clean(x: float) -> float:
+    r = round(x, COORD_DECIMALS)
+    return 0.0 if r in (0.0, 1.0) else r  # 1 is the same site as 0, inside the cell
+
+
+def clean_structure_dict(d: dict[str, Any]) -> dict[str, Any]:
+    """A Structure dict with its fractional coordinates rounded to ``COORD_DECIMALS`` (1 becomes 0:
+    the same site) and lattice entries below ``COORD_ZERO`` set to 0: no ``8.8e-33`` in an exported CIF.
+    Cartesian ``xyz`` is dropped (readers rebuild it from ``abc`` and the lattice)."""
+    out = dict(d)
+    lattice = d.get("lattice")
+    if isinstance(lattice, dict) and isinstance(lattice.get("matrix"), list):
+        out["lattice"] = {**lattice, "matrix": [[0.0 if isinstance(v, float) and abs(v) < COORD_ZERO else v
+                                                 for v in row] for row in lattice["matrix"]]}
+    sites = d.get("sites")
+    if isinstance(sites, list):
+        cleaned = []
+        for site in sites:
+            if isinstance(site, dict) and isinstance(site.get("abc"), list):
+                site = {k: v for k, v in site.items() if k != "xyz"}
+                site["abc"] = [_clean(float(c)) if isinstance(c, (int, float)) else c for c in site["abc"]]
+            cleaned.append(site)
+        out["sites"] = cleaned
+    return out
+
+
 def cif_text(structure_json: str | None) -> str:
     """CIF text of a pymatgen Structure JSON string (written by ase for ordered structures;
     pymatgen's CifWriter only for partial occupancies)."""
     if not isinstance(structure_json, str) or not structure_json:
         return "# no structure stored for this row"
-    d = json.loads(structure_json)
+    d = clean_structure_dict(json.loads(structure_json))
     sites = d.get("sites") or []
     ordered = all(len(site.get("species") or []) == 1 and float(site["species"][0].get("occu", 1)) == 1.0
                   for site in sites)

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from evaluator.export import covalent_radius, jmol_colour
+from leaderboard.table.formats import chem_formula
 
 CANDIDATE_COLUMN = "sun_candidate"
 BEYOND_REFERENCE_COLUMN = "novelty_beyond_reference_size"
@@ -161,7 +162,7 @@ def _describe(value: Any) -> str:
 
 def details_markdown(row: pd.Series | dict, record: dict, max_sites: int | None = None) -> str:
     """E_hull before/after relaxation, relaxation RMSD, nearest reference entry, flags."""
-    formula = row.get("reduced_formula") or row.get("formula") or ""
+    formula = chem_formula(row.get("reduced_formula") or row.get("formula"))
     lines = [f"#### Candidate #{row.get('index', '?')} {formula}".rstrip(),
              f"- **E_hull before relaxation:** {_ev(record.get('e_hull_unrelaxed'))}",
              f"- **E_hull after relaxation:** {_ev(record.get('e_hull_relaxed'))}"]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from evaluator import catalogue as C
+from leaderboard.table.formats import column_format
 from leaderboard.table.measures import DEFAULT_RANK, DEFAULT_SHOW, SHOW_MODES, Measure, catalogue, family_label
 from leaderboard.table.metadata import COMPACT_META, FULL_META, META_LABELS, evaluated_by, meta_column
 from leaderboard.table.protocols import ID_COLUMN, UNKNOWN, protocol_keys
@@ -60,16 +61,17 @@ def select_measures(measures: list[Measure], view: str = "compact",
     return out
 
 
-def number_format(m: Measure, show: str) -> str:
-    """One convention per view: rates as % with one decimal, counts as integers, energies
-    (eV/atom) with 3 decimals (meV resolution), anything else with 3 significant digits."""
+def number_format(m: Measure, show: str, values: Iterable[Any] = ()) -> str:
+    """One format per column: rates as % with one decimal, counts as integers, energies
+    (eV/atom) with 3 decimals (meV resolution), anything else with 3 significant figures of
+    the column's largest value (``values``), the same decimals in every cell, trailing zeros kept."""
     if m.is_percent(show):
         return "{:.1f}"
     if m.counted or m.name.endswith("_count"):
         return "{:.0f}"
     if m.unit == "eV/atom":
         return "{:.3f}"
-    return "{:.3g}"
+    return column_format(values)
 
 
 def default_full_columns(measures: list[Measure]) -> list[str]:
@@ -190,7 +192,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
             h += " "
         out[h] = values.astype(float)
         headers.append(h)
-        formats[h] = number_format(m, show)
+        formats[h] = number_format(m, show, out[h])
         ci = m.ci_columns("frac_submitted" if show == "count" else show)
         if ci is not None and (m.key == rank_by or (view != "compact" and m.headline)):
             lo, hi = (df[c] if c in df else pd.Series(np.nan, index=df.index) for c in ci)

@@ -29,7 +29,8 @@ def _cell(row: pd.Series, m: Measure, df: pd.DataFrame) -> str:
     if m.is_percent(DEFAULT_SHOW):
         text = f"{100 * v:.1f} %"
     else:
-        text = number_format(m, DEFAULT_SHOW).format(v) + (f" {m.unit}" if m.unit else "")
+        column = pd.to_numeric(df[col], errors="coerce") if col in df.columns else [v]
+        text = number_format(m, DEFAULT_SHOW, column).format(v) + (f" {m.unit}" if m.unit else "")
     ci = m.ci_columns(DEFAULT_SHOW)
     if ci is not None and all(c in df.columns for c in ci):
         iv = ci_text(row.get(ci[0]), row.get(ci[1]), True)

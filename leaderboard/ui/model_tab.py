@@ -23,6 +23,7 @@ from leaderboard.queue import FINISHED, get_job
 from leaderboard.results import load_structures, load_summary
 from leaderboard.submission_meta import load_meta
 from leaderboard.table.download import ranked_table
+from leaderboard.table.formats import chem_formula, sig_text, yes_no
 from leaderboard.table.measures import Measure, catalogue
 from leaderboard.table.metadata import coverage_sentence, meta_column, provenance_label
 from leaderboard.table.view import ci_text
@@ -92,7 +93,7 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
         sel["kind"] = "lowest E_hull"
         sel = sel.sort_values(eh, kind="mergesort")
         cols = [c for c in ("index", "source", "kind", "formula", eh) if c in sel.columns]
-        out = sel[cols].head(n).reset_index(drop=True)
+        out = _clean_formulas(sel[cols].head(n).reset_index(drop=True))
         out[eh] = pd.to_numeric(out[eh], errors="coerce").round(3)
         out = out.rename(columns={eh: "E_hull [eV/atom]"})
         return out, (f"No SUN or MSUN structures in this submission; the {len(out)} structures with the "
@@ -102,7 +103,7 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
     cols = [c for c in ("index", "source", "kind", "formula", "reduced_formula", eh,
                         first_column(df, (), ("spacegroup",)) or first_column(df, (), ("space_group",)))
             if c and c in sel.columns]
-    out = sel[list(dict.fromkeys(cols))].head(n).reset_index(drop=True)
+    out = _clean_formulas(sel[list(dict.fromkeys(cols))].head(n).reset_index(drop=True))
 
     for col, label in ((BEYOND_REFERENCE_COLUMN, "larger than any reference cell"),
                        (SPARSE_CHEMSYS_COLUMN, "sparse chemical system")):
@@ -119,19 +120,28 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
     return out, cap
 
 
+def _clean_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Formula columns as chemists write them ("Al1I7" → "AlI7")."""
+    for c in ("formula", "reduced_formula"):
+        if c in df.columns:
+            df[c] = df[c].map(chem_formula)
+    return df
+
+
 # ---------------------------------------------------------------- summaries
 def _num(v, pct: bool = False, unit: str = "") -> str:
-    """One convention on the page: rates as % with one decimal, eV/atom with 3 decimals."""
+    """One convention on the page: rates as % with one decimal, eV/atom with 3 decimals,
+    counts as integers, anything else with 3 significant figures (trailing zeros kept), yes/no."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
     if isinstance(v, bool):
-        return str(v)
+        return yes_no(v)
     if isinstance(v, (int, float)):
         if pct:
             return f"{100 * v:.1f} %"
         if isinstance(v, int):
             return f"{v:,}"
-        return f"{v:.3f} {unit}" if unit == "eV/atom" else f"{v:.3g}" + (f" {unit}" if unit else "")
+        return f"{v:.3f} {unit}" if unit == "eV/atom" else sig_text(v) + (f" {unit}" if unit else "")
     return str(v)
 
 
@@ -197,7 +207,7 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
     for k in HEADLINE_META:
         if k in meta and meta[k] not in (None, ""):
             v = meta[k]
-            v = md_link(v) if isinstance(v, str) and v.startswith("http") else md_text(v)
+            v = md_link(v) if isinstance(v, str) and v.startswith("http") else md_text(yes_no(v))
             lines.append(f"- **{k.replace('_', ' ').capitalize()}:** {v}")
     counts = [f"{summary.get(k)} {k[2:]}" for k in ("n_submitted", "n_parsed", "n_valid", "n_evaluated")
               if summary.get(k) is not None]
@@ -265,7 +275,7 @@ def budget_markdown(summary: dict, df: pd.DataFrame | None) -> str:
     if df is not None and "stability_stop_note" in df:
         flagged = df[df["stability_stop_note"].notna()]
         for _, row in flagged.head(BUDGET_ROWS_SHOWN).iterrows():
-            what = row.get("formula") or row.get("source") or ""
+            what = chem_formula(row.get("formula")) or row.get("source") or ""
             atoms = f", {int(row['nsites'])} atoms" if "nsites" in row and pd.notna(row["nsites"]) else ""
             lines.append(f"  - #{row.get('index', '')} {md_text(what)}{atoms}: {md_text(row['stability_stop_note'])}")
         if len(flagged) > BUDGET_ROWS_SHOWN:
@@ -367,7 +377,7 @@ def candidate_choices(df: pd.DataFrame | None) -> list[tuple[str, int]]:
     for _, r in rows.iterrows():
         kind = "SUN" if bool(r.get("sun_sun")) is True else "MSUN" if bool(r.get("sun_msun")) is True else "candidate"
         warn = " ⚠" if flags_text(r) else ""
-        out.append((f"#{r['index']} {r.get('reduced_formula') or r.get('formula') or ''} ({kind}){warn}",
+        out.append((f"#{r['index']} {chem_formula(r.get('reduced_formula') or r.get('formula'))} ({kind}){warn}",
                     int(r["index"])))
     return out
 
@@ -425,7 +435,7 @@ def build(ctx: AppContext) -> dict:
         rec = C.parse(row[C.CANDIDATE_COLUMN]) or {}
         cov = (((summary or {}).get("provenance") or {}).get("reference") or {})
         max_sites = (cov.get("coverage") or {}).get("max_sites") if isinstance(cov, dict) else None
-        title = f"#{row['index']} {row.get('reduced_formula') or row.get('formula') or ''}: relaxed structure"
+        title = f"#{row['index']} {chem_formula(row.get('reduced_formula') or row.get('formula'))}: relaxed structure"
         return (C.details_markdown(row, rec, max_sites),
                 gr.update(value=C.structure_figure(rec.get("structure"), title), visible=True),
                 gr.update(value=C.phase_diagram_figure(rec), visible=True))
@@ -482,7 +492,7 @@ def build(ctx: AppContext) -> dict:
             cands, cap = candidates(df)
         labels = candidate_choices(df)
         if not labels and "index" in cands:  # older results: no candidate records, the CIF still shows
-            labels = [(f"#{r['index']} {r.get('formula') or r.get('reduced_formula') or ''} ({r['kind']})",
+            labels = [(f"#{r['index']} {chem_formula(r.get('formula') or r.get('reduced_formula'))} ({r['kind']})",
                        int(r["index"])) for _, r in cands.iterrows()]
         first = labels[0][1] if labels else None
         info, fig3d, figpd = candidate_page(df, first, summary)

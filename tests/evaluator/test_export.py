@@ -35,3 +35,16 @@ def test_cif_text_of_ordered_disordered_and_missing_structures():
     text = cif_text(json.dumps(ordered.as_dict()))
     assert text.startswith("# written by ase")
     assert Structure.from_str(text, fmt="cif").matches(ordered)
+
+
+def test_cif_text_has_clean_coordinates_and_the_same_structure():
+    """Float noise in stored coordinates (8.8e-33, 0.9999999999) is not written (issue 26)."""
+    noisy = Structure(Lattice([[4.2, 1e-17, 0.0], [0.0, 4.2, 0.0], [0.0, 0.0, 4.2]]), ["Na", "Cl"],
+                      [[8.8e-33, 0.5, -1e-17], [0.5, 0.9999999999, 0.30000000000000004]])
+    text = cif_text(json.dumps(noisy.as_dict()))
+    assert "e-" not in text.split("_atom_site_occupancy", 1)[1] and "e-17" not in text
+    assert "0.9999999999" not in text and "0.30000000000000004" not in text
+    back = Structure.from_str(text, fmt="cif")
+    assert back.matches(noisy) and len(back) == 2
+    site = [s for s in back if s.species_string == "Na"][0]
+    assert list(site.frac_coords) == [0.0, 0.5, 0.0]

@@ -418,3 +418,37 @@ def test_csv_and_parquet_files_keep_rank_and_order(tmp_path):
         assert got.columns[0] == RANK_COLUMN
         assert list(got["submission_id"]) == ["c", "a", "b", "d"]
         assert list(got[RANK_COLUMN]) == [1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------- number formats, formulas (issue 26 item 4)
+def test_one_number_format_per_column_with_trailing_zeros():
+    from leaderboard.table.formats import column_format, sig_text
+
+    df = results()
+    df["distribution.jsd"] = [0.48, 0.359, 0.3, np.nan]  # was "0.48" beside "0.359" ({:.3g})
+    df["mystery.widget_score"] = [12.0, 17.7, 7.67, 100.5]
+    v = build_view(df, view="full", columns=["distribution.jsd", "mystery.widget_score"])
+    jsd = next(h for h in v.formats if h.startswith("JSD") or "JSD" in h)
+    widget = next(h for h in v.formats if "idget" in h)
+    assert v.formats[jsd] == "{:.3f}" and v.formats[widget] == "{:.0f}"
+    html = style(v).to_html()
+    assert all(t in html for t in ("0.480", "0.359", "0.300")) and ">0.48<" not in html
+    assert column_format([12, 17.7, 7.67]) == "{:.1f}"  # "12.0", "17.7", "7.7"
+    assert [sig_text(x) for x in (0.48, 12, 7.67, 0.001234)] == ["0.480", "12.0", "7.67", "0.00123"]
+
+
+def test_formulas_as_chemists_write_them_and_yes_no():
+    from leaderboard.table.formats import chem_formula, yes_no
+    from leaderboard.ui.model_tab import _num, candidates, meta_markdown
+
+    assert [chem_formula(f) for f in ("Al1I7", "Al1 I7", "V1Br5", "Na10Cl10", "Fe1.5O1", None)] == \
+        ["AlI7", "AlI7", "VBr5", "Na10Cl10", "Fe1.5O", ""]
+    assert (yes_no(True), yes_no(False), yes_no("x")) == ("yes", "no", "x")
+    assert _num(True) == "yes" and _num(0.48) == "0.480"
+    text = meta_markdown("j1", {"model_name": "M", "relaxed_before_submission": True}, {})
+    assert "**Relaxed before submission:** yes" in text and "True" not in text
+    per = pd.DataFrame({"index": [0, 1], "formula": ["Al1I7", "V1Br5"], "reduced_formula": ["AlI7", "VBr5"],
+                        "sun_sun": [True, False], "sun_msun": [False, True],
+                        "stability_e_above_hull": [0.0, 0.05]})
+    table, _ = candidates(per)
+    assert list(table["formula"]) == ["AlI7", "VBr5"]
