@@ -129,7 +129,7 @@ def _clean_formulas(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- summaries
-def _num(v, pct: bool = False, unit: str = "") -> str:
+def _num(v, pct: bool = False, unit: str = "", count: bool = False) -> str:
     """One convention on the page: rates as % with one decimal, eV/atom with 3 decimals,
     counts as integers, anything else with 3 significant figures (trailing zeros kept), yes/no."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -139,8 +139,8 @@ def _num(v, pct: bool = False, unit: str = "") -> str:
     if isinstance(v, (int, float)):
         if pct:
             return f"{100 * v:.1f} %"
-        if isinstance(v, int):
-            return f"{v:,}"
+        if isinstance(v, int) or count:
+            return f"{v:,.0f}"
         return f"{v:.3f} {unit}" if unit == "eV/atom" else sig_text(v) + (f" {unit}" if unit else "")
     return str(v)
 
@@ -168,7 +168,8 @@ def metrics_frame(summary: dict) -> pd.DataFrame:
         why = (missing.get(m.family) or {}) if isinstance(missing.get(m.family), dict) else {}
         if m.counted:
             c = {r: flat.get(col) for r, col in m.columns.items()}
-            rows.append({"Family": m.family, "Metric": f"{m.label} {m.arrow}".strip(), "Value": _num(c.get("count")),
+            rows.append({"Family": m.family, "Metric": f"{m.label} {m.arrow}".strip(),
+                         "Value": _num(c.get("count"), count=True),
                          "% of submitted": _num(c.get("frac_submitted"), True),
                          f"{level} CI (of submitted)": _ci(summary, m.family, f"{m.name}_frac_submitted"),
                          "% of valid": _num(c.get("frac_valid"), True),

@@ -444,7 +444,7 @@ def test_formulas_as_chemists_write_them_and_yes_no():
     assert [chem_formula(f) for f in ("Al1I7", "Al1 I7", "V1Br5", "Na10Cl10", "Fe1.5O1", None)] == \
         ["AlI7", "AlI7", "VBr5", "Na10Cl10", "Fe1.5O", ""]
     assert (yes_no(True), yes_no(False), yes_no("x")) == ("yes", "no", "x")
-    assert _num(True) == "yes" and _num(0.48) == "0.480"
+    assert _num(True) == "yes" and _num(0.48) == "0.480" and _num(12.0, count=True) == "12" and _num(1234) == "1,234"
     text = meta_markdown("j1", {"model_name": "M", "relaxed_before_submission": True}, {})
     assert "**Relaxed before submission:** yes" in text and "True" not in text
     per = pd.DataFrame({"index": [0, 1], "formula": ["Al1I7", "V1Br5"], "reduced_formula": ["AlI7", "VBr5"],

@@ -125,12 +125,15 @@ def column(page, elem: str, header: str) -> list[str]:
 def test_leaderboard_downloads_on_the_first_click(page, server):
     """Each download button yields a real file with every finished submission on ONE click
     (the bug: the file was made by the click itself, so only the second click downloaded)."""
-    page.goto(server.url)
+    load_leaderboard(page, server)
+    shown = list(zip(column(page, "leaderboard-table", "#"), column(page, "leaderboard-table", "Model")))
     open_tab(page, "Model page & downloads")
     with page.expect_download(timeout=30_000) as info:
         page.locator("#dl-csv").click()
     rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
     assert sorted(r["submission_id"] for r in rows) == sorted(server.ids.values())
+    # the on-screen rank and order (issue 26): "#" and the model names, row by row
+    assert [(r["rank"], r["model_name"]) for r in rows] == [(n, m.split(" (")[0]) for n, m in shown]
     with page.expect_download(timeout=30_000) as info:
         page.locator("#dl-parquet").click()
     table = pd.read_parquet(info.value.path())
