@@ -32,6 +32,10 @@ document (which renews the lease), publish the results, repeat. Several workers
   ``GENBENCH_WORKER_PARENT_PID`` (set by ``leaderboard.serve``): the worker
   stops like this when that process ends, however it ends.
 
+* ``--concurrent-jobs K`` (with ``--executor ray``, a cluster address and ``--ray-actors``):
+  up to K claimed jobs at once, side by side, each supervised as above, their leases renewed
+  in one store commit (``leaderboard.job_slots``).
+
 * The evaluation process sends the evaluation itself (summary and table bytes) over
   its pipe; the worker publishes that, nothing is written to disk and read back.
 
