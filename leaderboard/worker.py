@@ -32,6 +32,10 @@ document (which renews the lease), publish the results, repeat. Several workers
   ``GENBENCH_WORKER_PARENT_PID`` (set by ``leaderboard.serve``): the worker
   stops like this when that process ends, however it ends.
 
+* ``--concurrent-jobs K`` (with ``--executor ray``, a cluster address and ``--ray-actors``):
+  up to K claimed jobs at once, side by side, each supervised as above, their leases renewed
+  in one store commit (``leaderboard.job_slots``).
+
 * The evaluation process sends the evaluation itself (summary and table bytes) over
   its pipe; the worker publishes that, nothing is written to disk and read back.
 
@@ -224,6 +228,9 @@ class Worker:
         self._spare: EvalProcess | None = None  # an idle evaluation process, imports done
         self._keep_spare = False  # start the next spare as a job starts (run() with more jobs to come)
         self.stopping = threading.Event()
+        # set by leaderboard.job_slots on a slot's copy: its renewer renews this job's lease with the
+        # other slots' in one commit (None: this worker heartbeats its one job itself)
+        self.lease_renewer: Any = None
 
     # -- control -------------------------------------------------------------
     def stop(self, *_args) -> None:
@@ -343,7 +350,10 @@ class Worker:
             if (dirty and t - last_write >= self.progress_interval_s) or t - last_write >= self.heartbeat_s:
                 # the lease is renewed only here, i.e. only while progress moves (else: stalled above)
                 try:
-                    heartbeat(self.store, job.id, self.worker_id, self.lease_s, tracker.doc())
+                    if self.lease_renewer is None:
+                        heartbeat(self.store, job.id, self.worker_id, self.lease_s, tracker.doc())
+                    else:  # one of several jobs (leaderboard.job_slots): renewed with the others
+                        self.lease_renewer.renew(job.id, tracker.doc())
                     dirty = False
                     beats.ok()
                 except LeaseLost as exc:
@@ -515,6 +525,27 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
+def check_concurrency(slots: int, config: EvalConfig) -> None:
+    """ValueError unless ``slots`` concurrent jobs can share what ``config`` runs on: one job
+    always; several only on a Ray cluster they join (an address, not a cluster per job) with each
+    job's share of it given (``ray_actors``), since a job otherwise asks for the whole machine
+    or cluster and the jobs would starve or oversubscribe each other."""
+    if slots < 1:
+        raise ValueError(f"--concurrent-jobs must be >= 1, got {slots}")
+    if slots == 1:
+        return
+    execution = config.execution
+    if execution.executor != "ray":
+        raise ValueError(f"--concurrent-jobs {slots} needs --executor ray: with the local executor each job sizes "
+                         "its pools to the whole machine; start one worker per GPU instead (README, Scaling out)")
+    if not (execution.ray_address or os.environ.get("RAY_ADDRESS")):
+        raise ValueError(f"--concurrent-jobs {slots} needs a cluster the jobs share: --ray-address HOST:PORT or "
+                         "$RAY_ADDRESS (without one each job would start its own local cluster of the whole machine)")
+    if not execution.ray_actors:
+        raise ValueError(f"--concurrent-jobs {slots} needs --ray-actors N (or $GENBENCH_RAY_ACTORS), the actors of "
+                         f"each job: e.g. the cluster's GPUs divided by {slots}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m leaderboard.worker", description=__doc__.splitlines()[0])
     p.add_argument("--store", help="requests store URI (default $GENBENCH_STORE or ./state/requests; "
@@ -523,6 +554,10 @@ def build_parser() -> argparse.ArgumentParser:
                                            "./state/results beside the default requests store; see README, Stores)")
     p.add_argument("--once", action="store_true", help="process at most one job, then exit")
     p.add_argument("--max-jobs", type=int, help="exit after this many jobs")
+    p.add_argument("--concurrent-jobs", type=int, default=1, metavar="K",
+                   help="hold up to K claimed jobs at once, side by side, their leases renewed in one store "
+                        "commit (default 1; K > 1 needs --executor ray, a cluster address and --ray-actors, "
+                        "the actors of each job; --once: at most one job per slot)")
     p.add_argument("--poll", type=float, default=5.0, help="seconds between polls of an empty queue")
     p.add_argument("--worker-id", help="name in lease documents (default host-pid)")
     p.add_argument("--work-dir", help="local per-job work/checkpoint folder (default $GENBENCH_WORK_DIR "
@@ -588,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
                               reference=args.reference, options=args.option or (), protocol=args.protocol,
                               executor=args.executor, ray_address=args.ray_address, ray_actors=args.ray_actors)
         check_config(config)
+        check_concurrency(args.concurrent_jobs, config)
         check_protocol(config, args.expect_protocol or os.environ.get(EXPECT_PROTOCOL_VAR), args.data_dir)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -606,7 +642,14 @@ def main(argv: list[str] | None = None) -> int:
         die_with_parent(int(parent), signal.SIGTERM)
     log.info("%s: serving %s (protocol %s, families=%s, device=%s)", worker.worker_id, store.uri,
              worker.protocol.describe(), ",".join(config.families or ["all"]), config.device)
-    n = worker.run(once=args.once, poll_s=args.poll, max_jobs=args.max_jobs)
+    if args.concurrent_jobs > 1:
+        from leaderboard.job_slots import JobSlots
+
+        log.info("%s: %d job slots on the Ray cluster %s, %d actors each", worker.worker_id, args.concurrent_jobs,
+                 config.execution.ray_address or os.environ.get("RAY_ADDRESS"), config.execution.ray_actors)
+        n = JobSlots(worker, args.concurrent_jobs).run(once=args.once, poll_s=args.poll, max_jobs=args.max_jobs)
+    else:
+        n = worker.run(once=args.once, poll_s=args.poll, max_jobs=args.max_jobs)
     log.info("%s: processed %d job(s), exiting", worker.worker_id, n)
     return 0
 

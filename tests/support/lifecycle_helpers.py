@@ -146,3 +146,12 @@ def held_evaluate(inputs, config, data, work_dir, progress):
 def path_leaking_evaluate(inputs, config, data, work_dir, progress):
     """An infrastructure failure whose message names a server path (the work folder)."""
     raise FileNotFoundError(f"[Errno 2] No such file or directory: '{work_dir}/reference/mp20_hull.parquet'")
+
+
+PID_FILE = "eval.pid"
+
+
+def pid_gated_evaluate(inputs, config, data, work_dir, progress):
+    """``gated_evaluate``, writing the evaluation process's pid to ``<job>/eval.pid`` first."""
+    (_job_dir(work_dir) / PID_FILE).write_text(str(os.getpid()))
+    return gated_evaluate(inputs, config, data, work_dir, progress)
