@@ -98,7 +98,8 @@ def test_workers_that_cannot_start_fail_the_run():
     run = run_bounded(h.square, range(5), workers=2, initializer=h.exit_at_start)
     with pytest.raises(PoolFailure, match="could not start: worker process died \\(exit code 1\\)"):
         list(run)
-    assert run.lost_in_a_row == run.max_lost_workers == 2 * 2 + 4
+    # bounded: the limit, plus at most the other worker lost in the same poll (a busy machine)
+    assert run.max_lost_workers == 2 * 2 + 4 and run.max_lost_workers <= run.lost_in_a_row < run.max_lost_workers + 2
 
 
 def test_memory_cap_gives_a_memory_error():

@@ -248,7 +248,8 @@ def test_failed_relaxation_still_scores_the_submitted_geometry(data, tmp_path, m
 
     monkeypatch.setattr(runner, "relax_all", lambda structures, *a, **k: (
         {row: res for row in structures}, {"mlip": {}, "mode": "serial", "workers": 1,
-                                           "n_relaxed_now": 1, "n_from_checkpoint": 0}))
+                                           "n_relaxed_now": 1, "n_from_checkpoint": 0,
+                                           "execution": {"executor": "local"}}))
     table, structures = build_table([Item("nacl.cif", nacl)])
     cfg = _config()
     ctx = EvalContext(table, structures, cfg, data, tmp_path, reference_loader=reference_loader(cfg, data))
