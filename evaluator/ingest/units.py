@@ -17,7 +17,6 @@ structure per task, so only the structure at fault becomes a failure row.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing as mp
 import time
 from collections.abc import Callable
@@ -35,8 +34,6 @@ from evaluator.procpool import run_bounded
 # ``parse_batch`` (the package is light; a fork server must not import anything that
 # starts threads, e.g. pandas: see evaluator.procpool).
 PRELOAD = ("pymatgen.core", "pymatgen.io.cif", "pymatgen.io.vasp", "pymatgen.io.ase", "ase.io")
-_START_FAILURES = ("worker process could not start", "no worker process could be started")
-log = logging.getLogger(__name__)
 BATCH_UNITS = 32  # structures per task
 BATCH_CHARS = 1 << 20  # text per task (a big structure goes alone)
 
@@ -128,9 +125,9 @@ def parse_units(units: list[Unit], limits: IngestLimits, on_done: Callable[[int]
     """Items of each Unit, in order. ``on_done(n)`` after each of the n Units read so far;
     past ``deadline`` (``time.monotonic()``) the IngestError from ``on_late`` is raised and
     every reading process is killed. Unless ``keep``, structures are dropped once read (the
-    Items of a read structure have neither structure nor error). When no reading process can start (e.g. a script
-    without an ``if __name__ == "__main__":`` guard), the rest is read in this process,
-    without the time limit, and a warning is logged."""
+    Items of a read structure have neither structure nor error). When the reading processes
+    cannot start or keep dying whatever they read, ``evaluator.procpool.PoolFailure`` propagates
+    (a failure of the machine, never of a structure)."""
     results: list[list[Item] | None] = [None] * len(units)
     done = 0
 
@@ -150,10 +147,6 @@ def parse_units(units: list[Unit], limits: IngestLimits, on_done: Callable[[int]
                 if out.ok:
                     for i, items in zip(group, out.value):
                         results[i] = items
-                elif (out.error or "").startswith(_START_FAILURES):
-                    log.warning("structures read without a time limit: %s", out.error)
-                    again = []
-                    break
                 elif len(group) > 1:
                     again += [[i] for i in group]
                     late()
