@@ -69,7 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
-    from leaderboard.example import build_example
+    from leaderboard.intake.example import build_example
 
     with tempfile.TemporaryDirectory() as tmp:
         built = build_example(out_dir=Path(tmp))

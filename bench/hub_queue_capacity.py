@@ -70,9 +70,9 @@ SUMMARY = {"n_submitted": 2500, "n_parsed": 2500, "n_valid": 2400,
 
 
 def simulate(mode: str, n_workers: int, job_min: float, hours: float) -> dict:
-    from leaderboard import queue as q
-    from leaderboard import queue_index
-    from leaderboard.publishing import publish
+    from leaderboard.jobs import queue as q
+    from leaderboard.jobs import queue_index
+    from leaderboard.publishing.dataset import publish
     from leaderboard.store import ABSENT
     from leaderboard.store.hub import HubStore
     from leaderboard.store.hubfake import FakeHfApi, SimClock

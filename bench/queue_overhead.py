@@ -23,7 +23,7 @@ def main(n: int = 10) -> None:
     from evaluator.data import DataDir
     from evaluator.pipeline import evaluate
     from leaderboard.store import open_store
-    from leaderboard.submissions import SubmissionPolicy, submit
+    from leaderboard.intake.submissions import SubmissionPolicy, submit
     from leaderboard.worker import Worker
 
     tmp = Path(tempfile.mkdtemp(prefix="queue-bench-"))

@@ -19,7 +19,7 @@ even-numbered cells and scored on the odd-numbered ones (held out).
     python bench/relax_cost.py --estimate-only   # the committed model's estimate for all of mp_sample
 
 ``--estimate-only`` relaxes nothing: it prints what the committed model (and so the upload
-check, ``leaderboard.eta``) estimates for relaxing all 2,473 ``mp_sample`` cells, from their
+check, ``leaderboard.jobs.eta``) estimates for relaxing all 2,473 ``mp_sample`` cells, from their
 sizes, on a 2-worker CPU pool, with the default budget and without it.
 """
 

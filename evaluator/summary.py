@@ -109,7 +109,7 @@ def _number(v: Any) -> float | None:
 
 def upgrade_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A flattened summary row (``"<block>.<key>"``, optionally ``"metrics."``-prefixed, as
-    ``leaderboard.results.summary_row`` writes) brought up to the current summary.
+    ``leaderboard.publishing.results.summary_row`` writes) brought up to the current summary.
 
     The only upgrade so far: summaries older than ``sun.sun_plus_msun`` get it as the sum of
     SUN and MSUN (counts and both fractions), where both parts are numbers and the row has

@@ -1,7 +1,7 @@
 """``python -m leaderboard COMMAND``: admin commands of the leaderboard.
 
 - ``rescore --protocol ID [--all | JOB ...]``: queue finished submissions again under the
-  current protocol (``leaderboard.rescore``).
+  current protocol (``leaderboard.jobs.rescore``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(__doc__.strip(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    from leaderboard import rescore
-
+    from leaderboard.jobs import rescore
     return rescore.main(argv[1:])
 
 

@@ -1,7 +1,7 @@
 """The evaluation worker: ``python -m leaderboard.worker [--once] [--store URI] ...``
 
 Loop: claim the oldest runnable job (compare-and-swap), evaluate its upload in a
-child process (``leaderboard.evalproc``), relay the child's progress to the job
+child process (``leaderboard.jobs.evalproc``), relay the child's progress to the job
 document (which renews the lease), publish the results, repeat. Several workers
 (one per GPU) may share a store.
 
@@ -21,7 +21,7 @@ document (which renews the lease), publish the results, repeat. Several workers
 * ``IngestError`` (unusable upload) fails the job for good with the message as
   reason; any other error is an infrastructure failure, retried (after
   ``--retry-delay``) until the job's ``max_attempts``.
-* Store outages (``leaderboard.store_outage``) are waited out, never a failure of the
+* Store outages (``leaderboard.store.outage``) are waited out, never a failure of the
   job: a write or read the store does not answer (claiming, reading the upload,
   publishing, recording a result) is retried with backoff (up to ``OUTAGE_RETRY_MAX_S``
   apart) until it answers or the worker is stopped; while results wait to be published
@@ -34,7 +34,7 @@ document (which renews the lease), publish the results, repeat. Several workers
 
 * ``--concurrent-jobs K`` (with ``--executor ray``, a cluster address and ``--ray-actors``):
   up to K claimed jobs at once, side by side, each supervised as above, their leases renewed
-  in one store commit (``leaderboard.job_slots``).
+  in one store commit (``leaderboard.jobs.slots``).
 
 * The evaluation process sends the evaluation itself (summary and table bytes) over
   its pipe; the worker publishes that, nothing is written to disk and read back.
@@ -79,13 +79,13 @@ from evaluator.config import EvalConfig, build_config
 from evaluator.protocol import Protocol
 from evaluator.procpool import die_with_parent
 from evaluator.progress import ProgressUpdate
-from leaderboard.evalproc import Done, EvalProcess, Failed, UserError
-from leaderboard.job_progress import STORE_UNAVAILABLE_STAGE, ProgressTracker
-from leaderboard.queue import (INFRASTRUCTURE, USER_ERROR, Job, LeaseLost, claim, fail, get_job,
+from leaderboard.jobs.evalproc import Done, EvalProcess, Failed, UserError
+from leaderboard.jobs.progress import STORE_UNAVAILABLE_STAGE, ProgressTracker
+from leaderboard.jobs.queue import (INFRASTRUCTURE, USER_ERROR, Job, LeaseLost, claim, fail, get_job,
                                heartbeat, public_reason, release)
 from leaderboard.store import Store, open_store
-from leaderboard.store_outage import RepeatedErrorLog, store_unavailable
-from leaderboard.submissions import file_paths
+from leaderboard.store.outage import RepeatedErrorLog, store_unavailable
+from leaderboard.intake.submissions import file_paths
 
 log = logging.getLogger("leaderboard.worker")
 DEFAULT_WORK_DIR = "state/work"
@@ -182,7 +182,7 @@ class Worker:
     evaluation process reports its first stage the limit is at least $GENBENCH_START_TIMEOUT
     (default 300 s), so a slow start on a loaded machine is not taken for a stall.
     evaluate: the evaluation function (default ``evaluator.pipeline.evaluate``); it runs
-    in a child process (see ``leaderboard.evalproc``), so it must be a module-level function.
+    in a child process (see ``leaderboard.jobs.evalproc``), so it must be a module-level function.
     config: the EvalConfig (default ``build_config()``: GENBENCH_* variables, then the
     defaults); checked here, so an unknown family or option raises ValueError.
     expect_protocol: the protocol the service pins (id or named protocol; default
@@ -228,7 +228,7 @@ class Worker:
         self._spare: EvalProcess | None = None  # an idle evaluation process, imports done
         self._keep_spare = False  # start the next spare as a job starts (run() with more jobs to come)
         self.stopping = threading.Event()
-        # set by leaderboard.job_slots on a slot's copy: its renewer renews this job's lease with the
+        # set by leaderboard.jobs.slots on a slot's copy: its renewer renews this job's lease with the
         # other slots' in one commit (None: this worker heartbeats its one job itself)
         self.lease_renewer: Any = None
 
@@ -352,7 +352,7 @@ class Worker:
                 try:
                     if self.lease_renewer is None:
                         heartbeat(self.store, job.id, self.worker_id, self.lease_s, tracker.doc())
-                    else:  # one of several jobs (leaderboard.job_slots): renewed with the others
+                    else:  # one of several jobs (leaderboard.jobs.slots): renewed with the others
                         self.lease_renewer.renew(job.id, tracker.doc())
                     dirty = False
                     beats.ok()
@@ -505,7 +505,7 @@ class Worker:
     def _publish(self, job: Job, done: Done, tracker: ProgressTracker) -> Job | None:
         """Publish the evaluation the child sent (its summary, with the lifecycle limits
         added to the provenance, and its table's parquet bytes)."""
-        from leaderboard.results import publish
+        from leaderboard.publishing.results import publish
 
         summary = dict(done.summary)
         produced = (summary.get("protocol") or {}).get("id")
@@ -643,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%s: serving %s (protocol %s, families=%s, device=%s)", worker.worker_id, store.uri,
              worker.protocol.describe(), ",".join(config.families or ["all"]), config.device)
     if args.concurrent_jobs > 1:
-        from leaderboard.job_slots import JobSlots
+        from leaderboard.jobs.slots import JobSlots
 
         log.info("%s: %d job slots on the Ray cluster %s, %d actors each", worker.worker_id, args.concurrent_jobs,
                  config.execution.ray_address or os.environ.get("RAY_ADDRESS"), config.execution.ray_actors)

@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO))
 
 def submit_and_evaluate(store_dir: Path) -> None:
     from evaluator.data import DataDir
-    from leaderboard.example import EXAMPLE_META, build_example
+    from leaderboard.intake.example import EXAMPLE_META, build_example
     from leaderboard.store import open_store
-    from leaderboard.submissions import SubmissionPolicy, submit
+    from leaderboard.intake.submissions import SubmissionPolicy, submit
 
     store = open_store(str(store_dir))
     policy = SubmissionPolicy(max_per_window=0)
@@ -68,7 +68,7 @@ def submit_and_evaluate(store_dir: Path) -> None:
 def screenshots(store_dir: Path, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from leaderboard.queue import FINISHED, list_jobs
+    from leaderboard.jobs.queue import FINISHED, list_jobs
     from leaderboard.ui import build_app, launch_kwargs
     from leaderboard.ui.shared_state import make_context
 

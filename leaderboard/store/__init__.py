@@ -199,7 +199,7 @@ def resolve_uris(uri: str | os.PathLike | None = None,
     if (legacy / "queue").is_dir() and not Path(DEFAULT_LOCAL).exists():
         log.warning("./%s holds a single store of an earlier version (queue, uploads and results "
                     "together): using it as is. To publish results separately, move its submissions/, "
-                    "queue/ and quarantine/ into %s/ and run python -m leaderboard.publishing sync "
+                    "queue/ and quarantine/ into %s/ and run python -m leaderboard.publishing.dataset sync "
                     "(see README, Stores)", LEGACY_LOCAL, DEFAULT_LOCAL)
         return LEGACY_LOCAL, res
     return DEFAULT_LOCAL, res or DEFAULT_RESULTS_LOCAL

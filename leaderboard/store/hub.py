@@ -15,7 +15,7 @@ commit the store reads them and, when the hour is full, waits until the oldest a
 out. The app and every worker writing to one repo share it.
 
 ``URGENT_RESERVE`` of the budget is kept for urgent commits
-(``leaderboard.store.urgent_commits``: lease renewals, which ``leaderboard.queue`` keeps
+(``leaderboard.store.urgent_commits``: lease renewals, which ``leaderboard.jobs.queue`` keeps
 within a smaller share, ``HEARTBEAT_SHARE``): other commits (submissions, claims,
 results, withdrawals) wait once the hour holds ``budget - reserve`` of them, every
 commit once it holds ``budget``, so renewals never wait for the budget and no lease

@@ -141,7 +141,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
                ascending: bool | None = None, columns: Iterable[str] | None = None) -> View:
     """The ranked, filtered leaderboard in ``view`` mode, as a display-ready frame.
 
-    ``results``: the store's results table (``leaderboard.results.load_results_table``,
+    ``results``: the store's results table (``leaderboard.publishing.results.load_results_table``,
     which upgrades rows of older summaries). ``columns``: measure keys the full view shows
     (the column picker; None/empty = the default_full_columns of the chosen families). The
     full view adds a confidence-interval column after every rate that has one; both views

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from evaluator.config import IngestLimits
-from leaderboard.queue import FINISHED, get_job
+from leaderboard.jobs.queue import FINISHED, get_job
 from leaderboard.ui import compare_tab, leaderboard_tab, model_tab, plots_tab, status_tab, submit_tab
 from leaderboard.ui.shared_state import AppContext, make_context
 

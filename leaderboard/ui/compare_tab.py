@@ -7,7 +7,7 @@ import gradio as gr
 import pandas as pd
 
 from evaluator.export import element_counts
-from leaderboard import plots as P
+from leaderboard.ui import figures as P
 from leaderboard.table.measures import DEFAULT_SHOW, Measure, catalogue
 from leaderboard.table.metadata import meta_column, provenance_label, reference_note
 from leaderboard.table.protocols import UNKNOWN, mixed, protocol_keys, protocol_labels

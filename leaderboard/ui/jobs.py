@@ -12,9 +12,9 @@ import time
 
 import pandas as pd
 
-from leaderboard.eta import measured_rate, seconds_since_progress, stall_timeout_s, stall_warn_s
-from leaderboard.job_progress import STORE_UNAVAILABLE_STAGE
-from leaderboard.queue import Job, lease_distrusted
+from leaderboard.jobs.eta import measured_rate, seconds_since_progress, stall_timeout_s, stall_warn_s
+from leaderboard.jobs.progress import STORE_UNAVAILABLE_STAGE
+from leaderboard.jobs.queue import Job, lease_distrusted
 from leaderboard.store.layout import meta_path
 
 ACTIVE = ("PENDING", "RUNNING")

@@ -14,14 +14,14 @@ import pandas as pd
 
 from evaluator import export
 from evaluator.summary import UnsupportedSchema, check_schema, upgrade_row
-from leaderboard import candidate as C
-from leaderboard import plots as P
-from leaderboard.candidate import BEYOND_REFERENCE_COLUMN, SPARSE_CHEMSYS_COLUMN, candidate_rows, flags_text, parse
+from leaderboard.ui import candidate as C
+from leaderboard.ui import figures as P
+from leaderboard.ui.candidate import BEYOND_REFERENCE_COLUMN, SPARSE_CHEMSYS_COLUMN, candidate_rows, flags_text, parse
 from evaluator.protocol import summary_protocol
-from leaderboard.csv_safe import write_csv
-from leaderboard.queue import FINISHED, get_job
-from leaderboard.results import load_structures, load_summary
-from leaderboard.submission_meta import load_meta
+from leaderboard.table.csv_safe import write_csv
+from leaderboard.jobs.queue import FINISHED, get_job
+from leaderboard.publishing.results import load_structures, load_summary
+from leaderboard.intake.submission_meta import load_meta
 from leaderboard.table.download import ranked_table
 from leaderboard.table.formats import chem_formula, sig_text, yes_no
 from leaderboard.table.measures import Measure, catalogue

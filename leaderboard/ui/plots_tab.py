@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from leaderboard import plots as P
+from leaderboard.ui import figures as P
 from leaderboard.table.measures import SHOW_MODES, catalogue, measures_of
 from leaderboard.table.metadata import meta_column, reference_note
 from leaderboard.table.protocols import default_protocol, protocol_choices, protocol_labels, rows_of

@@ -10,7 +10,7 @@ import pandas as pd
 
 from evaluator.protocol import Protocol
 
-from leaderboard.results import leaderboard_etag, load_results_table
+from leaderboard.publishing.results import leaderboard_etag, load_results_table
 from leaderboard.store import Store, open_store
 from leaderboard.table.results_cache import CachedResults
 

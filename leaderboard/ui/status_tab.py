@@ -8,10 +8,10 @@ import time
 import gradio as gr
 import pandas as pd
 
-from leaderboard.eta import Estimate, Estimator, fmt_estimate, seconds_since_progress
-from leaderboard.queue import ACTIVE, HIDDEN, PENDING, QueueError, get_job, list_jobs
-from leaderboard.submission_meta import load_meta
-from leaderboard.submissions import withdraw as do_withdraw
+from leaderboard.jobs.eta import Estimate, Estimator, fmt_estimate, seconds_since_progress
+from leaderboard.jobs.queue import ACTIVE, HIDDEN, PENDING, QueueError, get_job, list_jobs
+from leaderboard.intake.submission_meta import load_meta
+from leaderboard.intake.submissions import withdraw as do_withdraw
 from leaderboard.ui import jobs as J
 from leaderboard.ui.shared_state import AppContext
 

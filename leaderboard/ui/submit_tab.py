@@ -6,15 +6,15 @@ import gradio as gr
 
 from evaluator.ingest import IngestError, inspect_upload
 from evaluator.procpool import PoolFailure
-from leaderboard.eta import fmt_estimate
-from leaderboard.example import EXAMPLE_META, build_example
-from leaderboard.queue import public_reason, queue_position
-from leaderboard.submissions import SubmissionError, submit
+from leaderboard.jobs.eta import fmt_estimate
+from leaderboard.intake.example import EXAMPLE_META, build_example
+from leaderboard.jobs.queue import public_reason, queue_position
+from leaderboard.intake.submissions import SubmissionError, submit
 from leaderboard.ui.forms import build_form
 from leaderboard.ui.jobs import md_text
 from leaderboard.ui.shared_state import AppContext
 from leaderboard.ui.status_tab import Snapshot, remember_size
-from leaderboard.uploads import discard_refused
+from leaderboard.intake.uploads import discard_refused
 
 ACCEPTED_TEXT = ("CIF (one or many blocks), POSCAR/CONTCAR, extxyz/xyz, CSV/JSON/JSONL "
                  "(a structure column or pymatgen dicts), or a zip/tar/tar.gz of these")

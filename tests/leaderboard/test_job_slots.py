@@ -1,4 +1,4 @@
-"""One worker holding several claimed jobs at once (``leaderboard.job_slots``, the worker's
+"""One worker holding several claimed jobs at once (``leaderboard.jobs.slots``, the worker's
 ``--concurrent-jobs``): two jobs run side by side, their leases are renewed in one commit
 (the per-job heartbeat is not used), a stop releases both and leaves no evaluation process,
 and a job lost to a cancellation does not disturb the other, which finishes.
@@ -16,12 +16,12 @@ from store_helpers import META, local_store, wait_for, write_cifs
 
 from evaluator.config import EvalConfig
 from evaluator.procpool import pid_alive
-from leaderboard import queue as q
+from leaderboard.jobs import queue as q
 from leaderboard import worker as worker_module
-from leaderboard.job_slots import JobSlots
-from leaderboard.results import load_summary
+from leaderboard.jobs.slots import JobSlots
+from leaderboard.publishing.results import load_summary
 from leaderboard.store.layout import job_path
-from leaderboard.submissions import SubmissionPolicy, submit
+from leaderboard.intake.submissions import SubmissionPolicy, submit
 from leaderboard.worker import CONFIG_ERROR, Worker, main
 
 UNLIMITED = SubmissionPolicy(max_per_window=0)

@@ -20,9 +20,9 @@ import pytest
 
 from store_helpers import META, local_store, start_worker, wait_for
 from evaluator.config import build_config
-from leaderboard import queue as q
-from leaderboard.results import load_structures, load_summary
-from leaderboard.submissions import SubmissionPolicy, submit
+from leaderboard.jobs import queue as q
+from leaderboard.publishing.results import load_structures, load_summary
+from leaderboard.intake.submissions import SubmissionPolicy, submit
 from leaderboard.worker import Worker
 
 LARGE = ("mp-2716122", "mp-2714338")  # 210 and 246 atoms

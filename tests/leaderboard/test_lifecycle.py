@@ -26,9 +26,9 @@ import pytest
 
 from store_helpers import META, local_store, start_worker, wait_for, write_cifs, write_unique_files
 from evaluator.procpool import pid_alive
-from leaderboard import queue as q
-from leaderboard.results import load_results_table, load_summary
-from leaderboard.submissions import SubmissionPolicy, submit, withdraw
+from leaderboard.jobs import queue as q
+from leaderboard.publishing.results import load_results_table, load_summary
+from leaderboard.intake.submissions import SubmissionPolicy, submit, withdraw
 from leaderboard.worker import Worker
 from lifecycle_helpers import HOLD_VAR, TAG_VAR, describe, slow_evaluate, stuck_evaluate, tagged_processes
 from repo_paths import REPO, SUPPORT
@@ -193,7 +193,7 @@ def test_corrupt_status_document_is_quarantined_and_another_job_finishes(tmp_pat
     worker = Worker(store, None, worker_id="w", work_root=tmp_path / "work", heartbeat_s=0.2,
                     progress_interval_s=0.05, lease_s=30)
     worker.config.families = ["validity"]
-    with caplog.at_level("ERROR", logger="leaderboard.queue"):
+    with caplog.at_level("ERROR", logger="leaderboard.jobs.queue"):
         final = worker.run_one()
     assert final.id == good.id and final.status == q.FINISHED
     for job in (broken, shaped):
@@ -332,7 +332,7 @@ def test_serve_does_not_restart_a_worker_that_refused_its_configuration(tmp_path
 
 def test_progress_tracker_rates_and_times():
     """The progress document and per-stage rates, on a fake monotonic clock."""
-    from leaderboard.job_progress import ProgressTracker
+    from leaderboard.jobs.progress import ProgressTracker
 
     t = [100.0]
     p = ProgressTracker(clock=lambda: t[0])

@@ -9,9 +9,7 @@ import pandas as pd
 import pytest
 
 from evaluator.export import cif_text, element_counts
-from leaderboard import plots as P
-
-
+from leaderboard.ui import figures as P
 def brute_front(x, y, sx, sy):
     pts = [(a * sx, b * sy) for a, b in zip(x, y)]
     out = []
@@ -140,8 +138,7 @@ def test_comparison_figures():
 
 
 def test_candidate_figures_and_details():
-    from leaderboard import candidate as C
-
+    from leaderboard.ui import candidate as C
     s = {"species": ["Na", "Cl"], "cart_coords": [[0, 0, 0], [1.4, 1.4, 1.4]],
          "lattice": [[2.8, 0, 0], [0, 2.8, 0], [0, 0, 2.8]], "bonds": [[0, 1, [0, 0, 0], [1.4, 1.4, 1.4]]]}
     fig = C.structure_figure(s)

@@ -14,9 +14,10 @@ from leaderboard_fixtures import protocol_block, publish_fixture
 from store_helpers import META, local_store, write_cifs
 from evaluator.config import build_config
 from evaluator.protocol import from_block
-from leaderboard import queue as q
-from leaderboard.results import LEADERBOARD_PATH, frame_to_parquet, load_results_table, rows_to_frame, sync_leaderboard
-from leaderboard.submissions import SubmissionPolicy, file_paths, submit
+from leaderboard.jobs import queue as q
+from leaderboard.publishing.results import (LEADERBOARD_PATH, frame_to_parquet, load_results_table, rows_to_frame,
+                                           sync_leaderboard)
+from leaderboard.intake.submissions import SubmissionPolicy, file_paths, submit
 from leaderboard.table.protocols import UNKNOWN, default_protocol, protocol_choices
 from leaderboard.table.view import build_view
 
@@ -147,7 +148,7 @@ def test_a_job_carries_its_protocol_and_only_a_worker_producing_it_claims_it(tmp
 
 def test_rescoring_is_idempotent_and_keeps_the_old_results(mixed_store, blocks, tmp_path, monkeypatch, capsys):
     from leaderboard.__main__ import main
-    from leaderboard.rescore import rescore, rescore_id
+    from leaderboard.jobs.rescore import rescore, rescore_id
     from leaderboard.ui.jobs import job_detail
     from leaderboard.worker import Worker
 

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from store_helpers import META, hub_store, local_store, write_unique_files
-from leaderboard import queue as q
-from leaderboard.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary,
+from leaderboard.jobs import queue as q
+from leaderboard.publishing.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary,
                                  publish, sync_leaderboard)
 from leaderboard.store import layout
-from leaderboard.submission_meta import load_meta
-from leaderboard.submissions import SubmissionError, SubmissionPolicy, stored_name, submit, withdraw
+from leaderboard.intake.submission_meta import load_meta
+from leaderboard.intake.submissions import SubmissionError, SubmissionPolicy, stored_name, submit, withdraw
 
 POLICY = SubmissionPolicy(max_per_window=3, window_days=7)
 
@@ -259,7 +259,7 @@ def test_claims_are_fifo_when_created_in_the_same_millisecond(store, files, monk
     """Regression (flaky test_publish_is_idempotent_and_table_readable[hub]): two submissions in
     the same millisecond used to be ordered by their random id. Freeze the clock and hand out
     ids in reverse lexical order: claims must still follow submission order."""
-    import leaderboard.submissions as subs
+    import leaderboard.intake.submissions as subs
 
     frozen, real_iso = "2026-01-01T00:00:00.000+00:00", q.iso
     monkeypatch.setattr(q, "iso", lambda t=None: frozen if t is None else real_iso(t))
@@ -342,7 +342,7 @@ def test_corrupt_status_document_is_quarantined_not_fatal(store, files, bad, cap
     other = submit(store, META, [files[1]], "bob", POLICY)
     raw = bad.replace(b"ID", first.id.encode())
     store.write_bytes(layout.job_path(first.id), raw)
-    with caplog.at_level("ERROR", logger="leaderboard.queue"):
+    with caplog.at_level("ERROR", logger="leaderboard.jobs.queue"):
         assert sorted(j.id for j in q.list_jobs(store)) == sorted([first.id, other.id])  # no error
     doc = q.get_job(store, first.id)
     assert doc.status == q.FAILED and doc.failure == {**doc.failure, "reason": q.CORRUPT_REASON,
@@ -361,7 +361,7 @@ def test_corrupt_status_document_is_quarantined_not_fatal(store, files, bad, cap
 def test_corrupt_sequence_counter_is_quarantined_and_recomputed(store, files, caplog):
     jobs = [submit(store, META, [f], "alice", POLICY) for f in files[:2]]
     store.write_bytes(layout.SEQUENCE_PATH, b"twelve\n")
-    with caplog.at_level("ERROR", logger="leaderboard.queue"):
+    with caplog.at_level("ERROR", logger="leaderboard.jobs.queue"):
         job = submit(store, META, [files[2]], "alice", POLICY)
     assert job.seq == 3 and store.read_bytes(layout.SEQUENCE_PATH) == b"3\n"
     (copy,) = store.list(f"{layout.QUARANTINE_DIR}/queue/")

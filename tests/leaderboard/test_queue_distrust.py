@@ -9,13 +9,13 @@ import logging
 import pytest
 
 from store_helpers import META, hub_store, local_store, write_unique_files
-from leaderboard import queue as q
-from leaderboard.eta import Estimator
-from leaderboard.job_progress import STORE_UNAVAILABLE_STAGE
+from leaderboard.jobs import queue as q
+from leaderboard.jobs.eta import Estimator
+from leaderboard.jobs.progress import STORE_UNAVAILABLE_STAGE
 from leaderboard.store import layout
-from leaderboard.store_outage import RepeatedErrorLog, store_unavailable
+from leaderboard.store.outage import RepeatedErrorLog, store_unavailable
 from leaderboard.store import PreconditionFailed, StoreError
-from leaderboard.submissions import SubmissionPolicy, submit
+from leaderboard.intake.submissions import SubmissionPolicy, submit
 from leaderboard.ui import jobs as J
 
 POLICY = SubmissionPolicy(max_per_window=0)
@@ -83,7 +83,7 @@ def test_a_lease_within_bounds_is_trusted(store, files):
 def test_a_rolled_back_sequence_counter_is_repaired_and_kept(store, caplog):
     made = [q.create_job(store, q.Job(id=f"20260101-00000{i}-a", submitter="alice")) for i in range(3)]
     store.write_bytes(layout.SEQUENCE_PATH, b"1\n")  # e.g. restored from an old copy
-    with caplog.at_level(logging.ERROR, logger="leaderboard.queue"):
+    with caplog.at_level(logging.ERROR, logger="leaderboard.jobs.queue"):
         fourth = q.create_job(store, q.Job(id="20260101-000009-a", submitter="alice"))
     assert fourth.seq == 4 and [j.seq for j in made] == [1, 2, 3]
     assert store.read_bytes(layout.SEQUENCE_PATH) == b"4\n"

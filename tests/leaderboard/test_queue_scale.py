@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from store_helpers import META, VirtualClock, hub_store, local_store, write_unique_files
-from leaderboard import queue as q
-from leaderboard import queue_index
-from leaderboard.publishing import publish
+from leaderboard.jobs import queue as q
+from leaderboard.jobs import queue_index
+from leaderboard.publishing.dataset import publish
 from leaderboard.store.hubfake import HUB_COMMITS_PER_HOUR, FakeHfApi
 from leaderboard.store.layout import QUEUE_INDEX_PATH
-from leaderboard.submissions import SubmissionPolicy, submit, withdraw
+from leaderboard.intake.submissions import SubmissionPolicy, submit, withdraw
 
 UNLIMITED = SubmissionPolicy(max_per_window=0)
 BUDGET = 40

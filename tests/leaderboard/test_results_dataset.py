@@ -10,12 +10,12 @@ import yaml
 
 from store_helpers import META, write_cifs, write_unique_files
 from evaluator.config import EvalConfig
-from leaderboard import queue as q
-from leaderboard.dataset_card import describe
-from leaderboard.results import load_results_table, load_structures, load_summary
+from leaderboard.jobs import queue as q
+from leaderboard.publishing.card import describe
+from leaderboard.publishing.results import load_results_table, load_structures, load_summary
 from leaderboard.store import open_store
 from leaderboard.store.layout import CARD_PATH, LEADERBOARD_PATH, summary_path, table_path
-from leaderboard.submissions import SubmissionPolicy, submit, withdraw
+from leaderboard.intake.submissions import SubmissionPolicy, submit, withdraw
 from leaderboard.worker import Worker
 
 UNLIMITED = SubmissionPolicy(max_per_window=0)
@@ -121,7 +121,7 @@ def test_a_submission_hidden_before_it_finishes_is_never_published(tmp_path, off
     job = submit(store, META, [write_cifs(tmp_path / "a", 1)], "alice", UNLIMITED)
     claimed = q.claim(store, "w", 60)
     withdraw(store, job.id, "alice")
-    from leaderboard.publishing import publish
+    from leaderboard.publishing.dataset import publish
 
     with pytest.raises(q.LeaseLost):
         publish(store, claimed, {"n_submitted": 1, "metrics": {}}, b"", "w")

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 from store_helpers import META
-from leaderboard.submissions import SCHEMA_PATH, load_schema, validate_meta
+from leaderboard.intake.submissions import SCHEMA_PATH, load_schema, validate_meta
 
 SHA = "a" * 64
 

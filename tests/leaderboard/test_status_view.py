@@ -8,9 +8,9 @@ import zipfile
 import pytest
 
 from evaluator.mlip.cost import cost_model
-from leaderboard.eta import (OTHER_STAGES_S, TYPICAL_ATOMS, Estimate, Estimator, Hardware, deployment_hardware,
+from leaderboard.jobs.eta import (OTHER_STAGES_S, TYPICAL_ATOMS, Estimate, Estimator, Hardware, deployment_hardware,
                              fmt_estimate, history_rates, is_later, measured_rate)
-from leaderboard.queue import Job
+from leaderboard.jobs.queue import Job
 from leaderboard.ui import jobs as J
 
 NOW = J.to_epoch("2026-01-01T01:00:00+00:00")
@@ -185,7 +185,7 @@ def test_detail_shows_stage_rate_eta_last_progress_attempts_and_history():
 
 
 def test_stall_threshold_follows_the_worker_watchdog():
-    from leaderboard.eta import stall_warn_s
+    from leaderboard.jobs.eta import stall_warn_s
 
     assert stall_warn_s({}) == 300  # half the worker's default 600 s stall timeout
     assert stall_warn_s({"GENBENCH_STALL_TIMEOUT": "120"}) == 60
@@ -270,7 +270,7 @@ def test_upload_check_of_2500_structures_says_hours_on_a_cpu(mp_sample, tmp_path
 # ------------------------------------------------------------------ example submission
 def test_example_is_the_base_models_unconditional_samples(data, tmp_path):
     from evaluator.ingest import inspect_upload
-    from leaderboard.example import BASE_FOLDER, EXAMPLE_META, base_members, build_example
+    from leaderboard.intake.example import BASE_FOLDER, EXAMPLE_META, base_members, build_example
 
     source = data.path("structures/mattergen_paper/cifs.zip")
     names = zipfile.ZipFile(source).namelist()
@@ -287,7 +287,7 @@ def test_example_is_the_base_models_unconditional_samples(data, tmp_path):
 
 
 def test_stages_follow_the_pipeline_order() -> None:
-    from leaderboard.eta import is_later, stage_key
+    from leaderboard.jobs.eta import is_later, stage_key
 
     assert stage_key("ingest") == (0, 0)
     assert stage_key("validity") < stage_key("novelty: match") < stage_key("stability: relax") < stage_key("hhi")
@@ -308,8 +308,8 @@ def test_withdraw_button_only_for_the_owner_of_a_submission_not_yet_withdrawn():
 def test_the_example_submitted_twice_is_a_duplicate_though_its_zip_is_rebuilt(data, tmp_path, monkeypatch):
     """What the Submit tab does (issue 26): the example's zip is rebuilt on each load (new
     bytes), its structures are the same, so the second submission is refused."""
-    from leaderboard.example import EXAMPLE_META, build_example
-    from leaderboard.submissions import withdraw
+    from leaderboard.intake.example import EXAMPLE_META, build_example
+    from leaderboard.intake.submissions import withdraw
     from leaderboard.ui.shared_state import make_context
     from leaderboard.ui.submit_tab import do_submit
 

@@ -5,8 +5,8 @@ evaluation process relays step details (fake clock and a pipe; no sleeps)."""
 import multiprocessing as mp
 
 from evaluator.progress import CellStep, ProgressUpdate, StepProgress
-from leaderboard.evalproc import _Relay, receive
-from leaderboard.job_progress import ProgressTracker
+from leaderboard.jobs.evalproc import _Relay, receive
+from leaderboard.jobs.progress import ProgressTracker
 
 
 def test_a_step_inside_a_large_cell_is_progress_and_gives_a_work_rate():

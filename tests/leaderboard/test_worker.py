@@ -21,10 +21,10 @@ from evaluator.config import EvalConfig, build_config
 from evaluator.outputs import serialize
 from evaluator.pipeline import FAMILIES
 from evaluator.progress import ProgressUpdate
-from leaderboard import queue as q
-from leaderboard.evalproc import Done, receive
-from leaderboard.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary)
-from leaderboard.submissions import SubmissionPolicy, submit
+from leaderboard.jobs import queue as q
+from leaderboard.jobs.evalproc import Done, receive
+from leaderboard.publishing.results import (LEADERBOARD_PATH, load_results_table, load_structures, load_summary)
+from leaderboard.intake.submissions import SubmissionPolicy, submit
 from leaderboard.worker import Worker
 from repo_paths import BAD_INPUTS, REPO
 

@@ -8,11 +8,11 @@ import threading
 
 from store_helpers import META, local_store, wait_for, write_cifs
 from evaluator.config import EvalConfig
-from leaderboard import queue as q
-from leaderboard.job_progress import STORE_UNAVAILABLE_STAGE
-from leaderboard.results import load_summary
+from leaderboard.jobs import queue as q
+from leaderboard.jobs.progress import STORE_UNAVAILABLE_STAGE
+from leaderboard.publishing.results import load_summary
 from leaderboard.store import Store, StoreError
-from leaderboard.submissions import SubmissionPolicy, submit
+from leaderboard.intake.submissions import SubmissionPolicy, submit
 from leaderboard.worker import Worker
 
 

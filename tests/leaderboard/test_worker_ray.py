@@ -13,9 +13,9 @@ import pytest
 from lifecycle_helpers import TAG_VAR, describe, tagged_processes
 from store_helpers import META, local_store, start_worker, wait_for
 
-from leaderboard import queue as q
-from leaderboard.results import load_summary
-from leaderboard.submissions import SubmissionPolicy, submit
+from leaderboard.jobs import queue as q
+from leaderboard.publishing.results import load_summary
+from leaderboard.intake.submissions import SubmissionPolicy, submit
 
 pytest.importorskip("ray")
 

@@ -100,8 +100,8 @@ def small_cifs(tmp_path_factory, data) -> list[Path]:
 def finished_job(app_server, small_cifs, start_worker) -> str:
     """Id of a FINISHED submission in the app's store: an existing one (the API test's), else
     the three small CIFs evaluated now by a real worker (full default pipeline)."""
-    from leaderboard.queue import FINISHED, get_job, list_jobs
-    from leaderboard.submissions import submit
+    from leaderboard.jobs.queue import FINISHED, get_job, list_jobs
+    from leaderboard.intake.submissions import submit
 
     store = app_server.ctx.store
     done = [j for j in list_jobs(store) if j.status == FINISHED]

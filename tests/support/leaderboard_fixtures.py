@@ -147,9 +147,9 @@ def publish_fixture(store, tmp: Path, model: str, n: int, n_sun: int, n_msun: in
     """Submit, claim and publish one finished submission; returns its id."""
     from store_helpers import write_unique_files
 
-    from leaderboard.queue import claim
-    from leaderboard.results import publish
-    from leaderboard.submissions import SubmissionPolicy, submit
+    from leaderboard.jobs.queue import claim
+    from leaderboard.publishing.results import publish
+    from leaderboard.intake.submissions import SubmissionPolicy, submit
 
     meta = {"model_name": model, "model_version": "1", "training_set": "MP-20", "task": "unconditional",
             "relaxed_before_submission": False}

@@ -1,6 +1,6 @@
 """Evaluation functions for worker tests, and process-tree checks.
 
-The worker runs its evaluation in a child process (``leaderboard.evalproc``), so a
+The worker runs its evaluation in a child process (``leaderboard.jobs.evalproc``), so a
 test's evaluation function must be module-level (picklable); these talk to the test
 through small files next to the job's ``work_dir`` (``<work-root>/<job-id>/eval``).
 """

@@ -370,7 +370,7 @@ def test_refusals_never_echo_a_huge_value(tmp_path):
         read_inputs([table])
     assert "no structure column" in str(exc.value) and len(str(exc.value)) < 600
 
-    from leaderboard.submissions import validate_meta
+    from leaderboard.intake.submissions import validate_meta
 
     errors, secs = timed(validate_meta, {"model_name": huge, "model_version": "1", "task": huge}, complete=False)
     assert errors and all(len(e) <= 200 for e in errors) and secs < 30
@@ -380,7 +380,7 @@ def test_refusals_never_echo_a_huge_value(tmp_path):
                                        (7, "number"), (None, "null")])
 def test_metadata_of_the_wrong_json_type_is_a_clear_refusal(tmp_path, mp_sample, meta, kind):
     from leaderboard.store import open_store
-    from leaderboard.submissions import SubmissionError, submit
+    from leaderboard.intake.submissions import SubmissionError, submit
 
     with pytest.raises(SubmissionError, match=rf"^metadata must be a JSON object of fields .*, not a {kind}$"):
         submit(open_store(str(tmp_path / "store")), meta, [mp_sample / "mp_mp-8.cif"], "tester")
@@ -388,7 +388,7 @@ def test_metadata_of_the_wrong_json_type_is_a_clear_refusal(tmp_path, mp_sample,
 
 def test_deeply_nested_metadata_is_refused(tmp_path, mp_sample):
     from leaderboard.store import open_store
-    from leaderboard.submissions import SubmissionError, submit, validate_meta
+    from leaderboard.intake.submissions import SubmissionError, submit, validate_meta
 
     meta = {"model_name": "m", "model_version": "1", "notes": json.loads(nested_json(900))}
     assert validate_meta(meta) == ["metadata is nested too deeply (more than 8 levels); its fields are plain values"]

@@ -15,7 +15,7 @@ import pytest
 
 from evaluator import catalogue as C
 from evaluator.summary import UnsupportedSchema, check_schema
-from leaderboard.results import for_display
+from leaderboard.publishing.results import for_display
 from leaderboard.table.results_cache import CachedResults
 from leaderboard.table.measures import measures_of
 from leaderboard.table.metadata import provenance_label, reference_note
@@ -281,8 +281,8 @@ def test_fractions_energies_and_reference_note():
 
 
 def test_summary_row_carries_intervals_and_coverage():
-    from leaderboard.queue import Job
-    from leaderboard.results import summary_row
+    from leaderboard.jobs.queue import Job
+    from leaderboard.publishing.results import summary_row
 
     summary = {"metrics": {"sun": {"sun_frac_submitted": 0.2}},
                "uncertainty": {"sun": {"sun_frac_submitted": {"lo": 0.1, "hi": 0.3}}},
@@ -302,9 +302,9 @@ def _publish(store, tmp_path, model: str, sun: int, msun: int, *, with_sum: bool
     """Submit, claim and publish one submission of 10 structures with hand-written metrics."""
     from store_helpers import write_unique_files
 
-    from leaderboard.queue import claim
-    from leaderboard.results import publish
-    from leaderboard.submissions import SubmissionPolicy, submit
+    from leaderboard.jobs.queue import claim
+    from leaderboard.publishing.results import publish
+    from leaderboard.intake.submissions import SubmissionPolicy, submit
 
     meta = {"model_name": model, "model_version": "1", "training_set": "MP-20", "task": "unconditional",
             "relaxed_before_submission": False}
@@ -328,7 +328,7 @@ def _publish(store, tmp_path, model: str, sun: int, msun: int, *, with_sum: bool
 def test_an_old_summary_without_sun_plus_msun_still_ranks_by_it(tmp_path):
     from store_helpers import local_store
 
-    from leaderboard.results import load_results_table
+    from leaderboard.publishing.results import load_results_table
 
     store = local_store(tmp_path)
     _publish(store, tmp_path, "Old", 1, 4, with_sum=False)  # 50 %, written before SUN + MSUN existed
@@ -357,7 +357,7 @@ def test_unknown_schema_versions_are_left_out_and_the_others_load(tmp_path, capl
     refused with the reason, never stop the others loading, and are never deleted."""
     from store_helpers import local_store
 
-    from leaderboard.results import (LEADERBOARD_PATH, frame_to_parquet, load_results_table, summary_path,
+    from leaderboard.publishing.results import (LEADERBOARD_PATH, frame_to_parquet, load_results_table, summary_path,
                                      sync_leaderboard)
     from leaderboard.store import dumps
 
@@ -371,7 +371,7 @@ def test_unknown_schema_versions_are_left_out_and_the_others_load(tmp_path, capl
     store.write_bytes(LEADERBOARD_PATH, frame_to_parquet(table[table["submission_id"] != c]))
     summary, _ = store.read_json(summary_path(c))
     store.write_bytes(summary_path(c), dumps({**summary, "schema_version": 8}))
-    with caplog.at_level("WARNING", logger="leaderboard.results"):
+    with caplog.at_level("WARNING", logger="leaderboard.publishing.results"):
         shown = load_results_table(store)
     assert shown["submission_id"].tolist() == [a]
     assert set(shown.attrs["refused"]) == {b, c}

@@ -24,7 +24,7 @@ def client(app_server):
 
 
 def test_bad_uploads_are_refused_at_once(client, app_server, tmp_path):
-    from leaderboard.queue import list_jobs
+    from leaderboard.jobs.queue import list_jobs
 
     before = len(list_jobs(app_server.ctx.store))
     bad = tmp_path / "broken.cif"
@@ -65,9 +65,9 @@ def test_empty_leaderboard(tmp_path):
 
 @pytest.mark.slow
 def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, start_worker, wait):
-    from leaderboard.queue import QueueError
-    from leaderboard.submissions import withdraw
-    from leaderboard.results import load_summary, load_structures
+    from leaderboard.jobs.queue import QueueError
+    from leaderboard.intake.submissions import withdraw
+    from leaderboard.publishing.results import load_summary, load_structures
 
     store = app_server.ctx.store
     check = client.predict([handle_file(str(p)) for p in small_cifs], api_name="/check_upload")
@@ -78,7 +78,7 @@ def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, 
     jid = out["id"]
     st = client.predict(jid, api_name="/status")
     assert st["status"] == "PENDING" and st["queue_position"] >= 1 and st["submitter"] == "tester"
-    from leaderboard.queue import PENDING, list_jobs
+    from leaderboard.jobs.queue import PENDING, list_jobs
 
     assert [j.id for j in list_jobs(store, (PENDING,))] == [jid]  # so the --once worker takes it
 

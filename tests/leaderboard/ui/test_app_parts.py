@@ -16,7 +16,7 @@ from leaderboard.ui.forms import SERVER_FIELDS, build_form, conditional_fields, 
 from repo_paths import REPO
 
 def test_form_covers_schema_and_collects_valid_metadata():
-    from leaderboard.submissions import validate_meta
+    from leaderboard.intake.submissions import validate_meta
 
     schema = load_schema()
     with gr.Blocks():
@@ -38,7 +38,7 @@ def test_form_covers_schema_and_collects_valid_metadata():
 
 
 def test_job_rows_show_position_progress_elapsed_and_failure():
-    from leaderboard.queue import Job
+    from leaderboard.jobs.queue import Job
 
     t0 = "2026-01-01T00:00:00.000+00:00"
     running = Job("r1", "RUNNING", "me", "Gen", "2", created_at=t0, started_at="2026-01-01T00:01:00+00:00",
@@ -111,7 +111,7 @@ def test_serve_starts_app_and_worker(tmp_path):
 
 def test_user_metadata_is_escaped_in_markdown():
     """Model names, submitters, reasons and file names are shown literally (no HTML, links or images)."""
-    from leaderboard.queue import Job
+    from leaderboard.jobs.queue import Job
     from leaderboard.ui.model_tab import meta_markdown
 
     evil = '<img src=x onerror=alert(1)> ![x](https://e.example/p.png) [click](javascript:alert(1)) **b**'

@@ -63,7 +63,7 @@ def open_tab(page, label: str) -> None:
 
 
 def test_tabs_example_submission_status_and_permalink(page, app_server, finished_job, wait):
-    from leaderboard.queue import get_job
+    from leaderboard.jobs.queue import get_job
 
     page.goto(app_server.url)
     page.wait_for_selector("#leaderboard-table")

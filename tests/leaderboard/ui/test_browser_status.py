@@ -34,7 +34,7 @@ def _iso(seconds_ago: float) -> str:
 def _seed(store) -> dict[str, str]:
     """Jobs of 'tester' (running with a reclaim in its history; running but stalled; pending)
     and of someone else (pending); returns their ids by role."""
-    from leaderboard.queue import Job, create_job, update_job
+    from leaderboard.jobs.queue import Job, create_job, update_job
 
     ids = {}
     for role, who, version in (("running", "tester", "run"), ("stalled", "tester", "stall"),
@@ -182,7 +182,7 @@ def test_status_api_reports_estimates_progress_and_history(status_app):
 def test_withdraw_asks_for_confirmation_then_table_and_detail_agree(page, status_app):
     from playwright.sync_api import expect
 
-    from leaderboard.queue import get_job
+    from leaderboard.jobs.queue import get_job
 
     url, ctx, ids = status_app
     jid = ids["pending"]

@@ -29,10 +29,10 @@ import threading
 import time
 from typing import Any
 
-from leaderboard.queue import Job, LeaseLost, claim, renew_leases
-from leaderboard.store_outage import RepeatedErrorLog
+from leaderboard.jobs.queue import Job, LeaseLost, claim, renew_leases
+from leaderboard.store.outage import RepeatedErrorLog
 
-log = logging.getLogger("leaderboard.job_slots")
+log = logging.getLogger("leaderboard.jobs.slots")
 TICK_S = 0.25  # how often the renewer checks whether a renewal is due
 
 

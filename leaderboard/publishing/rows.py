@@ -2,7 +2,7 @@
 that parquet (and ``datasets``) read back with one type per column.
 
 Pure functions of their inputs (the store is not touched), shared by the reading side
-(``leaderboard.results``) and the publishing side (``leaderboard.publishing``).
+(``leaderboard.publishing.results``) and the publishing side (``leaderboard.publishing.dataset``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 
 from evaluator.protocol import summary_protocol
 from evaluator.summary import UnsupportedSchema, check_schema
-from leaderboard.queue import Job
+from leaderboard.jobs.queue import Job
 
 # Metadata copied from meta.json into each leaderboard row, in this order.
 META_FIELDS = ("model_name", "model_version", "organisation", "submitter", "training_set",

@@ -8,7 +8,7 @@ document: a worker looks for runnable jobs in it (PENDING past ``not_before``, o
 RUNNING with an expired lease) and reads only those jobs' documents; listing jobs by
 state or submitter reads only the matching documents. The index is kept consistent by
 the same compare-and-swap as the documents: every commit that writes a status document
-(``leaderboard.queue``) writes the job's index entry in the same commit, conditioned on
+(``leaderboard.jobs.queue``) writes the job's index entry in the same commit, conditioned on
 the index's etag, so a commit that changed any job makes every concurrent one re-read
 and retry. A store without an index (one from before it existed), or with an
 unreadable one, is read by listing, and the next queue write rebuilds the index from
@@ -31,12 +31,12 @@ from leaderboard.store.layout import QUEUE_INDEX_PATH
 
 FORMAT = 1
 FIELDS = ("status", "seq", "submitter", "lease_owner", "lease_expires", "heartbeat", "not_before", "version")
-log = logging.getLogger("leaderboard.queue")
+log = logging.getLogger("leaderboard.jobs.queue")
 Entries = dict[str, dict[str, Any]]
 
 
 def entry(job: Any) -> dict[str, Any]:
-    """A job's index entry (``job``: a ``leaderboard.queue.Job``)."""
+    """A job's index entry (``job``: a ``leaderboard.jobs.queue.Job``)."""
     return {f: getattr(job, f) for f in FIELDS}
 
 

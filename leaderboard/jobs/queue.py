@@ -25,7 +25,7 @@ job, the workers and the app keep working and the owner can still withdraw it.
 A corrupt ``queue/sequence.txt`` is quarantined the same way and recomputed from
 the jobs' ``seq``.
 
-Index: ``queue/index.json`` (:mod:`leaderboard.queue_index`) names every job with its
+Index: ``queue/index.json`` (:mod:`leaderboard.jobs.queue_index`) names every job with its
 state, sequence number and lease; every commit that writes a status document writes its
 entry too, under the same compare-and-swap. Polling (``claim``) and filtered listing
 read it instead of listing the store and reading every document.
@@ -60,12 +60,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
-from leaderboard import queue_index
+from leaderboard.jobs import queue_index
 from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, dumps, etag_of, urgent_commits
 from leaderboard.store import layout
 from leaderboard.store.layout import QUARANTINE_DIR as QUARANTINE_DIR  # re-export: tests use q.QUARANTINE_DIR
 from leaderboard.store.layout import QUEUE_INDEX_PATH, SEQUENCE_PATH, job_path
-from leaderboard.submission_meta import load_meta
+from leaderboard.intake.submission_meta import load_meta
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED, HIDDEN = (
     "PENDING", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "HIDDEN")
@@ -78,7 +78,7 @@ MAX_LEASE_S = 3600.0  # the longest lease a worker grants (defaults: 60 s locall
 # a RUNNING job whose worker has not heartbeaten for this long is stalled, whatever its lease
 # says (workers heartbeat every few minutes at most; default: the worker's stall limit)
 STALE_HEARTBEAT_S = float(os.environ.get("GENBENCH_STALL_TIMEOUT") or 600.0)
-log = logging.getLogger("leaderboard.queue")
+log = logging.getLogger("leaderboard.jobs.queue")
 
 
 class QueueError(RuntimeError):

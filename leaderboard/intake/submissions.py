@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from leaderboard.queue import (CANCELLED, FAILED, HIDDEN, INFRASTRUCTURE, Job, create_job, hide, list_jobs,
+from leaderboard.jobs.queue import (CANCELLED, FAILED, HIDDEN, INFRASTRUCTURE, Job, create_job, hide, list_jobs,
                                new_job_id, now, parse_time)
-from leaderboard.publishing import unpublish_hidden
+from leaderboard.publishing.dataset import unpublish_hidden
 from leaderboard.store import Store, dumps
 from leaderboard.store.layout import meta_path, upload_path
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "submissions_schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "submissions_schema.json"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,120}$")
 SERVER_FIELDS = ("submitter", "file_sha256")  # filled in by submit()
 MAX_META_DEPTH = 8  # nesting levels of the metadata JSON (the schema's fields are flat)
@@ -259,7 +259,7 @@ def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
 def withdraw(store: Store, job_id: str, user: str | None, *, admin: bool = False) -> Job:
     """Hide a submission (owner only, or admin): it is kept in the requests store but no
     longer shown; a pending/running one stops. Removes it from the public results (its
-    leaderboard row, per-structure rows, summary and card entry: ``leaderboard.publishing``)."""
+    leaderboard row, per-structure rows, summary and card entry: ``leaderboard.publishing.dataset``)."""
     return unpublish_hidden(store, lambda: hide(store, job_id, user, admin=admin))
 
 

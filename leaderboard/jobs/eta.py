@@ -43,7 +43,7 @@ from evaluator.config import DEFAULT_PRESET, PRESETS
 from evaluator.mlip import default_mlip, resolve_device
 from evaluator.mlip.cost import MLIP_FACTOR, RelaxCostModel, cost_model
 from evaluator.mlip.relax import DEFAULT_BUDGET, RelaxBudget
-from leaderboard.job_progress import STORE_UNAVAILABLE_STAGE
+from leaderboard.jobs.progress import STORE_UNAVAILABLE_STAGE
 
 STALL_WARN_ENV = "GENBENCH_STALL_WARN_S"
 STALL_TIMEOUT_ENV = "GENBENCH_STALL_TIMEOUT"  # the worker's watchdog (leaderboard.worker, default 600 s)

@@ -12,7 +12,7 @@ Layout of the results store (paths from ``leaderboard.store.layout``)::
                                        bumped by every change, the tables' common schema
 
 ``datasets.load_dataset(<repo id or folder>, "leaderboard")`` and ``(..., "structures")``
-read it (``leaderboard.structures_schema`` keeps the tables readable as one).
+read it (``leaderboard.publishing.structures_schema`` keeps the tables readable as one).
 
 What is visible is decided by the requests store: exactly the FINISHED submissions.
 :func:`sync_public` makes the results store show that set in one compare-and-swap commit
@@ -29,7 +29,7 @@ publishing writes the public files, the FINISHED status and the card in one comm
 a withdrawal keeps the submission's files (they are its record) but drops it from the
 table, the card and the ``structures`` config.
 
-``python -m leaderboard.publishing sync [--store URI] [--results-store URI]`` runs
+``python -m leaderboard.publishing.dataset sync [--store URI] [--results-store URI]`` runs
 :func:`sync_public` (e.g. after moving a single store's requests into ``state/requests``).
 """
 
@@ -49,19 +49,19 @@ import pyarrow as pa
 
 from evaluator.protocol import summary_protocol
 from evaluator.summary import UnsupportedSchema, check_schema
-from leaderboard.dataset_card import render_card
-from leaderboard import queue_index
-from leaderboard.queue import FINISHED, Job, finish, get_job, list_jobs
-from leaderboard.result_rows import (frame_to_parquet, is_null, protocol_of, read_frame, rows_to_frame,
+from leaderboard.publishing.card import render_card
+from leaderboard.jobs import queue_index
+from leaderboard.jobs.queue import FINISHED, Job, finish, get_job, list_jobs
+from leaderboard.publishing.rows import (frame_to_parquet, is_null, protocol_of, read_frame, rows_to_frame,
                                      summary_row)
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
 from leaderboard.store.layout import (CARD_PATH, LEADERBOARD_PATH, PUBLISHED_PATH, summary_path,
                                       table_path)
-from leaderboard.structures_schema import (KEY_COLUMNS, conform, decode_schema, encode_schema,
+from leaderboard.publishing.structures_schema import (KEY_COLUMNS, conform, decode_schema, encode_schema,
                                            public_table, read_parquet, to_parquet, union)
-from leaderboard.submission_meta import load_meta
+from leaderboard.intake.submission_meta import load_meta
 
-log = logging.getLogger("leaderboard.publishing")
+log = logging.getLogger("leaderboard.publishing.dataset")
 Writes = dict[str, bytes | None]
 
 
@@ -312,7 +312,7 @@ def unpublish_hidden(store: Store, hide: Callable[[], Job]) -> Job:
 def main(argv: list[str] | None = None) -> int:
     from leaderboard.store import open_store
 
-    ap = argparse.ArgumentParser(prog="python -m leaderboard.publishing", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m leaderboard.publishing.dataset", description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["sync"])
     ap.add_argument("--store", help="requests store (default $GENBENCH_STORE or state/requests)")
     ap.add_argument("--results-store", help="results store (default $GENBENCH_RESULTS_STORE or state/results)")

@@ -8,7 +8,7 @@ column: metric columns from the metric catalogue (``evaluator.catalogue``: meani
 unit, whether higher or lower is better), metadata columns from the submission schema
 (``submissions_schema.json``), the rest from the table below. It also names the
 protocol(s) the rows were produced under and how to cite. The card is a pure function
-of its inputs; ``leaderboard.publishing`` rewrites it in the commit that changes the
+of its inputs; ``leaderboard.publishing.dataset`` rewrites it in the commit that changes the
 tables.
 """
 
@@ -27,7 +27,7 @@ from evaluator.catalogue import FAMILIES, family_label, family_of, resolve
 
 LICENSE_ENV = "GENBENCH_RESULTS_LICENSE"
 DEFAULT_LICENSE = "cc-by-4.0"
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "submissions_schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "submissions_schema.json"
 LEADERBOARD_CONFIG, STRUCTURES_CONFIG = "leaderboard", "structures"
 
 # Columns of the leaderboard table that are neither submission metadata nor metrics.

@@ -2,7 +2,7 @@
 
 In the results store (``store.results_store``: the public dataset, or the store itself in
 the single-store layout; paths from ``leaderboard.store.layout``, layout of the dataset in
-``leaderboard.publishing``):
+``leaderboard.publishing.dataset``):
 
 ``results/<id>/summary.json``        the evaluator's summary plus a ``leaderboard``
                                      block (submission id, metadata, attempt, worker)
@@ -21,7 +21,7 @@ are rebuilt from). Reading checks each summary's (and row's) ``schema_version``:
 code does not know is refused (logged, left out of the table, named in the table's
 ``attrs["refused"]``) without stopping the others; rows of older summaries are upgraded
 (``evaluator.summary.upgrade_row``). Publishing (``publish``, ``sync_leaderboard``) is
-``leaderboard.publishing``'s.
+``leaderboard.publishing.dataset``'s.
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ from pathlib import Path
 import pandas as pd
 
 from evaluator.summary import UnsupportedSchema, upgrade_row
-from leaderboard.publishing import own_columns, publish, sync_leaderboard
-from leaderboard.queue import FINISHED, Job, list_jobs
-from leaderboard.result_rows import (COUNT_FIELDS, META_FIELDS, flatten_metrics, frame_to_parquet, is_null,
+from leaderboard.publishing.dataset import own_columns, publish, sync_leaderboard
+from leaderboard.jobs.queue import FINISHED, Job, list_jobs
+from leaderboard.publishing.rows import (COUNT_FIELDS, META_FIELDS, flatten_metrics, frame_to_parquet, is_null,
                                      read_frame, refusal, rows_to_frame, summary_row)
 from leaderboard.store import Store
 from leaderboard.store.layout import (LEADERBOARD_PATH, RESULTS_DIR, SUMMARY_FILE, TABLE_FILE, summary_path,
                                       table_path)
-from leaderboard.structures_schema import KEY_COLUMNS
-from leaderboard.submission_meta import load_meta
+from leaderboard.publishing.structures_schema import KEY_COLUMNS
+from leaderboard.intake.submission_meta import load_meta
 
 log = logging.getLogger(__name__)
 __all__ = ["COUNT_FIELDS", "LEADERBOARD_PATH", "META_FIELDS", "RESULTS_DIR", "SUMMARY_FILE", "TABLE_FILE",

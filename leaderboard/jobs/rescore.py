@@ -19,8 +19,8 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
-from leaderboard.queue import FINISHED, Job, JOB_ID, create_job, get_job, list_jobs
-from leaderboard.results import load_summary
+from leaderboard.jobs.queue import FINISHED, Job, JOB_ID, create_job, get_job, list_jobs
+from leaderboard.publishing.results import load_summary
 from leaderboard.store import PreconditionFailed, Store, open_store
 from leaderboard.store.layout import meta_path
 
