@@ -1,8 +1,8 @@
 """How the leaderboard page scales with the number of finished submissions (issue 26 item 2).
 
 For each N (``--n 20 200 2000``) it builds a local results store of N finished submissions
-through the real publish path (``submissions.submit`` -> ``queue.claim`` ->
-``results.publish``, what the worker does), starts the app on it in a separate process,
+through the real publish path (``intake.submissions.submit`` -> ``jobs.queue.claim`` ->
+``publishing.results.publish``, what the worker does), starts the app on it in a separate process,
 and measures in headless Debian chromium (Playwright):
 
 - ``html_bytes``: size of the first HTTP response of the page (the shell with anything
@@ -15,9 +15,9 @@ and measures in headless Debian chromium (Playwright):
   showing that submission (median of ``--repeats`` picks);
 - ``build_s``/``publish_ms_first``/``publish_ms_last``: building the store. ``publish()``
   rewrites the whole leaderboard table on every call, so its cost grows with N: above
-  ``--bulk-above`` (default 100) the jobs are finished one by one (``queue.finish`` with the
+  ``--bulk-above`` (default 100) the jobs are finished one by one (``jobs.queue.finish`` with the
   summary and table, as ``publish`` commits them in the two-store layout) and made public
-  by ONE ``publishing.sync_public`` (``sync_s``); ``publish_ms_at_n`` is then one more real
+  by ONE ``publishing.dataset.sync_public`` (``sync_s``); ``publish_ms_at_n`` is then one more real
   ``publish()`` on the full store (the store holds N + 1 submissions when measured).
 
 Summaries are synthetic but realistic: each is the real evaluator output in
@@ -124,10 +124,10 @@ def _upload(folder: Path, i: int) -> Path:
 def build_store(root: Path, n: int, template: Path, seed: int = 0, bulk: bool = False) -> dict:
     """A store at ``root`` with ``n`` finished submissions published through the real path
     (``bulk``: finished one by one, made public by one ``sync_public``)."""
-    from leaderboard.queue import claim
-    from leaderboard.results import publish
+    from leaderboard.jobs.queue import claim
+    from leaderboard.publishing.results import publish
     from leaderboard.store import open_store
-    from leaderboard.submissions import SubmissionPolicy, submit
+    from leaderboard.intake.submissions import SubmissionPolicy, submit
 
     summary = json.loads((template / "summary.json").read_text())
     table = (template / "structures.parquet").read_bytes()
@@ -156,7 +156,7 @@ def build_store(root: Path, n: int, template: Path, seed: int = 0, bulk: bool = 
     out = {"build_s": 0.0, "bulk": bulk, "publish_ms_first": 1e3 * statistics.median(times[:k]),
            "publish_ms_last": 1e3 * statistics.median(times[-k:])}
     if bulk:
-        from leaderboard.publishing import sync_public
+        from leaderboard.publishing.dataset import sync_public
 
         t = time.perf_counter()
         shown = sync_public(store)
@@ -176,13 +176,13 @@ def build_store(root: Path, n: int, template: Path, seed: int = 0, bulk: bool = 
 
 
 def _finish_unpublished(store, job, summary: dict, table: bytes) -> None:
-    """What ``publishing.publish`` commits with the FINISHED status in the two-store layout (the
+    """What ``publishing.dataset.publish`` commits with the FINISHED status in the two-store layout (the
     summary with its ``leaderboard`` block, the table), leaving the public rows to one
-    ``publishing.sync_public`` for the whole store (``--bulk``)."""
-    from leaderboard.queue import finish
+    ``publishing.dataset.sync_public`` for the whole store (``--bulk``)."""
+    from leaderboard.jobs.queue import finish
     from leaderboard.store import dumps
     from leaderboard.store.layout import summary_path, table_path
-    from leaderboard.submission_meta import load_meta
+    from leaderboard.intake.submission_meta import load_meta
 
     meta = load_meta(store, job.id)
 
