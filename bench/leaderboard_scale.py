@@ -60,6 +60,7 @@ MODELS = ("MatterGen", "DiffCSP", "CDVAE", "Chemeleon", "FlowMM", "CrystaLLM", "
           "SymmCD", "DiffCSP++", "MatterGPT", "CrystalFormer", "GNoME-gen", "OMatG")
 TRAINING = ("MP-20", "Alex-MP-20", "LeMat-Bulk", "OMat24", "MPTrj", "Alexandria", "other")
 WAIT_MS = 600_000  # a hang bound only
+SWITCH_MS = 120_000  # a switch that takes longer fails the run (a hang, or an option that changes nothing)
 
 
 # ---------------------------------------------------------------- synthetic summaries
@@ -235,6 +236,36 @@ def _start_app(store: Path) -> tuple[subprocess.Popen, str, float]:
 HEADERS_JS = "() => [...document.querySelectorAll('#leaderboard-table thead th')].map(h => h.innerText).join('|')"
 
 
+def _pick(page, input_sel: str, text: str) -> float:
+    """Type ``text`` into a dropdown's filter, wait for its option, press Enter; returns the
+    time of the key press (the page's own refresh redraws the list, so options are not clicked)."""
+    box = page.locator(input_sel)
+    box.click()
+    box.press("Control+a")
+    box.press("Backspace")
+    page.keyboard.type(text)
+    try:
+        page.get_by_role("option").filter(has_text=text).first.wait_for(timeout=20_000)
+    except Exception:
+        page.screenshot(path="/tmp/tests26/pick.png")
+        print("    options now:", page.get_by_role("option").all_inner_texts()[:5], repr(box.input_value()), flush=True)
+        raise
+    t = time.perf_counter()
+    page.keyboard.press("Enter")
+    return t
+
+
+def _model_option(page, k: int) -> str:
+    """The submission id of the model dropdown's ``k``-th entry."""
+    box = page.locator("#model-pick input")
+    box.click()
+    opts = page.get_by_role("option")
+    opts.first.wait_for()
+    label = opts.nth(k).get_attribute("aria-label") or opts.nth(k).inner_text()
+    page.keyboard.press("Escape")
+    return label.strip().split(" · ")[-1]
+
+
 def measure(url: str, repeats: int) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -252,28 +283,37 @@ def measure(url: str, repeats: int) -> dict:
             page.goto(url, wait_until="commit")
             page.locator("#leaderboard-table div[role=row][data-index]").first.wait_for(state="visible")
             paints.append(time.perf_counter() - t)
+            print(f"    first paint: {paints[-1]:.2f} s", flush=True)
             ctx.close()
         out["first_paint_s"] = statistics.median(paints)
         out["first_paint_all_s"] = paints
 
         page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(url)
+        page.set_default_timeout(SWITCH_MS)
+        page.goto(url, wait_until="commit")
         page.locator("#leaderboard-table div[role=row][data-index]").first.wait_for(state="visible")
+        print("    page loaded", flush=True)
         page.locator("#lb-rank input").click()
+        page.get_by_role("option").first.wait_for()
         options = [t.strip() for t in page.get_by_role("option").all_inner_texts()]
+        print(f"    {len(options)} Rank-by entries, e.g. {options[:3]!r}", flush=True)
         page.keyboard.press("Escape")
         out["rank_by_entries"] = len(options)
         switches = []
         for k in range(repeats):
             before = page.evaluate(HEADERS_JS)
-            page.locator("#lb-rank input").click()
-            option = page.get_by_role("option", name=options[(k + 1) % len(options)], exact=True).first
-            t = time.perf_counter()
-            option.click()
-            page.wait_for_function(f"(b) => ({HEADERS_JS})() !== b", arg=before, polling="raf")
+            current = page.locator("#lb-rank input").input_value()
+            label = [o for o in options if o != current and options.count(o) == 1][k]
+            t = _pick(page, "#lb-rank input", label)
+            try:
+                page.wait_for_function(f"(b) => ({HEADERS_JS})() !== b", arg=before, polling="raf",
+                                       timeout=SWITCH_MS)
+            except Exception as exc:  # noqa: BLE001 - reported, the other measurements go on
+                print(f"    rank by {label!r}: no change seen ({type(exc).__name__})", flush=True)
+                continue
             switches.append(time.perf_counter() - t)
-        out["rank_switch_s"] = statistics.median(switches)
+            print(f"    rank by {label!r}: {switches[-1]:.2f} s", flush=True)
+        out["rank_switch_s"] = statistics.median(switches) if switches else None
         out["rank_switch_all_s"] = switches
 
         page.get_by_role("tab", name="Model page & downloads").click()
@@ -281,18 +321,13 @@ def measure(url: str, repeats: int) -> dict:
         pick.wait_for(state="visible")
         models = []
         for k in range(repeats):
-            pick.click()
-            opts = page.get_by_role("option")
-            opts.first.wait_for()
-            option = opts.nth(k + 1)
-            label = option.inner_text().strip()
-            sid = label.split(" · ")[-1]
-            t = time.perf_counter()
-            option.click()
+            sid = _model_option(page, k + 1)
+            t = _pick(page, "#model-pick input", sid)
             page.wait_for_function("(sid) => { const m = document.querySelector('#model-meta');"
                                    " return m && m.offsetParent !== null && m.innerText.includes(sid); }",
-                                   arg=sid, polling="raf")
+                                   arg=sid, polling="raf", timeout=SWITCH_MS)
             models.append(time.perf_counter() - t)
+            print(f"    model page {sid}: {models[-1]:.2f} s", flush=True)
         out["model_switch_s"] = statistics.median(models)
         out["model_switch_all_s"] = models
         browser.close()
