@@ -247,7 +247,6 @@ def _pick(page, input_sel: str, text: str) -> float:
     try:
         page.get_by_role("option").filter(has_text=text).first.wait_for(timeout=20_000)
     except Exception:
-        page.screenshot(path="/tmp/tests26/pick.png")
         print("    options now:", page.get_by_role("option").all_inner_texts()[:5], repr(box.input_value()), flush=True)
         raise
     t = time.perf_counter()
