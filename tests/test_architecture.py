@@ -319,7 +319,7 @@ def test_families_import_only_the_families_they_require() -> None:
 # lazily but bring pandas/requests with their first use).
 HEAVY = SCIENCE | frozenset({"e3nn", "networkx", "scipy", "sklearn", "matplotlib", "pandas", "pyarrow",
                              "datasets", "huggingface_hub", "ray", "gradio", "plotly"})
-# The fork-server rule (``evaluator.procpool``, ``leaderboard.evalproc``): a fork server forks
+# The fork-server rule (``evaluator.procpool``, ``leaderboard.jobs.evalproc``): a fork server forks
 # every worker of a pool from one process, which must stay single-threaded, or a child can
 # inherit a lock held by a thread that does not exist in it and deadlock. So what a fork
 # server preloads (a module-level ``PRELOAD`` tuple handed to ``run_bounded(preload=...)``)
@@ -392,11 +392,27 @@ def deferred_project_imports() -> list[tuple[str, int, frozenset[str]]]:
     return sorted(out)
 
 
+def project_module_of(name: str) -> str | None:
+    """The project module a dotted name refers to (``a.b.C`` -> ``a.b``), None outside the project."""
+    mods = project_modules()
+    while name and name not in mods:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
 def why_deferred(importer: str, targets: frozenset[str], forked: set[str]) -> str | None:
     """Why importing ``targets`` inside a function of ``importer`` is right, or None (then it
     belongs at the top): the targets load a heavy library the importer does not load at its
     own top, computed through the import graph. In a module that a fork server imports
-    (``forked``) a thread-starting one is required to stay out (the fork-server rule)."""
+    (``forked``) a thread-starting one is required to stay out (the fork-server rule).
+    The one other reason is a package cycle: a package's ``__init__`` importing submodules
+    that import the package itself at their top (they need names it defines), which the
+    ``__init__`` can only do after defining them."""
+    mods = project_modules()
+    if mods[importer].name == "__init__.py" and all(
+            t.startswith(importer + ".") and importer in {project_module_of(n) for n in runtime_imports(t, mods[t])}
+            for t in targets):
+        return f"package cycle: {', '.join(sorted(targets))} import {importer} at their top"
     heavy = set().union(*(loaded_on_import(t) for t in targets)) & HEAVY
     gain = heavy - loaded_on_import(importer)
     if not gain:
@@ -413,13 +429,15 @@ def test_the_deferred_import_walk_finds_function_bodies_only() -> None:
     assert why_deferred("evaluator.mlip.mace_backend", frozenset({"evaluator.mlip.neighbors"}), set()) \
         == "keeps torch out of importers of evaluator.mlip.mace_backend"
     assert why_deferred("evaluator.mlip.conformance", frozenset({"evaluator.data"}), set()) is None
+    assert why_deferred("leaderboard.store", frozenset({"leaderboard.store.local"}), set()) \
+        == "package cycle: leaderboard.store.local import leaderboard.store at their top"
     assert "evaluator.identity.fingerprint" in fork_server_modules()
 
 
 def test_fork_servers_preload_nothing_that_starts_threads() -> None:
     found = preloads()
     assert {"evaluator.identity.fingerprint", "evaluator.ingest.units", "evaluator.families.validity.core",
-            "leaderboard.evalproc"} <= set(found), sorted(found)
+            "leaderboard.jobs.evalproc"} <= set(found), sorted(found)
     bad = {}
     for module, names in found.items():
         for name in names:
@@ -433,8 +451,10 @@ def test_project_imports_are_deferred_only_to_keep_a_heavy_library_out() -> None
     """A project import inside a function hides a dependency; it is there only when the
     imported module loads a heavy library (``HEAVY``, through its own top-level imports)
     that the importing module does not, which includes what the fork-server rule keeps out
-    of fork servers. None breaks a cycle: ``test_no_import_cycles`` counts function-level
-    imports too, so there is no cycle for one to break. Every other import goes at the top."""
+    of fork servers. None breaks a cycle between modules: ``test_no_import_cycles`` counts
+    function-level imports too, so there is none for one to break; only a package cycle
+    (``why_deferred``: ``leaderboard.store`` opening its hub and local back ends, which
+    subclass the ``Store`` its ``__init__`` defines) is left. Every other import goes at the top."""
     forked = fork_server_modules()
     bad = [f"{m}:{line} -> {', '.join(sorted(t))}" for m, line, t in deferred_project_imports()
            if why_deferred(m, t, forked) is None]
