@@ -74,9 +74,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from evaluator.cli.common import add_executor_arguments
 from evaluator.config import EvalConfig, PRESETS, build_config
 from evaluator.data import DataDir
+from evaluator.execution import add_executor_arguments
 from evaluator.pipeline import check_config as check_pipeline_config
 from evaluator.protocol import Protocol, ProtocolError, protocol_of
 from evaluator.procpool import die_with_parent

@@ -17,9 +17,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from evaluator.cli.common import INFRASTRUCTURE_ERROR, StageBars, add_executor_arguments, fail
+from evaluator.cli.common import INFRASTRUCTURE_ERROR, StageBars, fail
 from evaluator.config import PRESETS, EvalConfig, build_config
 from evaluator.data import DataDir, MissingDataError
+from evaluator.execution import add_executor_arguments
 from evaluator.ingest.types import IngestError
 from evaluator.mlip import BACKENDS
 from evaluator.procpool import PoolFailure

@@ -83,8 +83,9 @@ _SHEAR = {3: (1, 2), 4: (0, 2), 5: (0, 1)}  # ASE Voigt order xx yy zz yz xz xy
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One property: ``passed``, ``failed`` (``detail`` says why) or ``not run`` (``detail``
-    names the failed check it needs)."""
+    """One property: ``passed`` (``detail``: what was measured, e.g. the largest difference
+    and its tolerance), ``failed`` (``detail`` says why) or ``not run`` (``detail`` names the
+    failed check it needs)."""
 
     name: str
     status: Status
