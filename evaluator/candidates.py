@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from evaluator.reference.hull import chemsys_key
+
 if TYPE_CHECKING:
     from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
     from pymatgen.core.composition import Composition
@@ -111,8 +113,6 @@ def nearest_reference(hull: HullReference, reference_pd: PhaseDiagram, compositi
     """(nearest reference entry or decomposition, None) or (None, why)."""
     from pymatgen.analysis.phase_diagram import PDEntry
 
-    from evaluator.reference.hull import chemsys_key
-
     key = chemsys_key(e.symbol for e in composition.elements)
     reduced = composition.reduced_formula
     same = [e for e in hull.entries_in(key) if e.composition.reduced_formula == reduced]
@@ -146,8 +146,6 @@ def _num(x: Any) -> float | None:  # a table cell: Python/numpy number, None, Na
 def candidate_page(row: pd.Series[Any], index: int, kind: str, hull: HullReference) -> dict[str, Any]:
     """The candidate JSON object of one table row (see module docstring)."""
     from pymatgen.core.structure import Structure
-
-    from evaluator.reference.hull import chemsys_key
 
     page: dict[str, Any] = {"row": int(index), "kind": kind, "formula": row.get("formula"),
                   "e_hull_relaxed": _num(row.get("stability_e_above_hull")),

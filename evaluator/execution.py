@@ -13,6 +13,7 @@ without it is refused before any work.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -55,3 +56,15 @@ class ExecutionSettings:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
         if self.executor == "ray" and importlib.util.find_spec("ray") is None:
             raise ValueError("the Ray executor needs the ray package: pip install '.[ray]' (or ray==2.60.0)")
+
+
+def add_executor_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--executor``, ``--ray-address``, ``--ray-actors`` (``python -m evaluator score``'s and the worker's)."""
+    p.add_argument("--executor", choices=EXECUTORS,
+                   help="where the relaxations run: local (this machine) or ray (the actors of a Ray cluster; "
+                        "needs pip install '.[ray]'); default $GENBENCH_EXECUTOR or local. Execution only: "
+                        "it changes no value")
+    p.add_argument("--ray-address", help="Ray cluster to join (host:port of `ray start --head`); default "
+                                         "$RAY_ADDRESS, else a local cluster started for the run")
+    p.add_argument("--ray-actors", type=int, help="at most this many Ray actors (default $GENBENCH_RAY_ACTORS, "
+                                                  "else one per GPU of the cluster, or one per CPU without GPUs)")

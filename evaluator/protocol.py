@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 from evaluator.config import DEFAULT_PRESET, PRESETS, EvalConfig, IngestLimits
 from evaluator.data import DataDir, sha256_file
 from evaluator.family_registry import FAMILIES
+from evaluator.mlip import describe_mlip
+from evaluator.reference.registry import load_reference
 from evaluator.summary import SCHEMA_VERSION, ProtocolBlock
 
 if TYPE_CHECKING:
@@ -199,8 +201,6 @@ def build_record(*, mlip: Mapping[str, Any], reference: Mapping[str, Any], dtype
 
 
 def _mlip_part(config: EvalConfig) -> dict[str, Any]:
-    from evaluator.mlip import describe_mlip
-
     scale = (config.options.get("stability") or {}).get("mlip_energy_scale")
     try:
         spec = describe_mlip(config.mlip, config.mlip_model, scale)
@@ -217,8 +217,6 @@ def _mlip_part(config: EvalConfig) -> dict[str, Any]:
 
 
 def _reference_part(config: EvalConfig, data: DataDir) -> dict[str, Any]:
-    from evaluator.reference.registry import load_reference
-
     try:
         ref = load_reference(config.reference, data)
         return {"id": ref.id, "content_hash": ref.content_hash}
@@ -292,8 +290,6 @@ def derive_protocol(provenance: Mapping[str, Any]) -> Protocol | None:
            **{k: dict(v) for k, v in options.items() if isinstance(v, Mapping)}}
     scale = (raw.get("stability") or {}).get("mlip_energy_scale")
     try:
-        from evaluator.mlip import describe_mlip
-
         energy_scale = scale or describe_mlip(str(mlip.get("name"))).energy_scale  # the backend's scale
         known = {f.name: {f2.name for f2 in dataclasses.fields(f.options)} for f in FAMILIES}
         options_now = {fam: {k: v for k, v in opts.items() if k in known.get(fam, set())}

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import threading
 
+from leaderboard.store import RESULTS_ENV_VAR, resolve_uris
+
 RESTART_DELAY_S = 5.0
 
 
@@ -102,7 +104,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from leaderboard.store import RESULTS_ENV_VAR, resolve_uris
 
     store, results = resolve_uris(args.store, args.results_store)
     os.environ["GENBENCH_STORE"] = store  # the worker and the app use the same stores

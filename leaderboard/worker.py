@@ -74,15 +74,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from evaluator.cli.common import add_executor_arguments
-from evaluator.config import EvalConfig, build_config
-from evaluator.protocol import Protocol
+from evaluator.config import EvalConfig, PRESETS, build_config
+from evaluator.data import DataDir
+from evaluator.execution import add_executor_arguments
+from evaluator.pipeline import check_config as check_pipeline_config
+from evaluator.protocol import Protocol, ProtocolError, protocol_of
 from evaluator.procpool import die_with_parent
 from evaluator.progress import ProgressUpdate
 from leaderboard.jobs.evalproc import Done, EvalProcess, Failed, UserError
 from leaderboard.jobs.progress import STORE_UNAVAILABLE_STAGE, ProgressTracker
 from leaderboard.jobs.queue import (INFRASTRUCTURE, USER_ERROR, Job, LeaseLost, claim, fail, get_job,
                                heartbeat, public_reason, release)
+from leaderboard.jobs.slots import JobSlots
+from leaderboard.publishing.results import publish
 from leaderboard.store import Store, open_store
 from leaderboard.store.outage import RepeatedErrorLog, store_unavailable
 from leaderboard.intake.submissions import file_paths
@@ -110,19 +114,12 @@ def default_worker_id() -> str:
 
 def check_config(config: EvalConfig) -> None:
     """Raise ValueError if ``config`` names an unknown family or option."""
-    # imported here: the pipeline (and the families it checks against) is needed only for
-    # this check, not by modules that import the worker for its names (leaderboard.serve)
-    from evaluator.pipeline import check_config as check
-
-    check(config)
+    check_pipeline_config(config)
 
 
 def check_protocol(config: EvalConfig, expected: str | None, data_dir: str | Path | None = None) -> Protocol:
     """The protocol this worker produces; ValueError (naming both) when it cannot produce it
     (missing weights or data) or when it is not ``expected`` (the pinned id, or a named protocol)."""
-    from evaluator.data import DataDir
-    from evaluator.protocol import ProtocolError, protocol_of
-
     data = DataDir(data_dir)
     pinned_id, pinned = _pinned(expected, data)
     try:
@@ -139,9 +136,6 @@ def check_protocol(config: EvalConfig, expected: str | None, data_dir: str | Pat
 
 def _pinned(expected: str | None, data: Any) -> tuple[str | None, str]:
     """(id, description) of the pinned protocol ``expected`` (an id or a named protocol)."""
-    from evaluator.config import PRESETS
-    from evaluator.protocol import ProtocolError, protocol_of
-
     if not expected:
         return None, ""
     for name in PRESETS:  # a named protocol, or the name of a pinned id
@@ -505,8 +499,6 @@ class Worker:
     def _publish(self, job: Job, done: Done, tracker: ProgressTracker) -> Job | None:
         """Publish the evaluation the child sent (its summary, with the lifecycle limits
         added to the provenance, and its table's parquet bytes)."""
-        from leaderboard.publishing.results import publish
-
         summary = dict(done.summary)
         produced = (summary.get("protocol") or {}).get("id")
         if job.protocol and produced != job.protocol:  # e.g. weights replaced on disk mid-run: never publish
@@ -643,8 +635,6 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%s: serving %s (protocol %s, families=%s, device=%s)", worker.worker_id, store.uri,
              worker.protocol.describe(), ",".join(config.families or ["all"]), config.device)
     if args.concurrent_jobs > 1:
-        from leaderboard.jobs.slots import JobSlots
-
         log.info("%s: %d job slots on the Ray cluster %s, %d actors each", worker.worker_id, args.concurrent_jobs,
                  config.execution.ray_address or os.environ.get("RAY_ADDRESS"), config.execution.ray_actors)
         n = JobSlots(worker, args.concurrent_jobs).run(once=args.once, poll_s=args.poll, max_jobs=args.max_jobs)

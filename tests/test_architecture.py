@@ -5,12 +5,17 @@ including imports written inside functions: a lazy import still couples two modu
 - no import cycles between modules of the project (a package's ``__init__`` importing
   its own submodules is not a cycle);
 - ``evaluator`` never imports ``leaderboard``;
-- no ``leaderboard`` module imports a science library (the evaluator owns them).
+- no ``leaderboard`` module imports a science library (the evaluator owns them);
+- imports show dependencies: a project module imports the project modules it uses at its
+  top, and defers one into a function body only when that keeps a heavy library
+  (``HEAVY``) out of the processes that import it (the fork-server rule is one such case:
+  ``test_fork_servers_preload_nothing_that_starts_threads``).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 from repo_paths import REPO
 
@@ -174,7 +179,8 @@ def test_leaderboard_imports_no_science_library() -> None:
     assert bad == {}, f"leaderboard modules importing science libraries: {bad}"
 
 
-def runtime_imports(module: str, path: Path) -> set[str]:
+@functools.cache
+def runtime_imports(module: str, path: Path) -> frozenset[str]:
     """Dotted names imported when ``module`` is imported: module-level statements (and class
     bodies), not function bodies and not ``if TYPE_CHECKING:`` blocks."""
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
@@ -197,7 +203,7 @@ def runtime_imports(module: str, path: Path) -> set[str]:
                 visit(node.body)
 
     visit(ast.parse(path.read_text(), filename=str(path)).body)
-    return out
+    return frozenset(out)
 
 
 def loaded_on_import(start: str) -> set[str]:
@@ -302,3 +308,156 @@ def test_families_import_only_the_families_they_require() -> None:
                 if t[2] not in requires.get(parts[2], set()):
                     bad.append(f"{m} -> {target}")
     assert bad == [], "families importing families they do not require: " + "; ".join(bad)
+
+
+# --- imports that show dependencies ---------------------------------------------------------
+
+# Libraries worth keeping out of a process that does not use them: slow to import on a
+# loaded 2-core machine (torch ~5 s, gradio ~11 s, torch_sim ~6 s, sklearn ~4 s, datasets
+# ~3 s, ray ~2 s, pandas ~1.4 s, smact ~1 s, pymatgen.core ~1 s), starting threads, or pulling
+# in one of those when used (the MLIP packages import torch; plotly, huggingface_hub load
+# lazily but bring pandas/requests with their first use).
+HEAVY = SCIENCE | frozenset({"e3nn", "networkx", "scipy", "sklearn", "matplotlib", "pandas", "pyarrow",
+                             "datasets", "huggingface_hub", "ray", "gradio", "plotly"})
+# The fork-server rule (``evaluator.procpool``, ``leaderboard.jobs.evalproc``): a fork server forks
+# every worker of a pool from one process, which must stay single-threaded, or a child can
+# inherit a lock held by a thread that does not exist in it and deadlock. So what a fork
+# server preloads (a module-level ``PRELOAD`` tuple handed to ``run_bounded(preload=...)``)
+# must not load a library that starts threads when imported. Measured (threads alive after
+# ``import X`` beyond numpy's one OpenBLAS thread): pandas 4, pyarrow 2, smact 4 (pandas),
+# torch_sim 3, gradio 4, datasets 4, sklearn 5.
+STARTS_THREADS = frozenset({"pandas", "pyarrow", "smact", "torch_sim", "gradio", "datasets", "sklearn"})
+
+
+def preloads() -> dict[str, tuple[str, ...]]:
+    """Module -> its module-level ``PRELOAD`` tuple (what its pools' fork servers import)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for m, f in project_modules().items():
+        for node in ast.parse(f.read_text()).body:
+            target = node.target if isinstance(node, ast.AnnAssign) else (
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+            if isinstance(target, ast.Name) and target.id == "PRELOAD" and node.value is not None:
+                out[m] = tuple(ast.literal_eval(node.value))
+    return out
+
+
+def fork_server_modules() -> set[str]:
+    """Project modules a fork server imports: those named in a ``PRELOAD`` and what they import."""
+    mods = project_modules()
+    out: set[str] = set()
+    for names in preloads().values():
+        for name in names:
+            if name.split(".")[0] in PACKAGES:
+                todo = [name]
+                while todo:
+                    m = todo.pop()
+                    parts = m.split(".")
+                    for pkg in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
+                        if pkg in mods and pkg not in out:
+                            out.add(pkg)
+                            for imported in runtime_imports(pkg, mods[pkg]):
+                                target = imported
+                                while target and target not in mods:
+                                    target = target.rpartition(".")[0]
+                                if target:
+                                    todo.append(target)
+    return out
+
+
+def deferred_project_imports() -> list[tuple[str, int, frozenset[str]]]:
+    """(module, line, project modules it names) of every project import written inside a
+    function body (not in an ``if TYPE_CHECKING:`` block: those never run)."""
+    mods = project_modules()
+    out = []
+    for m, f in mods.items():
+        tree = ast.parse(f.read_text(), filename=str(f))
+        package = m.split(".") if f.name == "__init__.py" else m.split(".")[:-1]
+        skip = type_only_nodes(tree)
+        seen: set[int] = set()
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            for node in ast.walk(fn):
+                if id(node) in skip or id(node) in seen or not isinstance(node, (ast.Import, ast.ImportFrom)):
+                    continue
+                seen.add(id(node))
+                targets = set()
+                for name in names_of(node, package):
+                    while name and name not in mods:
+                        name = name.rpartition(".")[0]
+                    if name:
+                        targets.add(name)
+                if targets:
+                    out.append((m, node.lineno, frozenset(targets)))
+    return sorted(out)
+
+
+def project_module_of(name: str) -> str | None:
+    """The project module a dotted name refers to (``a.b.C`` -> ``a.b``), None outside the project."""
+    mods = project_modules()
+    while name and name not in mods:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def why_deferred(importer: str, targets: frozenset[str], forked: set[str]) -> str | None:
+    """Why importing ``targets`` inside a function of ``importer`` is right, or None (then it
+    belongs at the top): the targets load a heavy library the importer does not load at its
+    own top, computed through the import graph. In a module that a fork server imports
+    (``forked``) a thread-starting one is required to stay out (the fork-server rule).
+    The one other reason is a package cycle: a package's ``__init__`` importing submodules
+    that import the package itself at their top (they need names it defines), which the
+    ``__init__`` can only do after defining them."""
+    mods = project_modules()
+    if mods[importer].name == "__init__.py" and all(
+            t.startswith(importer + ".") and importer in {project_module_of(n) for n in runtime_imports(t, mods[t])}
+            for t in targets):
+        return f"package cycle: {', '.join(sorted(targets))} import {importer} at their top"
+    heavy = set().union(*(loaded_on_import(t) for t in targets)) & HEAVY
+    gain = heavy - loaded_on_import(importer)
+    if not gain:
+        return None
+    if importer in forked and gain & STARTS_THREADS:
+        return f"fork-server rule: keeps {', '.join(sorted(gain & STARTS_THREADS))} out of a fork server"
+    return f"keeps {', '.join(sorted(gain))} out of importers of {importer}"
+
+
+def test_the_deferred_import_walk_finds_function_bodies_only() -> None:
+    found = {(m, t) for m, _, ts in deferred_project_imports() for t in ts}
+    assert ("evaluator.mlip.mace_backend", "evaluator.mlip.neighbors") in found  # inside torch_sim_model
+    assert not any(m == "evaluator.mlip.conformance" and t == "evaluator.mlip.base" for m, t in found)  # top
+    assert why_deferred("evaluator.mlip.mace_backend", frozenset({"evaluator.mlip.neighbors"}), set()) \
+        == "keeps torch out of importers of evaluator.mlip.mace_backend"
+    assert why_deferred("evaluator.mlip.conformance", frozenset({"evaluator.data"}), set()) is None
+    assert why_deferred("leaderboard.store", frozenset({"leaderboard.store.local"}), set()) \
+        == "package cycle: leaderboard.store.local import leaderboard.store at their top"
+    assert "evaluator.identity.fingerprint" in fork_server_modules()
+
+
+def test_fork_servers_preload_nothing_that_starts_threads() -> None:
+    found = preloads()
+    assert {"evaluator.identity.fingerprint", "evaluator.ingest.units", "evaluator.families.validity.core",
+            "leaderboard.jobs.evalproc"} <= set(found), sorted(found)
+    bad = {}
+    for module, names in found.items():
+        for name in names:
+            libs = loaded_on_import(name) if name.split(".")[0] in PACKAGES else {name.split(".")[0]}
+            if libs & STARTS_THREADS:
+                bad[f"{module}.PRELOAD: {name}"] = sorted(libs & STARTS_THREADS)
+    assert bad == {}, f"fork servers preloading thread-starting libraries: {bad}"
+
+
+def test_project_imports_are_deferred_only_to_keep_a_heavy_library_out() -> None:
+    """A project import inside a function hides a dependency; it is there only when the
+    imported module loads a heavy library (``HEAVY``, through its own top-level imports)
+    that the importing module does not, which includes what the fork-server rule keeps out
+    of fork servers. None breaks a cycle between modules: ``test_no_import_cycles`` counts
+    function-level imports too, so there is none for one to break; only a package cycle
+    (``why_deferred``: ``leaderboard.store`` opening its hub and local back ends, which
+    subclass the ``Store`` its ``__init__`` defines) is left. Every other import goes at the top."""
+    forked = fork_server_modules()
+    bad = [f"{m}:{line} -> {', '.join(sorted(t))}" for m, line, t in deferred_project_imports()
+           if why_deferred(m, t, forked) is None]
+    assert bad == [], "project imports inside functions that defer no heavy library (move them to the " \
+                      "module top):\n" + "\n".join(bad)
+

@@ -22,7 +22,7 @@ import numpy as np
 
 from evaluator.identity import fingerprint as F
 from evaluator.identity import matcher as M
-from evaluator.identity.fingerprint_store import ReferenceRow, ReferenceWriter, read_manifest
+from evaluator.identity.fingerprint_store import ReferenceRow, ReferenceWriter, read_manifest, row_structure
 
 LEMAT_DATASET = "LeMaterial/LeMat-Bulk"
 LEMAT_CONFIG = "compatible_pbe"
@@ -43,8 +43,6 @@ def lemat_row(row: Mapping[str, Any], compute_fingerprint: bool = False) -> Refe
         {el: species.count(el) for el in dict.fromkeys(species)})
     fp = row.get("entalpic_fingerprint") or None
     if compute_fingerprint and fp is None:
-        from evaluator.identity.fingerprint_store import row_structure
-
         try:
             fp = F.bawl_fingerprint(row_structure(lattice.reshape(-1), species, frac.reshape(-1)))
         except Exception:  # noqa: BLE001 - a row whose fingerprint fails is stored without one

@@ -6,7 +6,8 @@
 - ``fd-reference``: the Fréchet-distance reference statistics
   (:mod:`evaluator.cli.fd_statistics`);
 - ``lemat-hull``: a LeMat-Bulk convex hull as a compact hull file
-  (:mod:`evaluator.cli.hull`).
+  (:mod:`evaluator.cli.hull`);
+- ``mlip-check``: the conformance check of an MLIP backend (:mod:`evaluator.cli.mlip_check`).
 
 Each command module has ``register(subparsers)``, which adds its parser and sets
 ``func(args) -> exit status``. The builders' code lives in ``evaluator.build`` and
@@ -18,9 +19,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from evaluator.cli import fd_statistics, hull, reference, score
+from evaluator.cli import fd_statistics, hull, mlip_check, reference, score
 
-COMMANDS = (score, reference, fd_statistics, hull)
+COMMANDS = (score, reference, fd_statistics, hull, mlip_check)
 
 
 def build_parser() -> argparse.ArgumentParser:

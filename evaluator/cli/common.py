@@ -1,13 +1,11 @@
-"""What every command of ``python -m evaluator`` shares: the error exit, progress bars and the
-executor flags (also the worker's)."""
+"""What every command of ``python -m evaluator`` shares: the error exit and progress bars (the
+executor flags, also the worker's, are ``evaluator.execution.add_executor_arguments``)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
-from evaluator.execution import EXECUTORS
 from evaluator.progress import StepProgress, StepReporter
 
 USAGE_ERROR = 2  # the exit status of a refused command (bad input, configuration or data)
@@ -61,15 +59,3 @@ class StageBars(StepReporter):
         if self._bar is not None:
             self._bar.close()
         self._bar = None
-
-
-def add_executor_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--executor``, ``--ray-address``, ``--ray-actors`` (the CLI's and the worker's)."""
-    p.add_argument("--executor", choices=EXECUTORS,
-                   help="where the relaxations run: local (this machine) or ray (the actors of a Ray cluster; "
-                        "needs pip install '.[ray]'); default $GENBENCH_EXECUTOR or local. Execution only: "
-                        "it changes no value")
-    p.add_argument("--ray-address", help="Ray cluster to join (host:port of `ray start --head`); default "
-                                         "$RAY_ADDRESS, else a local cluster started for the run")
-    p.add_argument("--ray-actors", type=int, help="at most this many Ray actors (default $GENBENCH_RAY_ACTORS, "
-                                                  "else one per GPU of the cluster, or one per CPU without GPUs)")

@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 
 from evaluator.cli.common import bar, fail
+from evaluator.config import EvalConfig, build_config
+from evaluator.data import DataDir, MissingDataError
+from evaluator.families.distribution import embedding_reference as er
+from evaluator.families.distribution.embedding_reference import DEFAULT_SAMPLE
+from evaluator.mlip import describe_mlip, load_mlip
+from evaluator.mlip.base import backend_class
 
 
 def cmd_fd_reference(args: argparse.Namespace) -> int:
-    from evaluator.config import build_config
-    from evaluator.data import DataDir, MissingDataError
-    from evaluator.families.distribution import embedding_reference as er
-    from evaluator.mlip import describe_mlip, load_mlip
-    from evaluator.mlip.base import backend_class
-
     try:
         cfg = build_config(mlip=args.mlip, mlip_model=args.mlip_model, device=args.device, dtype=args.dtype,
                            protocol=args.protocol)
@@ -57,9 +57,6 @@ def cmd_fd_reference(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from evaluator.config import EvalConfig
-    from evaluator.families.distribution.embedding_reference import DEFAULT_SAMPLE
-
     p = subparsers.add_parser("fd-reference", help="build the MLIP-embedding statistics the Fréchet "
                                                    "distance compares against (cached)",
                               description=__doc__.split("\n\n")[0] if __doc__ else None)

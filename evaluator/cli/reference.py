@@ -13,12 +13,14 @@ import argparse
 import json
 from typing import Any
 
+from evaluator.build.lemat_fingerprints import LEMAT_CONFIG, LEMAT_DATASET, load_lemat
+from evaluator.build.reference_from_cifs import build_from_cifs
 from evaluator.cli.common import StageBars, bar, fail
+from evaluator.data import DataDir
+from evaluator.reference.registry import load_reference
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from evaluator.build.reference_from_cifs import build_from_cifs
-
     progress = StageBars()
     try:
         manifest = build_from_cifs(args.cifs, args.out, ref_id=args.id, processes=args.processes,
@@ -33,8 +35,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_lemat(args: argparse.Namespace) -> int:
-    from evaluator.build.lemat_fingerprints import load_lemat
-
     rows_bar: Any = None
 
     def progress(done: int, total: int | None) -> None:
@@ -59,9 +59,6 @@ def cmd_lemat(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from evaluator.data import DataDir
-    from evaluator.reference.registry import load_reference
-
     try:
         ref = load_reference(args.reference, DataDir(args.data_dir))
         info = ref.describe()
@@ -74,8 +71,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from evaluator.build.lemat_fingerprints import LEMAT_CONFIG, LEMAT_DATASET
-
     ref = subparsers.add_parser("reference", help="build or inspect a reference set",
                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
     sub = ref.add_subparsers(dest="reference_command", required=True)

@@ -17,9 +17,14 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from evaluator.cli.common import INFRASTRUCTURE_ERROR, StageBars, add_executor_arguments, fail
+from evaluator.cli.common import INFRASTRUCTURE_ERROR, StageBars, fail
 from evaluator.config import PRESETS, EvalConfig, build_config
+from evaluator.data import DataDir, MissingDataError
+from evaluator.execution import add_executor_arguments
+from evaluator.ingest.types import IngestError
 from evaluator.mlip import BACKENDS
+from evaluator.procpool import PoolFailure
+from evaluator.report import format_summary
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
@@ -31,12 +36,8 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from evaluator.data import DataDir, MissingDataError
-    from evaluator.ingest.types import IngestError
     from evaluator.outputs import write_evaluation
     from evaluator.pipeline import check_config, evaluate
-    from evaluator.procpool import PoolFailure
-    from evaluator.report import format_summary
 
     try:
         config = config_from_args(args)

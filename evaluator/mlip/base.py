@@ -20,8 +20,9 @@ Optional capabilities, declared by class flags and otherwise refused with
 - ``supports_engine``: ``ts_model()`` -> a torch-sim model around the same network, which
   the batched engine (``evaluator.mlip.engine``) relaxes with.
 
-``tests/evaluator/mlip/test_mlip_conformance.py`` runs the same checks (``tests/support/mlip_helpers.py``)
-over every registered backend. This module imports no ML library (torch, ase, chgnet,
+``evaluator.mlip.conformance`` checks that a backend keeps this contract (``python -m
+evaluator mlip-check --backend NAME``); ``tests/evaluator/mlip/test_mlip_conformance.py`` runs
+it over every registered backend. This module imports no ML library (torch, ase, chgnet,
 mace, sevenn): the registry is read by processes that never load a model.
 """
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evaluator.identity import matcher as M
 from evaluator.reference import Coverage
 
 if TYPE_CHECKING:
@@ -86,8 +87,6 @@ def built_coverage(path: Path, manifest: dict[str, Any]) -> Coverage:
 
 def primitive_sites(structure: Structure) -> int:
     """Sites of the primitive cell the identity matcher compares (Niggli + primitive)."""
-    from evaluator.identity import matcher as M
-
     return len(M.reduce_structure(structure))
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from evaluator.data import DataDir
+from evaluator.identity.fingerprint_index import load_fingerprint_file
+from evaluator.identity.fingerprint_store import read_manifest
 from evaluator.reference import Reference
 from evaluator.reference.coverage import built_coverage, mp20_coverage
 
@@ -14,7 +16,6 @@ MP20_DIR = "reference/mp20"
 
 def mp20(data: DataDir) -> Reference:
     """Embedded default: MP-20 BAWL fingerprints (novelty) + MP-20 DFT hull (stability)."""
-    from evaluator.identity.fingerprint_index import load_fingerprint_file
     from evaluator.reference.hull import load_mp20_hull
 
     fp = data.path(f"{MP20_DIR}/mp20_bawl_fingerprints.txt.gz")
@@ -38,7 +39,6 @@ REFERENCES = {"mp20": mp20}
 def load_built_reference(path: Path, data: DataDir) -> Reference:
     """A reference made by ``python -m evaluator reference build``."""
     from evaluator.identity.built_reference import open_built_reference
-    from evaluator.identity.fingerprint_store import read_manifest
 
     ref = open_built_reference(path, data)
     ref.coverage_loader = lambda: built_coverage(path, read_manifest(path))

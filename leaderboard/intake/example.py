@@ -16,6 +16,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from evaluator.data import DataDir, MissingDataError
+
 PAPER_ZIP_REL = "structures/mattergen_paper/cifs.zip"
 BASE_FOLDER = "cifs/mattergen/mattergen_base/"
 TWIN_SUFFIX = "_symmetrized.cif"
@@ -47,8 +49,6 @@ def base_members(names: list[str]) -> list[str]:
 
 def paper_zip() -> Path | None:
     """The MatterGen paper archive in the data directory (GENBENCH_DATA_DIR), or None."""
-    from evaluator.data import DataDir, MissingDataError
-
     try:
         return DataDir().path(PAPER_ZIP_REL)
     except MissingDataError:

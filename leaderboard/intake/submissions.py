@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from evaluator.ingest.jsonload import nesting_depth
 from leaderboard.jobs.queue import (CANCELLED, FAILED, HIDDEN, INFRASTRUCTURE, Job, create_job, hide, list_jobs,
                                new_job_id, now, parse_time)
 from leaderboard.publishing.dataset import unpublish_hidden
@@ -50,8 +51,6 @@ def _clip(text: str, limit: int = MAX_ECHO) -> str:
 
 def meta_type_problem(meta) -> str | None:
     """Why ``meta`` is not usable metadata at all (not a JSON object, nested too deeply), or None."""
-    from evaluator.ingest.jsonload import nesting_depth
-
     if not isinstance(meta, dict):
         kind = {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
                 type(None): "null"}.get(type(meta), type(meta).__name__)

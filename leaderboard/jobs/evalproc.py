@@ -45,6 +45,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from evaluator.data import DataDir
+from evaluator.ingest.types import IngestError
 from evaluator.procpool import die_with_parent
 from evaluator.progress import ProgressUpdate, StepProgress, StepReporter
 
@@ -115,8 +117,6 @@ def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> Non
         return  # the worker no longer needs us
     if not isinstance(job, EvalJob):
         return  # not ours: the worker sees the process end without a result
-    from evaluator.data import DataDir
-    from evaluator.ingest.types import IngestError
 
     progress = _Relay(conn)
     try:

@@ -19,6 +19,9 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
+from evaluator.config import PRESETS, build_config
+from evaluator.data import DataDir
+from evaluator.protocol import protocol_of, summary_protocol
 from leaderboard.jobs.queue import FINISHED, Job, JOB_ID, create_job, get_job, list_jobs
 from leaderboard.publishing.results import load_summary
 from leaderboard.store import PreconditionFailed, Store, open_store
@@ -48,8 +51,6 @@ class RescoreReport:
 
 def result_protocol(store: Store, job_id: str) -> str | None:
     """The protocol id of a finished submission's stored results (None: unknown)."""
-    from evaluator.protocol import summary_protocol
-
     summary = load_summary(store, job_id)
     if summary is None:
         return None
@@ -107,10 +108,6 @@ def rescore(store: Store, protocol_id: str, job_ids: list[str] | None = None, *,
 def current_protocol(expected: str, data_dir: str | None = None) -> str:
     """The id of the service's current protocol (``GENBENCH_*`` settings), which
     ``expected`` (an id or a named protocol) must name; ValueError naming both otherwise."""
-    from evaluator.config import PRESETS, build_config
-    from evaluator.data import DataDir
-    from evaluator.protocol import protocol_of
-
     data = DataDir(data_dir)
     current = protocol_of(build_config(), data)
     if expected in (current.id, current.label):

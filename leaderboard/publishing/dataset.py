@@ -54,7 +54,7 @@ from leaderboard.jobs import queue_index
 from leaderboard.jobs.queue import FINISHED, Job, finish, get_job, list_jobs
 from leaderboard.publishing.rows import (frame_to_parquet, is_null, protocol_of, read_frame, rows_to_frame,
                                      summary_row)
-from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
+from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps, open_store
 from leaderboard.store.layout import (CARD_PATH, LEADERBOARD_PATH, PUBLISHED_PATH, summary_path,
                                       table_path)
 from leaderboard.publishing.structures_schema import (KEY_COLUMNS, conform, decode_schema, encode_schema,
@@ -310,8 +310,6 @@ def unpublish_hidden(store: Store, hide: Callable[[], Job]) -> Job:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from leaderboard.store import open_store
-
     ap = argparse.ArgumentParser(prog="python -m leaderboard.publishing.dataset", description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["sync"])
     ap.add_argument("--store", help="requests store (default $GENBENCH_STORE or state/requests)")

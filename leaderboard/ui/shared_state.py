@@ -8,7 +8,8 @@ from functools import cached_property
 
 import pandas as pd
 
-from evaluator.protocol import Protocol
+from evaluator.config import build_config
+from evaluator.protocol import Protocol, protocol_of
 
 from leaderboard.publishing.results import leaderboard_etag, load_results_table
 from leaderboard.store import Store, open_store
@@ -61,8 +62,6 @@ class AppContext:
         SevenNet-l3i5; the other ``GENBENCH_*`` settings as the worker reads them)."""
         if self.pinned is not None:
             return self.pinned, None
-        from evaluator.config import build_config
-        from evaluator.protocol import protocol_of
 
         try:
             return protocol_of(build_config()), None

@@ -47,9 +47,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from evaluator.context import EvalContext
 from evaluator.families.base import Family, FamilyResult, finite_or_none
+from evaluator.families.distribution import embedding_reference as er
 from evaluator.families.distribution import mmd as mmdlib
 from evaluator.families.distribution.embedding_reference import DEFAULT_SAMPLE
 from evaluator.families.distribution.metrics import METRICS
+from evaluator.mlip import describe_mlip, load_mlip
 from evaluator.structure_features import N_ELEMENTS, crystal_system, structure_features
 
 if TYPE_CHECKING:
@@ -205,8 +207,6 @@ _MLIPS: dict[tuple[str, str | None, str, str], MLIP] = {}
 
 def _load_mlip(cfg: EvalConfig) -> MLIP:
     """The configured MLIP, loaded once per process."""
-    from evaluator.mlip import load_mlip
-
     key = (cfg.mlip, cfg.mlip_model, cfg.device, cfg.dtype)
     if key not in _MLIPS:
         _MLIPS[key] = load_mlip(cfg.mlip, model=cfg.mlip_model, device=cfg.device, dtype=cfg.dtype)
@@ -216,8 +216,6 @@ def _load_mlip(cfg: EvalConfig) -> MLIP:
 def _frechet(result: FamilyResult, ctx: EvalContext, options: DistributionOptions,
              structures: list[Structure], index: list[int]) -> pd.Series:
     """FD against our own reference statistics; returns per-row embedding errors."""
-    from evaluator.families.distribution import embedding_reference as er
-
     errors = pd.Series([None] * len(index), index=index, dtype=object)
     name = f"frechet_{ctx.config.mlip}"
     if not options.fd:
@@ -228,8 +226,6 @@ def _frechet(result: FamilyResult, ctx: EvalContext, options: DistributionOption
         return errors
     cfg = ctx.config
     try:
-        from evaluator.mlip import describe_mlip
-
         spec = describe_mlip(cfg.mlip, cfg.mlip_model)  # identifies the model without loading it
         sample_dir, sample_label = _sample_dir(ctx, options)
         files = er.sample_files(sample_dir)
@@ -309,8 +305,6 @@ class _AllChannels:
 def _lemat_frechet(result: FamilyResult, ctx: EvalContext, options: DistributionOptions, mlip: MLIP,
                    structures: list[Structure], ok: np.ndarray) -> None:
     """``frechet_lemat_<key>``: FD against LeMat-GenBench's own statistics (same model only)."""
-    from evaluator.families.distribution import embedding_reference as er
-
     for key, (desc, dim, ours) in LEMAT_FD.items():
         name = f"frechet_lemat_{key}"
         if ours is None or (mlip.name, mlip.model_id) != ours:

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from evaluator.families.distribution.embedding_reference import cache_dir
+
 _UNDERFLOW_RADIUS = math.sqrt(2 * 745.2)  # exp(-t) is exactly 0.0 in float64 for t > 745.14
 CacheKey = tuple[Hashable, ...]  # e.g. ("nd", <reference file sha256>, ..., sigma)
 _SELF_SUMS: dict[CacheKey, float] = {}
@@ -76,8 +78,6 @@ def gaussian_kernel_self_sum(y: npt.ArrayLike, sigma: float, block: int = 512) -
 
 
 def _disk_cache_path() -> Path:
-    from evaluator.families.distribution.embedding_reference import cache_dir
-
     return cache_dir() / "mmd_reference_self_sums.json"
 
 

@@ -48,11 +48,12 @@ from evaluator.context import EvalContext
 from evaluator.families.base import Family, FamilyResult
 from evaluator.families.novelty.metrics import METRICS
 from evaluator.identity import fingerprint as F
+from evaluator.identity import matcher as M
 from evaluator.identity.fingerprint_cache import cached_fingerprints
+from evaluator.identity.fingerprint_index import FingerprintIndex
 from evaluator.reference.coverage import beyond_reference_size
 
 if TYPE_CHECKING:
-    from evaluator.identity.fingerprint_index import FingerprintIndex
     from evaluator.identity.structure_index import StructureIndex
 
 COLUMNS = ["novelty_novel", "novelty_match_id", "novelty_fingerprint", "novelty_fingerprint_sorted",
@@ -111,9 +112,6 @@ def compute_fingerprints(ctx: EvalContext, rows: list[int],
 def verdict_known_without_fingerprint(ctx: EvalContext, index: FingerprintIndex | StructureIndex,
                                       rows: list[int]) -> dict[int, str]:
     """Rows whose novelty is decided without a fingerprint -> why (they are novel)."""
-    from evaluator.identity import matcher as M
-    from evaluator.identity.fingerprint_index import FingerprintIndex
-
     if isinstance(index, FingerprintIndex):
         formulas = [F.cell_formula(ctx.structure(r)) for r in rows]
         present: Sequence[bool] = index.has_cell_formula(formulas).tolist() if rows else []
@@ -170,8 +168,6 @@ def _by_structure(ctx: EvalContext, index: StructureIndex, rows: list[int], fps:
 
 def run(ctx: EvalContext, options: NoveltyOptions) -> FamilyResult:
     """Novelty columns for every valid row and ``metrics.novelty.*``."""
-    from evaluator.identity.fingerprint_index import FingerprintIndex
-
     t0 = time.perf_counter()
     result = FamilyResult()
     reference = ctx.reference

@@ -40,15 +40,17 @@ import pandas as pd
 
 from evaluator.context import EvalContext
 from evaluator.families.base import Family, FamilyResult
+from evaluator.families.stability.energy import energy_route, hull_energy
 from evaluator.families.stability.metrics import METRICS
-from evaluator.families.stability.runner import RelaxMode, RelaxSettings
-from evaluator.mlip.relax import DEFAULT_BUDGET
+from evaluator.families.stability.runner import RelaxMode, RelaxSettings, relax_all
+from evaluator.mlip import describe_mlip
+from evaluator.mlip.relax import DEFAULT_BUDGET, ENERGY_LIMIT_EV_PER_ATOM
+from evaluator.reference.hull import HullReference, HullSet, load_hull_file
 
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
 
     from evaluator.config import EvalConfig
-    from evaluator.reference.hull import HullReference
 
 EHULL_TOL = 1e-9  # eV/atom: numerical noise allowed at the stability thresholds
 ENERGY_KEYS = ("energy_per_atom", "corrected_energy_per_atom", "formation_energy_per_atom", "e_above_hull")
@@ -117,8 +119,6 @@ def reference_hull(ctx: EvalContext, options: StabilityOptions | None = None) ->
 
     ``options`` defaults to the run's stability options (``ctx.config``), so another
     family (sun) scores against the same hull."""
-    from evaluator.reference.hull import HullReference, HullSet, load_hull_file
-
     if options is None:
         options = FAMILY.options_from(ctx.config.family_options("stability"))
     if options.hull_file:  # a compact hull file (e.g. from evaluator.build.lemat_hull)
@@ -152,8 +152,6 @@ class HullScore:
 
 def score_energy(hull: HullReference, route: str, structure: Structure, energy: float) -> HullScore:
     """Corrected energy, formation energy and E_hull (eV/atom) of one structure/energy."""
-    from evaluator.families.stability.energy import hull_energy
-
     n = len(structure)
     per_atom = energy / n if math.isfinite(energy) else math.nan
     e_corr, why = hull_energy(route, structure, energy)
@@ -209,11 +207,6 @@ def _summary(ctx: EvalContext, cols: pd.DataFrame, prefix: str, relaxed: bool,
 
 
 def run(ctx: EvalContext, options: StabilityOptions) -> FamilyResult:
-    from evaluator.families.stability.energy import energy_route
-    from evaluator.families.stability.runner import relax_all
-    from evaluator.mlip import describe_mlip
-    from evaluator.mlip.relax import ENERGY_LIMIT_EV_PER_ATOM
-
     cfg = ctx.config
     result = FamilyResult()
     settings = relax_settings(cfg, options)

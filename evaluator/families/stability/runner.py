@@ -40,10 +40,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
 from evaluator.families.stability.checkpoint import Checkpoint, structure_key
+from evaluator.families.stability.executors.ray_executor import LocalFunctions, relax_on_ray
 from evaluator.families.stability.step_progress import PoolSteps, StepBoard, attach_worker, worker_step
+from evaluator.mlip import ENGINE_BACKENDS, describe_mlip, load_mlip, resolve_device
 from evaluator.mlip.cost import cost_model
-from evaluator.mlip.relax import OnResult, OnStep, RelaxBudget
+from evaluator.mlip.relax import OnResult, OnStep, RelaxBudget, relax_batched, relax_one, relax_serial
 from evaluator.mlip.relax_result import RelaxResult
+from evaluator.procpool import run_bounded
 from evaluator.progress import Progress
 
 if TYPE_CHECKING:
@@ -115,7 +118,6 @@ def _init_worker(name: str, model: str | None, device: str, dtype: str, energy_s
     import torch
 
     torch.set_num_threads(1)
-    from evaluator.mlip import load_mlip
 
     if steps_array is not None:
         attach_worker(steps_array, steps_counter, slots)
@@ -124,8 +126,6 @@ def _init_worker(name: str, model: str | None, device: str, dtype: str, energy_s
 
 def _worker_relax(index: int, structure_json: str, fmax: float, budget: RelaxBudget) -> RelaxResult:
     from pymatgen.core.structure import Structure
-
-    from evaluator.mlip.relax import relax_one
 
     if _WORKER_MLIP is None:
         raise RuntimeError("the relaxation worker was started without its model (_init_worker)")
@@ -147,8 +147,6 @@ def _relax_item(item: tuple[int, str, float, RelaxBudget]) -> RelaxResult:
 
 def resolve_mode(settings: RelaxSettings, device: str, n: int) -> tuple[str, int]:
     """(relax mode, pool workers) for ``n`` structures on ``device`` (``auto`` resolved)."""
-    from evaluator.mlip import ENGINE_BACKENDS
-
     mode = settings.mode
     if mode == "auto":
         if device.startswith("cuda"):
@@ -194,13 +192,9 @@ def relax_chunk(mlip: MLIP, items: list[tuple[str, Atoms]], settings: RelaxSetti
                      on_result=on_result, stats=stats, poll=poll, poll_s=POOL_POLL_S, budget=budget,
                      on_step=on_step)
     elif mode == "batched":
-        from evaluator.mlip.relax import relax_batched
-
         relax_batched(mlip, items, settings.fmax, settings.steps, max_atoms=settings.max_atoms,
                       on_result=on_result, budget=budget, on_step=on_step)
     else:
-        from evaluator.mlip.relax import relax_serial
-
         relax_serial(mlip, items, settings.fmax, settings.steps, on_result=on_result, budget=budget,
                      on_step=on_step)
     return stats
@@ -218,8 +212,6 @@ def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkp
     ``execution``: where they run (default: here; ``ray``: ``executors.ray_executor``,
     whose actors run :func:`relax_chunk` on chunks of structures).
     """
-    from evaluator.mlip import describe_mlip, resolve_device
-
     spec = describe_mlip(settings.mlip, settings.model, settings.energy_scale)
     device = resolve_device(settings.device)
     ck = Checkpoint(checkpoint_dir, settings.checkpoint_settings(spec))
@@ -251,8 +243,6 @@ def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkp
         progress(RELAX_STAGE, n_cached, n_total)
     order = cost_order(todo, settings, device)
     if todo and execution is not None and execution.executor == "ray":
-        from evaluator.families.stability.executors.ray_executor import LocalFunctions, relax_on_ray
-
         def poll() -> None:  # while chunks run on the cluster: progress may raise to stop the run
             if progress:
                 progress(RELAX_STAGE, board.done, board.total)
@@ -265,8 +255,6 @@ def relax_all(structures: Mapping[R, Structure], settings: RelaxSettings, checkp
         _run_pool(order, todo, settings, device, workers, record, board)
     elif todo:
         if mlip is None:
-            from evaluator.mlip import load_mlip
-
             mlip = load_mlip(settings.mlip, settings.model, device, settings.dtype, settings.energy_scale)
         items: list[tuple[str, Atoms]] = []
         for k in order:
@@ -302,8 +290,6 @@ def _run_pool(order: list[str], todo: Mapping[str, Structure], settings: RelaxSe
     retried, no row fails for it).
     """
     import multiprocessing as mp
-
-    from evaluator.procpool import run_bounded
 
     items = [(i, todo[k].to_json(), settings.fmax, settings.budget) for i, k in enumerate(order)]
     with PoolSteps(mp.get_context("forkserver"), workers, order, board) as channel:

@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from evaluator.candidates import candidate_pages
 from evaluator.context import EvalContext
 from evaluator.families.base import Family, FamilyResult, NoOptions
 from evaluator.families.stability.family import EHULL_TOL, reference_hull
 from evaluator.families.sun.metrics import METRICS
 from evaluator.identity import matcher as M
+from evaluator.reference.coverage import SPARSE_RULE, sparse_chemsys
 
 if TYPE_CHECKING:
 
@@ -167,8 +169,6 @@ def _add_sparse_flag(ctx: EvalContext, cols: pd.DataFrame, hull: HullReference |
                      hull_error: str | None) -> dict[str, Any]:
     """``stability_sparse_chemsys`` (see ``evaluator.reference.coverage.SPARSE_RULE``): a caveat
     on every stable/SUN claim, so it is set where SUN is counted; returns its provenance."""
-    from evaluator.reference.coverage import SPARSE_RULE, sparse_chemsys
-
     if hull is None:  # no hull: the flag is unknown, not a guess
         cols["stability_sparse_chemsys"] = pd.Series(pd.NA, index=cols.index, dtype="boolean")
         return {**SPARSE_RULE, "unavailable": hull_error}
@@ -179,8 +179,6 @@ def _add_sparse_flag(ctx: EvalContext, cols: pd.DataFrame, hull: HullReference |
 def _add_candidates(table: pd.DataFrame, cols: pd.DataFrame, headline: tuple[list[int], list[int]],
                     hull: HullReference | None, hull_error: str | None) -> dict[str, Any]:
     """``sun_candidate`` (``evaluator.candidates``) for the headline SUN/MSUN rows."""
-    from evaluator.candidates import candidate_pages
-
     cols["sun_candidate"] = pd.Series([None] * len(cols), index=cols.index, dtype=object)
     if hull is None:
         return {"unavailable": f"no reference hull: {hull_error}"}

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from evaluator.families.validity.charge import ChargeCascade, OxiPriors
+from evaluator.families.validity.charge import ChargeCascade, OxiPriors, _pymatgen_icsd_occurrence
 from evaluator.families.validity.distance import DENSE_LIMIT, check_distances
 from evaluator.families.validity.plausibility import check_plausibility
+from evaluator.procpool import run_bounded
 
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
@@ -96,8 +97,6 @@ def warm() -> None:
     import smact.metallicity  # noqa: F401
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer  # noqa: F401
 
-    from evaluator.families.validity.charge import _pymatgen_icsd_occurrence
-
     _pymatgen_icsd_occurrence()
 
 
@@ -145,7 +144,6 @@ def check_many(structures: Sequence[Structure], priors: OxiPriors, workers: int 
         for s in structures:
             yield check_structure(s, cascade)
         return
-    from evaluator.procpool import run_bounded
 
     done: dict[int, dict[str, Any]] = {}
     following = 0

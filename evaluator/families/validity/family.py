@@ -27,12 +27,13 @@ import pandas as pd
 
 from evaluator.context import EvalContext
 from evaluator.families.base import Family, FamilyResult, counted
+from evaluator.families.validity import charge, distance, plausibility
+from evaluator.families.validity.charge import OxiPriors
+from evaluator.families.validity.core import MIN_PARALLEL, check_many, default_workers
 from evaluator.families.validity.metrics import METRICS
 
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
-
-    from evaluator.families.validity.charge import OxiPriors
 
 Track = Callable[[Iterable[dict[str, Any]], str, int], Iterator[dict[str, Any]]]
 
@@ -55,8 +56,6 @@ COLUMNS = ("valid", "charge_neutral", "charge_step", "charge_detail", "distance_
 
 def thresholds() -> dict[str, dict[str, Any]]:
     """Every threshold the verdicts depend on (recorded in provenance)."""
-    from evaluator.families.validity import charge, distance, plausibility
-
     return {
         "charge": {"metallic_threshold": charge.METALLIC_THRESHOLD, "bv_zero_tol": charge.BV_ZERO_TOL,
                    "bv_nn": f"MinimumDistanceNN(tol={charge.BV_NN_TOL}, cutoff={charge.BV_NN_CUTOFF})",
@@ -80,8 +79,6 @@ def validity_rows(structures: Sequence[Structure], priors: OxiPriors, workers: i
 
     track: optional ``ctx.track``-like wrapper ``track(iterable, stage, total)``.
     """
-    from evaluator.families.validity.core import check_many
-
     it = check_many(structures, priors, workers, start_method)
     if track is not None:
         it = track(it, "validity", len(structures))
@@ -91,9 +88,6 @@ def validity_rows(structures: Sequence[Structure], priors: OxiPriors, workers: i
 def run(ctx: EvalContext, options: ValidityOptions) -> FamilyResult:
     """Validity columns for every parsed row and ``metrics.validity.*``."""
     from importlib.metadata import version
-
-    from evaluator.families.validity.charge import OxiPriors
-    from evaluator.families.validity.core import MIN_PARALLEL, default_workers
 
     result = FamilyResult()
     index: list[int] = ctx.table.index[ctx.table["parse_ok"].fillna(False).astype(bool)].tolist()

@@ -117,7 +117,7 @@ def test_every_command_is_a_subcommand_of_one_cli(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])
     usage = capsys.readouterr().out
-    for command in ("score", "reference", "fd-reference", "lemat-hull"):
+    for command in ("score", "reference", "fd-reference", "lemat-hull", "mlip-check"):
         assert command in usage
     args = parser.parse_args(["lemat-hull", "--out", "hull.parquet"])
     assert (args.split, args.threshold) == ("mace_mp", 0.001)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from evaluator.mlip import load_mlip
 from evaluator.mlip.relax_result import RelaxResult
 
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ class RelaxActor:
             import torch
 
             torch.set_num_threads(1)
-        from evaluator.mlip import load_mlip
 
         self.mlip: MLIP = load_mlip(*spec.load_args)
 

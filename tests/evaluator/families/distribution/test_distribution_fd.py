@@ -121,12 +121,11 @@ class FakeMACE:
 
 
 def test_lemat_compatible_fd_uses_their_statistics_with_all_channel_features(tiny_reference, monkeypatch, data):
-    import evaluator.mlip as mlip_mod
     from evaluator.mlip import MLIPSpec
 
     fake = FakeMACE()
     monkeypatch.setattr(distribution, "_load_mlip", lambda cfg: fake)
-    monkeypatch.setattr(mlip_mod, "describe_mlip",
+    monkeypatch.setattr(distribution, "describe_mlip",
                         lambda name, model=None: MLIPSpec("mace", "medium-mpa-0", None, "raw-pbe"))
     monkeypatch.setattr(MLIPSpec, "checkpoint_sha256", property(lambda self: "f" * 64))
     opts = DistributionOptions(fd_reference_sample=str(tiny_reference), fd_min_structures=3)

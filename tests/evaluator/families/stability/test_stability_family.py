@@ -223,6 +223,7 @@ def test_failed_relaxation_still_scores_the_submitted_geometry(data, tmp_path, m
     from evaluator.ingest.types import Item
     from evaluator.mlip.relax import relax_one
     from evaluator.pipeline import build_table, reference_loader
+    from evaluator.families.stability import family as stability_family
     from evaluator.families.stability import runner
     from evaluator.families.stability.family import FAMILY
 
@@ -246,7 +247,7 @@ def test_failed_relaxation_still_scores_the_submitted_geometry(data, tmp_path, m
     assert res.status == "failed" and "no neighbour" in res.reason
     assert res.energy_unrelaxed == pytest.approx(-6.8)
 
-    monkeypatch.setattr(runner, "relax_all", lambda structures, *a, **k: (
+    monkeypatch.setattr(stability_family, "relax_all", lambda structures, *a, **k: (
         {row: res for row in structures}, {"mlip": {}, "mode": "serial", "workers": 1,
                                            "n_relaxed_now": 1, "n_from_checkpoint": 0,
                                            "execution": {"executor": "local"}}))
