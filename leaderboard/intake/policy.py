@@ -85,10 +85,13 @@ def ingest_limits(protocol: Protocol | None) -> IngestLimits:
     record = protocol.record.get("ingest") if protocol is not None else None
     if not isinstance(record, dict):
         return IngestLimits()
-    names = {f.name for f in dataclasses.fields(IngestLimits)}
-    given = {k: v for k, v in record.items()
-             if k in names and isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return dataclasses.replace(IngestLimits(), **given)
+    limits = IngestLimits()
+    for f in dataclasses.fields(IngestLimits):
+        value = record.get(f.name)
+        default = getattr(limits, f.name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(default, (int, float)):
+            setattr(limits, f.name, type(default)(value))  # the record's JSON spelling: 30 for 30.0
+    return limits
 
 
 def policy_for(protocol: Protocol | None) -> SubmissionPolicy:

@@ -150,10 +150,11 @@ def _counts_for_rate(job: Job) -> bool:
 def rate_standing(mine: Sequence[Job], policy: SubmissionPolicy) -> tuple[int, dt.datetime | None]:
     """(submissions in the current window that count, when the oldest of them leaves it)."""
     since = now() - dt.timedelta(days=policy.window_days)
-    recent = [j for j in mine if parse_time(j.created_at) >= since and _counts_for_rate(j)]
+    created = [parse_time(j.created_at) for j in mine if _counts_for_rate(j)]
+    recent = [t for t in created if t is not None and t >= since]
     if not recent:
         return 0, None
-    return len(recent), min(parse_time(j.created_at) for j in recent) + dt.timedelta(days=policy.window_days)
+    return len(recent), min(recent) + dt.timedelta(days=policy.window_days)
 
 
 def prior_problem(mine: Sequence[Job], policy: SubmissionPolicy, file_sha256: str,
