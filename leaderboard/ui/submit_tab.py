@@ -234,7 +234,7 @@ def upload_estimate(ctx: AppContext, n_structures: int, verb: str = "would start
     if busy:
         ahead = f"{len(busy)} submission{'s' * (len(busy) != 1)} ahead in the queue"
         text += (f" {ahead}: it {verb} in {fmt_estimate(queue.seconds)}." if queue.seconds is not None
-                 else f" {ahead} (their size is not known, so the wait is not estimated).")
+                 else f" {ahead}; the wait behind them is not estimated ({md_text(queue.basis or 'no basis')}).")
     return text
 
 

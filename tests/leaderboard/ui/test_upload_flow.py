@@ -25,7 +25,7 @@ from evaluator.config import IngestLimits
 from evaluator.protocol import Protocol
 from leaderboard.intake.policy import SubmissionPolicy, ingest_limits, policy_for
 from leaderboard.intake.submissions import SubmissionError, submit
-from leaderboard.jobs.queue import CorruptDocument, get_job, parse_job
+from leaderboard.jobs.queue import CorruptDocument, claim, get_job, iso, parse_job, update_job
 from leaderboard.store import dumps
 from leaderboard.ui import status_tab, submit_tab
 from leaderboard.ui.shared_state import make_context
@@ -233,6 +233,17 @@ def test_a_job_submitted_through_the_app_carries_its_size(ctx, cache, mp_sample,
     assert snap.sizes[jid] == 3 and sorted(snap.atoms[jid]) == sorted(check.atoms)
     text = submit_tab.check_files(upload(cache, mp_sample, 1, start=10), ctx, USER)
     assert "1 submission ahead in the queue: it would start in" in text and "not known" not in text
+    # a worker has just started it: its first stage has no rate yet, and the page says that (not "size")
+    claim(ctx.store, "w1", 600)
+
+    def first_stage(j):
+        j.progress = {"stage": "ingest", "done": 0, "total": 1, "stage_started_at": iso(), "updated_at": iso()}
+        return j
+
+    update_job(ctx.store, jid, first_stage)
+    text = submit_tab.check_files(upload(cache, mp_sample, 1, start=11), ctx, USER)
+    assert "1 submission ahead in the queue; the wait behind them is not estimated (no rate measured yet " \
+           "for ingest)" in text and "not known" not in text, text
     # the fields are checked when a status document is read back
     doc = job.to_dict()
     assert parse_job(dumps(doc), jid).cell_atoms == job.cell_atoms
