@@ -342,7 +342,7 @@ def build(ctx: AppContext, user_state: gr.State) -> dict[str, Any]:
         path, n = built
         values = [gr.update(value=str(n) if name == "n_structures" else EXAMPLE_META[name])
                   if name in EXAMPLE_META or name == "n_structures" else gr.update() for name in form.names]
-        return [[str(path)], gr.update(), *values]
+        return [[str(path)], "", *values]  # the check runs next (``then``), on the box's value
 
     example.click(load_example, None, [files, check_md, *form.components], api_visibility="private").then(
         check_shown, [files, user_state], [check_md, files], api_visibility="private", show_progress="minimal")
