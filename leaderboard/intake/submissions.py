@@ -8,100 +8,63 @@ and ``submissions/<id>/files/<name>`` (write-once) and ``queue/<id>.json``
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
-import os
 import re
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import jsonschema
 
 from evaluator.ingest.jsonload import nesting_depth
-from leaderboard.jobs.queue import (CANCELLED, FAILED, HIDDEN, INFRASTRUCTURE, Job, create_job, hide, list_jobs,
-                               new_job_id, now, parse_time)
+from leaderboard.intake.policy import SubmissionPolicy
+from leaderboard.intake.screening import REUPLOADABLE, clip, files_digest, prior_problem, screen_files, stored_name
+from leaderboard.jobs.queue import Job, create_job, hide, list_jobs, new_job_id
 from leaderboard.publishing.dataset import unpublish_hidden
 from leaderboard.store import Store, dumps
 from leaderboard.store.layout import meta_path, upload_path
 
+__all__ = ["REUPLOADABLE", "SCHEMA_PATH", "SubmissionError", "SubmissionPolicy", "clean_meta", "file_paths",
+           "files_digest", "load_schema", "meta_type_problem", "stored_name", "submit", "validate_meta",
+           "withdraw"]
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "submissions_schema.json"
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,120}$")
 SERVER_FIELDS = ("submitter", "file_sha256")  # filled in by submit()
 MAX_META_DEPTH = 8  # nesting levels of the metadata JSON (the schema's fields are flat)
-MAX_ECHO = 200  # characters of a user's value quoted back in a message
-
-
-def stored_name(name: str) -> str:
-    """A store-safe file name for an upload: characters outside letters, digits and
-    ``._+-`` become ``_`` (``"my gens (v2).zip"`` -> ``"my_gens_v2_.zip"``); the extension,
-    which decides the format, is kept."""
-    safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).lstrip("._+-")[-121:].lstrip("._+-")
-    return safe if SAFE_NAME.match(safe) else "upload" + Path(safe).suffix[:20]
 
 
 class SubmissionError(ValueError):
     """The submission is refused; the message tells the user what to fix."""
 
 
-def _clip(text: str, limit: int = MAX_ECHO) -> str:
-    """A message quoting user values, cut short (a refusal never echoes a 10 MB field)."""
-    text = str(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def meta_type_problem(meta) -> str | None:
+def meta_type_problem(meta: object) -> str | None:
     """Why ``meta`` is not usable metadata at all (not a JSON object, nested too deeply), or None."""
     if not isinstance(meta, dict):
-        kind = {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
-                type(None): "null"}.get(type(meta), type(meta).__name__)
+        kinds: dict[type, str] = {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+                                  type(None): "null"}
+        kind = kinds.get(type(meta), type(meta).__name__)
         return f"metadata must be a JSON object of fields (model_name, model_version, ...), not a {kind}"
     if nesting_depth(meta, MAX_META_DEPTH) > MAX_META_DEPTH:
         return f"metadata is nested too deeply (more than {MAX_META_DEPTH} levels); its fields are plain values"
     return None
 
 
-@dataclass
-class SubmissionPolicy:
-    """Per-user limits. Environment overrides: GENBENCH_RATE_LIMIT (submissions per
-    window, 0 = unlimited), GENBENCH_RATE_WINDOW_DAYS, GENBENCH_MAX_UPLOAD_MB,
-    GENBENCH_MAX_ATTEMPTS (evaluation attempts on infrastructure failures)."""
-
-    max_per_window: int = 5
-    window_days: float = 7.0
-    max_upload_bytes: int = 200 * 1024**2  # total of all files
-    max_files: int = 20
-    max_attempts: int = 3
-
-    @classmethod
-    def from_env(cls) -> SubmissionPolicy:
-        p = cls()
-        env = os.environ
-        if env.get("GENBENCH_RATE_LIMIT"):
-            p.max_per_window = int(env["GENBENCH_RATE_LIMIT"])
-        if env.get("GENBENCH_RATE_WINDOW_DAYS"):
-            p.window_days = float(env["GENBENCH_RATE_WINDOW_DAYS"])
-        if env.get("GENBENCH_MAX_UPLOAD_MB"):
-            p.max_upload_bytes = int(float(env["GENBENCH_MAX_UPLOAD_MB"]) * 1024**2)
-        if env.get("GENBENCH_MAX_ATTEMPTS"):
-            p.max_attempts = int(env["GENBENCH_MAX_ATTEMPTS"])
-        return p
-
-
 @lru_cache(maxsize=1)
-def load_schema() -> dict:
+def load_schema() -> dict[str, Any]:
     """The submission JSON Schema (draft 2020-12), ``submissions_schema.json``."""
-    return json.loads(SCHEMA_PATH.read_text())
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return schema
 
 
-def _validator():
-    import jsonschema
-
+def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_schema())
 
 
-def _describe(error) -> str:
+def _describe(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path)
-    props = load_schema()["properties"]
+    props: dict[str, dict[str, Any]] = load_schema()["properties"]
     if error.validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)
         name = missing[0] if missing else error.message
@@ -111,13 +74,14 @@ def _describe(error) -> str:
         return f"unknown field(s): {error.message.split('(')[-1].rstrip(')')}"
     title = props.get(where, {}).get("title", where) if where else "metadata"
     if error.validator == "enum":
-        return f"{title}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+        allowed = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return f"{title}: {error.instance!r} is not one of {', '.join(map(str, allowed))}"
     if error.validator == "pattern" and where.endswith("_url"):
         return f"{title}: must be an http(s) URL"
     return f"{title}: {error.message}"
 
 
-def validate_meta(meta: dict, *, complete: bool = True) -> list[str]:
+def validate_meta(meta: object, *, complete: bool = True) -> list[str]:
     """Error messages for ``meta`` against the schema ([] = valid).
 
     Messages name the field by its title, e.g. "Model name (model_name) is required".
@@ -125,19 +89,19 @@ def validate_meta(meta: dict, *, complete: bool = True) -> list[str]:
     ``submitter`` and ``file_sha256`` may be missing; blank strings count as missing.
     """
     problem = meta_type_problem(meta)
-    if problem:
-        return [problem]
+    if problem or not isinstance(meta, dict):
+        return [problem or "metadata must be a JSON object"]
     if not complete:
         meta = clean_meta(meta)
         meta.setdefault("submitter", "placeholder")
         meta.setdefault("file_sha256", "0" * 64)
-    errors = sorted(_validator().iter_errors(meta), key=lambda e: (list(e.absolute_path), e.message))
-    return [_clip(_describe(e)) for e in errors]
+    errors = sorted(_validator().iter_errors(meta), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return [clip(_describe(e)) for e in errors]
 
 
-def clean_meta(meta: dict) -> dict:
+def clean_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """Drop empty optional values (form fields left blank) and strip strings."""
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in meta.items():
         if isinstance(v, str):
             v = v.strip()
@@ -149,109 +113,58 @@ def clean_meta(meta: dict) -> dict:
     return out
 
 
-def files_digest(hashes: list[str]) -> str:
-    """sha256 of a submission: the file's own for one file, else of the sorted digests."""
-    if len(hashes) == 1:
-        return hashes[0]
-    return hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
+def atom_histogram(atoms: Sequence[int]) -> list[list[int]]:
+    """``[[atoms, how many cells], ...]`` (ascending): the cell sizes a job carries, compactly."""
+    return [[n, c] for n, c in sorted(Counter(int(a) for a in atoms).items())]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-# A submission whose files may be uploaded again: failed, cancelled or withdrawn (the
-# duplicate refusal tells the submitter to withdraw the first one).
-REUPLOADABLE = (FAILED, CANCELLED, HIDDEN)
-
-
-def _counts_for_rate(job: Job) -> bool:
-    """Submissions that count against the rate limit: all but those the service failed."""
-    return not (job.status == FAILED and (job.failure or {}).get("kind") == INFRASTRUCTURE)
-
-
-def submit(store: Store, meta: dict, files: list[str | Path], submitter: str,
-           policy: SubmissionPolicy | None = None, protocol: str = "", structures_sha256: str = "") -> Job:
+def submit(store: Store, meta: object, files: Sequence[str | Path], submitter: str,
+           policy: SubmissionPolicy | None = None, protocol: str = "", structures_sha256: str = "",
+           n_structures: int | None = None, atoms: Sequence[int] = ()) -> Job:
     """Validate, deduplicate, rate-limit and enqueue one submission; returns its PENDING Job.
 
     ``submitter`` (the logged-in account) overrides any ``meta["submitter"]``;
     ``file_sha256`` is computed here. Raises SubmissionError for invalid
     metadata, a duplicate upload (same file hash, or same ``structures_sha256``, by the same
-    submitter, unless that one failed, was cancelled or was withdrawn), too many submissions in the window, or
-    a refused upload (no file, too many/large files, unsafe file name). ``protocol``: the id
+    submitter, unless that one failed, was cancelled or was withdrawn), too many submissions in the
+    window, or a refused upload (no file, too many/large files, an empty or missing file, two files
+    of one name): the checks of ``screening``, which the upload check runs too. ``protocol``: the id
     of the protocol the service pins; the job carries it (only a worker producing it runs it).
     ``structures_sha256``: the upload check's content digest of the parsed structures
     (``evaluator.ingest.UploadCheck.structures_sha256``), so the same structures in a rebuilt
     or renamed archive are recognised; the job carries it ("": not known, bytes only).
+    ``n_structures`` and ``atoms``: the structures the upload check parsed and their cells' atoms;
+    the job carries them so that every estimate knows its size.
     """
     policy = policy or SubmissionPolicy.from_env()
     problem = meta_type_problem(meta)
-    if problem:
-        raise SubmissionError(problem)
-    paths = [Path(f) for f in files]
-    if not paths:
-        raise SubmissionError("no file uploaded: attach the generated structures")
-    if len(paths) > policy.max_files:
-        raise SubmissionError(f"too many files ({len(paths)}); upload at most {policy.max_files} "
-                              f"or put them in one zip/tar archive")
-    names, infos, total = set(), [], 0
-    for p in paths:
-        if not p.is_file():
-            raise SubmissionError(f"upload {_clip(repr(p.name), 120)} is not a readable file")
-        name = stored_name(p.name)
-        if name in names:
-            raise SubmissionError(f"two uploaded files are both named {name!r}")
-        names.add(name)
-        size = p.stat().st_size
-        if size == 0:
-            raise SubmissionError(f"file {name!r} is empty")
-        total += size
-        info = {"name": name, "sha256": _sha256(p), "bytes": size}
-        if name != p.name:
-            info["original_name"] = p.name
-        infos.append(info)
-    if total > policy.max_upload_bytes:
-        raise SubmissionError(f"upload is {total / 1024**2:.1f} MB; the limit is "
-                              f"{policy.max_upload_bytes / 1024**2:.0f} MB")
+    if problem or not isinstance(meta, dict):
+        raise SubmissionError(problem or "metadata must be a JSON object")
+    screened = screen_files(files, policy)
+    if screened.refusal:
+        raise SubmissionError(screened.refusal)
+    if screened.left_out:  # the app leaves empty files out before it calls submit(); a caller here must too
+        raise SubmissionError("; ".join(f"file {name}: {why}" for name, why in screened.left_out)
+                              + ": remove it from the upload")
 
     meta = clean_meta(dict(meta))
     meta["submitter"] = submitter
-    meta["file_sha256"] = files_digest([i["sha256"] for i in infos])
+    meta["file_sha256"] = screened.file_sha256
     errors = validate_meta(meta)
     if errors:
         raise SubmissionError("invalid metadata: " + "; ".join(errors))
 
-    mine = list_jobs(store, submitter=submitter)
-    for job in mine:
-        if job.status in REUPLOADABLE:
-            continue
-        if job.file_sha256 == meta["file_sha256"]:
-            raise SubmissionError(f"you already submitted this file (submission {job.id}, "
-                                  f"{job.status.lower()}); withdraw it or upload different structures")
-        if structures_sha256 and job.structures_sha256 == structures_sha256:
-            raise SubmissionError(f"you already submitted these structures, in other files (submission "
-                                  f"{job.id}, {job.status.lower()}); withdraw it or upload different structures")
-    if policy.max_per_window > 0:
-        since = now() - dt.timedelta(days=policy.window_days)
-        recent = [j for j in mine if parse_time(j.created_at) >= since and _counts_for_rate(j)]
-        if len(recent) >= policy.max_per_window:
-            oldest = min(parse_time(j.created_at) for j in recent)
-            again = oldest + dt.timedelta(days=policy.window_days)
-            raise SubmissionError(f"rate limit: at most {policy.max_per_window} submissions per "
-                                  f"{policy.window_days:g} days; you can submit again after "
-                                  f"{again:%Y-%m-%d %H:%M} UTC")
+    refusal = prior_problem(list_jobs(store, submitter=submitter), policy, meta["file_sha256"], structures_sha256)
+    if refusal:
+        raise SubmissionError(refusal)
 
     job = Job(id=new_job_id(), submitter=submitter, model_name=meta["model_name"],
-              model_version=meta["model_version"], files=infos, file_sha256=meta["file_sha256"],
-              structures_sha256=structures_sha256,
-              max_attempts=policy.max_attempts, protocol=protocol)
+              model_version=meta["model_version"], files=list(screened.infos), file_sha256=meta["file_sha256"],
+              structures_sha256=structures_sha256, max_attempts=policy.max_attempts, protocol=protocol,
+              n_structures=n_structures, cell_atoms=atom_histogram(atoms))
     writes = {meta_path(job.id): dumps(meta)}
-    for p, info in zip(paths, infos):
-        writes[upload_path(job.id, info["name"])] = p.read_bytes()
+    for p, info in zip(screened.kept, screened.infos):
+        writes[upload_path(job.id, str(info["name"]))] = p.read_bytes()
     return create_job(store, job, writes, message=f"submission {job.id} by {submitter}")
 
 

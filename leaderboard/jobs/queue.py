@@ -154,6 +154,9 @@ class Job:
     stage_rates: dict | None = None  # {stage: items/s}, set when FINISHED
     protocol: str = ""  # id of the evaluation protocol it was queued under ("": before protocols, any)
     source: str = ""  # a re-scoring job: the submission whose upload and metadata it scores again
+    # its size, from the upload check (None / []: not known, e.g. a job from before sizes were kept)
+    n_structures: int | None = None  # structures the upload check parsed
+    cell_atoms: list[list[int]] = field(default_factory=list)  # [[atoms, how many cells], ...]
 
     @property
     def order_key(self) -> tuple:
@@ -244,6 +247,10 @@ def parse_job(data: bytes, job_id: str) -> Job:
     bad += [k for k in _INTS if type(doc.get(k, 0)) is not int]
     bad += [k for k in _OPT_DICTS if not isinstance(doc.get(k), (dict, type(None)))]
     bad += [k for k in ("progress",) if not isinstance(doc.get(k, {}), dict)]
+    bad += [k for k in ("n_structures",) if doc.get(k) is not None and type(doc.get(k)) is not int]
+    bad += [k for k in ("cell_atoms",) if not isinstance(doc.get(k, []), list)
+            or not all(isinstance(x, list) and len(x) == 2 and all(type(n) is int for n in x)
+                       for x in doc.get(k, []))]
     bad += [k for k in ("files", "history") if not isinstance(doc.get(k, []), list)
             or not all(isinstance(x, dict) for x in doc.get(k, []))]
     for k in _TIMES:

@@ -93,7 +93,7 @@ def rescore(store: Store, protocol_id: str, job_ids: list[str] | None = None, *,
         meta = store.read_bytes(meta_path(src.id))
         job = Job(id=new_id, submitter=src.submitter, model_name=src.model_name, model_version=src.model_version,
                   files=list(src.files), file_sha256=src.file_sha256, structures_sha256=src.structures_sha256,
-                  max_attempts=src.max_attempts,
+                  max_attempts=src.max_attempts, n_structures=src.n_structures, cell_atoms=list(src.cell_atoms),
                   protocol=protocol_id, source=src.id)
         writes = {meta_path(new_id): meta} if meta is not None else {}
         try:

@@ -11,20 +11,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
+
+Schema = dict[str, Any]  # a JSON Schema document
+FormComponent = gr.Dropdown | gr.Checkbox | gr.Textbox
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "submissions_schema.json"
 SERVER_FIELDS = ("submitter", "file_sha256")
 
 
-def load_schema(path: Path | None = None) -> dict:
-    return json.loads(Path(path or SCHEMA_PATH).read_text())
+def load_schema(path: Path | None = None) -> Schema:
+    schema: Schema = json.loads(Path(path or SCHEMA_PATH).read_text())
+    return schema
 
 
-def conditional_fields(schema: dict) -> dict[str, tuple[str, object]]:
+def conditional_fields(schema: Schema) -> dict[str, tuple[str, object]]:
     """{dependent field: (controlling field, value that makes it required)} from allOf if/then."""
-    out = {}
+    out: dict[str, tuple[str, object]] = {}
     for rule in schema.get("allOf", []):
         props = rule.get("if", {}).get("properties", {})
         then = rule.get("then", {}).get("required", [])
@@ -38,19 +43,19 @@ def conditional_fields(schema: dict) -> dict[str, tuple[str, object]]:
 
 @dataclass
 class SchemaForm:
-    schema: dict
+    schema: Schema
     names: list[str] = field(default_factory=list)
-    components: list = field(default_factory=list)
+    components: list[FormComponent] = field(default_factory=list)
 
-    def component(self, name: str):
+    def component(self, name: str) -> FormComponent:
         return self.components[self.names.index(name)]
 
-    def collect(self, *values) -> dict:
+    def collect(self, *values: object) -> dict[str, Any]:
         """Metadata dict from component values: empty optional fields are omitted."""
-        props = self.schema["properties"]
+        props: dict[str, dict[str, Any]] = self.schema["properties"]
         cond = conditional_fields(self.schema)
         given = dict(zip(self.names, values))
-        meta = {}
+        meta: dict[str, Any] = {}
         for name, value in given.items():
             if name in cond:  # a conditional field only counts when its condition holds
                 ctrl, want = cond[name]
@@ -74,7 +79,7 @@ class SchemaForm:
         return meta
 
 
-def build_form(schema: dict | None = None) -> SchemaForm:
+def build_form(schema: Schema | None = None) -> SchemaForm:
     """Create the form's components in the current Blocks context."""
     schema = schema or load_schema()
     form = SchemaForm(schema)
@@ -89,6 +94,7 @@ def build_form(schema: dict | None = None) -> SchemaForm:
         examples = prop.get("examples") or []
         visible = name not in cond
         kind = prop.get("type")
+        comp: FormComponent
         if "enum" in prop:
             comp = gr.Dropdown(prop["enum"], value=None, label=label, info=info, elem_id=f"meta-{name}",
                                visible=visible)

@@ -39,13 +39,18 @@ def job_sizes(ctx: AppContext, jobs: list) -> dict[str, int | None]:
     """{job id: number of structures or None} for the active jobs among ``jobs``."""
 
     for j in jobs:
-        if j.status in ACTIVE and j.id not in _SIZES:
+        if j.status in ACTIVE and j.id not in _SIZES and not j.n_structures:
             try:
                 n = (load_meta(ctx.store, j.id) or {}).get("n_structures")
             except Exception:  # noqa: BLE001 - display only: the estimate says the size is unknown
                 n = None
             _SIZES[j.id] = int(n) if isinstance(n, int) and n > 0 else None
-    return {j.id: _SIZES.get(j.id) for j in jobs}
+    return {j.id: j.n_structures or _SIZES.get(j.id) for j in jobs}  # the job's own size (its upload check) first
+
+
+def job_atoms(job) -> list[int]:
+    """Atoms per parsed structure: carried by the job (its upload check), else remembered here."""
+    return [n for n, count in job.cell_atoms for _ in range(count)] or _ATOMS.get(job.id, [])
 
 
 class Snapshot:
@@ -56,7 +61,7 @@ class Snapshot:
         self.jobs = list_jobs(ctx.store)
         self.estimator = Estimator.from_jobs(self.jobs)
         self.sizes = job_sizes(ctx, self.jobs)
-        self.atoms = {j.id: _ATOMS[j.id] for j in self.jobs if j.id in _ATOMS}
+        self.atoms = {j.id: cells for j in self.jobs if (cells := job_atoms(j))}
 
     def position(self, job_id: str) -> int | None:
         pending = [j.id for j in self.jobs if j.status == PENDING]

@@ -1,6 +1,7 @@
 """Failing-first browser tests for the parts of issue 26 not done yet (headless Debian
-chromium via Playwright, as the other browser tests). Each is ``xfail(strict=True)``: it
-fails on today's code for the reason it names, and the marker must go when the item is fixed.
+chromium via Playwright, as the other browser tests). Each open item's test is
+``xfail(strict=True)``: it fails on today's code for the reason it names, and the marker goes
+when the item is fixed (gone: item 1's upload-flow tests and item 5's job-size test).
 
 One app per module over a small store: three finished submissions published through the
 real publish path (tests/support/leaderboard_fixtures.py), one of them with pymatgen's
@@ -243,8 +244,6 @@ def load_leaderboard(page, server) -> None:
 
 
 # ------------------------------------------------------------------ item 1: the upload flow
-@pytest.mark.xfail(strict=True, reason="issue 26 item 1: the check says OK for 30 files and states no file "
-                                       "limit; Submit then refuses 'too many files (30); upload at most 20'")
 def test_check_states_the_file_limit_submit_enforces(page, server, upload_dir):
     from leaderboard.intake.submissions import SubmissionPolicy
 
@@ -257,8 +256,6 @@ def test_check_states_the_file_limit_submit_enforces(page, server, upload_dir):
     assert verdict(check) == verdict(result), (check[:200], result[:200])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 item 1: a file the check refused stays in the upload box "
-                                       "(and Submit then answers with the server path of the deleted file)")
 def test_refused_file_leaves_the_upload_box(page, server, upload_dir):
     check = upload(page, server, [str(upload_dir / "empty.cif")])
     assert verdict(check) == "refused", check
@@ -268,8 +265,6 @@ def test_refused_file_leaves_the_upload_box(page, server, upload_dir):
              "the refused file to leave the upload box")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 item 1: after a refused upload Submit shows "
-                                       "'[Errno 2] No such file or directory: /tmp/gradio/<hash>/empty.cif'")
 def test_no_server_path_reaches_the_page_after_a_bad_upload(page, server, upload_dir):
     upload(page, server, [str(upload_dir / "empty.cif")])
     press_submit(page)
@@ -280,8 +275,6 @@ def test_no_server_path_reaches_the_page_after_a_bad_upload(page, server, upload
     assert found is None, text[max(0, found.start() - 100):found.end() + 100]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 item 1: check and Submit disagree on a mix of good and "
-                                       "empty files")
 def test_check_and_submit_agree_on_good_and_empty_files(page, server, upload_dir):
     files = good_files(upload_dir, 2)[1:] + [str(upload_dir / "empty.cif")]
     check = upload(page, server, files)
@@ -384,8 +377,6 @@ def test_no_estimate_without_a_basis(page, server):
         _hide(server.ctx.store, job_id)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 item 5: a job submitted through this app, once a worker "
-                                       "started it, makes the upload estimate say 'their size is not known'")
 def test_size_of_a_job_submitted_through_the_app_is_known(page, server, upload_dir):
     from leaderboard.jobs.queue import claim, get_job, update_job
 

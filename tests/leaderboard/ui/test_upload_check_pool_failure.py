@@ -9,7 +9,7 @@ def test_reading_processes_that_fail_do_not_refuse_the_upload(tmp_path, monkeypa
     upload = tmp_path / "gen.cif"
     upload.write_text("data_x\n")
 
-    def broken(paths):
+    def broken(paths, limits=None):
         raise PoolFailure("worker process could not start: OSError: [Errno 12] Cannot allocate memory: "
                           "'/srv/genbench/tmp/pymp-1'")
 
