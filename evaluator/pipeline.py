@@ -3,9 +3,9 @@
 Each family is a ``Family`` object (``evaluator/families/<name>/family.py``); the
 pipeline is the ordered tuple below, so ``--families`` is just a selection
 (dependencies are added automatically). A family's columns must be declared
-(``MetricSet.columns``): the pipeline refuses an undeclared one (``UndeclaredColumn``). ``check_config`` turns each family's entry of
-``EvalConfig.options`` into its typed options dataclass, refusing unknown families and
-options, before any work.
+(``MetricSet.columns``): the pipeline refuses an undeclared one (``UndeclaredColumn``).
+``check_config`` turns each family's entry of ``EvalConfig.options`` into its typed
+options dataclass, refusing unknown families and options, before any work.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ from evaluator.families.uniqueness.metrics import IS_FIRST
 from evaluator.families.validity.metrics import VALID
 
 if TYPE_CHECKING:
-    from evaluator.families.base import Metric, MetricSet
+    from evaluator.declarations import Metric, MetricSet
 
 N_RESAMPLES = 1000
 SEED = 0

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from evaluator.columns import Column
-from evaluator.families.base import Metric, MetricSet
+from evaluator.declarations import Metric, MetricSet
 
 CRYSTAL_SYSTEM = Column("distribution_crystal_system", "int",
                         "Crystal system of its space group (1 triclinic ... 7 cubic)")

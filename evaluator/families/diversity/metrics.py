@@ -4,7 +4,7 @@ per-structure columns it writes (valid rows). Data only."""
 from __future__ import annotations
 
 from evaluator.columns import Column
-from evaluator.families.base import Metric, MetricSet
+from evaluator.declarations import Metric, MetricSet
 
 SPACEGROUP = Column("diversity_spacegroup", "int",
                     "Space-group number it counts (validity_spacegroup where known, else spglib)")

@@ -4,7 +4,7 @@ columns it writes (valid rows). Data only."""
 from __future__ import annotations
 
 from evaluator.columns import Column, nonempty
-from evaluator.families.base import Metric, MetricSet
+from evaluator.declarations import Metric, MetricSet
 
 PRODUCTION = Column("hhi_production", "float", "Production HHI of its composition (/1000, 0-10)")
 RESERVE = Column("hhi_reserve", "float", "Reserve HHI of its composition (/1000, 0-10)")

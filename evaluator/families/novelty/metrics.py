@@ -4,7 +4,7 @@ per-structure columns it writes (valid rows). Data only."""
 from __future__ import annotations
 
 from evaluator.columns import Column, true_in
-from evaluator.families.base import Metric, MetricSet
+from evaluator.declarations import Metric, MetricSet
 
 NOVEL = Column("novelty_novel", "bool", "Not equivalent to any reference structure (null: undecided)")
 MATCH_ID = Column("novelty_match_id", "text",

@@ -7,7 +7,7 @@ Data only."""
 from __future__ import annotations
 
 from evaluator.columns import Column, equals, finite, true_in
-from evaluator.families.base import Metric, MetricSet
+from evaluator.declarations import Metric, MetricSet
 
 UNRELAXED = "stability_unrelaxed"  # the group (and column prefix) of the submitted geometry
 

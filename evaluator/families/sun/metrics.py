@@ -5,7 +5,7 @@ per-structure columns it writes (valid rows). Data only."""
 from __future__ import annotations
 
 from evaluator.columns import Column, true_in
-from evaluator.families.base import Metric, MetricSet
+from evaluator.declarations import Metric, MetricSet
 
 UNRELAXED = "sun_unrelaxed"  # the group (and column prefix) scored from the submitted geometry
 SUN = Column("sun_sun", "bool", "A counted SUN representative: stable, first of its class in the stable set, novel")

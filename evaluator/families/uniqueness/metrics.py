@@ -4,7 +4,7 @@ per-structure columns it writes (valid rows). Data only."""
 from __future__ import annotations
 
 from evaluator.columns import Column, true_in
-from evaluator.families.base import Metric, MetricSet
+from evaluator.declarations import Metric, MetricSet
 
 CLASS = Column("uniqueness_class", "int",
                "Table index of its StructureMatcher class's representative (the first occurrence)")

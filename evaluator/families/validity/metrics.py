@@ -4,7 +4,7 @@ per-structure columns it writes (rows that parsed). Data only."""
 from __future__ import annotations
 
 from evaluator.columns import Column, true_in
-from evaluator.families.base import Metric, MetricSet
+from evaluator.declarations import Metric, MetricSet
 
 VALID = Column("validity_valid", "bool", "Charge-neutral, distance-valid and plausible")
 CHARGE_NEUTRAL = Column("validity_charge_neutral", "bool", "Passes the charge-neutrality cascade")
