@@ -104,11 +104,11 @@ def nonempty(column: str) -> Flag:
     return Flag((column,), "nonempty")
 
 
-INDEX = Column("index", "int", "Position of the structure in the upload (from 0)")
+INDEX = Column("index", "int", "Position of the structure in the upload")
 SOURCE = Column("source", "text", "Where in the upload it came from (file, archive member, CSV row or CIF block)")
 PARSE_OK = Column("parse_ok", "bool", "Whether the structure could be read")
 PARSE_REASON = Column("parse_reason", "text", "Why it could not be read (null when it could)")
-FORMULA = Column("formula", "text", "Chemical formula of the cell")
+FORMULA = Column("formula", "text", "Chemical formula")
 REDUCED_FORMULA = Column("reduced_formula", "text", "Reduced chemical formula")
 CHEMSYS = Column("chemsys", "text", "Chemical system (elements joined by '-')")
 NSITES = Column("nsites", "int", "Sites in the cell")

@@ -118,6 +118,26 @@ def test_every_column_written_is_declared_with_its_type(evaluation):
         assert bad == [], (name, declared[name].dtype, bad[:3])
 
 
+def test_structures_parquet_has_the_declared_types(evaluation, tmp_path):
+    """The arrow type of each column of the written structures.parquet is its declared type
+    (text and JSON as either string type; a column null in every row has arrow's null type)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from evaluator.columns import BASE_COLUMNS
+    from evaluator.outputs import write_evaluation
+
+    declared = {c.name: c for c in BASE_COLUMNS} | {c.name: c for s in C.CATALOGUE for c in s.declared_columns()}
+    accepted = {"bool": pa.types.is_boolean, "int": pa.types.is_int64, "float": pa.types.is_float64,
+                "text": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)}
+    accepted["json"] = accepted["text"]
+    write_evaluation(evaluation, tmp_path)
+    schema = pq.read_schema(tmp_path / "structures.parquet")
+    bad = [(f.name, str(f.type), declared[f.name].dtype) for f in schema
+           if not (pa.types.is_null(f.type) or accepted[declared[f.name].dtype](f.type))]
+    assert bad == []
+
+
 def test_every_count_is_the_number_of_rows_its_declared_flag_counts(evaluation):
     """Each counted metric's ``flag``, read on the real table, gives the count the family
     published (in every block that publishes it); flags made of several columns are disjoint."""
