@@ -13,7 +13,7 @@ from evaluator.cli.common import fail
 
 
 def cmd_columns(args: argparse.Namespace) -> int:
-    from evaluator.columns_doc import markdown, update_readme
+    from evaluator.columns_doc import markdown, update_readme  # deferred: keeps pandas out of the CLI's start
 
     if args.readme is None:
         print(markdown(), end="")
