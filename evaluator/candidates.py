@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from evaluator.columns import FORMULA, STRUCTURE
+from evaluator.families.stability import metrics as S
 from evaluator.reference.hull import chemsys_key
 
 if TYPE_CHECKING:
@@ -147,18 +149,18 @@ def candidate_page(row: pd.Series[Any], index: int, kind: str, hull: HullReferen
     """The candidate JSON object of one table row (see module docstring)."""
     from pymatgen.core.structure import Structure
 
-    page: dict[str, Any] = {"row": int(index), "kind": kind, "formula": row.get("formula"),
-                  "e_hull_relaxed": _num(row.get("stability_e_above_hull")),
-                  "e_hull_unrelaxed": _num(row.get("stability_unrelaxed_e_above_hull")),
-                  "rmsd": _num(row.get("stability_rmsd")),
-                  "formation_energy_per_atom": _num(row.get("stability_formation_energy_per_atom"))}
-    relaxed = row.get("stability_relaxed_structure")
+    page: dict[str, Any] = {"row": int(index), "kind": kind, "formula": row.get(FORMULA.name),
+                  "e_hull_relaxed": _num(row.get(S.E_ABOVE_HULL.name)),
+                  "e_hull_unrelaxed": _num(row.get(S.UNRELAXED_E_ABOVE_HULL.name)),
+                  "rmsd": _num(row.get(S.RMSD.name)),
+                  "formation_energy_per_atom": _num(row.get(S.FORMATION_ENERGY_PER_ATOM.name))}
+    relaxed = row.get(S.RELAXED_STRUCTURE.name)
     if isinstance(relaxed, str) and relaxed:
         s = Structure.from_str(relaxed, fmt="json")
         page["structure"] = structure_view(s)
     else:
         page["structure"], page["structure_reason"] = None, "no relaxed structure in the table"
-        s = Structure.from_str(row["structure"], fmt="json")
+        s = Structure.from_str(row[STRUCTURE.name], fmt="json")
     comp = s.composition.element_composition
     key = chemsys_key(e.symbol for e in comp.elements)
     e_form = page["formation_energy_per_atom"]
@@ -194,7 +196,7 @@ def candidate_pages(table: pd.DataFrame, sun_rows: list[int], msun_rows: list[in
     """(``sun_candidate`` JSON strings indexed like ``table`` rows that have one, provenance)."""
     t0 = time.perf_counter()
     kinds = {**{i: "MSUN" for i in msun_rows}, **{i: "SUN" for i in sun_rows}}
-    e = pd.to_numeric(table.loc[list(kinds), "stability_e_above_hull"], errors="coerce") if kinds \
+    e = pd.to_numeric(table.loc[list(kinds), S.E_ABOVE_HULL.name], errors="coerce") if kinds \
         else pd.Series(dtype=float)
     order = sorted(kinds, key=lambda i: (e.get(i, math.inf), i))
     pages: dict[int, str] = {}

@@ -9,7 +9,8 @@ no science library, so the leaderboard renders from it.
 
 from __future__ import annotations
 
-from evaluator.families.base import COUNT_KEYS, Metric, MetricSet
+from evaluator.counts import COUNT_KEYS
+from evaluator.declarations import Metric, MetricSet
 from evaluator.families.distribution.metrics import METRICS as DISTRIBUTION
 from evaluator.families.diversity.metrics import METRICS as DIVERSITY
 from evaluator.families.hhi.metrics import METRICS as HHI

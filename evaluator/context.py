@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
+from evaluator.columns import PARSE_OK
 from evaluator.config import EvalConfig
 from evaluator.counts import counted
 from evaluator.data import DataDir
+from evaluator.families.validity.metrics import VALID
 from evaluator.progress import Progress, no_progress
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ class EvalContext:
     @property
     def valid_index(self) -> list[int]:
         """Rows later families evaluate: valid ones (parsed ones before validity ran)."""
-        col = "validity_valid" if "validity_valid" in self.table else "parse_ok"
+        col = VALID.name if VALID.name in self.table else PARSE_OK.name
         rows: list[int] = self.table.index[self.table[col].fillna(False).astype(bool)].tolist()
         return rows
 

@@ -2,9 +2,10 @@
 
 Each family is a ``Family`` object (``evaluator/families/<name>/family.py``); the
 pipeline is the ordered tuple below, so ``--families`` is just a selection
-(dependencies are added automatically). ``check_config`` turns each family's entry of
-``EvalConfig.options`` into its typed options dataclass, refusing unknown families and
-options, before any work.
+(dependencies are added automatically). A family's columns must be declared
+(``MetricSet.columns``): the pipeline refuses an undeclared one (``UndeclaredColumn``).
+``check_config`` turns each family's entry of ``EvalConfig.options`` into its typed
+options dataclass, refusing unknown families and options, before any work.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from evaluator.columns import (BASE_COLUMNS, CHEMSYS, FORMULA, INDEX, NSITES, PARSE_OK, PARSE_REASON,
+                               REDUCED_FORMULA, SOURCE, STRUCTURE, check_declared)
 from evaluator.config import EvalConfig
 from evaluator.context import EvalContext
 from evaluator.data import DataDir
 from evaluator.families.base import Family
+from evaluator.families.validity.metrics import METRICS as VALIDITY_METRICS
+from evaluator.families.validity.metrics import VALID
 from evaluator.family_registry import FAMILIES
 from evaluator.ingest import read_inputs
 from evaluator.ingest.checks import shorten
@@ -105,20 +110,18 @@ def build_table(items: list[Item]) -> tuple[pd.DataFrame, list[Structure | None]
     structures: list[Structure | None] = []
     for i, item in enumerate(items):
         s = item.structure
-        row = {"index": i, "source": item.source, "parse_ok": s is not None,
-               "parse_reason": item.error, "formula": None, "reduced_formula": None,
-               "chemsys": None, "nsites": None, "structure": None}
+        row: dict[str, Any] = {c.name: None for c in BASE_COLUMNS}
+        row.update({INDEX.name: i, SOURCE.name: item.source, PARSE_OK.name: s is not None,
+                    PARSE_REASON.name: item.error})
         if s is not None:
             comp = s.composition
-            row.update(formula=comp.formula.replace(" ", ""), reduced_formula=comp.reduced_formula,
-                       chemsys=comp.chemical_system, nsites=len(s), structure=s.to_json())
+            row.update({FORMULA.name: comp.formula.replace(" ", ""), REDUCED_FORMULA.name: comp.reduced_formula,
+                        CHEMSYS.name: comp.chemical_system, NSITES.name: len(s), STRUCTURE.name: s.to_json()})
         rows.append(row)
         structures.append(s)
-    table = pd.DataFrame(rows, columns=list(rows[0]) if rows else
-                         ["index", "source", "parse_ok", "parse_reason", "formula",
-                          "reduced_formula", "chemsys", "nsites", "structure"])
-    table["nsites"] = table["nsites"].astype("Int64")
-    return table.set_index("index", drop=False).rename_axis(None), structures
+    table = pd.DataFrame(rows, columns=[c.name for c in BASE_COLUMNS])
+    table[NSITES.name] = table[NSITES.name].astype("Int64")
+    return table.set_index(INDEX.name, drop=False).rename_axis(None), structures
 
 
 @dataclass
@@ -139,10 +142,10 @@ def _merge(ctx: EvalContext, family: str, columns: pd.DataFrame) -> None:
     table[status] = table[status].astype(object)
     table[reason] = table[reason].astype(object) if reason in table else None
     skipped = table[status].isna()
-    if family != "validity" and "validity_valid" in table:
-        why = table["parse_ok"].map({False: "parse failed", True: "invalid structure"})
+    if family != VALIDITY_METRICS.family and VALID.name in table:
+        why = table[PARSE_OK.name].map({False: "parse failed", True: "invalid structure"})
     else:
-        why = table["parse_ok"].map({False: "parse failed", True: "not evaluated"})
+        why = table[PARSE_OK.name].map({False: "parse failed", True: "not evaluated"})
     table.loc[skipped, reason] = why[skipped]
     table.loc[skipped, status] = "skipped"
 
@@ -169,6 +172,7 @@ def run_families(ctx: EvalContext, families: list[str],
         ctx.progress(name, 0, 0)
         out["options"][name] = dataclasses.asdict(family_options)
         result = family.run(ctx, family_options)
+        check_declared(name, result.columns.columns, family.metrics.declared_columns())
         _merge(ctx, name, result.columns)
         out["metrics"][name] = result.metrics
         out["metrics"].update(result.groups)

@@ -30,6 +30,8 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.typing import NAType
 
+from evaluator.families.validity.metrics import SPACEGROUP as VALIDITY_SPACEGROUP
+
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
 
@@ -171,8 +173,8 @@ def structure_features(ctx: EvalContext) -> StructureFeatures:
     if isinstance(cached, StructureFeatures) and cached.index == index:
         return cached
     spacegroups = None
-    if "validity_spacegroup" in ctx.table:
-        spacegroups = [_as_spacegroup(v) for v in ctx.table.loc[index, "validity_spacegroup"]]
+    if VALIDITY_SPACEGROUP.name in ctx.table:
+        spacegroups = [_as_spacegroup(v) for v in ctx.table.loc[index, VALIDITY_SPACEGROUP.name]]
     feats = compute_features([ctx.structures[i] for i in index], index, spacegroups)
     ctx.__dict__[_CTX_KEY] = feats
     return feats

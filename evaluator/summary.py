@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import pandas as pd
 
 import evaluator
+from evaluator.catalogue import CATALOGUE
+from evaluator.columns import PARSE_OK, PARSE_REASON
 from evaluator.families.base import COUNT_KEYS
+from evaluator.families.validity.metrics import VALID
 from evaluator.uncertainty import BootstrapDescription, Interval, bootstrap_intervals
 from evaluator.uncertainty import describe as describe_uncertainty
 
@@ -111,19 +114,24 @@ def upgrade_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A flattened summary row (``"<block>.<key>"``, optionally ``"metrics."``-prefixed, as
     ``leaderboard.publishing.results.summary_row`` writes) brought up to the current summary.
 
-    The only upgrade so far: summaries older than ``sun.sun_plus_msun`` get it as the sum of
-    SUN and MSUN (counts and both fractions), where both parts are numbers and the row has
+    The only upgrade so far: a counted metric declared as the union of others (``Flag`` over
+    several disjoint columns, ``MetricSet.parts``: ``sun.sun_plus_msun`` is SUN's rows and
+    MSUN's) is missing from summaries older than it; in its family's block it gets the sum
+    of its parts (counts and both fractions), where every part is a number and the row has
     no value of its own. Everything else is returned unchanged (a copy).
     """
     out = dict(row)
+    combined = [(s.family, m, parts) for s in CATALOGUE for m in s.metrics if (parts := s.parts(m))]
     for prefix in ("", "metrics."):
-        for rep in COUNT_KEYS:
-            key = f"{prefix}sun.sun_plus_msun_{rep}"
-            if _number(out.get(key)) is not None:
-                continue
-            a, b = _number(out.get(f"{prefix}sun.sun_{rep}")), _number(out.get(f"{prefix}sun.msun_{rep}"))
-            if a is not None and b is not None:
-                out[key] = int(a + b) if rep == "count" else a + b
+        for block, metric, parts in combined:
+            for rep in COUNT_KEYS:
+                key = f"{prefix}{block}.{metric.name}_{rep}"
+                if _number(out.get(key)) is not None:
+                    continue
+                values = [_number(out.get(f"{prefix}{block}.{p.name}_{rep}")) for p in parts]
+                if all(v is not None for v in values):
+                    total = sum(v for v in values if v is not None)
+                    out[key] = int(total) if rep == "count" else total
     return out
 
 
@@ -140,8 +148,8 @@ def build_summary(ctx: EvalContext, families: list[str], results: Mapping[str, A
     ``results`` ({"metrics", "missing", "provenance", "timings"}, see ``pipeline.run_families``),
     under ``protocol`` (``evaluator.protocol``), executed as ``execution`` says."""
     table = ctx.table
-    n_parsed = int(table["parse_ok"].sum())
-    n_valid = int(table["validity_valid"].fillna(False).astype(bool).sum()) if "validity_valid" in table else None
+    n_parsed = int(table[PARSE_OK.name].sum())
+    n_valid = int(table[VALID.name].fillna(False).astype(bool).sum()) if VALID.name in table else None
     evaluated = results["metrics"].get("stability", {}).get("evaluated_count")
     missing = dict(results["missing"])
     top = {}
@@ -162,7 +170,7 @@ def build_summary(ctx: EvalContext, families: list[str], results: Mapping[str, A
         missing["uncertainty"] = no_interval
     timings = {**results["timings"], "uncertainty": round(time.perf_counter() - t0, 3)}
 
-    parse_failures = Counter(table.loc[~table["parse_ok"], "parse_reason"].fillna("unknown"))
+    parse_failures = Counter(table.loc[~table[PARSE_OK.name], PARSE_REASON.name].fillna("unknown"))
     return {
         "schema_version": SCHEMA_VERSION,
         "protocol": protocol,

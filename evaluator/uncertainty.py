@@ -3,16 +3,19 @@
 Percentile bootstrap over structures: the rows of the per-structure table (every
 submitted structure, parse failures included) are resampled with replacement
 ``n_resamples`` times (seeded), and each rate is recomputed on every resample exactly
-as its family defines it:
+as its family defines it. The rates are the counted metrics declared with
+``interval=True`` (``evaluator/families/<name>/metrics.py``), and each is recounted from
+its declared ``flag`` (``evaluator.columns``), never from a copy kept here:
 
 - valid, novel, stable, metastable: a count of flagged rows (``validity_valid``,
-  ``novelty_novel`` of rows with ``novelty_status == "ok"``, ``stability_stable``,
-  ``stability_metastable`` and their ``stability_unrelaxed_*`` twins);
+  ``novelty_novel``, ``stability_stable``, ``stability_metastable`` and their
+  ``stability_unrelaxed_*`` twins);
 - unique, SUN, MSUN: the family counts each StructureMatcher class once, through its
   first occurrence in upload order. Each row's role is taken from the table
   (``uniqueness_is_first``; ``sun_sun`` / ``sun_msun``: the row is the counted first
   occurrence of a class of the stable / metastable-only set whose representative is
   novel) and every drawn copy of such a row counts. The matcher is not re-run.
+  SUN + MSUN counts the rows of either.
 
   Why not count the distinct classes present in each resample: resampling with
   replacement draws about 37 % of rows twice or more, and those copies are duplicates
@@ -33,19 +36,28 @@ from the table to the family's exact value gets none either, with a reason.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+from evaluator.catalogue import CATALOGUE
+from evaluator.columns import PARSE_OK, flag_values
+from evaluator.families.sun.metrics import MSUN, SUN
+from evaluator.families.uniqueness.metrics import IS_FIRST
+from evaluator.families.validity.metrics import VALID
+
+if TYPE_CHECKING:
+    from evaluator.declarations import Metric, MetricSet
 
 N_RESAMPLES = 1000
 SEED = 0
 LEVEL = 0.95
 METHOD = ("percentile bootstrap over structures (rows of the per-structure table resampled with "
           "replacement, upload size); each count recomputed per resample from the table's per-row "
-          "flags; unique/SUN/MSUN from the class first-occurrence flags (uniqueness_is_first, "
-          "sun_sun, sun_msun), no matcher re-run")
+          f"flags; unique/SUN/MSUN from the class first-occurrence flags ({IS_FIRST.name}, "
+          f"{SUN.name}, {MSUN.name}), no matcher re-run")
 SUFFIXES = ("_frac_submitted", "_frac_valid")
 _CELLS_PER_CHUNK = 2_000_000  # resample-matrix cells held at once (memory bound for large uploads)
 
@@ -73,53 +85,43 @@ class BootstrapDescription(TypedDict):
     level: float
 
 
-def _flag(table: pd.DataFrame, column: str) -> Flags | None:
-    if column not in table:
-        return None
-    return table[column].astype("boolean").fillna(False).to_numpy(bool)
-
-
 def _flag_counter(flag: Flags) -> Counter:
     f = flag.astype(np.int64)
     return lambda w: w @ f
 
 
+def interval_rates() -> list[tuple[str, str, Metric, MetricSet]]:
+    """(block, rate name, metric, its set) of every rate that gets an interval: the counted
+    metrics declared with ``interval=True``, the family blocks in pipeline order, then
+    their groups; within a block in declaration order, a rate made of others (SUN + MSUN)
+    after its parts."""
+    blocks = [(s, s.family) for s in CATALOGUE] + [(s, g) for s in CATALOGUE for g in s.groups]
+    out = []
+    for s, block in blocks:
+        rates = [m for m in s.block_metrics(block) if m.interval and m.flag is not None]
+        rates.sort(key=lambda m: bool(s.parts(m)))
+        out += [(block, m.name, m, s) for m in rates]
+    return out
+
+
 def counters(table: pd.DataFrame) -> dict[str, dict[str, Counter]]:
-    """{metric group: {rate name: counter}} for every rate the table lets us recount."""
+    """{metric group: {rate name: counter}} for every rate the table lets us recount
+    (those whose declared flag columns it holds)."""
     out: dict[str, dict[str, Counter]] = {}
-    valid = _flag(table, "validity_valid")
-    if valid is not None:
-        out["validity"] = {"valid": _flag_counter(valid)}
-    first = _flag(table, "uniqueness_is_first")
-    if first is not None:
-        out["uniqueness"] = {"unique": _flag_counter(first)}
-    novel = _flag(table, "novelty_novel")
-    if novel is not None:
-        ok = ((table["novelty_status"] == "ok").to_numpy(bool) if "novelty_status" in table
-              else np.ones(len(table), bool))
-        out["novelty"] = {"novel": _flag_counter(novel & ok)}
-        as_sub = _flag(table, "novelty_novel_as_submitted")
-        if as_sub is not None:
-            out["novelty"]["novel_as_submitted"] = _flag_counter(as_sub & ok)
-    for geometry, stab, sun in (("", "stability", "sun"), ("unrelaxed_", "stability_unrelaxed", "sun_unrelaxed")):
-        stable = _flag(table, f"stability_{geometry}stable")
-        meta = _flag(table, f"stability_{geometry}metastable")
-        if stable is not None and meta is not None:
-            out[stab] = {"stable": _flag_counter(stable), "metastable": _flag_counter(meta)}
-        is_sun, is_msun = _flag(table, f"sun_{geometry}sun"), _flag(table, f"sun_{geometry}msun")
-        if is_sun is not None and is_msun is not None:
-            out[sun] = {"sun": _flag_counter(is_sun), "msun": _flag_counter(is_msun),
-                        "sun_plus_msun": _flag_counter(is_sun | is_msun)}
+    for block, name, metric, _ in interval_rates():
+        assert metric.flag is not None  # interval_rates keeps flagged metrics only
+        flag = flag_values(table, metric.flag, block)
+        if flag is not None:
+            out.setdefault(block, {})[name] = _flag_counter(flag)
     return out
 
 
 def _denominator_flag(table: pd.DataFrame) -> Flags:
     """Rows in the ``_frac_valid`` denominator (as ``EvalContext.valid_index``)."""
-    col = "validity_valid" if "validity_valid" in table else "parse_ok"
-    flag = _flag(table, col)
-    if flag is None:
-        raise KeyError("the per-structure table has neither validity_valid nor parse_ok")
-    return flag
+    col = VALID.name if VALID.name in table else PARSE_OK.name
+    if col not in table:
+        raise KeyError(f"the per-structure table has neither {VALID.name} nor {PARSE_OK.name}")
+    return np.asarray(table[col].astype("boolean").fillna(False).to_numpy(bool), dtype=np.bool_)
 
 
 def resample_weights(n: int, n_resamples: int, seed: int) -> Iterator[Ints]:

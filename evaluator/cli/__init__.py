@@ -7,7 +7,9 @@
   (:mod:`evaluator.cli.fd_statistics`);
 - ``lemat-hull``: a LeMat-Bulk convex hull as a compact hull file
   (:mod:`evaluator.cli.hull`);
-- ``mlip-check``: the conformance check of an MLIP backend (:mod:`evaluator.cli.mlip_check`).
+- ``mlip-check``: the conformance check of an MLIP backend (:mod:`evaluator.cli.mlip_check`);
+- ``columns``: the ``structures.parquet`` columns from their declarations, or
+  ``--readme README.md`` to write them into the README (:mod:`evaluator.cli.columns`).
 
 Each command module has ``register(subparsers)``, which adds its parser and sets
 ``func(args) -> exit status``. The builders' code lives in ``evaluator.build`` and
@@ -19,9 +21,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from evaluator.cli import fd_statistics, hull, mlip_check, reference, score
+from evaluator.cli import columns, fd_statistics, hull, mlip_check, reference, score
 
-COMMANDS = (score, reference, fd_statistics, hull, mlip_check)
+COMMANDS = (score, reference, fd_statistics, hull, mlip_check, columns)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,10 @@ families it requires, a typed options dataclass, the metrics it publishes (a
 values. It never removes rows: the pipeline marks rows a family did not return as
 skipped, with the reason (parse failed / invalid).
 
-This module imports no science library: the leaderboard reads the metric
-declarations (``Metric``/``MetricSet``) through ``evaluator.catalogue``.
+This module imports no science library. The metric and column declarations
+(``Metric``/``MetricSet``, ``evaluator.declarations``; ``Column``/``Flag``,
+``evaluator.columns``) are re-exported here; the leaderboard reads them through
+``evaluator.catalogue``.
 """
 
 from __future__ import annotations
@@ -25,75 +27,15 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import pandas as pd
 
+from evaluator.columns import Column, Flag
 from evaluator.counts import COUNT_KEYS, counted
+from evaluator.declarations import Direction, Metric, MetricSet
 
 if TYPE_CHECKING:
     from evaluator.context import EvalContext
 
-__all__ = ["COUNT_KEYS", "Family", "FamilyResult", "Metric", "MetricSet", "NoOptions", "counted",
-           "finite_or_none"]
-
-Direction = Literal[1, -1, 0]  # +1 higher is better, -1 lower is better, 0 no preference
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One metric a family publishes in ``summary.metrics.<family>``, as data.
-
-    name: the key in the family's metrics block. A ``counted`` metric is published
-        as three keys (``<name>_count``, ``<name>_frac_submitted``,
-        ``<name>_frac_valid``, see ``counted``); any other metric as ``<name>``.
-    label: short human name ("Valid", "Mean E_hull").
-    direction: +1 higher is better, -1 lower is better, 0 no preference (bookkeeping).
-    unit: physical unit of a plain value ("eV/atom", "Å"); "" for none.
-    description: one line saying what it measures (legend, model page).
-    headline: shown in the compact leaderboard view.
-    counted: published as a count with its two fractions.
-    """
-
-    name: str
-    label: str
-    direction: Direction
-    unit: str = ""
-    description: str = ""
-    headline: bool = False
-    counted: bool = False
-
-    def keys(self) -> tuple[str, ...]:
-        """The summary keys this metric writes in its family's block."""
-        if self.counted:
-            return tuple(f"{self.name}_{k}" for k in COUNT_KEYS)
-        return (self.name,)
-
-    @property
-    def arrow(self) -> str:
-        return {1: "↑", -1: "↓"}.get(self.direction, "")
-
-
-@dataclass(frozen=True)
-class MetricSet:
-    """Everything one family publishes: its metrics block and further blocks
-    (``groups``) that publish the same metrics under another name, e.g.
-    ``stability_unrelaxed`` (E_hull of the unrelaxed structures)."""
-
-    family: str
-    label: str  # the family's display name ("SUN / MSUN")
-    metrics: tuple[Metric, ...]
-    groups: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        names = [m.name for m in self.metrics]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"{self.family}: metric(s) declared twice: {dup}")
-
-    def get(self, name: str) -> Metric | None:
-        return next((m for m in self.metrics if m.name == name), None)
-
-    def keys(self) -> tuple[str, ...]:
-        """Every summary key of the family's block, in declaration order."""
-        return tuple(k for m in self.metrics for k in m.keys())
-
+__all__ = ["COUNT_KEYS", "Column", "Direction", "Family", "FamilyResult", "Flag", "Metric", "MetricSet",
+           "NoOptions", "counted", "finite_or_none"]
 
 @dataclass(frozen=True)
 class NoOptions:

@@ -24,6 +24,8 @@ import pandas as pd
 import pyarrow as pa
 
 from evaluator.catalogue import FAMILIES, family_label, family_of, resolve
+from evaluator.columns import BASE_COLUMNS
+from evaluator.families.sun.metrics import CANDIDATE
 
 LICENSE_ENV = "GENBENCH_RESULTS_LICENSE"
 DEFAULT_LICENSE = "cc-by-4.0"
@@ -67,14 +69,8 @@ FIXED_COLUMNS: dict[str, tuple[str, str]] = {  # name -> (unit, meaning)
 STRUCTURE_KEYS: dict[str, str] = {
     "submission_id": "Submission id (joins the leaderboard config)",
     "protocol_id": "Id of the evaluation protocol (joins the leaderboard config's protocol_id; null: unknown)",
-    "index": "Position of the structure in the upload",
-    "source": "Where in the upload it came from (file, archive member, CSV row or CIF block)",
-    "parse_ok": "Whether the structure could be read",
-    "parse_reason": "Why it could not be read (null when it could)",
-    "formula": "Chemical formula", "reduced_formula": "Reduced chemical formula",
-    "chemsys": "Chemical system (elements joined by '-')", "nsites": "Sites in the cell",
-    "structure": "The structure as submitted (pymatgen JSON)",
-    "sun_candidate": "JSON page of a counted SUN/MSUN representative (relaxed structure, phase diagram)",
+    **{c.name: c.description for c in BASE_COLUMNS},  # the pipeline's declared columns
+    CANDIDATE.name: "JSON page of a counted SUN/MSUN representative (relaxed structure, phase diagram)",
 }
 REP_UNITS = {"count": "count", "frac_submitted": "fraction of submitted (0-1)",
              "frac_valid": "fraction of valid (0-1)"}

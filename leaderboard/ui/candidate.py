@@ -22,11 +22,14 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from evaluator.export import covalent_radius, jmol_colour
+from evaluator.families.novelty.metrics import BEYOND_REFERENCE_SIZE
+from evaluator.families.sun.metrics import CANDIDATE, SPARSE_CHEMSYS
 from leaderboard.table.formats import chem_formula
 
-CANDIDATE_COLUMN = "sun_candidate"
-BEYOND_REFERENCE_COLUMN = "novelty_beyond_reference_size"
-SPARSE_CHEMSYS_COLUMN = "stability_sparse_chemsys"
+# the evaluator's declared columns (evaluator/families/<name>/metrics.py)
+CANDIDATE_COLUMN = CANDIDATE.name
+BEYOND_REFERENCE_COLUMN = BEYOND_REFERENCE_SIZE.name
+SPARSE_CHEMSYS_COLUMN = SPARSE_CHEMSYS.name
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif")
 
 

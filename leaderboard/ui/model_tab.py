@@ -13,6 +13,10 @@ import gradio as gr
 import pandas as pd
 
 from evaluator import export
+from evaluator.columns import PARSE_OK, STRUCTURE
+from evaluator.families.stability import metrics as STABILITY
+from evaluator.families.sun.metrics import MSUN, SUN
+from evaluator.families.validity.metrics import VALID
 from evaluator.summary import UnsupportedSchema, check_schema, upgrade_row
 from leaderboard.ui import candidate as C
 from leaderboard.ui import figures as P
@@ -52,7 +56,7 @@ def first_column(df: pd.DataFrame, candidates: tuple[str, ...], contains: tuple[
 
 def ehull_column(df: pd.DataFrame) -> str | None:
     """Relaxed-geometry E_hull column (eV/atom) of the per-structure table."""
-    return first_column(df, ("stability_e_above_hull", "stability_e_above_hull_relaxed"),
+    return first_column(df, (STABILITY.E_ABOVE_HULL.name, "stability_e_above_hull_relaxed"),
                         ("e_above_hull",), ("unrelaxed", "status", "reason", "n_ref"))
 
 
@@ -63,9 +67,9 @@ def flag_column(df: pd.DataFrame, name: str) -> str | None:
 
 def structure_column(df: pd.DataFrame) -> str | None:
     """Relaxed structure (pymatgen JSON) if the table has one, else the submitted one."""
-    return first_column(df, ("stability_relaxed_structure", "stability_structure_relaxed",
+    return first_column(df, (STABILITY.RELAXED_STRUCTURE.name, "stability_structure_relaxed",
                              "relaxed_structure"), ("relaxed_structure",)) or \
-        ("structure" if "structure" in df.columns else None)
+        (STRUCTURE.name if STRUCTURE.name in df.columns else None)
 
 
 def truthy(series: pd.Series) -> pd.Series:
@@ -273,8 +277,8 @@ def budget_markdown(summary: dict, df: pd.DataFrame | None) -> str:
         parts.append(f"{n_wall} stopped by the wall-time safety net (machine dependent)")
     lines = [f"- **Relaxations not converged by a budget:** {'; '.join(parts)}. They are scored from their "
              "last state and flagged per structure (`stability_stopped_by`, `stability_stop_note`)."]
-    if df is not None and "stability_stop_note" in df:
-        flagged = df[df["stability_stop_note"].notna()]
+    if df is not None and STABILITY.STOP_NOTE.name in df:
+        flagged = df[df[STABILITY.STOP_NOTE.name].notna()]
         for _, row in flagged.head(BUDGET_ROWS_SHOWN).iterrows():
             what = chem_formula(row.get("formula")) or row.get("source") or ""
             atoms = f", {int(row['nsites'])} atoms" if "nsites" in row and pd.notna(row["nsites"]) else ""
@@ -371,12 +375,12 @@ def candidate_choices(df: pd.DataFrame | None) -> list[tuple[str, int]]:
     if rows.empty:
         return []
     # SUN first, then MSUN; lowest relaxed E_hull first (as the candidates table).
-    e = rows["sun_candidate"].map(lambda v: (parse(v) or {}).get("e_hull_relaxed"))
-    rows = rows.assign(__msun=~rows["sun_sun"].fillna(False).astype(bool) if "sun_sun" in rows else True,
+    e = rows[C.CANDIDATE_COLUMN].map(lambda v: (parse(v) or {}).get("e_hull_relaxed"))
+    rows = rows.assign(__msun=~rows[SUN.name].fillna(False).astype(bool) if SUN.name in rows else True,
                        __e=pd.to_numeric(e, errors="coerce")).sort_values(["__msun", "__e"], kind="mergesort")
     out = []
     for _, r in rows.iterrows():
-        kind = "SUN" if bool(r.get("sun_sun")) is True else "MSUN" if bool(r.get("sun_msun")) is True else "candidate"
+        kind = "SUN" if bool(r.get(SUN.name)) is True else "MSUN" if bool(r.get(MSUN.name)) is True else "candidate"
         warn = " ⚠" if flags_text(r) else ""
         out.append((f"#{r['index']} {chem_formula(r.get('reduced_formula') or r.get('formula'))} ({kind}){warn}",
                     int(r["index"])))
@@ -488,7 +492,7 @@ def build(ctx: AppContext) -> dict:
             valid = valid_rows(df)
             fcol = first_column(valid, ("reduced_formula", "formula"))
             counts = export.element_counts(valid[fcol]) if fcol else {}
-            which = "valid" if "validity_valid" in df else "parsed"
+            which = "valid" if VALID.name in df else "parsed"
             fig_p = P.periodic_table(counts, f"Element coverage ({len(valid)} {which} structures)", len(valid))
             cands, cap = candidates(df)
         labels = candidate_choices(df)
@@ -535,6 +539,6 @@ def build(ctx: AppContext) -> dict:
 
 def valid_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Valid structures (parsed ones when validity did not run)."""
-    if "validity_valid" in df:
-        return df[truthy(df["validity_valid"])]
-    return df[truthy(df["parse_ok"])] if "parse_ok" in df else df
+    if VALID.name in df:
+        return df[truthy(df[VALID.name])]
+    return df[truthy(df[PARSE_OK.name])] if PARSE_OK.name in df else df

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from evaluator import catalogue as C
@@ -22,7 +23,7 @@ N_FILES = 4  # real structures (from mp_sample), plus one duplicate
 
 
 @pytest.fixture(scope="module")
-def summary(mp_sample, data, tmp_path_factory):
+def evaluation(mp_sample, data, tmp_path_factory):
     from evaluator.config import EvalConfig
     from evaluator.pipeline import evaluate
 
@@ -32,7 +33,12 @@ def summary(mp_sample, data, tmp_path_factory):
         shutil.copy(f, folder / f.name)
     shutil.copy(files[0], folder / f"dup_{files[0].name}")
     config = EvalConfig(mlip="chgnet", device="cpu", relax_steps=3, options={"distribution": {"fd": False}})
-    return evaluate([folder], config, data).summary
+    return evaluate([folder], config, data)
+
+
+@pytest.fixture(scope="module")
+def summary(evaluation):
+    return evaluation.summary
 
 
 def written(summary: dict) -> dict[str, set[str]]:
@@ -93,6 +99,66 @@ def test_values_match_their_declaration(summary):
                 assert 0.0 <= value <= 1.0, (block, key, value)
             elif not isinstance(value, (dict, list)):
                 assert isinstance(value, (int, float)) and not isinstance(value, bool), (block, key, value)
+
+
+def test_every_column_written_is_declared_with_its_type(evaluation):
+    """The real table holds the declared columns only (the pipeline refuses others), each
+    holding values of its declared type."""
+    from evaluator.columns import BASE_COLUMNS
+
+    declared = {c.name: c for c in BASE_COLUMNS} | {c.name: c for s in C.CATALOGUE for c in s.declared_columns()}
+    table = evaluation.table
+    assert sorted(set(table.columns) - set(declared)) == []
+    assert sorted(set(declared) - set(table.columns)) == []  # every family ran
+    kinds = {"bool": (bool,), "int": (int,), "float": (float, int), "text": (str,), "json": (str,)}
+    for name in table.columns:
+        values = [v.item() if hasattr(v, "item") else v for v in table[name] if v is not None and not pd.isna(v)]
+        bad = [v for v in values if not isinstance(v, kinds[declared[name].dtype])
+               or (declared[name].dtype in ("int", "float") and isinstance(v, bool))]
+        assert bad == [], (name, declared[name].dtype, bad[:3])
+
+
+def test_structures_parquet_has_the_declared_types(evaluation, tmp_path):
+    """The arrow type of each column of the written structures.parquet is its declared type
+    (text and JSON as either string type; a column null in every row has arrow's null type)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from evaluator.columns import BASE_COLUMNS
+    from evaluator.outputs import write_evaluation
+
+    declared = {c.name: c for c in BASE_COLUMNS} | {c.name: c for s in C.CATALOGUE for c in s.declared_columns()}
+    accepted = {"bool": pa.types.is_boolean, "int": pa.types.is_int64, "float": pa.types.is_float64,
+                "text": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)}
+    accepted["json"] = accepted["text"]
+    write_evaluation(evaluation, tmp_path)
+    schema = pq.read_schema(tmp_path / "structures.parquet")
+    bad = [(f.name, str(f.type), declared[f.name].dtype) for f in schema
+           if not (pa.types.is_null(f.type) or accepted[declared[f.name].dtype](f.type))]
+    assert bad == []
+
+
+def test_every_count_is_the_number_of_rows_its_declared_flag_counts(evaluation):
+    """Each counted metric's ``flag``, read on the real table, gives the count the family
+    published (in every block that publishes it); flags made of several columns are disjoint."""
+    from evaluator.columns import flag_values
+
+    table, metrics = evaluation.table, evaluation.summary["metrics"]
+    checked = 0
+    for s in C.CATALOGUE:
+        for block in s.blocks():
+            for m in s.block_metrics(block):
+                if not m.counted or metrics[block].get(f"{m.name}_count") is None:
+                    continue
+                assert m.flag is not None
+                rows = flag_values(table, m.flag, block)
+                assert rows is not None and int(rows.sum()) == metrics[block][f"{m.name}_count"], (block, m.name)
+                parts = [flag_values(table, p.flag, block) for p in s.parts(m) if p.flag is not None]
+                if parts:
+                    assert int(sum(p.sum() for p in parts)) == int(rows.sum()), (block, m.name)
+                checked += 1
+    assert checked >= 20
+    assert metrics["uniqueness"]["unique_count"] < metrics["validity"]["valid_count"]  # the duplicate
 
 
 def test_lookups_fold_counted_keys_groups_and_breakdowns():

@@ -10,6 +10,7 @@ from pymatgen.core import Lattice, Structure
 
 from evaluator import pipeline
 from evaluator.config import EvalConfig
+from evaluator.columns import Column, UndeclaredColumn
 from evaluator.families.base import Family, FamilyResult, MetricSet, NoOptions, counted
 from evaluator.ingest.types import Item
 from evaluator.outputs import read_summary, read_table, write_evaluation
@@ -46,8 +47,10 @@ def toy_families(monkeypatch):
         return res
 
     monkeypatch.setattr(pipeline, "FAMILIES", (
-        Family("validity", (), NoOptions, MetricSet("validity", "Toy validity", ()), run_valid),
-        Family("toycount", ("validity",), NoOptions, MetricSet("toycount", "Toy count", ()), run_count),
+        Family("validity", (), NoOptions, MetricSet("validity", "Toy validity", (), columns=(
+            Column("validity_valid", "bool", "fewer than 10 sites"),)), run_valid),
+        Family("toycount", ("validity",), NoOptions, MetricSet("toycount", "Toy count", (), columns=(
+            Column("toycount_sites", "float", "sites of the cell"),)), run_count),
     ))
 
 
@@ -155,6 +158,29 @@ def test_each_family_gets_its_typed_options(monkeypatch):
     ev = pipeline.evaluate_items(items(), EvalConfig(families=["toy"], options={"toy": {"scale": 3}}))
     assert seen == [ToyOptions(scale=3)] and ev.summary["metrics"]["toy"] == {"scaled": 12}
     assert ev.summary["provenance"]["config"]["options"] == {"toy": {"scale": 3}}
+
+
+def test_an_undeclared_column_is_refused_naming_it_and_where_to_declare_it(monkeypatch):
+    def run(ctx, options):
+        idx = ctx.table.index[ctx.table["parse_ok"]]
+        return FamilyResult(pd.DataFrame({"validity_valid": True, "validity_extra": 1.0}, index=idx))
+
+    monkeypatch.setattr(pipeline, "FAMILIES", (
+        Family("validity", (), NoOptions, MetricSet("validity", "Toy validity", (), columns=(
+            Column("validity_valid", "bool", "toy"),)), run),))
+    with pytest.raises(UndeclaredColumn, match=r"'validity' wrote column\(s\) \['validity_extra'\] that it "
+                                               r"does not declare.*evaluator/families/validity/metrics.py"):
+        pipeline.evaluate_items(items(), EvalConfig(families=["validity"]))
+
+
+def test_a_family_may_not_overwrite_a_pipeline_column(monkeypatch):
+    def run(ctx, options):
+        return FamilyResult(pd.DataFrame({"formula": "X"}, index=ctx.table.index))
+
+    monkeypatch.setattr(pipeline, "FAMILIES", (
+        Family("validity", (), NoOptions, MetricSet("validity", "Toy validity", ()), run),))
+    with pytest.raises(UndeclaredColumn, match="formula"):
+        pipeline.evaluate_items(items(), EvalConfig(families=["validity"]))
 
 
 def test_counted_fractions():

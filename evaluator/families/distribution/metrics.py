@@ -7,7 +7,11 @@
 
 from __future__ import annotations
 
-from evaluator.families.base import Metric, MetricSet
+from evaluator.columns import Column
+from evaluator.declarations import Metric, MetricSet
+
+CRYSTAL_SYSTEM = Column("distribution_crystal_system", "int",
+                        "Crystal system of its space group (1 triclinic ... 7 cubic)")
 
 METRICS = MetricSet(
     family="distribution",
@@ -37,4 +41,5 @@ METRICS = MetricSet(
         Metric("frechet_lemat_orb_n", "FD vs LeMat structures (ORB)", 0),
         Metric("frechet_lemat_uma_n", "FD vs LeMat structures (UMA)", 0),
     ),
+    columns=(CRYSTAL_SYSTEM,),
 )

@@ -1,8 +1,15 @@
-"""What the diversity family publishes in ``summary.metrics.diversity`` (data only)."""
+"""What the diversity family publishes in ``summary.metrics.diversity`` and the
+per-structure columns it writes (valid rows). Data only."""
 
 from __future__ import annotations
 
-from evaluator.families.base import Metric, MetricSet
+from evaluator.columns import Column
+from evaluator.declarations import Metric, MetricSet
+
+SPACEGROUP = Column("diversity_spacegroup", "int",
+                    "Space-group number it counts (validity_spacegroup where known, else spglib)")
+PACKING_FRACTION = Column("diversity_packing_fraction", "float",
+                          "Packing fraction (covalent-radius spheres over cell volume)")
 
 METRICS = MetricSet(
     family="diversity",
@@ -24,4 +31,5 @@ METRICS = MetricSet(
         Metric("physical_size_entropy_density", "Physical size entropy density", +1),
         Metric("physical_size_entropy_packing_fraction", "Physical size entropy packing fraction", +1),
     ),
+    columns=(SPACEGROUP, PACKING_FRACTION),
 )

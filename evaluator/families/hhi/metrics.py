@@ -1,8 +1,16 @@
-"""What the hhi family publishes in ``summary.metrics.hhi`` (data only)."""
+"""What the hhi family publishes in ``summary.metrics.hhi`` and the per-structure
+columns it writes (valid rows). Data only."""
 
 from __future__ import annotations
 
-from evaluator.families.base import Metric, MetricSet
+from evaluator.columns import Column, nonempty
+from evaluator.declarations import Metric, MetricSet
+
+PRODUCTION = Column("hhi_production", "float", "Production HHI of its composition (/1000, 0-10)")
+RESERVE = Column("hhi_reserve", "float", "Reserve HHI of its composition (/1000, 0-10)")
+COMBINED = Column("hhi_combined", "float", "0.25 production + 0.75 reserve HHI")
+MISSING_ELEMENTS = Column("hhi_missing_elements", "json",
+                          "Its elements without HHI data (a JSON list; each counted as the maximum, 10)")
 
 METRICS = MetricSet(
     family="hhi",
@@ -17,6 +25,7 @@ METRICS = MetricSet(
         Metric("reserve_mean", "HHI reserve", -1),
         Metric("n_structures", "Structures used (hhi)", 0),
         # structures with an element that has no HHI data (counted as the maximum, 10)
-        Metric("missing_data", "Elements without HHI data", -1, counted=True),
+        Metric("missing_data", "Elements without HHI data", -1, counted=True, flag=nonempty("missing_elements")),
     ),
+    columns=(PRODUCTION, RESERVE, COMBINED, MISSING_ELEMENTS),
 )

@@ -32,8 +32,11 @@ import pandas as pd
 from evaluator.candidates import candidate_pages
 from evaluator.context import EvalContext
 from evaluator.families.base import Family, FamilyResult, NoOptions
+from evaluator.families.novelty.metrics import NOVEL
+from evaluator.families.stability import metrics as S
 from evaluator.families.stability.family import EHULL_TOL, reference_hull
-from evaluator.families.sun.metrics import METRICS
+from evaluator.families.sun.metrics import (CANDIDATE, METRICS, MSUN, SPARSE_CHEMSYS, SUN, UNRELAXED, UNRELAXED_MSUN,
+                                            UNRELAXED_SUN)
 from evaluator.identity import matcher as M
 from evaluator.reference.coverage import SPARSE_RULE, sparse_chemsys
 
@@ -43,9 +46,9 @@ if TYPE_CHECKING:
 
 
 def _novel_flags(table: pd.DataFrame, rows: list[int]) -> dict[int, bool | None]:
-    if "novelty_novel" not in table:
+    if NOVEL.name not in table:
         return dict.fromkeys(rows)
-    values = table.loc[rows, "novelty_novel"].tolist()
+    values = table.loc[rows, NOVEL.name].tolist()
     return {i: (None if pd.isna(v) else bool(v)) for i, v in zip(rows, values)}
 
 
@@ -91,9 +94,9 @@ def run(ctx: EvalContext, options: NoOptions) -> FamilyResult:
     table = ctx.table
     rows = [i for i in ctx.valid_index if ctx.structures[i] is not None]
     novel = _novel_flags(table, rows)
-    if "stability_e_above_hull" not in table:
+    if S.E_ABOVE_HULL.name not in table:
         not_run = "stability family did not run"
-        result.columns = pd.DataFrame({"sun_status": "failed", "sun_reason": not_run}, index=rows)
+        result.columns = pd.DataFrame({METRICS.status.name: "failed", METRICS.reason.name: not_run}, index=rows)
         for name in ("sun_count", "msun_count", "sun_plus_msun_count"):
             result.absent(name, not_run)
         return result
@@ -101,11 +104,12 @@ def run(ctx: EvalContext, options: NoOptions) -> FamilyResult:
     stats = {"fits": 0, "reductions": 0}
     status: dict[int, str] = {}
     reason: dict[int, str | None] = {}
-    no_e_hull = table["stability_e_above_hull"].isna()
+    no_e_hull = table[S.E_ABOVE_HULL.name].isna()
+    stability_reason = S.METRICS.reason.name
     for i in rows:
         why: list[str] = []
         if no_e_hull.at[i]:
-            why.append("no relaxed E_hull: " + str(table.at[i, "stability_reason"] if "stability_reason" in table
+            why.append("no relaxed E_hull: " + str(table.at[i, stability_reason] if stability_reason in table
                                                  else "stability failed"))
         if novel.get(i) is None:
             why.append("no novelty verdict")
@@ -113,31 +117,33 @@ def run(ctx: EvalContext, options: NoOptions) -> FamilyResult:
         reason[i] = "; ".join(why) if why else None
 
     cols = pd.DataFrame(index=pd.Index(rows))
-    cols["sun_status"] = pd.Series(status)
-    cols["sun_reason"] = pd.Series(reason, dtype=object)
+    cols[METRICS.status.name] = pd.Series(status)
+    cols[METRICS.reason.name] = pd.Series(reason, dtype=object)
     groups: dict[str, dict[str, Any]] = {}
     failed: dict[int, str] = {}
     headline: tuple[list[int], list[int]] = ([], [])
-    for prefix, column in (("", "stability_e_above_hull"), ("unrelaxed_", "stability_unrelaxed_e_above_hull")):
+    for group, e_column, sun_column, msun_column in (
+            (None, S.E_ABOVE_HULL, SUN, MSUN), (UNRELAXED, S.UNRELAXED_E_ABOVE_HULL, UNRELAXED_SUN, UNRELAXED_MSUN)):
+        column = e_column.name
         e_hull = table.loc[rows, column] if column in table else pd.Series(np.nan, index=rows)
         sun, msun, sizes = count_sun(ctx, e_hull, novel, stats, failed)
-        cols[f"sun_{prefix}sun"] = cols.index.isin(sun)
-        cols[f"sun_{prefix}msun"] = cols.index.isin(msun)
+        cols[sun_column.name] = cols.index.isin(sun)
+        cols[msun_column.name] = cols.index.isin(msun)
         m: dict[str, Any] = {}
         m.update(ctx.counted("sun", len(sun)))
         m.update(ctx.counted("msun", len(msun)))
         m.update(ctx.counted("sun_plus_msun", len(sun) + len(msun)))
         m.update(sizes)
         m["novelty_unknown_count"] = int(sum(v is None for v in novel.values()))
-        if prefix:
-            groups["sun_unrelaxed"] = m
+        if group is not None:
+            groups[group] = m
         else:
             result.metrics = m
             headline = (sun, msun)
     for i, failure in failed.items():  # not counted in either set: say why
-        cols.at[i, "sun_status"] = "failed"
-        earlier = cols.at[i, "sun_reason"]
-        cols.at[i, "sun_reason"] = "; ".join(str(x) for x in (earlier, failure) if x)
+        cols.at[i, METRICS.status.name] = "failed"
+        earlier = cols.at[i, METRICS.reason.name]
+        cols.at[i, METRICS.reason.name] = "; ".join(str(x) for x in (earlier, failure) if x)
     hull, hull_error = _hull(ctx)
     sparse_rule = _add_sparse_flag(ctx, cols, hull, hull_error)
     candidates = _add_candidates(table, cols, headline, hull, hull_error)
@@ -170,21 +176,21 @@ def _add_sparse_flag(ctx: EvalContext, cols: pd.DataFrame, hull: HullReference |
     """``stability_sparse_chemsys`` (see ``evaluator.reference.coverage.SPARSE_RULE``): a caveat
     on every stable/SUN claim, so it is set where SUN is counted; returns its provenance."""
     if hull is None:  # no hull: the flag is unknown, not a guess
-        cols["stability_sparse_chemsys"] = pd.Series(pd.NA, index=cols.index, dtype="boolean")
+        cols[SPARSE_CHEMSYS.name] = pd.Series(pd.NA, index=cols.index, dtype="boolean")
         return {**SPARSE_RULE, "unavailable": hull_error}
-    cols["stability_sparse_chemsys"] = sparse_chemsys(ctx.structures, list(cols.index), hull)
+    cols[SPARSE_CHEMSYS.name] = sparse_chemsys(ctx.structures, list(cols.index), hull)
     return {**SPARSE_RULE, "hull": hull.name}
 
 
 def _add_candidates(table: pd.DataFrame, cols: pd.DataFrame, headline: tuple[list[int], list[int]],
                     hull: HullReference | None, hull_error: str | None) -> dict[str, Any]:
     """``sun_candidate`` (``evaluator.candidates``) for the headline SUN/MSUN rows."""
-    cols["sun_candidate"] = pd.Series([None] * len(cols), index=cols.index, dtype=object)
+    cols[CANDIDATE.name] = pd.Series([None] * len(cols), index=cols.index, dtype=object)
     if hull is None:
         return {"unavailable": f"no reference hull: {hull_error}"}
     pages, provenance = candidate_pages(table, *headline, hull)
     for i, page in pages.items():
-        cols.at[i, "sun_candidate"] = page
+        cols.at[i, CANDIDATE.name] = page
     return provenance
 
 
