@@ -105,19 +105,27 @@ class SummaryColumn:
         return f"{base}.lo", f"{base}.hi"
 
 
-def _columns_of(s: MetricSet) -> tuple[SummaryColumn, ...]:
-    reps: tuple[Representation, ...] = ("count", "frac_submitted", "frac_valid")
-    return tuple(SummaryColumn(block, key, s.family, m, rep, i)
-                 for block in (s.family, *s.groups) for i, m in enumerate(s.metrics)
-                 for key, rep in (zip(m.keys(), reps) if m.counted else ((m.name, "value"),)))
+_COUNTED: tuple[Representation, ...] = ("count", "frac_submitted", "frac_valid")  # as Metric.keys() writes them
+
+
+def _columns_of(s: MetricSet) -> list[SummaryColumn]:
+    out: list[SummaryColumn] = []
+    for block in (s.family, *s.groups):
+        for i, m in enumerate(s.metrics):
+            if m.counted:
+                out += [SummaryColumn(block, f"{m.name}_{rep}", s.family, m, rep, i) for rep in _COUNTED]
+            else:
+                out.append(SummaryColumn(block, m.name, s.family, m, "value", i))
+    return out
 
 
 SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = tuple(c for s in CATALOGUE for c in _columns_of(s))
 """Every metric column the declarations allow, in pipeline and declaration order."""
 _BY_NAME: dict[str, SummaryColumn] = {c.name: c for c in SUMMARY_COLUMNS}
-_BY_INTERVAL: dict[str, tuple[SummaryColumn, Literal["lo", "hi"]]] = {
-    bound: (c, side) for c in SUMMARY_COLUMNS if c.interval is not None
-    for bound, side in zip(c.interval, ("lo", "hi"))}
+_BY_INTERVAL: dict[str, tuple[SummaryColumn, Literal["lo", "hi"]]] = {}
+for _c in SUMMARY_COLUMNS:
+    if _c.interval is not None:
+        _BY_INTERVAL[_c.interval[0]], _BY_INTERVAL[_c.interval[1]] = (_c, "lo"), (_c, "hi")
 _PLAIN: tuple[SummaryColumn, ...] = tuple(c for c in SUMMARY_COLUMNS if c.rep == "value")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 from functools import lru_cache
 from pathlib import Path
 
@@ -82,8 +83,8 @@ BETTER = {1: "higher", -1: "lower", 0: ""}
 
 
 @lru_cache(maxsize=1)
-def _meta_properties() -> dict:
-    props: dict = json.loads(SCHEMA_PATH.read_text()).get("properties", {})
+def _meta_properties() -> dict[str, Any]:
+    props: dict[str, Any] = json.loads(SCHEMA_PATH.read_text()).get("properties", {})
     return props
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import io
 import json
 import logging
 import sys
@@ -53,7 +54,7 @@ from leaderboard.publishing.card import render_card
 from leaderboard.publishing.summary_file import LEADERBOARD_BLOCK, SummaryFile
 from leaderboard.jobs import queue_index
 from leaderboard.jobs.queue import FINISHED, Job, finish, get_job, list_jobs
-from leaderboard.publishing.rows import (frame_to_parquet, is_null, protocol_of, read_frame, rows_to_frame,
+from leaderboard.publishing.rows import (frame_to_parquet, is_null, protocol_of, read_frame, records, rows_to_frame,
                                      summary_row)
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps, open_store
 from leaderboard.store.layout import (CARD_PATH, LEADERBOARD_PATH, PUBLISHED_PATH, summary_path,
@@ -86,7 +87,7 @@ class Plan:
     changed: bool
 
 
-def _published(results: Store) -> tuple[dict, str]:
+def _published(results: Store) -> tuple[dict[str, Any], str]:
     doc, tag = results.read_json(PUBLISHED_PATH)
     if not isinstance(doc, dict) or not isinstance(doc.get("submissions"), dict):
         doc = {"revision": 0, "submissions": {}, "structures_schema": None}
@@ -130,7 +131,7 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     (``extra`` counted as one: it is being finished in the same commit)."""
     results = store.results_store
     pub, pub_tag = _published(results)  # read before the queue (see module docstring)
-    subs: dict[str, dict] = dict(pub["submissions"])
+    subs: dict[str, dict[str, Any]] = dict(pub["submissions"])
     visible = visible_ids(store)
     jobs: dict[str, Job | None] = {}
 
@@ -144,7 +145,7 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
         jobs[extra.job.id] = extra.job
     current = read_frame(results.read_bytes(LEADERBOARD_PATH))
     stored_rows = {} if current is None or "submission_id" not in current else {
-        r["submission_id"]: r for r in current.to_dict("records")}
+        r["submission_id"]: r for r in records(current)}
     adds: dict[str, Entry] = {} if extra is None else {extra.job.id: extra}
     for job_id in sorted(visible - set(subs) - set(adds)):
         job = job_of(job_id)
@@ -153,7 +154,7 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
             adds[job_id] = found
     removed = sorted(set(subs) - set(visible))
     writes: Writes = {}
-    rows: dict[str, dict] = {}
+    rows: dict[str, Mapping[str, Any]] = {}
     for job_id in subs:
         if job_id not in visible or job_id in adds:
             continue
@@ -212,7 +213,7 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     order = sorted(rows, key=lambda i: (str(rows[i].get("finished_at") or ""), i))
     frame = rows_to_frame([rows[i] for i in order])
     lb_bytes = frame_to_parquet(frame)
-    if current is None or not read_frame(lb_bytes).equals(current):
+    if current is None or not pd.read_parquet(io.BytesIO(lb_bytes)).equals(current):
         writes[LEADERBOARD_PATH] = lb_bytes
     has_schema = len(new_schema) > 0
     card = render_card(
@@ -233,8 +234,8 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     return Plan(writes, {PUBLISHED_PATH: pub_tag}, frame, changed)
 
 
-def _protocol_label(summary: dict) -> str | None:
-    protocol, _ = summary_protocol(summary)
+def _protocol_label(summary: Mapping[str, Any]) -> str | None:
+    protocol, _ = summary_protocol(dict(summary))
     return protocol.label if protocol else None
 
 
@@ -258,7 +259,8 @@ sync_leaderboard = sync_public  # the name earlier versions used
 
 
 def publish(store: Store, job: Job, summary: SummaryFile | Mapping[str, Any], table_bytes: bytes, worker_id: str,
-            meta: dict | None = None, progress: dict | None = None, stage_rates: dict | None = None) -> Job:
+            meta: dict[str, Any] | None = None, progress: dict[str, Any] | None = None,
+            stage_rates: dict[str, Any] | None = None) -> Job:
     """Publish a finished evaluation: the job's FINISHED status with the requests store's
     record of the results, then the public files, row and card (one commit in the
     single-store layout). ``summary``: the bytes of summary.json as the evaluation wrote

@@ -26,7 +26,6 @@ from evaluator import catalogue as C
 from evaluator.catalogue import SummaryColumn
 from evaluator.families.base import Direction, MetricSet
 
-Representation = str  # "count", "frac_submitted", "frac_valid" or "value"
 COUNT_SUFFIXES = ("_count", "_frac_submitted", "_frac_valid")  # an undeclared count's columns
 UNCERTAINTY_PREFIX = C.INTERVAL_PREFIX
 SHOW_MODES = {  # UI label -> representation of counted measures
@@ -145,7 +144,7 @@ def _declared(records: Sequence[SummaryColumn], columns: dict[str, str], entry: 
     name, label = metric.name, metric.label
     if entry is not None:
         name, label = f"{name}.{entry}", f"{label} · {entry.replace('.', ' · ').replace('_', ' ')}"
-    intervals = {rec.rep: rec.interval for rec in records if rec.interval is not None}
+    intervals: dict[str, tuple[str, str]] = {rec.rep: rec.interval for rec in records if rec.interval is not None}
     return Measure(f"{r.block}.{name}", r.block, name, label, metric.direction, columns, metric.unit,
                    metric.description, r.headline and entry is None,
                    r.fraction_of if r.rep == "value" and entry is None else None, intervals,
@@ -157,8 +156,9 @@ def _undeclared(block: str, name: str, columns: dict[str, str], suffix: str = ""
     s = C.metric_set(block)
     head, sep, of = name.rpartition("_frac_")  # a lone fraction (e.g. valid_frac_parsed): a percentage
     fraction = of if sep and head and "value" in columns and of.isascii() and of.isalpha() and of.islower() else None
-    intervals = {rep: (f"{UNCERTAINTY_PREFIX}{block}.{name}_{rep}.lo", f"{UNCERTAINTY_PREFIX}{block}.{name}_{rep}.hi")
-                 for rep in ("frac_submitted", "frac_valid") if rep in columns}
+    base = f"{UNCERTAINTY_PREFIX}{block}.{name}"
+    intervals: dict[str, tuple[str, str]] = {rep: (f"{base}_{rep}.lo", f"{base}_{rep}.hi")
+                                             for rep in ("frac_submitted", "frac_valid") if rep in columns}
     family = C.family_of(block) or block
     return Measure(f"{block}.{name}", block, name, humanise(name) + suffix, 0, columns,
                    fraction_of=fraction,
@@ -195,7 +195,7 @@ def catalogue(columns: Iterable[str] | pd.DataFrame) -> list[Measure]:
                 claimed.add(col)
     declared_counts: set[str] = set()
     for (block, metric), recs in counted.items():
-        cols = {rec.rep: by_name[rec.name] for rec in recs if rec.name in by_name}
+        cols: dict[str, str] = {rec.rep: by_name[rec.name] for rec in recs if rec.name in by_name}
         if cols:
             measures.append(_declared(recs, cols))
             claimed.update(cols.values())
