@@ -45,7 +45,8 @@ def launch_kwargs() -> dict[str, Any]:
 def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -> gr.Blocks:
     """The whole app on ``ctx`` (or a new context on ``store``)."""
     ctx = ctx or make_context(store)
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    app = gr.Blocks(title=TITLE, analytics_enabled=False)
+    with app as demo:
         with gr.Row():
             gr.Markdown(f"# {TITLE}", elem_id="title")
             if ctx.space:
@@ -123,4 +124,4 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
                   api_visibility="private", show_progress="hidden")
         lb.timer.tick(redraw.fn, list(redraw.inputs), list(redraw.outputs), api_visibility="private",
                       show_progress="hidden")
-    return demo
+    return app

@@ -79,12 +79,12 @@ def metric_table(res: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
     measures = catalogue(df)
     shown = [m for m in measures if m.headline]  # the compact view's
     prov = meta_column(df, "provenance")
-    keys, labels = protocol_keys(df), protocol_labels(df)
+    key_of, labels = dict(zip(df.index, protocol_keys(df))), protocol_labels(df)
     out = {"Metric": ["Evaluated by", "Protocol"] + [m.header(DEFAULT_SHOW) for m in shown]}
     for i in ids:
         if i in rows:
             by = provenance_label(rows[i][prov], rows[i].get("evaluator_version")) if prov else "—"
-            key = keys.loc[rows[i].name]
+            key = str(key_of[rows[i].name])
             proto = labels.get(key, key) + ("" if key == UNKNOWN else f" ({key})")
             out[names.get(i, i)] = [by, proto] + [_cell(rows[i], m, df) for m in shown]
     return pd.DataFrame(out)

@@ -168,8 +168,9 @@ def build(ctx: AppContext) -> LeaderboardTab:
             return tuple(gr.update() for _ in outs)
         return reload(False, *args)
 
-    for c in controls:
-        c.change(update, controls, [table, caption_md], api_visibility="private", show_progress="hidden")
+    for changed in (view.change, families.change, show.change, search.change, training_set.change, task.change,
+                    relaxed.change, rank_by.change, columns.change, protocol.change):  # one per control
+        changed(update, controls, [table, caption_md], api_visibility="private", show_progress="hidden")
     view.change(lambda v: gr.update(visible=v == "full"), view, columns, api_visibility="private",
                 show_progress="hidden")
     def refresh_all(*args: Any) -> tuple[object, ...]:

@@ -5,6 +5,7 @@ stopped by a budget."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -21,13 +22,13 @@ HEADLINE_META = ("model_name", "model_version", "organisation", "training_set", 
                  "paper_url", "code_url", "checkpoint_url", "license", "notes")
 
 
-def _num(v, pct: bool = False, unit: str = "", count: bool = False) -> str:
+def _num(v: object, pct: bool = False, unit: str = "", count: bool = False) -> str:
     """One convention on the page: rates as % with one decimal, eV/atom with 3 decimals,
     counts as integers, anything else with 3 significant figures (trailing zeros kept), yes/no."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
     if isinstance(v, bool):
-        return yes_no(v)
+        return str(yes_no(v))
     if isinstance(v, (int, float)):
         if pct:
             return f"{100 * v:.1f} %"
@@ -37,7 +38,7 @@ def _num(v, pct: bool = False, unit: str = "", count: bool = False) -> str:
     return str(v)
 
 
-def _ci(summary: dict, family: str, key: str) -> str:
+def _ci(summary: dict[str, Any], family: str, key: str) -> str:
     """'12.0–15.5 %' from summary.json's "uncertainty" block, '—' when absent."""
     iv = ((summary.get("uncertainty") or {}).get(family) or {}).get(key)
     if not isinstance(iv, dict):
@@ -47,7 +48,7 @@ def _ci(summary: dict, family: str, key: str) -> str:
     return text if text == "—" else f"{text} %"
 
 
-def metrics_frame(summary: dict) -> pd.DataFrame:
+def metrics_frame(summary: dict[str, Any]) -> pd.DataFrame:
     """Every metric of a summary: one row per measure, with its reason when absent."""
     metrics = summary.get("metrics") or {}
     missing = summary.get("missing") or {}
@@ -76,11 +77,12 @@ def metrics_frame(summary: dict) -> pd.DataFrame:
                                        f"{level} CI (of submitted)", "% of valid", "Missing because"])
 
 
-def reference_markdown(summary: dict) -> str:
+def reference_markdown(summary: dict[str, Any]) -> str:
     """What Novel, SUN and MSUN mean for this submission: the reference and its coverage."""
     ref = (summary.get("provenance") or {}).get("reference") or {}
     ref = ref if isinstance(ref, dict) else {"id": ref}
-    cov = ref.get("coverage") if isinstance(ref.get("coverage"), dict) else {}
+    raw = ref.get("coverage")
+    cov: dict[str, Any] = raw if isinstance(raw, dict) else {}
     sentence = coverage_sentence(ref.get("id") or ref.get("name"), cov.get("description"),
                                    cov.get("n_structures"), cov.get("max_sites"))
     unc = (summary.get("provenance") or {}).get("uncertainty") or {}
@@ -91,7 +93,7 @@ def reference_markdown(summary: dict) -> str:
             f"flagged when larger than any reference cell or in a sparse chemical system. {ci}")
 
 
-def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
+def meta_markdown(job_id: str, meta: dict[str, Any] | None, summary: dict[str, Any] | None) -> str:
     meta = meta or {}
     summary = summary or {}
     title = f"{meta.get('model_name', 'submission')} {meta.get('model_version', '')}".strip()
@@ -147,7 +149,7 @@ def meta_markdown(job_id: str, meta: dict | None, summary: dict | None) -> str:
 BUDGET_ROWS_SHOWN = 5
 
 
-def budget_markdown(summary: dict, df: pd.DataFrame | None) -> str:
+def budget_markdown(summary: dict[str, Any], df: pd.DataFrame | None) -> str:
     """The relaxations stopped by the per-structure budget (or the wall-time safety net):
     how many, and the first few rows with why (``stability_stop_note``); '' when none."""
     stab = (summary.get("metrics") or {}).get("stability") or {}
