@@ -82,6 +82,7 @@ from evaluator.protocol import Protocol, ProtocolError, protocol_of
 from evaluator.procpool import die_with_parent
 from evaluator.progress import ProgressUpdate
 from leaderboard.jobs.evalproc import Done, EvalProcess, Failed, UserError
+from leaderboard.publishing.summary_file import SummaryFile
 from leaderboard.jobs.progress import STORE_UNAVAILABLE_STAGE, ProgressTracker
 from leaderboard.jobs.queue import (INFRASTRUCTURE, USER_ERROR, Job, LeaseLost, claim, fail, get_job,
                                heartbeat, public_reason, release)
@@ -374,7 +375,8 @@ class Worker:
         result: Outcome
         try:
             child = self._evaluation_process()
-            child.run(self._evaluate, inputs, self.config, self.data_dir, work / "eval")
+            child.run(self._evaluate, inputs, self.config, self.data_dir, work / "eval",
+                      provenance={"lifecycle": self.limits})
             if self._keep_spare:
                 self._ensure_spare()
         except Exception as exc:  # noqa: BLE001 - e.g. no process could be started (limits, memory)
@@ -497,13 +499,12 @@ class Worker:
             return result
 
     def _publish(self, job: Job, done: Done, tracker: ProgressTracker) -> Job | None:
-        """Publish the evaluation the child sent (its summary, with the lifecycle limits
-        added to the provenance, and its table's parquet bytes)."""
-        summary = dict(done.summary)
-        produced = (summary.get("protocol") or {}).get("id")
+        """Publish the evaluation the child sent: the bytes of its summary (the lifecycle limits
+        are in its provenance: ``run`` gave them to the child) and of its table."""
+        summary = SummaryFile(done.summary_json)  # published as it is; parsed once, for the values read here
+        produced = (summary.values.get("protocol") or {}).get("id")
         if job.protocol and produced != job.protocol:  # e.g. weights replaced on disk mid-run: never publish
             raise RuntimeError(f"the evaluation produced protocol {produced}, not {job.protocol} it was queued under")
-        summary["provenance"] = {**(summary.get("provenance") or {}), "lifecycle": self.limits}
         progress = tracker.doc()
         rates = tracker.stage_rates()
         return self._through_outage(f"publishing {job.id}", lambda: publish(

@@ -20,9 +20,11 @@ pipe with typed messages (:data:`ChildMessage`):
 * :class:`~evaluator.progress.ProgressUpdate`: only when (stage, done, total) or the step
   detail inside a stage's items changes (e.g. "relaxing 123-atom cell, step 140/300" and
   the work done in atoms × steps, about once a second while a cell relaxes);
-* :class:`Done`: the evaluation itself, the summary and the per-structure table as
-  parquet bytes (``evaluator.outputs.serialize``); nothing is written to disk for it,
-  the worker publishes these (only the evaluator's checkpoints live in ``work_dir``);
+* :class:`Done`: the evaluation itself as the bytes of its two files, ``summary.json``
+  (with the worker's own provenance, e.g. its lifecycle limits, added before it is
+  serialized) and ``structures.parquet`` (``evaluator.outputs.serialize``, the one
+  serialization); nothing is written to disk for it, the worker publishes these bytes
+  (only the evaluator's checkpoints live in ``work_dir``);
 * :class:`UserError`: :class:`~evaluator.ingest.types.IngestError` (unusable upload);
 * :class:`Failed`: any other exception, with its traceback.
 
@@ -40,10 +42,11 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from evaluator.data import DataDir
 from evaluator.ingest.types import IngestError
@@ -70,14 +73,15 @@ class EvalJob:
     config: Any  # an evaluator.config.EvalConfig
     data_dir: str | None
     work_dir: Path  # the evaluator's checkpoints (kept across attempts: resume)
+    provenance: dict[str, Any] = field(default_factory=dict)  # added to the summary's provenance
 
 
 @dataclass(frozen=True)
 class Done:
-    """A finished evaluation: the summary as JSON data (what ``summary.json`` would
-    read back as) and ``structures.parquet``'s bytes."""
+    """A finished evaluation: the bytes of ``summary.json`` and of ``structures.parquet``,
+    as the worker publishes them."""
 
-    summary: dict[str, Any]
+    summary_json: bytes
     table_parquet: bytes
 
 
@@ -126,8 +130,16 @@ def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> Non
         evaluation = fn(job.inputs, job.config, DataDir(job.data_dir), work_dir=job.work_dir, progress=progress)
         from evaluator.outputs import serialize
 
+        if job.provenance:  # the worker's own records, in the summary before its one serialization
+            from evaluator.summary import Summary
+
+            provenance = {**evaluation.summary["provenance"], **job.provenance}
+            # the summary's provenance with the worker's entries beside the evaluator's (the
+            # TypedDict declares only the evaluator's own keys: a cast, not a conversion)
+            summary = cast(Summary, {**evaluation.summary, "provenance": provenance})
+            evaluation = dataclasses.replace(evaluation, summary=summary)
         serialized = serialize(evaluation)
-        conn.send(Done(serialized.summary(), serialized.table_parquet))
+        conn.send(Done(serialized.summary_json, serialized.table_parquet))
     except IngestError as exc:
         conn.send(UserError(str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the worker, which decides
@@ -218,11 +230,12 @@ class EvalProcess:
         return self.proc.is_alive()
 
     def run(self, evaluate: Callable[..., Any] | None, inputs: list[Path], config: Any,
-            data_dir: str | Path | None, work_dir: Path) -> None:
+            data_dir: str | Path | None, work_dir: Path, provenance: dict[str, Any] | None = None) -> None:
         """Start the job. ``evaluate``: a module-level function with the signature of
-        ``evaluator.pipeline.evaluate`` (None: that one); it must be picklable."""
+        ``evaluator.pipeline.evaluate`` (None: that one); it must be picklable.
+        ``provenance``: entries added to the summary's provenance (e.g. ``lifecycle``)."""
         self.conn.send(EvalJob(evaluate, list(inputs), config, None if data_dir is None else str(data_dir),
-                               Path(work_dir)))
+                               Path(work_dir), dict(provenance or {})))
 
     @property
     def pid(self) -> int | None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
-from evaluator.catalogue import FAMILIES, family_label, family_of, resolve
+from evaluator.catalogue import FAMILIES, breakdown_of, family_label, interval_column, summary_column
 from evaluator.columns import BASE_COLUMNS
 from evaluator.families.sun.metrics import CANDIDATE
 
@@ -72,14 +73,14 @@ STRUCTURE_KEYS: dict[str, str] = {
     **{c.name: c.description for c in BASE_COLUMNS},  # the pipeline's declared columns
     CANDIDATE.name: "JSON page of a counted SUN/MSUN representative (relaxed structure, phase diagram)",
 }
-REP_UNITS = {"count": "count", "frac_submitted": "fraction of submitted (0-1)",
+REP_UNITS: dict[str, str] = {"count": "count", "frac_submitted": "fraction of submitted (0-1)",
              "frac_valid": "fraction of valid (0-1)"}
 BETTER = {1: "higher", -1: "lower", 0: ""}
 
 
 @lru_cache(maxsize=1)
-def _meta_properties() -> dict:
-    props: dict = json.loads(SCHEMA_PATH.read_text()).get("properties", {})
+def _meta_properties() -> dict[str, Any]:
+    props: dict[str, Any] = json.loads(SCHEMA_PATH.read_text()).get("properties", {})
     return props
 
 
@@ -95,24 +96,25 @@ def describe(column: str) -> tuple[str, str, str]:
             meaning += f": {prop['description']}"
         return "", "", "Submission metadata. " + meaning
     ci = ""
-    name = column
-    if column.startswith("uncertainty.") and column.rsplit(".", 1)[-1] in ("lo", "hi"):
-        name, bound = column[len("uncertainty."):].rsplit(".", 1)
-        ci = "lower" if bound == "lo" else "upper"
-    block, dot, key = name.partition(".")
-    found = resolve(block, key) if dot else None
-    if found is None:
+    found = interval_column(column)
+    rec = found[0] if found is not None else summary_column(column)
+    part = None
+    if rec is None:
+        rec = breakdown_of(column)
+        part = column.removeprefix(rec.name + ".") if rec is not None else None
+    if rec is None:
         return "", "", ""
-    metric, rep = found
-    unit = REP_UNITS[rep] if rep is not None else metric.unit
-    if not unit and "_frac_" in key:  # e.g. valid_frac_parsed
-        unit = f"fraction of {key.rsplit('_frac_', 1)[1]} (0-1)"
+    if found is not None:
+        ci = "lower" if found[1] == "lo" else "upper"
+    metric = rec.metric
+    unit = REP_UNITS[rec.rep] if rec.rep != "value" else metric.unit
+    if not unit and rec.fraction_of is not None:  # e.g. valid_frac_parsed
+        unit = f"fraction of {rec.fraction_of} (0-1)"
     meaning = f"{metric.label}: {metric.description}".rstrip(": ")
-    part = key.split(".", 1)[1] if "." in key and rep is None else ""
     if part:
         meaning += f" (entry {part!r})"
-    if family_of(block) != block:  # a group of a family, e.g. stability_unrelaxed
-        meaning += f" [{block}]"
+    if rec.group is not None:  # a group of a family, e.g. stability_unrelaxed
+        meaning += f" [{rec.block}]"
     if ci:
         meaning = f"{ci} bound of the confidence interval of {meaning}"
     return unit, BETTER.get(metric.direction, ""), meaning

@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import io
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +51,10 @@ import pyarrow as pa
 from evaluator.protocol import summary_protocol
 from evaluator.summary import UnsupportedSchema, check_schema
 from leaderboard.publishing.card import render_card
+from leaderboard.publishing.summary_file import LEADERBOARD_BLOCK, SummaryFile
 from leaderboard.jobs import queue_index
 from leaderboard.jobs.queue import FINISHED, Job, finish, get_job, list_jobs
-from leaderboard.publishing.rows import (frame_to_parquet, is_null, protocol_of, read_frame, rows_to_frame,
+from leaderboard.publishing.rows import (frame_to_parquet, is_null, protocol_of, read_frame, records, rows_to_frame,
                                      summary_row)
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps, open_store
 from leaderboard.store.layout import (CARD_PATH, LEADERBOARD_PATH, PUBLISHED_PATH, summary_path,
@@ -67,11 +69,11 @@ Writes = dict[str, bytes | None]
 
 @dataclass
 class Entry:
-    """One submission to publish: its FINISHED job, summary (with the leaderboard block)
+    """One submission to publish: its FINISHED job, summary file (with the leaderboard block)
     and per-structure table bytes (None or unreadable: published without a table)."""
 
     job: Job
-    summary: dict
+    summary: SummaryFile
     table: bytes | None
 
 
@@ -85,7 +87,7 @@ class Plan:
     changed: bool
 
 
-def _published(results: Store) -> tuple[dict, str]:
+def _published(results: Store) -> tuple[dict[str, Any], str]:
     doc, tag = results.read_json(PUBLISHED_PATH)
     if not isinstance(doc, dict) or not isinstance(doc.get("submissions"), dict):
         doc = {"revision": 0, "submissions": {}, "structures_schema": None}
@@ -111,15 +113,15 @@ def visible_ids(store: Store) -> set[str]:
 
 def _entry(store: Store, job: Job) -> Entry | None:
     """A finished submission's entry from the requests store's record of it."""
-    summary = store.read_json(summary_path(job.id))[0]
-    if summary is None:
+    data = store.read_bytes(summary_path(job.id))
+    if data is None:
         log.error("finished submission %s has no summary in %s: not published", job.id, store.uri)
         return None
-    return Entry(job, summary, store.read_bytes(table_path(job.id)))
+    return Entry(job, SummaryFile(data), store.read_bytes(table_path(job.id)))
 
 
-def _meta_of(summary: dict) -> dict:
-    block = summary.get("leaderboard")
+def _meta_of(summary: Mapping[str, Any]) -> dict[str, Any]:
+    block = summary.get(LEADERBOARD_BLOCK)
     meta = block.get("metadata") if isinstance(block, dict) else None
     return meta if isinstance(meta, dict) else {}
 
@@ -129,7 +131,7 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     (``extra`` counted as one: it is being finished in the same commit)."""
     results = store.results_store
     pub, pub_tag = _published(results)  # read before the queue (see module docstring)
-    subs: dict[str, dict] = dict(pub["submissions"])
+    subs: dict[str, dict[str, Any]] = dict(pub["submissions"])
     visible = visible_ids(store)
     jobs: dict[str, Job | None] = {}
 
@@ -143,7 +145,7 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
         jobs[extra.job.id] = extra.job
     current = read_frame(results.read_bytes(LEADERBOARD_PATH))
     stored_rows = {} if current is None or "submission_id" not in current else {
-        r["submission_id"]: r for r in current.to_dict("records")}
+        r["submission_id"]: r for r in records(current)}
     adds: dict[str, Entry] = {} if extra is None else {extra.job.id: extra}
     for job_id in sorted(visible - set(subs) - set(adds)):
         job = job_of(job_id)
@@ -152,7 +154,7 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
             adds[job_id] = found
     removed = sorted(set(subs) - set(visible))
     writes: Writes = {}
-    rows: dict[str, dict] = {}
+    rows: dict[str, Mapping[str, Any]] = {}
     for job_id in subs:
         if job_id not in visible or job_id in adds:
             continue
@@ -168,15 +170,16 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
             log.warning("results of %s left out of the leaderboard: %s", job_id, exc)
     for job_id, e in adds.items():
         try:
-            rows[job_id] = summary_row(e.job, _meta_of(e.summary), e.summary)
+            values = e.summary.values
+            rows[job_id] = summary_row(e.job, _meta_of(values), values)
         except UnsupportedSchema as exc:
             if e is extra:
                 raise
             log.warning("results of %s not published: %s", job_id, exc)
             continue
-        subs[job_id] = {"protocol": protocol_of(e.summary), "protocol_label": _protocol_label(e.summary),
+        subs[job_id] = {"protocol": protocol_of(values), "protocol_label": _protocol_label(values),
                         "published_at": e.job.finished_at, "columns": None}
-        writes[summary_path(job_id)] = dumps(e.summary)
+        writes[summary_path(job_id)] = e.summary.data  # the bytes the evaluation wrote (+ our block)
     # per-structure tables: one common schema
     schema = decode_schema(pub.get("structures_schema"))
     tables: dict[str, pa.Table] = {}
@@ -210,7 +213,7 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     order = sorted(rows, key=lambda i: (str(rows[i].get("finished_at") or ""), i))
     frame = rows_to_frame([rows[i] for i in order])
     lb_bytes = frame_to_parquet(frame)
-    if current is None or not read_frame(lb_bytes).equals(current):
+    if current is None or not pd.read_parquet(io.BytesIO(lb_bytes)).equals(current):
         writes[LEADERBOARD_PATH] = lb_bytes
     has_schema = len(new_schema) > 0
     card = render_card(
@@ -231,8 +234,8 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     return Plan(writes, {PUBLISHED_PATH: pub_tag}, frame, changed)
 
 
-def _protocol_label(summary: dict) -> str | None:
-    protocol, _ = summary_protocol(summary)
+def _protocol_label(summary: Mapping[str, Any]) -> str | None:
+    protocol, _ = summary_protocol(dict(summary))
     return protocol.label if protocol else None
 
 
@@ -255,11 +258,13 @@ def sync_public(store: Store, bump: bool = False, retries: int = 10) -> pd.DataF
 sync_leaderboard = sync_public  # the name earlier versions used
 
 
-def publish(store: Store, job: Job, summary: dict, table_bytes: bytes, worker_id: str,
-            meta: dict | None = None, progress: dict | None = None, stage_rates: dict | None = None) -> Job:
+def publish(store: Store, job: Job, summary: SummaryFile | Mapping[str, Any], table_bytes: bytes, worker_id: str,
+            meta: dict[str, Any] | None = None, progress: dict[str, Any] | None = None,
+            stage_rates: dict[str, Any] | None = None) -> Job:
     """Publish a finished evaluation: the job's FINISHED status with the requests store's
     record of the results, then the public files, row and card (one commit in the
-    single-store layout).
+    single-store layout). ``summary``: the bytes of summary.json as the evaluation wrote
+    them (published as they are, with the leaderboard block appended), or its values.
 
     Only the current lease owner can publish (else LeaseLost and nothing is written); results
     are keyed by submission id, so a re-publish replaces, never duplicates. A summary of an
@@ -267,21 +272,21 @@ def publish(store: Store, job: Job, summary: dict, table_bytes: bytes, worker_id
     stores, a failure of the public commit is logged and left to the next sync: the job is
     finished and its record kept.
     """
-    check_schema(summary)
+    evaluated = summary if isinstance(summary, SummaryFile) else SummaryFile.of(summary)
+    check_schema(evaluated.values)
     meta = meta if meta is not None else load_meta(store, job.id)
-    summary = dict(summary)
 
-    def block(new: Job) -> None:
-        summary["leaderboard"] = {"submission_id": new.id, "attempt": new.attempts, "worker": worker_id,
-                                  "published_at": new.finished_at, "metadata": meta,
-                                  "protocol_queued": new.protocol or None, "rescore_of": new.source or None}
+    def block(new: Job) -> SummaryFile:
+        return evaluated.with_block(LEADERBOARD_BLOCK, {
+            "submission_id": new.id, "attempt": new.attempts, "worker": worker_id,
+            "published_at": new.finished_at, "metadata": meta,
+            "protocol_queued": new.protocol or None, "rescore_of": new.source or None})
 
     if store.results_store is store:
         state: dict[str, Any] = {}
 
         def together(new: Job) -> dict[str, bytes]:
-            block(new)
-            p = plan(store, Entry(new, summary, table_bytes), bump=True)
+            p = plan(store, Entry(new, block(new), table_bytes), bump=True)
             state["if_match"] = p.if_match
             return {k: v for k, v in p.writes.items() if v is not None}
 
@@ -289,8 +294,7 @@ def publish(store: Store, job: Job, summary: dict, table_bytes: bytes, worker_id
                       extra_if_match=lambda new: state["if_match"], progress=progress, stage_rates=stage_rates)
 
     def record(new: Job) -> dict[str, bytes]:
-        block(new)
-        return {summary_path(new.id): dumps(summary), table_path(new.id): table_bytes}
+        return {summary_path(new.id): block(new).data, table_path(new.id): table_bytes}
 
     done = finish(store, job.id, worker_id, extra_writes=record, progress=progress, stage_rates=stage_rates)
     try:

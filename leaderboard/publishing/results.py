@@ -27,7 +27,9 @@ code does not know is refused (logged, left out of the table, named in the table
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -35,7 +37,7 @@ from evaluator.summary import UnsupportedSchema, upgrade_row
 from leaderboard.publishing.dataset import own_columns, publish, sync_leaderboard
 from leaderboard.jobs.queue import FINISHED, Job, list_jobs
 from leaderboard.publishing.rows import (COUNT_FIELDS, META_FIELDS, flatten_metrics, frame_to_parquet, is_null,
-                                     read_frame, refusal, rows_to_frame, summary_row)
+                                         read_frame, records, refusal, rows_to_frame, summary_row)
 from leaderboard.store import Store
 from leaderboard.store.layout import (LEADERBOARD_PATH, RESULTS_DIR, SUMMARY_FILE, TABLE_FILE, summary_path,
                                       table_path)
@@ -50,7 +52,7 @@ __all__ = ["COUNT_FIELDS", "LEADERBOARD_PATH", "META_FIELDS", "RESULTS_DIR", "SU
 
 
 # ------------------------------------------------------------------ reading
-def load_summary(store: Store, job_id: str) -> dict | None:
+def load_summary(store: Store, job_id: str) -> dict[str, Any] | None:
     """The published summary.json of a submission (from the results store; with two stores,
     the requests store's copy when the public one is not there yet), or None."""
     summary = store.results_store.read_json(summary_path(job_id))[0]
@@ -102,11 +104,11 @@ def _reconcile(store: Store, table: pd.DataFrame | None, jobs: list[Job],
     knows their version.
     """
     finished = {j.id: j for j in jobs if j.status == FINISHED}
-    rows: dict[str, dict] = {}
+    rows: dict[str, Mapping[str, Any]] = {}
     refused: dict[str, str] = {}
     kept = 0
     if table is not None and "submission_id" in table:
-        for rec in table.to_dict("records"):
+        for rec in records(table):
             if rec["submission_id"] in finished and not is_null(rec.get("protocol_source")):
                 # (a row written before protocols existed is rebuilt from its summary below)
                 kept += 1
@@ -137,7 +139,7 @@ def _reconcile(store: Store, table: pd.DataFrame | None, jobs: list[Job],
 def for_display(table: pd.DataFrame, refused: dict[str, str] | None = None) -> pd.DataFrame:
     """A stored results table as the UI reads it: rows of older summaries upgraded
     (``evaluator.summary.upgrade_row``), ``attrs["refused"]`` = {job id: why not shown}."""
-    out = rows_to_frame([upgrade_row(r) for r in table.to_dict("records")]) if len(table) else table
+    out = rows_to_frame([upgrade_row(r) for r in records(table)]) if len(table) else table
     out.attrs["refused"] = dict(refused or {})
     return out
 
@@ -155,7 +157,7 @@ def load_results_table(store: Store, reconcile: bool = True) -> pd.DataFrame:
     if not reconcile:
         refused: dict[str, str] = {}
         keep = []
-        for rec in ([] if table is None else table.to_dict("records")):
+        for rec in ([] if table is None else records(table)):
             why = refusal(rec)
             if why is None:
                 keep.append(rec)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import json
 import numbers
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
 
+from evaluator.catalogue import INTERVAL_PREFIX, SummaryColumn, summary_column
 from evaluator.protocol import summary_protocol
 from evaluator.summary import UnsupportedSchema, check_schema
 from leaderboard.jobs.queue import Job
@@ -26,15 +28,101 @@ META_FIELDS = ("model_name", "model_version", "organisation", "submitter", "trai
                "relaxation_method", "paper_url", "code_url", "checkpoint_url", "license",
                "file_sha256", "notes")
 COUNT_FIELDS = ("n_submitted", "n_parsed", "n_valid", "n_evaluated")
-__all__ = ["COUNT_FIELDS", "META_FIELDS", "UnsupportedSchema", "flatten_metrics", "frame_to_parquet",
-           "is_null", "protocol_of", "read_frame", "refusal", "rows_to_frame", "summary_row"]
+__all__ = ["COUNT_FIELDS", "META_FIELDS", "Cell", "FixedColumns", "LeaderboardRow", "UnsupportedSchema",
+           "flatten_metrics", "frame_to_parquet", "is_null", "protocol_of", "read_frame", "records", "refusal",
+           "rows_to_frame", "summary_row"]
+
+Cell = str | int | float | bool | None
+"""A value of a leaderboard column (a list in a summary becomes JSON text)."""
+
+
+class FixedColumns(TypedDict):
+    """The columns every leaderboard row has, in this order (metadata from meta.json, the
+    job, the summary's counts, its provenance and protocol); see the dataset card for each."""
+
+    submission_id: str
+    model_name: Cell
+    model_version: Cell
+    organisation: Cell
+    submitter: Cell
+    training_set: Cell
+    training_set_other: Cell
+    task: Cell
+    condition: Cell
+    relaxed_before_submission: Cell
+    relaxation_method: Cell
+    paper_url: Cell
+    code_url: Cell
+    checkpoint_url: Cell
+    license: Cell
+    file_sha256: Cell
+    notes: Cell
+    n_structures_declared: Cell
+    submitted_at: str | None
+    finished_at: str | None
+    attempts: int
+    n_submitted: int | None
+    n_parsed: int | None
+    n_valid: int | None
+    n_evaluated: int | None
+    schema_version: int
+    provenance: str
+    evaluator_version: str | None
+    families: str
+    reference: str | None
+    mlip: str | None
+    mlip_model: str | None
+    rescore_of: str | None
+    protocol_id: str | None
+    protocol_label: str
+    protocol_source: str
+    protocol_record: str | None
+    device: str | None
+    engine: str | None
+    relax_mode: str | None
+    reference_coverage: str | None
+    reference_n_structures: int | None
+    reference_max_sites: int | None
+    uncertainty_method: str | None
+    uncertainty_n_resamples: int | None
+    uncertainty_seed: int | None
+    uncertainty_level: float | None
+
+
+@dataclass(frozen=True)
+class LeaderboardRow(Mapping[str, object]):
+    """One published leaderboard row: the fixed columns, then one column per metric of the
+    summary (``<block>.<key>``; ``record`` gives the catalogue's record of a declared one),
+    then the bounds of the rates' confidence intervals (``uncertainty.<block>.<key>.lo``/``.hi``).
+    Read as a mapping {column: value}, in that order."""
+
+    fixed: FixedColumns
+    metrics: dict[str, Cell] = field(default_factory=dict)
+    intervals: dict[str, Cell] = field(default_factory=dict)
+
+    def _cells(self) -> dict[str, object]:
+        return {**self.fixed, **self.metrics, **self.intervals}
+
+    def __getitem__(self, column: str) -> object:
+        return self._cells()[column]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cells())
+
+    def __len__(self) -> int:
+        return len(self.fixed) + len(self.metrics) + len(self.intervals)
+
+    @staticmethod
+    def record(column: str) -> SummaryColumn | None:
+        """The catalogue's record of a metric column (None for a fixed or undeclared one)."""
+        return summary_column(column)
 
 
 # ------------------------------------------------------------------ rows
-def flatten_metrics(metrics: dict, prefix: str = "") -> dict:
+def flatten_metrics(metrics: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Cell]:
     """{"validity": {"valid_frac": 0.9}} -> {"validity.valid_frac": 0.9}; nested dicts
     are joined with dots, lists become JSON strings."""
-    out = {}
+    out: dict[str, Cell] = {}
     for key, value in (metrics or {}).items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
@@ -54,23 +142,41 @@ def protocol_of(summary: Mapping[str, Any]) -> str | None:
     return protocol.id if protocol else None
 
 
-def summary_row(job: Job, meta: dict | None, summary: dict) -> dict:
+def _block(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def summary_row(job: Job, meta: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> LeaderboardRow:
     """The leaderboard row of one finished submission; raises ``UnsupportedSchema`` for a
     summary whose ``schema_version`` this code does not know. It names the protocol
     (``protocol_id``, ``protocol_label``, ``protocol_source``: summary, derived or unknown;
     ``protocol_record`` as JSON) and, beside it, the device and engine."""
     version = check_schema(summary)
     meta = meta or {}
-    prov = summary.get("provenance") or {}
-    config = prov.get("config") or {}
+    prov = _block(summary.get("provenance"))
+    config = _block(prov.get("config"))
     reference = prov.get("reference")
-    row = {"submission_id": job.id}
-    row.update({f: meta.get(f) for f in META_FIELDS})
-    row["n_structures_declared"] = meta.get("n_structures")
-    row.update({"submitted_at": job.created_at, "finished_at": job.finished_at,
-                "attempts": job.attempts})
-    row.update({f: summary.get(f) for f in COUNT_FIELDS})
-    row.update({
+    # The protocol (evaluator.protocol): the ranking never mixes two; "unknown" is never ranked
+    # with a known one. Device, engine and batch size are recorded beside it.
+    protocol, source = summary_protocol(dict(summary))
+    execution = _block(summary.get("execution"))
+    relax = _block(_block(_block(prov.get("family")).get("stability")).get("relaxation"))
+    coverage = _block(reference.get("coverage")) if isinstance(reference, dict) else {}
+    unc = _block(prov.get("uncertainty"))
+    fixed: FixedColumns = {
+        "submission_id": job.id,
+        "model_name": meta.get("model_name"), "model_version": meta.get("model_version"),
+        "organisation": meta.get("organisation"), "submitter": meta.get("submitter"),
+        "training_set": meta.get("training_set"), "training_set_other": meta.get("training_set_other"),
+        "task": meta.get("task"), "condition": meta.get("condition"),
+        "relaxed_before_submission": meta.get("relaxed_before_submission"),
+        "relaxation_method": meta.get("relaxation_method"), "paper_url": meta.get("paper_url"),
+        "code_url": meta.get("code_url"), "checkpoint_url": meta.get("checkpoint_url"),
+        "license": meta.get("license"), "file_sha256": meta.get("file_sha256"), "notes": meta.get("notes"),
+        "n_structures_declared": meta.get("n_structures"),
+        "submitted_at": job.created_at, "finished_at": job.finished_at, "attempts": job.attempts,
+        "n_submitted": summary.get("n_submitted"), "n_parsed": summary.get("n_parsed"),
+        "n_valid": summary.get("n_valid"), "n_evaluated": summary.get("n_evaluated"),
         "schema_version": version,
         "provenance": "leaderboard worker",
         "evaluator_version": prov.get("evaluator_version"),
@@ -79,13 +185,6 @@ def summary_row(job: Job, meta: dict | None, summary: dict) -> dict:
         "mlip": config.get("mlip"),
         "mlip_model": config.get("mlip_model"),
         "rescore_of": job.source or None,
-    })
-    # The protocol (evaluator.protocol): the ranking never mixes two; "unknown" is never ranked
-    # with a known one. Device, engine and batch size are recorded beside it.
-    protocol, source = summary_protocol(summary)
-    execution = summary.get("execution") if isinstance(summary.get("execution"), dict) else {}
-    relax = ((prov.get("family") or {}).get("stability") or {}).get("relaxation") or {}
-    row.update({
         "protocol_id": protocol.id if protocol else None,
         "protocol_label": protocol.label if protocol else "protocol unknown",
         "protocol_source": source,
@@ -93,44 +192,41 @@ def summary_row(job: Job, meta: dict | None, summary: dict) -> dict:
         "device": execution.get("device") or relax.get("device"),
         "engine": execution.get("engine") or relax.get("engine"),
         "relax_mode": execution.get("relax_mode") or relax.get("mode"),
-    })
-    coverage = reference.get("coverage") if isinstance(reference, dict) else None
-    coverage = coverage if isinstance(coverage, dict) else {}
-    row.update({  # what the reference covers (novelty, SUN/MSUN are relative to it)
+        # what the reference covers (novelty, SUN/MSUN are relative to it)
         "reference_coverage": coverage.get("description"),
         "reference_n_structures": coverage.get("n_structures"),
         "reference_max_sites": coverage.get("max_sites"),
-    })
-    unc = prov.get("uncertainty") if isinstance(prov.get("uncertainty"), dict) else {}
-    row.update({"uncertainty_method": unc.get("method"), "uncertainty_n_resamples": unc.get("n_resamples"),
-                "uncertainty_seed": unc.get("seed"), "uncertainty_level": unc.get("level")})
-    row.update(flatten_metrics(summary.get("metrics") or {}))
-    # Confidence intervals of the rates: "uncertainty.<family>.<metric>.lo"/".hi".
-    row.update(flatten_metrics(summary.get("uncertainty") or {}, "uncertainty."))
-    return row
+        "uncertainty_method": unc.get("method"), "uncertainty_n_resamples": unc.get("n_resamples"),
+        "uncertainty_seed": unc.get("seed"), "uncertainty_level": unc.get("level"),
+    }
+    # Confidence intervals of the rates: "uncertainty.<block>.<key>.lo"/".hi".
+    return LeaderboardRow(fixed, flatten_metrics(_block(summary.get("metrics"))),
+                          flatten_metrics(_block(summary.get("uncertainty")), INTERVAL_PREFIX))
 
 
-def is_null(v) -> bool:
-    if v is None or isinstance(v, (str, bytes, list, dict, tuple)):
-        return v is None
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
+def is_null(v: object) -> bool:
+    """Whether a cell is missing: None, NaN (Python or numpy), NaT or pandas' NA."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(np.isnan(v))
+    if isinstance(v, np.datetime64):
+        return bool(np.isnat(v))
+    return False
 
 
-def _is_bool(v) -> bool:
+def _is_bool(v: object) -> bool:
     return isinstance(v, (bool, np.bool_))
 
 
-def _is_number(v) -> bool:
+def _is_number(v: object) -> bool:
     return isinstance(v, numbers.Real) and not _is_bool(v)
 
 
-def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
-    """A parquet-safe DataFrame: each column all-bool, all-int, all-float or all-string
-    (nulls kept; dicts/lists as JSON strings)."""
-    df = pd.DataFrame(rows)
+def rows_to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A parquet-safe DataFrame of rows (``LeaderboardRow``s or stored records): each column
+    all-bool, all-int, all-float or all-string (nulls kept; dicts/lists as JSON strings)."""
+    df = pd.DataFrame([dict(r) for r in rows])
     if df.empty:
         return pd.DataFrame({"submission_id": pd.Series([], dtype="object")})
     for col in df.columns:
@@ -156,6 +252,11 @@ def frame_to_parquet(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     return buf.getvalue()
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a stored leaderboard table as {column: value} records."""
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 def read_frame(data: bytes | None) -> pd.DataFrame | None:

@@ -35,7 +35,7 @@ def _plain(t: pa.DataType) -> pa.DataType:
 
 
 def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
 def widen(a: pa.DataType, b: pa.DataType) -> pa.DataType:
@@ -98,7 +98,7 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema).replace_schema_metadata(_metadata(table, changed))
 
 
-def _metadata(table: pa.Table, changed: set[str]) -> dict | None:
+def _metadata(table: pa.Table, changed: set[str]) -> dict[bytes, bytes] | None:
     """The table's metadata without the pandas dtypes of ``changed`` columns (their arrow type
     was widened, so the recorded pandas dtype no longer fits)."""
     meta = dict(table.schema.metadata or {})

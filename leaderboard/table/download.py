@@ -3,6 +3,8 @@ order the leaderboard shows when it opens (``ranked_table``)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import pandas as pd
 
 from leaderboard.table.measures import DEFAULT_RANK
@@ -26,7 +28,7 @@ def ranked_table(results: pd.DataFrame, pinned: str | None = None, rank_by: str 
         return out
     sid = meta_column(out, "submission_id")
     ranks = pd.Series(pd.NA, index=out.index, dtype="Int64")
-    order: list = []
+    order: list[Hashable] = []
     for _, proto in protocol_choices(out, pinned):
         part = rows_of(out, proto)
         if part.empty:

@@ -126,6 +126,11 @@ def indistinguishable(df: pd.DataFrame, m: Measure, show: str, ranks: pd.Series,
     return out
 
 
+def _yes_no_dash(value: Any) -> str:
+    flag = norm_bool(value)
+    return "—" if flag is None else "yes" if flag else "no"
+
+
 def rankable(df: pd.DataFrame) -> bool:
     """Whether the rows of ``df`` may be ranked together: all of one known protocol (a table
     without a protocol column, e.g. built by hand, counts as one)."""
@@ -171,7 +176,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
         col = meta_column(df, canonical)
         if col is None:
             continue
-        values = df[col]
+        values: pd.Series[Any] | list[str] = df[col]
         if canonical == "model":
             ver = meta_column(df, "model_version")
             if ver is not None and ver != col:
@@ -179,7 +184,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
         if canonical == "provenance":
             values = evaluated_by(df)
         if canonical == "relaxed":
-            values = values.map(lambda v: {True: "yes", False: "no"}.get(norm_bool(v), "—"))
+            values = df[col].map(_yes_no_dash)
         out[META_LABELS[canonical]] = values
     headers, formats = [], {}
     for m in shown:

@@ -7,11 +7,15 @@ configured local identity (``GENBENCH_LOCAL_USER``, default "local-user") acts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import gradio as gr
 
 from evaluator.config import IngestLimits
 from leaderboard.jobs.queue import FINISHED, get_job
 from leaderboard.ui import compare_tab, leaderboard_tab, model_tab, plots_tab, status_tab, submit_tab
+from leaderboard.store import Store
 from leaderboard.ui.shared_state import AppContext, make_context
 
 TITLE = "Crystal generative-model leaderboard"
@@ -31,17 +35,18 @@ def theme() -> gr.themes.Base:
                              font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
 
 
-def launch_kwargs() -> dict:
+def launch_kwargs() -> dict[str, Any]:
     """Arguments for ``Blocks.launch`` that belong to the app (theme, CSS, and an upload size
     limit equal to the ingestion limit, so Gradio refuses a bigger file before storing it)."""
     return {"theme": theme(), "css": CSS, "footer_links": ["api"],
             "max_file_size": IngestLimits().max_upload_bytes}
 
 
-def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
+def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -> gr.Blocks:
     """The whole app on ``ctx`` (or a new context on ``store``)."""
     ctx = ctx or make_context(store)
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    app = gr.Blocks(title=TITLE, analytics_enabled=False)
+    with app as demo:
         with gr.Row():
             gr.Markdown(f"# {TITLE}", elem_id="title")
             if ctx.space:
@@ -68,53 +73,55 @@ def build_app(ctx: AppContext | None = None, store=None) -> gr.Blocks:
 
         st_fn, st_in, st_out = st["refresh"]
 
-        def on_load(request: gr.Request, profile=None):
+        def on_load(request: gr.Request, profile: gr.OAuthProfile | None = None) -> tuple[object, ...]:
             """Identity, then the permalink ``?submission=<id>``: open its model page when
             finished, its status otherwise."""
             user = ctx.user(profile)
             sid = (dict(request.query_params).get("submission") or "").strip() if request else ""
             tab, pick, status_pick = gr.update(), gr.update(choices=model_tab.finished_choices(ctx)), None
-            page = list(md["show"](None))  # the empty state, worded for the store as it is now
+            page = list(md.show(None))  # the empty state, worded for the store as it is now
             if sid:
                 job = get_job(ctx.store, sid)
                 if job is not None and job.status == FINISHED:
                     tab, pick = gr.update(selected="model"), gr.update(choices=model_tab.finished_choices(ctx),
                                                                        value=sid)
-                    page = list(md["show"](sid))  # a value set by a load event does not fire .change
+                    page = list(md.show(sid))  # a value set by a load event does not fire .change
                 else:
                     tab, status_pick = gr.update(selected="status"), sid
             return (user, tab, pick, gr.Timer(active=status_pick is not None), *st_fn(user, status_pick), *page)
 
-        if ctx.space:
-            def load_fn(request: gr.Request, profile: gr.OAuthProfile | None):  # noqa: F811
-                return on_load(request, profile)
-        else:
-            def load_fn(request: gr.Request):
-                return on_load(request, None)
+        # Gradio passes the signed-in profile to a handler whose signature asks for one (on a Space).
+        def space_load(request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[object, ...]:
+            return on_load(request, profile)
 
-        demo.load(load_fn, None, [user_state, tabs, md["pick"], st["timer"], *st_out, *md["outs"]],
+        def local_load(request: gr.Request) -> tuple[object, ...]:
+            return on_load(request, None)
+
+        load_fn: Callable[..., tuple[object, ...]] = space_load if ctx.space else local_load
+
+        demo.load(load_fn, None, [user_state, tabs, md.pick, st["timer"], *st_out, *md.outs],
                   api_visibility="private")
         # After a submission, show it in "My submissions" at once.
         sb["submitted"].then(lambda u, jid: st_fn(u, jid), [user_state, sb["last_id"]], st_out,
                              api_visibility="private")
         # Keep the model picker's choices in step with the leaderboard's refreshes.
-        lb["timer"].tick(md["refresh_choices"], md["pick"], md["pick"], api_visibility="private",
-                         show_progress="hidden")
-        lb["refresh"].click(md["refresh_choices"], md["pick"], md["pick"], api_visibility="private")
-        for ev in (lb["timer"].tick, lb["refresh"].click, demo.load):
-            ev(cmp["refresh_choices"], cmp["pick"], cmp["pick"], api_visibility="private", show_progress="hidden")
+        lb.timer.tick(md.refresh_choices, md.pick, md.pick, api_visibility="private", show_progress="hidden")
+        lb.refresh.click(md.refresh_choices, md.pick, md.pick, api_visibility="private")
+        for ev in (lb.timer.tick, lb.refresh.click, demo.load):
+            ev(cmp.refresh_choices, cmp.pick, cmp.pick, api_visibility="private", show_progress="hidden")
         # The leaderboard download buttons hold their files before anyone clicks (a DownloadButton
         # whose file is made by its own click downloads nothing on the first click).
-        dl_fn, dl_out = md["refresh_downloads"]
-        demo.load(dl_fn, None, dl_out, api_visibility="private", show_progress="hidden")
-        lb["timer"].tick(dl_fn, None, dl_out, api_visibility="private", show_progress="hidden")
-        lb["refresh"].click(dl_fn, None, dl_out, api_visibility="private", show_progress="hidden")
+        dl = md.refresh_downloads
+        demo.load(dl.fn, None, list(dl.outputs), api_visibility="private", show_progress="hidden")
+        lb.timer.tick(dl.fn, None, list(dl.outputs), api_visibility="private", show_progress="hidden")
+        lb.refresh.click(dl.fn, None, list(dl.outputs), api_visibility="private", show_progress="hidden")
         # The components' initial values were computed when the app was built: bring them
         # up to date for every new page.
-        lb_fn, lb_in, lb_out = lb["load"]
-        demo.load(lb_fn, lb_in, lb_out, api_visibility="private", show_progress="hidden")
-        redraw, r_in, r_out = pl["redraw"]
-        demo.load(lambda *a: redraw(*a[:-1], -1), r_in, r_out, api_visibility="private",
+        demo.load(lb.load.fn, list(lb.load.inputs), list(lb.load.outputs), api_visibility="private",
                   show_progress="hidden")
-        lb["timer"].tick(redraw, r_in, r_out, api_visibility="private", show_progress="hidden")
-    return demo
+        redraw = pl.redraw
+        demo.load(lambda *a: redraw.fn(*a[:-1], -1), list(redraw.inputs), list(redraw.outputs),
+                  api_visibility="private", show_progress="hidden")
+        lb.timer.tick(redraw.fn, list(redraw.inputs), list(redraw.outputs), api_visibility="private",
+                      show_progress="hidden")
+    return app

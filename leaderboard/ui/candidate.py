@@ -33,17 +33,17 @@ SPARSE_CHEMSYS_COLUMN = SPARSE_CHEMSYS.name
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif")
 
 
-def parse(value: Any) -> dict | None:
+def parse(value: Any) -> dict[str, Any] | None:
     """The candidate dict of one ``sun_candidate`` cell (None for empty or unreadable cells)."""
     if isinstance(value, dict):
-        return value
+        return {str(k): v for k, v in value.items()}
     if not isinstance(value, str) or not value.strip():
         return None
     try:
         out = json.loads(value)
     except ValueError:
         return None
-    return out if isinstance(out, dict) else None
+    return {str(k): v for k, v in out.items()} if isinstance(out, dict) else None
 
 
 def candidate_rows(df: pd.DataFrame | None) -> pd.DataFrame:
@@ -54,19 +54,28 @@ def candidate_rows(df: pd.DataFrame | None) -> pd.DataFrame:
     return df[keep]
 
 
-def _cell_edges(lattice: np.ndarray) -> tuple[list, list, list]:
+Polyline = list[float | None]  # coordinates, None breaking the line
+
+
+def _cell_edges(lattice: np.ndarray) -> tuple[Polyline, Polyline, Polyline]:
     """The 12 edges of the unit cell as one polyline with None breaks."""
     a, b, c = lattice
     corners = {(i, j, k): i * a + j * b + k * c for i in (0, 1) for j in (0, 1) for k in (0, 1)}
-    xs, ys, zs = [], [], []
+    xs: Polyline = []
+    ys: Polyline = []
+    zs: Polyline = []
     for p, q in ((p, q) for p in corners for q in corners if p < q and sum(abs(u - v) for u, v in zip(p, q)) == 1):
         for pt in (corners[p], corners[q]):
-            xs.append(pt[0]), ys.append(pt[1]), zs.append(pt[2])
-        xs.append(None), ys.append(None), zs.append(None)
+            xs.append(float(pt[0]))
+            ys.append(float(pt[1]))
+            zs.append(float(pt[2]))
+        xs.append(None)
+        ys.append(None)
+        zs.append(None)
     return xs, ys, zs
 
 
-def structure_figure(structure: dict | None, title: str = "Relaxed structure") -> go.Figure:
+def structure_figure(structure: dict[str, Any] | None, title: str = "Relaxed structure") -> go.Figure:
     """Interactive 3D view: atoms coloured by element (Jmol colours), bonds, unit cell."""
     fig = go.Figure()
     fig.update_layout(template="plotly_white", height=480, margin=dict(l=0, r=0, t=50, b=0), font=FONT,
@@ -104,7 +113,7 @@ def structure_figure(structure: dict | None, title: str = "Relaxed structure") -
     return fig
 
 
-def phase_diagram_figure(record: dict) -> go.Figure:
+def phase_diagram_figure(record: dict[str, Any]) -> go.Figure:
     """The stored phase diagram (plotly JSON), or a figure that says why there is none."""
     pd_json = record.get("phase_diagram")
     if pd_json:
@@ -132,16 +141,16 @@ def _ev(v: Any) -> str:
     return f"{float(v):.3f} eV/atom"
 
 
-def _flag(row: pd.Series | dict, column: str) -> bool | None:
+def _flag(row: pd.Series[Any] | dict[str, Any], column: str) -> bool | None:
     v = row.get(column) if hasattr(row, "get") else None
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return None
     return bool(v)
 
 
-def flags_text(row: pd.Series | dict, max_sites: int | None = None) -> list[str]:
+def flags_text(row: pd.Series[Any] | dict[str, Any], max_sites: int | None = None) -> list[str]:
     """Per-structure warnings about the reference's limits (empty when none apply)."""
-    out = []
+    out: list[str] = []
     if _flag(row, BEYOND_REFERENCE_COLUMN):
         size = f" ({max_sites} sites)" if max_sites else ""
         out.append(f"⚠ larger than any reference cell{size}: it cannot be matched, so “novel” is not evidence "
@@ -163,7 +172,7 @@ def _describe(value: Any) -> str:
     return str(value)
 
 
-def details_markdown(row: pd.Series | dict, record: dict, max_sites: int | None = None) -> str:
+def details_markdown(row: pd.Series[Any] | dict[str, Any], record: dict[str, Any], max_sites: int | None = None) -> str:
     """E_hull before/after relaxation, relaxation RMSD, nearest reference entry, flags."""
     formula = chem_formula(row.get("reduced_formula") or row.get("formula"))
     lines = [f"#### Candidate #{row.get('index', '?')} {formula}".rstrip(),

@@ -3,8 +3,13 @@ confidence intervals, overlaid E_hull histograms, element coverage)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import gradio as gr
 import pandas as pd
+import plotly.graph_objects as go
 
 from evaluator.export import element_counts
 from leaderboard.ui import figures as P
@@ -12,16 +17,24 @@ from leaderboard.table.measures import DEFAULT_SHOW, Measure, catalogue
 from leaderboard.table.metadata import meta_column, provenance_label, reference_note
 from leaderboard.table.protocols import UNKNOWN, mixed, protocol_keys, protocol_labels
 from leaderboard.table.view import ci_text, number_format
-from leaderboard.ui import model_tab as M
-from leaderboard.ui.model_tab import finished_choices
+from leaderboard.ui.model_tab import finished_choices, structures
 from leaderboard.ui.shared_state import AppContext
+from leaderboard.ui.structures_view import ehull_column, first_column, valid_rows
 
 MAX_COMPARED = 3
 HELP = ("Pick two or three finished submissions. Rates are % of submitted structures with their "
         "confidence interval in brackets; “—” means not computed (the model page says why).")
 
 
-def _cell(row: pd.Series, m: Measure, df: pd.DataFrame) -> str:
+@dataclass(frozen=True)
+class CompareTab:
+    """What the app wires to the compare tab: the picker and the refresh of its choices."""
+
+    pick: gr.Dropdown
+    refresh_choices: Callable[[list[str] | None], dict[str, Any]]
+
+
+def _cell(row: pd.Series[Any], m: Measure, df: pd.DataFrame) -> str:
     col = m.column(DEFAULT_SHOW)
     v = pd.to_numeric(pd.Series([row.get(col)]), errors="coerce").iloc[0]
     if pd.isna(v):
@@ -42,7 +55,9 @@ def _cell(row: pd.Series, m: Measure, df: pd.DataFrame) -> str:
 def _names(res: pd.DataFrame, ids: list[str]) -> dict[str, str]:
     sid, model = meta_column(res, "submission_id"), meta_column(res, "model")
     ver = meta_column(res, "model_version")
-    out = {}
+    out: dict[str, str] = {}
+    if sid is None:
+        return out
     for _, r in res[res[sid].astype(str).isin(ids)].iterrows():
         name = str(r[model]) if model else str(r[sid])
         if ver and isinstance(r[ver], str) and r[ver]:
@@ -57,17 +72,19 @@ def metric_table(res: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
         return pd.DataFrame()
     df = res
     sid = meta_column(df, "submission_id")
+    if sid is None:
+        return pd.DataFrame()
     rows = {str(r[sid]): r for _, r in df.iterrows() if str(r[sid]) in ids}
     names = _names(df, ids)
     measures = catalogue(df)
     shown = [m for m in measures if m.headline]  # the compact view's
     prov = meta_column(df, "provenance")
-    keys, labels = protocol_keys(df), protocol_labels(df)
+    key_of, labels = dict(zip(df.index, protocol_keys(df))), protocol_labels(df)
     out = {"Metric": ["Evaluated by", "Protocol"] + [m.header(DEFAULT_SHOW) for m in shown]}
     for i in ids:
         if i in rows:
             by = provenance_label(rows[i][prov], rows[i].get("evaluator_version")) if prov else "—"
-            key = keys.loc[rows[i].name]
+            key = str(key_of[rows[i].name])
             proto = labels.get(key, key) + ("" if key == UNKNOWN else f" ({key})")
             out[names.get(i, i)] = [by, proto] + [_cell(rows[i], m, df) for m in shown]
     return pd.DataFrame(out)
@@ -88,25 +105,27 @@ def protocol_warning(res: pd.DataFrame, ids: list[str]) -> str:
             "across them; re-score them under one protocol to compare.\n\n")
 
 
-def figures(ctx: AppContext, ids: list[str]):
+def figures(ctx: AppContext, ids: list[str]) -> tuple[go.Figure, go.Figure]:
     """(E_hull overlay, element coverage) of the chosen submissions."""
     names = _names(ctx.results.get(), ids)
-    ehull, counts, totals = {}, {}, {}
+    ehull: dict[str, Any] = {}
+    counts: dict[str, dict[str, int]] = {}
+    totals: dict[str, int] = {}
     for i in ids:
-        df = M.structures(ctx, i)
+        df = structures(ctx, i)
         label = names.get(i, i)
         if df is None:
             continue
-        eh = M.ehull_column(df)
+        eh = ehull_column(df)
         ehull[label] = df[eh] if eh else []
-        valid = M.valid_rows(df)
-        fcol = M.first_column(valid, ("reduced_formula", "formula"))
+        valid = valid_rows(df)
+        fcol = first_column(valid, ("reduced_formula", "formula"))
         counts[label] = dict(element_counts(valid[fcol])) if fcol else {}
         totals[label] = len(valid)
     return P.ehull_overlay(ehull), P.element_coverage_compare(counts, totals)
 
 
-def build(ctx: AppContext) -> dict:
+def build(ctx: AppContext) -> CompareTab:
     gr.Markdown(HELP)
     pick = gr.Dropdown(finished_choices(ctx), multiselect=True, max_choices=MAX_COMPARED,
                        label="Submissions to compare (2–3)", elem_id="compare-pick")
@@ -117,7 +136,7 @@ def build(ctx: AppContext) -> dict:
         hist = gr.Plot(show_label=False, elem_id="compare-ehull")
         cover = gr.Plot(show_label=False, elem_id="compare-elements")
 
-    def compare(ids):
+    def compare(ids: list[str] | None) -> tuple[object, ...]:
         ids = [str(i) for i in (ids or [])][:MAX_COMPARED]
         if len(ids) < 2:
             return ("Pick at least two submissions to compare." if ctx.results.get().shape[0] >= 2 else
@@ -130,8 +149,8 @@ def build(ctx: AppContext) -> dict:
 
     pick.change(compare, pick, [note, body, table, hist, cover], api_visibility="private")
 
-    def refresh_choices(current):
+    def refresh_choices(current: list[str] | None) -> dict[str, Any]:
         """New choices only: sending the value back would race the user's picks (multiselect)."""
         return gr.update(choices=finished_choices(ctx))
 
-    return {"pick": pick, "refresh_choices": refresh_choices}
+    return CompareTab(pick, refresh_choices)

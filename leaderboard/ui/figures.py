@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ def pareto_mask(x: Iterable[float], y: Iterable[float], x_dir: int = 1, y_dir: i
         gt = (xs[idx] > xs[i]) | (ys[idx] > ys[i])
         if np.any(ge & gt):
             mask[i] = False
-    return mask
+    return np.asarray(mask, dtype=bool)
 
 
 def staircase(x: Iterable[float], y: Iterable[float], x_dir: int = 1, y_dir: int = 1,
@@ -62,18 +63,19 @@ def staircase(x: Iterable[float], y: Iterable[float], x_dir: int = 1, y_dir: int
                   if np.isfinite(a) and np.isfinite(b)})
     if not pts:
         return [], []
-    vx, vy = [], []
+    corners: list[tuple[float, float]] = []
     if extent is not None:
         xmin, xmax, ymin, ymax = extent
         lo_x = min(xmin * sx, xmax * sx)  # worst x in "higher is better" space
-        vx.append(lo_x), vy.append(pts[0][1])
+        corners.append((lo_x, pts[0][1]))
     for k, (a, b) in enumerate(pts):
-        vx.append(a), vy.append(b)
+        corners.append((a, b))
         if k + 1 < len(pts):
-            vx.append(a), vy.append(pts[k + 1][1])
+            corners.append((a, pts[k + 1][1]))
     if extent is not None:
         lo_y = min(ymin * sy, ymax * sy)
-        vx.append(pts[-1][0]), vy.append(lo_y)
+        corners.append((pts[-1][0], lo_y))
+    vx, vy = [a for a, _ in corners], [b for _, b in corners]
     return [v * sx for v in vx], [v * sy for v in vy]
 
 
@@ -86,7 +88,8 @@ def _measure_values(df: pd.DataFrame, m: Measure, show: str) -> tuple[pd.Series,
     return vals.astype(float), m.header(show)
 
 
-def _error_bars(df: pd.DataFrame, m: Measure, show: str, values: pd.Series) -> dict | None:
+def _error_bars(df: pd.DataFrame, m: Measure, show: str,
+                values: pd.Series[float]) -> dict[str, pd.Series[float]] | None:
     """Plotly asymmetric error bars from the rate's stored confidence interval (None without one)."""
     cols = m.ci_columns(show)
     if cols is None or not all(c in df.columns for c in cols):
@@ -139,9 +142,9 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = DEFAULT_S
     d = pd.DataFrame({"x": xv, "y": yv, "model": _meta(df, "model"), "train": _meta(df, "training_set"),
                       "n": _meta(df, "n_structures"), "prov": evaluated_by(df),
                       "who": _meta(df, "submitter"), "id": _meta(df, "submission_id")})
-    for name, bars in (("ex", ex), ("ey", ey)):
-        d[f"{name}+"] = bars["plus"] if bars else np.nan
-        d[f"{name}-"] = bars["minus"] if bars else np.nan
+    for name, err in (("ex", ex), ("ey", ey)):
+        d[f"{name}+"] = err["plus"] if err else np.nan
+        d[f"{name}-"] = err["minus"] if err else np.nan
     d = d[ok]
     front = pareto_mask(d["x"], d["y"], mx.direction or 1, my.direction or 1) if len(d) else np.array([], bool)
     # Plotly renders a subset of HTML (<a href>, <b>...) in labels: user metadata is escaped
@@ -160,7 +163,7 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = DEFAULT_S
     rest = ~front if directed else np.ones(len(d), bool)
     level = ci_level(df)
 
-    def bars(sel, axis):  # the rates' confidence intervals as error bars
+    def bars(sel: Any, axis: str) -> dict[str, Any] | None:  # the rates' confidence intervals as error bars
         if not d[f"e{axis}+"].notna().any():
             return None
         return dict(type="data", symmetric=False, array=d[f"e{axis}+"][sel], arrayminus=d[f"e{axis}-"][sel],

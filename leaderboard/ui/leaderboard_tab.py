@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
 import gradio as gr
 import pandas as pd
+from gradio.events import api as gradio_api  # (not in gradio's __all__)
+from pandas.io.formats.style import Styler
 
 from evaluator import catalogue as C
 from leaderboard.table.measures import DEFAULT_RANK, SHOW_MODES, Measure, families_present, measures_of
@@ -12,9 +18,20 @@ from leaderboard.table.protocols import UNKNOWN, default_protocol, protocol_choi
 from leaderboard.table.ranking import choices
 from leaderboard.table.styling import legend_markdown, style
 from leaderboard.table.view import WHY_NO_CI, build_view, ci_level, column_choices, default_full_columns
-from leaderboard.ui.shared_state import AppContext
+from leaderboard.ui.shared_state import AppContext, Wiring
 
 VIEWS = ["compact", "full"]
+
+
+@dataclass(frozen=True)
+class LeaderboardTab:
+    """What the app wires to the leaderboard tab: its table, its refresh timer and button, and
+    the handler that brings the table and controls up to date (``load``, on every new page)."""
+
+    table: gr.Dataframe
+    timer: gr.Timer
+    refresh: gr.Button
+    load: Wiring
 
 
 def _rank_choices(measures: list[Measure]) -> list[tuple[str, str]]:
@@ -24,7 +41,7 @@ def _rank_choices(measures: list[Measure]) -> list[tuple[str, str]]:
 
 def render_table(results: pd.DataFrame, view: str, families: list[str] | None, show: str, search: str,
                  training_set: str | None, task: str | None, relaxed: str | None, rank_by: str | None,
-                 columns: list[str] | None = None, protocol: str | None = None):
+                 columns: list[str] | None = None, protocol: str | None = None) -> tuple[Styler, str]:
     """(Styler for gr.Dataframe, caption markdown) for the current controls. ``protocol``:
     the rows of that protocol only (None: every row, as one ranking; the app always names one)."""
     everything = results
@@ -68,7 +85,7 @@ def _rank_label(results: pd.DataFrame, rank_by: str | None) -> str:
     return f"{m.label} {m.arrow}"
 
 
-def build(ctx: AppContext) -> dict:
+def build(ctx: AppContext) -> LeaderboardTab:
     """Build the tab's components inside the current Blocks; returns the ones others need."""
     results = ctx.results.get()
     measures = measures_of(results)
@@ -118,14 +135,16 @@ def build(ctx: AppContext) -> dict:
 
     controls = [view, families, show, search, training_set, task, relaxed, rank_by, columns, protocol]
 
-    def update(view, families, show, search, training_set, task, relaxed, rank_by, columns, protocol):
+    def update(view: str, families: list[str], show: str, search: str, training_set: str | None, task: str | None,
+               relaxed: str | None, rank_by: str | None, columns: list[str] | None,
+               protocol: str | None) -> tuple[Styler, str]:
         res = ctx.results.get()
         return render_table(res, view, families, show, search, training_set, task, relaxed, rank_by, columns,
                             protocol)
 
-    def reload(force, view, families, show, search, training_set, task, relaxed, rank_by, columns, protocol):
-        import datetime as dt
-
+    def reload(force: bool, view: str, families: list[str], show: str, search: str, training_set: str | None,
+               task: str | None, relaxed: str | None, rank_by: str | None, columns: list[str] | None,
+               protocol: str | None) -> tuple[object, ...]:
         res = ctx.results.get(force=force)
         ms = measures_of(res)
         styler, cap = render_table(res, view, families, show, search, training_set, task, relaxed, rank_by,
@@ -142,22 +161,29 @@ def build(ctx: AppContext) -> dict:
 
     outs = [table, caption_md, updated, seen, training_set, task, rank_by, families, legend, columns, protocol]
 
-    def tick(seen_loads, *args):
+    def tick(seen_loads: int, *args: Any) -> tuple[object, ...]:
         """Timer: rebuild only when the results were reloaded (keeps the user's sorting)."""
         ctx.results.get()
         if seen_loads == ctx.results.loads:
-            return [gr.update() for _ in outs]
+            return tuple(gr.update() for _ in outs)
         return reload(False, *args)
 
-    for c in controls:
-        c.change(update, controls, [table, caption_md], api_visibility="private", show_progress="hidden")
+    for changed in (view.change, families.change, show.change, search.change, training_set.change, task.change,
+                    relaxed.change, rank_by.change, columns.change, protocol.change):  # one per control
+        changed(update, controls, [table, caption_md], api_visibility="private", show_progress="hidden")
     view.change(lambda v: gr.update(visible=v == "full"), view, columns, api_visibility="private",
                 show_progress="hidden")
-    refresh.click(lambda *a: reload(True, *a), controls, outs, api_name="refresh_leaderboard")
+    def refresh_all(*args: Any) -> tuple[object, ...]:
+        return reload(True, *args)
+
+    def load(*args: Any) -> tuple[object, ...]:
+        return reload(False, *args)
+
+    refresh.click(refresh_all, controls, outs, api_name="refresh_leaderboard")
     timer.tick(tick, [seen, *controls], outs, api_visibility="private", show_progress="hidden")
 
     def leaderboard_table(view: str = "full", show: str = "% of submitted", search: str = "",
-                          rank_by: str = DEFAULT_RANK, protocol: str = "") -> dict:
+                          rank_by: str = DEFAULT_RANK, protocol: str = "") -> dict[str, object]:
         """The leaderboard of one protocol (default: the service's) as plain data: ranked,
         filtered, with display headers (JSON-safe)."""
         res = ctx.results.get()
@@ -167,12 +193,12 @@ def build(ctx: AppContext) -> dict:
                 "protocol": chosen, "protocol_label": protocol_labels(res).get(chosen) or
                 (pinned.label if pinned and pinned.id == chosen else chosen)}
 
-    gr.api(leaderboard_table, api_name="leaderboard_table")
-    return {"table": table, "timer": timer, "refresh": refresh,
-            "load": (lambda *a: reload(False, *a), controls, outs)}
+    gradio_api(leaderboard_table, api_name="leaderboard_table")
+    return LeaderboardTab(table, timer, refresh, Wiring(load, controls, outs))
 
 
-def json_rows(frame: pd.DataFrame) -> list[list]:
+def json_rows(frame: pd.DataFrame) -> list[list[object]]:
     """Rows of ``frame`` with NaN/NA as None (JSON has no NaN)."""
     clean = frame.astype(object).where(frame.notna(), None)
-    return clean.values.tolist()
+    rows: list[list[object]] = clean.values.tolist()
+    return rows

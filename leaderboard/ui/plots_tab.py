@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import gradio as gr
 import pandas as pd
+import plotly.graph_objects as go
+from gradio.components import Component
+from gradio.events import api as gradio_api  # (not in gradio's __all__)
 
 from leaderboard.ui import figures as P
 from leaderboard.table.measures import SHOW_MODES, catalogue, measures_of
 from leaderboard.table.metadata import meta_column, reference_note
 from leaderboard.table.protocols import default_protocol, protocol_choices, protocol_labels, rows_of
-from leaderboard.ui.shared_state import AppContext
+from leaderboard.ui.shared_state import AppContext, Wiring
 
 # Default axes (first available key of each list): novelty vs stability rate; MSUN vs diversity.
 DEFAULTS = [
     (["novelty.novel"], ["stability.stable", "stability.metastable"]),
     (["diversity.vendi_element", "diversity.element_coverage"], ["sun.msun"]),
 ]
+
+
+@dataclass(frozen=True)
+class PlotsTab:
+    """What the app wires to the plots tab: the handler that redraws both plots when the
+    results were reloaded (``redraw``; its last input is the results load last drawn)."""
+
+    plots: list[gr.Plot]
+    refresh: gr.Button
+    redraw: Wiring
 
 
 def _choices(results: pd.DataFrame) -> list[tuple[str, str]]:
@@ -40,7 +56,7 @@ def _note(results: pd.DataFrame, protocol: str | None) -> str:
     return head + ("\n\n" + reference_note(shown) if len(shown) else "")
 
 
-def build(ctx: AppContext) -> dict:
+def build(ctx: AppContext) -> PlotsTab:
     results = ctx.results.get()
     pinned = ctx.protocol
     pinned_id = pinned.id if pinned else None
@@ -58,7 +74,8 @@ def build(ctx: AppContext) -> dict:
         show = gr.Radio(list(SHOW_MODES)[:2], value="% of submitted", label="Rates as")
         protocol = gr.Dropdown(proto_choices(results), value=first, label="Protocol (one at a time)",
                                elem_id="plots-protocol", allow_custom_value=True)
-    plots, selectors = [], []
+    plots: list[gr.Plot] = []
+    selectors: list[tuple[gr.Dropdown, gr.Dropdown]] = []
     with gr.Row():
         for i, (xs, ys) in enumerate(DEFAULTS):
             with gr.Column():
@@ -74,7 +91,7 @@ def build(ctx: AppContext) -> dict:
     ref_note = gr.Markdown(_note(results, first), elem_id="plots-reference")
     refresh = gr.Button("Refresh", size="sm")
 
-    def draw(x_key, y_key, show_mode, proto):
+    def draw(x_key: str, y_key: str, show_mode: str, proto: str | None) -> go.Figure:
         return P.scatter(rows_of(ctx.results.get(), proto), x_key, y_key, show_mode)
 
     for (x, y), fig in zip(selectors, plots):
@@ -85,11 +102,11 @@ def build(ctx: AppContext) -> dict:
 
     drawn = gr.State(ctx.results.loads)
 
-    def redraw_all(*args):
-        *args, proto = args
+    def redraw_all(*values: Any) -> list[object]:
+        *args, proto = values
         res = ctx.results.get()
         new_choices = _choices(res)
-        out = []
+        out: list[object] = []
         for _ in range(len(plots)):
             out += [gr.update(choices=new_choices), gr.update(choices=new_choices)]
         shown = rows_of(res, proto)
@@ -97,20 +114,24 @@ def build(ctx: AppContext) -> dict:
             out.append(P.scatter(shown, args[2 * i], args[2 * i + 1], args[-1]))
         return out + [_note(res, proto), gr.update(choices=proto_choices(res)), ctx.results.loads]
 
-    def redraw_if_changed(*args):
+    def redraw_if_changed(*values: Any) -> list[object]:
         """Timer: redraw only when the results table was reloaded (keeps the user's zoom)."""
-        *rest, seen = args
+        *rest, seen = values
         res_loads = (ctx.results.get(), ctx.results.loads)[1]
         if seen == res_loads:
             return [gr.update() for _ in range(len(outputs))] + [seen]
         return redraw_all(*rest)
 
-    inputs = [c for pair in selectors for c in pair] + [show, protocol]
-    outputs = [c for pair in selectors for c in pair] + plots + [ref_note, protocol]
-    refresh.click(lambda *a: (ctx.results.get(force=True), redraw_all(*a))[1], inputs, outputs + [drawn],
-                  api_visibility="private")
+    axes: list[Component] = [c for pair in selectors for c in pair]
+    inputs: list[Component] = [*axes, show, protocol]
+    outputs: list[Component] = [*axes, *plots, ref_note, protocol]
+    def refresh_all(*values: Any) -> list[object]:
+        ctx.results.get(force=True)
+        return redraw_all(*values)
 
-    def pareto(x_key: str, y_key: str, show: str = "% of submitted", protocol: str = "") -> dict:
+    refresh.click(refresh_all, inputs, outputs + [drawn], api_visibility="private")
+
+    def pareto(x_key: str, y_key: str, show: str = "% of submitted", protocol: str = "") -> dict[str, object]:
         """Submissions of one protocol (default: the service's) on the Pareto front of two metrics (API)."""
         res = ctx.results.get()
         res = rows_of(res, protocol or default_protocol(res, pinned_id))
@@ -123,6 +144,5 @@ def build(ctx: AppContext) -> dict:
         sid = meta_column(res, "submission_id")
         return {"front": [str(s) for s in res[sid][mask]] if sid else [], "n": int(len(res))}
 
-    gr.api(pareto, api_name="pareto")
-    return {"plots": plots, "selectors": selectors, "refresh": refresh,
-            "redraw": (redraw_if_changed, inputs + [drawn], outputs + [drawn])}
+    gradio_api(pareto, api_name="pareto")
+    return PlotsTab(plots, refresh, Wiring(redraw_if_changed, inputs + [drawn], outputs + [drawn]))

@@ -1,11 +1,15 @@
-"""What every tab shares: the store, the cached results table, identity, settings."""
+"""What every tab shares: the store, the cached results table, identity, settings, and the
+typed handle (``Wiring``) by which a tab hands an event handler to the app."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
+import gradio as gr
 import pandas as pd
 
 from evaluator.config import build_config
@@ -37,7 +41,7 @@ class AppContext:
     asked whether it changed; refresh_s: the page's auto-refresh period.
     """
 
-    store: object
+    store: Store
     ttl_s: float = 20.0
     refresh_s: float = 15.0
     status_refresh_s: float = 3.0
@@ -45,7 +49,7 @@ class AppContext:
     pinned: Protocol | None = None  # the service's protocol; None: computed from the GENBENCH_* settings
     results: CachedResults = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.results = CachedResults(self._load_results, ttl=self.ttl_s, fingerprint=self._fingerprint)
 
     def _load_results(self) -> pd.DataFrame:
@@ -74,15 +78,26 @@ class AppContext:
         leaderboard ranks it by default), or None when it cannot be computed here."""
         return self.protocol_status[0]
 
-    def user(self, profile=None) -> str | None:
+    def user(self, profile: gr.OAuthProfile | None = None) -> str | None:
         """Who is acting: the HF username on a Space (None if not logged in), else the local identity."""
         if self.space:
-            return getattr(profile, "username", None) if profile is not None else None
+            return profile.username if profile is not None else None
         return local_user()
 
 
-def make_context(store=None, **kwargs) -> AppContext:
-    """An AppContext on ``store`` (a Store, a URI, or None for $GENBENCH_STORE / ./state)."""
+def make_context(store: Store | str | os.PathLike[str] | None = None, **kwargs: Any) -> AppContext:
+    """An AppContext on ``store`` (a Store, a URI, or None for $GENBENCH_STORE / ./state);
+    ``kwargs``: the other fields of ``AppContext``."""
     if not isinstance(store, Store):
         store = open_store(store)
     return AppContext(store, **kwargs)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """An event handler a tab hands to the app, with the components it reads and writes:
+    the app attaches it to its own events (page load, another tab's timer)."""
+
+    fn: Callable[..., Any]
+    inputs: Sequence[gr.components.Component]
+    outputs: Sequence[gr.components.Component]

@@ -185,3 +185,24 @@ def test_catalogue_is_in_pipeline_order_with_one_label_each():
 def test_duplicate_declarations_are_refused():
     with pytest.raises(ValueError, match="declared twice"):
         MetricSet("x", "X", (Metric("a", "A", 1), Metric("a", "A again", 1)))
+
+
+def test_summary_columns_are_the_declared_keys_as_typed_records():
+    """Every key a block's declarations allow is one column record, looked up by its name;
+    only rates (fractions of a counted metric) have interval columns."""
+    for s in C.CATALOGUE:
+        for block in (s.family, *s.groups):
+            names = {c.name for c in C.SUMMARY_COLUMNS if c.block == block}
+            assert names == {f"{block}.{k}" for k in s.keys()}, block
+    sun = C.summary_column("sun_unrelaxed.sun_frac_valid")
+    assert sun is not None
+    assert (sun.family, sun.group, sun.rep, sun.dtype) == ("sun", "unrelaxed", "frac_valid", "float")
+    base = "uncertainty.sun_unrelaxed.sun_frac_valid"
+    assert sun.interval == (f"{base}.lo", f"{base}.hi")
+    assert C.interval_column(sun.interval[1]) == (sun, "hi")
+    count = C.summary_column("validity.valid_count")
+    assert count is not None and count.dtype == "int" and count.interval is None and count.headline
+    parsed = C.summary_column("validity.valid_frac_parsed")
+    assert parsed is not None and parsed.rep == "value" and parsed.fraction_of == "parsed"
+    assert C.breakdown_of("validity.charge_step_counts.bv_sum") == C.summary_column("validity.charge_step_counts")
+    assert C.summary_column("validity.valid") is None and C.breakdown_of("validity.valid_count.x") is None

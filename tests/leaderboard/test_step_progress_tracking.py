@@ -49,7 +49,7 @@ def test_the_evaluation_process_relays_step_details_once_per_change():
 def test_model_page_lists_the_relaxations_stopped_by_the_budget():
     import pandas as pd
 
-    from leaderboard.ui.model_tab import budget_markdown
+    from leaderboard.ui.summary_view import budget_markdown
 
     summary = {"metrics": {"stability": {"budget_stopped_count": 1, "wall_time_stopped_count": 0}},
                "provenance": {"family": {"stability": {"relaxation": {"budget": {"atom_steps": 12000}}}}}}

@@ -242,7 +242,7 @@ def test_a_message_cut_short_or_undecodable_ends_the_stream():
     the process's death, an infrastructure failure that is retried); garbage or a
     message of an unknown kind marks the stream broken."""
     whole = pickle.dumps(ProgressUpdate("validity", 1, 3))
-    done = pickle.dumps(Done({"n_submitted": 3}, b"x" * 100_000))
+    done = pickle.dumps(Done(b'{"n_submitted": 3}', b"x" * 100_000))
     got = receive(_pipe_with(struct.pack("!i", len(whole)) + whole
                              + struct.pack("!i", len(done)) + done[: len(done) // 2]))
     assert got.messages == [ProgressUpdate("validity", 1, 3)] and got.closed and got.broken is None

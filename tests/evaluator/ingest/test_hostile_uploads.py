@@ -401,7 +401,7 @@ def test_deeply_nested_metadata_is_refused(tmp_path, mp_sample):
 def test_csv_downloads_neutralise_formula_cells(tmp_path):
     import pandas as pd
 
-    from leaderboard.ui.model_tab import whole_table
+    from leaderboard.ui.downloads import whole_table
 
     df = pd.DataFrame({"model_name": ["=cmd|' /C calc'!A0", "+1+1", "@SUM(A1)", "\tx", "\rx", "-2+3", "plain"],
                        "e_hull": [-0.25, -1.0, 0.0, 1.5, 2.0, -3e-5, 4.0],

@@ -24,7 +24,7 @@ from leaderboard.table.styling import FAMILY_COLOURS, cell_alpha, style
 from leaderboard.table.view import build_view
 from leaderboard.table.download import RANK_COLUMN, ranked_table
 from leaderboard.table.protocols import ID_COLUMN
-from leaderboard.ui.model_tab import whole_table
+from leaderboard.ui.downloads import whole_table
 
 
 def stored() -> pd.DataFrame:
@@ -439,7 +439,8 @@ def test_one_number_format_per_column_with_trailing_zeros():
 
 def test_formulas_as_chemists_write_them_and_yes_no():
     from leaderboard.table.formats import chem_formula, yes_no
-    from leaderboard.ui.model_tab import _num, candidates, meta_markdown
+    from leaderboard.ui.structures_view import candidates
+    from leaderboard.ui.summary_view import _num, meta_markdown
 
     assert [chem_formula(f) for f in ("Al1I7", "Al1 I7", "V1Br5", "Na10Cl10", "Fe1.5O1", None)] == \
         ["AlI7", "AlI7", "VBr5", "Na10Cl10", "Fe1.5O", ""]

@@ -126,7 +126,8 @@ def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, 
     df = load_structures(store, jid)
     assert len(df) == 3 and {"stability_e_above_hull", "stability_relaxed_structure"} <= set(df.columns)
     from evaluator.export import cif_text
-    from leaderboard.ui.model_tab import candidates, metrics_frame
+    from leaderboard.ui.structures_view import candidates
+    from leaderboard.ui.summary_view import metrics_frame
 
     mf = metrics_frame(summary)
     assert {"validity", "sun", "hhi"} <= set(mf["Family"])

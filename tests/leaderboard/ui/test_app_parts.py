@@ -112,7 +112,7 @@ def test_serve_starts_app_and_worker(tmp_path):
 def test_user_metadata_is_escaped_in_markdown():
     """Model names, submitters, reasons and file names are shown literally (no HTML, links or images)."""
     from leaderboard.jobs.queue import Job
-    from leaderboard.ui.model_tab import meta_markdown
+    from leaderboard.ui.summary_view import meta_markdown
 
     evil = '<img src=x onerror=alert(1)> ![x](https://e.example/p.png) [click](javascript:alert(1)) **b**'
     job = Job("f1", "FAILED", "<b>me</b>", evil, "1", failure={"reason": evil, "kind": "user"})
