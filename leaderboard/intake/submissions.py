@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from leaderboard.jobs.queue import (CANCELLED, FAILED, HIDDEN, INFRASTRUCTURE, Job, create_job, hide, list_jobs,
                                new_job_id, now, parse_time)
+from leaderboard import settings
 from leaderboard.publishing.dataset import unpublish_hidden
 from leaderboard.store import Store, dumps
 from leaderboard.store.layout import meta_path, upload_path
@@ -76,15 +76,14 @@ class SubmissionPolicy:
     @classmethod
     def from_env(cls) -> SubmissionPolicy:
         p = cls()
-        env = os.environ
-        if env.get("GENBENCH_RATE_LIMIT"):
-            p.max_per_window = int(env["GENBENCH_RATE_LIMIT"])
-        if env.get("GENBENCH_RATE_WINDOW_DAYS"):
-            p.window_days = float(env["GENBENCH_RATE_WINDOW_DAYS"])
-        if env.get("GENBENCH_MAX_UPLOAD_MB"):
-            p.max_upload_bytes = int(float(env["GENBENCH_MAX_UPLOAD_MB"]) * 1024**2)
-        if env.get("GENBENCH_MAX_ATTEMPTS"):
-            p.max_attempts = int(env["GENBENCH_MAX_ATTEMPTS"])
+        if (rate := settings.RATE_LIMIT.read()) is not None:
+            p.max_per_window = rate
+        if (days := settings.RATE_WINDOW_DAYS.read()) is not None:
+            p.window_days = days
+        if (mb := settings.MAX_UPLOAD_MB.read()) is not None:
+            p.max_upload_bytes = int(mb * 1024**2)
+        if (attempts := settings.MAX_ATTEMPTS.read()) is not None:
+            p.max_attempts = attempts
         return p
 
 

@@ -35,8 +35,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ENV_VAR = "GENBENCH_STORE"
-RESULTS_ENV_VAR = "GENBENCH_RESULTS_STORE"
+from leaderboard import settings
+
 DEFAULT_LOCAL = "state/requests"
 DEFAULT_RESULTS_LOCAL = "state/results"
 LEGACY_LOCAL = "state"  # the single store of earlier versions
@@ -189,10 +189,10 @@ def resolve_uris(uri: str | os.PathLike | None = None,
     results: ``results``, else ``$GENBENCH_RESULTS_STORE``, else ``state/results``
     when the requests store is the default one, else None (single store).
     """
-    res = str(results) if results else os.environ.get(RESULTS_ENV_VAR) or None
+    res = str(results) if results else settings.RESULTS_STORE.read()
     if uri is not None:
         return str(uri), res
-    env = os.environ.get(ENV_VAR)
+    env = settings.STORE.read()
     if env:
         return env, res
     legacy = Path(LEGACY_LOCAL)
@@ -228,6 +228,6 @@ def open_one(uri: str | os.PathLike, public: bool = False) -> Store:
     return LocalStore(uri)
 
 
-__all__ = ["ABSENT", "ENV_VAR", "RESULTS_ENV_VAR", "PreconditionFailed", "Store", "StoreError",
+__all__ = ["ABSENT", "PreconditionFailed", "Store", "StoreError",
            "check_path", "commits_are_urgent", "dumps", "etag_of", "open_one", "open_store", "resolve_uris",
            "urgent_commits"]

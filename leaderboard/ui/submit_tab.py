@@ -96,7 +96,7 @@ def upload_estimate(ctx: AppContext, n_structures: int, verb: str = "would start
 
     snap = Snapshot(ctx)
     est = snap.estimator.job(n_structures, atoms)
-    queue, _ = snap.estimator.wait({"id": None}, snap.jobs, snap.sizes, snap.now, snap.atoms)
+    queue, _ = snap.estimator.wait(None, snap.jobs, snap.sizes, snap.now, snap.atoms)
     sizes = ""
     if atoms:
         big = sum(1 for n in atoms if n > 100)
