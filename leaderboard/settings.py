@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("leaderboard.settings")
@@ -139,7 +139,19 @@ MAX_ATTEMPTS = Variable[int | None](
 RESULTS_LICENSE = Variable("GENBENCH_RESULTS_LICENSE", "the license of the published results dataset", _text,
                            "cc-by-4.0")
 
-VARIABLES: tuple[Variable[object], ...] = (
+class Setting(Protocol):
+    """What every ``Variable`` has, whatever its value's type."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def meaning(self) -> str: ...
+
+    def read(self, env: Mapping[str, str] | None = None) -> object: ...
+
+
+VARIABLES: tuple[Setting, ...] = (
     STORE, RESULTS_STORE, WORK_DIR, STALL_TIMEOUT, START_TIMEOUT, JOB_BUDGET, EXPECT_PROTOCOL, WORKER_PARENT_PID,
     STALL_WARN, LOCAL_USER, RATE_LIMIT, RATE_WINDOW_DAYS, MAX_UPLOAD_MB, MAX_ATTEMPTS, RESULTS_LICENSE)
 

@@ -145,7 +145,10 @@ def load_function(spec: str | None) -> Callable[..., object] | None:
     module, sep, name = spec.partition(":")
     if not sep:
         raise ValueError(f"--evaluate expects MODULE:FUNCTION, got {spec!r}")
-    return getattr(importlib.import_module(module), name)
+    fn: object = getattr(importlib.import_module(module), name)
+    if not callable(fn):
+        raise ValueError(f"--evaluate {spec}: {name} is not a function")
+    return fn
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -210,7 +210,8 @@ class Job:
         return self.status == JobStatus.FINISHED
 
     def log(self, event: str, by: str | None = None, **extra: Any) -> None:
-        self.history.append(HistoryEvent(at=iso(), event=event, by=by, **extra))
+        # ``extra``: the event's other HistoryEvent keys (previous_owner, stage, reason, ...)
+        self.history.append(cast(HistoryEvent, {"at": iso(), "event": event, "by": by, **extra}))
         del self.history[:-MAX_HISTORY]
 
 

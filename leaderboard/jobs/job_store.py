@@ -97,7 +97,8 @@ def _quarantine(store: Store, job_id: str, data: bytes, tag: str, why: str) -> t
     body = dumps(job.to_dict())
     log.error("corrupt status document %s (%s): quarantined, copy kept at %s; the job is FAILED (%s)",
               path, why, copy, CORRUPT_REASON)
-    writes, conds = {copy: data, path: body}, {path: tag}
+    writes: dict[str, bytes | None] = {copy: data, path: body}
+    conds = {path: tag}
     entries, index_tag = queue_index.read(store)
     if entries is not None:  # keep the index's entry in step (without one, the next write builds it)
         writes[QUEUE_INDEX_PATH] = queue_index.updated(entries, [job])
@@ -118,7 +119,7 @@ def read_job(store: Store, job_id: str) -> tuple[Job | None, str | None]:
         return None, None  # e.g. a permalink's ?submission=../x: no such job, not a store error
     for _ in range(5):
         data, tag = store.read(job_path(job_id))
-        if data is None:
+        if data is None or tag is None:
             return None, None
         try:
             return parse_job(data, job_id), tag
@@ -192,7 +193,7 @@ def _last_seq(store: Store) -> tuple[int, str, dict[str, bytes]]:
         try:
             value = int(data.decode().strip() or 0)
             if value >= highest:
-                return value, tag, quarantine
+                return value, tag or ABSENT, quarantine
             if value >= 0:
                 return _repaired_sequence(data, tag, highest)
         except (ValueError, UnicodeDecodeError):
@@ -276,9 +277,9 @@ def update_job(store: Store, job_id: str, change: Callable[[Job], Job | None], *
             return job
         new.version += 1
         new.updated_at = iso()
-        writes = dict(extra_writes(new)) if extra_writes else {}
+        writes: dict[str, bytes | None] = dict(extra_writes(new)) if extra_writes else {}
         writes[job_path(job_id)] = dumps(new.to_dict())
-        conds = {job_path(job_id): tag, **(extra_if_match(new) if extra_if_match else {})}
+        conds = {job_path(job_id): tag or ABSENT, **(extra_if_match(new) if extra_if_match else {})}
         index_writes, index_conds = index_commit(store, [new])
         writes.update(index_writes)
         conds.update(index_conds)

@@ -89,7 +89,7 @@ def renew_leases(store: Store, worker_id: str, progress: dict[str, Progress | No
         conds: dict[str, str] = {}
         for job_id, prog in progress.items():
             job, tag = read_job(store, job_id)
-            if job is None:
+            if job is None or tag is None:
                 lost[job_id] = f"{job_id} no longer exists"
                 continue
             try:

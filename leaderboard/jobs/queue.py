@@ -68,6 +68,12 @@ def _claim_candidates(store: Store, entries: queue_index.Entries | None, t: dt.d
     return [j for j in (get_job(store, i) for i in ids) if j is not None]
 
 
+def _waits(job: Job, t: dt.datetime) -> bool:
+    """Whether a job retried after an infrastructure failure may not run before a time after ``t``."""
+    not_before = parse_time(job.not_before)
+    return not_before is not None and not_before > t
+
+
 def _claim_lease(store: Store, entries: queue_index.Entries | None, lease_s: float) -> float:
     """The lease a claim writes: on a budgeted store, as long as its renewals will be apart
     (``lease_plan``), so no renewal is forced right after the claim."""
@@ -99,7 +105,7 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
         return exp is None or exp <= now() or lease_distrusted(j, None, **limits) is not None
 
     for job in sorted(_claim_candidates(store, entries, t, limits), key=lambda j: j.order_key):
-        if job.status == PENDING and job.not_before and parse_time(job.not_before) > t:
+        if job.status == PENDING and _waits(job, t):
             continue
         if job.status == RUNNING and not over(job):
             continue
@@ -108,7 +114,7 @@ def claim(store: Store, worker_id: str, lease_s: float, max_attempts: int | None
 
         def take(j: Job) -> Job | None:
             if j.status == PENDING:
-                if j.not_before and parse_time(j.not_before) > now():
+                if _waits(j, now()):
                     return None
             elif not (j.status == RUNNING and over(j)):
                 return None

@@ -51,7 +51,7 @@ from evaluator.protocol import summary_protocol
 from evaluator.summary import UnsupportedSchema, check_schema
 from leaderboard.publishing.card import render_card
 from leaderboard.jobs import queue_index
-from leaderboard.jobs.queue import FINISHED, Job, finish, get_job, list_jobs
+from leaderboard.jobs.queue import FINISHED, Job, Progress, finish, get_job, list_jobs
 from leaderboard.publishing.rows import (frame_to_parquet, is_null, protocol_of, read_frame, rows_to_frame,
                                      summary_row)
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps
@@ -256,7 +256,8 @@ sync_leaderboard = sync_public  # the name earlier versions used
 
 
 def publish(store: Store, job: Job, summary: dict, table_bytes: bytes, worker_id: str,
-            meta: dict | None = None, progress: dict | None = None, stage_rates: dict | None = None) -> Job:
+            meta: dict | None = None, progress: Progress | None = None,
+            stage_rates: dict[str, float] | None = None) -> Job:
     """Publish a finished evaluation: the job's FINISHED status with the requests store's
     record of the results, then the public files, row and card (one commit in the
     single-store layout).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import gradio as gr
 import pandas as pd
@@ -17,11 +17,19 @@ from leaderboard.intake.submissions import withdraw as do_withdraw
 from leaderboard.ui import jobs as J
 from leaderboard.ui.shared_state import AppContext
 
-STATUS_DATATYPES = ["str"] * (len(J.STATUS_COLUMNS) - 1) + ["markdown"]
-STATUS_WIDTHS = ["13%", "12%", "9%", "9%", "9%", "12%", "9%", "9%", "9%", "9%"]
+Datatype = Literal["str", "markdown"]
+
+
+def _datatypes(columns: int) -> list[Datatype]:
+    """Plain text in every column but the last (the permalink, Markdown)."""
+    return ["markdown" if i == columns - 1 else "str" for i in range(columns)]
+
+
+STATUS_DATATYPES = _datatypes(len(J.STATUS_COLUMNS))
+STATUS_WIDTHS: list[str | int] = ["13%", "12%", "9%", "9%", "9%", "12%", "9%", "9%", "9%", "9%"]
 QUEUE_COLUMNS = [c for c in J.STATUS_COLUMNS if c != "Failure reason"]
-QUEUE_DATATYPES = ["str"] * (len(QUEUE_COLUMNS) - 1) + ["markdown"]
-QUEUE_WIDTHS = ["14%", "13%", "10%", "10%", "12%", "13%", "10%", "9%", "9%"]
+QUEUE_DATATYPES = _datatypes(len(QUEUE_COLUMNS))
+QUEUE_WIDTHS: list[str | int] = ["14%", "13%", "10%", "10%", "12%", "13%", "10%", "9%", "9%"]
 
 # Number of structures per job id: from the upload check in this process (``remember_size``)
 # or the submitter's declared ``n_structures``; uploads are write-once, so the values stay valid.
