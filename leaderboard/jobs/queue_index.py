@@ -38,7 +38,9 @@ Entries = dict[str, dict[str, Any]]
 
 def entry(job: Job) -> dict[str, Any]:
     """A job's index entry."""
-    return {f: getattr(job, f) for f in FIELDS}
+    return {"status": job.status, "seq": job.seq, "submitter": job.submitter, "lease_owner": job.lease_owner,
+            "lease_expires": job.lease_expires, "heartbeat": job.heartbeat, "not_before": job.not_before,
+            "version": job.version}
 
 
 def read(store: Store) -> tuple[Entries | None, str]:
