@@ -296,6 +296,8 @@ def parse_failure(raw: dict[str, Any]) -> Failure:
     f = _checked(raw, _FAILURE_KEYS)
     f.setdefault("reason", "")
     f.setdefault("kind", "")
+    if f["kind"] in set(FailureKind):
+        f["kind"] = FailureKind(f["kind"])
     return cast(Failure, f)  # keys and value types checked above
 
 
