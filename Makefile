@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    the leaderboard app + an evaluator worker on the embedded default data
-#   make test   lint (ruff), type check (mypy, strict on evaluator/) and the test suite (what .ci/run calls)
+#   make test   lint (ruff), type check (mypy, strict on evaluator/ and leaderboard/) and the test suite (what .ci/run calls)
 # Both create/refresh the virtual environment in .venv first. torch is installed
 # before anything that depends on it, pinned to the CPU build (constraints.txt).
 

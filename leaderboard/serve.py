@@ -25,7 +25,8 @@ import subprocess
 import sys
 import threading
 
-from leaderboard.store import RESULTS_ENV_VAR, resolve_uris
+from leaderboard import settings
+from leaderboard.store import resolve_uris
 
 RESTART_DELAY_S = 5.0
 
@@ -39,7 +40,7 @@ class WorkerSupervisor:
         stores = ([] if store is None else ["--store", store]) + (
             [] if results_store is None else ["--results-store", results_store])
         self.cmd = [sys.executable, "-m", "leaderboard.worker", *stores, *pin, *(extra or [])]
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
         self.restarts = 0
@@ -50,9 +51,7 @@ class WorkerSupervisor:
         return self
 
     def _spawn(self) -> None:
-        from leaderboard.worker import PARENT_PID_VAR
-
-        env = {**os.environ, PARENT_PID_VAR: str(os.getpid())}
+        env = {**os.environ, settings.WORKER_PARENT_PID.name: str(os.getpid())}
         self.proc = subprocess.Popen(self.cmd, env=env)
         print(f"[serve] worker started (pid {self.proc.pid}): {' '.join(self.cmd)}", flush=True)
 
@@ -106,9 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
     store, results = resolve_uris(args.store, args.results_store)
-    os.environ["GENBENCH_STORE"] = store  # the worker and the app use the same stores
+    os.environ[settings.STORE.name] = store  # the worker and the app use the same stores
     if results is not None:
-        os.environ[RESULTS_ENV_VAR] = results
+        os.environ[settings.RESULTS_STORE.name] = results
     port = args.port or int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
 

@@ -9,11 +9,11 @@ the same object the check and Submit enforce, so the page never promises what Su
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 
 from evaluator.config import IngestLimits
 from evaluator.protocol import Protocol
+from leaderboard import settings
 
 MIB = 1024**2
 
@@ -35,15 +35,14 @@ class SubmissionPolicy:
     @classmethod
     def from_env(cls, ingest: IngestLimits | None = None) -> SubmissionPolicy:
         p = cls(ingest=ingest or IngestLimits())
-        env = os.environ
-        if env.get("GENBENCH_RATE_LIMIT"):
-            p.max_per_window = int(env["GENBENCH_RATE_LIMIT"])
-        if env.get("GENBENCH_RATE_WINDOW_DAYS"):
-            p.window_days = float(env["GENBENCH_RATE_WINDOW_DAYS"])
-        if env.get("GENBENCH_MAX_UPLOAD_MB"):
-            p.max_upload_bytes = int(float(env["GENBENCH_MAX_UPLOAD_MB"]) * MIB)
-        if env.get("GENBENCH_MAX_ATTEMPTS"):
-            p.max_attempts = int(env["GENBENCH_MAX_ATTEMPTS"])
+        if (rate := settings.RATE_LIMIT.read()) is not None:
+            p.max_per_window = rate
+        if (days := settings.RATE_WINDOW_DAYS.read()) is not None:
+            p.window_days = days
+        if (mb := settings.MAX_UPLOAD_MB.read()) is not None:
+            p.max_upload_bytes = int(mb * MIB)
+        if (attempts := settings.MAX_ATTEMPTS.read()) is not None:
+            p.max_attempts = attempts
         return p
 
     @property

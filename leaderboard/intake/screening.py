@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leaderboard.intake.policy import SubmissionPolicy, mb
-from leaderboard.jobs.queue import (CANCELLED, FAILED, HIDDEN, INFRASTRUCTURE, Job, now, parse_time,
+from leaderboard.jobs.queue import (CANCELLED, FAILED, HIDDEN, INFRASTRUCTURE, FileEntry, Job, now, parse_time,
                                     public_reason)
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,120}$")
@@ -30,7 +30,7 @@ BLANK_PROBE_BYTES = 1 << 20  # files up to this size are read to see whether the
 # duplicate refusal tells the submitter to withdraw the first one).
 REUPLOADABLE = (FAILED, CANCELLED, HIDDEN)
 
-FileInfo = dict[str, str | int]  # {"name", "sha256", "bytes"[, "original_name"]}: a job's ``files`` entry
+FileInfo = FileEntry  # {"name", "sha256", "bytes"[, "original_name"]}: a job's ``files`` entry
 
 
 def clip(text: object, limit: int = MAX_ECHO) -> str:
@@ -87,11 +87,11 @@ class Screened:
 
     @property
     def total_bytes(self) -> int:
-        return sum(int(i["bytes"]) for i in self.infos)
+        return sum(i["bytes"] for i in self.infos)
 
     @property
     def file_sha256(self) -> str:
-        return files_digest([str(i["sha256"]) for i in self.infos])
+        return files_digest([i["sha256"] for i in self.infos])
 
 
 def screen_files(files: Sequence[str | Path], policy: SubmissionPolicy) -> Screened:
@@ -144,7 +144,7 @@ def screen_files(files: Sequence[str | Path], policy: SubmissionPolicy) -> Scree
 
 def _counts_for_rate(job: Job) -> bool:
     """Submissions that count against the rate limit: all but those the service failed."""
-    return not (job.status == FAILED and (job.failure or {}).get("kind") == INFRASTRUCTURE)
+    return not (job.status == FAILED and job.failure is not None and job.failure.get("kind") == INFRASTRUCTURE)
 
 
 def rate_standing(mine: Sequence[Job], policy: SubmissionPolicy) -> tuple[int, dt.datetime | None]:

@@ -32,22 +32,20 @@ estimated duration of every job ahead of it, divided among the workers seen runn
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from evaluator.catalogue import FAMILIES
-from evaluator.config import DEFAULT_PRESET, PRESETS
-from evaluator.mlip import default_mlip, resolve_device
+from evaluator.config import build_config
+from evaluator.mlip import resolve_device
 from evaluator.mlip.cost import MLIP_FACTOR, RelaxCostModel, cost_model
 from evaluator.mlip.relax import DEFAULT_BUDGET, RelaxBudget
+from leaderboard.jobs.documents import Job, JobStatus, Progress
 from leaderboard.jobs.progress import STORE_UNAVAILABLE_STAGE
+from leaderboard.settings import STALL_TIMEOUT, STALL_WARN
 
-STALL_WARN_ENV = "GENBENCH_STALL_WARN_S"
-STALL_TIMEOUT_ENV = "GENBENCH_STALL_TIMEOUT"  # the worker's watchdog (leaderboard.worker, default 600 s)
-DEFAULT_STALL_TIMEOUT_S = 600.0
 HISTORY_JOBS = 20  # finished jobs whose stage rates are used
 RELAX_STAGE = "stability: relax"
 OTHER_STAGES = "other stages"
@@ -99,11 +97,16 @@ _DEVICE_CACHE: dict[str, str] = {}
 
 
 def deployment_hardware(env: Mapping[str, str] | None = None) -> Hardware:
-    """The device and MLIP the worker of this deployment uses (GENBENCH_DEVICE, GENBENCH_MLIP,
-    GENBENCH_RELAX_STEPS and the relaxation budget and workers of GENBENCH_OPTIONS'
-    ``stability`` options, as ``leaderboard.worker`` reads them); ``auto`` asks torch once."""
-    env = os.environ if env is None else env
-    device = (env.get("GENBENCH_DEVICE") or "auto").lower()
+    """The device and MLIP the worker of this deployment uses: its run configuration as the
+    worker builds it from the environment (``evaluator.config.build_config``: GENBENCH_DEVICE,
+    GENBENCH_MLIP, GENBENCH_PROTOCOL, GENBENCH_RELAX_STEPS and the relaxation budget and
+    workers of GENBENCH_OPTIONS' ``stability`` options); ``auto`` asks torch once. Settings
+    the worker would refuse give the defaults' estimate."""
+    try:
+        config = build_config(env=os.environ if env is None else env)
+    except ValueError:  # the worker refuses such settings (and says why); estimate with the defaults
+        config = build_config(env={})
+    device = config.device.lower()
     if device == "auto":
         if "auto" not in _DEVICE_CACHE:
             try:
@@ -112,18 +115,11 @@ def deployment_hardware(env: Mapping[str, str] | None = None) -> Hardware:
                 _DEVICE_CACHE["auto"] = "cpu"
         device = _DEVICE_CACHE["auto"]
     device = "cuda" if device.startswith("cuda") else "cpu"
-    steps = env.get("GENBENCH_RELAX_STEPS")
-    try:
-        options = json.loads(env.get("GENBENCH_OPTIONS") or "{}").get("stability") or {}
-    except (ValueError, AttributeError):  # the worker refuses such options; estimate with the defaults
-        options = {}
-    options = options if isinstance(options, Mapping) else {}
+    options = config.family_options("stability")
     atom_steps = options.get("relax_budget_atom_steps", DEFAULT_BUDGET.atom_steps)
     min_steps = options.get("relax_budget_min_steps", DEFAULT_BUDGET.min_steps)
     workers = options.get("relax_workers")
-    named = PRESETS.get(env.get("GENBENCH_PROTOCOL") or DEFAULT_PRESET, {}).get("mlip")  # the worker's default
-    return Hardware(device, (env.get("GENBENCH_MLIP") or named or default_mlip(device)).lower(),
-                    int(steps) if steps and steps.strip().isdigit() else 300,
+    return Hardware(device, config.mlip.lower(), config.relax_steps,
                     atom_steps if isinstance(atom_steps, int) or atom_steps is None else DEFAULT_BUDGET.atom_steps,
                     min_steps if isinstance(min_steps, int) else DEFAULT_BUDGET.min_steps,
                     workers if isinstance(workers, int) and workers > 0 else 0)
@@ -165,13 +161,7 @@ def fmt_estimate(seconds: float) -> str:
 
 
 # ------------------------------------------------------------------ reading job documents
-def _get(obj, name: str, default=None):
-    if isinstance(obj, Mapping):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def to_epoch(value) -> float | None:
+def to_epoch(value: str | float | dt.datetime | None) -> float | None:
     """Seconds since the epoch from an ISO-8601 string (naive = UTC), a datetime or a number."""
     if value is None or value == "":
         return None
@@ -185,20 +175,18 @@ def to_epoch(value) -> float | None:
     return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
 
 
-def _num(value) -> float | None:
+def _num(value: object) -> float | None:
+    """A finite number, or None."""
+    if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+        return None
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
     return x if x == x and x not in (float("inf"), float("-inf")) else None
 
 
-def progress_of(job) -> dict:
-    p = _get(job, "progress") or {}
-    return p if isinstance(p, Mapping) else {}
-
-
-def measured_rate(progress: Mapping, now: float | None = None) -> float | None:
+def measured_rate(progress: Progress, now: float | None = None) -> float | None:
     """Items/s of the running stage: the worker's ``rate``, else done / seconds between
     ``stage_started_at`` and ``updated_at`` (the last progress). None if not measurable."""
     rate = _num(progress.get("rate"))
@@ -211,33 +199,37 @@ def measured_rate(progress: Mapping, now: float | None = None) -> float | None:
     return None
 
 
-def seconds_since_progress(job, now: float) -> float | None:
+def seconds_since_progress(job: Job, now: float) -> float | None:
     """Seconds since the job's last recorded progress (``progress.updated_at``), or None."""
-    last = to_epoch(progress_of(job).get("updated_at"))
+    last = to_epoch(job.progress.get("updated_at"))
     return None if last is None else max(0.0, now - last)
 
 
 def stall_timeout_s(env: Mapping[str, str] | None = None) -> float:
-    """Seconds without progress after which the worker stops and retries a job (its watchdog)."""
-    value = _num((os.environ if env is None else env).get(STALL_TIMEOUT_ENV))
-    return value if value is not None and value > 0 else DEFAULT_STALL_TIMEOUT_S
+    """Seconds without progress after which the worker stops and retries a job (its watchdog,
+    GENBENCH_STALL_TIMEOUT)."""
+    return STALL_TIMEOUT.read_or_default(env)
 
 
 def stall_warn_s(env: Mapping[str, str] | None = None) -> float:
     """Seconds without progress after which the status warns "stalled": GENBENCH_STALL_WARN_S,
     else half the worker's stall timeout (300 s by default), so the owner sees it coming."""
-    value = _num((os.environ if env is None else env).get(STALL_WARN_ENV))
-    return value if value is not None and value > 0 else stall_timeout_s(env) / 2
+    warn = STALL_WARN.read_or_default(env)
+    return warn if warn is not None else stall_timeout_s(env) / 2
 
 
-def history_work_rate(jobs: Iterable, limit: int = HISTORY_JOBS) -> float | None:
+def _finished_newest_first(jobs: Iterable[Job]) -> list[Job]:
+    done = [j for j in jobs if j.status == JobStatus.FINISHED]
+    done.sort(key=lambda j: to_epoch(j.finished_at) or 0.0, reverse=True)
+    return done
+
+
+def history_work_rate(jobs: Iterable[Job], limit: int = HISTORY_JOBS) -> float | None:
     """Median relaxation work rate (atoms × steps / s) over the ``limit`` most recently
     finished jobs that recorded one (``progress.work_rates``), or None."""
-    done = [j for j in jobs if str(_get(j, "status", "")).upper() == "FINISHED"]
-    done.sort(key=lambda j: to_epoch(_get(j, "finished_at")) or 0.0, reverse=True)
     rates = []
-    for j in done:
-        r = _num((progress_of(j).get("work_rates") or {}).get(RELAX_STAGE))
+    for j in _finished_newest_first(jobs):
+        r = _num(j.progress.get("work_rates", {}).get(RELAX_STAGE))
         if r is not None and r > 0:
             rates.append(r)
         if len(rates) >= limit:
@@ -245,16 +237,13 @@ def history_work_rate(jobs: Iterable, limit: int = HISTORY_JOBS) -> float | None
     return statistics.median(rates) if rates else None
 
 
-def history_rates(jobs: Iterable, limit: int = HISTORY_JOBS) -> tuple[dict[str, float], int]:
+def history_rates(jobs: Iterable[Job], limit: int = HISTORY_JOBS) -> tuple[dict[str, float], int]:
     """({stage: median items/s}, number of jobs used) over the ``limit`` most recently
     finished jobs that recorded ``stage_rates``."""
-    done = [j for j in jobs if str(_get(j, "status", "")).upper() == "FINISHED"
-            and isinstance(_get(j, "stage_rates"), Mapping) and _get(j, "stage_rates")]
-    done.sort(key=lambda j: to_epoch(_get(j, "finished_at")) or 0.0, reverse=True)
-    used = done[:limit]
+    used = [j for j in _finished_newest_first(jobs) if j.stage_rates][:limit]
     per_stage: dict[str, list[float]] = {}
     for j in used:
-        for stage, rate in _get(j, "stage_rates").items():
+        for stage, rate in (j.stage_rates or {}).items():
             r = _num(rate)
             if r is not None and r > 0:
                 per_stage.setdefault(str(stage), []).append(r)
@@ -303,7 +292,7 @@ class Estimator:
     work_rate: float | None = None  # atoms × steps / s of past jobs' relaxations
 
     @classmethod
-    def from_jobs(cls, jobs: Iterable, hardware: Hardware | None = None) -> Estimator:
+    def from_jobs(cls, jobs: Iterable[Job], hardware: Hardware | None = None) -> Estimator:
         jobs = list(jobs)
         rates, n = history_rates(jobs)
         return cls(hardware or deployment_hardware(), rates, n, history_work_rate(jobs))
@@ -358,14 +347,14 @@ class Estimator:
         seconds = self.relax_seconds(n_structures, atoms) + n_structures * sum(self.stage_costs().values())
         return Estimate(seconds, self.basis() + self._sizes_note(atoms))
 
-    def remaining(self, job, now: float, n_structures: int | None = None,
+    def remaining(self, job: Job, now: float, n_structures: int | None = None,
                   atoms: Sequence[int] | None = None) -> Estimate:
         """Time left for a RUNNING job: the rest of its stage at the measured rate (the
         relaxation: its expected work left at the measured work rate), plus the later
         stages at past (or modelled) costs. ``n_structures`` (and ``atoms``) are used when
         the running stage does not count structures. A stalled job (no progress for
         ``stall_warn_s``) has no estimate: its last rate no longer says anything."""
-        p = progress_of(job)
+        p = job.progress
         stage = str(p.get("stage") or "")
         if stage == STORE_UNAVAILABLE_STAGE:  # done, but the store does not take the results yet
             return Estimate(None, stage)
@@ -398,27 +387,28 @@ class Estimator:
         later = n * sum(later_costs) + (self.relax_seconds(n, atoms) if relax_later else 0.0)
         return here + Estimate(later, f"later stages from the {self.basis()}{self._sizes_note(atoms)}")
 
-    def wait(self, job, jobs: list, sizes: Mapping[str, int | None], now: float,
+    def wait(self, job: Job | None, jobs: list[Job], sizes: Mapping[str, int | None], now: float,
              atoms: Mapping[str, Sequence[int]] | None = None) -> tuple[Estimate, Estimate]:
         """(time until a PENDING ``job`` starts, time until it finishes): the running jobs'
         remaining time plus every pending job ahead of it, shared among the workers seen
-        running (at least one). ``atoms``: {job id: atoms per structure} where known."""
+        running (at least one). ``job`` None: a submission not queued yet (after every pending
+        job). ``atoms``: {job id: atoms per structure} where known."""
         atoms = atoms or {}
-        mine = str(_get(job, "id"))
-        running = [j for j in jobs if str(_get(j, "status", "")).upper() == "RUNNING"]
-        pending = sorted((j for j in jobs if str(_get(j, "status", "")).upper() == "PENDING"),
-                         key=lambda j: (_get(j, "seq", 0) or 0, _get(j, "created_at", "") or "",
-                                        str(_get(j, "id"))))
-        ids = [str(_get(j, "id")) for j in pending]
+        mine = job.id if job is not None else None
+        running = [j for j in jobs if j.status == JobStatus.RUNNING]
+        pending = sorted((j for j in jobs if j.status == JobStatus.PENDING), key=lambda j: j.order_key)
+        ids = [j.id for j in pending]
         ahead = pending[:ids.index(mine)] if mine in ids else pending
-        workers = max(1, len({_get(j, "lease_owner") for j in running if _get(j, "lease_owner")}))
+        workers = max(1, len({j.lease_owner for j in running if j.lease_owner}))
         queue = Estimate(0.0, "")
         for j in running:
-            queue = queue + self.remaining(j, now, sizes.get(str(_get(j, "id"))), atoms.get(str(_get(j, "id"))))
+            queue = queue + self.remaining(j, now, sizes.get(j.id), atoms.get(j.id))
         for j in ahead:
-            queue = queue + self.job(sizes.get(str(_get(j, "id"))), atoms.get(str(_get(j, "id"))))
+            queue = queue + self.job(sizes.get(j.id), atoms.get(j.id))
         if queue.seconds is not None:
             note = f"; shared among {workers} workers" if workers > 1 else ""
             queue = Estimate(queue.seconds / workers,
                              (queue.basis + note).lstrip("; ") or "nothing ahead in the queue")
+        if mine is None:  # its own duration is not known here
+            return queue, queue + self.job(None)
         return queue, queue + self.job(sizes.get(mine), atoms.get(mine))

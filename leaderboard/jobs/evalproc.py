@@ -124,8 +124,9 @@ def _child_main(conn: Connection, worker_pid: int, warm: tuple[str, ...]) -> Non
 
     progress = _Relay(conn)
     try:
-        fn = job.evaluate
-        if fn is None:
+        if job.evaluate is not None:
+            fn = job.evaluate
+        else:
             from evaluator.pipeline import evaluate as fn
         evaluation = fn(job.inputs, job.config, DataDir(job.data_dir), work_dir=job.work_dir, progress=progress)
         from evaluator.outputs import serialize
@@ -214,7 +215,7 @@ class EvalProcess:
     def __init__(self, start_method: str = "forkserver", warm: tuple[str, ...] = WARM):
         if start_method not in ("forkserver", "spawn"):
             raise ValueError(f"start_method must be forkserver or spawn, got {start_method!r}")
-        ctx = mp.get_context(start_method)
+        ctx = mp.get_context("forkserver") if start_method == "forkserver" else mp.get_context("spawn")
         if start_method == "forkserver" and PRELOAD:
             ctx.set_forkserver_preload(list(PRELOAD))  # only if this process's server is not running yet
         self.conn, child_conn = ctx.Pipe(duplex=True)

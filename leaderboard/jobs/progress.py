@@ -28,6 +28,8 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
+from leaderboard.jobs.documents import Progress
+
 
 # the stage of a job whose results wait for the store to answer (leaderboard.worker)
 STORE_UNAVAILABLE_STAGE = "publishing: store unavailable, retrying"
@@ -109,13 +111,13 @@ class ProgressTracker:
     def _iso(self, t: float) -> str:
         return dt.datetime.fromtimestamp(self._wall0 + t, dt.UTC).isoformat(timespec="milliseconds")
 
-    def doc(self) -> dict:
+    def doc(self) -> Progress:
         return {"stage": self.stage, "done": self.done, "total": self.total,
                 "stage_started_at": self._iso(self.stage_started), "updated_at": self._iso(self.last_change),
                 "rate": self.rate(), "detail": self.detail, "work_done": self.work_done,
                 "work_total": self.work_total, "work_rate": self.work_rate(), "work_rates": dict(self._work_rates)}
 
-    def _totals(self) -> tuple[dict, dict, dict]:
+    def _totals(self) -> tuple[dict[str, int], dict[str, float], dict[str, float]]:
         items, seconds, counted = dict(self._items), dict(self._seconds), dict(self._counted_s)
         s, t = self.stage, self._clock()
         seconds[s] = seconds.get(s, 0.0) + (t - self.stage_started)

@@ -15,7 +15,7 @@ unreadable one, is read by listing, and the next queue write rebuilds the index 
 the documents. The status document stays the authority: whoever acts on a job reads
 (and compare-and-swaps) its document.
 
-A leaf module: the store, its layout and the standard library only.
+A leaf module: the job documents, the store, its layout and the standard library only.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from leaderboard.jobs.documents import Job, JobStatus
 from leaderboard.store import ABSENT, Store, dumps
 from leaderboard.store.layout import QUEUE_INDEX_PATH
 
@@ -35,9 +36,11 @@ log = logging.getLogger("leaderboard.jobs.queue")
 Entries = dict[str, dict[str, Any]]
 
 
-def entry(job: Any) -> dict[str, Any]:
-    """A job's index entry (``job``: a ``leaderboard.jobs.queue.Job``)."""
-    return {f: getattr(job, f) for f in FIELDS}
+def entry(job: Job) -> dict[str, Any]:
+    """A job's index entry."""
+    return {"status": job.status, "seq": job.seq, "submitter": job.submitter, "lease_owner": job.lease_owner,
+            "lease_expires": job.lease_expires, "heartbeat": job.heartbeat, "not_before": job.not_before,
+            "version": job.version}
 
 
 def read(store: Store) -> tuple[Entries | None, str]:
@@ -62,7 +65,7 @@ def encode(entries: Mapping[str, Mapping[str, Any]]) -> bytes:
     return dumps({"format": FORMAT, "jobs": dict(entries)})
 
 
-def updated(entries: Mapping[str, Mapping[str, Any]], jobs: Iterable[Any]) -> bytes:
+def updated(entries: Mapping[str, Mapping[str, Any]], jobs: Iterable[Job]) -> bytes:
     """The index bytes with ``jobs``' entries replaced."""
     out = dict(entries)
     for job in jobs:
@@ -96,16 +99,16 @@ def runnable(entries: Entries, t: dt.datetime) -> list[str]:
     out = []
     for i in _order(entries):
         e = entries[i]
-        if e.get("status") == "PENDING" and _before(e.get("not_before"), t):
+        if e.get("status") == JobStatus.PENDING and _before(e.get("not_before"), t):
             out.append(i)
-        elif e.get("status") == "RUNNING" and _before(e.get("lease_expires"), t):
+        elif e.get("status") == JobStatus.RUNNING and _before(e.get("lease_expires"), t):
             out.append(i)
     return out
 
 
 def running(entries: Entries) -> int:
     """How many jobs hold a lease now (RUNNING)."""
-    return sum(1 for e in entries.values() if e.get("status") == "RUNNING")
+    return sum(1 for e in entries.values() if e.get("status") == JobStatus.RUNNING)
 
 
 __all__ = ["FIELDS", "FORMAT", "QUEUE_INDEX_PATH", "encode", "entry", "read", "running", "runnable",

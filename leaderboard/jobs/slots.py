@@ -17,8 +17,8 @@
 * ``--once``: each slot takes at most one job; ``--max-jobs N``: N jobs in all. Slots keep no
   spare evaluation process (a job's process starts when it is claimed).
 
-This module does not import ``leaderboard.worker`` (the worker imports it); ``worker`` is a
-``leaderboard.worker.Worker``.
+``worker`` is a ``leaderboard.jobs.supervisor.Worker`` (the command line, ``leaderboard.worker``,
+imports this module).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import copy
 import logging
 import threading
 import time
-from typing import Any
-
-from leaderboard.jobs.queue import Job, LeaseLost, claim, renew_leases
+from leaderboard.jobs.queue import Job, LeaseLost, Progress, claim, renew_leases
+from leaderboard.jobs.supervisor import Worker
+from leaderboard.store import Store
 from leaderboard.store.outage import RepeatedErrorLog
 
 log = logging.getLogger("leaderboard.jobs.slots")
@@ -43,7 +43,7 @@ class LeaseRenewer:
     ``forget(job_id)`` when the slot is done with the job. ``commits`` counts the renewal
     calls made (each one store commit at most)."""
 
-    def __init__(self, store: Any, worker_id: str, lease_s: float, heartbeat_s: float,
+    def __init__(self, store: Store, worker_id: str, lease_s: float, heartbeat_s: float,
                  progress_interval_s: float):
         self.store, self.worker_id, self.lease_s = store, worker_id, lease_s
         self.heartbeat_s, self.progress_interval_s = heartbeat_s, progress_interval_s
@@ -51,14 +51,14 @@ class LeaseRenewer:
         self.fresh_s = 2 * heartbeat_s + 1.0
         self.commits = 0
         self._lock = threading.Lock()
-        self._posted: dict[str, tuple[dict | None, float]] = {}  # job id -> (progress, when posted)
+        self._posted: dict[str, tuple[Progress | None, float]] = {}  # job id -> (progress, when posted)
         self._lost: dict[str, str] = {}  # job id -> why it is no longer held (told at the next post)
         self._dirty = False
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._errors = RepeatedErrorLog(log, f"{worker_id}: lease renewal")
 
-    def renew(self, job_id: str, progress: dict | None) -> None:
+    def renew(self, job_id: str, progress: Progress | None) -> None:
         """Post ``job_id``'s progress for the next renewal; LeaseLost if the last renewal found
         the job no longer held by this worker."""
         with self._lock:
@@ -98,7 +98,7 @@ class LeaseRenewer:
                 last = t
                 self.renew_now(batch)
 
-    def renew_now(self, batch: dict[str, dict | None]) -> None:
+    def renew_now(self, batch: dict[str, Progress | None]) -> None:
         """One ``renew_leases`` commit for ``batch`` ({job id: progress}); lost jobs are noted."""
         try:
             self.commits += 1
@@ -117,7 +117,7 @@ class LeaseRenewer:
 class JobSlots:
     """Runs ``slots`` jobs of ``worker`` side by side, their leases renewed together."""
 
-    def __init__(self, worker: Any, slots: int):
+    def __init__(self, worker: Worker, slots: int):
         if slots < 1:
             raise ValueError(f"concurrent jobs must be >= 1, got {slots}")
         self.worker = worker

@@ -15,7 +15,6 @@ tables.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 from functools import lru_cache
@@ -27,9 +26,10 @@ import pyarrow as pa
 from evaluator.catalogue import FAMILIES, breakdown_of, family_label, interval_column, summary_column
 from evaluator.columns import BASE_COLUMNS
 from evaluator.families.sun.metrics import CANDIDATE
+from leaderboard.settings import RESULTS_LICENSE
 
-LICENSE_ENV = "GENBENCH_RESULTS_LICENSE"
-DEFAULT_LICENSE = "cc-by-4.0"
+LICENSE_ENV = RESULTS_LICENSE.name
+DEFAULT_LICENSE = RESULTS_LICENSE.default
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "submissions_schema.json"
 LEADERBOARD_CONFIG, STRUCTURES_CONFIG = "leaderboard", "structures"
 
@@ -149,7 +149,7 @@ def render_card(*, leaderboard: pd.DataFrame, structures_files: Sequence[str],
     protocols: {protocol id or None: number of submissions}; protocol_labels: {id: label};
     name: how the dataset is addressed (``ORG/NAME`` or a folder).
     """
-    license_id = license_id or os.environ.get(LICENSE_ENV) or DEFAULT_LICENSE
+    license_id = license_id or RESULTS_LICENSE.read()
     lines = ["---", f"license: {license_id}", "pretty_name: Crystal generative-model leaderboard results",
              "tags:", "- materials-science", "- crystal-structure-generation", "- leaderboard",
              "configs:", f"- config_name: {LEADERBOARD_CONFIG}", "  default: true", "  data_files:",

@@ -53,7 +53,7 @@ from evaluator.summary import UnsupportedSchema, check_schema
 from leaderboard.publishing.card import render_card
 from leaderboard.publishing.summary_file import LEADERBOARD_BLOCK, SummaryFile
 from leaderboard.jobs import queue_index
-from leaderboard.jobs.queue import FINISHED, Job, finish, get_job, list_jobs
+from leaderboard.jobs.queue import FINISHED, Job, Progress, finish, get_job, list_jobs
 from leaderboard.publishing.rows import (frame_to_parquet, is_null, protocol_of, read_frame, records, rows_to_frame,
                                      summary_row)
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps, open_store
@@ -259,8 +259,8 @@ sync_leaderboard = sync_public  # the name earlier versions used
 
 
 def publish(store: Store, job: Job, summary: SummaryFile | Mapping[str, Any], table_bytes: bytes, worker_id: str,
-            meta: dict[str, Any] | None = None, progress: dict[str, Any] | None = None,
-            stage_rates: dict[str, Any] | None = None) -> Job:
+            meta: dict[str, Any] | None = None, progress: Progress | None = None,
+            stage_rates: dict[str, float] | None = None) -> Job:
     """Publish a finished evaluation: the job's FINISHED status with the requests store's
     record of the results, then the public files, row and card (one commit in the
     single-store layout). ``summary``: the bytes of summary.json as the evaluation wrote

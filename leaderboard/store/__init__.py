@@ -31,12 +31,13 @@ import json
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-ENV_VAR = "GENBENCH_STORE"
-RESULTS_ENV_VAR = "GENBENCH_RESULTS_STORE"
+from leaderboard import settings
+
 DEFAULT_LOCAL = "state/requests"
 DEFAULT_RESULTS_LOCAL = "state/results"
 LEGACY_LOCAL = "state"  # the single store of earlier versions
@@ -113,7 +114,7 @@ class Store(ABC):
         """(bytes, etag) of ``path``, or (None, None) if absent."""
 
     @abstractmethod
-    def commit(self, writes: dict[str, bytes | None], *, if_match: dict[str, str] | None = None,
+    def commit(self, writes: Mapping[str, bytes | None], *, if_match: Mapping[str, str] | None = None,
                message: str = "") -> None:
         """Write (bytes) or delete (None) several files in one step.
 
@@ -151,12 +152,18 @@ class Store(ABC):
         cond = None if if_match is None else {path: if_match}
         self.commit({path: None}, if_match=cond, message=message or f"delete {path}")
 
-    def read_json(self, path: str) -> tuple[dict | None, str | None]:
-        """(parsed JSON, etag) of ``path`` or (None, None)."""
+    def read_json(self, path: str) -> tuple[dict[str, Any] | None, str | None]:
+        """(parsed JSON object, etag) of ``path`` or (None, None); StoreError if it holds
+        JSON that is not an object (store documents are objects; values are JSON's)."""
         data, tag = self.read(path)
-        return (None, None) if data is None else (json.loads(data), tag)
+        if data is None:
+            return None, None
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise StoreError(f"{path} holds a JSON {type(doc).__name__}, not an object")
+        return doc, tag
 
-    def write_json(self, path: str, obj, *, if_match: str | None = None, message: str = "") -> str:
+    def write_json(self, path: str, obj: object, *, if_match: str | None = None, message: str = "") -> str:
         return self.write_bytes(path, dumps(obj), if_match=if_match, message=message)
 
     def local_path(self, path: str) -> Path | None:
@@ -175,13 +182,13 @@ class Store(ABC):
         return f"{type(self).__name__}({self.uri!r})"
 
 
-def dumps(obj) -> bytes:
+def dumps(obj: object) -> bytes:
     """Canonical JSON bytes for store documents."""
     return (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
 
 
-def resolve_uris(uri: str | os.PathLike | None = None,
-                 results: str | os.PathLike | None = None) -> tuple[str, str | None]:
+def resolve_uris(uri: str | os.PathLike[str] | None = None,
+                 results: str | os.PathLike[str] | None = None) -> tuple[str, str | None]:
     """(requests store URI, results store URI or None for the single-store layout).
 
     requests: ``uri``, else ``$GENBENCH_STORE``, else ``state/requests`` (or the
@@ -189,10 +196,10 @@ def resolve_uris(uri: str | os.PathLike | None = None,
     results: ``results``, else ``$GENBENCH_RESULTS_STORE``, else ``state/results``
     when the requests store is the default one, else None (single store).
     """
-    res = str(results) if results else os.environ.get(RESULTS_ENV_VAR) or None
+    res = str(results) if results else settings.RESULTS_STORE.read()
     if uri is not None:
         return str(uri), res
-    env = os.environ.get(ENV_VAR)
+    env = settings.STORE.read()
     if env:
         return env, res
     legacy = Path(LEGACY_LOCAL)
@@ -205,7 +212,7 @@ def resolve_uris(uri: str | os.PathLike | None = None,
     return DEFAULT_LOCAL, res or DEFAULT_RESULTS_LOCAL
 
 
-def open_store(uri: str | os.PathLike | None = None, results: str | os.PathLike | None = None) -> Store:
+def open_store(uri: str | os.PathLike[str] | None = None, results: str | os.PathLike[str] | None = None) -> Store:
     """Open the requests store and pair it with its results store (see module docstring)."""
     req, res = resolve_uris(uri, results)
     store = open_one(req)
@@ -214,7 +221,7 @@ def open_store(uri: str | os.PathLike | None = None, results: str | os.PathLike 
     return store
 
 
-def open_one(uri: str | os.PathLike, public: bool = False) -> Store:
+def open_one(uri: str | os.PathLike[str], public: bool = False) -> Store:
     """Open one store (no pairing); ``public``: a Hub repo created for it is public."""
     uri = str(uri)
     if uri.startswith("hf://"):
@@ -228,6 +235,6 @@ def open_one(uri: str | os.PathLike, public: bool = False) -> Store:
     return LocalStore(uri)
 
 
-__all__ = ["ABSENT", "ENV_VAR", "RESULTS_ENV_VAR", "PreconditionFailed", "Store", "StoreError",
+__all__ = ["ABSENT", "PreconditionFailed", "Store", "StoreError",
            "check_path", "commits_are_urgent", "dumps", "etag_of", "open_one", "open_store", "resolve_uris",
            "urgent_commits"]

@@ -33,10 +33,16 @@ run offline against :class:`leaderboard.store.hubfake.FakeHfApi`.
 
 from __future__ import annotations
 
+import builtins
+import datetime as dt
 import os
 import random
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol, TypeVar
+
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
 from leaderboard.store import (ABSENT, PreconditionFailed, Store, StoreError, check_path, commits_are_urgent,
                                etag_of)
@@ -45,6 +51,43 @@ RETRY_STATUS = {429, 500, 502, 503, 504}
 URGENT_RESERVE = 0.3  # of the hourly budget, kept for urgent commits
 URGENT_TAG = " [lease]"  # ends the title of an urgent commit, so every process can count them
 CONFLICT_STATUS = {409, 412}
+T = TypeVar("T")
+
+
+class RepoInfo(Protocol):
+    @property
+    def sha(self) -> str | None: ...
+
+
+class CommitEntry(Protocol):
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+    @property
+    def title(self) -> str: ...
+
+
+class HubApi(Protocol):
+    """The part of ``huggingface_hub.HfApi`` a HubStore uses (``FakeHfApi`` has it too)."""
+
+    def repo_info(self, repo_id: str, *, repo_type: str | None = None,
+                  revision: str | None = None) -> RepoInfo: ...
+
+    def list_repo_files(self, repo_id: str, *, repo_type: str | None = None,
+                        revision: str | None = None) -> list[str]: ...
+
+    def list_repo_commits(self, repo_id: str, *, repo_type: str | None = None,
+                          revision: str | None = None) -> Sequence[CommitEntry]: ...
+
+    def hf_hub_download(self, repo_id: str, filename: str, *, repo_type: str | None = None,
+                        revision: str | None = None) -> str: ...
+
+    def create_repo(self, repo_id: str, *, repo_type: str | None = None, private: bool | None = None,
+                    exist_ok: bool = False) -> object: ...
+
+    def create_commit(self, repo_id: str, operations: Iterable[CommitOperationAdd | CommitOperationDelete], *,
+                      commit_message: str, repo_type: str | None = None, revision: str | None = None,
+                      parent_commit: str | None = None) -> object: ...
 
 
 def _status(exc: BaseException) -> int | None:
@@ -64,14 +107,15 @@ class HubStore(Store):
     heartbeat_interval_s = 240.0  # ~15 commits/hour per running worker
     lease_s = 900.0
 
-    def __init__(self, repo_id: str, *, api=None, token: str | None = None, revision: str = "main",
-                 private: bool = True, max_commits_per_hour: int | None = 120, retries: int = 6,
-                 backoff_s: float = 2.0, max_conflict_retries: int = 20, sleep=time.sleep, clock=time.time):
+    def __init__(self, repo_id: str, *, api: HubApi | None = None, token: str | None = None,
+                 revision: str = "main", private: bool = True, max_commits_per_hour: int | None = 120,
+                 retries: int = 6, backoff_s: float = 2.0, max_conflict_retries: int = 20,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
         if api is None:
             from huggingface_hub import HfApi
 
             api = HfApi(token=token or os.environ.get("HF_TOKEN"))
-        self.api = api
+        self.api: HubApi = api
         self.repo_id = repo_id
         self.revision = revision
         self.private = private
@@ -87,7 +131,7 @@ class HubStore(Store):
         self.urgent_waits: list[float] = []  # of those, by urgent commits (lease renewals)
 
     @classmethod
-    def from_uri(cls, uri: str, **kwargs) -> HubStore:
+    def from_uri(cls, uri: str, *, private: bool = True, api: HubApi | None = None) -> HubStore:
         """``hf://datasets/ORG/NAME[@revision]`` -> HubStore."""
         rest = uri[len("hf://"):]
         if not rest.startswith("datasets/"):
@@ -96,10 +140,11 @@ class HubStore(Store):
         repo_id, _, revision = rest.partition("@")
         if repo_id.count("/") != 1:
             raise StoreError(f"bad Hub store uri {uri!r}: expected hf://datasets/ORG/NAME")
-        return cls(repo_id, revision=revision or "main", **kwargs)
+        return cls(repo_id, revision=revision or "main", private=private, api=api)
 
     # -- retries -------------------------------------------------------------
-    def _call(self, fn, *args, _retried: list | None = None, **kwargs):
+    def _call(self, fn: Callable[..., T], *args: object, _retried: list[int | None] | None = None,
+              **kwargs: object) -> T:
         """``fn(*args, **kwargs)`` retried with backoff on 429/5xx/network errors
         (each retry is appended to ``_retried`` when given)."""
         for attempt in range(self.retries):
@@ -117,6 +162,7 @@ class HubStore(Store):
                 if _retried is not None:
                     _retried.append(status)
                 self._sleep(delay)
+        raise StoreError(f"no attempt made: {self.retries} retries configured")
 
     # -- Store primitives ----------------------------------------------------
     def _head(self) -> str | None:
@@ -143,11 +189,11 @@ class HubStore(Store):
         local = self._download(check_path(path), revision)
         return None if local is None else local.read_bytes()
 
-    def read(self, path):
+    def read(self, path: str) -> tuple[bytes | None, str | None]:
         data = self._read_at(path, None)
         return (None, None) if data is None else (data, etag_of(data))
 
-    def local_path(self, path):
+    def local_path(self, path: str) -> Path | None:
         return self._download(check_path(path), None)
 
     def list(self, prefix: str = "") -> list[str]:
@@ -167,11 +213,11 @@ class HubStore(Store):
                        exist_ok=True)
             self._repo_checked = True
 
-    def recent_commits(self, window_s: float = 3600.0) -> list[tuple[float, bool]]:
+    def recent_commits(self, window_s: float = 3600.0) -> builtins.list[tuple[float, bool]]:
         """(creation time in epoch seconds, urgent?) of the repo's commits of the last
         ``window_s`` seconds, newest first, whoever made them."""
         since = self._clock() - window_s
-        out: list[tuple[float, bool]] = []
+        out: builtins.list[tuple[float, bool]] = []
         for created, title in self._commit_dates():
             t = created.timestamp()
             if t <= since:
@@ -179,11 +225,11 @@ class HubStore(Store):
             out.append((t, str(title or "").endswith(URGENT_TAG)))
         return out
 
-    def recent_commit_times(self, window_s: float = 3600.0) -> list[float]:
+    def recent_commit_times(self, window_s: float = 3600.0) -> builtins.list[float]:
         """Creation times (newest first) of the repo's commits of the last ``window_s`` seconds."""
         return [t for t, _ in self.recent_commits(window_s)]
 
-    def _commit_dates(self):
+    def _commit_dates(self) -> Iterator[tuple[dt.datetime, str | None]]:
         """(date, title) of the repo's commits, newest first, fetched lazily page by page."""
         endpoint = getattr(self.api, "endpoint", None)
         if endpoint is None:  # the offline fake: the public call
@@ -194,10 +240,12 @@ class HubStore(Store):
             return
         from urllib.parse import quote
 
-        from huggingface_hub.utils import paginate, parse_datetime
+        # huggingface_hub.utils re-exports these without listing them in an __all__
+        from huggingface_hub.utils import paginate, parse_datetime  # type: ignore[attr-defined]
 
         url = f"{endpoint}/api/datasets/{self.repo_id}/commits/{quote(self.revision, safe='')}"
-        for item in paginate(url, params={}, headers=self.api._build_hf_headers()):
+        headers = self.api._build_hf_headers()  # type: ignore[attr-defined]  # HfApi's (the fake has no endpoint)
+        for item in paginate(url, params={}, headers=headers):
             yield parse_datetime(item["date"]), item.get("title")
 
     def _pace(self) -> None:
@@ -221,9 +269,8 @@ class HubStore(Store):
                 self.urgent_waits.append(wait)
             self._sleep(wait)
 
-    def commit(self, writes, *, if_match=None, message=""):
-        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-
+    def commit(self, writes: Mapping[str, bytes | None], *, if_match: Mapping[str, str] | None = None,
+               message: str = "") -> None:
         files = {check_path(p): v for p, v in writes.items()}
         conds = {check_path(p): v for p, v in (if_match or {}).items()}
         self._ensure_repo()
@@ -237,7 +284,7 @@ class HubStore(Store):
                     if ambiguous and self._landed(files, head):
                         return  # an earlier attempt was applied although its reply was lost
                     raise PreconditionFailed(f"{path} changed since it was read")
-            ops = []
+            ops: list[CommitOperationAdd | CommitOperationDelete] = []
             for path, data in files.items():
                 if data is None:
                     if existing is None:
@@ -250,7 +297,7 @@ class HubStore(Store):
             if not ops:
                 return
             self._pace()
-            retried: list = []
+            retried: list[int | None] = []
             try:
                 title = (message or "update") + (URGENT_TAG if commits_are_urgent() else "")
                 self._call(self.api.create_commit, self.repo_id, ops, commit_message=title,
@@ -266,7 +313,7 @@ class HubStore(Store):
         raise StoreError(f"could not commit to {self.uri}: the branch kept moving "
                          f"({self.max_conflict_retries} attempts)")
 
-    def _landed(self, files: dict[str, bytes | None], head: str | None) -> bool:
+    def _landed(self, files: Mapping[str, bytes | None], head: str | None) -> bool:
         return all(self._read_at(p, head) == data for p, data in files.items())
 
 

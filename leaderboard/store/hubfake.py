@@ -19,11 +19,15 @@ import hashlib
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx2
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
 
 class SimClock:
@@ -82,6 +86,32 @@ class _Commit:
     created_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class RepoUrl:
+    repo_id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    id: str
+    sha: str
+
+
+@dataclass(frozen=True)
+class CommitEntry:
+    commit_id: str
+    title: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    oid: str
+    commit_message: str
+    commit_url: str
+
+
 @dataclass
 class _Repo:
     commits: list[_Commit] = field(default_factory=list)
@@ -92,7 +122,7 @@ RATE_LIMIT_MESSAGE = ("429 Too Many Requests: you have exceeded the rate limit f
                       "(128 per hour). Please retry later.")
 
 
-def _response(status: int, url: str, headers: dict | None = None):
+def _response(status: int, url: str, headers: dict[str, str] | None = None) -> httpx2.Response:
     import httpx2
 
     return httpx2.Response(status, request=httpx2.Request("GET", url), headers=headers)
@@ -142,7 +172,8 @@ class FakeHfApi:
                                     response=_response(404, f"fake://{repo_id}@{revision}"))
 
     # -- the HfApi surface -----------------------------------------------------
-    def create_repo(self, repo_id, *, repo_type=None, private=None, exist_ok=False, **kwargs):
+    def create_repo(self, repo_id: str, *, repo_type: str | None = None, private: bool | None = None,
+                    exist_ok: bool = False, **kwargs: object) -> RepoUrl:
         with self._lock:
             self._enter("create_repo")
             if repo_id not in self.repos:
@@ -151,26 +182,30 @@ class FakeHfApi:
                                                      self.clock())])
             elif not exist_ok:
                 raise ValueError(f"repo {repo_id} exists")
-            return SimpleNamespace(repo_id=repo_id, url=f"https://huggingface.co/datasets/{repo_id}")
+            return RepoUrl(repo_id=repo_id, url=f"https://huggingface.co/datasets/{repo_id}")
 
-    def repo_info(self, repo_id, *, repo_type=None, revision=None, **kwargs):
+    def repo_info(self, repo_id: str, *, repo_type: str | None = None, revision: str | None = None,
+                  **kwargs: object) -> RepoInfo:
         with self._lock:
             self._enter("repo_info")
-            return SimpleNamespace(id=repo_id, sha=self._commit(repo_id, revision).sha)
+            return RepoInfo(id=repo_id, sha=self._commit(repo_id, revision).sha)
 
-    def list_repo_files(self, repo_id, *, repo_type=None, revision=None, **kwargs):
+    def list_repo_files(self, repo_id: str, *, repo_type: str | None = None, revision: str | None = None,
+                        **kwargs: object) -> list[str]:
         with self._lock:
             self._enter("list_repo_files")
             return sorted(self._commit(repo_id, revision).files)
 
-    def list_repo_commits(self, repo_id, *, repo_type=None, revision=None, **kwargs):
+    def list_repo_commits(self, repo_id: str, *, repo_type: str | None = None, revision: str | None = None,
+                          **kwargs: object) -> list[CommitEntry]:
         with self._lock:
             self._enter("list_repo_commits")
-            return [SimpleNamespace(commit_id=c.sha, title=c.title,
-                                    created_at=dt.datetime.fromtimestamp(c.created_at, dt.UTC))
+            return [CommitEntry(commit_id=c.sha, title=c.title,
+                                created_at=dt.datetime.fromtimestamp(c.created_at, dt.UTC))
                     for c in reversed(self._repo(repo_id).commits)]
 
-    def hf_hub_download(self, repo_id, filename, *, repo_type=None, revision=None, **kwargs):
+    def hf_hub_download(self, repo_id: str, filename: str, *, repo_type: str | None = None,
+                        revision: str | None = None, **kwargs: object) -> str:
         from huggingface_hub.errors import RemoteEntryNotFoundError
 
         with self._lock:
@@ -186,8 +221,9 @@ class FakeHfApi:
                 out.write_bytes(data)
             return str(out)
 
-    def create_commit(self, repo_id, operations, *, commit_message, repo_type=None, revision=None,
-                      parent_commit=None, **kwargs):
+    def create_commit(self, repo_id: str, operations: Iterable[CommitOperationAdd | CommitOperationDelete], *,
+                      commit_message: str, repo_type: str | None = None, revision: str | None = None,
+                      parent_commit: str | None = None, **kwargs: object) -> CommitInfo:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
         from huggingface_hub.errors import HfHubHTTPError
 
@@ -225,8 +261,8 @@ class FakeHfApi:
                     raise TypeError(f"unsupported operation {op!r}")
             sha = hashlib.sha1(f"{head.sha}/{len(repo.commits)}/{commit_message}".encode()).hexdigest()
             repo.commits.append(_Commit(sha, commit_message, files, t))
-            return SimpleNamespace(oid=sha, commit_message=commit_message,
-                                   commit_url=f"https://huggingface.co/datasets/{repo_id}/commit/{sha}")
+            return CommitInfo(oid=sha, commit_message=commit_message,
+                              commit_url=f"https://huggingface.co/datasets/{repo_id}/commit/{sha}")
 
     @property
     def n_commits(self) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +22,7 @@ class LocalStore(Store):
     heartbeat_interval_s = 5.0
     lease_s = 60.0
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).expanduser().resolve()
         self.uri = str(self.root)
 
@@ -29,7 +30,7 @@ class LocalStore(Store):
         return self.root / check_path(path)
 
     @contextmanager
-    def _locked(self):
+    def _locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / LOCK_FILE, "a+b") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -45,7 +46,8 @@ class LocalStore(Store):
             return None, None
         return data, etag_of(data)
 
-    def commit(self, writes, *, if_match=None, message=""):
+    def commit(self, writes: Mapping[str, bytes | None], *, if_match: Mapping[str, str] | None = None,
+               message: str = "") -> None:
         files = {check_path(p): v for p, v in writes.items()}
         with self._locked():
             for path, expected in (if_match or {}).items():

@@ -15,12 +15,13 @@ import pandas as pd
 from evaluator.config import build_config
 from evaluator.protocol import Protocol, protocol_of
 
+from leaderboard.settings import LOCAL_USER
 from leaderboard.publishing.results import leaderboard_etag, load_results_table
 from leaderboard.store import Store, open_store
 from leaderboard.table.results_cache import CachedResults
 
-LOCAL_USER_ENV = "GENBENCH_LOCAL_USER"
-DEFAULT_LOCAL_USER = "local-user"
+LOCAL_USER_ENV = LOCAL_USER.name
+DEFAULT_LOCAL_USER = LOCAL_USER.default
 
 
 def on_space() -> bool:
@@ -30,7 +31,7 @@ def on_space() -> bool:
 
 def local_user() -> str:
     """The configured identity when not on a Space."""
-    return os.environ.get(LOCAL_USER_ENV) or DEFAULT_LOCAL_USER
+    return LOCAL_USER.read()
 
 
 @dataclass

@@ -4,53 +4,54 @@ stall warning, attempts and history, failures, withdraw (with a confirmation).""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, Literal, TypedDict
 
 import gradio as gr
 import pandas as pd
 
 from leaderboard.jobs.eta import Estimate, Estimator, fmt_estimate, seconds_since_progress
-from leaderboard.jobs.queue import ACTIVE, HIDDEN, PENDING, QueueError, get_job, list_jobs
+from leaderboard.jobs.queue import ACTIVE, Job, JobStatus, QueueError, get_job, list_jobs
 from leaderboard.intake.submission_meta import load_meta
 from leaderboard.intake.submissions import withdraw as do_withdraw
 from leaderboard.ui import jobs as J
 from leaderboard.ui.shared_state import AppContext
 
-STATUS_DATATYPES = ["str"] * (len(J.STATUS_COLUMNS) - 1) + ["markdown"]
-STATUS_WIDTHS = ["13%", "12%", "9%", "9%", "9%", "12%", "9%", "9%", "9%", "9%"]
+Datatype = Literal["str", "markdown"]
+
+
+def _datatypes(columns: int) -> list[Datatype]:
+    """Plain text in every column but the last (the permalink, Markdown)."""
+    return ["markdown" if i == columns - 1 else "str" for i in range(columns)]
+
+
+STATUS_DATATYPES = _datatypes(len(J.STATUS_COLUMNS))
+STATUS_WIDTHS: list[str | int] = ["13%", "12%", "9%", "9%", "9%", "12%", "9%", "9%", "9%", "9%"]
 QUEUE_COLUMNS = [c for c in J.STATUS_COLUMNS if c != "Failure reason"]
-QUEUE_DATATYPES = ["str"] * (len(QUEUE_COLUMNS) - 1) + ["markdown"]
-QUEUE_WIDTHS = ["14%", "13%", "10%", "10%", "12%", "13%", "10%", "9%", "9%"]
+QUEUE_DATATYPES = _datatypes(len(QUEUE_COLUMNS))
+QUEUE_WIDTHS: list[str | int] = ["14%", "13%", "10%", "10%", "12%", "13%", "10%", "9%", "9%"]
 
-# Number of structures per job id: from the upload check in this process (``remember_size``)
-# or the submitter's declared ``n_structures``; uploads are write-once, so the values stay valid.
+# Number of structures of older jobs that do not carry their size: the submitter's declared
+# ``n_structures`` (uploads are write-once, so the values stay valid).
 _SIZES: dict[str, int | None] = {}
-_ATOMS: dict[str, list[int]] = {}  # atoms per parsed structure, from the upload check in this process
 
 
-def remember_size(job_id: str, n_structures: int, atoms: list[int] | None = None) -> None:
-    """Record a submission's structure count (and cell sizes), known from its upload check,
-    for queue ETAs (the relaxation's cost grows with the cells' atoms)."""
-    _SIZES[job_id] = int(n_structures)
-    if atoms:
-        _ATOMS[job_id] = list(atoms)
-
-
-def job_sizes(ctx: AppContext, jobs: list) -> dict[str, int | None]:
-    """{job id: number of structures or None} for the active jobs among ``jobs``."""
-
+def job_sizes(ctx: AppContext, jobs: list[Job]) -> dict[str, int | None]:
+    """{job id: number of structures or None}: the job's own size (its upload check), else,
+    for an active job from before sizes were kept, the submitter's declared count."""
     for j in jobs:
-        if j.status in ACTIVE and j.id not in _SIZES and not j.n_structures:
+        if j.status in ACTIVE and not j.n_structures and j.id not in _SIZES:
             try:
                 n = (load_meta(ctx.store, j.id) or {}).get("n_structures")
             except Exception:  # noqa: BLE001 - display only: the estimate says the size is unknown
                 n = None
             _SIZES[j.id] = int(n) if isinstance(n, int) and n > 0 else None
-    return {j.id: j.n_structures or _SIZES.get(j.id) for j in jobs}  # the job's own size (its upload check) first
+    return {j.id: j.n_structures or _SIZES.get(j.id) for j in jobs}
 
 
-def job_atoms(job) -> list[int]:
-    """Atoms per parsed structure: carried by the job (its upload check), else remembered here."""
-    return [n for n, count in job.cell_atoms for _ in range(count)] or _ATOMS.get(job.id, [])
+def job_atoms(job: Job) -> list[int]:
+    """Atoms per parsed structure, as the job carries them (its upload check; [] for older jobs)."""
+    return [n for n, count in job.cell_atoms for _ in range(count)]
 
 
 class Snapshot:
@@ -64,27 +65,27 @@ class Snapshot:
         self.atoms = {j.id: cells for j in self.jobs if (cells := job_atoms(j))}
 
     def position(self, job_id: str) -> int | None:
-        pending = [j.id for j in self.jobs if j.status == PENDING]
+        pending = [j.id for j in self.jobs if j.status == JobStatus.PENDING]
         return pending.index(job_id) + 1 if job_id in pending else None
 
-    def estimates(self, job) -> list[tuple[str, Estimate]]:
+    def estimates(self, job: Job) -> list[tuple[str, Estimate]]:
         """(label, estimate) lines: time left for a running job, start/finish for a pending one."""
-        if job.status == "RUNNING":
+        if job.status == JobStatus.RUNNING:
             return [("ETA", self.estimator.remaining(job, self.now, self.sizes.get(job.id), self.atoms.get(job.id)))]
-        if job.status == "PENDING":
+        if job.status == JobStatus.PENDING:
             start, finish = self.estimator.wait(job, self.jobs, self.sizes, self.now, self.atoms)
             return [("Starts in", start), ("Finishes in", finish)]
         return []
 
-    def eta_cell(self, job) -> str:
+    def eta_cell(self, job: Job) -> str:
         """Short ETA text for the tables."""
         est = dict(self.estimates(job))
         e = est.get("ETA") or est.get("Finishes in")
         if e is None or e.seconds is None:
             return ""
-        return ("done in " if job.status == "PENDING" else "") + fmt_estimate(e.seconds)
+        return ("done in " if job.status == JobStatus.PENDING else "") + fmt_estimate(e.seconds)
 
-    def rows(self, jobs: list) -> pd.DataFrame:
+    def rows(self, jobs: list[Job]) -> pd.DataFrame:
         positions = {j.id: self.position(j.id) for j in jobs}
         return J.status_rows(jobs, positions, None, self.now, {j.id: self.eta_cell(j) for j in jobs})
 
@@ -100,7 +101,7 @@ class Snapshot:
         return J.job_detail(job, self.position(job.id), ctx.store, now=self.now, eta=eta)
 
 
-def my_jobs(ctx: AppContext, user: str | None, snap: Snapshot | None = None) -> tuple[pd.DataFrame, list]:
+def my_jobs(ctx: AppContext, user: str | None, snap: Snapshot | None = None) -> tuple[pd.DataFrame, list[Job]]:
     """(display rows, jobs) of ``user``'s submissions, withdrawn ones included."""
     if not user:
         return pd.DataFrame(columns=J.STATUS_COLUMNS), []
@@ -122,19 +123,29 @@ def detail(ctx: AppContext, job_id: str | None, snap: Snapshot | None = None) ->
     return (snap or Snapshot(ctx)).detail(ctx, job_id)
 
 
-def can_withdraw(job, user: str | None) -> bool:
+def can_withdraw(job: Job | None, user: str | None) -> bool:
     """Whether ``user`` is offered the Withdraw button for ``job``: their own submission,
     not already withdrawn."""
-    return job is not None and bool(user) and job.submitter == user and job.status != HIDDEN
+    return job is not None and bool(user) and job.submitter == user and job.status != JobStatus.HIDDEN
 
 
-def withdraw_button(snap: Snapshot, user: str | None, job_id: str | None):
+def withdraw_button(snap: Snapshot, user: str | None, job_id: str | None) -> dict[str, Any]:
     """The Withdraw button shown only for a submission ``user`` can still withdraw."""
     job = next((j for j in snap.jobs if j.id == job_id), None) if job_id else None
     return gr.update(visible=can_withdraw(job, user))
 
 
-def build(ctx: AppContext, user_state) -> dict:
+class StatusTab(TypedDict):
+    """What the app wires to the status tab: its refresh (function, inputs, outputs), the
+    submission picker, the detail panel and the refresh timer."""
+
+    refresh: tuple[Callable[..., tuple[object, ...]], list[gr.components.Component], list[gr.components.Component]]
+    pick: gr.Dropdown
+    info: gr.Markdown
+    timer: gr.Timer
+
+
+def build(ctx: AppContext, user_state: gr.State) -> StatusTab:
     who = gr.Markdown(elem_id="status-user")
     table = gr.Dataframe(pd.DataFrame(columns=J.STATUS_COLUMNS), interactive=False, wrap=True,
                          datatype=STATUS_DATATYPES, label="My submissions", elem_id="status-table",
@@ -154,7 +165,7 @@ def build(ctx: AppContext, user_state) -> dict:
                                    datatype=QUEUE_DATATYPES, column_widths=QUEUE_WIDTHS, elem_id="queue-table")
     timer = gr.Timer(ctx.status_refresh_s, active=False)  # activated while this tab is open
 
-    def refresh(user, current, note: str = ""):
+    def refresh(user: str | None, current: str | None, note: str = "") -> tuple[object, ...]:
         snap = Snapshot(ctx)
         rows, mine = my_jobs(ctx, user, snap)
         ids = [j.id for j in reversed(mine)]
@@ -169,23 +180,24 @@ def build(ctx: AppContext, user_state) -> dict:
 
     outs = [who, table, pick, info, queue_table, withdraw_btn]
     timer.tick(refresh, [user_state, pick], outs, api_visibility="private", show_progress="hidden")
-    def on_pick(user, jid):
+
+    def on_pick(user: str | None, jid: str | None) -> tuple[object, ...]:
         snap = Snapshot(ctx)
         return detail(ctx, jid, snap), gr.Group(visible=False), withdraw_button(snap, user, jid)
 
     pick.change(on_pick, [user_state, pick], [info, confirm_box, withdraw_btn],
                 api_visibility="private", show_progress="hidden")
 
-    def ask(user, job_id):
+    def ask(user: str | None, job_id: str | None) -> tuple[object, ...]:
         """First click: say what withdrawing does and ask to confirm."""
         job = get_job(ctx.store, job_id) if job_id else None
         if job is None:
             return gr.Group(visible=False), "", "Choose a submission first."
         if user != job.submitter:
             return gr.Group(visible=False), "", "**Refused:** only the submitter can withdraw this submission."
-        what = {"PENDING": "It leaves the queue and will not be evaluated.",
-                "RUNNING": "Its evaluation stops.",
-                "FINISHED": "Its row leaves the leaderboard."}.get(job.status, "")
+        what = {JobStatus.PENDING: "It leaves the queue and will not be evaluated.",
+                JobStatus.RUNNING: "Its evaluation stops.",
+                JobStatus.FINISHED: "Its row leaves the leaderboard."}.get(job.status, "")
         text = (f"**Withdraw `{job.id}` ({J.md_text(J.model_of(job, ctx.store))}, {job.status})?** {what} "
                 "It is hidden, not deleted: the files and results stay in the store.")
         return gr.Group(visible=True), text, gr.update()
@@ -195,7 +207,7 @@ def build(ctx: AppContext, user_state) -> dict:
     cancel_btn.click(lambda: gr.Group(visible=False), None, confirm_box, api_visibility="private",
                      show_progress="hidden")
 
-    def withdraw(user, job_id):
+    def withdraw(user: str | None, job_id: str | None) -> tuple[object, ...]:
         """Confirmed: withdraw, then redraw the table and the detail from the same read."""
 
         if not job_id:
@@ -216,7 +228,7 @@ def build(ctx: AppContext, user_state) -> dict:
         api_out = gr.JSON(label="status")
         api_status_btn, api_withdraw_btn = gr.Button("status"), gr.Button("withdraw")
 
-    def status_api(job_id):
+    def status_api(job_id: str) -> dict[str, object]:
         job = get_job(ctx.store, job_id)
         if job is None:
             return {"id": J.shown_id(job_id), "status": None, "message": "no such submission"}
@@ -231,11 +243,11 @@ def build(ctx: AppContext, user_state) -> dict:
         out["estimates"] = {label: {"seconds": e.seconds, "text": e.text(), "basis": e.basis}
                             for label, e in snap.estimates(job)}
 
-        out["last_progress_s"] = seconds_since_progress(job, snap.now) if job.status == "RUNNING" else None
+        out["last_progress_s"] = seconds_since_progress(job, snap.now) if job.status == JobStatus.RUNNING else None
         out["stalled"] = J.stalled_for(job, snap.now) is not None
         return out
 
-    def withdraw_api(job_id):
+    def withdraw_api(job_id: str) -> dict[str, object]:
 
         if ctx.space:
             return {"ok": False, "message": "use the page (signed in) to withdraw on the Space"}

@@ -27,7 +27,7 @@ from leaderboard.intake.screening import Screened, in_user_terms, prior_problem,
 from leaderboard.intake.submissions import SubmissionError, submit
 from leaderboard.intake.uploads import discard_refused
 from leaderboard.jobs.eta import fmt_estimate
-from leaderboard.jobs.queue import list_jobs, public_reason, queue_position
+from leaderboard.jobs.queue import ACTIVE, list_jobs, public_reason, queue_position
 from leaderboard.ui.forms import build_form
 from leaderboard.ui.jobs import md_text
 from leaderboard.ui.shared_state import AppContext
@@ -219,7 +219,7 @@ def upload_estimate(ctx: AppContext, n_structures: int, verb: str = "would start
     and the wait behind the submissions now in the queue."""
     snap = Snapshot(ctx)
     est = snap.estimator.job(n_structures, atoms)
-    queue, _ = snap.estimator.wait({"id": None}, snap.jobs, snap.sizes, snap.now, snap.atoms)
+    queue, _ = snap.estimator.wait(None, snap.jobs, snap.sizes, snap.now, snap.atoms)
     sizes = ""
     if atoms:
         big = sum(1 for n in atoms if n > 100)
@@ -230,7 +230,7 @@ def upload_estimate(ctx: AppContext, n_structures: int, verb: str = "would start
     text = (f"**Estimated evaluation time on this deployment: {fmt_estimate(est.seconds or 0.0)}** for "
             f"{n_structures} parsed structures ({per:.1f} s per structure on average{sizes}; "
             f"estimated from the {md_text(est.basis)}).")
-    busy = [j for j in snap.jobs if j.status in ("PENDING", "RUNNING")]
+    busy = [j for j in snap.jobs if j.status in ACTIVE]
     if busy:
         ahead = f"{len(busy)} submission{'s' * (len(busy) != 1)} ahead in the queue"
         text += (f" {ahead}: it {verb} in {fmt_estimate(queue.seconds)}." if queue.seconds is not None

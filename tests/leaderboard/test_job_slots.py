@@ -17,7 +17,7 @@ from store_helpers import META, local_store, wait_for, write_cifs
 from evaluator.config import EvalConfig
 from evaluator.procpool import pid_alive
 from leaderboard.jobs import queue as q
-from leaderboard import worker as worker_module
+from leaderboard.jobs import supervisor as worker_module
 from leaderboard.jobs.slots import JobSlots
 from leaderboard.publishing.results import load_summary
 from leaderboard.store.layout import job_path

@@ -261,15 +261,17 @@ def test_claims_are_fifo_when_created_in_the_same_millisecond(store, files, monk
     ids in reverse lexical order: claims must still follow submission order."""
     import leaderboard.intake.submissions as subs
 
+    import leaderboard.jobs.job_store as job_store
+
     frozen, real_iso = "2026-01-01T00:00:00.000+00:00", q.iso
-    monkeypatch.setattr(q, "iso", lambda t=None: frozen if t is None else real_iso(t))
+    monkeypatch.setattr(job_store, "iso", lambda t=None: frozen if t is None else real_iso(t))
     ids = iter(f"20260101-000000-{c * 8}" for c in "fedcba")
     monkeypatch.setattr(subs, "new_job_id", lambda: next(ids))
     jobs = [submit(store, META, [f], f"user{i}", POLICY) for i, f in enumerate(files)]
     assert len({j.created_at for j in jobs}) == 1
     # claims stamp real times: a heartbeat dated by the frozen clock would be months old,
     # and the queue distrusts a heartbeat older than the stall limit
-    monkeypatch.setattr(q, "iso", real_iso)
+    monkeypatch.setattr(job_store, "iso", real_iso)
     assert [q.claim(store, "w", 60).id for _ in jobs[:3]] == [j.id for j in jobs[:3]]
     assert [q.queue_position(store, j.id) for j in jobs[3:]] == [1, 2, 3]
     assert [j.id for j in q.list_jobs(store)] == [j.id for j in jobs]

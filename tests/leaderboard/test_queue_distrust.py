@@ -50,7 +50,7 @@ def test_a_lease_ending_in_the_far_future_is_reclaimed_and_shown_stalled(store, 
     running = q.get_job(store, job.id)
     assert "clock runs ahead" in q.lease_distrusted(running) and running.lease_expired
     # the status view says so before anyone reclaims it
-    assert J.stalled_for(running) is not None and J.stalled_for(running.to_dict()) is not None
+    assert J.stalled_for(running) is not None
     assert "STALLED" in J.job_detail(running, None) and "clock runs ahead" in J.job_detail(running, None)
 
     took = q.claim(store, "honest", 60)
@@ -108,10 +108,10 @@ def test_failure_reasons_hold_no_server_paths(store, files):
 
 def test_publishing_during_an_outage_shows_no_eta_and_is_not_stalled():
     now = q.now()
-    job = {"id": "j1", "status": "RUNNING", "heartbeat": q.iso(now), "lease_expires": q.iso(now),
-           "progress": {"stage": STORE_UNAVAILABLE_STAGE, "done": 5, "total": 5,
-                        "stage_started_at": q.iso(now - dt.timedelta(hours=2)),
-                        "updated_at": q.iso(now - dt.timedelta(hours=2))}}
+    job = q.Job("j1", "RUNNING", heartbeat=q.iso(now), lease_expires=q.iso(now),
+                progress={"stage": STORE_UNAVAILABLE_STAGE, "done": 5, "total": 5,
+                          "stage_started_at": q.iso(now - dt.timedelta(hours=2)),
+                          "updated_at": q.iso(now - dt.timedelta(hours=2))})
     estimate = Estimator.from_jobs([]).remaining(job, now.timestamp(), 5)
     assert estimate.seconds is None and estimate.text() == f"unknown ({STORE_UNAVAILABLE_STAGE})"
     assert J.stalled_for(job, now.timestamp(), threshold_s=60) is None

@@ -31,7 +31,7 @@ def _table(n=2):
 
 
 def _index_from_documents(store):
-    return {j.id: queue_index.entry(j) for j in q._listed_jobs(store)}
+    return {j.id: queue_index.entry(j) for j in q.listed_jobs(store)}
 
 
 @pytest.fixture(params=["local", "hub"])
@@ -134,7 +134,11 @@ def test_the_commit_budget_holds_with_the_app_and_three_workers_writing_together
 
     clock = VirtualClock()
     api = FakeHfApi(clock=clock)
-    monkeypatch.setattr(q, "now", lambda: dt.datetime.fromtimestamp(clock(), dt.UTC))
+    import leaderboard.jobs.documents as documents
+    import leaderboard.jobs.leases as leases
+
+    for module in (q, documents, leases):  # every module of the queue that reads the time
+        monkeypatch.setattr(module, "now", lambda: dt.datetime.fromtimestamp(clock(), dt.UTC))
 
     def open_pair():
         s = hub_store(api, repo="org/requests", clock=clock, max_commits_per_hour=BUDGET)

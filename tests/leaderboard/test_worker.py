@@ -447,7 +447,7 @@ def test_sigterm_during_pool_relaxation_releases_promptly(tmp_path):
 
 def test_store_error_does_not_kill_a_long_lived_worker(tmp_path, monkeypatch):
     """A transient store failure while claiming (e.g. the Hub unreachable) is logged and retried."""
-    import leaderboard.worker as W
+    import leaderboard.jobs.supervisor as supervisor
 
     store = local_store(tmp_path)
     worker = make_worker(store, tmp_path)
@@ -460,6 +460,6 @@ def test_store_error_does_not_kill_a_long_lived_worker(tmp_path, monkeypatch):
         worker.stop()
         return None
 
-    monkeypatch.setattr(W, "claim", flaky_claim)
+    monkeypatch.setattr(supervisor, "claim", flaky_claim)
     assert worker.run(poll_s=0.01) == 0
     assert len(calls) == 2

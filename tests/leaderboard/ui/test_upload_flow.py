@@ -228,7 +228,6 @@ def test_a_job_submitted_through_the_app_carries_its_size(ctx, cache, mp_sample,
     assert sorted(n for n, c in job.cell_atoms for _ in range(c)) == sorted(check.atoms)
     # after a restart (nothing remembered in the process) the status view still knows its size
     monkeypatch.setattr(status_tab, "_SIZES", {})
-    monkeypatch.setattr(status_tab, "_ATOMS", {})
     snap = status_tab.Snapshot(ctx)
     assert snap.sizes[jid] == 3 and sorted(snap.atoms[jid]) == sorted(check.atoms)
     text = submit_tab.check_files(upload(cache, mp_sample, 1, start=10), ctx, USER)
