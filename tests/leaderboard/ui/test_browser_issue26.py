@@ -361,8 +361,6 @@ def test_rank_by_lists_only_computed_metrics(page, server):
 
 
 # ------------------------------------------------------------------ item 5: estimates
-@pytest.mark.xfail(strict=True, reason="issue 26 item 5: 'ETA: under a minute (estimate: )' with an empty "
-                                       "basis for a job whose last stage just completed")
 def test_no_estimate_without_a_basis(page, server):
     from playwright.sync_api import expect
 
