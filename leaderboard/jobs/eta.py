@@ -14,9 +14,17 @@ Three sources, best first:
    workers (the CPU cores); every other stage together 0.1 s per structure
    (``OTHER_STAGES_S``: parse + validity 7 ms, ``bench/parse_validity_speed.py``; the
    CHGNet embedding 50 ms; diversity/distribution/HHI 4 ms, ``bench/families_speed.py``;
-   identity < 1 ms, ``bench/identity_speed.py``; rounded up). Where the cells' sizes are
-   not known (a job not uploaded through this app process), structures of
-   ``TYPICAL_ATOMS`` atoms are assumed, and the basis says so.
+   identity < 1 ms, ``bench/identity_speed.py``; rounded up). Jobs carry their size (the
+   upload check's ``n_structures`` and ``cell_atoms``); where the cells' sizes are not known
+   (a job from before sizes were kept), structures of ``TYPICAL_ATOMS`` atoms are assumed,
+   and the basis says so.
+
+A running stage with no measured rate yet (just started, or one that counts no items) takes
+past jobs' rate of that stage, else the cost model for the job's size: a job in its first
+stage is estimated, not "unknown".
+
+Every ``Estimate`` states its basis (one made without is refused), and ``Estimate.text`` is
+how an estimate is shown to people: the duration and what it is based on.
 
 The relaxation's own progress counts work inside the cells (atoms × FIRE steps, see
 ``evaluator.progress.StepProgress``): while it runs, its remaining time is the expected
@@ -127,22 +135,42 @@ def deployment_hardware(env: Mapping[str, str] | None = None) -> Hardware:
 
 @dataclass(frozen=True)
 class Estimate:
-    """An estimated duration (None: cannot be estimated) and what it is based on."""
+    """An estimated duration (None: cannot be estimated) and what it is based on (never
+    empty: an estimate without a basis is refused when it is made, so none is shown).
+
+    ``text`` is the one rendering of an estimate for people; ``short`` is its duration alone
+    for table cells whose row links to the full text."""
 
     seconds: float | None
     basis: str
 
+    def __post_init__(self) -> None:
+        if not self.basis.strip():
+            raise ValueError(f"an estimate ({self.seconds!r} s) without a stated basis")
+
     def __add__(self, other: Estimate) -> Estimate:
         if self.seconds is None or other.seconds is None:
             return Estimate(None, self.basis if self.seconds is None else other.basis)
-        bases = [b for b in dict.fromkeys((self.basis, other.basis)) if b]
+        bases = list(dict.fromkeys((self.basis, other.basis)))
         return Estimate(self.seconds + other.seconds, "; ".join(bases))
 
+    @staticmethod
+    def total(parts: Iterable[Estimate], nothing: str) -> Estimate:
+        """The sum of ``parts``; none: zero seconds, based on ``nothing`` (why nothing counts)."""
+        out: Estimate | None = None
+        for part in parts:
+            out = part if out is None else out + part
+        return out if out is not None else Estimate(0.0, nothing)
+
     def text(self) -> str:
-        """'about 1 h 45 min (estimate: <basis>)' or 'unknown (<basis>)'."""
+        """'about 1 h 45 min (estimate: <basis>)' or 'unknown (<why>)'."""
         if self.seconds is None:
             return f"unknown ({self.basis})"
         return f"{fmt_estimate(self.seconds)} (estimate: {self.basis})"
+
+    def short(self) -> str:
+        """'about 1 h 45 min', or '' when not estimated."""
+        return "" if self.seconds is None else fmt_estimate(self.seconds)
 
 
 def fmt_estimate(seconds: float) -> str:
@@ -338,7 +366,12 @@ class Estimator:
         return self.relax_seconds(1, None if atoms is None else [atoms]) + sum(self.stage_costs().values())
 
     def _sizes_note(self, atoms: Sequence[int] | None) -> str:
-        return "" if atoms else f"; cells of {TYPICAL_ATOMS} atoms assumed (sizes not known)"
+        if not atoms:
+            return f"; cells of {TYPICAL_ATOMS} atoms assumed (sizes not known)"
+        if self.uses_history and not self.work_rate:
+            return ""  # past jobs' structures/s: the cells' sizes are not used
+        lo, hi = min(atoms), max(atoms)
+        return f"; the cells' known sizes ({lo} atoms)" if lo == hi else f"; the cells' known sizes ({lo}–{hi} atoms)"
 
     def job(self, n_structures: int | None, atoms: Sequence[int] | None = None) -> Estimate:
         """Whole-job duration for ``n_structures`` structures of ``atoms`` atoms each."""
@@ -347,13 +380,39 @@ class Estimator:
         seconds = self.relax_seconds(n_structures, atoms) + n_structures * sum(self.stage_costs().values())
         return Estimate(seconds, self.basis() + self._sizes_note(atoms))
 
+    def _unmeasured_stage(self, stage: str, left: float, total: float, n_structures: int | None,
+                          atoms: Sequence[int] | None) -> Estimate:
+        """The rest of a running stage whose rate is not measured yet (just started, or a
+        stage that counts no items): past jobs' rate of that stage, else the cost model for
+        the job's known size (its share of the modelled cost)."""
+        why = f"no rate measured yet for {stage or 'the first stage'}"
+        past = self.rates.get(stage)
+        if past and left > 0:
+            return Estimate(left / past, f"{why}: past jobs' rate of it ({self.basis()})")
+        if stage == RELAX_STAGE:
+            n = int(total) if total > 0 else n_structures
+            if not n:
+                return Estimate(None, f"{why}; number of structures not known")
+            share = left / total if total > 0 else 1.0
+            return Estimate(self.relax_seconds(n, atoms) * share,
+                            f"{why}: the {self.basis()}{self._sizes_note(atoms)}")
+        if stage_key(stage) is None:  # 'starting': every stage is still to come (counted as later stages)
+            return Estimate(0.0, f"{stage or 'starting'}: every stage still to come")
+        if self.uses_history:
+            return Estimate(0.0, f"{why}; not timed by past jobs (counted as instant)")
+        if is_later(OTHER_STAGES, stage):  # in the model's lumped light stages, counted as later
+            return Estimate(0.0, f"{why}: a light stage, counted in the later stages' estimate")
+        items = left if total > 0 and _per_structure(stage) else float(n_structures or 0)
+        return Estimate(items * OTHER_STAGES_S, f"{why}: the {self.basis()} for light stages")
+
     def remaining(self, job: Job, now: float, n_structures: int | None = None,
                   atoms: Sequence[int] | None = None) -> Estimate:
         """Time left for a RUNNING job: the rest of its stage at the measured rate (the
-        relaxation: its expected work left at the measured work rate), plus the later
-        stages at past (or modelled) costs. ``n_structures`` (and ``atoms``) are used when
-        the running stage does not count structures. A stalled job (no progress for
-        ``stall_warn_s``) has no estimate: its last rate no longer says anything."""
+        relaxation: its expected work left at the measured work rate; not measured yet: past
+        jobs' or the cost model's rate, ``_unmeasured_stage``), plus the later stages at past
+        (or modelled) costs. ``n_structures`` (and ``atoms``) are used when the running stage
+        does not count structures. A stalled job (no progress for ``stall_warn_s``) has no
+        estimate: its last rate no longer says anything."""
         p = job.progress
         stage = str(p.get("stage") or "")
         if stage == STORE_UNAVAILABLE_STAGE:  # done, but the store does not take the results yet
@@ -365,15 +424,15 @@ class Estimator:
         work_done, work_total = _num(p.get("work_done")) or 0.0, _num(p.get("work_total")) or 0.0
         work_rate = _num(p.get("work_rate"))
         rate = measured_rate(p, now)
-        if total <= 0 or done >= total:
-            here = Estimate(0.0, "")  # a stage marker without items, or a stage just completed
-        elif work_total > 0 and work_rate:
+        if total > 0 and done >= total:
+            here = Estimate(0.0, f"measured progress: {stage or 'the stage'} complete ({done:.0f}/{total:.0f})")
+        elif total > 0 and work_total > 0 and work_rate:
             here = Estimate(max(0.0, work_total - work_done) / work_rate,
                             f"measured speed of {stage} (atoms × steps per second), expected work left")
-        elif rate:
+        elif total > 0 and rate:
             here = Estimate((total - done) / rate, f"measured rate of {stage}")
         else:
-            here = Estimate(None, f"no rate measured yet for {stage or 'the first stage'}")
+            here = self._unmeasured_stage(stage, max(0.0, total - done), total, n_structures, atoms)
         n = int(total) if total > 0 and _per_structure(stage) else n_structures
         if here.seconds is None:
             return here
@@ -381,6 +440,9 @@ class Estimator:
         later_costs = [c for s, c in self.stage_costs().items() if s != stage and is_later(s, stage, order)]
         relax_later = stage != RELAX_STAGE and is_later(RELAX_STAGE, stage, order)
         if not later_costs and not relax_later:
+            if total > 0 and done >= total:  # the last stage is done: the results are being published
+                return Estimate(0.0, f"measured progress: every stage done ({stage} {done:.0f}/{total:.0f}), "
+                                     "the results are being published")
             return here
         if not n:
             return Estimate(None, "number of structures not known yet")
@@ -400,15 +462,11 @@ class Estimator:
         ids = [j.id for j in pending]
         ahead = pending[:ids.index(mine)] if mine in ids else pending
         workers = max(1, len({j.lease_owner for j in running if j.lease_owner}))
-        queue = Estimate(0.0, "")
-        for j in running:
-            queue = queue + self.remaining(j, now, sizes.get(j.id), atoms.get(j.id))
-        for j in ahead:
-            queue = queue + self.job(sizes.get(j.id), atoms.get(j.id))
-        if queue.seconds is not None:
-            note = f"; shared among {workers} workers" if workers > 1 else ""
-            queue = Estimate(queue.seconds / workers,
-                             (queue.basis + note).lstrip("; ") or "nothing ahead in the queue")
+        queue = Estimate.total([*(self.remaining(j, now, sizes.get(j.id), atoms.get(j.id)) for j in running),
+                                *(self.job(sizes.get(j.id), atoms.get(j.id)) for j in ahead)],
+                               "nothing ahead in the queue")
+        if queue.seconds is not None and workers > 1:
+            queue = Estimate(queue.seconds / workers, f"{queue.basis}; shared among {workers} workers")
         if mine is None:  # its own duration is not known here
             return queue, queue + self.job(None)
         return queue, queue + self.job(sizes.get(mine), atoms.get(mine))

@@ -78,8 +78,9 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
             finished, its status otherwise."""
             user = ctx.user(profile)
             sid = (dict(request.query_params).get("submission") or "").strip() if request else ""
-            tab, pick, status_pick = gr.update(), gr.update(choices=model_tab.finished_choices(ctx)), None
-            page = list(md.show(None))  # the empty state, worded for the store as it is now
+            # the picker and the page agree: nothing picked, the empty state worded for the store as it is now
+            tab, pick, status_pick = gr.update(), gr.update(choices=model_tab.finished_choices(ctx), value=None), None
+            page = list(md.show(None))
             if sid:
                 job = get_job(ctx.store, sid)
                 if job is not None and job.status == FINISHED:

@@ -214,7 +214,9 @@ def build(ctx: AppContext) -> ModelTab:
         dl_parquet = gr.DownloadButton("Leaderboard parquet", value=pq0, size="sm", elem_id="dl-parquet")
     gr.Markdown("### Model page")
     choices0 = finished_choices(ctx)
-    pick = gr.Dropdown(choices0, label="Submission", elem_id="model-pick", allow_custom_value=True)
+    # Nothing picked until a submission is shown (Gradio would preselect the first choice while
+    # the page says none is shown, and picking that one would not fire .change).
+    pick = gr.Dropdown(choices0, value=None, label="Submission", elem_id="model-pick", allow_custom_value=True)
     empty_md = gr.Markdown(EMPTY_TEXT if choices0 else NO_RESULTS_TEXT, elem_id="model-empty")
     with gr.Column(visible=False, elem_id="model-page") as page:
         meta_md = gr.Markdown(elem_id="model-meta")

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypedDict
 import gradio as gr
 import pandas as pd
 
-from leaderboard.jobs.eta import Estimate, Estimator, fmt_estimate, seconds_since_progress
+from leaderboard.jobs.eta import Estimate, Estimator, seconds_since_progress
 from leaderboard.jobs.queue import ACTIVE, Job, JobStatus, QueueError, get_job, list_jobs
 from leaderboard.intake.submission_meta import load_meta
 from leaderboard.intake.submissions import withdraw as do_withdraw
@@ -82,8 +82,8 @@ class Snapshot:
         est = dict(self.estimates(job))
         e = est.get("ETA") or est.get("Finishes in")
         if e is None or e.seconds is None:
-            return ""
-        return ("done in " if job.status == JobStatus.PENDING else "") + fmt_estimate(e.seconds)
+            return ""  # the detail says why
+        return ("done in " if job.status == JobStatus.PENDING else "") + e.short()
 
     def rows(self, jobs: list[Job]) -> pd.DataFrame:
         positions = {j.id: self.position(j.id) for j in jobs}

@@ -26,7 +26,6 @@ from leaderboard.intake.policy import SubmissionPolicy, mb, policy_for
 from leaderboard.intake.screening import Screened, in_user_terms, prior_problem, rate_standing, screen_files
 from leaderboard.intake.submissions import SubmissionError, submit
 from leaderboard.intake.uploads import discard_refused
-from leaderboard.jobs.eta import fmt_estimate
 from leaderboard.jobs.queue import ACTIVE, list_jobs, public_reason, queue_position
 from leaderboard.ui.forms import build_form
 from leaderboard.ui.jobs import md_text
@@ -226,15 +225,18 @@ def upload_estimate(ctx: AppContext, n_structures: int, verb: str = "would start
         sizes = (f"; cells of {min(atoms)}–{max(atoms)} atoms"
                  + (f", {big} of more than 100 atoms (their relaxation is capped by the atom-step budget)"
                     if big else ""))
-    per = est.seconds / n_structures if est.seconds is not None and n_structures else 0.0
-    text = (f"**Estimated evaluation time on this deployment: {fmt_estimate(est.seconds or 0.0)}** for "
-            f"{n_structures} parsed structures ({per:.1f} s per structure on average{sizes}; "
-            f"estimated from the {md_text(est.basis)}).")
+    if est.seconds is None:
+        text = f"**Evaluation time on this deployment not estimated** ({md_text(est.basis)})."
+    else:
+        per = est.seconds / n_structures
+        text = (f"**Estimated evaluation time on this deployment: {est.short()}** for "
+                f"{n_structures} parsed structures ({per:.1f} s per structure on average{sizes}; "
+                f"estimated from the {md_text(est.basis)}).")
     busy = [j for j in snap.jobs if j.status in ACTIVE]
     if busy:
         ahead = f"{len(busy)} submission{'s' * (len(busy) != 1)} ahead in the queue"
-        text += (f" {ahead}: it {verb} in {fmt_estimate(queue.seconds)}." if queue.seconds is not None
-                 else f" {ahead}; the wait behind them is not estimated ({md_text(queue.basis or 'no basis')}).")
+        text += (f" {ahead}: it {verb} in {md_text(queue.text())}." if queue.seconds is not None
+                 else f" {ahead}; the wait behind them is not estimated ({md_text(queue.basis)}).")
     return text
 
 

@@ -10,7 +10,7 @@ import pytest
 from evaluator.mlip.cost import cost_model
 from leaderboard.jobs.eta import (OTHER_STAGES_S, TYPICAL_ATOMS, Estimate, Estimator, Hardware, deployment_hardware,
                              fmt_estimate, history_rates, is_later, measured_rate)
-from leaderboard.jobs.queue import Job
+from leaderboard.jobs.queue import Job, JobStatus
 from leaderboard.ui import jobs as J
 
 NOW = J.to_epoch("2026-01-01T01:00:00+00:00")
@@ -135,9 +135,10 @@ def test_remaining_time_of_a_running_job():
     early = est.remaining(running(stage="validity", done=50, total=100, rate=50.0), NOW)
     assert early.seconds == pytest.approx(1 + 100 * est.seconds_per_structure())
     assert "later stages" in early.basis
-    # a stage with no measured rate yet cannot be estimated (and says why)
-    unknown = est.remaining(running(rate=None, done=0), NOW)
-    assert unknown.seconds is None and "no rate" in unknown.basis
+    # a stage with no measured rate yet: the cost model for the job's size (and says so)
+    model = est.remaining(running(rate=None, done=0), NOW)
+    assert model.seconds == pytest.approx(est.relax_seconds(120))  # the lumped light stages count as done
+    assert "no rate measured yet for stability: relax: the cost model" in model.basis
     assert is_later("stability: relax", "novelty: match") and not is_later("validity", "novelty: match")
     assert is_later("stability: relax", "stability") and not is_later("stability: hull", "stability: relax")
 
@@ -158,6 +159,81 @@ def test_wait_of_a_pending_job_counts_the_running_job_and_the_queue_ahead():
     start, _ = est.wait(mine, jobs, {"p2": 40}, NOW)
     assert start.seconds is None and "not known" in start.basis
     assert (Estimate(1.0, "a") + Estimate(None, "why")).basis == "why"
+
+
+def test_first_stage_without_a_rate_is_estimated_from_the_jobs_known_size():
+    """A job a worker has just started (its first stage, no rate measured yet) is estimated
+    from the cost model for its known cells, and the basis says so; unknown sizes are
+    assumed, and said to be."""
+    est = Estimator.from_jobs([], CPU)
+    job = running(stage="ingest", done=0, total=1, rate=None)
+    cells = [4, 8, 246]
+    left = est.remaining(job, NOW, 3, cells)
+    assert left.seconds == pytest.approx(est.job(3, cells).seconds)
+    assert "no rate measured yet for ingest" in left.basis and "cost model" in left.basis
+    assert "the cells' known sizes (4–246 atoms)" in left.basis and "assumed" not in left.basis
+    assumed = est.remaining(job, NOW, 3)
+    assert assumed.seconds == pytest.approx(est.job(3).seconds)
+    assert f"cells of {TYPICAL_ATOMS} atoms assumed" in assumed.basis
+    # with past jobs: their rate of the running stage
+    past = Estimator.from_jobs([finished("f", {"stability: relax": 0.5, "validity": 100.0}, 100)], CPU)
+    relax = past.remaining(running(rate=None, done=0, total=120), NOW)
+    assert relax.seconds == pytest.approx(120 / 0.5) and "past jobs' rate of it" in relax.basis
+    # the size of a job queued ahead is known: the wait behind it is estimated
+    start, _ = est.wait(None, [job], {"r1": 3}, NOW, {"r1": cells})
+    assert start.seconds == pytest.approx(left.seconds) and "cost model" in start.basis
+
+
+def test_no_estimate_without_a_basis():
+    """An estimate cannot be made without a basis, and a job whose last stage has just
+    completed says what its estimate rests on (the issue's 'ETA: under a minute (estimate: )')."""
+    with pytest.raises(ValueError, match="basis"):
+        Estimate(10.0, "")
+    with pytest.raises(ValueError, match="basis"):
+        Estimate(None, "  ")
+    est = Estimator.from_jobs([], CPU)
+    last = est.remaining(running(stage="hhi", done=6, total=6, rate=3.0), NOW)
+    assert last.seconds == 0.0 and "every stage done (hhi 6/6)" in last.basis
+    assert last.text().startswith("under a minute (estimate: measured progress: every stage done")
+    middle = est.remaining(running(stage="validity", done=10, total=10, rate=3.0), NOW)
+    assert "validity complete (10/10)" in middle.basis and "later stages from the cost model" in middle.basis
+    starting = est.remaining(running(stage="starting", done=0, total=0, rate=None), NOW, 5)
+    assert starting.seconds == pytest.approx(est.job(5).seconds) and "every stage still to come" in starting.basis
+    # nothing running or queued: no wait, and it says why
+    assert est.wait(None, [], {}, NOW)[0].text() == "under a minute (estimate: nothing ahead in the queue)"
+    assert Estimate.total([], "nothing").basis == "nothing"
+    assert Estimate(None, "why").short() == "" and Estimate(90.0, "b").short() == "about 2 min"
+
+
+def test_every_estimate_shown_states_its_basis(tmp_path):
+    """The status detail, its table cell and the API go through ``Estimate.text``/``short``:
+    the detail of a job whose last stage just completed never shows '(estimate: )'."""
+    from leaderboard.jobs.queue import create_job, update_job
+    from leaderboard.ui import status_tab as S
+    from leaderboard.ui.shared_state import make_context
+
+    ctx = make_context(str(tmp_path / "store"))
+    job = create_job(ctx.store, Job("20260101-000009-lastdone", submitter="me", model_name="G", model_version="1",
+                                    max_attempts=3))
+
+    def last_done(j: Job) -> Job:
+        j.status, j.attempts, j.lease_owner = JobStatus.RUNNING, 1, "w"
+        j.started_at, j.lease_expires = J_iso(-120), J_iso(3600)
+        j.progress = {"stage": "hhi", "done": 6, "total": 6, "stage_started_at": J_iso(-5),
+                      "updated_at": J_iso(-2), "rate": 3.0}
+        return j
+    update_job(ctx.store, job.id, last_done)
+    snap = S.Snapshot(ctx)
+    md = snap.detail(ctx, job.id)
+    assert "**ETA:** under a minute (estimate: measured progress: every stage done" in md, md
+    assert not re.search(r"\(estimate:\s*\)", md)
+    assert snap.eta_cell(snap.jobs[0]) == "under a minute"
+
+
+def J_iso(offset_s: float) -> str:
+    import datetime as dt
+
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset_s)).isoformat(timespec="milliseconds")
 
 
 # ------------------------------------------------------------------ rendering
@@ -208,7 +284,9 @@ def test_old_documents_without_times_or_history_still_render():
     old = Job("o1", "RUNNING", "me", "Gen", "1", progress={"done": 5, "total": 20, "stage": "validity"})
     md = J.job_detail(old, None, now=NOW)
     assert "5/20 (25 %)" in md and "Last progress" not in md and "History" not in md
-    assert Estimator.from_jobs([old], CPU).remaining(old, NOW).seconds is None
+    left = Estimator.from_jobs([old], CPU).remaining(old, NOW)  # no rate: the cost model, sizes assumed
+    assert left.seconds is not None and "no rate measured yet for validity" in left.basis
+    assert f"cells of {TYPICAL_ATOMS} atoms assumed" in left.basis
 
 
 def test_status_rows_show_eta_and_rate():

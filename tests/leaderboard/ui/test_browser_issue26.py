@@ -284,9 +284,6 @@ def test_check_and_submit_agree_on_good_and_empty_files(page, server, upload_dir
 
 
 # ------------------------------------------------------------------ item 2: the model page
-@pytest.mark.xfail(strict=True, reason="issue 26 item 2: on a store holding results at start the model "
-                                       "page's dropdown shows a submission as picked while the page says "
-                                       "'No submission shown yet'")
 def test_model_page_dropdown_agrees_with_the_page(page, server):
     page.goto(server.url)
     open_tab(page, "Model page & downloads")
@@ -297,6 +294,14 @@ def test_model_page_dropdown_agrees_with_the_page(page, server):
         assert picked == "", f"the dropdown shows {picked!r} while the page says no submission is shown"
     else:
         assert picked and picked.split(" · ")[0] in page.locator("#model-meta").inner_text()
+    # picking an entry (Alpha's, first in the list Gradio used to preselect from) shows its page
+    from playwright.sync_api import expect
+
+    first = server.ids["Alpha"]
+    page.locator("#model-pick input").first.click()
+    page.get_by_role("option", name=f"Alpha · {first}", exact=True).click()
+    expect(page.locator("#model-meta")).to_contain_text(first, timeout=WAIT_S * 1000)
+    expect(empty).to_be_hidden()
 
 
 # ------------------------------------------------------------------ item 3: science on screen
@@ -361,8 +366,6 @@ def test_rank_by_lists_only_computed_metrics(page, server):
 
 
 # ------------------------------------------------------------------ item 5: estimates
-@pytest.mark.xfail(strict=True, reason="issue 26 item 5: 'ETA: under a minute (estimate: )' with an empty "
-                                       "basis for a job whose last stage just completed")
 def test_no_estimate_without_a_basis(page, server):
     from playwright.sync_api import expect
 

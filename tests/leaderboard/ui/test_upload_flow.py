@@ -232,7 +232,7 @@ def test_a_job_submitted_through_the_app_carries_its_size(ctx, cache, mp_sample,
     assert snap.sizes[jid] == 3 and sorted(snap.atoms[jid]) == sorted(check.atoms)
     text = submit_tab.check_files(upload(cache, mp_sample, 1, start=10), ctx, USER)
     assert "1 submission ahead in the queue: it would start in" in text and "not known" not in text
-    # a worker has just started it: its first stage has no rate yet, and the page says that (not "size")
+    # a worker has just started it: its first stage has no rate yet, so the cost model for its known size
     claim(ctx.store, "w1", 600)
 
     def first_stage(j):
@@ -241,8 +241,8 @@ def test_a_job_submitted_through_the_app_carries_its_size(ctx, cache, mp_sample,
 
     update_job(ctx.store, jid, first_stage)
     text = submit_tab.check_files(upload(cache, mp_sample, 1, start=11), ctx, USER)
-    assert "1 submission ahead in the queue; the wait behind them is not estimated (no rate measured yet " \
-           "for ingest)" in text and "not known" not in text, text
+    assert "1 submission ahead in the queue: it would start in" in text and "not known" not in text, text
+    assert "no rate measured yet for ingest" in text and "the cells' known sizes" in text, text
     # the fields are checked when a status document is read back
     doc = job.to_dict()
     assert parse_job(dumps(doc), jid).cell_atoms == job.cell_atoms
