@@ -392,27 +392,11 @@ def deferred_project_imports() -> list[tuple[str, int, frozenset[str]]]:
     return sorted(out)
 
 
-def project_module_of(name: str) -> str | None:
-    """The project module a dotted name refers to (``a.b.C`` -> ``a.b``), None outside the project."""
-    mods = project_modules()
-    while name and name not in mods:
-        name = name.rpartition(".")[0]
-    return name or None
-
-
 def why_deferred(importer: str, targets: frozenset[str], forked: set[str]) -> str | None:
     """Why importing ``targets`` inside a function of ``importer`` is right, or None (then it
     belongs at the top): the targets load a heavy library the importer does not load at its
     own top, computed through the import graph. In a module that a fork server imports
-    (``forked``) a thread-starting one is required to stay out (the fork-server rule).
-    The one other reason is a package cycle: a package's ``__init__`` importing submodules
-    that import the package itself at their top (they need names it defines), which the
-    ``__init__`` can only do after defining them."""
-    mods = project_modules()
-    if mods[importer].name == "__init__.py" and all(
-            t.startswith(importer + ".") and importer in {project_module_of(n) for n in runtime_imports(t, mods[t])}
-            for t in targets):
-        return f"package cycle: {', '.join(sorted(targets))} import {importer} at their top"
+    (``forked``) a thread-starting one is required to stay out (the fork-server rule)."""
     heavy = set().union(*(loaded_on_import(t) for t in targets)) & HEAVY
     gain = heavy - loaded_on_import(importer)
     if not gain:
@@ -429,8 +413,7 @@ def test_the_deferred_import_walk_finds_function_bodies_only() -> None:
     assert why_deferred("evaluator.mlip.mace_backend", frozenset({"evaluator.mlip.neighbors"}), set()) \
         == "keeps torch out of importers of evaluator.mlip.mace_backend"
     assert why_deferred("evaluator.mlip.conformance", frozenset({"evaluator.data"}), set()) is None
-    assert why_deferred("leaderboard.store", frozenset({"leaderboard.store.local"}), set()) \
-        == "package cycle: leaderboard.store.local import leaderboard.store at their top"
+    assert why_deferred("leaderboard.store", frozenset({"leaderboard.store.local"}), set()) is None
     assert "evaluator.identity.fingerprint" in fork_server_modules()
 
 
@@ -452,9 +435,9 @@ def test_project_imports_are_deferred_only_to_keep_a_heavy_library_out() -> None
     imported module loads a heavy library (``HEAVY``, through its own top-level imports)
     that the importing module does not, which includes what the fork-server rule keeps out
     of fork servers. None breaks a cycle between modules: ``test_no_import_cycles`` counts
-    function-level imports too, so there is none for one to break; only a package cycle
-    (``why_deferred``: ``leaderboard.store`` opening its hub and local back ends, which
-    subclass the ``Store`` its ``__init__`` defines) is left. Every other import goes at the top."""
+    function-level imports too, so there is none for one to break (the store back ends import
+    ``Store`` from ``leaderboard.store.base``, so the package imports them at its top). Every
+    other import goes at the top."""
     forked = fork_server_modules()
     bad = [f"{m}:{line} -> {', '.join(sorted(t))}" for m, line, t in deferred_project_imports()
            if why_deferred(m, t, forked) is None]

@@ -44,7 +44,7 @@ from typing import Protocol, TypeVar
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-from leaderboard.store import (ABSENT, PreconditionFailed, Store, StoreError, check_path, commits_are_urgent,
+from leaderboard.store.base import (ABSENT, PreconditionFailed, Store, StoreError, check_path, commits_are_urgent,
                                etag_of)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from leaderboard.store import ABSENT, PreconditionFailed, Store, StoreError, check_path, etag_of
+from leaderboard.store.base import ABSENT, PreconditionFailed, Store, StoreError, check_path, etag_of
 
 LOCK_FILE = ".store.lock"
 

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 
-from leaderboard.store import PreconditionFailed, StoreError
+from leaderboard.store.base import PreconditionFailed, StoreError
 
 
 # what varies between two reports of one error (request ids, counters, times) is left out of
