@@ -74,6 +74,13 @@ CONFIG_EXECUTION_ONLY = frozenset({"device", "families", "execution"})
 # bench/engine_agreement.py measured 2.9e-6 unrelaxed and <= 0.01 relaxed).
 ENGINE_AGREEMENT_EV_PER_ATOM = {"unrelaxed": 1e-4, "relaxed": 1e-3}
 
+# Options added after summaries without a protocol block were written, with the value that
+# reproduces what those runs did (``derive_protocol`` fills them in where the provenance does
+# not record them): their only space group was spglib's at 0.01 Å, 5°.
+LEGACY_OPTION_VALUES: dict[str, dict[str, Any]] = {
+    "validity": {"spacegroup_symprec": 0.01, "spacegroup_angle_tolerance": 5.0},
+}
+
 _MODEL_LABELS = {("sevenn", "7net-l3i5"): "SevenNet-l3i5", ("sevenn", "7net-0"): "SevenNet-0",
                  ("sevenn", "7net-0_22may2024"): "SevenNet-0 (22 May 2024)"}
 _BACKEND_LABELS = {"chgnet": "CHGNet", "sevenn": "SevenNet", "mace": "MACE"}
@@ -288,6 +295,8 @@ def derive_protocol(provenance: Mapping[str, Any]) -> Protocol | None:
     given = given if isinstance(given, Mapping) else {}
     raw = {**{k: dict(v) for k, v in given.items() if isinstance(v, Mapping)},
            **{k: dict(v) for k, v in options.items() if isinstance(v, Mapping)}}
+    for family, legacy in LEGACY_OPTION_VALUES.items():
+        raw[family] = {**legacy, **raw.get(family, {})}
     scale = (raw.get("stability") or {}).get("mlip_energy_scale")
     try:
         energy_scale = scale or describe_mlip(str(mlip.get("name"))).energy_scale  # the backend's scale
