@@ -15,9 +15,35 @@ from typing import Literal
 from evaluator.columns import Column, Flag, reason_column, status_column
 from evaluator.counts import COUNT_KEYS
 
-__all__ = ["Direction", "Metric", "MetricSet"]
+__all__ = ["Caveat", "Direction", "Metric", "MetricSet"]
 
 Direction = Literal[1, -1, 0]  # +1 higher is better, -1 lower is better, 0 no preference
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """What a reader must know next to a metric's number, as data the UI shows beside it.
+
+    short: a few words for a column header or a label ("upper bound"); ``{reference}``
+        stands for the novelty reference the protocol used (filled in by the reader, e.g.
+        ``evaluator.protocol.reference_label``), never a hard-coded name.
+    why: one sentence saying why (legend, model page); may use ``{reference}`` too.
+    readme: the README section that explains it (its heading's anchor).
+    """
+
+    short: str
+    why: str
+    readme: str = ""
+
+    @property
+    def names_reference(self) -> bool:
+        """Whether it says what the number is relative to (then it belongs in the label)."""
+        return "{reference}" in self.short
+
+    def text(self, reference: str | None = None) -> tuple[str, str]:
+        """(short, why) with ``{reference}`` filled in ("the reference" when unknown)."""
+        ref = reference or "the reference"
+        return self.short.replace("{reference}", ref), self.why.replace("{reference}", ref)
 
 
 @dataclass(frozen=True)
@@ -37,6 +63,8 @@ class Metric:
         count is the number of rows it flags); required for a counted metric.
     interval: its two fractions get a bootstrap confidence interval (``evaluator.uncertainty``,
         which recounts it from ``flag`` on resampled rows); counted metrics only.
+    caveat: what qualifies the number (an upper bound, the reference it is relative to),
+        shown next to it; None when nothing does.
     """
 
     name: str
@@ -48,6 +76,7 @@ class Metric:
     counted: bool = False
     flag: Flag | None = None
     interval: bool = False
+    caveat: Caveat | None = None
 
     def __post_init__(self) -> None:
         if self.counted and self.flag is None:

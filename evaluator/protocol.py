@@ -74,10 +74,19 @@ CONFIG_EXECUTION_ONLY = frozenset({"device", "families", "execution"})
 # bench/engine_agreement.py measured 2.9e-6 unrelaxed and <= 0.01 relaxed).
 ENGINE_AGREEMENT_EV_PER_ATOM = {"unrelaxed": 1e-4, "relaxed": 1e-3}
 
+# Options added after summaries without a protocol block were written, with the value that
+# reproduces what those runs did (``derive_protocol`` fills them in where the provenance does
+# not record them): their only space group was spglib's at 0.01 Å, 5°.
+LEGACY_OPTION_VALUES: dict[str, dict[str, Any]] = {
+    "validity": {"spacegroup_symprec": 0.01, "spacegroup_angle_tolerance": 5.0},
+}
+
 _MODEL_LABELS = {("sevenn", "7net-l3i5"): "SevenNet-l3i5", ("sevenn", "7net-0"): "SevenNet-0",
                  ("sevenn", "7net-0_22may2024"): "SevenNet-0 (22 May 2024)"}
 _BACKEND_LABELS = {"chgnet": "CHGNet", "sevenn": "SevenNet", "mace": "MACE"}
 _REFERENCE_LABELS = {"mp20": "MP-20"}
+# What novelty is measured against, as a reader needs it next to the number ("novel w.r.t. …").
+NOVELTY_REFERENCE_LABELS = {"mp20": "MP-20 (≤ 20 atoms)", "lemat-bulk": "LeMat-Bulk"}
 
 
 class ProtocolError(ValueError):
@@ -151,6 +160,17 @@ def label_of(record: Mapping[str, Any]) -> str:
     fmax = _normalise(relax.get("fmax_eV_per_A"))
     return (f"{name} · {hull_name} · {relax.get('optimizer', 'FIRE')} fmax {fmax}, "
             f"{relax.get('max_steps')} steps")
+
+
+def reference_label(record: Mapping[str, Any] | None) -> str | None:
+    """The novelty reference a protocol record names, for a caveat such as "novel w.r.t.
+    MP-20 (≤ 20 atoms)": a registered label, else the reference's own id (a built
+    reference's folder or ``--id``); None when the record names none."""
+    ref = (record or {}).get("reference")
+    ref_id = ref.get("id") if isinstance(ref, Mapping) else None
+    if not ref_id:
+        return None
+    return NOVELTY_REFERENCE_LABELS.get(str(ref_id), Path(str(ref_id)).name)
 
 
 def make_protocol(record: Mapping[str, Any]) -> Protocol:
@@ -288,6 +308,8 @@ def derive_protocol(provenance: Mapping[str, Any]) -> Protocol | None:
     given = given if isinstance(given, Mapping) else {}
     raw = {**{k: dict(v) for k, v in given.items() if isinstance(v, Mapping)},
            **{k: dict(v) for k, v in options.items() if isinstance(v, Mapping)}}
+    for family, legacy in LEGACY_OPTION_VALUES.items():
+        raw[family] = {**legacy, **raw.get(family, {})}
     scale = (raw.get("stability") or {}).get("mlip_energy_scale")
     try:
         energy_scale = scale or describe_mlip(str(mlip.get("name"))).energy_scale  # the backend's scale
@@ -324,4 +346,5 @@ def summary_protocol(summary: Mapping[str, Any]) -> tuple[Protocol | None, str]:
 
 __all__ = ["DEFAULT_PRESET", "ENGINE_AGREEMENT_EV_PER_ATOM", "EXECUTION_ONLY", "EXECUTION_ONLY_LIMITS", "PRESETS",
            "Protocol", "ProtocolError", "build_record", "canonical_json", "derive_protocol", "execution_of",
-           "from_block", "label_of", "make_protocol", "protocol_id", "protocol_of", "summary_protocol"]
+           "from_block", "label_of", "make_protocol", "protocol_id", "protocol_of", "reference_label",
+           "summary_protocol"]

@@ -29,12 +29,12 @@ import pandas as pd
 
 from evaluator.columns import Column, Flag
 from evaluator.counts import COUNT_KEYS, counted
-from evaluator.declarations import Direction, Metric, MetricSet
+from evaluator.declarations import Caveat, Direction, Metric, MetricSet
 
 if TYPE_CHECKING:
     from evaluator.context import EvalContext
 
-__all__ = ["COUNT_KEYS", "Column", "Direction", "Family", "FamilyResult", "Flag", "Metric", "MetricSet",
+__all__ = ["COUNT_KEYS", "Caveat", "Column", "Direction", "Family", "FamilyResult", "Flag", "Metric", "MetricSet",
            "NoOptions", "counted", "finite_or_none"]
 
 @dataclass(frozen=True)

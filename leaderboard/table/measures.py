@@ -24,7 +24,7 @@ import pandas as pd
 
 from evaluator import catalogue as C
 from evaluator.catalogue import SummaryColumn
-from evaluator.families.base import Direction, MetricSet
+from evaluator.families.base import Caveat, Direction, MetricSet
 
 COUNT_SUFFIXES = ("_count", "_frac_submitted", "_frac_valid")  # an undeclared count's columns
 UNCERTAINTY_PREFIX = C.INTERVAL_PREFIX
@@ -57,6 +57,7 @@ class Measure:
     base_family: str = ""  # the family publishing the block ("stability_unrelaxed" -> "stability")
     group: str | None = None  # the block's group within its family ("unrelaxed"), None for its own
     position: int = 0  # place among its family's declarations (undeclared: after them)
+    caveat: Caveat | None = None  # what qualifies the number (declared on the metric)
 
     @property
     def counted(self) -> bool:
@@ -88,8 +89,9 @@ class Measure:
             return None
         return self.intervals.get(show)
 
-    def header(self, show: str = DEFAULT_SHOW) -> str:
-        """Column header: label, block qualifier, direction arrow and unit."""
+    def header(self, show: str = DEFAULT_SHOW, reference: str | None = None) -> str:
+        """Column header: label, block qualifier, what it is relative to (a caveat naming
+        the novelty ``reference``, e.g. "w.r.t. MP-20 (≤ 20 atoms)"), direction arrow and unit."""
         qual = ""
         if self.group is not None:
             qual = f" ({self.group.replace('_', ' ')})"
@@ -98,6 +100,8 @@ class Measure:
         unit = "%" if self.is_percent(show) else ("n" if self.counted else self.unit)
         if self.fraction:
             qual += f" (of {self.fraction_of})"
+        if self.caveat is not None and self.caveat.names_reference:
+            qual += " " + self.caveat.text(reference)[0]
         unit = f" [{unit}]" if unit else ""
         return f"{self.label}{qual} {self.arrow}{unit}".replace("  ", " ").strip()
 
@@ -148,7 +152,7 @@ def _declared(records: Sequence[SummaryColumn], columns: dict[str, str], entry: 
     return Measure(f"{r.block}.{name}", r.block, name, label, metric.direction, columns, metric.unit,
                    metric.description, r.headline and entry is None,
                    r.fraction_of if r.rep == "value" and entry is None else None, intervals,
-                   r.family, r.group, r.position)
+                   r.family, r.group, r.position, metric.caveat if entry is None else None)
 
 
 def _undeclared(block: str, name: str, columns: dict[str, str], suffix: str = "") -> Measure:

@@ -8,13 +8,17 @@ key ``UNKNOWN`` and are never ranked together with a known protocol.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
 
+from evaluator.protocol import reference_label
+
 UNKNOWN = "unknown"
 UNKNOWN_LABEL = "protocol unknown"
 ID_COLUMN, LABEL_COLUMN, SOURCE_COLUMN = "protocol_id", "protocol_label", "protocol_source"
+RECORD_COLUMN = "protocol_record"
 
 
 def _text(v: Any) -> str:
@@ -79,3 +83,21 @@ def mixed(df: pd.DataFrame) -> dict[str, str]:
     """{protocol id: label} when the rows of ``df`` come from more than one protocol, else {}."""
     labels = protocol_labels(df)
     return labels if len(labels) > 1 else {}
+
+
+def reference_of(df: pd.DataFrame) -> str | None:
+    """The novelty reference the rows of ``df`` were scored against, as a reader needs it
+    ("MP-20 (≤ 20 atoms)", "LeMat-Bulk"; ``evaluator.protocol.reference_label`` of their
+    protocol records); None when no row records one or the rows name different ones."""
+    if RECORD_COLUMN not in df.columns:
+        return None
+    found: set[str] = set()
+    for text in df[RECORD_COLUMN].dropna().unique():
+        try:
+            record = json.loads(str(text))
+        except ValueError:
+            continue
+        label = reference_label(record) if isinstance(record, dict) else None
+        if label:
+            found.add(label)
+    return found.pop() if len(found) == 1 else None

@@ -14,7 +14,7 @@ from evaluator import catalogue as C
 from leaderboard.table.formats import column_format
 from leaderboard.table.measures import DEFAULT_RANK, DEFAULT_SHOW, SHOW_MODES, Measure, catalogue, family_label
 from leaderboard.table.metadata import COMPACT_META, FULL_META, META_LABELS, evaluated_by, meta_column
-from leaderboard.table.protocols import ID_COLUMN, UNKNOWN, protocol_keys
+from leaderboard.table.protocols import ID_COLUMN, UNKNOWN, protocol_keys, reference_of
 from leaderboard.table.ranking import filter_rows, norm_bool, rank
 
 # The full view's default columns (the picker adds any other measure): per family its
@@ -158,6 +158,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
     show = SHOW_MODES.get(show, show)
     df = results.copy()
     measures = catalogue(df)
+    reference = reference_of(df)  # what novelty is relative to, named in its header
     df = filter_rows(df, search, training_set, task, relaxed)
     df = rank(df, measures, rank_by, show, ascending)
     shown = select_measures(measures, view, families)
@@ -192,7 +193,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
         values = pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(np.nan, index=df.index)
         if m.is_percent(show):
             values = values * 100.0
-        h = m.header(show)
+        h = m.header(show, reference)
         while h in out.columns:  # never two columns with one header
             h += " "
         out[h] = values.astype(float)

@@ -13,8 +13,16 @@ from pandas.io.formats.style import Styler
 
 from evaluator import catalogue as C
 from leaderboard.table.measures import DEFAULT_RANK, SHOW_MODES, Measure, families_present, measures_of
+from leaderboard.table.caveats import caveat_markdown
 from leaderboard.table.metadata import reference_note
-from leaderboard.table.protocols import UNKNOWN, default_protocol, protocol_choices, protocol_labels, rows_of
+from leaderboard.table.protocols import (
+    UNKNOWN,
+    default_protocol,
+    protocol_choices,
+    protocol_labels,
+    reference_of,
+    rows_of,
+)
 from leaderboard.table.ranking import choices
 from leaderboard.table.styling import legend_markdown, style
 from leaderboard.table.view import WHY_NO_CI, build_view, ci_level, column_choices, default_full_columns
@@ -34,9 +42,31 @@ class LeaderboardTab:
     load: Wiring
 
 
-def _rank_choices(measures: list[Measure]) -> list[tuple[str, str]]:
-    return [(f"{m.label}{' (' + m.family + ')' if m.family != m.base_family else ''} {m.arrow}", m.key)
-            for m in measures if m.direction]
+def _rank_text(m: Measure) -> str:
+    """A measure's Rank-by label: its label, group ("unrelaxed"), what a lone fraction is of
+    ("of parsed") and its arrow."""
+    qual = f" ({m.group.replace('_', ' ')})" if m.group else ""
+    if m.family != m.base_family and not m.group:
+        qual = f" ({m.family})"
+    if m.fraction:
+        qual += f" (of {m.fraction_of})"
+    return f"{m.label}{qual} {m.arrow}".strip()
+
+
+def _computed(m: Measure, rows: pd.DataFrame) -> bool:
+    """Whether some row of ``rows`` holds a value of ``m``."""
+    return any(c in rows.columns and bool(rows[c].notna().any()) for c in m.columns.values())
+
+
+def _rank_choices(measures: list[Measure], rows: pd.DataFrame | None = None) -> list[tuple[str, str]]:
+    """(label, key) of the measures one can rank by: those with a direction and, when ``rows``
+    (the rows of the shown protocol) are given, a value in at least one of them. No label is
+    given twice: two measures that would read alike get their key appended, so a measure's
+    label does not depend on ``rows``."""
+    ranked = [m for m in measures if m.direction]
+    texts = [_rank_text(m) for m in ranked]
+    labels = [t if texts.count(t) == 1 else f"{t} · {m.key}" for t, m in zip(texts, ranked)]
+    return [(label, m.key) for label, m in zip(labels, ranked) if rows is None or _computed(m, rows)]
 
 
 def render_table(results: pd.DataFrame, view: str, families: list[str] | None, show: str, search: str,
@@ -64,6 +94,9 @@ def render_table(results: pd.DataFrame, view: str, families: list[str] | None, s
         caption = "No finished submissions yet: submit one in the **Submit** tab (try the example)."
     else:
         caption += "\n\n" + reference_note(results)
+        caveats = caveat_markdown(v.measures, reference_of(results))
+        if caveats:
+            caption += "\n\n" + caveats
     if protocol:
         label = protocol_labels(everything).get(protocol, protocol)
         caption = (f"**Protocol:** {label}" + ("" if protocol == UNKNOWN else f" (`{protocol}`)")
@@ -112,7 +145,8 @@ def build(ctx: AppContext) -> LeaderboardTab:
     with gr.Row():
         view = gr.Radio(VIEWS, value="compact", label="View", scale=1)
         show = gr.Radio(list(SHOW_MODES), value="% of submitted", label="Counted metrics as", scale=2)
-        rank_by = gr.Dropdown(_rank_choices(measures) or [("SUN + MSUN", DEFAULT_RANK)], value=DEFAULT_RANK,
+        rank_by = gr.Dropdown(_rank_choices(measures, rows_of(results, first)) or [("SUN + MSUN", DEFAULT_RANK)],
+                              value=DEFAULT_RANK,
                               label="Rank by", scale=2, allow_custom_value=True, elem_id="lb-rank")
     families = gr.CheckboxGroup([(C.family_label(f) or f, f) for f in fams], value=fams,
                                 label="Metric families")
@@ -153,7 +187,7 @@ def build(ctx: AppContext) -> LeaderboardTab:
         stamp = f"<small>updated {dt.datetime.now().strftime('%H:%M:%S')}</small>"
         return (styler, cap, stamp, ctx.results.loads,
                 gr.update(choices=choices(res, "training_set")), gr.update(choices=choices(res, "task")),
-                gr.update(choices=_rank_choices(ms) or [("SUN + MSUN", DEFAULT_RANK)]),
+                gr.update(choices=_rank_choices(ms, rows_of(res, protocol)) or [("SUN + MSUN", DEFAULT_RANK)]),
                 gr.update(choices=[(C.family_label(f) or f, f) for f in fam_choices]),
                 legend_markdown(ms) if ms else "",
                 gr.update(choices=column_choices(ms), value=columns or default_full_columns(ms)),
@@ -173,6 +207,14 @@ def build(ctx: AppContext) -> LeaderboardTab:
         changed(update, controls, [table, caption_md], api_visibility="private", show_progress="hidden")
     view.change(lambda v: gr.update(visible=v == "full"), view, columns, api_visibility="private",
                 show_progress="hidden")
+
+    def rank_choices_of(protocol: str | None) -> dict[str, Any]:
+        """Rank by lists the metrics the rows of the chosen protocol computed."""
+        res = ctx.results.get()
+        return gr.update(choices=_rank_choices(measures_of(res), rows_of(res, protocol))
+                         or [("SUN + MSUN", DEFAULT_RANK)])
+
+    protocol.change(rank_choices_of, protocol, rank_by, api_visibility="private", show_progress="hidden")
     def refresh_all(*args: Any) -> tuple[object, ...]:
         return reload(True, *args)
 

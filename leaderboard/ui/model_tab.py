@@ -35,7 +35,13 @@ from leaderboard.ui.jobs import md_text
 from leaderboard.ui.shared_state import AppContext, Wiring
 from leaderboard.ui.structures_view import (candidates, ehull_column, first_column, structure_column,
                                             valid_rows)
-from leaderboard.ui.summary_view import budget_markdown, meta_markdown, metrics_frame, reference_markdown
+from leaderboard.ui.summary_view import (
+    budget_markdown,
+    caveats_markdown,
+    meta_markdown,
+    metrics_frame,
+    reference_markdown,
+)
 
 Update = dict[str, Any]  # a gr.update(...) of one component
 
@@ -140,6 +146,20 @@ def cif_text(df: pd.DataFrame | None, index: int | None) -> str:
     return str(export.cif_text(rows.iloc[0][col])) if len(rows) else ""
 
 
+def chem_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its formula columns as chemists write them ("Na1Cl1" → "NaCl"): the
+    per-structure downloads show formulas as the page does."""
+    cols = {c: df[c].map(lambda v: chem_formula(v) if isinstance(v, str) else v)
+            for c in ("formula", "reduced_formula") if c in df.columns}
+    return df.assign(**cols) if cols else df
+
+
+def _with_caveats(reference: str, summary: dict[str, Any], df: pd.DataFrame | None) -> str:
+    """The reference paragraph followed by the caveats of the metrics and the sparse-hull count."""
+    caveats = caveats_markdown(summary, df)
+    return f"{reference}\n\n{caveats}" if caveats else reference
+
+
 def _structure_downloads(df: pd.DataFrame, base: str) -> tuple[str, str]:
     """The per-structure table as parquet and CSV files (written once: results are write-once)."""
     pq = write_download(f"{base}_structures.parquet", lambda p: df.to_parquet(p, index=False), reuse=True)
@@ -175,7 +195,7 @@ def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
     if df is not None:  # the per-structure downloads name the protocol in every row
         df = df.assign(protocol_id=protocol.id if protocol else None,
                        protocol_label=protocol.label if protocol else "protocol unknown")
-        pq, csv = _structure_downloads(df, base)
+        pq, csv = _structure_downloads(chem_formulas(df), base)
     sj = write_download(f"{base}_summary.json",
                         lambda p: p.write_text(json.dumps(summary, indent=2, default=str)), reuse=True)
     stab = (summary.get("provenance") or {}).get("config") or {}
@@ -190,7 +210,8 @@ def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
         counts = export.element_counts(valid[fcol]) if fcol else {}
         which = "valid" if VALID.name in df else "parsed"
         fig_p = P.periodic_table(counts, f"Element coverage ({len(valid)} {which} structures)", len(valid))
-        cands, cap = candidates(df)
+        validity = ((summary.get("provenance") or {}).get("family") or {}).get("validity") or {}
+        cands, cap = candidates(df, tolerance=validity.get("reported_spacegroup"))
     labels = candidate_choices(df)
     if not labels and "index" in cands:  # older results: no candidate records, the CIF still shows
         labels = [(f"#{r['index']} {chem_formula(r.get('formula') or r.get('reduced_formula'))} ({r['kind']})",
@@ -199,7 +220,8 @@ def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
     info, fig3d, figpd = candidate_page(df, first, summary)
     return (gr.update(visible=False), gr.update(visible=True),
             md, gr.update(value=pq, visible=pq is not None), gr.update(value=csv, visible=csv is not None),
-            gr.update(value=sj, visible=True), reference_markdown(summary), metrics_frame(summary), fig_h,
+            gr.update(value=sj, visible=True), _with_caveats(reference_markdown(summary), summary, df),
+            metrics_frame(summary, df), fig_h,
             fig_p, cap, cands, gr.update(choices=labels, value=first), cif_text(df, first), info, fig3d,
             figpd, job_id)
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from evaluator.columns import PARSE_OK, STRUCTURE
 from evaluator.families.stability import metrics as STABILITY
-from evaluator.families.validity.metrics import VALID
+from evaluator.families.validity.metrics import SPACEGROUP_LOOSE, VALID
 from leaderboard.table.formats import chem_formula
 from leaderboard.ui.candidate import BEYOND_REFERENCE_COLUMN, SPARSE_CHEMSYS_COLUMN
 
@@ -51,8 +51,24 @@ def truthy(series: pd.Series) -> pd.Series:
                       (isinstance(v, float) and math.isnan(v)) else str(v).lower() == "true")
 
 
-def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, str]:
-    """Top SUN (then MSUN) structures by E_hull: (table, caption)."""
+def spacegroup_header(tolerance: object, loose: bool = True) -> str:
+    """"space group (spglib, symprec 0.1 Å, 5°)" from the validity family's provenance
+    ``reported_spacegroup`` record. Older results hold only spglib's group at 0.01 Å
+    (``loose`` False)."""
+    if not loose:
+        return "space group (spglib, symprec 0.01 Å, 5°)"
+    if isinstance(tolerance, dict) and isinstance(tolerance.get("symprec_A"), (int, float)):
+        angle = tolerance.get("angle_tolerance_deg")
+        return (f"space group (spglib, symprec {tolerance['symprec_A']:g} Å"
+                + (f", {angle:g}°)" if isinstance(angle, (int, float)) else ")"))
+    return "space group (spglib, the protocol's reporting tolerance)"
+
+
+def candidates(df: pd.DataFrame, n: int = N_CANDIDATES,
+               tolerance: object = None) -> tuple[pd.DataFrame, str]:
+    """Top SUN (then MSUN) structures by E_hull: (table, caption). The space group is the
+    reported one (``validity_spacegroup_loose``, at a tolerance suited to relaxed structures,
+    ``tolerance`` as the validity family's provenance records it) where the table has it."""
     eh = ehull_column(df)
     parts, kinds = [], []
     for name in ("sun", "msun"):
@@ -79,7 +95,8 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
     if eh:
         sel = sel.sort_values(["kind", eh], ascending=[False, True], kind="mergesort")
     cols = [c for c in ("index", "source", "kind", "formula", "reduced_formula", eh,
-                        first_column(df, (), ("spacegroup",)) or first_column(df, (), ("space_group",)))
+                        first_column(df, (SPACEGROUP_LOOSE.name,), ("spacegroup",))
+                        or first_column(df, (), ("space_group",)))
             if c and c in sel.columns]
     out = _clean_formulas(sel[list(dict.fromkeys(cols))].head(n).reset_index(drop=True))
 
@@ -91,7 +108,8 @@ def candidates(df: pd.DataFrame, n: int = N_CANDIDATES) -> tuple[pd.DataFrame, s
     if eh:
         out[eh] = pd.to_numeric(out[eh], errors="coerce").round(3)
     out = out.rename(columns={eh: "E_hull [eV/atom]"} if eh else {})
-    out = out.rename(columns={c: "space group" for c in out.columns if "spacegroup" in c or "space_group" in c})
+    header = spacegroup_header(tolerance, SPACEGROUP_LOOSE.name in out.columns)
+    out = out.rename(columns={c: header for c in out.columns if "spacegroup" in c or "space_group" in c})
     n_sun = sum(1 for k in sel["kind"] if k == "SUN")
     cap = (f"{n_sun} SUN and {len(sel) - n_sun} MSUN structures; showing the first {len(out)} "
            "(SUN first, lowest E_hull first).")

@@ -10,8 +10,10 @@ from typing import Any
 import pandas as pd
 
 from evaluator.families.stability import metrics as STABILITY
-from evaluator.protocol import summary_protocol
+from evaluator.families.sun.metrics import SPARSE_CHEMSYS
+from evaluator.protocol import reference_label, summary_protocol
 from evaluator.summary import upgrade_row
+from leaderboard.table.caveats import caveat_markdown
 from leaderboard.table.formats import chem_formula, sig_text, yes_no
 from leaderboard.table.measures import Measure, catalogue
 from leaderboard.table.metadata import coverage_sentence, provenance_label
@@ -49,20 +51,55 @@ def _ci(summary: dict[str, Any], family: str, key: str) -> str:
     return text if text == "—" else f"{text} %"
 
 
-def metrics_frame(summary: dict[str, Any]) -> pd.DataFrame:
-    """Every metric of a summary: one row per measure, with its reason when absent."""
+def summary_reference(summary: dict[str, Any]) -> str | None:
+    """The novelty reference of a summary as a reader needs it ("MP-20 (≤ 20 atoms)"): from its
+    protocol's record, else its provenance's reference id; None when neither names one."""
+    protocol, _ = summary_protocol(summary)
+    if protocol is not None:
+        return reference_label(protocol.record)
+    ref = (summary.get("provenance") or {}).get("reference")
+    ref_id = ref.get("id") if isinstance(ref, dict) else ref
+    return reference_label({"reference": {"id": ref_id}}) if ref_id else None
+
+
+def _label(m: Measure, reference: str | None) -> str:
+    """The metric's label on the model page, with its caveat ("SUN ↑ (upper bound)",
+    "Novel w.r.t. MP-20 (≤ 20 atoms) ↑")."""
+    if m.caveat is not None and m.caveat.names_reference:
+        return f"{m.label} {m.caveat.text(reference)[0]} {m.arrow}".strip()
+    if m.caveat is not None:
+        return f"{m.label} {m.arrow} ({m.caveat.text(reference)[0]})".replace("  ", " ")
+    return f"{m.label} {m.arrow}".strip()
+
+
+def sparse_counts(df: pd.DataFrame | None) -> tuple[int, int] | None:
+    """(structures flagged ``stability_sparse_chemsys``, structures with a known flag), None
+    when the per-structure table has no such flag (the sun family did not run)."""
+    if df is None or SPARSE_CHEMSYS.name not in df.columns:
+        return None
+    flags = df[SPARSE_CHEMSYS.name].dropna()
+    return int(flags.astype(bool).sum()), len(flags)
+
+
+def metrics_frame(summary: dict[str, Any], df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every metric of a summary: one row per measure, with its reason when absent; caveats in
+    the labels; after the stability metrics, how many structures lie in a sparse chemical
+    system of the reference hull (from the per-structure table ``df``, when given)."""
     metrics = summary.get("metrics") or {}
     missing = summary.get("missing") or {}
     flat = upgrade_row({f"{fam}.{k}": v for fam, d in metrics.items() if isinstance(d, dict)
                         for k, v in d.items() if not isinstance(v, (dict, list))})
     unc = (summary.get("provenance") or {}).get("uncertainty") or {}
     level = f"{100 * float(unc['level']):.0f} %" if isinstance(unc.get("level"), (int, float)) else "95 %"
-    rows = []
+    reference = summary_reference(summary)
+    sparse = sparse_counts(df)
+    n_sub = summary.get("n_submitted")
+    rows: list[dict[str, str]] = []
     for m in catalogue(flat):
         why = (missing.get(m.family) or {}) if isinstance(missing.get(m.family), dict) else {}
         if m.counted:
             c = {r: flat.get(col) for r, col in m.columns.items()}
-            rows.append({"Family": m.family, "Metric": f"{m.label} {m.arrow}".strip(),
+            rows.append({"Family": m.family, "Metric": _label(m, reference),
                          "Value": _num(c.get("count"), count=True),
                          "% of submitted": _num(c.get("frac_submitted"), True),
                          f"{level} CI (of submitted)": _ci(summary, m.family, f"{m.name}_frac_submitted"),
@@ -70,12 +107,34 @@ def metrics_frame(summary: dict[str, Any]) -> pd.DataFrame:
                          "Missing because": why.get(m.name) or why.get(f"{m.name}_count") or ""})
         else:
             v = flat.get(m.columns["value"])
-            label = Measure.header(m) if m.fraction else f"{m.label} {m.arrow}".strip()
+            label = Measure.header(m, reference=reference) if m.fraction else _label(m, reference)
             rows.append({"Family": m.family, "Metric": label, "Value": _num(v, m.fraction, m.unit),
                          "% of submitted": "", f"{level} CI (of submitted)": "", "% of valid": "",
                          "Missing because": why.get(m.name, "") if v is None else ""})
+    stability = [i for i, r in enumerate(rows) if r["Family"] in ("stability", "stability_unrelaxed")]
+    if sparse is not None and stability:  # next to the stability numbers it qualifies
+        rows.insert(stability[-1] + 1, {
+            "Family": "stability", "Metric": "In a sparse chemical system of the reference hull "
+            f"(of {sparse[1]} with a known flag; {SPARSE_CHEMSYS.name})", "Value": _num(sparse[0], count=True),
+            "% of submitted": _num(sparse[0] / n_sub, True) if isinstance(n_sub, int) and n_sub else "—",
+            f"{level} CI (of submitted)": "", "% of valid": "", "Missing because": ""})
     return pd.DataFrame(rows, columns=["Family", "Metric", "Value", "% of submitted",
                                        f"{level} CI (of submitted)", "% of valid", "Missing because"])
+
+
+def caveats_markdown(summary: dict[str, Any], df: pd.DataFrame | None = None) -> str:
+    """The caveats of this submission's metrics (upper bounds, the novelty reference) and the
+    count of its structures in a sparse chemical system of the reference hull."""
+    metrics = summary.get("metrics") or {}
+    flat = {f"{fam}.{k}": v for fam, d in metrics.items() if isinstance(d, dict) for k, v in d.items()}
+    text = caveat_markdown(catalogue(upgrade_row(flat)), summary_reference(summary))
+    sparse = sparse_counts(df)
+    if sparse is not None:
+        text += (f"\n\n**Sparse reference hull:** {sparse[0]} of {sparse[1]} structures with a known flag lie in "
+                 "a chemical system where the reference hull holds fewer compositions than elements + 1, so a "
+                 f"negative formation energy looks stable there (`{SPARSE_CHEMSYS.name}`, flagged on each "
+                 "candidate below).")
+    return text
 
 
 def reference_markdown(summary: dict[str, Any]) -> str:

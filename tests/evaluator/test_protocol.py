@@ -81,7 +81,7 @@ def _alternatives(hint, default_value):
         out += [v for v in typing.get_args(literal) if v != default_value]
     if hint in (int, float) or int in args or float in args:
         base = default_value if isinstance(default_value, (int, float)) and not isinstance(default_value, bool) else 1
-        out += [base + 1, base * 2 + 3]
+        out += [base + 1, base * 2 + 3, base / 2]
     if hint is str or str in args:
         out.append(f"{default_value}-other" if isinstance(default_value, str) else "other")
     if type(None) in args and default_value is not None:

@@ -4,7 +4,14 @@ per-structure columns it writes (valid rows). Data only."""
 from __future__ import annotations
 
 from evaluator.columns import Column, true_in
-from evaluator.declarations import Metric, MetricSet
+from evaluator.declarations import Caveat, Metric, MetricSet
+
+NOVEL_WRT = Caveat(
+    "w.r.t. {reference}",
+    "Novel means not equivalent to any structure of {reference}; a structure the reference cannot cover "
+    "(e.g. a larger cell) may be novel for that reason alone.",
+    "uniqueness-and-novelty")
+"""Names the reference novelty is measured against (the protocol's, filled in by the reader)."""
 
 NOVEL = Column("novelty_novel", "bool", "Not equivalent to any reference structure (null: undecided)")
 MATCH_ID = Column("novelty_match_id", "text",
@@ -24,11 +31,12 @@ METRICS = MetricSet(
     label="Novelty",
     metrics=(
         Metric("novel", "Novel", +1, description="not equivalent to any reference structure",
-               headline=True, counted=True, flag=true_in("novel"), interval=True),
+               headline=True, counted=True, flag=true_in("novel"), interval=True,
+               caveat=NOVEL_WRT),
         Metric("n_failed", "Novelty failed", -1),
         # LeMat-GenBench's count: BAWL fingerprint (sites as submitted) not in the reference
         Metric("novel_as_submitted", "Novel as submitted", +1, counted=True, flag=true_in("novel_as_submitted"),
-               interval=True),
+               interval=True, caveat=NOVEL_WRT),
         Metric("n_without_fingerprint", "N without fingerprint", 0),
         Metric("n_fingerprint_timed_out", "N fingerprint timed out", -1),
     ),

@@ -7,7 +7,14 @@ Data only."""
 from __future__ import annotations
 
 from evaluator.columns import Column, equals, finite, true_in
-from evaluator.declarations import Metric, MetricSet
+from evaluator.declarations import Caveat, Metric, MetricSet
+
+UPPER_BOUND = Caveat(
+    "upper bound",
+    "MLIPs under-predict the energies of high-energy structures (PES softening) and the reference hull lacks "
+    "competing phases in sparse chemical systems, so structures look more stable than DFT would say.",
+    "known-limitations")
+"""Qualifies every stable/metastable count (and SUN/MSUN, which build on them)."""
 
 UNRELAXED = "stability_unrelaxed"  # the group (and column prefix) of the submitted geometry
 
@@ -51,9 +58,11 @@ METRICS = MetricSet(
     label="Stability",
     metrics=(
         Metric("stable", "Stable", +1, description="E_hull ≤ 0 eV/atom after MLIP relaxation",
-               headline=True, counted=True, flag=true_in("stable"), interval=True),
+               headline=True, counted=True, flag=true_in("stable"), interval=True,
+               caveat=UPPER_BOUND),
         Metric("metastable", "Metastable", +1, description="E_hull ≤ 0.1 eV/atom after relaxation",
-               headline=True, counted=True, flag=true_in("metastable"), interval=True),
+               headline=True, counted=True, flag=true_in("metastable"), interval=True,
+               caveat=UPPER_BOUND),
         Metric("mean_e_above_hull", "Mean E_hull", -1, "eV/atom", "mean energy above hull", headline=True),
         Metric("median_e_above_hull", "Median E_hull", -1, "eV/atom"),
         Metric("evaluated", "Got an energy", +1, counted=True, flag=finite("energy_per_atom")),

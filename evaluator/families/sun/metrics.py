@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from evaluator.columns import Column, true_in
 from evaluator.declarations import Metric, MetricSet
+from evaluator.families.stability.metrics import UPPER_BOUND
 
 UNRELAXED = "sun_unrelaxed"  # the group (and column prefix) scored from the submitted geometry
 SUN = Column("sun_sun", "bool", "A counted SUN representative: stable, first of its class in the stable set, novel")
@@ -28,11 +29,11 @@ METRICS = MetricSet(
     metrics=(
         Metric("sun_plus_msun", "SUN + MSUN", +1,
                description="stable or metastable, unique and novel (default rank)", headline=True, counted=True,
-               flag=true_in("sun", "msun"), interval=True),
+               flag=true_in("sun", "msun"), interval=True, caveat=UPPER_BOUND),
         Metric("sun", "SUN", +1, description="stable, unique, novel", headline=True, counted=True,
-               flag=true_in("sun"), interval=True),
+               flag=true_in("sun"), interval=True, caveat=UPPER_BOUND),
         Metric("msun", "MSUN", +1, description="metastable (0 < E_hull ≤ 0.1), unique, novel",
-               headline=True, counted=True, flag=true_in("msun"), interval=True),
+               headline=True, counted=True, flag=true_in("msun"), interval=True, caveat=UPPER_BOUND),
         Metric("stable_unique_count", "Stable & unique", +1),
         Metric("metastable_only_unique_count", "Metastable-only & unique", +1),
         Metric("novelty_unknown_count", "Novelty unknown", -1),

@@ -17,7 +17,14 @@ import numpy.typing as npt
 
 from evaluator.families.validity.charge import ChargeCascade, OxiPriors, _pymatgen_icsd_occurrence
 from evaluator.families.validity.distance import DENSE_LIMIT, check_distances
-from evaluator.families.validity.plausibility import check_plausibility
+from evaluator.families.validity.plausibility import (
+    ANGLE_TOLERANCE,
+    REPORT_ANGLE_TOLERANCE,
+    REPORT_SYMPREC,
+    SYMPREC,
+    check_plausibility,
+    reported_spacegroup,
+)
 from evaluator.procpool import run_bounded
 
 if TYPE_CHECKING:
@@ -30,13 +37,20 @@ def _error(check: str, exc: Exception) -> str:
     return f"error in {check} check: {type(exc).__name__}: {exc}"[:300]
 
 
-def check_structure(structure: Structure, cascade: ChargeCascade) -> dict[str, Any]:
+Tolerance = tuple[float, float]
+"""(symprec Å, angle tolerance °) of the reported space group."""
+REPORT_TOLERANCE: Tolerance = (REPORT_SYMPREC, REPORT_ANGLE_TOLERANCE)
+
+
+def check_structure(structure: Structure, cascade: ChargeCascade,
+                    report_tolerance: Tolerance = REPORT_TOLERANCE) -> dict[str, Any]:
     """All validity checks of one pymatgen Structure -> a row of validity columns:
     valid, charge_neutral, charge_step, charge_detail, distance_valid,
-    min_distance_ratio, plausible, spacegroup, status ("ok"/"failed"), reason."""
+    min_distance_ratio, plausible, spacegroup (at the check's symprec 0.01),
+    spacegroup_loose (at ``report_tolerance``), status ("ok"/"failed"), reason."""
     row: dict[str, Any] = {"valid": False, "charge_neutral": None, "charge_step": None, "charge_detail": None,
            "distance_valid": None, "min_distance_ratio": float("nan"), "plausible": None,
-           "spacegroup": None, "status": "ok", "reason": None}
+           "spacegroup": None, "spacegroup_loose": None, "status": "ok", "reason": None}
     reasons: list[str] = []
     errors: list[str] = []
     if any(type(sp).__name__ != "Element" for sp in structure.composition):
@@ -52,6 +66,10 @@ def check_structure(structure: Structure, cascade: ChargeCascade) -> dict[str, A
             reasons.append("implausible: " + "; ".join(p.failures))
     except Exception as exc:  # noqa: BLE001 - a failed check marks this structure, the others still run
         errors.append(_error("plausibility", exc))
+    if report_tolerance == (SYMPREC, ANGLE_TOLERANCE):
+        row["spacegroup_loose"] = row["spacegroup"]
+    else:
+        row["spacegroup_loose"] = reported_spacegroup(structure, *report_tolerance)
     try:
         d = check_distances(structure)
         row.update(distance_valid=d.valid, min_distance_ratio=d.ratio)
@@ -81,11 +99,12 @@ def _failed_row(reason: str) -> dict[str, Any]:
     """The row of a structure whose checks could not run at all."""
     return {"valid": False, "charge_neutral": None, "charge_step": None, "charge_detail": None,
             "distance_valid": None, "min_distance_ratio": float("nan"), "plausible": None,
-            "spacegroup": None, "status": "failed", "reason": reason[:300]}
+            "spacegroup": None, "spacegroup_loose": None, "status": "failed", "reason": reason[:300]}
 
 
 # -- worker processes -------------------------------------------------------------------
 _CASCADE: ChargeCascade | None = None
+_REPORT_TOLERANCE: Tolerance = REPORT_TOLERANCE
 # Imported once in the fork server. Not SMACT: it imports pandas, whose threads a fork
 # server must not have (see evaluator.procpool); each worker warms up after the fork.
 PRELOAD = ("pymatgen.core.bond_valence", "pymatgen.symmetry.analyzer")
@@ -100,17 +119,18 @@ def warm() -> None:
     _pymatgen_icsd_occurrence()
 
 
-def _init_worker(priors: OxiPriors) -> None:
-    global _CASCADE
+def _init_worker(priors: OxiPriors, report_tolerance: Tolerance = REPORT_TOLERANCE) -> None:
+    global _CASCADE, _REPORT_TOLERANCE
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     warm()
     _CASCADE = ChargeCascade(priors)
+    _REPORT_TOLERANCE = report_tolerance
 
 
 def _check_in_worker(structure: Structure) -> dict[str, Any]:
     if _CASCADE is None:  # _init_worker runs before any item
         raise RuntimeError("validity worker used before _init_worker")
-    return check_structure(structure, _CASCADE)
+    return check_structure(structure, _CASCADE, _REPORT_TOLERANCE)
 
 
 def default_workers() -> int:
@@ -126,7 +146,8 @@ def default_workers() -> int:
 
 
 def check_many(structures: Sequence[Structure], priors: OxiPriors, workers: int | None = None,
-               start_method: str = "forkserver") -> Iterator[dict[str, Any]]:
+               start_method: str = "forkserver",
+               report_tolerance: Tolerance = REPORT_TOLERANCE) -> Iterator[dict[str, Any]]:
     """Yield ``check_structure`` rows in input order, using ``workers`` processes.
 
     The pool is ``evaluator.procpool`` (children die with this process; an exception
@@ -142,14 +163,14 @@ def check_many(structures: Sequence[Structure], priors: OxiPriors, workers: int 
     if workers == 1 or len(structures) < MIN_PARALLEL:
         cascade = ChargeCascade(priors)
         for s in structures:
-            yield check_structure(s, cascade)
+            yield check_structure(s, cascade, report_tolerance)
         return
 
     done: dict[int, dict[str, Any]] = {}
     following = 0
     with run_bounded(_check_in_worker, structures, workers=workers, start_method=start_method,
                      preload=PRELOAD, initializer=_init_worker,
-                     initargs=(priors,)) as outcomes:
+                     initargs=(priors, report_tolerance)) as outcomes:
         for out in outcomes:
             if out.ok:
                 done[out.index] = out.value

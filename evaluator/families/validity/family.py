@@ -6,13 +6,17 @@ Columns (rows that parsed): ``validity_valid``, ``validity_charge_neutral``,
 ``validity_charge_detail``, ``validity_distance_valid``,
 ``validity_min_distance_ratio`` (worst pair distance / threshold; < 1 is too close),
 ``validity_plausible``, ``validity_spacegroup`` (spglib number at symprec 0.01,
-angle tolerance 5°; None where spglib failed), ``validity_status``,
+angle tolerance 5°, the plausibility check's; None where spglib failed),
+``validity_spacegroup_loose`` (the reported space group: spglib number at the
+``spacegroup_symprec`` / ``spacegroup_angle_tolerance`` options, default 0.1 Å and 5°,
+suited to relaxed structures; None where spglib failed), ``validity_status``,
 ``validity_reason`` (readable list of the failed checks).
 
 Options (``ValidityOptions``, ``EvalConfig.options["validity"]``): ``workers``
 (processes; default None = ``core.default_workers()``, 1 = in process),
 ``start_method`` ("forkserver" default, or "spawn"; never "fork", which can deadlock in
-threaded callers).
+threaded callers); ``spacegroup_symprec`` (Å) and ``spacegroup_angle_tolerance`` (°) of the
+reported space group (part of the protocol: they change a published column).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from evaluator.families.validity import charge, distance, plausibility
 from evaluator.families.validity.charge import OxiPriors
 from evaluator.families.validity.core import MIN_PARALLEL, check_many, default_workers
 from evaluator.families.validity.metrics import METRICS
+from evaluator.families.validity.plausibility import REPORT_ANGLE_TOLERANCE, REPORT_SYMPREC
 
 if TYPE_CHECKING:
     from pymatgen.core.structure import Structure
@@ -41,17 +46,28 @@ Track = Callable[[Iterable[dict[str, Any]], str, int], Iterator[dict[str, Any]]]
 @dataclass(frozen=True)
 class ValidityOptions:
     """workers: processes for the checks (None: ``core.default_workers()``);
-    start_method: how they start ("forkserver" or "spawn")."""
+    start_method: how they start ("forkserver" or "spawn");
+    spacegroup_symprec, spacegroup_angle_tolerance: spglib tolerances (Å, degrees) of the
+    reported space group ``validity_spacegroup_loose``; 0.1 Å and 5° by default, as the
+    Materials Project and MatterGen's evaluation use for relaxed structures (the
+    plausibility check keeps LeMat-GenBench's 0.01 Å)."""
 
     workers: int | None = None
     start_method: Literal["forkserver", "spawn"] = "forkserver"
+    spacegroup_symprec: float = REPORT_SYMPREC
+    spacegroup_angle_tolerance: float = REPORT_ANGLE_TOLERANCE
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"validity.workers must be >= 1 (or null), got {self.workers!r}")
+        if not 0 < self.spacegroup_symprec <= 1:
+            raise ValueError(f"validity.spacegroup_symprec must be in (0, 1] Å, got {self.spacegroup_symprec!r}")
+        if not 0 < self.spacegroup_angle_tolerance <= 20:
+            raise ValueError("validity.spacegroup_angle_tolerance must be in (0, 20] degrees, "
+                             f"got {self.spacegroup_angle_tolerance!r}")
 
 COLUMNS = ("valid", "charge_neutral", "charge_step", "charge_detail", "distance_valid",
-           "min_distance_ratio", "plausible", "spacegroup", "status", "reason")
+           "min_distance_ratio", "plausible", "spacegroup", "spacegroup_loose", "status", "reason")
 
 
 def thresholds() -> dict[str, dict[str, Any]]:
@@ -74,12 +90,14 @@ def thresholds() -> dict[str, dict[str, Any]]:
 
 
 def validity_rows(structures: Sequence[Structure], priors: OxiPriors, workers: int | None = None,
-                  start_method: str = "forkserver", track: Track | None = None) -> list[dict[str, Any]]:
+                  start_method: str = "forkserver", track: Track | None = None,
+                  report_tolerance: tuple[float, float] = (REPORT_SYMPREC, REPORT_ANGLE_TOLERANCE)
+                  ) -> list[dict[str, Any]]:
     """Validity rows (see ``core.check_structure``) for ``structures``, in order.
 
     track: optional ``ctx.track``-like wrapper ``track(iterable, stage, total)``.
     """
-    it = check_many(structures, priors, workers, start_method)
+    it = check_many(structures, priors, workers, start_method, report_tolerance)
     if track is not None:
         it = track(it, "validity", len(structures))
     return list(it)
@@ -94,7 +112,8 @@ def run(ctx: EvalContext, options: ValidityOptions) -> FamilyResult:
     priors = OxiPriors.load(ctx.data)
     workers = options.workers or default_workers()
     start_method = options.start_method
-    rows = validity_rows([ctx.structure(i) for i in index], priors, workers, start_method, ctx.track)
+    tolerance = (options.spacegroup_symprec, options.spacegroup_angle_tolerance)
+    rows = validity_rows([ctx.structure(i) for i in index], priors, workers, start_method, ctx.track, tolerance)
 
     frame = pd.DataFrame(rows, index=index, columns=list(COLUMNS))
     cols = pd.DataFrame(index=index)
@@ -104,6 +123,7 @@ def run(ctx: EvalContext, options: ValidityOptions) -> FamilyResult:
         cols[f"validity_{name}"] = cols[f"validity_{name}"].astype("boolean")
     cols["validity_min_distance_ratio"] = cols["validity_min_distance_ratio"].astype(float)
     cols["validity_spacegroup"] = cols["validity_spacegroup"].astype("Int64")
+    cols["validity_spacegroup_loose"] = cols["validity_spacegroup_loose"].astype("Int64")
     result.columns = cols
 
     n_valid = int(cols["validity_valid"].fillna(False).sum())
@@ -132,6 +152,8 @@ def run(ctx: EvalContext, options: ValidityOptions) -> FamilyResult:
 
     result.provenance = {
         "thresholds": thresholds(),
+        "reported_spacegroup": {"column": "validity_spacegroup_loose", "symprec_A": options.spacegroup_symprec,
+                                "angle_tolerance_deg": options.spacegroup_angle_tolerance},
         "workers": int(workers) if len(index) >= MIN_PARALLEL else 1,
         "start_method": start_method,
         "versions": {p: version(p) for p in ("pymatgen", "spglib", "smact")},

@@ -15,7 +15,12 @@ MIN_DISTANCE_RATIO = Column("validity_min_distance_ratio", "float",
                             "Worst pair distance over its threshold (below 1 is too close)")
 PLAUSIBLE = Column("validity_plausible", "bool", "Density, volume, lattice lengths and angles in plausible ranges")
 SPACEGROUP = Column("validity_spacegroup", "int",
-                    "spglib space-group number (symprec 0.01, angle tolerance 5°); null where spglib failed")
+                    "spglib space-group number (symprec 0.01 Å, angle tolerance 5°, the plausibility check's); "
+                    "null where spglib failed")
+SPACEGROUP_LOOSE = Column("validity_spacegroup_loose", "int",
+                          "The reported space group: spglib number at a tolerance suited to relaxed structures "
+                          "(options validity.spacegroup_symprec, default 0.1 Å, and spacegroup_angle_tolerance, "
+                          "default 5°); null where spglib failed")
 
 METRICS = MetricSet(
     family="validity",
@@ -38,5 +43,5 @@ METRICS = MetricSet(
         Metric("charge_step_counts", "Charge step counts", 0),
     ),
     columns=(VALID, CHARGE_NEUTRAL, CHARGE_STEP, CHARGE_DETAIL, DISTANCE_VALID, MIN_DISTANCE_RATIO, PLAUSIBLE,
-             SPACEGROUP),
+             SPACEGROUP, SPACEGROUP_LOOSE),
 )

@@ -116,7 +116,7 @@ def test_submit_evaluate_rank_download_withdraw(client, app_server, small_cifs, 
     counts = client.predict("full", "counts", "api-1", api_name="/leaderboard_table")
     assert counts["submission_ids"] == [jid]  # the search keeps only this row
     crow = dict(zip(counts["headers"], counts["data"][0]))
-    assert crow["Novel ↑ [n]"] == summary["metrics"]["novelty"]["novel_count"]
+    assert crow["Novel w.r.t. MP-20 (≤ 20 atoms) ↑ [n]"] == summary["metrics"]["novelty"]["novel_count"]
 
     csv_path = client.predict(api_name="/download_csv")
     rows = list(csv.DictReader(open(csv_path)))

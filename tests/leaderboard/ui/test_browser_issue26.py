@@ -305,8 +305,6 @@ def test_model_page_dropdown_agrees_with_the_page(page, server):
 
 
 # ------------------------------------------------------------------ item 3: science on screen
-@pytest.mark.xfail(strict=True, reason="issue 26 item 3: no caveat next to SUN/MSUN that they are upper "
-                                       "bounds (sparse hull, MLIP softening)")
 def test_sun_caveat_next_to_the_numbers(page, server):
     load_leaderboard(page, server)
     board = page.locator("#tab-leaderboard").inner_text().lower()
@@ -316,8 +314,6 @@ def test_sun_caveat_next_to_the_numbers(page, server):
     assert "upper bound" in page.locator("#model-page").inner_text().lower()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 item 3: the novelty column is labelled 'Novel ↑' without "
-                                       "its reference (MP-20)")
 def test_novelty_labelled_with_its_reference(page, server):
     load_leaderboard(page, server)
     heads = [h for h in table_rows(page, "leaderboard-table")[0] if h.startswith("Novel")]
@@ -334,8 +330,6 @@ def rank_options(page) -> list[str]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 item 3: Rank by lists some labels twice (e.g. 'Valid ↑' "
-                                       "for two denominators)")
 def test_rank_by_labels_are_distinct(page, server):
     load_leaderboard(page, server)
     labels = rank_options(page)
@@ -343,8 +337,6 @@ def test_rank_by_labels_are_distinct(page, server):
     assert not dupes, dupes
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 item 3: Rank by lists metrics the shown protocol did not "
-                                       "compute (a column empty in every row)")
 def test_rank_by_lists_only_computed_metrics(page, server):
     from leaderboard.table.measures import measures_of
     from leaderboard.table.protocols import default_protocol, rows_of
@@ -405,8 +397,6 @@ def test_size_of_a_job_submitted_through_the_app_is_known(page, server, upload_d
 
 
 # ------------------------------------------------------------------ item 4 rest: per-structure downloads
-@pytest.mark.xfail(strict=True, reason="issue 26 item 4: per-structure downloads keep pymatgen's formulas "
-                                       "('Na1Cl1' for NaCl)")
 def test_per_structure_download_formulas_without_ones(page, server):
     page.goto(f"{server.url}?submission={server.ids['Delta']}")
     page.wait_for_selector("#model-meta h2")

@@ -223,13 +223,13 @@ def test_evaluate_items_end_to_end():
     ev = evaluate_items(items, EvalConfig(families=["validity"]))
     t = ev.table
     cols = ["validity_valid", "validity_charge_neutral", "validity_charge_step", "validity_distance_valid",
-            "validity_min_distance_ratio", "validity_plausible", "validity_spacegroup",
+            "validity_min_distance_ratio", "validity_plausible", "validity_spacegroup", "validity_spacegroup_loose",
             "validity_status", "validity_reason"]
     assert all(c in t for c in cols)
     assert list(t["validity_status"]) == ["ok", "skipped", "ok", "ok"]
     assert t.loc[1, "validity_reason"] == "parse failed"
     assert list(t["validity_valid"].fillna(False)) == [True, False, True, False]
-    assert t.loc[0, "validity_spacegroup"] == 225
+    assert t.loc[0, "validity_spacegroup"] == 225 and t.loc[0, "validity_spacegroup_loose"] == 225
     m = ev.summary["metrics"]["validity"]
     assert m["valid_count"] == 2 and m["valid_frac_submitted"] == pytest.approx(0.5)
     assert m["valid_frac_valid"] == pytest.approx(1.0)
