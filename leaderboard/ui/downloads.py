@@ -3,6 +3,7 @@ fill the disk): the whole leaderboard as CSV and parquet, a submission's results
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -33,6 +34,13 @@ def write_download(name: str, write: Callable[[Path], object], reuse: bool = Fal
     finally:
         tmp.unlink(missing_ok=True)
     return str(p)
+
+
+def store_folder(ctx: AppContext) -> Path:
+    """The download folder of one store's submissions: files written once per submission
+    are never served from another store whose submission has the same id (two apps, or a
+    test store and a real one, on one machine)."""
+    return DOWNLOAD_DIR / f"store-{hashlib.sha256(ctx.store.uri.encode()).hexdigest()[:16]}"
 
 
 _LB_FILES: dict[int, tuple[int, tuple[str, str]]] = {}  # id(ctx) -> (results loads written, paths)

@@ -9,6 +9,7 @@ files offered for download by ``downloads``. This module builds the tab and wire
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from leaderboard.table.metadata import meta_column
 from leaderboard.ui import candidate as C
 from leaderboard.ui import figures as P
 from leaderboard.ui.candidate import candidate_rows, flags_text, parse
-from leaderboard.ui.downloads import leaderboard_files, write_download
+from leaderboard.ui.downloads import leaderboard_files, store_folder, write_download
 from leaderboard.ui.jobs import md_text
 from leaderboard.ui.shared_state import AppContext, Wiring
 from leaderboard.ui.structures_view import (candidates, ehull_column, first_column, structure_column,
@@ -160,10 +161,11 @@ def _with_caveats(reference: str, summary: dict[str, Any], df: pd.DataFrame | No
     return f"{reference}\n\n{caveats}" if caveats else reference
 
 
-def _structure_downloads(df: pd.DataFrame, base: str) -> tuple[str, str]:
+def _structure_downloads(df: pd.DataFrame, base: str, folder: Path) -> tuple[str, str]:
     """The per-structure table as parquet and CSV files (written once: results are write-once)."""
-    pq = write_download(f"{base}_structures.parquet", lambda p: df.to_parquet(p, index=False), reuse=True)
-    return pq, write_download(f"{base}_structures.csv", lambda p: write_csv(df, p), reuse=True)
+    pq = write_download(f"{base}_structures.parquet", lambda p: df.to_parquet(p, index=False), reuse=True,
+                        folder=folder)
+    return pq, write_download(f"{base}_structures.csv", lambda p: write_csv(df, p), reuse=True, folder=folder)
 
 
 def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
@@ -195,9 +197,10 @@ def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
     if df is not None:  # the per-structure downloads name the protocol in every row
         df = df.assign(protocol_id=protocol.id if protocol else None,
                        protocol_label=protocol.label if protocol else "protocol unknown")
-        pq, csv = _structure_downloads(chem_formulas(df), base)
+        pq, csv = _structure_downloads(chem_formulas(df), base, store_folder(ctx))
     sj = write_download(f"{base}_summary.json",
-                        lambda p: p.write_text(json.dumps(summary, indent=2, default=str)), reuse=True)
+                        lambda p: p.write_text(json.dumps(summary, indent=2, default=str)), reuse=True,
+                        folder=store_folder(ctx))
     stab = (summary.get("provenance") or {}).get("config") or {}
     if df is not None and (eh := ehull_column(df)):
         fig_h = P.ehull_histogram(df[eh], stab.get("stable_threshold", 0.0), stab.get("metastable_threshold", 0.1))
