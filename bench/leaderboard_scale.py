@@ -345,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bulk-above", type=int, default=100,
                    help="use --bulk for N above this (publish() per job rewrites the whole table: O(N) each)")
     p.add_argument("--build-only", action="store_true", help="build the stores, measure nothing")
+    p.add_argument("--reuse", action="store_true",
+                   help="with --keep: measure a store already built there (store-<N>) instead of building it")
     p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -357,10 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in a.n:
             root = base / f"store-{n}"
-            if root.exists():
-                shutil.rmtree(root)
-            print(f"N={n}: building the store through the publish path …", flush=True)
-            row = {"n": n, **build_store(root, n, a.template, bulk=a.bulk or n > a.bulk_above)}
+            if a.reuse and a.keep is not None and (root / "built.json").exists():
+                print(f"N={n}: measuring the store built before at {root}", flush=True)
+                row = {"n": n, **json.loads((root / "built.json").read_text()), "reused": True}
+            else:
+                if root.exists():
+                    shutil.rmtree(root)
+                print(f"N={n}: building the store through the publish path …", flush=True)
+                row = {"n": n, **build_store(root, n, a.template, bulk=a.bulk or n > a.bulk_above)}
+                (root / "built.json").write_text(json.dumps(row))
             if not a.build_only:
                 proc, url, start_s = _start_app(root)
                 try:
