@@ -8,7 +8,7 @@ submissions a list of names is thousands of characters per cell.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ def tied_counts(lo: Sequence[float] | np.ndarray, hi: Sequence[float] | np.ndarr
 
 
 def tied_text(lo: Sequence[float] | np.ndarray, hi: Sequence[float] | np.ndarray,
-              ranks: Sequence[object]) -> list[str]:
+              ranks: Iterable[object]) -> list[str]:
     """Per row: "N (#a–#b)" (tied with N other rows, whose ranks together with its own span
     #a to #b), "0" when its interval overlaps no other, ``NO_INTERVAL`` when it has none.
     ``ranks``: the rank shown in the row's "#" column (missing ranks are left out of spans)."""
