@@ -13,6 +13,8 @@ and measures in headless Debian chromium (Playwright):
   changed (median of ``--repeats`` switches);
 - ``model_switch_s``: from picking a submission in the model page's dropdown to its page
   showing that submission (median of ``--repeats`` picks);
+- ``compact_table_px``: the width of the leaderboard table (default compact view) in a
+  1,440 px wide window (a laptop screen);
 - ``build_s``/``publish_ms_first``/``publish_ms_last``: building the store. ``publish()``
   rewrites the whole leaderboard table on every call, so its cost grows with N: above
   ``--bulk-above`` (default 100) the jobs are finished one by one (``jobs.queue.finish`` with the
@@ -233,6 +235,9 @@ def _start_app(store: Path) -> tuple[subprocess.Popen, str, float]:
     raise TimeoutError("the app did not answer")
 
 
+WIDTH_JS = "() => { const t = document.querySelector('#leaderboard-table table'); return t ? t.scrollWidth : null; }"
+ROWS_JS = ("() => { const t = document.querySelector('#leaderboard-table table');"
+           " return t ? t.querySelectorAll('tbody tr, div[role=row][data-index]').length : null; }")
 HEADERS_JS = "() => [...document.querySelectorAll('#leaderboard-table thead th')].map(h => h.innerText).join('|')"
 
 
@@ -287,11 +292,16 @@ def measure(url: str, repeats: int) -> dict:
         out["first_paint_s"] = statistics.median(paints)
         out["first_paint_all_s"] = paints
 
-        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
         page.set_default_timeout(SWITCH_MS)
         page.goto(url, wait_until="commit")
         page.locator("#leaderboard-table div[role=row][data-index]").first.wait_for(state="visible")
         print("    page loaded", flush=True)
+        # the compact view on a laptop screen (1,440 px): the table's full width, and how many rows were sent
+        out["compact_table_px"] = page.evaluate(WIDTH_JS)
+        out["rows_in_page"] = page.evaluate(ROWS_JS)
+        print(f"    compact table {out['compact_table_px']} px wide at 1440 px; {out['rows_in_page']} rows sent",
+              flush=True)
         page.locator("#lb-rank input").click()
         page.get_by_role("option").first.wait_for()
         options = [t.strip() for t in page.get_by_role("option").all_inner_texts()]
@@ -386,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     cols = ("n", "build_s", "publish_ms_first", "publish_ms_last", "publish_ms_at_n", "app_start_s", "html_bytes",
-            "first_paint_s", "rank_switch_s", "model_switch_s", "rank_by_entries")
+            "first_paint_s", "rank_switch_s", "model_switch_s", "rank_by_entries", "compact_table_px")
     print("\n" + " ".join(f"{c:>16}" for c in cols))
     for r in rows:
         print(" ".join(f"{r[c]:>16.3f}" if isinstance(r.get(c), float) else f"{r.get(c, '—')!s:>16}" for c in cols))
