@@ -109,26 +109,6 @@ def ci_text(lo: Any, hi: Any, percent: bool) -> str:
     return f"{k * a:.1f}–{k * b:.1f}"
 
 
-def indistinguishable(df: pd.DataFrame, m: Measure, show: str, ranks: pd.Series,
-                      names: pd.Series) -> list[str]:
-    """Per row: the rows whose confidence interval on ``m`` overlaps its own ("#2 Beta; #4 Delta"),
-    "—" when the row has no interval (see ``WHY_NO_CI``), "" when it overlaps none."""
-    cols = m.ci_columns("frac_submitted" if show == "count" else show)
-    if cols is None or not all(c in df.columns for c in cols):
-        return ["—"] * len(df)
-    lo = pd.to_numeric(df[cols[0]], errors="coerce").to_numpy(float)
-    hi = pd.to_numeric(df[cols[1]], errors="coerce").to_numpy(float)
-    out = []
-    for i in range(len(df)):
-        if not (np.isfinite(lo[i]) and np.isfinite(hi[i])):
-            out.append("—")
-            continue
-        same = [f"#{ranks.iloc[j]} {names.iloc[j]}" for j in range(len(df)) if j != i
-                and np.isfinite(lo[j]) and np.isfinite(hi[j]) and lo[i] <= hi[j] and lo[j] <= hi[i]]
-        out.append("; ".join(same))
-    return out
-
-
 def _yes_no_dash(value: Any) -> str:
     flag = norm_bool(value)
     return "—" if flag is None else "yes" if flag else "no"

@@ -16,6 +16,7 @@ from evaluator.config import IngestLimits
 from leaderboard.jobs.queue import FINISHED, get_job
 from leaderboard.ui import compare_tab, leaderboard_tab, model_tab, plots_tab, status_tab, submit_tab
 from leaderboard.store import Store
+from leaderboard.ui.refresh_guard import when_reloaded
 from leaderboard.ui.shared_state import AppContext, make_context
 
 TITLE = "Crystal generative-model leaderboard"
@@ -105,10 +106,15 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
         # After a submission, show it in "My submissions" at once.
         sb["submitted"].then(lambda u, jid: st_fn(u, jid), [user_state, sb["last_id"]], st_out,
                              api_visibility="private")
-        # Keep the model picker's choices in step with the leaderboard's refreshes.
-        lb.timer.tick(md.refresh_choices, md.pick, md.pick, api_visibility="private", show_progress="hidden")
+        # Keep the model and compare pickers' choices in step with the leaderboard's refreshes: on
+        # a tick only after the results were reloaded (new choices redraw an open option list).
+        md_seen, cmp_seen = gr.State(ctx.results.loads), gr.State(None)
+        lb.timer.tick(when_reloaded(ctx.results, md.refresh_choices, 1), [md_seen, md.pick], [md_seen, md.pick],
+                      api_visibility="private", show_progress="hidden")
         lb.refresh.click(md.refresh_choices, md.pick, md.pick, api_visibility="private")
-        for ev in (lb.timer.tick, lb.refresh.click, demo.load):
+        lb.timer.tick(when_reloaded(ctx.results, cmp.refresh_choices, 1), [cmp_seen, cmp.pick],
+                      [cmp_seen, cmp.pick], api_visibility="private", show_progress="hidden")
+        for ev in (lb.refresh.click, demo.load):
             ev(cmp.refresh_choices, cmp.pick, cmp.pick, api_visibility="private", show_progress="hidden")
         # The leaderboard download buttons hold their files before anyone clicks (a DownloadButton
         # whose file is made by its own click downloads nothing on the first click).
@@ -120,9 +126,18 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
         # up to date for every new page.
         demo.load(lb.load.fn, list(lb.load.inputs), list(lb.load.outputs), api_visibility="private",
                   show_progress="hidden")
+        # The plots are drawn when their tab is first opened (and redrawn after a reload), not
+        # with every page: the leaderboard's table comes first.
         redraw = pl.redraw
-        demo.load(lambda *a: redraw.fn(*a[:-1], -1), list(redraw.inputs), list(redraw.outputs),
-                  api_visibility="private", show_progress="hidden")
-        lb.timer.tick(redraw.fn, list(redraw.inputs), list(redraw.outputs), api_visibility="private",
+        t_pl.select(redraw.fn, list(redraw.inputs), list(redraw.outputs), api_visibility="private",
+                    show_progress="hidden")
+
+        def redraw_if_drawn(*values: Any) -> Any:
+            """Timer: plots never drawn on this page (tab not opened) wait for their tab."""
+            if values[-1] is None:
+                return [gr.update() for _ in redraw.outputs]
+            return redraw.fn(*values)
+
+        lb.timer.tick(redraw_if_drawn, list(redraw.inputs), list(redraw.outputs), api_visibility="private",
                       show_progress="hidden")
     return app
