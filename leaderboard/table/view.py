@@ -50,14 +50,18 @@ class View:
 
 def select_measures(measures: list[Measure], view: str = "compact",
                     families: Iterable[str] | None = None) -> list[Measure]:
-    """Measures shown in ``view`` ("compact"/"full"), restricted to ``families``."""
+    """Measures shown in ``view`` ("compact"/"full"), restricted to ``families``. The compact
+    view (meant to fit a laptop screen) shows each family's first headline measure; the full
+    view every measure (the column picker narrows it)."""
     fams = set(families) if families else None
     out = []
+    seen: set[str] = set()
     for m in measures:
         if fams is not None and m.base_family not in fams:
             continue
-        if view == "compact" and not m.headline:
+        if view == "compact" and (not m.headline or m.family in seen):
             continue
+        seen.add(m.family)
         out.append(m)
     if view == "compact" and not out and fams:  # a family without headline measures: show all of it
         out = [m for m in measures if m.base_family in fams]

@@ -27,6 +27,8 @@ CSS = """
 /* No client-side sort/filter menu on the leaderboard: it reorders rows without renumbering #.
    Ranking is the "Rank by" control's job (server side, # recomputed). */
 #leaderboard-table .cell-menu-button { display: none !important; }
+/* Headers wrap, so a column is as wide as its numbers: the compact view fits a laptop screen. */
+#leaderboard-table thead th, #leaderboard-table thead th * { white-space: normal !important; }
 """
 
 

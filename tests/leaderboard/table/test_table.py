@@ -129,10 +129,10 @@ def test_rank_respects_direction_and_puts_missing_last():
 
 
 def test_counts_vs_percentages():
-    pct = build_view(results(), show="% of valid")
+    pct = build_view(results(), view="full", show="% of valid")
     row = pct.frame.set_index("Model").loc["Alpha (1)"]
     assert row["SUN ↑ [%]"] == pytest.approx(100 * 5 / 80)
-    cnt = build_view(results(), show="counts")
+    cnt = build_view(results(), view="full", show="counts")
     row = cnt.frame.set_index("Model").loc["Alpha (1)"]
     assert row["SUN ↑ [n]"] == 5 and row["MSUN ↑ [n]"] == 10
     # with counts shown, ranking still uses per-submitted fractions (counts are not comparable)
