@@ -103,7 +103,7 @@ def render_view(results: pd.DataFrame, view: str, families: list[str] | None, sh
                    rank_by=rank_by or DEFAULT_RANK, columns=columns or None)
     n_all = len(results)
     caption = (f"{len(v.frame)} of {n_all} finished submissions of this protocol shown · ranked by "
-               f"**{_rank_label(results, rank_by)}** (use **Rank by** to re-rank; # follows it) · "
+               f"**{_rank_label(v.measures, rank_by)}** (use **Rank by** to re-rank; # follows it) · "
                f"counted metrics shown as **{show}**")
     if TIED_HEADER in v.frame.columns:
         caption += " · " + tied_caption(ci_level(results)) + "; " + WHY_NO_CI
@@ -132,9 +132,9 @@ def render_view(results: pd.DataFrame, view: str, families: list[str] | None, sh
     return v, caption
 
 
-def _rank_label(results: pd.DataFrame, rank_by: str | None) -> str:
-    measures = {m.key: m for m in measures_of(results)}
-    m = measures.get(rank_by or DEFAULT_RANK)
+def _rank_label(measures_shown: list[Measure], rank_by: str | None) -> str:
+    """The ranked-by measure's label (a view always shows the measure it is ranked by)."""
+    m = {x.key: x for x in measures_shown}.get(rank_by or DEFAULT_RANK)
     if m is None:
         return "SUN + MSUN per submitted structure"
     return f"{m.label} {m.arrow}"
