@@ -92,7 +92,9 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
                     page = list(md.show(sid))  # a value set by a load event does not fire .change
                 else:
                     tab, status_pick = gr.update(selected="status"), sid
-            return (user, tab, pick, gr.Timer(active=status_pick is not None), *st_fn(user, status_pick), *page)
+            # "My submissions" reads every job of the queue: only when it is the tab shown (else on its select)
+            status = st_fn(user, status_pick) if status_pick is not None else tuple(gr.update() for _ in st_out)
+            return (user, tab, pick, gr.Timer(active=status_pick is not None), *status, *page)
 
         # Gradio passes the signed-in profile to a handler whose signature asks for one (on a Space).
         def space_load(request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[object, ...]:
@@ -105,6 +107,7 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
 
         demo.load(load_fn, None, [user_state, tabs, md.pick, st["timer"], *st_out, *md.outs],
                   api_visibility="private")
+        t_st.select(st_fn, list(st_in), list(st_out), api_visibility="private", show_progress="hidden")
         # After a submission, show it in "My submissions" at once.
         sb["submitted"].then(lambda u, jid: st_fn(u, jid), [user_state, sb["last_id"]], st_out,
                              api_visibility="private")
