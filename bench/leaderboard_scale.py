@@ -8,11 +8,14 @@ and measures in headless Debian chromium (Playwright):
 - ``html_bytes``: size of the first HTTP response of the page (the shell with anything
   embedded in it);
 - ``first_paint_s``: from navigation to the first leaderboard row being visible (median
-  of ``--repeats`` fresh browser contexts);
+  of ``--repeats`` fresh browser contexts); ``shell_paint_s``: to the page's title being
+  visible (the app's shell, before any data);
 - ``rank_switch_s``: from picking another "Rank by" entry to the table's columns having
   changed (median of ``--repeats`` switches);
 - ``model_switch_s``: from picking a submission in the model page's dropdown to its page
   showing that submission (median of ``--repeats`` picks);
+- ``compact_table_px``: the width of the leaderboard table (default compact view) in a
+  1,440 px wide window (a laptop screen);
 - ``build_s``/``publish_ms_first``/``publish_ms_last``: building the store. ``publish()``
   rewrites the whole leaderboard table on every call, so its cost grows with N: above
   ``--bulk-above`` (default 100) the jobs are finished one by one (``jobs.queue.finish`` with the
@@ -233,6 +236,7 @@ def _start_app(store: Path) -> tuple[subprocess.Popen, str, float]:
     raise TimeoutError("the app did not answer")
 
 
+WIDTH_JS = "() => { const t = document.querySelector('#leaderboard-table table'); return t ? t.scrollWidth : null; }"
 HEADERS_JS = "() => [...document.querySelectorAll('#leaderboard-table thead th')].map(h => h.innerText).join('|')"
 
 
@@ -273,25 +277,31 @@ def measure(url: str, repeats: int) -> dict:
     out: dict = {"html_bytes": html_bytes}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        paints = []
+        paints, shells = [], []
         for _ in range(repeats):
             ctx = browser.new_context(viewport={"width": 1400, "height": 900})
             page = ctx.new_page()
             page.set_default_timeout(WAIT_MS)
             t = time.perf_counter()
             page.goto(url, wait_until="commit")
+            page.locator("#title").first.wait_for(state="visible")
+            shells.append(time.perf_counter() - t)
             page.locator("#leaderboard-table div[role=row][data-index]").first.wait_for(state="visible")
             paints.append(time.perf_counter() - t)
-            print(f"    first paint: {paints[-1]:.2f} s", flush=True)
+            print(f"    first paint: {paints[-1]:.2f} s (the page's title: {shells[-1]:.2f} s)", flush=True)
             ctx.close()
         out["first_paint_s"] = statistics.median(paints)
         out["first_paint_all_s"] = paints
+        out["shell_paint_s"] = statistics.median(shells)
 
-        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
         page.set_default_timeout(SWITCH_MS)
         page.goto(url, wait_until="commit")
         page.locator("#leaderboard-table div[role=row][data-index]").first.wait_for(state="visible")
         print("    page loaded", flush=True)
+        # the compact view on a laptop screen (1,440 px): the table's full width
+        out["compact_table_px"] = page.evaluate(WIDTH_JS)
+        print(f"    compact table {out['compact_table_px']} px wide at 1440 px", flush=True)
         page.locator("#lb-rank input").click()
         page.get_by_role("option").first.wait_for()
         options = [t.strip() for t in page.get_by_role("option").all_inner_texts()]
@@ -345,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bulk-above", type=int, default=100,
                    help="use --bulk for N above this (publish() per job rewrites the whole table: O(N) each)")
     p.add_argument("--build-only", action="store_true", help="build the stores, measure nothing")
+    p.add_argument("--reuse", action="store_true",
+                   help="with --keep: measure a store already built there (store-<N>) instead of building it")
     p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -357,10 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in a.n:
             root = base / f"store-{n}"
-            if root.exists():
-                shutil.rmtree(root)
-            print(f"N={n}: building the store through the publish path …", flush=True)
-            row = {"n": n, **build_store(root, n, a.template, bulk=a.bulk or n > a.bulk_above)}
+            if a.reuse and a.keep is not None and (root / "built.json").exists():
+                print(f"N={n}: measuring the store built before at {root}", flush=True)
+                row = {"n": n, **json.loads((root / "built.json").read_text()), "reused": True}
+            else:
+                if root.exists():
+                    shutil.rmtree(root)
+                print(f"N={n}: building the store through the publish path …", flush=True)
+                row = {"n": n, **build_store(root, n, a.template, bulk=a.bulk or n > a.bulk_above)}
+                (root / "built.json").write_text(json.dumps(row))
             if not a.build_only:
                 proc, url, start_s = _start_app(root)
                 try:
@@ -379,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     cols = ("n", "build_s", "publish_ms_first", "publish_ms_last", "publish_ms_at_n", "app_start_s", "html_bytes",
-            "first_paint_s", "rank_switch_s", "model_switch_s", "rank_by_entries")
+            "shell_paint_s", "first_paint_s", "rank_switch_s", "model_switch_s", "rank_by_entries", "compact_table_px")
     print("\n" + " ".join(f"{c:>16}" for c in cols))
     for r in rows:
         print(" ".join(f"{r[c]:>16.3f}" if isinstance(r.get(c), float) else f"{r.get(c, '—')!s:>16}" for c in cols))

@@ -98,7 +98,11 @@ def reference_note(results: pd.DataFrame) -> str:
         return ""
     ref = meta_column(results, "reference")
     seen: list[str] = []
-    for _, row in results.iterrows():
+    cols = [c for c in (ref, "reference_coverage", "reference_n_structures", "reference_max_sites")
+            if c is not None and c in results.columns]
+    # one row per distinct reference (thousands of submissions share a handful), in table order
+    distinct = results[cols].astype(str).drop_duplicates().index if cols else results.index[:1]
+    for _, row in results.loc[distinct].iterrows():
         text = coverage_sentence(row.get(ref) if ref else None, row.get("reference_coverage"),
                                  row.get("reference_n_structures"), row.get("reference_max_sites"))
         if text not in seen:

@@ -56,10 +56,10 @@ def cell_alpha(values: pd.Series, direction: int) -> pd.Series:
     return out
 
 
-def style(view: View) -> Styler:
-    """A pandas Styler: family-tinted cells (darker = better), formatted numbers, '—' for missing."""
+def style(view: View, rows: slice | None = None) -> Styler:
+    """A pandas Styler: family-tinted cells (darker = better), formatted numbers, '—' for missing.
+    ``rows``: only these rows (a page of the table), tinted against the whole column."""
     frame = view.frame
-    styler = frame.style
     by_header = dict(zip(view.metric_headers, view.measures))
 
     def colour(col: pd.Series) -> list[str]:
@@ -73,8 +73,12 @@ def style(view: View) -> Styler:
     def text(v: Any) -> str:
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
+    css = pd.DataFrame({c: colour(frame[c]) for c in frame.columns}, index=frame.index, columns=frame.columns)
+    if rows is not None:
+        frame, css = frame.iloc[rows], css.iloc[rows]
+    styler = frame.style
     if not frame.empty:
-        styler = styler.apply(colour, axis=0)
+        styler = styler.apply(lambda part: css.loc[part.index, part.columns], axis=None)
     for h, spec in view.formats.items():
         styler = styler.format(spec, subset=[h], na_rep="—")
     styler = styler.format(text, subset=[c for c in frame.columns if c not in view.formats])

@@ -16,6 +16,7 @@ from leaderboard.table.measures import DEFAULT_RANK, DEFAULT_SHOW, SHOW_MODES, M
 from leaderboard.table.metadata import COMPACT_META, FULL_META, META_LABELS, evaluated_by, meta_column
 from leaderboard.table.protocols import ID_COLUMN, UNKNOWN, protocol_keys, reference_of
 from leaderboard.table.ranking import filter_rows, norm_bool, rank
+from leaderboard.table.ties import TIED_HEADER, tied_text
 
 # The full view's default columns (the picker adds any other measure): per family its
 # headline metrics and the ones a reader compares, relaxed and unrelaxed.
@@ -43,18 +44,24 @@ class View:
     formats: dict[str, str] = field(default_factory=dict)  # header -> format spec
     show: str = DEFAULT_SHOW
     submission_ids: list[str] = field(default_factory=list)
+    # metadata every row shares, shown once instead of in a column (compact view): label -> value
+    common: dict[str, str] = field(default_factory=dict)
 
 
 def select_measures(measures: list[Measure], view: str = "compact",
                     families: Iterable[str] | None = None) -> list[Measure]:
-    """Measures shown in ``view`` ("compact"/"full"), restricted to ``families``."""
+    """Measures shown in ``view`` ("compact"/"full"), restricted to ``families``. The compact
+    view (meant to fit a laptop screen) shows each family's first headline measure; the full
+    view every measure (the column picker narrows it)."""
     fams = set(families) if families else None
     out = []
+    seen: set[str] = set()
     for m in measures:
         if fams is not None and m.base_family not in fams:
             continue
-        if view == "compact" and not m.headline:
+        if view == "compact" and (not m.headline or m.family in seen):
             continue
+        seen.add(m.family)
         out.append(m)
     if view == "compact" and not out and fams:  # a family without headline measures: show all of it
         out = [m for m in measures if m.base_family in fams]
@@ -106,24 +113,12 @@ def ci_text(lo: Any, hi: Any, percent: bool) -> str:
     return f"{k * a:.1f}–{k * b:.1f}"
 
 
-def indistinguishable(df: pd.DataFrame, m: Measure, show: str, ranks: pd.Series,
-                      names: pd.Series) -> list[str]:
-    """Per row: the rows whose confidence interval on ``m`` overlaps its own ("#2 Beta; #4 Delta"),
-    "—" when the row has no interval (see ``WHY_NO_CI``), "" when it overlaps none."""
-    cols = m.ci_columns("frac_submitted" if show == "count" else show)
-    if cols is None or not all(c in df.columns for c in cols):
-        return ["—"] * len(df)
-    lo = pd.to_numeric(df[cols[0]], errors="coerce").to_numpy(float)
-    hi = pd.to_numeric(df[cols[1]], errors="coerce").to_numpy(float)
-    out = []
-    for i in range(len(df)):
-        if not (np.isfinite(lo[i]) and np.isfinite(hi[i])):
-            out.append("—")
-            continue
-        same = [f"#{ranks.iloc[j]} {names.iloc[j]}" for j in range(len(df)) if j != i
-                and np.isfinite(lo[j]) and np.isfinite(hi[j]) and lo[i] <= hi[j] and lo[j] <= hi[i]]
-        out.append("; ".join(same))
-    return out
+def ci_texts(lo: pd.Series, hi: pd.Series) -> list[str]:
+    """``ci_text(lo, hi, True)`` of every row (vectorised: one call per column, not per cell)."""
+    a = 100.0 * pd.to_numeric(lo, errors="coerce").to_numpy(float)
+    b = 100.0 * pd.to_numeric(hi, errors="coerce").to_numpy(float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    return [f"{x:.1f}–{y:.1f}" if good else "—" for x, y, good in zip(a, b, ok)]
 
 
 def _yes_no_dash(value: Any) -> str:
@@ -150,10 +145,12 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
     which upgrades rows of older summaries). ``columns``: measure keys the full view shows
     (the column picker; None/empty = the default_full_columns of the chosen families). The
     full view adds a confidence-interval column after every rate that has one; both views
-    add "CI overlaps (rank metric)" naming the submissions whose interval on the rank
-    metric overlaps the row's: their order is not distinguishable at that level. Rows of
-    several protocols (or of an unknown one) get no rank (``rankable``): pass the rows of
-    one protocol (``leaderboard.table.protocols.rows_of``).
+    add ``ties.TIED_HEADER``: how many submissions' intervals on the rank metric overlap the
+    row's (their order is not distinguishable at that level) and the ranks they span. The
+    measure ranked by is always shown (first, after the metadata). In the compact view a
+    metadata text every row shares ("Evaluated by") is left out of the table and returned in
+    ``View.common``, to be said once. Rows of several protocols (or of an unknown one) get no
+    rank (``rankable``): pass the rows of one protocol (``leaderboard.table.protocols.rows_of``).
     """
     show = SHOW_MODES.get(show, show)
     df = results.copy()
@@ -162,6 +159,9 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
     df = filter_rows(df, search, training_set, task, relaxed)
     df = rank(df, measures, rank_by, show, ascending)
     shown = select_measures(measures, view, families)
+    rank_m = next((m for m in measures if m.key == rank_by), None)
+    if rank_m is not None and rank_m not in shown:  # the ranked-by measure is always shown
+        shown = [rank_m, *shown]
     if view != "compact":
         keep = set(columns or []) or set(default_full_columns(measures))
         shown = [m for m in shown if m.key in keep or m.key == rank_by]
@@ -170,6 +170,7 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
     shown = lead + [m for m in shown if m.key != rank_by]
 
     out = pd.DataFrame(index=df.index)
+    common: dict[str, str] = {}
     out["#"] = df["__rank__"] if "__rank__" in df else pd.Series(dtype="Int64")
     if not rankable(df):  # rows of several protocols, or of an unknown one: listed, never ranked
         out["#"] = pd.Series(pd.NA, index=df.index, dtype="Int64")
@@ -184,6 +185,9 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
                 values = [f"{m} ({v})" if isinstance(v, str) and v else str(m) for m, v in zip(df[col], df[ver])]
         if canonical == "provenance":
             values = evaluated_by(df)
+            if view == "compact" and len(df) and values.nunique() == 1:  # one text for every row: said once
+                common[META_LABELS[canonical]] = str(values.iloc[0])
+                continue
         if canonical == "relaxed":
             values = df[col].map(_yes_no_dash)
         out[META_LABELS[canonical]] = values
@@ -202,11 +206,14 @@ def build_view(results: pd.DataFrame, *, view: str = "compact", families: Iterab
         ci = m.ci_columns("frac_submitted" if show == "count" else show)
         if ci is not None and (m.key == rank_by or (view != "compact" and m.headline)):
             lo, hi = (df[c] if c in df else pd.Series(np.nan, index=df.index) for c in ci)
-            out[f"{m.label} {ci_level(df)} CI [%]"] = [ci_text(a, b, True) for a, b in zip(lo, hi)]
-    rank_m = next((m for m in measures if m.key == rank_by), None)
+            out[f"{m.label} {ci_level(df)} CI [%]"] = ci_texts(lo, hi)
     if rank_m is not None and rank_m.counted and not df.empty:
-        names = out[META_LABELS["model"]] if META_LABELS["model"] in out else pd.Series("", index=df.index)
-        out["CI overlaps (rank metric)"] = indistinguishable(df, rank_m, show, out["#"], names)
+        cols = rank_m.ci_columns("frac_submitted" if show == "count" else show)
+        if cols is None or not all(c in df.columns for c in cols):
+            out[TIED_HEADER] = "—"
+        else:
+            out[TIED_HEADER] = tied_text(pd.to_numeric(df[cols[0]], errors="coerce").to_numpy(float),
+                                         pd.to_numeric(df[cols[1]], errors="coerce").to_numpy(float), out["#"])
     sid = meta_column(df, "submission_id")
     ids = [str(x) for x in df[sid]] if sid else []
-    return View(out.reset_index(drop=True), shown, headers, formats, show, ids)
+    return View(out.reset_index(drop=True), shown, headers, formats, show, ids, common)

@@ -16,6 +16,7 @@ from evaluator.config import IngestLimits
 from leaderboard.jobs.queue import FINISHED, get_job
 from leaderboard.ui import compare_tab, leaderboard_tab, model_tab, plots_tab, status_tab, submit_tab
 from leaderboard.store import Store
+from leaderboard.ui.refresh_guard import when_reloaded
 from leaderboard.ui.shared_state import AppContext, make_context
 
 TITLE = "Crystal generative-model leaderboard"
@@ -26,6 +27,8 @@ CSS = """
 /* No client-side sort/filter menu on the leaderboard: it reorders rows without renumbering #.
    Ranking is the "Rank by" control's job (server side, # recomputed). */
 #leaderboard-table .cell-menu-button { display: none !important; }
+/* Headers wrap, so a column is as wide as its numbers: the compact view fits a laptop screen. */
+#leaderboard-table thead th, #leaderboard-table thead th * { white-space: normal !important; }
 """
 
 
@@ -89,7 +92,9 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
                     page = list(md.show(sid))  # a value set by a load event does not fire .change
                 else:
                     tab, status_pick = gr.update(selected="status"), sid
-            return (user, tab, pick, gr.Timer(active=status_pick is not None), *st_fn(user, status_pick), *page)
+            # "My submissions" reads every job of the queue: only when it is the tab shown (else on its select)
+            status = st_fn(user, status_pick) if status_pick is not None else tuple(gr.update() for _ in st_out)
+            return (user, tab, pick, gr.Timer(active=status_pick is not None), *status, *page)
 
         # Gradio passes the signed-in profile to a handler whose signature asks for one (on a Space).
         def space_load(request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[object, ...]:
@@ -102,13 +107,19 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
 
         demo.load(load_fn, None, [user_state, tabs, md.pick, st["timer"], *st_out, *md.outs],
                   api_visibility="private")
+        t_st.select(st_fn, list(st_in), list(st_out), api_visibility="private", show_progress="hidden")
         # After a submission, show it in "My submissions" at once.
         sb["submitted"].then(lambda u, jid: st_fn(u, jid), [user_state, sb["last_id"]], st_out,
                              api_visibility="private")
-        # Keep the model picker's choices in step with the leaderboard's refreshes.
-        lb.timer.tick(md.refresh_choices, md.pick, md.pick, api_visibility="private", show_progress="hidden")
+        # Keep the model and compare pickers' choices in step with the leaderboard's refreshes: on
+        # a tick only after the results were reloaded (new choices redraw an open option list).
+        md_seen, cmp_seen = gr.State(ctx.results.loads), gr.State(None)
+        lb.timer.tick(when_reloaded(ctx.results, md.refresh_choices, 1), [md_seen, md.pick], [md_seen, md.pick],
+                      api_visibility="private", show_progress="hidden")
         lb.refresh.click(md.refresh_choices, md.pick, md.pick, api_visibility="private")
-        for ev in (lb.timer.tick, lb.refresh.click, demo.load):
+        lb.timer.tick(when_reloaded(ctx.results, cmp.refresh_choices, 1), [cmp_seen, cmp.pick],
+                      [cmp_seen, cmp.pick], api_visibility="private", show_progress="hidden")
+        for ev in (lb.refresh.click, demo.load):
             ev(cmp.refresh_choices, cmp.pick, cmp.pick, api_visibility="private", show_progress="hidden")
         # The leaderboard download buttons hold their files before anyone clicks (a DownloadButton
         # whose file is made by its own click downloads nothing on the first click).
@@ -120,9 +131,18 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
         # up to date for every new page.
         demo.load(lb.load.fn, list(lb.load.inputs), list(lb.load.outputs), api_visibility="private",
                   show_progress="hidden")
+        # The plots are drawn when their tab is first opened (and redrawn after a reload), not
+        # with every page: the leaderboard's table comes first.
         redraw = pl.redraw
-        demo.load(lambda *a: redraw.fn(*a[:-1], -1), list(redraw.inputs), list(redraw.outputs),
-                  api_visibility="private", show_progress="hidden")
-        lb.timer.tick(redraw.fn, list(redraw.inputs), list(redraw.outputs), api_visibility="private",
+        t_pl.select(redraw.fn, list(redraw.inputs), list(redraw.outputs), api_visibility="private",
+                    show_progress="hidden")
+
+        def redraw_if_drawn(*values: Any) -> Any:
+            """Timer: plots never drawn on this page (tab not opened) wait for their tab."""
+            if values[-1] is None:
+                return [gr.update() for _ in redraw.outputs]
+            return redraw.fn(*values)
+
+        lb.timer.tick(redraw_if_drawn, list(redraw.inputs), list(redraw.outputs), api_visibility="private",
                       show_progress="hidden")
     return app

@@ -20,6 +20,7 @@ from evaluator.export import atomic_number, element_symbols
 from leaderboard.table.measures import DEFAULT_SHOW, SHOW_MODES, Measure, catalogue
 from leaderboard.table.metadata import NOVELTY_KEYS, evaluated_by, meta_column
 from leaderboard.table.view import ci_level
+from leaderboard.ui.pareto_labels import labelled
 
 FRONT_COLOUR = "#c0392b"
 POINT_COLOUR = "#7f8c8d"
@@ -174,9 +175,15 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = DEFAULT_S
                              customdata=custom[rest], hovertemplate=hover,
                              marker=dict(size=10, color=POINT_COLOUR, opacity=0.75,
                                          line=dict(width=1, color="white"))))
+    n_labels = 0
     if directed:
+        # At most MAX_LABELS non-dominated points are named (best on y first, kept apart); the
+        # others keep their hover text, so 200 points do not print names over each other.
+        fy = d["y"][front].to_numpy(float)
+        keep = labelled(d["x"][front], fy, np.argsort(-(my.direction or 1) * fy, kind="stable"))
+        n_labels = int(keep.sum())
         fig.add_trace(go.Scatter(x=d["x"][front], y=d["y"][front], mode="markers+text", name="non-dominated",
-                                 text=custom[front][:, 0], customdata=custom[front],
+                                 text=np.where(keep, custom[front][:, 0], ""), customdata=custom[front],
                                  textposition=_label_positions(d["x"][front], d["x"]),
                                  error_x=bars(front, "x"), error_y=bars(front, "y"),
                                  cliponaxis=False,
@@ -195,6 +202,8 @@ def scatter(results: pd.DataFrame, x_key: str, y_key: str, show: str = DEFAULT_S
         sub += f"; {left_out} without both values not shown"
     if not directed:
         sub += "; no Pareto front (a metric without a preferred direction)"
+    elif n_labels < int(front.sum()):
+        sub += f"; {n_labels} of {int(front.sum())} non-dominated named (hover for the others)"
     if d["ex+"].notna().any() or d["ey+"].notna().any():
         sub += f"; error bars: {level} bootstrap confidence intervals"
     if {x_key, y_key} & set(NOVELTY_KEYS):

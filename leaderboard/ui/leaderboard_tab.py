@@ -1,8 +1,17 @@
-"""Leaderboard tab: the ranked, filterable, colour-coded results table."""
+"""Leaderboard tab: the ranked, filterable, colour-coded results table.
+
+The page is served without the table: the page's load event fills it (``load``), a page of
+``table.pages.PAGE_SIZE`` rows at a time (Previous / Next), from views rendered once per
+results version and controls (``table.pages.ViewCache``), so switching Rank by or protocol
+back and forth re-ranks nothing and reads nothing from the store. Refreshes send a control
+new choices only when they changed (``refresh_guard``): an open dropdown is never redrawn
+under the visitor's pointer.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +21,7 @@ from gradio.events import api as gradio_api  # (not in gradio's __all__)
 from pandas.io.formats.style import Styler
 
 from evaluator import catalogue as C
+from leaderboard.table import pages
 from leaderboard.table.measures import DEFAULT_RANK, SHOW_MODES, Measure, families_present, measures_of
 from leaderboard.table.caveats import caveat_markdown
 from leaderboard.table.metadata import reference_note
@@ -25,7 +35,10 @@ from leaderboard.table.protocols import (
 )
 from leaderboard.table.ranking import choices
 from leaderboard.table.styling import legend_markdown, style
-from leaderboard.table.view import WHY_NO_CI, build_view, ci_level, column_choices, default_full_columns
+from leaderboard.table.pages import ViewCache, freeze, page_of
+from leaderboard.table.ties import TIED_HEADER, tied_caption
+from leaderboard.table.view import WHY_NO_CI, View, build_view, ci_level, column_choices, default_full_columns
+from leaderboard.ui.refresh_guard import Sent, changed_only, first_sent
 from leaderboard.ui.shared_state import AppContext, Wiring
 
 VIEWS = ["compact", "full"]
@@ -72,8 +85,17 @@ def _rank_choices(measures: list[Measure], rows: pd.DataFrame | None = None) -> 
 def render_table(results: pd.DataFrame, view: str, families: list[str] | None, show: str, search: str,
                  training_set: str | None, task: str | None, relaxed: str | None, rank_by: str | None,
                  columns: list[str] | None = None, protocol: str | None = None) -> tuple[Styler, str]:
-    """(Styler for gr.Dataframe, caption markdown) for the current controls. ``protocol``:
+    """(Styler for gr.Dataframe, caption markdown) for the current controls, every row. ``protocol``:
     the rows of that protocol only (None: every row, as one ranking; the app always names one)."""
+    v, caption = render_view(results, view, families, show, search, training_set, task, relaxed, rank_by,
+                             columns, protocol)
+    return style(v), caption
+
+
+def render_view(results: pd.DataFrame, view: str, families: list[str] | None, show: str, search: str,
+                training_set: str | None, task: str | None, relaxed: str | None, rank_by: str | None,
+                columns: list[str] | None = None, protocol: str | None = None) -> tuple[View, str]:
+    """(the ranked view, caption markdown) for the current controls (see ``render_table``)."""
     everything = results
     results = rows_of(results, protocol)
     v = build_view(results, view=view or "compact", families=families or None, show=show or "% of submitted",
@@ -81,12 +103,12 @@ def render_table(results: pd.DataFrame, view: str, families: list[str] | None, s
                    rank_by=rank_by or DEFAULT_RANK, columns=columns or None)
     n_all = len(results)
     caption = (f"{len(v.frame)} of {n_all} finished submissions of this protocol shown · ranked by "
-               f"**{_rank_label(results, rank_by)}** (use **Rank by** to re-rank; # follows it) · "
+               f"**{_rank_label(v.measures, rank_by)}** (use **Rank by** to re-rank; # follows it) · "
                f"counted metrics shown as **{show}**")
-    if "CI overlaps (rank metric)" in v.frame.columns:
-        caption += (f" · **CI overlaps**: submissions whose {ci_level(results)} confidence intervals on "
-                    "the rank metric overlap this row's, so their order is not distinguishable; "
-                    + WHY_NO_CI)
+    if TIED_HEADER in v.frame.columns:
+        caption += " · " + tied_caption(ci_level(results)) + "; " + WHY_NO_CI
+    for label, value in v.common.items():
+        caption += f" · **{label}** (every row): {value}"
     if n_all == 0 and len(everything):
         caption = (f"No finished submissions under this protocol yet; {len(everything)} under other protocols: "
                    "pick one with **Protocol**.")
@@ -107,12 +129,12 @@ def render_table(results: pd.DataFrame, view: str, families: list[str] | None, s
     if refused:
         caption += (f"\n\n**{len(refused)} finished submission(s) not shown**, their results cannot be read "
                     "by this leaderboard: " + "; ".join(f"`{k}`: {why}" for k, why in sorted(refused.items())))
-    return style(v), caption
+    return v, caption
 
 
-def _rank_label(results: pd.DataFrame, rank_by: str | None) -> str:
-    measures = {m.key: m for m in measures_of(results)}
-    m = measures.get(rank_by or DEFAULT_RANK)
+def _rank_label(measures_shown: list[Measure], rank_by: str | None) -> str:
+    """The ranked-by measure's label (a view always shows the measure it is ranked by)."""
+    m = {x.key: x for x in measures_shown}.get(rank_by or DEFAULT_RANK)
     if m is None:
         return "SUN + MSUN per submitted structure"
     return f"{m.label} {m.arrow}"
@@ -153,58 +175,95 @@ def build(ctx: AppContext) -> LeaderboardTab:
     columns = gr.Dropdown(column_choices(measures), value=default_full_columns(measures), multiselect=True,
                           label="Columns of the full view (grouped by family)", visible=False,
                           elem_id="lb-columns", allow_custom_value=True)
-    styler, caption = render_table(results, "compact", fams, "% of submitted", "", "All", "All", "All",
-                                   DEFAULT_RANK, None, first)
-    caption_md = gr.Markdown(caption, elem_id="lb-caption")
+    # The table and its caption come with the page's load event (``load``), not in the page.
+    caption_md = gr.Markdown("Loading the leaderboard…", elem_id="lb-caption")
     # One search box (the filter above); the table's own column menu (client-side sort that
     # would leave # stale) is hidden by CSS: ranking is the "Rank by" control's job.
-    table = gr.Dataframe(styler, interactive=False, wrap=False, max_height=640,
-                         pinned_columns=2, elem_id="leaderboard-table", buttons=["fullscreen", "copy"])
+    table = gr.Dataframe(pd.DataFrame({"#": pd.Series([], dtype="Int64")}), interactive=False, wrap=False,
+                         max_height=640, pinned_columns=2, elem_id="leaderboard-table",
+                         buttons=["fullscreen", "copy"])
     with gr.Row():
+        prev_page = gr.Button("◀ Previous", size="sm", scale=0, elem_id="lb-prev")
+        page_label = gr.Markdown("", elem_id="lb-page")
+        next_page = gr.Button("Next ▶", size="sm", scale=0, elem_id="lb-next")
         refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="lb-refresh")
         updated = gr.Markdown("", elem_id="lb-updated")
     legend = gr.Markdown(legend_markdown(measures) if measures else "")
     timer = gr.Timer(ctx.refresh_s)
     seen = gr.State(ctx.results.loads)
+    page_no = gr.State(1)
+    # What this page's controls hold (their choices as built): a refresh sends only changes.
+    sent = gr.State(first_sent({"training_set": choices(results, "training_set"),
+                                "task": choices(results, "task"),
+                                "rank_by": _rank_choices(measures, rows_of(results, first))
+                                or [("SUN + MSUN", DEFAULT_RANK)],
+                                "families": [(C.family_label(f) or f, f) for f in fams],
+                                "columns": column_choices(measures),
+                                "protocol": proto_choices(results) or [("—", "")]}))
 
     controls = [view, families, show, search, training_set, task, relaxed, rank_by, columns, protocol]
+    views: ViewCache[tuple[View, str]] = ViewCache()
 
-    def update(view: str, families: list[str], show: str, search: str, training_set: str | None, task: str | None,
-               relaxed: str | None, rank_by: str | None, columns: list[str] | None,
-               protocol: str | None) -> tuple[Styler, str]:
-        res = ctx.results.get()
-        return render_table(res, view, families, show, search, training_set, task, relaxed, rank_by, columns,
-                            protocol)
+    def paged(res: pd.DataFrame, number: int | None, *args: Any) -> tuple[Styler, str, str, int]:
+        """(the page's Styler, caption, page label, page number) of the view for ``args`` (the controls)."""
+        v, cap = views.get((ctx.results.loads, id(res)), freeze(args), lambda: render_view(res, *args))
+        pg = page_of(len(v.frame), number, pages.PAGE_SIZE)
+        return style(v, slice(pg.start, pg.stop)), cap, pg.label, pg.number
 
-    def reload(force: bool, view: str, families: list[str], show: str, search: str, training_set: str | None,
-               task: str | None, relaxed: str | None, rank_by: str | None, columns: list[str] | None,
-               protocol: str | None) -> tuple[object, ...]:
+    def update(*args: Any) -> tuple[Styler, str, str, int]:
+        """A control changed: its first page."""
+        return paged(ctx.results.get(), 1, *args)
+
+    def turn(step: int) -> Callable[..., tuple[Styler, str, str, int]]:
+        def handler(number: int | None, *args: Any) -> tuple[Styler, str, str, int]:
+            return paged(ctx.results.get(), (number or 1) + step, *args)
+        return handler
+
+    def reload(force: bool, number: int | None, sent_before: Sent | None, view: str, families: list[str],
+               show: str, search: str, training_set: str | None, task: str | None, relaxed: str | None,
+               rank_by: str | None, columns: list[str] | None, protocol: str | None) -> tuple[object, ...]:
         res = ctx.results.get(force=force)
         ms = measures_of(res)
-        styler, cap = render_table(res, view, families, show, search, training_set, task, relaxed, rank_by,
-                                   columns, protocol)
+        styler, cap, label, number = paged(res, number, view, families, show, search, training_set, task,
+                                           relaxed, rank_by, columns, protocol)
         fam_choices = families_present(ms) or list(C.FAMILIES)
         stamp = f"<small>updated {dt.datetime.now().strftime('%H:%M:%S')}</small>"
-        return (styler, cap, stamp, ctx.results.loads,
-                gr.update(choices=choices(res, "training_set")), gr.update(choices=choices(res, "task")),
-                gr.update(choices=_rank_choices(ms, rows_of(res, protocol)) or [("SUN + MSUN", DEFAULT_RANK)]),
-                gr.update(choices=[(C.family_label(f) or f, f) for f in fam_choices]),
-                legend_markdown(ms) if ms else "",
-                gr.update(choices=column_choices(ms), value=columns or default_full_columns(ms)),
-                gr.update(choices=proto_choices(res) or [("—", "")]))
+        record = sent_before
+        fresh: list[object] = []
+        for name, payload, make in (
+                ("training_set", choices(res, "training_set"),
+                 lambda: gr.update(choices=choices(res, "training_set"))),
+                ("task", choices(res, "task"), lambda: gr.update(choices=choices(res, "task"))),
+                ("rank_by", rank_now := _rank_choices(ms, rows_of(res, protocol)) or [("SUN + MSUN", DEFAULT_RANK)],
+                 lambda: gr.update(choices=rank_now)),
+                ("families", [(C.family_label(f) or f, f) for f in fam_choices],
+                 lambda: gr.update(choices=[(C.family_label(f) or f, f) for f in fam_choices])),
+                ("columns", column_choices(ms),
+                 lambda: gr.update(choices=column_choices(ms), value=columns or default_full_columns(ms))),
+                ("protocol", proto_choices(res) or [("—", "")],
+                 lambda: gr.update(choices=proto_choices(res) or [("—", "")]))):
+            upd, record = changed_only(record, name, payload, make)
+            fresh.append(upd)
+        training_u, task_u, rank_u, fam_u, col_u, proto_u = fresh
+        return (styler, cap, label, number, stamp, ctx.results.loads, record, training_u, task_u, rank_u, fam_u,
+                legend_markdown(ms) if ms else "", col_u, proto_u)
 
-    outs = [table, caption_md, updated, seen, training_set, task, rank_by, families, legend, columns, protocol]
+    outs = [table, caption_md, page_label, page_no, updated, seen, sent, training_set, task, rank_by, families,
+            legend, columns, protocol]
 
     def tick(seen_loads: int, *args: Any) -> tuple[object, ...]:
-        """Timer: rebuild only when the results were reloaded (keeps the user's sorting)."""
+        """Timer: rebuild only when the results were reloaded (keeps the visitor's page and controls)."""
         ctx.results.get()
         if seen_loads == ctx.results.loads:
             return tuple(gr.update() for _ in outs)
         return reload(False, *args)
 
+    page_outs = [table, caption_md, page_label, page_no]
     for changed in (view.change, families.change, show.change, search.change, training_set.change, task.change,
                     relaxed.change, rank_by.change, columns.change, protocol.change):  # one per control
-        changed(update, controls, [table, caption_md], api_visibility="private", show_progress="hidden")
+        changed(update, controls, page_outs, api_visibility="private", show_progress="hidden")
+    prev_page.click(turn(-1), [page_no, *controls], page_outs, api_visibility="private", show_progress="hidden")
+    next_page.click(turn(+1), [page_no, *controls], page_outs, api_visibility="private", show_progress="hidden")
     view.change(lambda v: gr.update(visible=v == "full"), view, columns, api_visibility="private",
                 show_progress="hidden")
 
@@ -221,8 +280,8 @@ def build(ctx: AppContext) -> LeaderboardTab:
     def load(*args: Any) -> tuple[object, ...]:
         return reload(False, *args)
 
-    refresh.click(refresh_all, controls, outs, api_name="refresh_leaderboard")
-    timer.tick(tick, [seen, *controls], outs, api_visibility="private", show_progress="hidden")
+    refresh.click(refresh_all, [page_no, sent, *controls], outs, api_name="refresh_leaderboard")
+    timer.tick(tick, [seen, page_no, sent, *controls], outs, api_visibility="private", show_progress="hidden")
 
     def leaderboard_table(view: str = "full", show: str = "% of submitted", search: str = "",
                           rank_by: str = DEFAULT_RANK, protocol: str = "") -> dict[str, object]:
@@ -236,7 +295,7 @@ def build(ctx: AppContext) -> LeaderboardTab:
                 (pinned.label if pinned and pinned.id == chosen else chosen)}
 
     gradio_api(leaderboard_table, api_name="leaderboard_table")
-    return LeaderboardTab(table, timer, refresh, Wiring(load, controls, outs))
+    return LeaderboardTab(table, timer, refresh, Wiring(load, [page_no, sent, *controls], outs))
 
 
 def json_rows(frame: pd.DataFrame) -> list[list[object]]:

@@ -84,8 +84,8 @@ def build(ctx: AppContext) -> PlotsTab:
                                     elem_id=f"plot{i}-x")
                     y = gr.Dropdown(choices, value=_pick(ys, keys), label="y axis", allow_custom_value=True,
                                     elem_id=f"plot{i}-y")
-                fig = gr.Plot(P.scatter(rows_of(results, first), x.value, y.value), elem_id=f"plot{i}",
-                              show_label=False)
+                # drawn when the tab is first opened (the app wires ``redraw`` to its select)
+                fig = gr.Plot(None, elem_id=f"plot{i}", show_label=False)
                 plots.append(fig)
                 selectors.append((x, y))
     ref_note = gr.Markdown(_note(results, first), elem_id="plots-reference")
@@ -100,7 +100,7 @@ def build(ctx: AppContext) -> PlotsTab:
     protocol.change(lambda p: _note(ctx.results.get(), p), protocol, ref_note, api_visibility="private",
                     show_progress="hidden")
 
-    drawn = gr.State(ctx.results.loads)
+    drawn = gr.State(None)  # the results load last drawn on this page (None: not drawn yet)
 
     def redraw_all(*values: Any) -> list[object]:
         *args, proto = values

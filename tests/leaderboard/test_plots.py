@@ -73,6 +73,21 @@ def test_scatter_highlights_front_and_counts_missing_points():
     assert sorted(fig.data[2].text) == ["A", "B"]
 
 
+def test_scatter_names_at_most_ten_of_a_long_front():
+    """200 submissions all on the Pareto front (a trade-off): ten names, kept apart; hover for all."""
+    t = np.linspace(0.0, 1.0, 200)
+    df = pd.DataFrame({"submission_id": [f"s{i}" for i in range(200)], "model_name": [f"M{i}" for i in range(200)],
+                       "n_submitted": 100, "novelty.novel_count": np.round(100 * t),
+                       "novelty.novel_frac_submitted": t, "stability.stable_count": np.round(100 * (1 - t)),
+                       "stability.stable_frac_submitted": 1 - t})
+    fig = P.scatter(df, "novelty.novel", "stability.stable")
+    front = fig.data[2]
+    named = [x for x in front.text if x]
+    assert len(front.customdata) == 200 and 1 < len(named) <= 10
+    assert "M0" in named  # the best on y is named first
+    assert f"{len(named)} of 200 non-dominated named (hover for the others)" in fig.layout.title.text
+
+
 def test_scatter_without_data_or_metric_says_why():
     empty = P.scatter(pd.DataFrame({"submission_id": []}), "novelty.novel", "stability.stable")
     assert "No finished submissions" in empty.layout.annotations[0].text

@@ -22,6 +22,7 @@ from leaderboard.table.metadata import provenance_label, reference_note
 from leaderboard.table.ranking import choices
 from leaderboard.table.styling import FAMILY_COLOURS, cell_alpha, style
 from leaderboard.table.view import build_view
+from leaderboard.table.ties import TIED_HEADER
 from leaderboard.table.download import RANK_COLUMN, ranked_table
 from leaderboard.table.protocols import ID_COLUMN
 from leaderboard.ui.downloads import whole_table
@@ -128,10 +129,10 @@ def test_rank_respects_direction_and_puts_missing_last():
 
 
 def test_counts_vs_percentages():
-    pct = build_view(results(), show="% of valid")
+    pct = build_view(results(), view="full", show="% of valid")
     row = pct.frame.set_index("Model").loc["Alpha (1)"]
     assert row["SUN ↑ [%]"] == pytest.approx(100 * 5 / 80)
-    cnt = build_view(results(), show="counts")
+    cnt = build_view(results(), view="full", show="counts")
     row = cnt.frame.set_index("Model").loc["Alpha (1)"]
     assert row["SUN ↑ [n]"] == 5 and row["MSUN ↑ [n]"] == 10
     # with counts shown, ranking still uses per-submitted fractions (counts are not comparable)
@@ -163,12 +164,22 @@ def test_compact_full_and_family_picker():
     assert "Widget score (mystery)" not in compact.metric_headers
     only_sun = build_view(df, view="full", families=["sun"])
     assert only_sun.metric_headers and all(m.base_family == "sun" for m in only_sun.measures)
-    assert {"Model", "Training set", "N structures", "Evaluated by", "Pre-relaxed"} <= set(compact.frame.columns)
+    assert {"Model", "Training set", "N structures", "Pre-relaxed"} <= set(compact.frame.columns)
     assert list(compact.frame["Pre-relaxed"]) == ["—", "yes", "no", "no"]
-    # One name for the evaluator everywhere, with its version ("Evaluated by").
-    assert set(compact.frame["Evaluated by"]) == {"leaderboard evaluator (version not recorded)"}
+    # One name for the evaluator everywhere, with its version ("Evaluated by"); the compact view
+    # says it once when every row shares it, the full view in every row.
+    assert "Evaluated by" not in compact.frame.columns
+    assert compact.common == {"Evaluated by": "leaderboard evaluator (version not recorded)"}
+    assert set(full.frame["Evaluated by"]) == {"leaderboard evaluator (version not recorded)"}
     versioned = build_view(df.assign(evaluator_version="0.4.1"))
-    assert set(versioned.frame["Evaluated by"]) == {"leaderboard evaluator 0.4.1"}
+    assert versioned.common == {"Evaluated by": "leaderboard evaluator 0.4.1"}
+    mixed = build_view(df.assign(evaluator_version=["0.4.1", "0.4.1", "0.5.0", "0.5.0"]))
+    assert set(mixed.frame["Evaluated by"]) == {"leaderboard evaluator 0.4.1", "leaderboard evaluator 0.5.0"}
+    assert mixed.common == {}
+    # Ranked by a measure the compact view does not list: it is shown all the same, first.
+    other = next(m for m in measures_of(df) if m.direction and m.header(compact.show) not in compact.metric_headers)
+    ranked = build_view(df, rank_by=other.key)
+    assert ranked.metric_headers[0] == other.header(compact.show)
 
 
 def test_cell_colouring_follows_direction():
@@ -197,6 +208,17 @@ def test_styler_renders_through_gradio_with_family_colours_and_dashes():
     assert styles[0][j] == ""  # metadata is not coloured
     # the underlying values stay numeric, so sorting in the browser is numeric
     assert isinstance(payload.data[0][headers.index("SUN ↑ [%]")], float)
+
+
+def test_a_page_is_styled_against_the_whole_column():
+    import gradio as gr
+
+    v = build_view(results(), view="full")
+    whole = gr.Dataframe(interactive=False).postprocess(style(v))
+    page = gr.Dataframe(interactive=False).postprocess(style(v, slice(1, 3)))
+    assert page.data == whole.data[1:3]  # only the page's rows are sent
+    assert page.metadata["styling"] == whole.metadata["styling"][1:3]  # tints of the whole column
+    assert page.metadata["display_value"] == whole.metadata["display_value"][1:3]
 
 
 def test_empty_results_table():
@@ -250,16 +272,17 @@ def test_intervals_are_shown_and_overlaps_named():
     # SUN + MSUN: a 15 % ± 4, b 12 % ± 7, c 20 % ± 0.1, d no interval.
     assert rows["Alpha"]["SUN + MSUN 95 % CI [%]"] == "11.0–19.0"
     assert rows["Delta"]["SUN + MSUN 95 % CI [%]"] == "—"
-    assert rows["Gamma"]["CI overlaps (rank metric)"] == ""  # 19.9–20.1 % overlaps neither
-    assert rows["Alpha"]["CI overlaps (rank metric)"] == "#3 Beta (2)"
-    assert rows["Beta"]["CI overlaps (rank metric)"] == "#2 Alpha (1)"
-    assert rows["Delta"]["CI overlaps (rank metric)"] == "—"
+    # Statistically tied: how many others, and the ranks spanned (not a list of names).
+    assert rows["Gamma"][TIED_HEADER] == "0"  # 19.9–20.1 % overlaps neither
+    assert rows["Alpha"][TIED_HEADER] == "1 (#2–#3)"
+    assert rows["Beta"][TIED_HEADER] == "1 (#2–#3)"
+    assert rows["Delta"][TIED_HEADER] == "—"
     assert "Valid 95 % CI [%]" not in v.frame.columns  # compact: the rank metric's interval only
     full = build_view(df, view="full")
     assert full.frame["Valid 95 % CI [%]"].tolist()[0] == "40.0–50.0"  # Gamma ranks first: 5/10 valid
     # The rank metric without intervals (old results): no overlap claims.
     bare = build_view(results())
-    assert set(bare.frame["CI overlaps (rank metric)"]) == {"—"}
+    assert set(bare.frame[TIED_HEADER]) == {"—"}
 
 
 def test_fractions_energies_and_reference_note():
