@@ -34,16 +34,6 @@ def _text(raw: str) -> str:
     return raw
 
 
-def _positive_seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError("expected a positive number of seconds")
-    return value
-
-
 def _count(raw: str) -> int:
     try:
         value = int(raw)
@@ -54,14 +44,18 @@ def _count(raw: str) -> int:
     return value
 
 
-def _positive_number(raw: str) -> float:
+def _positive_number(raw: str, what: str = "number") -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError("expected a number") from None
+        raise ValueError(f"expected a {what}") from None
     if not value > 0 or value == float("inf"):
-        raise ValueError("expected a positive number")
+        raise ValueError(f"expected a positive {what}")
     return value
+
+
+def _positive_seconds(raw: str) -> float:
+    return _positive_number(raw, "number of seconds")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def submit_and_evaluate(store_dir: Path) -> None:
     store = open_store(str(store_dir))
     policy = SubmissionPolicy(max_per_window=0)
     work = store_dir.parent / "uploads"
+    work.mkdir(parents=True, exist_ok=True)
     built = build_example(out_dir=work)
     if built is None:
         raise SystemExit("the MatterGen paper archive is not in the data directory")
@@ -93,7 +94,7 @@ def screenshots(store_dir: Path, out: Path) -> None:
             page.set_default_timeout(120_000)
             page.goto(url)
             page.wait_for_selector("#leaderboard-table div[role=row][data-index]")
-            page.screenshot(path=str(out / "leaderboard.png"))
+            page.screenshot(path=str(out / "leaderboard.png"), full_page=True)
             page.get_by_role("tab", name="Plots").click()
             page.wait_for_selector("#plot1 .js-plotly-plot .scatterlayer")
             page.screenshot(path=str(out / "plots.png"), full_page=True)

@@ -109,7 +109,7 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
                   api_visibility="private")
         t_st.select(st_fn, list(st_in), list(st_out), api_visibility="private", show_progress="hidden")
         # After a submission, show it in "My submissions" at once.
-        sb["submitted"].then(lambda u, jid: st_fn(u, jid), [user_state, sb["last_id"]], st_out,
+        sb.submitted.then(lambda u, jid: st_fn(u, jid), [user_state, sb.last_id], st_out,
                              api_visibility="private")
         # Keep the model and compare pickers' choices in step with the leaderboard's refreshes: on
         # a tick only after the results were reloaded (new choices redraw an open option list).

@@ -27,7 +27,7 @@ from leaderboard.intake.screening import Screened, in_user_terms, prior_problem,
 from leaderboard.intake.submissions import SubmissionError, submit
 from leaderboard.intake.uploads import discard_refused
 from leaderboard.jobs.queue import ACTIVE, list_jobs, public_reason, queue_position
-from leaderboard.ui.forms import build_form
+from leaderboard.ui.forms import SchemaForm, build_form
 from leaderboard.ui.jobs import md_text
 from leaderboard.ui.shared_state import AppContext
 from leaderboard.store import Store
@@ -301,7 +301,23 @@ def box_update(paths: Sequence[str], verdict: Verdict) -> Any:
     return gr.update(value=verdict.kept or None)
 
 
-def build(ctx: AppContext, user_state: gr.State) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SubmitTab:
+    """What the app wires to the submit tab: the upload box, the example and Submit buttons,
+    the check's and the submission's messages, the submitted job's id and the Submit event
+    (the status view follows it), and the metadata form."""
+
+    files: gr.File
+    example: gr.Button
+    submit: gr.Button
+    result: gr.Markdown
+    last_id: gr.State
+    submitted: Any  # the Submit click's event dependency (``.then`` chains on it)
+    form: SchemaForm
+    check: gr.Markdown
+
+
+def build(ctx: AppContext, user_state: gr.State) -> SubmitTab:
     policy = current_policy(ctx)
     gr.Markdown(protocol_text(ctx), elem_id="submit-protocol")
     gr.Markdown(f"Upload the structures your model generated (one file or several): {ACCEPTED_TEXT}. "
@@ -379,7 +395,6 @@ def build(ctx: AppContext, user_state: gr.State) -> dict[str, Any]:
         return check_files(files, ctx, None if ctx.space else ctx.user())
 
     api_check_btn.click(check_upload, api_files, api_check, api_name="check_upload")
-    handles: dict[str, Any] = {"files": files, "example": example, "submit": submit_btn, "result": result_md,
-                               "last_id": last_id, "submitted": ev, "form": form, "check": check_md}
-    return handles
+    return SubmitTab(files=files, example=example, submit=submit_btn, result=result_md, last_id=last_id,
+                     submitted=ev, form=form, check=check_md)
 

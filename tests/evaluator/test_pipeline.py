@@ -288,5 +288,6 @@ def test_provenance_records_each_familys_effective_options():
     cfg = EvalConfig(families=["validity"], options={"validity": {"start_method": "spawn"}})
     ev = pipeline.evaluate_items(items()[:1], cfg)
     recorded = ev.summary["provenance"]["options"]
-    assert recorded == {"validity": {"workers": None, "start_method": "spawn"}}
+    assert recorded == {"validity": {"workers": None, "start_method": "spawn", "spacegroup_symprec": 0.1,
+                                     "spacegroup_angle_tolerance": 5.0}}
     assert json.loads(json.dumps(recorded)) == recorded

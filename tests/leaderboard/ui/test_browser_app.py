@@ -8,50 +8,23 @@ docs/screenshots/ for the README by hand.
 
 from __future__ import annotations
 
-import os
-import shutil
-from urllib.parse import urlparse
 
 import pytest
+from browser_helpers import BROWSER_MARKS, chromium, offline_page
 from repo_paths import ARTIFACTS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 # Bound of every wait on the page's state: generous, since a loaded CI machine (load average
 # several times its cores) can take minutes where an idle one takes a second. Hang detection only.
 UI_WAIT_S = 300
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not shutil.which("chromium") and not os.path.exists(CHROMIUM),
-                                 reason="Debian chromium not installed (bash scripts/install-chromium.sh)")]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def page(app_server):
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    local = urlparse(app_server.url).netloc
-    external: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-
-        def guard(route):
-            url = route.request.url
-            host = urlparse(url).netloc
-            if url.startswith(("data:", "blob:")) or host == local:
-                return route.continue_()
-            external.append(url)
-            return route.abort()
-
-        ctx.route("**/*", guard)
-        pg = ctx.new_page()
-        pg.external_requests = external
-        pg.set_default_timeout(60_000)
+    with chromium() as browser, offline_page(browser, app_server.url) as pg:
         yield pg
-        browser.close()
 
 
 def shot(page, name: str, full_page: bool = False) -> None:

@@ -13,24 +13,18 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import re
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
+from browser_helpers import BROWSER_MARKS, chromium, offline_page
 
 from app_fixtures import free_port, wait_for
 from leaderboard_fixtures import COVERAGE, EVALUATOR_VERSION, publish_fixture, ranks_consistent
 from repo_paths import ARTIFACTS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # WebGL for plotly 3D
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not shutil.which("chromium") and not os.path.exists(CHROMIUM),
-                                 reason="Debian chromium not installed (bash scripts/install-chromium.sh)")]
+pytestmark = BROWSER_MARKS
 
 
 class Server:
@@ -61,31 +55,15 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    with chromium(webgl=True) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, server):
     ARTIFACTS.mkdir(exist_ok=True)
-    local = urlparse(server.url).netloc
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-
-    def guard(route):
-        url = route.request.url
-        if url.startswith(("data:", "blob:")) or urlparse(url).netloc == local:
-            return route.continue_()
-        return route.abort()
-
-    ctx.route("**/*", guard)
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    ctx.close()
+    with offline_page(browser, server.url, accept_downloads=True) as pg:
+        yield pg
 
 
 def open_tab(page, label: str) -> None:

@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import urllib.request
 
 import pytest
+from browser_helpers import BROWSER_MARKS, chromium, offline_page
 
 from app_fixtures import free_port, wait_for
 from leaderboard_fixtures import publish_fixture
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 WAIT_S = 120  # hang bound on a loaded machine, not a speed claim
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not shutil.which("chromium") and not os.path.exists(CHROMIUM),
-                                 reason="Debian chromium not installed (bash scripts/install-chromium.sh)")]
+pytestmark = BROWSER_MARKS
 
 
 class Server:
@@ -58,21 +53,14 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    ctx.close()
+    with offline_page(browser, server.url, width=1440) as pg:
+        yield pg
 
 
 def grid(page) -> tuple[list[str], list[list[str]]]:

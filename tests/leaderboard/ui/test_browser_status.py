@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 
 import pytest
+from browser_helpers import BROWSER_MARKS, chromium, offline_page
 
 from app_fixtures import free_port
 from repo_paths import ARTIFACTS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 WAIT_MS = 90_000  # a bound on waiting for page state on a loaded machine, not a speed claim
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not shutil.which("chromium") and not os.path.exists(CHROMIUM),
-                                 reason="Debian chromium not installed (bash scripts/install-chromium.sh)")]
+pytestmark = BROWSER_MARKS
 
 
 def _iso(seconds_ago: float) -> str:
@@ -90,16 +85,12 @@ def status_app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(status_app):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-        pg.set_default_timeout(WAIT_MS)
+    with chromium() as browser, offline_page(browser, status_app[0], timeout_ms=WAIT_MS) as pg:
         expect.set_options(timeout=WAIT_MS)
         yield pg
-        browser.close()
 
 
 # (header text, number of line boxes its text nodes occupy) for each header cell

@@ -7,44 +7,22 @@ runs the check on what it put in the box. Every request to another host is block
 
 from __future__ import annotations
 
-import os
 import shutil
 import zipfile
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
+from browser_helpers import BROWSER_MARKS, chromium, offline_page
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 UI_WAIT_S = 300  # hang detection on a loaded machine, not a speed claim
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not shutil.which("chromium") and not os.path.exists(CHROMIUM),
-                                 reason="Debian chromium not installed (bash scripts/install-chromium.sh)")]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def page(app_server):
-    from playwright.sync_api import sync_playwright
-
-    local = urlparse(app_server.url).netloc
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-
-        def guard(route):
-            url = route.request.url
-            if url.startswith(("data:", "blob:")) or urlparse(url).netloc == local:
-                return route.continue_()
-            return route.abort()
-
-        ctx.route("**/*", guard)
-        pg = ctx.new_page()
-        pg.set_default_timeout(60_000)
+    with chromium() as browser, offline_page(browser, app_server.url) as pg:
         yield pg
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def test_limits_on_the_page_come_from_the_policy_submit_enforces(ctx, monkeypatc
         assert said in text, (said, text)
     with gr.Blocks() as demo:
         handles = submit_tab.build(ctx, gr.State(None))
-    assert handles["files"].label == "Structures (at most 20 files, 50 MB)"
+    assert handles.files.label == "Structures (at most 20 files, 50 MB)"
     shown = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "submit-limits"]
     assert shown == [text]  # stated under the upload box, before anything is uploaded
     # the reading limits are the pinned protocol's (its record's "ingest" block)
