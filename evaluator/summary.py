@@ -15,6 +15,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import pandas as pd
@@ -100,7 +101,8 @@ def check_schema(summary: Mapping[str, Any]) -> int:
     return version
 
 
-def _number(v: Any) -> float | None:
+def as_number(v: Any) -> float | None:
+    """A cell as a number: None for a bool, a null or what ``float`` cannot read."""
     if isinstance(v, bool) or v is None or v is pd.NA:
         return None
     try:
@@ -108,6 +110,25 @@ def _number(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(x) else x
+
+
+@dataclass(frozen=True)
+class RowUpgrade:
+    """One fill ``upgrade_row`` makes: ``key`` (a counted metric declared as the union of
+    others) gets the sum of ``parts`` where it has no number and every part has one;
+    ``integer``: the sum is a count."""
+
+    key: str
+    parts: tuple[str, ...]
+    integer: bool
+
+
+ROW_UPGRADES = tuple(
+    RowUpgrade(f"{prefix}{s.family}.{m.name}_{rep}", tuple(f"{prefix}{s.family}.{p.name}_{rep}" for p in parts),
+               rep == "count")
+    for prefix in ("", "metrics.") for s in CATALOGUE for m in s.metrics if (parts := s.parts(m))
+    for rep in COUNT_KEYS)
+"""Every fill of ``upgrade_row``, in the order it makes them (a later one may sum an earlier one)."""
 
 
 def upgrade_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,20 +139,17 @@ def upgrade_row(row: Mapping[str, Any]) -> dict[str, Any]:
     several disjoint columns, ``MetricSet.parts``: ``sun.sun_plus_msun`` is SUN's rows and
     MSUN's) is missing from summaries older than it; in its family's block it gets the sum
     of its parts (counts and both fractions), where every part is a number and the row has
-    no value of its own. Everything else is returned unchanged (a copy).
+    no value of its own (``ROW_UPGRADES``; ``as_number`` says what a number is). Everything
+    else is returned unchanged (a copy).
     """
     out = dict(row)
-    combined = [(s.family, m, parts) for s in CATALOGUE for m in s.metrics if (parts := s.parts(m))]
-    for prefix in ("", "metrics."):
-        for block, metric, parts in combined:
-            for rep in COUNT_KEYS:
-                key = f"{prefix}{block}.{metric.name}_{rep}"
-                if _number(out.get(key)) is not None:
-                    continue
-                values = [_number(out.get(f"{prefix}{block}.{p.name}_{rep}")) for p in parts]
-                if all(v is not None for v in values):
-                    total = sum(v for v in values if v is not None)
-                    out[key] = int(total) if rep == "count" else total
+    for up in ROW_UPGRADES:
+        if as_number(out.get(up.key)) is not None:
+            continue
+        values = [as_number(out.get(p)) for p in up.parts]
+        if all(v is not None for v in values):
+            total = sum(v for v in values if v is not None)
+            out[up.key] = int(total) if up.integer else total
     return out
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import io
 import json
 import logging
 import sys
@@ -54,8 +53,8 @@ from leaderboard.publishing.card import render_card
 from leaderboard.publishing.summary_file import LEADERBOARD_BLOCK, SummaryFile
 from leaderboard.jobs import queue_index
 from leaderboard.jobs.queue import FINISHED, Job, Progress, finish, get_job, list_jobs
-from leaderboard.publishing.rows import (frame_to_parquet, is_null, protocol_of, read_frame, records, rows_to_frame,
-                                     summary_row)
+from leaderboard.publishing.frames import frame_to_parquet, read_rows, update_frame
+from leaderboard.publishing.rows import protocol_of, summary_row
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps, open_store
 from leaderboard.store.layout import (CARD_PATH, LEADERBOARD_PATH, PUBLISHED_PATH, summary_path,
                                       table_path)
@@ -143,9 +142,11 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     if extra is not None:
         visible.add(extra.job.id)
         jobs[extra.job.id] = extra.job
-    current = read_frame(results.read_bytes(LEADERBOARD_PATH))
-    stored_rows = {} if current is None or "submission_id" not in current else {
-        r["submission_id"]: r for r in records(current)}
+    current = read_rows(results.read_bytes(LEADERBOARD_PATH))
+    # stored rows are kept as they are (a newer schema version's included); a row written
+    # before protocols existed is rebuilt from its summary
+    stored = set() if current is None or "submission_id" not in current or "protocol_source" not in current \
+        else set(current.loc[current["protocol_source"].notna(), "submission_id"])
     adds: dict[str, Entry] = {} if extra is None else {extra.job.id: extra}
     for job_id in sorted(visible - set(subs) - set(adds)):
         job = job_of(job_id)
@@ -154,13 +155,14 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
             adds[job_id] = found
     removed = sorted(set(subs) - set(visible))
     writes: Writes = {}
+    keep: set[str] = set()
     rows: dict[str, Mapping[str, Any]] = {}
     for job_id in subs:
         if job_id not in visible or job_id in adds:
             continue
-        if job_id in stored_rows and not is_null(stored_rows[job_id].get("protocol_source")):
-            rows[job_id] = stored_rows[job_id]  # kept as stored (a newer schema version included)
-            continue  # (a row written before protocols existed is rebuilt from its summary below)
+        if job_id in stored:
+            keep.add(job_id)
+            continue
         summary = results.read_json(summary_path(job_id))[0]
         job = job_of(job_id)
         try:
@@ -210,10 +212,10 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
     for job_id, t in tables.items():
         writes[table_path(job_id)] = to_parquet(conform(t, new_schema))
     # the leaderboard table and the card
-    order = sorted(rows, key=lambda i: (str(rows[i].get("finished_at") or ""), i))
-    frame = rows_to_frame([rows[i] for i in order])
+    frame = update_frame(current, keep, list(rows.values()))  # not rebuilt: O(N) vectorised, O(new) in Python
+    order = [str(i) for i in frame["submission_id"]]
     lb_bytes = frame_to_parquet(frame)
-    if current is None or not pd.read_parquet(io.BytesIO(lb_bytes)).equals(current):
+    if current is None or not read_rows(lb_bytes).equals(current):
         writes[LEADERBOARD_PATH] = lb_bytes
     has_schema = len(new_schema) > 0
     card = render_card(

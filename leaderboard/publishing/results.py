@@ -33,11 +33,12 @@ from typing import Any
 
 import pandas as pd
 
-from evaluator.summary import UnsupportedSchema, upgrade_row
-from leaderboard.publishing.dataset import own_columns, publish, sync_leaderboard
-from leaderboard.jobs.queue import FINISHED, Job, list_jobs
-from leaderboard.publishing.rows import (COUNT_FIELDS, META_FIELDS, flatten_metrics, frame_to_parquet, is_null,
-                                         read_frame, records, refusal, rows_to_frame, summary_row)
+from evaluator.summary import UnsupportedSchema
+from leaderboard.jobs.queue import FINISHED, get_job
+from leaderboard.publishing.dataset import own_columns, publish, sync_leaderboard, visible_ids
+from leaderboard.publishing.frames import (frame_to_parquet, is_null, native, read_frame, read_rows, rows_to_frame,
+                                           update_frame, upgrade_frame)
+from leaderboard.publishing.rows import COUNT_FIELDS, META_FIELDS, flatten_metrics, refusal, summary_row
 from leaderboard.store import Store
 from leaderboard.store.layout import (LEADERBOARD_PATH, RESULTS_DIR, SUMMARY_FILE, TABLE_FILE, summary_path,
                                       table_path)
@@ -93,53 +94,52 @@ def leaderboard_etag(store: Store) -> str | None:
     return store.results_store.etag(LEADERBOARD_PATH)
 
 
-def _reconcile(store: Store, table: pd.DataFrame | None, jobs: list[Job],
-               display: bool = False) -> tuple[pd.DataFrame, bool, dict[str, str]]:
-    """Rows of exactly the FINISHED jobs: keep stored rows, rebuild missing ones from
-    their summaries, drop withdrawn/others. Returns (table, changed, refused).
+def _refused(table: pd.DataFrame) -> dict[str, str]:
+    """{submission id: why} for the stored rows whose schema version this code does not know
+    (``refusal``, asked once per version present)."""
+    if "schema_version" not in table or table.empty:
+        return {}
+    versions = table["schema_version"]
+    why = {v: refusal({"schema_version": native(v)}) for v in versions.dropna().unique()}
+    return {str(sid): w for sid, v in zip(table["submission_id"], versions)
+            if not is_null(v) and (w := why.get(v)) is not None}
 
-    refused: {job id: why} for results whose schema version this code does not know; they
-    are never rebuilt here. With ``display`` their stored rows are left out of the table too;
-    without (the table is written back) those rows are kept as they are, for the code that
-    knows their version.
-    """
-    finished = {j.id: j for j in jobs if j.status == FINISHED}
-    rows: dict[str, Mapping[str, Any]] = {}
-    refused: dict[str, str] = {}
-    kept = 0
-    if table is not None and "submission_id" in table:
-        for rec in records(table):
-            if rec["submission_id"] in finished and not is_null(rec.get("protocol_source")):
-                # (a row written before protocols existed is rebuilt from its summary below)
-                kept += 1
-                why = refusal(rec)
-                if why is not None and display:
-                    refused[rec["submission_id"]] = why
-                else:
-                    rows[rec["submission_id"]] = rec
-    changed = table is None or kept != len(table)
-    for job_id, job in finished.items():
-        if job_id in rows or job_id in refused:
-            continue
-        summary = load_summary(store, job_id)
-        if summary is None:
+
+def _reconcile(store: Store, table: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Rows of exactly the FINISHED jobs, for display: stored rows kept, missing ones rebuilt
+    from their summaries, withdrawn/other ones dropped. Returns (table, refused).
+
+    The FINISHED set comes from the queue index (``visible_ids``); only the jobs whose row is
+    missing are read. refused: {job id: why} for results whose schema version this code
+    does not know; their stored rows are left out and never rebuilt here."""
+    visible = visible_ids(store)
+    stored = table if table is not None and "submission_id" in table else rows_to_frame([])
+    refused = {k: v for k, v in _refused(stored).items() if k in visible}
+    with_protocol = stored["protocol_source"].notna() if "protocol_source" in stored else \
+        pd.Series(False, index=stored.index)
+    # (a row written before protocols existed is rebuilt from its summary)
+    keep = {str(i) for i in stored.loc[with_protocol, "submission_id"]} & visible
+    keep -= set(refused)
+    rebuilt: list[Mapping[str, Any]] = []
+    for job_id in sorted(visible - keep - set(refused)):
+        job = get_job(store, job_id)
+        summary = load_summary(store, job_id) if job is not None and job.status == FINISHED else None
+        if job is None or summary is None:
             continue  # finished without a summary should not happen; never invent a row
         try:
-            rows[job_id] = summary_row(job, load_meta(store, job_id), summary)
+            rebuilt.append(summary_row(job, load_meta(store, job_id), summary))
         except UnsupportedSchema as exc:
             refused[job_id] = str(exc)
-            continue
-        changed = True
     for job_id, why in refused.items():
         log.warning("results of %s left out of the leaderboard: %s", job_id, why)
-    ordered = [rows[j] for j in sorted(rows, key=lambda i: (finished[i].finished_at or "", i))]
-    return rows_to_frame(ordered), changed, refused
+    return update_frame(stored, keep, rebuilt), refused
 
 
 def for_display(table: pd.DataFrame, refused: dict[str, str] | None = None) -> pd.DataFrame:
     """A stored results table as the UI reads it: rows of older summaries upgraded
-    (``evaluator.summary.upgrade_row``), ``attrs["refused"]`` = {job id: why not shown}."""
-    out = rows_to_frame([upgrade_row(r) for r in records(table)]) if len(table) else table
+    (``evaluator.summary.upgrade_row``, made on whole columns: ``frames.upgrade_frame``),
+    ``attrs["refused"]`` = {job id: why not shown}."""
+    out = upgrade_frame(table) if len(table) else table.copy()
     out.attrs["refused"] = dict(refused or {})
     return out
 
@@ -151,21 +151,16 @@ def load_results_table(store: Store, reconcile: bool = True) -> pd.DataFrame:
     against the queue (rows of withdrawn jobs dropped, any missing row rebuilt
     from its summary), without writing. Results whose schema version this code does
     not know are left out (logged) and listed in ``attrs["refused"]`` ({job id: why});
-    rows of older summaries are upgraded (``evaluator.summary.upgrade_row``).
+    rows of older summaries are upgraded (``evaluator.summary.upgrade_row``). Whole
+    columns at a time: the rows of 2,000 submissions load in about a second.
     """
-    table = read_frame(store.results_store.read_bytes(LEADERBOARD_PATH))
-    if not reconcile:
-        refused: dict[str, str] = {}
-        keep = []
-        for rec in ([] if table is None else records(table)):
-            why = refusal(rec)
-            if why is None:
-                keep.append(rec)
-            else:
-                refused[str(rec.get("submission_id"))] = why
-                log.warning("results of %s left out of the leaderboard: %s", rec.get("submission_id"), why)
-        return for_display(rows_to_frame(keep), refused)
-    shown, _, refused = _reconcile(store, table, list_jobs(store), display=True)
-    return for_display(shown, refused)
-
-
+    table = read_rows(store.results_store.read_bytes(LEADERBOARD_PATH))
+    if reconcile:
+        shown, refused = _reconcile(store, table)
+        return for_display(shown, refused)
+    stored = table if table is not None and "submission_id" in table else rows_to_frame([])
+    refused = _refused(stored)
+    for job_id, why in refused.items():
+        log.warning("results of %s left out of the leaderboard: %s", job_id, why)
+    keep = set(map(str, stored["submission_id"])) - set(refused)
+    return for_display(update_frame(stored, keep, []), refused)

@@ -1,5 +1,5 @@
-"""Leaderboard rows: one finished submission's summary as a flat row, and frames of rows
-that parquet (and ``datasets``) read back with one type per column.
+"""Leaderboard rows: one finished submission's summary as a flat row (frames of rows:
+``leaderboard.publishing.frames``).
 
 Pure functions of their inputs (the store is not touched), shared by the reading side
 (``leaderboard.publishing.results``) and the publishing side (``leaderboard.publishing.dataset``).
@@ -7,20 +7,16 @@ Pure functions of their inputs (the store is not touched), shared by the reading
 
 from __future__ import annotations
 
-import io
 import json
-import numbers
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
-
-import numpy as np
-import pandas as pd
 
 from evaluator.catalogue import INTERVAL_PREFIX, SummaryColumn, summary_column
 from evaluator.protocol import summary_protocol
 from evaluator.summary import UnsupportedSchema, check_schema
 from leaderboard.jobs.queue import Job
+from leaderboard.publishing.frames import is_null
 
 # Metadata copied from meta.json into each leaderboard row, in this order.
 META_FIELDS = ("model_name", "model_version", "organisation", "submitter", "training_set",
@@ -29,8 +25,7 @@ META_FIELDS = ("model_name", "model_version", "organisation", "submitter", "trai
                "file_sha256", "notes")
 COUNT_FIELDS = ("n_submitted", "n_parsed", "n_valid", "n_evaluated")
 __all__ = ["COUNT_FIELDS", "META_FIELDS", "Cell", "FixedColumns", "LeaderboardRow", "UnsupportedSchema",
-           "flatten_metrics", "frame_to_parquet", "is_null", "protocol_of", "read_frame", "records", "refusal",
-           "rows_to_frame", "summary_row"]
+           "flatten_metrics", "protocol_of", "refusal", "summary_row"]
 
 Cell = str | int | float | bool | None
 """A value of a leaderboard column (a list in a summary becomes JSON text)."""
@@ -202,65 +197,6 @@ def summary_row(job: Job, meta: Mapping[str, Any] | None, summary: Mapping[str, 
     # Confidence intervals of the rates: "uncertainty.<block>.<key>.lo"/".hi".
     return LeaderboardRow(fixed, flatten_metrics(_block(summary.get("metrics"))),
                           flatten_metrics(_block(summary.get("uncertainty")), INTERVAL_PREFIX))
-
-
-def is_null(v: object) -> bool:
-    """Whether a cell is missing: None, NaN (Python or numpy), NaT or pandas' NA."""
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    if isinstance(v, (float, np.floating)):
-        return bool(np.isnan(v))
-    if isinstance(v, np.datetime64):
-        return bool(np.isnat(v))
-    return False
-
-
-def _is_bool(v: object) -> bool:
-    return isinstance(v, (bool, np.bool_))
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, numbers.Real) and not _is_bool(v)
-
-
-def rows_to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """A parquet-safe DataFrame of rows (``LeaderboardRow``s or stored records): each column
-    all-bool, all-int, all-float or all-string (nulls kept; dicts/lists as JSON strings)."""
-    df = pd.DataFrame([dict(r) for r in rows])
-    if df.empty:
-        return pd.DataFrame({"submission_id": pd.Series([], dtype="object")})
-    for col in df.columns:
-        raw = list(df[col])
-        values = [v for v in raw if not is_null(v)]
-        if not values:
-            df[col] = pd.Series([None] * len(raw), index=df.index, dtype="object")
-        elif all(_is_bool(v) for v in values):
-            df[col] = pd.array([None if is_null(v) else bool(v) for v in raw], dtype="boolean")
-        elif all(isinstance(v, numbers.Integral) and not _is_bool(v) for v in values):
-            df[col] = pd.array([None if is_null(v) else int(v) for v in raw], dtype="Int64")
-        elif all(_is_number(v) for v in values):
-            df[col] = [float("nan") if is_null(v) else float(v) for v in raw]
-            df[col] = df[col].astype("float64")
-        else:
-            df[col] = pd.Series([None if is_null(v) else v if isinstance(v, str)
-                                 else json.dumps(v, default=str) for v in raw],
-                                index=df.index, dtype="object")
-    return df
-
-
-def frame_to_parquet(df: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    return buf.getvalue()
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows of a stored leaderboard table as {column: value} records."""
-    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
-
-
-def read_frame(data: bytes | None) -> pd.DataFrame | None:
-    return None if data is None else pd.read_parquet(io.BytesIO(data))
 
 
 def refusal(row: Mapping[str, Any]) -> str | None:
