@@ -17,11 +17,13 @@ and measures in headless Debian chromium (Playwright):
 - ``compact_table_px``: the width of the leaderboard table (default compact view) in a
   1,440 px wide window (a laptop screen);
 - ``build_s``/``publish_ms_first``/``publish_ms_last``: building the store. ``publish()``
-  rewrites the whole leaderboard table on every call, so its cost grows with N: above
-  ``--bulk-above`` (default 100) the jobs are finished one by one (``jobs.queue.finish`` with the
-  summary and table, as ``publish`` commits them in the two-store layout) and made public
-  by ONE ``publishing.dataset.sync_public`` (``sync_s``); ``publish_ms_at_n`` is then one more real
-  ``publish()`` on the full store (the store holds N + 1 submissions when measured).
+  writes the whole leaderboard table (one parquet file) on every call, so its cost grows with
+  N: above ``--bulk-above`` (default 100) the jobs are finished one by one (``jobs.queue.finish``
+  with the summary and table, as ``publish`` commits them in the two-store layout) and made
+  public by ONE ``publishing.dataset.sync_public`` (``sync_s``); ``publish_ms_at_n`` is then one
+  more real ``publish()`` on the full store (the store holds N + 1 submissions when measured);
+- ``load_s``: ``publishing.results.load_results_table`` on the built store (what the app does
+  after every publish, before the next page can show the new table).
 
 Summaries are synthetic but realistic: each is the real evaluator output in
 ``--template`` (default ``bench/data/scale_template``: ``python -m evaluator score`` on 3
@@ -175,8 +177,22 @@ def build_store(root: Path, n: int, template: Path, seed: int = 0, bulk: bool = 
         publish(store, claimed, _vary(summary, rng), table, "bench-worker")
         out["publish_ms_at_n"] = 1e3 * (time.perf_counter() - t)
     out["build_s"] = time.perf_counter() - t0
+    out["load_s"] = load_seconds(root)
     shutil.rmtree(uploads, ignore_errors=True)
     return out
+
+
+def load_seconds(root: Path) -> float:
+    """How long the app's read of the results table takes on the store at ``root`` (median of 3)."""
+    from leaderboard.publishing.results import load_results_table
+    from leaderboard.store import open_store
+
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        load_results_table(open_store(str(root)))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def _finish_unpublished(store, job, summary: dict, table: bytes) -> None:
@@ -371,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             root = base / f"store-{n}"
             if a.reuse and a.keep is not None and (root / "built.json").exists():
                 print(f"N={n}: measuring the store built before at {root}", flush=True)
-                row = {"n": n, **json.loads((root / "built.json").read_text()), "reused": True}
+                row = {"n": n, **json.loads((root / "built.json").read_text()), "reused": True,
+                       "load_s": load_seconds(root)}
             else:
                 if root.exists():
                     shutil.rmtree(root)
@@ -395,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if a.keep is None:
             shutil.rmtree(base, ignore_errors=True)
-    cols = ("n", "build_s", "publish_ms_first", "publish_ms_last", "publish_ms_at_n", "app_start_s", "html_bytes",
+    cols = ("n", "build_s", "publish_ms_first", "publish_ms_last", "publish_ms_at_n", "load_s", "app_start_s",
+            "html_bytes",
             "shell_paint_s", "first_paint_s", "rank_switch_s", "model_switch_s", "rank_by_entries", "compact_table_px")
     print("\n" + " ".join(f"{c:>16}" for c in cols))
     for r in rows:

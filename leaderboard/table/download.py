@@ -1,5 +1,6 @@
-"""The leaderboard as downloaded: every row and metric column, with the rank and in the
-order the leaderboard shows when it opens (``ranked_table``)."""
+"""The leaderboard as downloaded: every metric column, with the rank and in the order the
+leaderboard shows - as it opens (``ranked_table``: every row), or as a visitor has ranked and
+filtered it (``view_table``: the rows shown)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,28 @@ import pandas as pd
 from leaderboard.table.measures import DEFAULT_RANK
 from leaderboard.table.metadata import meta_column
 from leaderboard.table.protocols import protocol_choices, rows_of
-from leaderboard.table.view import build_view
+from leaderboard.table.view import View, build_view
 
 RANK_COLUMN = "rank"
 RANKED_BY_COLUMN = "ranked_by"
+
+
+def view_table(rows: pd.DataFrame, v: View, rank_by: str) -> pd.DataFrame | None:
+    """The rows view ``v`` shows (``rows``: the results it was built from), with every column,
+    in its order, after a ``rank`` column (its ``#``) and ``ranked_by`` (the measure key);
+    None when the rows have no submission ids to match."""
+    sid = meta_column(rows, "submission_id")
+    if sid is None:
+        return None
+    at = {str(s): i for i, s in zip(rows.index, rows[sid])}
+    picked = [at[s] for s in v.submission_ids if s in at]
+    out = rows.loc[picked].reset_index(drop=True)
+    ranks = v.frame["#"].tolist() if "#" in v.frame else [pd.NA] * len(v.frame)
+    shown = dict(zip(v.submission_ids, ranks))
+    rank = pd.Series([shown.get(str(s), pd.NA) for s in out[sid]], dtype="Int64")
+    out.insert(0, RANK_COLUMN, rank)
+    out.insert(1, RANKED_BY_COLUMN, [rank_by if pd.notna(r) else None for r in rank])
+    return out
 
 
 def ranked_table(results: pd.DataFrame, pinned: str | None = None, rank_by: str = DEFAULT_RANK) -> pd.DataFrame:
@@ -21,30 +40,25 @@ def ranked_table(results: pd.DataFrame, pinned: str | None = None, rank_by: str 
     protocol; empty for rows never ranked, e.g. of an unknown protocol) and ``ranked_by``
     (the measure key), in the on-screen order: protocols as the selector lists them (the
     service's pinned one first), each in its ranked order (``build_view`` with its defaults)."""
-    out = results.copy()
-    if out.empty:
-        out.insert(0, RANK_COLUMN, pd.Series(dtype="Int64"))
-        out.insert(1, RANKED_BY_COLUMN, pd.Series(dtype=object))
-        return out
-    sid = meta_column(out, "submission_id")
-    ranks = pd.Series(pd.NA, index=out.index, dtype="Int64")
-    order: list[Hashable] = []
-    for _, proto in protocol_choices(out, pinned):
-        part = rows_of(out, proto)
+    parts: list[pd.DataFrame] = []
+    placed: set[Hashable] = set()
+    for _, proto in protocol_choices(results, pinned):
+        part = rows_of(results, proto)
         if part.empty:
             continue
-        v = build_view(part, view="compact", rank_by=rank_by)
-        positions = {s: i for i, s in enumerate(v.submission_ids)}
-        if sid is None or len(positions) != len(part):  # no usable ids: keep the stored order
-            order.extend(part.index)
-            continue
-        idx = sorted(part.index, key=lambda i: positions.get(str(out.at[i, sid]), len(positions)))
-        shown = v.frame["#"].tolist()
-        for i in idx:
-            ranks.at[i] = shown[positions[str(out.at[i, sid])]]
-        order.extend(idx)
-    placed = set(order)
-    order.extend(i for i in out.index if i not in placed)  # none expected; never drop a row
-    out.insert(0, RANK_COLUMN, ranks)
-    out.insert(1, RANKED_BY_COLUMN, [rank_by if pd.notna(r) else None for r in ranks])
-    return out.loc[order].reset_index(drop=True)
+        placed.update(part.index)
+        shown = view_table(part, build_view(part, view="compact", rank_by=rank_by), rank_by)
+        if shown is None or len(shown) != len(part):  # no usable ids: the stored order, unranked
+            shown = _unranked(part)
+        parts.append(shown)
+    rest = results.loc[[i for i in results.index if i not in placed]]  # none expected; never drop a row
+    if len(rest) or not parts:
+        parts.append(_unranked(rest))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _unranked(rows: pd.DataFrame) -> pd.DataFrame:
+    out = rows.reset_index(drop=True)
+    out.insert(0, RANK_COLUMN, pd.Series(pd.NA, index=out.index, dtype="Int64"))
+    out.insert(1, RANKED_BY_COLUMN, pd.Series([None] * len(out), index=out.index, dtype=object))
+    return out

@@ -82,7 +82,8 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
             user = ctx.user(profile)
             sid = (dict(request.query_params).get("submission") or "").strip() if request else ""
             # the picker and the page agree: nothing picked, the empty state worded for the store as it is now
-            tab, pick, status_pick = gr.update(), gr.update(choices=model_tab.finished_choices(ctx), value=None), None
+            # (the picker's choices come when its tab is opened)
+            tab, pick, status_pick = gr.update(), gr.update(value=None), None
             page = list(md.show(None))
             if sid:
                 job = get_job(ctx.store, sid)
@@ -119,8 +120,10 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
         lb.refresh.click(md.refresh_choices, md.pick, md.pick, api_visibility="private")
         lb.timer.tick(when_reloaded(ctx.results, cmp.refresh_choices, 1), [cmp_seen, cmp.pick],
                       [cmp_seen, cmp.pick], api_visibility="private", show_progress="hidden")
-        for ev in (lb.refresh.click, demo.load):
-            ev(cmp.refresh_choices, cmp.pick, cmp.pick, api_visibility="private", show_progress="hidden")
+        lb.refresh.click(cmp.refresh_choices, cmp.pick, cmp.pick, api_visibility="private", show_progress="hidden")
+        # The pickers list every finished submission: sent when their tab is opened, not with every page.
+        t_md.select(md.refresh_choices, md.pick, md.pick, api_visibility="private", show_progress="hidden")
+        t_cmp.select(cmp.refresh_choices, cmp.pick, cmp.pick, api_visibility="private", show_progress="hidden")
         # The leaderboard download buttons hold their files before anyone clicks (a DownloadButton
         # whose file is made by its own click downloads nothing on the first click).
         dl = md.refresh_downloads

@@ -127,7 +127,8 @@ def figures(ctx: AppContext, ids: list[str]) -> tuple[go.Figure, go.Figure]:
 
 def build(ctx: AppContext) -> CompareTab:
     gr.Markdown(HELP)
-    pick = gr.Dropdown(finished_choices(ctx), multiselect=True, max_choices=MAX_COMPARED,
+    # its choices come when the tab is opened (``refresh_choices``), not in every page's HTML
+    pick = gr.Dropdown([], multiselect=True, max_choices=MAX_COMPARED,
                        label="Submissions to compare (2–3)", elem_id="compare-pick")
     note = gr.Markdown(elem_id="compare-note")
     with gr.Column(visible=False, elem_id="compare-body") as body:

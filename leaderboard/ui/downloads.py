@@ -18,10 +18,12 @@ from leaderboard.ui.shared_state import AppContext
 DOWNLOAD_DIR = Path(tempfile.gettempdir()) / "genbench-downloads"
 
 
-def write_download(name: str, write: Callable[[Path], object], reuse: bool = False, folder: Path | None = None) -> str:
+def write_download(name: str, write: Callable[[Path], object], reuse: bool = False, folder: Path | None = None,
+                   keep: int | None = None) -> str:
     """Write a download into one folder (not a new temp folder per click, which would
     fill the disk of a long-running app). ``reuse``: the file is immutable (results of
-    a finished submission), write it once."""
+    a finished submission), write it once. ``keep``: the folder keeps at most this many
+    files, the oldest go (for files named by what they hold, which are many)."""
     folder = folder or DOWNLOAD_DIR
     folder.mkdir(parents=True, exist_ok=True)
     p = folder / name
@@ -33,7 +35,22 @@ def write_download(name: str, write: Callable[[Path], object], reuse: bool = Fal
         os.replace(tmp, p)  # atomic: concurrent clicks never serve a half-written file
     finally:
         tmp.unlink(missing_ok=True)
+    if keep is not None:
+        _prune(folder, keep, p)
     return str(p)
+
+
+def _prune(folder: Path, keep: int, new: Path) -> None:
+    """Remove all but the newest ``keep`` files of ``folder`` (never ``new``)."""
+    files = []
+    for f in folder.iterdir():
+        try:
+            if f.is_file() and not f.name.startswith(".") and f != new:
+                files.append((f.stat().st_mtime, f))
+        except FileNotFoundError:  # removed by a concurrent prune
+            continue
+    for _, f in sorted(files)[: max(0, len(files) - (keep - 1))]:
+        f.unlink(missing_ok=True)
 
 
 def store_folder(ctx: AppContext) -> Path:

@@ -11,6 +11,7 @@ under the visitor's pointer.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from evaluator import catalogue as C
 from leaderboard.table import pages
 from leaderboard.table.measures import DEFAULT_RANK, SHOW_MODES, Measure, families_present, measures_of
 from leaderboard.table.caveats import caveat_markdown
+from leaderboard.table.csv_safe import write_csv
+from leaderboard.table.download import view_table
 from leaderboard.table.metadata import reference_note
 from leaderboard.table.protocols import (
     UNKNOWN,
@@ -38,10 +41,13 @@ from leaderboard.table.styling import legend_markdown, style
 from leaderboard.table.pages import ViewCache, freeze, page_of
 from leaderboard.table.ties import TIED_HEADER, tied_caption
 from leaderboard.table.view import WHY_NO_CI, View, build_view, ci_level, column_choices, default_full_columns
+from leaderboard.ui.downloads import DOWNLOAD_DIR, write_download
 from leaderboard.ui.refresh_guard import Sent, changed_only, first_sent
 from leaderboard.ui.shared_state import AppContext, Wiring
 
 VIEWS = ["compact", "full"]
+VIEW_DOWNLOADS = DOWNLOAD_DIR / "views"
+VIEW_FILES_KEPT = 64  # the newest view downloads kept on disk (one per results version and controls)
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,7 @@ def build(ctx: AppContext) -> LeaderboardTab:
         page_label = gr.Markdown("", elem_id="lb-page")
         next_page = gr.Button("Next ▶", size="sm", scale=0, elem_id="lb-next")
         refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="lb-refresh")
+        view_csv = gr.DownloadButton("Download this view (CSV)", size="sm", scale=0, elem_id="lb-dl-view")
         updated = gr.Markdown("", elem_id="lb-updated")
     legend = gr.Markdown(legend_markdown(measures) if measures else "")
     timer = gr.Timer(ctx.refresh_s)
@@ -210,9 +217,9 @@ def build(ctx: AppContext) -> LeaderboardTab:
         pg = page_of(len(v.frame), number, pages.PAGE_SIZE)
         return style(v, slice(pg.start, pg.stop)), cap, pg.label, pg.number
 
-    def update(*args: Any) -> tuple[Styler, str, str, int]:
-        """A control changed: its first page."""
-        return paged(ctx.results.get(), 1, *args)
+    def update(*args: Any) -> tuple[object, ...]:
+        """A control changed: its first page; the view's download waits for its new file (``view_file``)."""
+        return (*paged(ctx.results.get(), 1, *args), gr.update(interactive=False))
 
     def turn(step: int) -> Callable[..., tuple[Styler, str, str, int]]:
         def handler(number: int | None, *args: Any) -> tuple[Styler, str, str, int]:
@@ -261,7 +268,23 @@ def build(ctx: AppContext) -> LeaderboardTab:
     page_outs = [table, caption_md, page_label, page_no]
     for changed in (view.change, families.change, show.change, search.change, training_set.change, task.change,
                     relaxed.change, rank_by.change, columns.change, protocol.change):  # one per control
-        changed(update, controls, page_outs, api_visibility="private", show_progress="hidden")
+        changed(update, controls, [*page_outs, view_csv], api_visibility="private", show_progress="hidden")
+    def view_file(*args: Any) -> dict[str, Any]:
+        """The rows the table shows (every page, every column), ranked and filtered as the
+        visitor has it: written when the table changes, so the button holds its file before
+        it is clicked (a DownloadButton whose own click makes the file downloads nothing)."""
+        res = ctx.results.get()
+        v, _ = views.get((ctx.results.loads, id(res)), freeze(args), lambda: render_view(res, *args))
+        rank_key, protocol_key = args[7] or DEFAULT_RANK, args[9]  # (see ``controls``)
+        key = hashlib.sha256(repr((ctx.store.uri, ctx.results.loads, freeze(args))).encode()).hexdigest()[:20]
+        shown = view_table(rows_of(res, protocol_key), v, rank_key)
+        if shown is None:
+            return gr.update(value=None, interactive=False)
+        return gr.update(value=write_download(f"leaderboard-view-{key}.csv", lambda p: write_csv(shown, p),
+                                              reuse=True, folder=VIEW_DOWNLOADS, keep=VIEW_FILES_KEPT),
+                         interactive=True)
+
+    table.change(view_file, controls, view_csv, api_visibility="private", show_progress="hidden")
     prev_page.click(turn(-1), [page_no, *controls], page_outs, api_visibility="private", show_progress="hidden")
     next_page.click(turn(+1), [page_no, *controls], page_outs, api_visibility="private", show_progress="hidden")
     view.change(lambda v: gr.update(visible=v == "full"), view, columns, api_visibility="private",

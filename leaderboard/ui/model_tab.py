@@ -61,16 +61,19 @@ class ModelTab:
 
 
 def finished_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    """The pickers' choices: ("<model> · <id>", id) per finished submission, in the table's order."""
     res = ctx.results.get()
     sid = meta_column(res, "submission_id")
     if sid is None or res.empty:
         return []
     model = meta_column(res, "model")
-    out: list[tuple[str, str]] = []
-    for _, row in res.iterrows():
-        name = row[model] if model else row[sid]
-        out.append((f"{name} · {row[sid]}", str(row[sid])))
-    return out
+    ids = res[sid].astype(str).tolist()
+    names = res[model].tolist() if model else ids
+    return [(f"{name} · {i}", i) for name, i in zip(names, ids)]
+
+
+def has_results(ctx: AppContext) -> bool:
+    return meta_column(ctx.results.get(), "submission_id") is not None and not ctx.results.get().empty
 
 
 _STRUCTURES: dict[tuple[int, str], pd.DataFrame | None] = {}
@@ -174,7 +177,7 @@ def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
     blank = ("", hidden, hidden, hidden, "", None, None, None, "", None, gr.update(choices=[], value=None),
              "", "", hidden, hidden, None)
     if not job_id:
-        return (gr.update(value=EMPTY_TEXT if finished_choices(ctx) else NO_RESULTS_TEXT, visible=True),
+        return (gr.update(value=EMPTY_TEXT if has_results(ctx) else NO_RESULTS_TEXT, visible=True),
                 gr.update(visible=False)) + blank
     job = get_job(ctx.store, job_id)
     summary = load_summary(ctx.store, job_id) if job is not None and job.status == FINISHED else None
@@ -232,17 +235,18 @@ def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
 def build(ctx: AppContext) -> ModelTab:
     gr.Markdown("### Downloads\nThe whole leaderboard (every metric column, one row per finished submission), "
                 "with its `rank` column and in the order the leaderboard opens with (default ranking, "
-                "one protocol after another, this service's first):")
+                "one protocol after another, this service's first); the leaderboard tab's **Download this "
+                "view** gives the rows as you ranked and filtered them:")
     csv0, pq0 = leaderboard_files(ctx)
     with gr.Row():
         dl_csv = gr.DownloadButton("Leaderboard CSV", value=csv0, size="sm", elem_id="dl-csv")
         dl_parquet = gr.DownloadButton("Leaderboard parquet", value=pq0, size="sm", elem_id="dl-parquet")
     gr.Markdown("### Model page")
-    choices0 = finished_choices(ctx)
     # Nothing picked until a submission is shown (Gradio would preselect the first choice while
-    # the page says none is shown, and picking that one would not fire .change).
-    pick = gr.Dropdown(choices0, value=None, label="Submission", elem_id="model-pick", allow_custom_value=True)
-    empty_md = gr.Markdown(EMPTY_TEXT if choices0 else NO_RESULTS_TEXT, elem_id="model-empty")
+    # the page says none is shown, and picking that one would not fire .change). The choices
+    # (one per finished submission) come when the tab is opened, not in every page's HTML.
+    pick = gr.Dropdown([], value=None, label="Submission", elem_id="model-pick", allow_custom_value=True)
+    empty_md = gr.Markdown(EMPTY_TEXT if has_results(ctx) else NO_RESULTS_TEXT, elem_id="model-empty")
     with gr.Column(visible=False, elem_id="model-page") as page:
         meta_md = gr.Markdown(elem_id="model-meta")
         with gr.Row():

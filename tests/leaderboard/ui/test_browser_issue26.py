@@ -336,6 +336,47 @@ def test_rank_by_lists_only_computed_metrics(page, server):
     assert not empty, f"{len(empty)} of {len(shown)} Rank-by entries have no value in any row: {empty[:10]}"
 
 
+# ------------------------------------------------------------------ item 6 rest: the view as downloaded
+def test_view_download_follows_rank_by_and_filters(page, server):
+    """Re-ranked and searched, the leaderboard downloads as shown: only the rows on screen, in
+    their order, with their # as ``rank`` and the chosen measure as ``ranked_by``."""
+    from leaderboard.table.measures import measures_of
+    from leaderboard.ui.leaderboard_tab import _rank_choices
+
+    load_leaderboard(page, server)
+    key_of = dict(_rank_choices(measures_of(server.ctx.results.get())))
+    label = next(x for x in rank_options(page) if "Valid" in x)
+    box = page.locator("#lb-rank input")
+    box.click()
+    box.press("Control+a")
+    box.press("Backspace")
+    page.keyboard.type(label)
+    page.get_by_role("option").filter(has_text=label).first.wait_for()
+    page.keyboard.press("Enter")
+    wait_for(lambda: box.input_value() == label, WAIT_S, 0.3, f"Rank by {label!r}")
+    names = ("Alpha", "Beta", "Delta")
+
+    def shown() -> list[tuple[str, str]]:
+        rows = table_rows(page, "leaderboard-table")[1]
+        return [(r[0], next(n for n in names if any(n in c for c in r))) for r in rows
+                if any(n in c for c in r for n in names)]
+    page.locator("#lb-search input, #lb-search textarea").first.fill("Beta")
+    wait_for(lambda: [n for _, n in shown()] == ["Beta"], WAIT_S, 0.3, "the search to leave Beta alone")
+    with page.expect_download(timeout=60_000) as info:
+        page.locator("#lb-dl-view").click()  # enabled once its file matches the table
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    assert [r["model_name"] for r in rows] == ["Beta"], [r.get("model_name") for r in rows]
+    assert rows[0]["ranked_by"] == key_of[label] and rows[0]["rank"] == shown()[0][0], (rows[0]["rank"], shown())
+    # cleared, the download has every row, in the on-screen order
+    page.locator("#lb-search input, #lb-search textarea").first.fill("")
+    wait_for(lambda: len(shown()) == 3, WAIT_S, 0.3, "three rows again")
+    with page.expect_download(timeout=60_000) as info:
+        page.locator("#lb-dl-view").click()
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    assert [(r["rank"], next(n for n in names if n in r["model_name"])) for r in rows] == shown()
+    assert {r["ranked_by"] for r in rows} == {key_of[label]}
+
+
 # ------------------------------------------------------------------ item 5: estimates
 def test_no_estimate_without_a_basis(page, server):
     from playwright.sync_api import expect

@@ -32,26 +32,38 @@ def _load(demo: gr.Blocks):
     return fn(None)
 
 
+def _on_select(demo: gr.Blocks, tab_id: str, output: gr.components.Component):
+    """The handler the tab's select event runs with ``output`` among its outputs."""
+    tab = _component(demo, tab_id)
+    return next(f.fn for f in demo.fns.values()
+                if (tab._id, "select") in [(t[0], t[1]) for t in f.targets] and output in f.outputs)
+
+
 def test_nothing_is_picked_while_no_submission_is_shown(app):
     from leaderboard.ui.model_tab import EMPTY_TEXT
 
     demo, ctx, ids = app
     pick = _component(demo, "model-pick")
     assert pick.value is None  # Gradio's default would preselect the first choice
-    assert {v for _, v in pick.choices} == set(ids)
+    assert pick.choices == []  # one per submission: not in every page's HTML (issue 26 item 2)
     out = _load(demo)
     picked, empty = out[2], out[4 + 6]  # (user, tab, pick, timer, *status outputs (6), *model page)
-    assert picked["value"] is None and {v for _, v in picked["choices"]} == set(ids)
+    assert picked["value"] is None
     assert empty["value"] == EMPTY_TEXT and empty["visible"] is True
+    # opening the tab lists every finished submission, still picking none
+    listed = _on_select(demo, "tab-model", pick)(None)
+    assert listed["value"] is None and {v for _, v in listed["choices"]} == set(ids)
+    compare = _component(demo, "compare-pick")
+    assert compare.choices == []
+    assert {v for _, v in _on_select(demo, "tab-compare", compare)(None)["choices"]} == set(ids)
 
 
 @pytest.mark.parametrize("which", [0, 1])
 def test_picking_any_entry_shows_its_page(app, which):
-    from leaderboard.ui.model_tab import show_page
+    from leaderboard.ui.model_tab import finished_choices, show_page
 
     demo, ctx, ids = app
-    pick = _component(demo, "model-pick")
-    job_id = pick.choices[which][1]
+    job_id = finished_choices(ctx)[which][1]
     out = show_page(ctx, job_id)
     assert out[0]["visible"] is False and out[1]["visible"] is True  # the empty text hidden, the page shown
     assert job_id in out[2] and out[-1] == job_id
