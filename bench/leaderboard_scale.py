@@ -16,6 +16,10 @@ and measures in headless Debian chromium (Playwright):
   showing that submission (median of ``--repeats`` picks);
 - ``compact_table_px``: the width of the leaderboard table (default compact view) in a
   1,440 px wide window (a laptop screen);
+- ``bare_shell_paint_s`` (once per run, same browser): the same measure of ``shell_paint_s`` for a
+  bare Gradio app (one title and an empty table): the framework's own floor on this machine,
+  which no leaderboard built on Gradio can beat; ``first_paint_s`` is also given as a multiple
+  of it (``first_paint_x_bare``);
 - ``build_s``/``publish_ms_first``/``publish_ms_last``: building the store. ``publish()``
   writes the whole leaderboard table (one parquet file) on every call, so its cost grows with
   N: above ``--bulk-above`` (default 100) the jobs are finished one by one (``jobs.queue.finish``
@@ -222,6 +226,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_bare(port: int) -> None:
+    """A bare Gradio app (a title and an empty table), until killed: the framework's floor."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        gr.Markdown("# A bare Gradio app", elem_id="title")
+        gr.Dataframe(elem_id="leaderboard-table")
+    demo.queue()
+    demo.launch(server_name="127.0.0.1", server_port=port, quiet=True)
+
+
 def serve(store: str, port: int) -> None:
     """The app alone on ``store`` (no worker), until killed."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -233,10 +249,12 @@ def serve(store: str, port: int) -> None:
     demo.launch(server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
 
 
-def _start_app(store: Path) -> tuple[subprocess.Popen, str, float]:
+def _start_app(store: Path | None) -> tuple[subprocess.Popen, str, float]:
+    """The app on ``store`` (None: the bare Gradio app) in a process of its own."""
     port = _free_port()
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(store), "--port", str(port)], cwd=REPO,
+    what = ["--serve-bare"] if store is None else ["--serve", str(store)]
+    proc = subprocess.Popen([sys.executable, __file__, *what, "--port", str(port)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + WAIT_MS / 1000
@@ -283,6 +301,40 @@ def _model_option(page, k: int) -> str:
     label = opts.nth(k).get_attribute("aria-label") or opts.nth(k).inner_text()
     page.keyboard.press("Escape")
     return label.strip().split(" · ")[-1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def bare_shell_paint(repeats: int) -> float:
+    """Median time to the title of the bare Gradio app (``serve_bare``), as ``measure`` times it."""
+    from playwright.sync_api import sync_playwright
+
+    proc, url, _ = _start_app(None)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            shells = []
+            for _ in range(repeats):
+                ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+                page = ctx.new_page()
+                page.set_default_timeout(WAIT_MS)
+                t = time.perf_counter()
+                page.goto(url, wait_until="commit")
+                page.locator("#title").first.wait_for(state="visible")
+                shells.append(time.perf_counter() - t)
+                ctx.close()
+            browser.close()
+    finally:
+        _stop(proc)
+    print(f"  a bare Gradio app's title: {statistics.median(shells):.2f} s (median of {shells})", flush=True)
+    return statistics.median(shells)
 
 
 def measure(url: str, repeats: int) -> dict:
@@ -374,13 +426,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse", action="store_true",
                    help="with --keep: measure a store already built there (store-<N>) instead of building it")
     p.add_argument("--serve", help=argparse.SUPPRESS)
+    p.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.serve:
         serve(a.serve, a.port)
         return 0
+    if a.serve_bare:
+        serve_bare(a.port)
+        return 0
     load = os.getloadavg()
     rows = []
+    bare = None if a.build_only else bare_shell_paint(a.repeats)
     base = a.keep or Path(tempfile.mkdtemp(prefix="lb-scale-"))
     try:
         for n in a.n:
@@ -401,20 +458,18 @@ def main(argv: list[str] | None = None) -> int:
                     row["app_start_s"] = start_s
                     row.update(measure(url, a.repeats))
                 finally:
-                    proc.terminate()
-                    try:
-                        proc.wait(30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                    _stop(proc)
+                if bare:
+                    row["bare_shell_paint_s"] = bare
+                    row["first_paint_x_bare"] = row["first_paint_s"] / bare
             rows.append(row)
             print(json.dumps(row), flush=True)
     finally:
         if a.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     cols = ("n", "build_s", "publish_ms_first", "publish_ms_last", "publish_ms_at_n", "load_s", "app_start_s",
-            "html_bytes",
-            "shell_paint_s", "first_paint_s", "rank_switch_s", "model_switch_s", "rank_by_entries", "compact_table_px")
+            "html_bytes", "bare_shell_paint_s", "shell_paint_s", "first_paint_s", "rank_switch_s", "model_switch_s",
+            "rank_by_entries", "compact_table_px")
     print("\n" + " ".join(f"{c:>16}" for c in cols))
     for r in rows:
         print(" ".join(f"{r[c]:>16.3f}" if isinstance(r.get(c), float) else f"{r.get(c, '—')!s:>16}" for c in cols))

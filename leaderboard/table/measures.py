@@ -133,7 +133,8 @@ def numeric_columns(df: pd.DataFrame) -> list[str]:
             out.append(col)
         elif s.isna().all():
             out.append(col)  # a metric absent everywhere still shows (as —)
-        else:
+        elif pd.api.types.infer_dtype(s, skipna=True) in ("integer", "floating", "mixed-integer-float"):
+            # (text columns are ruled out at once; a column of numbers as objects checked value by value)
             vals = s.dropna()
             if vals.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all():
                 out.append(col)

@@ -50,6 +50,11 @@ VIEW_DOWNLOADS = DOWNLOAD_DIR / "views"
 VIEW_FILES_KEPT = 64  # the newest view downloads kept on disk (one per results version and controls)
 
 
+def hidden_file() -> dict[str, Any]:
+    """The view's file, once the view or the results changed: gone."""
+    return gr.update(value=None, visible=False)
+
+
 @dataclass(frozen=True)
 class LeaderboardTab:
     """What the app wires to the leaderboard tab: its table, its refresh timer and button, and
@@ -193,8 +198,10 @@ def build(ctx: AppContext) -> LeaderboardTab:
         page_label = gr.Markdown("", elem_id="lb-page")
         next_page = gr.Button("Next ▶", size="sm", scale=0, elem_id="lb-next")
         refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="lb-refresh")
-        view_csv = gr.DownloadButton("Download this view (CSV)", size="sm", scale=0, elem_id="lb-dl-view")
+        view_csv = gr.Button("Download this view (CSV)", size="sm", scale=0, elem_id="lb-dl-view")
         updated = gr.Markdown("", elem_id="lb-updated")
+    view_file_out = gr.File(label="This view as CSV (every column; the rows shown, in their order, with their #)",
+                            visible=False, interactive=False, elem_id="lb-view-file")
     legend = gr.Markdown(legend_markdown(measures) if measures else "")
     timer = gr.Timer(ctx.refresh_s)
     seen = gr.State(ctx.results.loads)
@@ -218,8 +225,8 @@ def build(ctx: AppContext) -> LeaderboardTab:
         return style(v, slice(pg.start, pg.stop)), cap, pg.label, pg.number
 
     def update(*args: Any) -> tuple[object, ...]:
-        """A control changed: its first page; the view's download waits for its new file (``view_file``)."""
-        return (*paged(ctx.results.get(), 1, *args), gr.update(interactive=False))
+        """A control changed: its first page (a file of the view before goes)."""
+        return (*paged(ctx.results.get(), 1, *args), hidden_file())
 
     def turn(step: int) -> Callable[..., tuple[Styler, str, str, int]]:
         def handler(number: int | None, *args: Any) -> tuple[Styler, str, str, int]:
@@ -253,10 +260,10 @@ def build(ctx: AppContext) -> LeaderboardTab:
             fresh.append(upd)
         training_u, task_u, rank_u, fam_u, col_u, proto_u = fresh
         return (styler, cap, label, number, stamp, ctx.results.loads, record, training_u, task_u, rank_u, fam_u,
-                legend_markdown(ms) if ms else "", col_u, proto_u)
+                legend_markdown(ms) if ms else "", col_u, proto_u, hidden_file())
 
     outs = [table, caption_md, page_label, page_no, updated, seen, sent, training_set, task, rank_by, families,
-            legend, columns, protocol]
+            legend, columns, protocol, view_file_out]
 
     def tick(seen_loads: int, *args: Any) -> tuple[object, ...]:
         """Timer: rebuild only when the results were reloaded (keeps the visitor's page and controls)."""
@@ -268,23 +275,22 @@ def build(ctx: AppContext) -> LeaderboardTab:
     page_outs = [table, caption_md, page_label, page_no]
     for changed in (view.change, families.change, show.change, search.change, training_set.change, task.change,
                     relaxed.change, rank_by.change, columns.change, protocol.change):  # one per control
-        changed(update, controls, [*page_outs, view_csv], api_visibility="private", show_progress="hidden")
+        changed(update, controls, [*page_outs, view_file_out], api_visibility="private", show_progress="hidden")
     def view_file(*args: Any) -> dict[str, Any]:
         """The rows the table shows (every page, every column), ranked and filtered as the
-        visitor has it: written when the table changes, so the button holds its file before
-        it is clicked (a DownloadButton whose own click makes the file downloads nothing)."""
+        visitor has it, as a CSV file (written on request: megabytes at 2,000 rows)."""
         res = ctx.results.get()
         v, _ = views.get((ctx.results.loads, id(res)), freeze(args), lambda: render_view(res, *args))
         rank_key, protocol_key = args[7] or DEFAULT_RANK, args[9]  # (see ``controls``)
         key = hashlib.sha256(repr((ctx.store.uri, ctx.results.loads, freeze(args))).encode()).hexdigest()[:20]
         shown = view_table(rows_of(res, protocol_key), v, rank_key)
         if shown is None:
-            return gr.update(value=None, interactive=False)
+            return hidden_file()
         return gr.update(value=write_download(f"leaderboard-view-{key}.csv", lambda p: write_csv(shown, p),
                                               reuse=True, folder=VIEW_DOWNLOADS, keep=VIEW_FILES_KEPT),
-                         interactive=True)
+                         visible=True)
 
-    table.change(view_file, controls, view_csv, api_visibility="private", show_progress="hidden")
+    view_csv.click(view_file, controls, view_file_out, api_visibility="private")
     prev_page.click(turn(-1), [page_no, *controls], page_outs, api_visibility="private", show_progress="hidden")
     next_page.click(turn(+1), [page_no, *controls], page_outs, api_visibility="private", show_progress="hidden")
     view.change(lambda v: gr.update(visible=v == "full"), view, columns, api_visibility="private",

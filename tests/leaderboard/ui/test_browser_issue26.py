@@ -337,9 +337,21 @@ def test_rank_by_lists_only_computed_metrics(page, server):
 
 
 # ------------------------------------------------------------------ item 6 rest: the view as downloaded
+def download_view(page) -> list[dict[str, str]]:
+    """Press "Download this view (CSV)", download the file it offers; its rows."""
+    page.locator("#lb-dl-view").click()
+    link = page.locator("#lb-view-file a[download], #lb-view-file a").first
+    link.wait_for(state="visible", timeout=WAIT_S * 1000)
+    with page.expect_download(timeout=60_000) as info:
+        link.click()
+    return list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+
+
 def test_view_download_follows_rank_by_and_filters(page, server):
     """Re-ranked and searched, the leaderboard downloads as shown: only the rows on screen, in
     their order, with their # as ``rank`` and the chosen measure as ``ranked_by``."""
+    from playwright.sync_api import expect
+
     from leaderboard.table.measures import measures_of
     from leaderboard.ui.leaderboard_tab import _rank_choices
 
@@ -362,17 +374,14 @@ def test_view_download_follows_rank_by_and_filters(page, server):
                 if any(n in c for c in r for n in names)]
     page.locator("#lb-search input, #lb-search textarea").first.fill("Beta")
     wait_for(lambda: [n for _, n in shown()] == ["Beta"], WAIT_S, 0.3, "the search to leave Beta alone")
-    with page.expect_download(timeout=60_000) as info:
-        page.locator("#lb-dl-view").click()  # enabled once its file matches the table
-    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    rows = download_view(page)
     assert [r["model_name"] for r in rows] == ["Beta"], [r.get("model_name") for r in rows]
     assert rows[0]["ranked_by"] == key_of[label] and rows[0]["rank"] == shown()[0][0], (rows[0]["rank"], shown())
     # cleared, the download has every row, in the on-screen order
     page.locator("#lb-search input, #lb-search textarea").first.fill("")
     wait_for(lambda: len(shown()) == 3, WAIT_S, 0.3, "three rows again")
-    with page.expect_download(timeout=60_000) as info:
-        page.locator("#lb-dl-view").click()
-    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    expect(page.locator("#lb-view-file")).to_be_hidden()  # the file of the view before is gone
+    rows = download_view(page)
     assert [(r["rank"], next(n for n in names if n in r["model_name"])) for r in rows] == shown()
     assert {r["ranked_by"] for r in rows} == {key_of[label]}
 
