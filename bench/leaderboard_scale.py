@@ -186,6 +186,33 @@ def build_store(root: Path, n: int, template: Path, seed: int = 0, bulk: bool = 
     return out
 
 
+def publish_probe(root: Path, template: Path) -> float:
+    """Milliseconds of one more real ``publish()`` on a copy of the store at ``root`` (the
+    copy is removed): what the worker's next publish costs at that size, with this code."""
+    from leaderboard.intake.submissions import SubmissionPolicy, submit
+    from leaderboard.jobs.queue import claim
+    from leaderboard.publishing.results import publish
+    from leaderboard.store import open_store
+
+    summary = json.loads((template / "summary.json").read_text())
+    table = (template / "structures.parquet").read_bytes()
+    work = Path(tempfile.mkdtemp(prefix="lb-probe-"))
+    try:
+        copy = work / "store"
+        shutil.copytree(root, copy)
+        store = open_store(str(copy))
+        rng = random.Random(1)
+        t = time.perf_counter()
+        job = submit(store, _meta(10**6, rng), [_upload(work, 10**6)], "user-probe", SubmissionPolicy(max_per_window=0),
+                     protocol=(summary.get("protocol") or {}).get("id", ""))
+        claimed = claim(store, "bench-worker", 600)
+        assert claimed is not None and claimed.id == job.id
+        publish(store, claimed, _vary(summary, rng), table, "bench-worker")
+        return 1e3 * (time.perf_counter() - t)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def load_seconds(root: Path) -> float:
     """How long the app's read of the results table takes on the store at ``root`` (median of 3)."""
     from leaderboard.publishing.results import load_results_table
@@ -445,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             if a.reuse and a.keep is not None and (root / "built.json").exists():
                 print(f"N={n}: measuring the store built before at {root}", flush=True)
                 row = {"n": n, **json.loads((root / "built.json").read_text()), "reused": True,
-                       "load_s": load_seconds(root)}
+                       "load_s": load_seconds(root), "publish_ms_at_n": publish_probe(root, a.template)}
             else:
                 if root.exists():
                     shutil.rmtree(root)
