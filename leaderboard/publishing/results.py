@@ -152,7 +152,7 @@ def load_results_table(store: Store, reconcile: bool = True) -> pd.DataFrame:
     from its summary), without writing. Results whose schema version this code does
     not know are left out (logged) and listed in ``attrs["refused"]`` ({job id: why});
     rows of older summaries are upgraded (``evaluator.summary.upgrade_row``). Whole
-    columns at a time: the rows of 2,000 submissions load in about a second.
+    columns at a time (``load_s`` in ``bench/leaderboard_scale.py`` times it).
     """
     table = read_rows(store.results_store.read_bytes(LEADERBOARD_PATH))
     if reconcile:

@@ -276,14 +276,18 @@ def build(ctx: AppContext) -> LeaderboardTab:
     for changed in (view.change, families.change, show.change, search.change, training_set.change, task.change,
                     relaxed.change, rank_by.change, columns.change, protocol.change):  # one per control
         changed(update, controls, [*page_outs, view_file_out], api_visibility="private", show_progress="hidden")
-    def view_file(*args: Any) -> dict[str, Any]:
+
+    def view_file(view: str, families: list[str], show: str, search: str, training_set: str | None,
+                  task: str | None, relaxed: str | None, rank_by: str | None, columns: list[str] | None,
+                  protocol: str | None) -> dict[str, Any]:
         """The rows the table shows (every page, every column), ranked and filtered as the
-        visitor has it, as a CSV file (written on request: megabytes at 2,000 rows)."""
+        visitor has it (``controls``, in order), as a CSV file (written on request: megabytes
+        at 2,000 rows)."""
+        args = (view, families, show, search, training_set, task, relaxed, rank_by, columns, protocol)
         res = ctx.results.get()
         v, _ = views.get((ctx.results.loads, id(res)), freeze(args), lambda: render_view(res, *args))
-        rank_key, protocol_key = args[7] or DEFAULT_RANK, args[9]  # (see ``controls``)
         key = hashlib.sha256(repr((ctx.store.uri, ctx.results.loads, freeze(args))).encode()).hexdigest()[:20]
-        shown = view_table(rows_of(res, protocol_key), v, rank_key)
+        shown = view_table(rows_of(res, protocol), v, rank_by or DEFAULT_RANK)
         if shown is None:
             return hidden_file()
         return gr.update(value=write_download(f"leaderboard-view-{key}.csv", lambda p: write_csv(shown, p),

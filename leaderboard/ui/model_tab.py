@@ -73,7 +73,9 @@ def finished_choices(ctx: AppContext) -> list[tuple[str, str]]:
 
 
 def has_results(ctx: AppContext) -> bool:
-    return meta_column(ctx.results.get(), "submission_id") is not None and not ctx.results.get().empty
+    """Whether any finished submission is shown (the model page's empty text says which case)."""
+    res = ctx.results.get()
+    return meta_column(res, "submission_id") is not None and not res.empty
 
 
 _STRUCTURES: dict[tuple[int, str], pd.DataFrame | None] = {}
