@@ -339,6 +339,24 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _visit(browser, url: str, table: bool) -> tuple[float, float | None]:
+    """One visit in a fresh browser context: (seconds to the page's title, to the first
+    leaderboard row or None when ``table`` is false)."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(WAIT_MS)
+    t = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    page.locator("#title").first.wait_for(state="visible")
+    shell = time.perf_counter() - t
+    paint = None
+    if table:
+        page.locator("#leaderboard-table div[role=row][data-index]").first.wait_for(state="visible")
+        paint = time.perf_counter() - t
+    ctx.close()
+    return shell, paint
+
+
 def bare_shell_paint(repeats: int) -> float:
     """Median time to the title of the bare Gradio app (``serve_bare``), as ``measure`` times it."""
     from playwright.sync_api import sync_playwright
@@ -347,16 +365,7 @@ def bare_shell_paint(repeats: int) -> float:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            shells = []
-            for _ in range(repeats):
-                ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-                page = ctx.new_page()
-                page.set_default_timeout(WAIT_MS)
-                t = time.perf_counter()
-                page.goto(url, wait_until="commit")
-                page.locator("#title").first.wait_for(state="visible")
-                shells.append(time.perf_counter() - t)
-                ctx.close()
+            shells = [_visit(browser, url, table=False)[0] for _ in range(repeats)]
             browser.close()
     finally:
         _stop(proc)
@@ -374,17 +383,11 @@ def measure(url: str, repeats: int) -> dict:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         paints, shells = [], []
         for _ in range(repeats):
-            ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-            page = ctx.new_page()
-            page.set_default_timeout(WAIT_MS)
-            t = time.perf_counter()
-            page.goto(url, wait_until="commit")
-            page.locator("#title").first.wait_for(state="visible")
-            shells.append(time.perf_counter() - t)
-            page.locator("#leaderboard-table div[role=row][data-index]").first.wait_for(state="visible")
-            paints.append(time.perf_counter() - t)
-            print(f"    first paint: {paints[-1]:.2f} s (the page's title: {shells[-1]:.2f} s)", flush=True)
-            ctx.close()
+            shell, paint = _visit(browser, url, table=True)
+            assert paint is not None
+            shells.append(shell)
+            paints.append(paint)
+            print(f"    first paint: {paint:.2f} s (the page's title: {shell:.2f} s)", flush=True)
         out["first_paint_s"] = statistics.median(paints)
         out["first_paint_all_s"] = paints
         out["shell_paint_s"] = statistics.median(shells)
