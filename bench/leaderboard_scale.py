@@ -13,7 +13,9 @@ and measures in headless Debian chromium (Playwright):
 - ``rank_switch_s``: from picking another "Rank by" entry to the table's columns having
   changed (median of ``--repeats`` switches);
 - ``model_switch_s``: from picking a submission in the model page's dropdown to its page
-  showing that submission (median of ``--repeats`` picks);
+  showing that submission (median of ``--repeats`` picks): its text and numbers; its figures
+  and candidates follow in a second event, whose server time is ``model_body_server_s``
+  (``model_head_server_s`` for the first; in-process, with ``--reuse``);
 - ``compact_table_px``: the width of the leaderboard table (default compact view) in a
   1,440 px wide window (a laptop screen);
 - ``bare_shell_paint_s`` (once per run, same browser): the same measure of ``shell_paint_s`` for a
@@ -224,6 +226,26 @@ def load_seconds(root: Path) -> float:
         load_results_table(open_store(str(root)))
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def model_page_seconds(root: Path) -> dict[str, float]:
+    """Server time of the model page's two parts (``ui.model_tab.page_head``, then
+    ``page_body``: its figures and candidates), median over 3 submissions after a warm-up."""
+    from leaderboard.ui.model_tab import finished_choices, page_body, page_head
+    from leaderboard.ui.shared_state import make_context
+
+    ctx = make_context(str(root))
+    ids = [i for _, i in finished_choices(ctx)][:4]
+    heads, bodies = [], []
+    for k, job_id in enumerate(ids):
+        t = time.perf_counter()
+        page_head(ctx, job_id)
+        t1 = time.perf_counter()
+        page_body(ctx, job_id)
+        if k:  # the first pick loads plotly's templates
+            heads.append(t1 - t)
+            bodies.append(time.perf_counter() - t1)
+    return {"model_head_server_s": statistics.median(heads), "model_body_server_s": statistics.median(bodies)}
 
 
 def _finish_unpublished(store, job, summary: dict, table: bytes) -> None:
@@ -475,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
             if a.reuse and a.keep is not None and (root / "built.json").exists():
                 print(f"N={n}: measuring the store built before at {root}", flush=True)
                 row = {"n": n, **json.loads((root / "built.json").read_text()), "reused": True,
-                       "load_s": load_seconds(root), "publish_ms_at_n": publish_probe(root, a.template)}
+                       "load_s": load_seconds(root), "publish_ms_at_n": publish_probe(root, a.template),
+                       **model_page_seconds(root)}
             else:
                 if root.exists():
                     shutil.rmtree(root)

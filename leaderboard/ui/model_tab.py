@@ -173,24 +173,33 @@ def _structure_downloads(df: pd.DataFrame, base: str, folder: Path) -> tuple[str
     return pq, write_download(f"{base}_structures.csv", lambda p: write_csv(df, p), reuse=True, folder=folder)
 
 
-def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
-    """The values of the model page's components (``ModelTab.outs``) for ``job_id``."""
-    hidden = gr.update(visible=False)
-    blank = ("", hidden, hidden, hidden, "", None, None, None, "", None, gr.update(choices=[], value=None),
-             "", "", hidden, hidden, None)
+HEAD = 8
+"""``ModelTab.outs[:HEAD]``: the page's text and numbers (``page_head``); the rest its figures
+and candidates (``page_body``), sent after the text so a pick shows its submission at once."""
+
+
+def _results_of(ctx: AppContext, job_id: str | None) -> tuple[dict[str, Any] | None, str]:
+    """(the summary of a finished, readable submission, "") or (None, what the page says instead)."""
     if not job_id:
-        return (gr.update(value=EMPTY_TEXT if has_results(ctx) else NO_RESULTS_TEXT, visible=True),
-                gr.update(visible=False)) + blank
+        return None, EMPTY_TEXT if has_results(ctx) else NO_RESULTS_TEXT
     job = get_job(ctx.store, job_id)
     summary = load_summary(ctx.store, job_id) if job is not None and job.status == FINISHED else None
     if summary is None:
-        return (gr.update(value=f"### No results for {md_text(job_id)}\nNot finished, withdrawn, or an "
-                                "unknown id.", visible=True), gr.update(visible=False)) + blank
+        return None, f"### No results for {md_text(job_id)}\nNot finished, withdrawn, or an unknown id."
     try:
         check_schema(summary)
     except UnsupportedSchema as exc:
-        return (gr.update(value=f"### Results of {md_text(job_id)} cannot be shown\n{md_text(str(exc))}",
-                          visible=True), gr.update(visible=False)) + blank
+        return None, f"### Results of {md_text(job_id)} cannot be shown\n{md_text(str(exc))}"
+    return summary, ""
+
+
+def page_head(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
+    """The values of ``ModelTab.outs[:HEAD]`` for ``job_id``: the empty text or the page, its
+    metadata, downloads, reference and caveats, and every metric."""
+    hidden = gr.update(visible=False)
+    summary, why = _results_of(ctx, job_id)
+    if summary is None or not job_id:
+        return gr.update(value=why, visible=True), hidden, "", hidden, hidden, hidden, "", None
     meta = load_meta(ctx.store, job_id)
     df = structures(ctx, job_id)
     md = meta_markdown(job_id, meta, summary)
@@ -200,12 +209,26 @@ def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
     base = f"{job_id}_protocol-{protocol.id if protocol else 'unknown'}"
     pq = csv = None
     if df is not None:  # the per-structure downloads name the protocol in every row
-        df = df.assign(protocol_id=protocol.id if protocol else None,
-                       protocol_label=protocol.label if protocol else "protocol unknown")
-        pq, csv = _structure_downloads(chem_formulas(df), base, store_folder(ctx))
+        rows = df.assign(protocol_id=protocol.id if protocol else None,
+                         protocol_label=protocol.label if protocol else "protocol unknown")
+        pq, csv = _structure_downloads(chem_formulas(rows), base, store_folder(ctx))
     sj = write_download(f"{base}_summary.json",
                         lambda p: p.write_text(json.dumps(summary, indent=2, default=str)), reuse=True,
                         folder=store_folder(ctx))
+    return (gr.update(visible=False), gr.update(visible=True),
+            md, gr.update(value=pq, visible=pq is not None), gr.update(value=csv, visible=csv is not None),
+            gr.update(value=sj, visible=True), _with_caveats(reference_markdown(summary), summary, df),
+            metrics_frame(summary, df))
+
+
+def page_body(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
+    """The values of ``ModelTab.outs[HEAD:]`` for ``job_id``: the E_hull histogram, the element
+    coverage, the SUN/MSUN candidates and the first candidate's page and CIF."""
+    hidden = gr.update(visible=False)
+    summary, _ = _results_of(ctx, job_id)
+    if summary is None or not job_id:
+        return None, None, "", None, gr.update(choices=[], value=None), "", "", hidden, hidden, None
+    df = structures(ctx, job_id)
     stab = (summary.get("provenance") or {}).get("config") or {}
     if df is not None and (eh := ehull_column(df)):
         fig_h = P.ehull_histogram(df[eh], stab.get("stable_threshold", 0.0), stab.get("metastable_threshold", 0.1))
@@ -226,12 +249,13 @@ def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
                    int(r["index"])) for _, r in cands.iterrows()]
     first = labels[0][1] if labels else None
     info, fig3d, figpd = candidate_page(df, first, summary)
-    return (gr.update(visible=False), gr.update(visible=True),
-            md, gr.update(value=pq, visible=pq is not None), gr.update(value=csv, visible=csv is not None),
-            gr.update(value=sj, visible=True), _with_caveats(reference_markdown(summary), summary, df),
-            metrics_frame(summary, df), fig_h,
-            fig_p, cap, cands, gr.update(choices=labels, value=first), cif_text(df, first), info, fig3d,
+    return (fig_h, fig_p, cap, cands, gr.update(choices=labels, value=first), cif_text(df, first), info, fig3d,
             figpd, job_id)
+
+
+def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
+    """The values of the model page's components (``ModelTab.outs``) for ``job_id``."""
+    return page_head(ctx, job_id) + page_body(ctx, job_id)
 
 
 def build(ctx: AppContext) -> ModelTab:
@@ -286,7 +310,9 @@ def build(ctx: AppContext) -> ModelTab:
 
     outs = [empty_md, page, meta_md, dl_struct_parquet, dl_struct_csv, dl_summary, ref_md, metrics_df, hist,
             ptable, cand_md, cand_df, cand_pick, cif, cand_info, cand_3d, cand_pd, structures_state]
-    pick.change(show, pick, outs, api_visibility="private")
+    # the text first, then the figures: a pick shows its submission without waiting for the plots
+    pick.change(lambda job_id: page_head(ctx, job_id), pick, outs[:HEAD], api_visibility="private").then(
+        lambda job_id: page_body(ctx, job_id), pick, outs[HEAD:], api_visibility="private", show_progress="hidden")
     cand_pick.change(on_candidate, [structures_state, cand_pick], [cif, cand_info, cand_3d, cand_pd],
                      api_visibility="private", show_progress="hidden")
 

@@ -37,8 +37,12 @@ def _expected(old_rows: list[dict[str, object]], keep: set[str], new_rows: list[
     return rows_to_frame(sorted(kept + new_rows, key=row_order))
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_update_frame_equals_the_full_rebuild(seed: int) -> None:
+def test_update_frame_equals_the_full_rebuild() -> None:
+    for seed in range(60):
+        _check_update(seed)
+
+
+def _check_update(seed: int) -> None:
     rng = random.Random(seed)
     columns = [f"c{k}" for k in range(8)]
     # per column a pool of values: one type mostly, sometimes a mix (which re-types the column)
@@ -53,9 +57,9 @@ def test_update_frame_equals_the_full_rebuild(seed: int) -> None:
     keep = {r["submission_id"] for r in old_rows if rng.random() < 0.8}
     expected = _expected(old_rows, keep, new_rows)
     got = update_frame(_stored(rows_to_frame(old_rows)) if old_rows else None, keep, new_rows)
-    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, obj=f"seed {seed}")
     # and what the store gets is the same file
-    assert frame_to_parquet(got) == frame_to_parquet(expected)
+    assert frame_to_parquet(got) == frame_to_parquet(expected), seed
 
 
 def test_numpy_scalars_of_kept_rows_are_retyped_as_records_gives_them() -> None:
@@ -73,8 +77,12 @@ def test_no_rows_left_is_the_empty_table() -> None:
     pd.testing.assert_frame_equal(update_frame(old, set(), []), rows_to_frame([]))
 
 
-@pytest.mark.parametrize("seed", range(200))
-def test_typing_a_column_at_once_equals_typing_it_value_by_value(seed: int) -> None:
+def test_typing_a_column_at_once_equals_typing_it_value_by_value() -> None:
+    for seed in range(200):
+        _check_typing(seed)
+
+
+def _check_typing(seed: int) -> None:
     from leaderboard.publishing.frames import _typed, _typed_by_value
 
     rng = random.Random(seed)
@@ -90,14 +98,18 @@ def test_typing_a_column_at_once_equals_typing_it_value_by_value(seed: int) -> N
         with pytest.raises(type(exc)):
             _typed(raw, index)
         return
-    pd.testing.assert_series_equal(_typed(raw, index), expected, check_exact=True)
+    pd.testing.assert_series_equal(_typed(raw, index), expected, check_exact=True, obj=f"seed {seed}: {raw!r}")
 
 
-@pytest.mark.parametrize("seed", range(80))
-def test_upgrading_whole_columns_equals_upgrading_each_row(seed: int) -> None:
+def test_upgrading_whole_columns_equals_upgrading_each_row() -> None:
     """``upgrade_frame`` = ``rows_to_frame`` of ``upgrade_row`` of every record, on tables where
     a union metric (e.g. SUN+MSUN) is missing, present, partly present, or its parts are not
     numbers."""
+    for seed in range(80):
+        _check_upgrade(seed)
+
+
+def _check_upgrade(seed: int) -> None:
     from evaluator.summary import ROW_UPGRADES, upgrade_row
     from leaderboard.publishing.frames import upgrade_frame
 
@@ -116,4 +128,4 @@ def test_upgrading_whole_columns_equals_upgrading_each_row(seed: int) -> None:
         rows.append(row)
     table = _stored(rows_to_frame(rows))
     expected = rows_to_frame([upgrade_row(r) for r in records(table)])
-    pd.testing.assert_frame_equal(upgrade_frame(table), expected, check_exact=True)
+    pd.testing.assert_frame_equal(upgrade_frame(table), expected, check_exact=True, obj=f"seed {seed}")
