@@ -14,8 +14,8 @@ and measures in headless Debian chromium (Playwright):
   changed (median of ``--repeats`` switches);
 - ``model_switch_s``: from picking a submission in the model page's dropdown to its page
   showing that submission (median of ``--repeats`` picks): its text and numbers; its figures
-  and candidates follow in a second event, whose server time is ``model_body_server_s``
-  (``model_head_server_s`` for the first; in-process, with ``--reuse``);
+  and candidates follow in a second event. ``model_page_server_s``: the server's time for the
+  whole page, ``model_head_server_s`` for its first part (in-process, with ``--reuse``);
 - ``compact_table_px``: the width of the leaderboard table (default compact view) in a
   1,440 px wide window (a laptop screen);
 - ``bare_shell_paint_s`` (once per run, same browser): the same measure of ``shell_paint_s`` for a
@@ -229,23 +229,28 @@ def load_seconds(root: Path) -> float:
 
 
 def model_page_seconds(root: Path) -> dict[str, float]:
-    """Server time of the model page's two parts (``ui.model_tab.page_head``, then
-    ``page_body``: its figures and candidates), median over 3 submissions after a warm-up."""
-    from leaderboard.ui.model_tab import finished_choices, page_body, page_head
+    """Server time of the model page (``ui.model_tab.show_page``) and, where the code splits it,
+    of its two parts (``page_head``, then ``page_body``: figures and candidates): medians over
+    3 submissions after a warm-up (the first pick loads plotly's templates)."""
+    from leaderboard.ui import model_tab
     from leaderboard.ui.shared_state import make_context
 
     ctx = make_context(str(root))
-    ids = [i for _, i in finished_choices(ctx)][:4]
-    heads, bodies = [], []
+    ids = [i for _, i in model_tab.finished_choices(ctx)][:4]
+    split = hasattr(model_tab, "page_head")  # (the tree before this split times show_page only)
+    times: dict[str, list[float]] = {}
     for k, job_id in enumerate(ids):
         t = time.perf_counter()
-        page_head(ctx, job_id)
-        t1 = time.perf_counter()
-        page_body(ctx, job_id)
-        if k:  # the first pick loads plotly's templates
-            heads.append(t1 - t)
-            bodies.append(time.perf_counter() - t1)
-    return {"model_head_server_s": statistics.median(heads), "model_body_server_s": statistics.median(bodies)}
+        model_tab.show_page(ctx, job_id)
+        parts = {"model_page_server_s": time.perf_counter() - t}
+        if split:
+            t = time.perf_counter()
+            model_tab.page_head(ctx, job_id)
+            parts["model_head_server_s"] = time.perf_counter() - t
+        for name, seconds in parts.items():
+            if k:
+                times.setdefault(name, []).append(seconds)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def _finish_unpublished(store, job, summary: dict, table: bytes) -> None:
