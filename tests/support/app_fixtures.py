@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def served_app(ctx) -> Iterator[tuple[str, object]]:
+    """The real Gradio app on ``ctx`` (an ``AppContext``), served on 127.0.0.1 at a free port
+    until the block ends: (its URL, the Blocks). Not on a Space, no analytics."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.pop("SPACE_ID", None)
+    from leaderboard.ui import build_app, launch_kwargs
+
+    demo = build_app(ctx)
+    demo.queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **launch_kwargs())
+    try:
+        yield f"http://127.0.0.1:{port}/", demo
+    finally:
+        demo.close()
+
+
 @dataclass
 class AppServer:
     url: str
@@ -39,23 +60,15 @@ class AppServer:
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory) -> AppServer:
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.pop("SPACE_ID", None)
+def app_server(tmp_path_factory) -> Iterator[AppServer]:
     os.environ["GENBENCH_LOCAL_USER"] = "tester"
     os.environ["GENBENCH_RATE_LIMIT"] = "0"
-    from leaderboard.ui import build_app, launch_kwargs
     from leaderboard.ui.shared_state import make_context
 
     store_dir = tmp_path_factory.mktemp("store")
     ctx = make_context(str(store_dir), ttl_s=0.5, refresh_s=2.0, status_refresh_s=1.0)
-    demo = build_app(ctx)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **launch_kwargs())
-    yield AppServer(f"http://127.0.0.1:{port}/", store_dir, ctx, demo)
-    demo.close()
+    with served_app(ctx) as (url, demo):
+        yield AppServer(url, store_dir, ctx, demo)
 
 
 @pytest.fixture

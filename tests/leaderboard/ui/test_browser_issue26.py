@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from browser_helpers import BROWSER_MARKS, chromium, offline_page
 
-from app_fixtures import free_port, wait_for
+from app_fixtures import served_app, wait_for
 from leaderboard_fixtures import publish_fixture, rock_salt, structures_table, summary
 from repo_paths import ARTIFACTS
 
@@ -106,12 +106,9 @@ def _hide(store, job_id: str) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.pop("SPACE_ID", None)
     saved = {k: os.environ.get(k) for k in ("GENBENCH_LOCAL_USER", "GENBENCH_RATE_LIMIT")}
     os.environ["GENBENCH_LOCAL_USER"] = USER
     os.environ["GENBENCH_RATE_LIMIT"] = "0"
-    from leaderboard.ui import build_app, launch_kwargs
     from leaderboard.ui.shared_state import make_context
 
     root = tmp_path_factory.mktemp("lb26")
@@ -120,13 +117,9 @@ def server(tmp_path_factory):
     ids = {"Alpha": publish_fixture(ctx.store, root, "Alpha", 12, 3, 2, ci_halfwidth=0.12),
            "Beta": publish_fixture(ctx.store, root, "Beta", 10, 2, 1, ci_halfwidth=0.1),
            "Delta": _publish_with_pymatgen_formulas(ctx.store, root)}
-    demo = build_app(ctx)  # built on a store that already holds results (issue 26 item 2's model page)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **launch_kwargs())
-    yield Server(f"http://127.0.0.1:{port}/", ctx, ids, store_dir)
-    demo.close()
+    # the app is built on a store that already holds results (issue 26 item 2's model page)
+    with served_app(ctx) as (url, _):
+        yield Server(url, ctx, ids, store_dir)
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)

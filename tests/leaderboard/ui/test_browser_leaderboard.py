@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 import pytest
 from browser_helpers import BROWSER_MARKS, chromium, offline_page
 
-from app_fixtures import free_port, wait_for
+from app_fixtures import served_app, wait_for
 from leaderboard_fixtures import COVERAGE, EVALUATOR_VERSION, publish_fixture, ranks_consistent
 from repo_paths import ARTIFACTS
 
@@ -34,9 +33,6 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.pop("SPACE_ID", None)
-    from leaderboard.ui import build_app, launch_kwargs
     from leaderboard.ui.shared_state import make_context
 
     root = tmp_path_factory.mktemp("lbstore")
@@ -44,13 +40,8 @@ def server(tmp_path_factory):
     ids = {"Alpha": publish_fixture(ctx.store, root, "Alpha", 12, 3, 2, ci_halfwidth=0.12),
            "Beta": publish_fixture(ctx.store, root, "Beta", 10, 2, 1, ci_halfwidth=0.1),
            "Gamma": publish_fixture(ctx.store, root, "Gamma", 8, 0, 1, old_style=True)}
-    demo = build_app(ctx)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **launch_kwargs())
-    yield Server(f"http://127.0.0.1:{port}/", ctx, ids)
-    demo.close()
+    with served_app(ctx) as (url, _):
+        yield Server(url, ctx, ids)
 
 
 @pytest.fixture(scope="module")
@@ -166,18 +157,12 @@ def test_model_page_empty_state(page, server):
 def test_model_page_before_any_results(browser, tmp_path):
     """On a store with no finished submission the model page says what will appear once one is
     evaluated (and the downloads hold an empty table rather than nothing)."""
-    from leaderboard.ui import build_app, launch_kwargs
     from leaderboard.ui.shared_state import make_context
 
     ctx = make_context(str(tmp_path / "state"), ttl_s=0.5, refresh_s=2.0, status_refresh_s=1.0)
-    demo = build_app(ctx)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **launch_kwargs())
-    try:
+    with served_app(ctx) as (url, _):
         pg = browser.new_page(viewport={"width": 1400, "height": 900})
-        pg.goto(f"http://127.0.0.1:{port}/")
+        pg.goto(url)
         open_tab(pg, "Model page & downloads")
         empty = pg.locator("#model-empty")
         empty.wait_for(state="visible")
@@ -185,8 +170,6 @@ def test_model_page_before_any_results(browser, tmp_path):
         assert not pg.locator("#model-page").is_visible()
         assert not any(pg.locator(f"#{e}").is_visible() for e in ("model-metrics", "model-ehull", "model-ptable"))
         pg.close()
-    finally:
-        demo.close()
 
 
 def test_reference_limits_and_flags_on_screen(page, server):

@@ -9,14 +9,13 @@ the three rows take two pages; a fourth submission is published during the refre
 
 from __future__ import annotations
 
-import os
 import re
 import urllib.request
 
 import pytest
 from browser_helpers import BROWSER_MARKS, chromium, offline_page
 
-from app_fixtures import free_port, wait_for
+from app_fixtures import served_app, wait_for
 from leaderboard_fixtures import publish_fixture
 
 WAIT_S = 120  # hang bound on a loaded machine, not a speed claim
@@ -31,10 +30,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.pop("SPACE_ID", None)
     from leaderboard.table import pages
-    from leaderboard.ui import build_app, launch_kwargs
     from leaderboard.ui.shared_state import make_context
 
     saved_size, pages.PAGE_SIZE = pages.PAGE_SIZE, 2
@@ -42,12 +38,8 @@ def server(tmp_path_factory):
     ctx = make_context(str(root / "state"), ttl_s=0.3, refresh_s=1.0, status_refresh_s=3600.0)
     for name, n_sun, n_msun in (("Alpha", 3, 2), ("Beta", 2, 1), ("Gamma", 1, 0)):
         publish_fixture(ctx.store, root, name, 12, n_sun, n_msun, ci_halfwidth=0.15)
-    demo = build_app(ctx)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
-    yield Server(f"http://127.0.0.1:{port}/", ctx, root)
-    demo.close()
+    with served_app(ctx) as (url, _):
+        yield Server(url, ctx, root)
     pages.PAGE_SIZE = saved_size
 
 

@@ -13,7 +13,7 @@ import os
 import pytest
 from browser_helpers import BROWSER_MARKS, chromium, offline_page
 
-from app_fixtures import free_port
+from app_fixtures import served_app
 from repo_paths import ARTIFACTS
 
 WAIT_MS = 90_000  # a bound on waiting for page state on a loaded machine, not a speed claim
@@ -62,11 +62,8 @@ def _seed(store) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def status_app(tmp_path_factory):
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.pop("SPACE_ID", None)
     os.environ["GENBENCH_LOCAL_USER"] = "tester"
     os.environ["GENBENCH_RATE_LIMIT"] = "0"
-    from leaderboard.ui import build_app, launch_kwargs
     from leaderboard.ui.shared_state import make_context
 
     # The status timer never ticks during these tests (every view comes from a page load or a
@@ -74,13 +71,8 @@ def status_app(tmp_path_factory):
     ctx = make_context(str(tmp_path_factory.mktemp("status-store")), ttl_s=0.5, refresh_s=2.0,
                        status_refresh_s=3600.0)
     ids = _seed(ctx.store)
-    demo = build_app(ctx)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **launch_kwargs())
-    yield f"http://127.0.0.1:{port}/", ctx, ids
-    demo.close()
+    with served_app(ctx) as (url, _):
+        yield url, ctx, ids
 
 
 @pytest.fixture(scope="module")
