@@ -54,7 +54,7 @@ from leaderboard.publishing.summary_file import LEADERBOARD_BLOCK, SummaryFile
 from leaderboard.jobs import queue_index
 from leaderboard.jobs.queue import FINISHED, Job, Progress, finish, get_job, list_jobs
 from leaderboard.publishing.frames import frame_to_parquet, read_rows, update_frame
-from leaderboard.publishing.rows import protocol_of, summary_row
+from leaderboard.publishing.rows import kept_as_stored, protocol_of, summary_row
 from leaderboard.store import ABSENT, PreconditionFailed, Store, dumps, open_store
 from leaderboard.store.layout import (CARD_PATH, LEADERBOARD_PATH, PUBLISHED_PATH, summary_path,
                                       table_path)
@@ -143,10 +143,7 @@ def plan(store: Store, extra: Entry | None = None, bump: bool = False) -> Plan:
         visible.add(extra.job.id)
         jobs[extra.job.id] = extra.job
     current = read_rows(results.read_bytes(LEADERBOARD_PATH))
-    # stored rows are kept as they are (a newer schema version's included); a row written
-    # before protocols existed is rebuilt from its summary
-    stored = set() if current is None or "submission_id" not in current or "protocol_source" not in current \
-        else set(current.loc[current["protocol_source"].notna(), "submission_id"])
+    stored = kept_as_stored(current)
     adds: dict[str, Entry] = {} if extra is None else {extra.job.id: extra}
     for job_id in sorted(visible - set(subs) - set(adds)):
         job = job_of(job_id)

@@ -38,7 +38,8 @@ from leaderboard.jobs.queue import FINISHED, get_job
 from leaderboard.publishing.dataset import own_columns, publish, sync_leaderboard, visible_ids
 from leaderboard.publishing.frames import (frame_to_parquet, is_null, native, read_frame, read_rows, rows_to_frame,
                                            update_frame, upgrade_frame)
-from leaderboard.publishing.rows import COUNT_FIELDS, META_FIELDS, flatten_metrics, refusal, summary_row
+from leaderboard.publishing.rows import (COUNT_FIELDS, META_FIELDS, flatten_metrics, kept_as_stored, refusal,
+                                         summary_row)
 from leaderboard.store import Store
 from leaderboard.store.layout import (LEADERBOARD_PATH, RESULTS_DIR, SUMMARY_FILE, TABLE_FILE, summary_path,
                                       table_path)
@@ -115,11 +116,7 @@ def _reconcile(store: Store, table: pd.DataFrame | None) -> tuple[pd.DataFrame, 
     visible = visible_ids(store)
     stored = table if table is not None and "submission_id" in table else rows_to_frame([])
     refused = {k: v for k, v in _refused(stored).items() if k in visible}
-    with_protocol = stored["protocol_source"].notna() if "protocol_source" in stored else \
-        pd.Series(False, index=stored.index)
-    # (a row written before protocols existed is rebuilt from its summary)
-    keep = {str(i) for i in stored.loc[with_protocol, "submission_id"]} & visible
-    keep -= set(refused)
+    keep = (kept_as_stored(stored) & visible) - set(refused)
     rebuilt: list[Mapping[str, Any]] = []
     for job_id in sorted(visible - keep - set(refused)):
         job = get_job(store, job_id)

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+import pandas as pd
+
 from evaluator.catalogue import INTERVAL_PREFIX, SummaryColumn, summary_column
 from evaluator.protocol import summary_protocol
 from evaluator.summary import UnsupportedSchema, check_schema
@@ -25,7 +27,7 @@ META_FIELDS = ("model_name", "model_version", "organisation", "submitter", "trai
                "file_sha256", "notes")
 COUNT_FIELDS = ("n_submitted", "n_parsed", "n_valid", "n_evaluated")
 __all__ = ["COUNT_FIELDS", "META_FIELDS", "Cell", "FixedColumns", "LeaderboardRow", "UnsupportedSchema",
-           "flatten_metrics", "protocol_of", "refusal", "summary_row"]
+           "flatten_metrics", "kept_as_stored", "protocol_of", "refusal", "summary_row"]
 
 Cell = str | int | float | bool | None
 """A value of a leaderboard column (a list in a summary becomes JSON text)."""
@@ -197,6 +199,15 @@ def summary_row(job: Job, meta: Mapping[str, Any] | None, summary: Mapping[str, 
     # Confidence intervals of the rates: "uncertainty.<block>.<key>.lo"/".hi".
     return LeaderboardRow(fixed, flatten_metrics(_block(summary.get("metrics"))),
                           flatten_metrics(_block(summary.get("uncertainty")), INTERVAL_PREFIX))
+
+
+def kept_as_stored(table: pd.DataFrame | None) -> set[str]:
+    """Ids of the stored rows of a leaderboard table that are kept as they are (a newer schema
+    version's included); a row written before protocols existed (no ``protocol_source``) is
+    rebuilt from its summary instead."""
+    if table is None or "submission_id" not in table or "protocol_source" not in table:
+        return set()
+    return {str(i) for i in table.loc[table["protocol_source"].notna(), "submission_id"]}
 
 
 def refusal(row: Mapping[str, Any]) -> str | None:

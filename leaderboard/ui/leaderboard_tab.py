@@ -281,8 +281,8 @@ def build(ctx: AppContext) -> LeaderboardTab:
                   task: str | None, relaxed: str | None, rank_by: str | None, columns: list[str] | None,
                   protocol: str | None) -> dict[str, Any]:
         """The rows the table shows (every page, every column), ranked and filtered as the
-        visitor has it (``controls``, in order), as a CSV file (written on request: megabytes
-        at 2,000 rows)."""
+        visitor has it (``controls``, in order), as a CSV file (written on request: every column
+        of every shown row makes a large file)."""
         args = (view, families, show, search, training_set, task, relaxed, rank_by, columns, protocol)
         res = ctx.results.get()
         v, _ = views.get((ctx.results.loads, id(res)), freeze(args), lambda: render_view(res, *args))
