@@ -16,6 +16,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -179,32 +180,81 @@ def test_withdraw_stops_the_job_and_leaves_no_actor(cluster, strained, tmp_path)
     assert 1 <= len(_checkpoint_keys(tmp_path)) < len(strained)
 
 
+def _titles_on(node) -> list[str]:
+    """Process titles of the Ray workers ``node``'s raylet started: ``ray::RelaxActor.__init__``
+    while an actor loads its model, ``ray::RelaxActor.relax_chunk`` while it relaxes."""
+    import psutil
+    from ray._private import ray_constants
+
+    [raylet] = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET]
+    titles = []
+    try:
+        children = psutil.Process(raylet.process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:  # the node is gone
+        return titles
+    for child in children:
+        try:
+            titles.append(child.name())
+        except psutil.NoSuchProcess:  # ended while being listed
+            pass
+    return titles
+
+
 @pytest.mark.slow
 def test_a_node_killed_mid_job_loses_no_structure(cluster, strained, tmp_path):
-    """The worker node dies after the first results: its chunk goes to the head node's actor,
-    and every structure ends with exactly one result and one checkpoint line."""
+    """The worker node dies while its actor relaxes a chunk: the chunk goes to the head node's
+    actor, and every structure ends with exactly one result and one checkpoint line.
+
+    Killed on the state, not on a timing: the first result waits until the worker node's actor
+    has loaded its model (on a loaded machine the head's actor could otherwise finish the job
+    alone), and a watcher removes the node as soon as that actor is in ``relax_chunk``."""
     import ray
 
     from evaluator.families.stability.runner import relax_all
 
     [worker] = list(cluster.worker_nodes)
-    killed = []
+    killed: list[int] = []
+    recorded: list[int] = []
+    stop = threading.Event()
+    deadline = time.monotonic() + 400  # hang limit: a CHGNet load on a loaded machine
+
+    def loaded() -> bool:
+        return any(t.startswith("ray::RelaxActor") and not t.endswith("__init__") for t in _titles_on(worker))
 
     def progress(stage, done, total):
-        if done >= 1 and not killed:
-            cluster.remove_node(worker, allow_graceful=False)
-            killed.append(done)
+        recorded.append(done)
+        while done >= 1 and not killed and not loaded():
+            assert time.monotonic() < deadline, f"the worker node's actor never loaded: {_titles_on(worker)}"
+            stop.wait(0.1)
 
-    results, info = relax_all(strained, _settings(), tmp_path, progress, execution=ExecutionSettings(executor="ray"))
-    assert killed and killed[0] < len(strained)
-    assert set(results) == set(strained) and all(r.status == "ok" for r in results.values())
-    keys = _checkpoint_keys(tmp_path)
-    assert len(keys) == len(set(keys)) == len(strained)  # one line each, none twice
-    ex = info["execution"]
-    assert ex["actor_deaths"] >= 1 and ex["chunk_retries"] >= 1, ex
-    _wait_for_free_cpus(ray, 1)  # the head's CPU is free again; the restart left pending was killed
-    cluster.add_node(num_cpus=1)  # leave the module's cluster as it was
-    cluster.wait_for_nodes()
+    def kill_while_relaxing():
+        while not stop.is_set():
+            if any(t.startswith("ray::RelaxActor.relax_chunk") for t in _titles_on(worker)):
+                killed.append(recorded[-1] if recorded else 0)
+                cluster.remove_node(worker, allow_graceful=False)
+                return
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=kill_while_relaxing, daemon=True)
+    watcher.start()
+    try:
+        results, info = relax_all(strained, _settings(), tmp_path, progress,
+                                  execution=ExecutionSettings(executor="ray"))
+        stop.set()
+        watcher.join()
+        assert killed and killed[0] < len(strained)
+        assert set(results) == set(strained) and all(r.status == "ok" for r in results.values())
+        keys = _checkpoint_keys(tmp_path)
+        assert len(keys) == len(set(keys)) == len(strained)  # one line each, none twice
+        ex = info["execution"]
+        assert ex["actor_deaths"] >= 1 and ex["chunk_retries"] >= 1, ex
+    finally:
+        stop.set()
+        watcher.join()
+        if killed:  # leave the module's cluster as it was, whatever failed above
+            _wait_for_free_cpus(ray, 1)  # the head's CPU is free again; the restart left pending was killed
+            cluster.add_node(num_cpus=1)
+            cluster.wait_for_nodes()
 
 
 # ---- stopping a job that started its own local cluster --------------------------------------------
