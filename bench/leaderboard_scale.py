@@ -13,8 +13,8 @@ and measures in headless Debian chromium (Playwright):
 - ``rank_switch_s``: from picking another "Rank by" entry to the table's columns having
   changed (median of ``--repeats`` switches);
 - ``model_switch_s``: from picking a submission in the model page's dropdown to its page
-  showing that submission (median of ``--repeats`` picks): its text and numbers; its figures
-  and candidates follow in a second event. ``model_page_server_s``: the server's time for the
+  showing that submission (median of ``--repeats`` picks): its text; its metrics table,
+  figures and candidates follow in a second event. ``model_page_server_s``: the server's time for the
   whole page, ``model_head_server_s`` for its first part (in-process, with ``--reuse``);
 - ``compact_table_px``: the width of the leaderboard table (default compact view) in a
   1,440 px wide window (a laptop screen);

@@ -173,8 +173,8 @@ def _structure_downloads(df: pd.DataFrame, base: str, folder: Path) -> tuple[str
     return pq, write_download(f"{base}_structures.csv", lambda p: write_csv(df, p), reuse=True, folder=folder)
 
 
-HEAD = 8
-"""``ModelTab.outs[:HEAD]``: the page's text and numbers (``page_head``); the rest its figures
+HEAD = 7
+"""``ModelTab.outs[:HEAD]``: the page's text (``page_head``); the rest its metrics table, figures
 and candidates (``page_body``), sent after the text so a pick shows its submission at once."""
 
 
@@ -195,11 +195,11 @@ def _results_of(ctx: AppContext, job_id: str | None) -> tuple[dict[str, Any] | N
 
 def page_head(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
     """The values of ``ModelTab.outs[:HEAD]`` for ``job_id``: the empty text or the page, its
-    metadata, downloads, reference and caveats, and every metric."""
+    metadata, downloads, reference and caveats."""
     hidden = gr.update(visible=False)
     summary, why = _results_of(ctx, job_id)
     if summary is None or not job_id:
-        return gr.update(value=why, visible=True), hidden, "", hidden, hidden, hidden, "", None
+        return gr.update(value=why, visible=True), hidden, "", hidden, hidden, hidden, ""
     meta = load_meta(ctx.store, job_id)
     df = structures(ctx, job_id)
     md = meta_markdown(job_id, meta, summary)
@@ -217,17 +217,16 @@ def page_head(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
                         folder=store_folder(ctx))
     return (gr.update(visible=False), gr.update(visible=True),
             md, gr.update(value=pq, visible=pq is not None), gr.update(value=csv, visible=csv is not None),
-            gr.update(value=sj, visible=True), _with_caveats(reference_markdown(summary), summary, df),
-            metrics_frame(summary, df))
+            gr.update(value=sj, visible=True), _with_caveats(reference_markdown(summary), summary, df))
 
 
 def page_body(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
-    """The values of ``ModelTab.outs[HEAD:]`` for ``job_id``: the E_hull histogram, the element
-    coverage, the SUN/MSUN candidates and the first candidate's page and CIF."""
+    """The values of ``ModelTab.outs[HEAD:]`` for ``job_id``: every metric, the E_hull histogram,
+    the element coverage, the SUN/MSUN candidates and the first candidate's page and CIF."""
     hidden = gr.update(visible=False)
     summary, _ = _results_of(ctx, job_id)
     if summary is None or not job_id:
-        return None, None, "", None, gr.update(choices=[], value=None), "", "", hidden, hidden, None
+        return None, None, None, "", None, gr.update(choices=[], value=None), "", "", hidden, hidden, None
     df = structures(ctx, job_id)
     stab = (summary.get("provenance") or {}).get("config") or {}
     if df is not None and (eh := ehull_column(df)):
@@ -249,8 +248,8 @@ def page_body(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
                    int(r["index"])) for _, r in cands.iterrows()]
     first = labels[0][1] if labels else None
     info, fig3d, figpd = candidate_page(df, first, summary)
-    return (fig_h, fig_p, cap, cands, gr.update(choices=labels, value=first), cif_text(df, first), info, fig3d,
-            figpd, job_id)
+    return (metrics_frame(summary, df), fig_h, fig_p, cap, cands, gr.update(choices=labels, value=first),
+            cif_text(df, first), info, fig3d, figpd, job_id)
 
 
 def show_page(ctx: AppContext, job_id: str | None) -> tuple[object, ...]:
@@ -310,7 +309,8 @@ def build(ctx: AppContext) -> ModelTab:
 
     outs = [empty_md, page, meta_md, dl_struct_parquet, dl_struct_csv, dl_summary, ref_md, metrics_df, hist,
             ptable, cand_md, cand_df, cand_pick, cif, cand_info, cand_3d, cand_pd, structures_state]
-    # the text first, then the figures: a pick shows its submission without waiting for the plots
+    # the text first, then the metrics table and figures: a pick shows its submission without waiting
+    # for the browser to draw the table and the plots
     pick.change(lambda job_id: page_head(ctx, job_id), pick, outs[:HEAD], api_visibility="private").then(
         lambda job_id: page_body(ctx, job_id), pick, outs[HEAD:], api_visibility="private", show_progress="hidden")
     cand_pick.change(on_candidate, [structures_state, cand_pick], [cif, cand_info, cand_3d, cand_pd],
