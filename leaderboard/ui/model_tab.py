@@ -344,8 +344,8 @@ def build(ctx: AppContext) -> ModelTab:
     def refresh_choices(typed: str | None, current: str | None) -> Update:
         return gr.update(choices=picker_choices(ctx, typed, current), value=current)
 
-    search.change(refresh_choices, [search, pick], pick, trigger_mode="always_last", api_visibility="private",
-                  show_progress="hidden")
+    search.change(lambda typed, current: gr.update(choices=picker_choices(ctx, typed, current)), [search, pick],
+                  pick, trigger_mode="always_last", api_visibility="private", show_progress="hidden")
 
     def refresh_downloads() -> tuple[str, str]:
         return leaderboard_files(ctx)
