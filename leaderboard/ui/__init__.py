@@ -88,8 +88,8 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
             if sid:
                 job = get_job(ctx.store, sid)
                 if job is not None and job.status == FINISHED:
-                    choices = model_tab.picker_choices(ctx, None, sid)
-                    tab, pick = gr.update(selected="model"), gr.update(choices=choices, value=sid)
+                    tab, pick = gr.update(selected="model"), gr.update(choices=model_tab.finished_choices(ctx),
+                                                                       value=sid)
                     page = list(md.show(sid))  # a value set by a load event does not fire .change
                 else:
                     tab, status_pick = gr.update(selected="status"), sid
@@ -115,15 +115,14 @@ def build_app(ctx: AppContext | None = None, store: Store | str | None = None) -
         # Keep the model and compare pickers' choices in step with the leaderboard's refreshes: on
         # a tick only after the results were reloaded (new choices redraw an open option list).
         md_seen, cmp_seen = gr.State(ctx.results.loads), gr.State(None)
-        lb.timer.tick(when_reloaded(ctx.results, md.refresh_choices, 1), [md_seen, md.search, md.pick],
-                      [md_seen, md.pick], api_visibility="private", show_progress="hidden")
-        lb.refresh.click(md.refresh_choices, [md.search, md.pick], md.pick, api_visibility="private")
+        lb.timer.tick(when_reloaded(ctx.results, md.refresh_choices, 1), [md_seen, md.pick], [md_seen, md.pick],
+                      api_visibility="private", show_progress="hidden")
+        lb.refresh.click(md.refresh_choices, md.pick, md.pick, api_visibility="private")
         lb.timer.tick(when_reloaded(ctx.results, cmp.refresh_choices, 1), [cmp_seen, cmp.pick],
                       [cmp_seen, cmp.pick], api_visibility="private", show_progress="hidden")
         lb.refresh.click(cmp.refresh_choices, cmp.pick, cmp.pick, api_visibility="private", show_progress="hidden")
-        # The pickers' choices are sent when their tab is opened, not with every page.
-        t_md.select(md.refresh_choices, [md.search, md.pick], md.pick, api_visibility="private",
-                    show_progress="hidden")
+        # The pickers list every finished submission: sent when their tab is opened, not with every page.
+        t_md.select(md.refresh_choices, md.pick, md.pick, api_visibility="private", show_progress="hidden")
         t_cmp.select(cmp.refresh_choices, cmp.pick, cmp.pick, api_visibility="private", show_progress="hidden")
         # The leaderboard download buttons hold their files before anyone clicks (a DownloadButton
         # whose file is made by its own click downloads nothing on the first click).

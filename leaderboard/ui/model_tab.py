@@ -49,15 +49,14 @@ Update = dict[str, Any]  # a gr.update(...) of one component
 
 @dataclass(frozen=True)
 class ModelTab:
-    """What the app wires to the model tab: the submission picker and its search box, the page
-    of a submission (``show(job_id)`` gives the values of ``outs``), and the refreshes of the
-    picker's choices (inputs: ``search``, ``pick``) and of the leaderboard download buttons."""
+    """What the app wires to the model tab: the submission picker, the page of a submission
+    (``show(job_id)`` gives the values of ``outs``), and the refreshes of the picker's
+    choices and of the leaderboard download buttons."""
 
     pick: gr.Dropdown
-    search: gr.Textbox
     show: Callable[[str | None], tuple[object, ...]]
     outs: list[gr.components.Component]
-    refresh_choices: Callable[[str | None, str | None], Update]  # (search text, picked id) -> picker update
+    refresh_choices: Callable[[str | None], Update]
     refresh_downloads: Wiring
 
 
@@ -71,24 +70,6 @@ def finished_choices(ctx: AppContext) -> list[tuple[str, str]]:
     ids = res[sid].astype(str).tolist()
     names = res[model].tolist() if model else ids
     return [(f"{name} · {i}", i) for name, i in zip(names, ids)]
-
-
-PICKER_SHOWN = 50
-"""The model picker lists at most this many submissions: the first in the table's order, or the
-first matches of its search box (``picker_choices``). A list of every submission cost the
-browser time on every pick that grew with their number."""
-
-
-def picker_choices(ctx: AppContext, typed: str | None = None, current: str | None = None) -> list[tuple[str, str]]:
-    """The model picker's entries: those of ``finished_choices`` whose label ("<model> · <id>")
-    contains ``typed`` (any case; all when nothing is typed), at most ``PICKER_SHOWN``, and the
-    entry of ``current`` (the submission shown) whatever was typed."""
-    every = finished_choices(ctx)
-    words = (typed or "").strip().lower()
-    out = [c for c in every if words in c[0].lower()][:PICKER_SHOWN] if words else every[:PICKER_SHOWN]
-    if current and all(v != current for _, v in out):
-        out += [c for c in every if c[1] == current]
-    return out
 
 
 def has_results(ctx: AppContext) -> bool:
@@ -288,14 +269,8 @@ def build(ctx: AppContext) -> ModelTab:
     gr.Markdown("### Model page")
     # Nothing picked until a submission is shown (Gradio would preselect the first choice while
     # the page says none is shown, and picking that one would not fire .change). The choices
-    # come when the tab is opened, not in every page's HTML, and hold at most PICKER_SHOWN
-    # submissions: the search box finds any of them (the server filters, the browser lists few).
-    with gr.Row():
-        search = gr.Textbox(label="Find a submission", placeholder="model name or submission id", max_lines=1,
-                            elem_id="model-search", scale=1)
-        pick = gr.Dropdown([], value=None, label="Submission", elem_id="model-pick", allow_custom_value=True,
-                           info=f"The first {PICKER_SHOWN} in the leaderboard's order, or the first "
-                                f"{PICKER_SHOWN} found", scale=2)
+    # (one per finished submission) come when the tab is opened, not in every page's HTML.
+    pick = gr.Dropdown([], value=None, label="Submission", elem_id="model-pick", allow_custom_value=True)
     empty_md = gr.Markdown(EMPTY_TEXT if has_results(ctx) else NO_RESULTS_TEXT, elem_id="model-empty")
     with gr.Column(visible=False, elem_id="model-page") as page:
         meta_md = gr.Markdown(elem_id="model-meta")
@@ -341,13 +316,10 @@ def build(ctx: AppContext) -> ModelTab:
     cand_pick.change(on_candidate, [structures_state, cand_pick], [cif, cand_info, cand_3d, cand_pd],
                      api_visibility="private", show_progress="hidden")
 
-    def refresh_choices(typed: str | None, current: str | None) -> Update:
-        return gr.update(choices=picker_choices(ctx, typed, current), value=current)
-
-    search.change(lambda typed, current: gr.update(choices=picker_choices(ctx, typed, current)), [search, pick],
-                  pick, trigger_mode="always_last", api_visibility="private", show_progress="hidden")
+    def refresh_choices(current: str | None) -> Update:
+        return gr.update(choices=finished_choices(ctx), value=current)
 
     def refresh_downloads() -> tuple[str, str]:
         return leaderboard_files(ctx)
 
-    return ModelTab(pick, search, show, outs, refresh_choices, Wiring(refresh_downloads, [], [dl_csv, dl_parquet]))
+    return ModelTab(pick, show, outs, refresh_choices, Wiring(refresh_downloads, [], [dl_csv, dl_parquet]))

@@ -276,24 +276,6 @@ def test_model_page_dropdown_agrees_with_the_page(page, server):
     expect(empty).to_be_hidden()
 
 
-def test_the_model_search_box_finds_a_submission_to_pick(page, server):
-    """The picker lists a few submissions; the search box asks the server for the matching
-    ones, and picking the one found opens its page."""
-    from playwright.sync_api import expect
-
-    page.goto(server.url)
-    open_tab(page, "Model page & downloads")
-    sid = server.ids["Beta"]
-    page.locator("#model-search input, #model-search textarea").first.fill("beta")
-    box = page.locator("#model-pick input").first
-    box.click()
-    expect(page.get_by_role("option")).to_have_count(1, timeout=WAIT_S * 1000)
-    expect(page.get_by_role("option")).to_contain_text(f"Beta · {sid}")
-    expect(page.locator("#model-empty")).to_be_visible()  # listed, not picked: nothing shown yet
-    page.get_by_role("option", name=f"Beta · {sid}", exact=True).click()
-    expect(page.locator("#model-meta")).to_contain_text(sid, timeout=WAIT_S * 1000)
-
-
 # ------------------------------------------------------------------ item 3: science on screen
 def test_sun_caveat_next_to_the_numbers(page, server):
     load_leaderboard(page, server)

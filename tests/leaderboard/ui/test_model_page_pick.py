@@ -51,7 +51,7 @@ def test_nothing_is_picked_while_no_submission_is_shown(app):
     assert picked["value"] is None
     assert empty["value"] == EMPTY_TEXT and empty["visible"] is True
     # opening the tab lists every finished submission, still picking none
-    listed = _on_select(demo, "tab-model", pick)(None, None)
+    listed = _on_select(demo, "tab-model", pick)(None)
     assert listed["value"] is None and {v for _, v in listed["choices"]} == set(ids)
     compare = _component(demo, "compare-pick")
     assert compare.choices == []
@@ -67,37 +67,3 @@ def test_picking_any_entry_shows_its_page(app, which):
     out = show_page(ctx, job_id)
     assert out[0]["visible"] is False and out[1]["visible"] is True  # the empty text hidden, the page shown
     assert job_id in out[2] and out[-1] == job_id
-
-
-def test_the_picker_lists_a_few_and_the_search_box_finds_any(app):
-    """At most ``PICKER_SHOWN`` entries (a list of every submission made each pick slower as
-    they grew); the search box looks through all of them, and the submission shown stays listed."""
-    from types import SimpleNamespace
-
-    import pandas as pd
-
-    from leaderboard.table.metadata import meta_column
-    from leaderboard.ui.model_tab import PICKER_SHOWN, finished_choices, picker_choices
-
-    demo, ctx, _ = app
-    res = ctx.results.get()
-    sid, model = meta_column(res, "submission_id"), meta_column(res, "model")
-    n = 3 * PICKER_SHOWN
-    many = pd.concat([res.iloc[[0]].assign(**{sid: f"sub-{i:04d}", model: f"Model {i}"}) for i in range(n)],
-                     ignore_index=True)
-    big = SimpleNamespace(results=SimpleNamespace(get=lambda: many))
-    every = finished_choices(big)
-    assert len(every) == n and picker_choices(big) == every[:PICKER_SHOWN]
-    assert picker_choices(big, " model 149 ") == [("Model 149 · sub-0149", "sub-0149")]  # past the first 50
-    assert [v for _, v in picker_choices(big, "SUB-01")] == [f"sub-01{i:02d}" for i in range(PICKER_SHOWN)]
-    assert picker_choices(big, "no such model") == []
-    shown = picker_choices(big, "", "sub-0120")
-    assert len(shown) == PICKER_SHOWN + 1 and shown[-1] == ("Model 120 · sub-0120", "sub-0120")
-    assert picker_choices(big, "model 3", "sub-0120")[-1][1] == "sub-0120"
-
-    # the search box's change handler sends the picker the matches
-    search = _component(demo, "model-search")
-    find = next(f.fn for f in demo.fns.values() if (search._id, "change") in [(t[0], t[1]) for t in f.targets])
-    beta = next(i for label, i in finished_choices(ctx) if label.startswith("Beta"))
-    assert [v for _, v in find("beta", None)["choices"]] == [beta]
-    assert {v for _, v in find("", None)["choices"]} == {i for _, i in finished_choices(ctx)}
