@@ -230,7 +230,7 @@ def load_seconds(root: Path) -> float:
 
 def model_page_seconds(root: Path) -> dict[str, float]:
     """Server time of the model page (``ui.model_tab.show_page``) and, where the code splits it,
-    of its two parts (``page_head``, then ``page_body``: figures and candidates): medians over
+    of its two parts (``page_head``, then ``page_body``: metrics table, figures, candidates): medians over
     3 submissions after a warm-up (the first pick loads plotly's templates)."""
     from leaderboard.ui import model_tab
     from leaderboard.ui.shared_state import make_context
